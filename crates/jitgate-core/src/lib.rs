@@ -1,1 +1,38 @@
-//! placeholder
+//! # jitgate-core
+//!
+//! The vocabulary of jitgate and the rules that hold whatever the storage, transport or UI.
+//! Nothing here does I/O: the server loads state from the store, calls a transition here, and
+//! saves the result together with the events the transition produced, in one transaction.
+//!
+//! ## Layout
+//! - [`clock`]     — the injected [`Clock`] (system clock, and a manual one for tests).
+//! - [`inventory`] — identities, orgs, sites/zones and assets, and the TOML inventory file.
+//! - [`scope`]     — the scope language (Modbus, DNP3, SSH), its canonical form and digest.
+//! - [`decision`]  — what a policy decision carries into the lifecycle: verdict + obligations.
+//! - [`lifecycle`] — requests, approvals and grants, and every transition between their states.
+//! - [`event`]     — the evidence event shape every transition appends, and its canonical bytes.
+//! - [`error`]     — [`CoreError`], one variant per rule a caller can break, each with a code.
+
+pub mod clock;
+pub mod decision;
+pub mod error;
+pub mod event;
+pub mod inventory;
+pub mod lifecycle;
+pub mod scope;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decision::{ApproverSite, Decision, Obligations};
+pub use error::CoreError;
+pub use event::{Actor, Event, EventKind};
+pub use inventory::{
+    Asset, AssetKind, Criticality, Enforcement, Identity, IdentityKind, IdentityStatus, Inventory,
+    Org, OrgStatus, Site,
+};
+pub use lifecycle::{
+    AccessPath, Approval, ApprovalVerdict, EndReason, Grant, GrantState, Request, RequestState,
+};
+pub use scope::{Scope, ScopeItem};
+
+/// Timestamps are UTC everywhere; the API renders them as RFC 3339.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

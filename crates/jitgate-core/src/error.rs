@@ -1,0 +1,62 @@
+//! Every rule of the lifecycle a caller can break has its own variant, so the server can map
+//! it to a stable error code and HTTP status and the user is told what to do next.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    #[error("scope is invalid: {0}")]
+    InvalidScope(String),
+    #[error("asset {asset} does not expose {what}; check the asset's endpoints with `jitgate assets show {asset}`")]
+    ScopeNotExposed { asset: String, what: String },
+    #[error("inventory is invalid: {0}")]
+    InvalidInventory(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("requested duration {requested_secs}s exceeds the policy maximum of {max_secs}s; ask for at most {max_secs}s")]
+    DurationAboveMaximum { requested_secs: i64, max_secs: i64 },
+    #[error("{what} is {state}; this action needs it to be {needed}")]
+    WrongState {
+        what: String,
+        state: String,
+        needed: String,
+    },
+    #[error("request {0} lapsed: its window closed before it could be used; file a new request")]
+    Lapsed(String),
+    #[error("separation of duties: {0}")]
+    SeparationOfDuties(String),
+    #[error("not an eligible approver: {0}")]
+    NotEligible(String),
+    #[error("{approver} has already recorded a decision on request {request}; each approver counts once")]
+    AlreadyApproved { approver: String, request: String },
+    #[error("approval is for scope digest {given} but the request's scope digest is {actual}; reload the request and approve what it asks for")]
+    ScopeDigestMismatch { given: String, actual: String },
+    #[error("this approval needs step-up: enter a current TOTP code (--totp)")]
+    StepUpRequired,
+    #[error("identity {0} is disabled")]
+    IdentityDisabled(String),
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl CoreError {
+    /// The stable, documented error code of this error (never changes once released).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::InvalidScope(_) => "invalid_scope",
+            CoreError::ScopeNotExposed { .. } => "scope_not_exposed",
+            CoreError::InvalidInventory(_) => "invalid_inventory",
+            CoreError::InvalidRequest(_) => "invalid_request",
+            CoreError::DurationAboveMaximum { .. } => "duration_above_maximum",
+            CoreError::WrongState { .. } => "wrong_state",
+            CoreError::Lapsed(_) => "request_lapsed",
+            CoreError::SeparationOfDuties(_) => "separation_of_duties",
+            CoreError::NotEligible(_) => "not_eligible_approver",
+            CoreError::AlreadyApproved { .. } => "already_approved",
+            CoreError::ScopeDigestMismatch { .. } => "scope_digest_mismatch",
+            CoreError::StepUpRequired => "step_up_required",
+            CoreError::IdentityDisabled(_) => "identity_disabled",
+            CoreError::Forbidden(_) => "forbidden",
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The evidence event: one per lifecycle transition, appended in the same transaction as the
+//! state change.
+//!
+//! The shape is designed for the tamper-evident log: [`Event::canonical_bytes`] is a
+//! deterministic encoding (JSON, keys sorted, no whitespace, times as RFC 3339 with
+//! milliseconds in UTC) that the store hashes into a chain (`hash = SHA-256(prev_hash ||
+//! canonical)`), and that a Merkle tree can later take as its leaves unchanged.
+
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Who caused a transition: an identity, or the system itself (scheduler, startup).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn identity(id: &str) -> Self {
+        Actor(id.to_string())
+    }
+    /// The scheduler ending grants at expiry and lapsing requests.
+    pub fn scheduler() -> Self {
+        Actor("system:scheduler".into())
+    }
+    pub fn system() -> Self {
+        Actor("system".into())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum EventKind {
+    #[serde(rename = "request.submitted")]
+    RequestSubmitted,
+    #[serde(rename = "request.decided")]
+    RequestDecided,
+    #[serde(rename = "approval.recorded")]
+    ApprovalRecorded,
+    #[serde(rename = "request.approved")]
+    RequestApproved,
+    #[serde(rename = "request.denied")]
+    RequestDenied,
+    #[serde(rename = "request.withdrawn")]
+    RequestWithdrawn,
+    #[serde(rename = "request.lapsed")]
+    RequestLapsed,
+    #[serde(rename = "grant.issued")]
+    GrantIssued,
+    #[serde(rename = "grant.ended")]
+    GrantEnded,
+    #[serde(rename = "context.changed")]
+    ContextChanged,
+    #[serde(rename = "inventory.changed")]
+    InventoryChanged,
+    #[serde(rename = "policy.loaded")]
+    PolicyLoaded,
+    #[serde(rename = "auth.enrolled")]
+    AuthEnrolled,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::RequestSubmitted => "request.submitted",
+            EventKind::RequestDecided => "request.decided",
+            EventKind::ApprovalRecorded => "approval.recorded",
+            EventKind::RequestApproved => "request.approved",
+            EventKind::RequestDenied => "request.denied",
+            EventKind::RequestWithdrawn => "request.withdrawn",
+            EventKind::RequestLapsed => "request.lapsed",
+            EventKind::GrantIssued => "grant.issued",
+            EventKind::GrantEnded => "grant.ended",
+            EventKind::ContextChanged => "context.changed",
+            EventKind::InventoryChanged => "inventory.changed",
+            EventKind::PolicyLoaded => "policy.loaded",
+            EventKind::AuthEnrolled => "auth.enrolled",
+        }
+    }
+}
+
+/// One evidence event. The store assigns its sequence number and chain hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    pub kind: EventKind,
+    pub actor: Actor,
+    #[serde(with = "millis")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_after: Option<String>,
+    /// Kind-specific details (scope digest, decision, end reason, ...).
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, actor: Actor, at: Timestamp) -> Self {
+        Event {
+            kind,
+            actor,
+            at,
+            request_id: None,
+            approval_id: None,
+            grant_id: None,
+            state_before: None,
+            state_after: None,
+            data: serde_json::Value::Null,
+        }
+    }
+
+    pub fn request(mut self, id: &str) -> Self {
+        self.request_id = Some(id.to_string());
+        self
+    }
+    pub fn approval(mut self, id: &str) -> Self {
+        self.approval_id = Some(id.to_string());
+        self
+    }
+    pub fn grant(mut self, id: &str) -> Self {
+        self.grant_id = Some(id.to_string());
+        self
+    }
+    pub fn states(mut self, before: Option<&str>, after: &str) -> Self {
+        self.state_before = before.map(String::from);
+        self.state_after = Some(after.to_string());
+        self
+    }
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// Deterministic bytes: JSON with sorted keys (serde_json's map is ordered) and no
+    /// whitespace. Hashing these bytes is what makes the log tamper-evident.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // Going through `Value` sorts every object's keys, including inside `data`.
+        match serde_json::to_value(self) {
+            Ok(v) => v.to_string().into_bytes(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// Times in events are RFC 3339 with exactly millisecond precision, so the encoding of an
+/// event read back from any database is byte-identical to the one written.
+pub mod millis {
+    use crate::Timestamp;
+    use chrono::SecondsFormat;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let text = String::deserialize(d)?;
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// RFC 3339 text of a timestamp as used in event data (UTC, milliseconds).
+pub fn rfc3339(t: Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

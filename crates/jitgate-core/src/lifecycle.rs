@@ -1,0 +1,689 @@
+//! Requests, approvals and grants, and every transition between their states.
+//!
+//! ```text
+//! request ──policy──> denied
+//!    └─> pending ──approvals met──> approved ──window opens──> active ──end──> ending ──> closed
+//!           └── withdrawn / lapsed      └── withdrawn / lapsed
+//! emergency: request ──policy allows break-glass──> active at once (short TTL, review required)
+//! ```
+//!
+//! Each transition is a function that checks the rules, returns the new values and the
+//! events to append, or a typed [`CoreError`]. The caller saves both in one transaction.
+//! Ids are passed in (the core has no randomness) and time comes from the caller's clock.
+
+use crate::decision::{ApproverSite, Decision};
+use crate::event::{Actor, Event, EventKind};
+use crate::inventory::{Identity, IdentityKind};
+use crate::scope::Scope;
+use crate::{CoreError, Timestamp};
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// How far in the past a requested start may lie (clock skew between client and server).
+const START_SKEW: i64 = 300;
+/// How far ahead a planned window may be requested.
+const MAX_LEAD_DAYS: i64 = 90;
+const MAX_TEXT: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessPath {
+    /// Planned maintenance, scheduled in advance.
+    Planned,
+    /// Routine support.
+    Routine,
+    /// Break-glass: active at once, short, loud, reviewed afterwards.
+    Emergency,
+}
+
+impl AccessPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessPath::Planned => "planned",
+            AccessPath::Routine => "routine",
+            AccessPath::Emergency => "emergency",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestState {
+    Denied,
+    Pending,
+    Approved,
+    Active,
+    Ending,
+    Closed,
+    Withdrawn,
+    Lapsed,
+}
+
+impl RequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Denied => "denied",
+            RequestState::Pending => "pending",
+            RequestState::Approved => "approved",
+            RequestState::Active => "active",
+            RequestState::Ending => "ending",
+            RequestState::Closed => "closed",
+            RequestState::Withdrawn => "withdrawn",
+            RequestState::Lapsed => "lapsed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantState {
+    Active,
+    /// Ended; teardown (closing sessions, refusing the credential) under way or unverified.
+    Ending,
+    Closed,
+}
+
+impl GrantState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantState::Active => "active",
+            GrantState::Ending => "ending",
+            GrantState::Closed => "closed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Request {
+    pub id: String,
+    pub requester: String,
+    pub subject: String,
+    pub scope: Scope,
+    pub scope_digest: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub window_start: Timestamp,
+    pub duration_secs: i64,
+    pub reason: String,
+    pub reference: String,
+    pub path: AccessPath,
+    pub state: RequestState,
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    /// Why the request reached its current state, when not obvious (denial, lapse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl Request {
+    /// The window closes here; a request not activated by then lapses.
+    pub fn window_end(&self) -> Timestamp {
+        self.window_start + Duration::seconds(self.duration_secs)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalVerdict {
+    Approve,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Approval {
+    pub id: String,
+    pub request_id: String,
+    pub approver: String,
+    pub verdict: ApprovalVerdict,
+    /// The digest of the exact scope this approver saw and approved.
+    pub scope_digest: String,
+    #[serde(default)]
+    pub comment: String,
+    /// The approver proved a fresh TOTP code.
+    pub step_up: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EndReason {
+    /// expires-at passed.
+    Expired,
+    Revoked { by: String, reason: String },
+    /// The subject said the task is done.
+    Completed { by: String },
+    /// Identity disabled, org suspended, asset locked out, policy no longer allows it, ...
+    ContextChanged { what: String },
+}
+
+impl EndReason {
+    pub fn label(&self) -> &'static str {
+        match self {
+            EndReason::Expired => "expired",
+            EndReason::Revoked { .. } => "revoked",
+            EndReason::Completed { .. } => "completed",
+            EndReason::ContextChanged { .. } => "context_changed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Grant {
+    pub id: String,
+    pub request_id: String,
+    pub subject: String,
+    /// Copied from the request at issue and never changed.
+    pub scope: Scope,
+    pub scope_digest: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub not_before: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+    pub state: GrantState,
+    pub emergency: bool,
+    pub review_required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ended_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+/// Everything needed to file a request; the decision is taken by the caller beforehand.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub id: String,
+    pub requester: Identity,
+    pub subject: Identity,
+    pub scope: Scope,
+    /// `None` = now.
+    pub window_start: Option<Timestamp>,
+    pub duration_secs: i64,
+    pub reason: String,
+    pub reference: String,
+    pub path: AccessPath,
+}
+
+/// What a transition produced: the values to save and the events to append.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub request: Request,
+    pub grant: Option<Grant>,
+    pub approval: Option<Approval>,
+    pub events: Vec<Event>,
+}
+
+fn wrong_state(what: String, state: &str, needed: &str) -> CoreError {
+    CoreError::WrongState { what, state: state.into(), needed: needed.into() }
+}
+
+/// Checks that hold for any request before policy is consulted.
+pub fn validate_new(new: &NewRequest, now: Timestamp) -> Result<(), CoreError> {
+    let bad = |m: &str| Err(CoreError::InvalidRequest(m.to_string()));
+    if new.reason.trim().is_empty() {
+        return bad("a reason is required (--reason): say what work the access is for");
+    }
+    if new.reason.len() > MAX_TEXT || new.reference.len() > MAX_TEXT {
+        return bad("reason and reference are limited to 2000 bytes each");
+    }
+    if new.duration_secs <= 0 {
+        return bad("duration must be positive, e.g. --for 2h");
+    }
+    if new.duration_secs > 86_400 * 30 {
+        return bad("duration is limited to 30 days; long-lived access is what jitgate exists to avoid");
+    }
+    if !new.requester.is_active() {
+        return Err(CoreError::IdentityDisabled(new.requester.id.clone()));
+    }
+    if !new.subject.is_active() {
+        return Err(CoreError::IdentityDisabled(new.subject.id.clone()));
+    }
+    if new.subject.id != new.requester.id {
+        let owns = new.subject.kind == IdentityKind::Workload
+            && new.subject.owners.iter().any(|o| o == &new.requester.id);
+        if !owns {
+            return Err(CoreError::Forbidden(format!(
+                "{} may request only for themself or for a workload they own; {} is not theirs",
+                new.requester.id, new.subject.id
+            )));
+        }
+    }
+    if let Some(start) = new.window_start {
+        if start < now - Duration::seconds(START_SKEW) {
+            return bad("the window start is in the past; omit --start to begin now");
+        }
+        if start > now + Duration::days(MAX_LEAD_DAYS) {
+            return bad("the window start is more than 90 days ahead");
+        }
+        if new.path == AccessPath::Emergency && start > now + Duration::seconds(START_SKEW) {
+            return bad("break-glass (--path emergency) starts now; use --path planned for a scheduled window");
+        }
+    }
+    Ok(())
+}
+
+/// File a request with the policy decision taken on it.
+///
+/// A denial is a recorded outcome (state `denied`, with the reasons), not an error. An
+/// allowed break-glass request is active at once: `grant_id` names its grant.
+pub fn submit(new: NewRequest, decision: Decision, grant_id: &str, now: Timestamp) -> Result<Outcome, CoreError> {
+    validate_new(&new, now)?;
+    if decision.allowed && new.duration_secs > decision.obligations.max_duration_secs {
+        return Err(CoreError::DurationAboveMaximum {
+            requested_secs: new.duration_secs,
+            max_secs: decision.obligations.max_duration_secs,
+        });
+    }
+    let start = match new.window_start {
+        Some(s) if s > now && new.path != AccessPath::Emergency => s,
+        _ => now,
+    };
+    let mut request = Request {
+        scope_digest: new.scope.digest(),
+        id: new.id,
+        requester: new.requester.id.clone(),
+        subject: new.subject.id.clone(),
+        scope: new.scope,
+        window_start: start,
+        duration_secs: new.duration_secs,
+        reason: new.reason,
+        reference: new.reference,
+        path: new.path,
+        state: RequestState::Pending,
+        decision,
+        grant_id: None,
+        state_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let actor = Actor::identity(&request.requester);
+    let mut events = vec![Event::new(EventKind::RequestSubmitted, actor.clone(), now)
+        .request(&request.id)
+        .data(json!({
+            "requester": request.requester,
+            "subject": request.subject,
+            "scope_digest": request.scope_digest,
+            "scope": request.scope.canonical(),
+            "window_start": crate::event::rfc3339(request.window_start),
+            "duration_secs": request.duration_secs,
+            "reason": request.reason,
+            "reference": request.reference,
+            "path": request.path.as_str(),
+        }))];
+    let decision_data = json!({
+        "allowed": request.decision.allowed,
+        "determining_policies": request.decision.determining_policies,
+        "policy_set_hash": request.decision.policy_set_hash,
+        "obligations": request.decision.obligations,
+        "reasons": request.decision.reasons,
+    });
+    if !request.decision.allowed {
+        request.state = RequestState::Denied;
+        request.state_reason = Some(request.decision.reasons.join("; "));
+        events.push(
+            Event::new(EventKind::RequestDecided, Actor::system(), now)
+                .request(&request.id)
+                .states(None, RequestState::Denied.as_str())
+                .data(decision_data),
+        );
+        return Ok(Outcome { request, grant: None, approval: None, events });
+    }
+    let after = if request.path == AccessPath::Emergency || request.decision.obligations.approvals == 0 {
+        RequestState::Approved
+    } else {
+        RequestState::Pending
+    };
+    request.state = after;
+    events.push(
+        Event::new(EventKind::RequestDecided, Actor::system(), now)
+            .request(&request.id)
+            .states(None, after.as_str())
+            .data(decision_data),
+    );
+    if request.path == AccessPath::Emergency {
+        let mut out = activate(request, grant_id, now)?;
+        events.append(&mut out.events);
+        out.events = events;
+        return Ok(out);
+    }
+    Ok(Outcome { request, grant: None, approval: None, events })
+}
+
+/// The checks every approver must pass, for approving and for denying alike.
+fn check_approver(
+    request: &Request,
+    approver: &Identity,
+    existing: &[Approval],
+    asset_sites: &[String],
+    now: Timestamp,
+) -> Result<(), CoreError> {
+    match request.state {
+        RequestState::Pending => {}
+        RequestState::Lapsed => return Err(CoreError::Lapsed(request.id.clone())),
+        other => {
+            return Err(wrong_state(format!("request {}", request.id), other.as_str(), "pending"))
+        }
+    }
+    if now >= request.window_end() {
+        return Err(CoreError::Lapsed(request.id.clone()));
+    }
+    if !approver.is_active() {
+        return Err(CoreError::IdentityDisabled(approver.id.clone()));
+    }
+    if approver.id == request.requester {
+        return Err(CoreError::SeparationOfDuties(format!(
+            "{} filed request {}; someone else must decide on it",
+            approver.id, request.id
+        )));
+    }
+    if approver.id == request.subject {
+        return Err(CoreError::SeparationOfDuties(format!(
+            "{} is the subject of request {}; nobody approves access for themself",
+            approver.id, request.id
+        )));
+    }
+    let ob = &request.decision.obligations;
+    let missing: Vec<&String> = ob.approver_roles.iter().filter(|r| !approver.has_role(r)).collect();
+    if !missing.is_empty() {
+        return Err(CoreError::NotEligible(format!(
+            "request {} needs approvers with role(s) {:?}; {} lacks {:?}",
+            request.id, ob.approver_roles, approver.id, missing
+        )));
+    }
+    if !ob.approver_groups.is_empty() && !ob.approver_groups.iter().any(|g| approver.in_group(g)) {
+        return Err(CoreError::NotEligible(format!(
+            "request {} needs an approver from group(s) {:?}; {} is in none",
+            request.id, ob.approver_groups, approver.id
+        )));
+    }
+    match &ob.approver_site {
+        Some(ApproverSite::Asset) => {
+            if let Some(site) = asset_sites.iter().find(|s| !approver.at_site(s)) {
+                return Err(CoreError::NotEligible(format!(
+                    "request {} needs approvers of the asset's site {site}; {} is not at that site",
+                    request.id, approver.id
+                )));
+            }
+        }
+        Some(ApproverSite::Named(site)) if !approver.at_site(site) => {
+            return Err(CoreError::NotEligible(format!(
+                "request {} needs approvers of site {site}; {} is not at that site",
+                request.id, approver.id
+            )));
+        }
+        _ => {}
+    }
+    if existing.iter().any(|a| a.approver == approver.id) {
+        return Err(CoreError::AlreadyApproved {
+            approver: approver.id.clone(),
+            request: request.id.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// An approver's decision on a request.
+#[derive(Debug, Clone)]
+pub struct ApprovalInput {
+    pub approval_id: String,
+    pub verdict: ApprovalVerdict,
+    /// The digest the approver was shown; must equal the request's.
+    pub scope_digest: String,
+    pub comment: String,
+    /// The server verified a fresh TOTP code from this approver.
+    pub step_up_verified: bool,
+}
+
+/// Record an approver's yes or no. `existing` are the approvals already recorded;
+/// `asset_sites` are the sites of the request's assets (for site-bound eligibility).
+pub fn decide(
+    mut request: Request,
+    approver: &Identity,
+    input: ApprovalInput,
+    existing: &[Approval],
+    asset_sites: &[String],
+    now: Timestamp,
+) -> Result<Outcome, CoreError> {
+    check_approver(&request, approver, existing, asset_sites, now)?;
+    if input.scope_digest != request.scope_digest {
+        return Err(CoreError::ScopeDigestMismatch {
+            given: input.scope_digest,
+            actual: request.scope_digest.clone(),
+        });
+    }
+    if input.verdict == ApprovalVerdict::Deny && input.comment.trim().is_empty() {
+        return Err(CoreError::InvalidRequest(
+            "a denial needs a comment (--comment) telling the requester why".into(),
+        ));
+    }
+    if input.comment.len() > MAX_TEXT {
+        return Err(CoreError::InvalidRequest("comment is limited to 2000 bytes".into()));
+    }
+    if input.verdict == ApprovalVerdict::Approve
+        && request.decision.obligations.step_up
+        && !input.step_up_verified
+    {
+        return Err(CoreError::StepUpRequired);
+    }
+    let approval = Approval {
+        id: input.approval_id,
+        request_id: request.id.clone(),
+        approver: approver.id.clone(),
+        verdict: input.verdict,
+        scope_digest: input.scope_digest,
+        comment: input.comment,
+        step_up: input.step_up_verified,
+        at: now,
+    };
+    let before = request.state;
+    let approvals_so_far = existing
+        .iter()
+        .filter(|a| a.verdict == ApprovalVerdict::Approve)
+        .map(|a| a.approver.as_str())
+        .chain(std::iter::once(approver.id.as_str()).filter(|_| approval.verdict == ApprovalVerdict::Approve))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u32;
+    let after = match approval.verdict {
+        ApprovalVerdict::Deny => RequestState::Denied,
+        ApprovalVerdict::Approve if approvals_so_far >= request.decision.obligations.approvals => {
+            RequestState::Approved
+        }
+        ApprovalVerdict::Approve => RequestState::Pending,
+    };
+    let actor = Actor::identity(&approver.id);
+    let mut events = vec![Event::new(EventKind::ApprovalRecorded, actor.clone(), now)
+        .request(&request.id)
+        .approval(&approval.id)
+        .states(Some(before.as_str()), after.as_str())
+        .data(json!({
+            "verdict": approval.verdict,
+            "scope_digest": approval.scope_digest,
+            "comment": approval.comment,
+            "step_up": approval.step_up,
+            "approvals": approvals_so_far,
+            "required": request.decision.obligations.approvals,
+        }))];
+    if after != before {
+        let kind = if after == RequestState::Denied { EventKind::RequestDenied } else { EventKind::RequestApproved };
+        events.push(
+            Event::new(kind, actor, now)
+                .request(&request.id)
+                .approval(&approval.id)
+                .states(Some(before.as_str()), after.as_str()),
+        );
+        if after == RequestState::Denied {
+            request.state_reason = Some(format!("denied by {}: {}", approver.id, approval.comment));
+        }
+    }
+    request.state = after;
+    request.updated_at = now;
+    Ok(Outcome { request, grant: None, approval: Some(approval), events })
+}
+
+/// The requester (or subject) takes back a request that has not become active.
+pub fn withdraw(mut request: Request, by: &str, now: Timestamp) -> Result<Outcome, CoreError> {
+    if by != request.requester && by != request.subject {
+        return Err(CoreError::Forbidden(format!(
+            "only the requester or subject of {} can withdraw it",
+            request.id
+        )));
+    }
+    let before = request.state;
+    if !matches!(before, RequestState::Pending | RequestState::Approved) {
+        return Err(wrong_state(format!("request {}", request.id), before.as_str(), "pending or approved"));
+    }
+    request.state = RequestState::Withdrawn;
+    request.updated_at = now;
+    let event = Event::new(EventKind::RequestWithdrawn, Actor::identity(by), now)
+        .request(&request.id)
+        .states(Some(before.as_str()), RequestState::Withdrawn.as_str());
+    Ok(Outcome { request, grant: None, approval: None, events: vec![event] })
+}
+
+/// Is this request due to be activated (approved and its window open)?
+pub fn due_for_activation(request: &Request, now: Timestamp) -> bool {
+    request.state == RequestState::Approved && now >= request.window_start && now < request.window_end()
+}
+
+/// Is this request due to lapse (not active and its window closed)?
+pub fn due_for_lapse(request: &Request, now: Timestamp) -> bool {
+    matches!(request.state, RequestState::Pending | RequestState::Approved) && now >= request.window_end()
+}
+
+/// Issue the grant of an approved request whose window is open. The grant never outlives
+/// the window nor the policy maximum.
+pub fn activate(mut request: Request, grant_id: &str, now: Timestamp) -> Result<Outcome, CoreError> {
+    if request.state != RequestState::Approved {
+        return Err(wrong_state(format!("request {}", request.id), request.state.as_str(), "approved"));
+    }
+    if now >= request.window_end() {
+        return Err(CoreError::Lapsed(request.id.clone()));
+    }
+    if now < request.window_start {
+        return Err(CoreError::InvalidRequest(format!(
+            "request {} opens at {}; it is activated then",
+            request.id,
+            crate::event::rfc3339(request.window_start)
+        )));
+    }
+    let ob = &request.decision.obligations;
+    let expires_at = request.window_end().min(now + Duration::seconds(ob.max_duration_secs));
+    let emergency = request.path == AccessPath::Emergency;
+    let grant = Grant {
+        id: grant_id.to_string(),
+        request_id: request.id.clone(),
+        subject: request.subject.clone(),
+        scope: request.scope.clone(),
+        scope_digest: request.scope_digest.clone(),
+        not_before: now,
+        expires_at,
+        state: GrantState::Active,
+        emergency,
+        review_required: ob.review || emergency,
+        ended_at: None,
+        end_reason: None,
+        created_at: now,
+    };
+    let before = request.state;
+    request.state = RequestState::Active;
+    request.grant_id = Some(grant.id.clone());
+    request.updated_at = now;
+    let event = Event::new(EventKind::GrantIssued, Actor::scheduler(), now)
+        .request(&request.id)
+        .grant(&grant.id)
+        .states(Some(before.as_str()), RequestState::Active.as_str())
+        .data(json!({
+            "subject": grant.subject,
+            "scope_digest": grant.scope_digest,
+            "not_before": crate::event::rfc3339(grant.not_before),
+            "expires_at": crate::event::rfc3339(grant.expires_at),
+            "emergency": grant.emergency,
+            "review_required": grant.review_required,
+        }));
+    Ok(Outcome { request, grant: Some(grant), approval: None, events: vec![event] })
+}
+
+/// A pending or approved request whose window closed without becoming active.
+pub fn lapse(mut request: Request, now: Timestamp) -> Result<Outcome, CoreError> {
+    if !due_for_lapse(&request, now) {
+        return Err(wrong_state(
+            format!("request {}", request.id),
+            request.state.as_str(),
+            "pending or approved with its window closed",
+        ));
+    }
+    let before = request.state;
+    request.state = RequestState::Lapsed;
+    request.state_reason = Some(format!(
+        "window closed at {} before the request became active",
+        crate::event::rfc3339(request.window_end())
+    ));
+    request.updated_at = now;
+    let event = Event::new(EventKind::RequestLapsed, Actor::scheduler(), now)
+        .request(&request.id)
+        .states(Some(before.as_str()), RequestState::Lapsed.as_str());
+    Ok(Outcome { request, grant: None, approval: None, events: vec![event] })
+}
+
+/// Is this grant past its expiry?
+pub fn due_for_expiry(grant: &Grant, now: Timestamp) -> bool {
+    grant.state == GrantState::Active && now >= grant.expires_at
+}
+
+/// End an active grant (expiry, revocation, completion or context change).
+///
+/// `actor` is who ended it; for `Completed`, the caller has checked it is the subject (or
+/// the owner of a workload subject).
+pub fn end_grant(
+    mut request: Request,
+    mut grant: Grant,
+    reason: EndReason,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Outcome, CoreError> {
+    if grant.state != GrantState::Active {
+        return Err(wrong_state(format!("grant {}", grant.id), grant.state.as_str(), "active"));
+    }
+    if let EndReason::Revoked { reason, .. } = &reason {
+        if reason.trim().is_empty() {
+            return Err(CoreError::InvalidRequest("a revocation needs a reason (--reason)".into()));
+        }
+    }
+    // An expiry is recorded at the moment it took effect, even when noticed late (e.g. the
+    // server was down): access ended at expires-at, not when we got round to writing it.
+    let ended_at = match reason {
+        EndReason::Expired => grant.expires_at.min(now),
+        _ => now.min(grant.expires_at),
+    };
+    grant.state = GrantState::Ending;
+    grant.ended_at = Some(ended_at);
+    grant.end_reason = Some(reason.clone());
+    let before = request.state;
+    request.state = RequestState::Ending;
+    request.updated_at = now;
+    let event = Event::new(EventKind::GrantEnded, actor, now)
+        .request(&request.id)
+        .grant(&grant.id)
+        .states(Some(before.as_str()), RequestState::Ending.as_str())
+        .data(json!({
+            "end_reason": reason,
+            "ended_at": crate::event::rfc3339(ended_at),
+            "expires_at": crate::event::rfc3339(grant.expires_at),
+        }));
+    Ok(Outcome { request, grant: Some(grant), approval: None, events: vec![event] })
+}

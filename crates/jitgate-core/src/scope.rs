@@ -1,0 +1,698 @@
+//! The scope language, its canonical form and its digest (documented in `docs/scope.md`).
+//!
+//! A user writes rules per protocol (`read holding 0-99 unit 1`); [`parse_rule`] checks each
+//! against what the asset exposes and expands it into [`ScopeItem`]s (one per unit and
+//! range). [`Scope::new`] normalises the items — merges overlapping and adjacent ranges,
+//! removes duplicates, sorts — so that two ways of writing the same access give the same
+//! canonical text and therefore the same digest. An approval is bound to that digest.
+
+use crate::inventory::Asset;
+use crate::CoreError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::fmt;
+use utoipa::ToSchema;
+
+/// First line of every canonical scope; bumped only if the canonical form ever changes.
+pub const CANONICAL_HEADER: &str = "jitgate-scope/v1";
+
+/// Longest rule text accepted, so a request body cannot make the parser do unbounded work.
+const MAX_RULE_LEN: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Modbus,
+    Dnp3,
+    Ssh,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Modbus => "modbus",
+            Protocol::Dnp3 => "dnp3",
+            Protocol::Ssh => "ssh",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModbusOp {
+    Read,
+    Write,
+    /// Diagnostics, device identification and vendor programming function codes.
+    Programming,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModbusTable {
+    Coil,
+    Discrete,
+    Input,
+    Holding,
+}
+
+impl ModbusTable {
+    fn as_str(self) -> &'static str {
+        match self {
+            ModbusTable::Coil => "coil",
+            ModbusTable::Discrete => "discrete",
+            ModbusTable::Input => "input",
+            ModbusTable::Holding => "holding",
+        }
+    }
+    fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "coil" | "coils" => ModbusTable::Coil,
+            "discrete" | "discretes" | "discrete-input" | "discrete-inputs" | "di" => {
+                ModbusTable::Discrete
+            }
+            "input" | "inputs" | "input-register" | "input-registers" | "ir" => ModbusTable::Input,
+            "holding" | "holdings" | "holding-register" | "holding-registers" | "hr" => {
+                ModbusTable::Holding
+            }
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Dnp3Op {
+    Read,
+    /// Select/operate and direct operate on outputs.
+    Operate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dnp3Target {
+    /// Class data (0 = static, 1-3 = event classes); the range is of class numbers.
+    Class,
+    BinaryInput,
+    BinaryOutput,
+    AnalogInput,
+    AnalogOutput,
+    Counter,
+}
+
+impl Dnp3Target {
+    fn as_str(self) -> &'static str {
+        match self {
+            Dnp3Target::Class => "class",
+            Dnp3Target::BinaryInput => "binary-input",
+            Dnp3Target::BinaryOutput => "binary-output",
+            Dnp3Target::AnalogInput => "analog-input",
+            Dnp3Target::AnalogOutput => "analog-output",
+            Dnp3Target::Counter => "counter",
+        }
+    }
+    fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "class" | "classes" => Dnp3Target::Class,
+            "binary-input" | "binary-inputs" | "bi" => Dnp3Target::BinaryInput,
+            "binary-output" | "binary-outputs" | "bo" => Dnp3Target::BinaryOutput,
+            "analog-input" | "analog-inputs" | "ai" => Dnp3Target::AnalogInput,
+            "analog-output" | "analog-outputs" | "ao" => Dnp3Target::AnalogOutput,
+            "counter" | "counters" => Dnp3Target::Counter,
+            _ => return None,
+        })
+    }
+}
+
+/// One unit of access: on one asset, through one protocol, one operation on one range.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
+pub enum ScopeItem {
+    Modbus {
+        asset: String,
+        unit: u8,
+        op: ModbusOp,
+        /// `None` only for `programming`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        table: Option<ModbusTable>,
+        /// Inclusive address range; `0-0` for `programming`.
+        start: u16,
+        end: u16,
+    },
+    Dnp3 {
+        asset: String,
+        op: Dnp3Op,
+        target: Dnp3Target,
+        start: u16,
+        end: u16,
+    },
+    Ssh {
+        asset: String,
+        /// `None` = interactive shell; `Some(cmd)` = exactly this command.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+    },
+}
+
+impl ScopeItem {
+    pub fn asset(&self) -> &str {
+        match self {
+            ScopeItem::Modbus { asset, .. }
+            | ScopeItem::Dnp3 { asset, .. }
+            | ScopeItem::Ssh { asset, .. } => asset,
+        }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            ScopeItem::Modbus { .. } => Protocol::Modbus,
+            ScopeItem::Dnp3 { .. } => Protocol::Dnp3,
+            ScopeItem::Ssh { .. } => Protocol::Ssh,
+        }
+    }
+
+    /// The operation name policies see, e.g. `modbus:write`, `dnp3:operate`, `ssh:shell`.
+    pub fn operation(&self) -> String {
+        match self {
+            ScopeItem::Modbus { op, .. } => format!("modbus:{}", modbus_op_str(*op)),
+            ScopeItem::Dnp3 { op, .. } => format!("dnp3:{}", dnp3_op_str(*op)),
+            ScopeItem::Ssh { command: None, .. } => "ssh:shell".into(),
+            ScopeItem::Ssh { command: Some(_), .. } => "ssh:command".into(),
+        }
+    }
+
+    /// Read-only items cannot change the process; everything else can.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            ScopeItem::Modbus { op: ModbusOp::Read, .. } | ScopeItem::Dnp3 { op: Dnp3Op::Read, .. }
+        )
+    }
+
+    /// Key under which ranges of the same kind merge.
+    fn merge_key(&self) -> Option<(String, u8, u8, u8)> {
+        match self {
+            ScopeItem::Modbus { asset, unit, op, table: Some(t), .. } => {
+                Some((asset.clone(), 0, *unit, (*op as u8) << 4 | *t as u8))
+            }
+            ScopeItem::Dnp3 { asset, op, target, .. } => {
+                Some((asset.clone(), 1, 0, (*op as u8) << 4 | *target as u8))
+            }
+            _ => None,
+        }
+    }
+
+    fn range(&self) -> Option<(u16, u16)> {
+        match self {
+            ScopeItem::Modbus { table: Some(_), start, end, .. }
+            | ScopeItem::Dnp3 { start, end, .. } => Some((*start, *end)),
+            _ => None,
+        }
+    }
+
+    fn with_range(&self, s: u16, e: u16) -> Self {
+        let mut item = self.clone();
+        match &mut item {
+            ScopeItem::Modbus { start, end, .. } | ScopeItem::Dnp3 { start, end, .. } => {
+                *start = s;
+                *end = e;
+            }
+            ScopeItem::Ssh { .. } => {}
+        }
+        item
+    }
+}
+
+fn modbus_op_str(op: ModbusOp) -> &'static str {
+    match op {
+        ModbusOp::Read => "read",
+        ModbusOp::Write => "write",
+        ModbusOp::Programming => "programming",
+    }
+}
+
+fn dnp3_op_str(op: Dnp3Op) -> &'static str {
+    match op {
+        Dnp3Op::Read => "read",
+        Dnp3Op::Operate => "operate",
+    }
+}
+
+impl fmt::Display for ScopeItem {
+    /// The canonical line of this item (see `docs/scope.md`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScopeItem::Modbus { asset, unit, op: ModbusOp::Programming, .. } => {
+                write!(f, "{asset} modbus unit={unit} programming")
+            }
+            ScopeItem::Modbus { asset, unit, op, table, start, end } => {
+                let table = table.map(ModbusTable::as_str).unwrap_or("?");
+                write!(f, "{asset} modbus unit={unit} {} {table} {start}-{end}", modbus_op_str(*op))
+            }
+            ScopeItem::Dnp3 { asset, op, target, start, end } => {
+                write!(f, "{asset} dnp3 {} {} {start}-{end}", dnp3_op_str(*op), target.as_str())
+            }
+            ScopeItem::Ssh { asset, command: None } => write!(f, "{asset} ssh shell"),
+            ScopeItem::Ssh { asset, command: Some(c) } => {
+                // JSON string escaping makes the line unambiguous whatever the command holds.
+                let quoted = serde_json::to_string(c).map_err(|_| fmt::Error)?;
+                write!(f, "{asset} ssh command {quoted}")
+            }
+        }
+    }
+}
+
+/// A normalised set of scope items. Construct with [`Scope::new`]; immutable afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Scope {
+    items: Vec<ScopeItem>,
+}
+
+impl Scope {
+    /// Normalise: merge overlapping/adjacent ranges of the same kind, drop duplicates, sort
+    /// by canonical line.
+    pub fn new(items: Vec<ScopeItem>) -> Result<Self, CoreError> {
+        if items.is_empty() {
+            return Err(CoreError::InvalidScope(
+                "a scope needs at least one rule, e.g. --modbus 'read holding 0-99 unit 1'".into(),
+            ));
+        }
+        let mut ranged: Vec<ScopeItem> = Vec::new();
+        let mut other: BTreeSet<ScopeItem> = BTreeSet::new();
+        for item in items {
+            if item.merge_key().is_some() {
+                ranged.push(item);
+            } else {
+                other.insert(item);
+            }
+        }
+        ranged.sort_by(|a, b| a.merge_key().cmp(&b.merge_key()).then(a.range().cmp(&b.range())));
+        let mut merged: Vec<ScopeItem> = Vec::new();
+        for item in ranged {
+            if let Some(last) = merged.last_mut() {
+                if let (Some((ls, le)), Some((s, e))) = (last.range(), item.range()) {
+                    if last.merge_key() == item.merge_key() && u32::from(s) <= u32::from(le) + 1 {
+                        *last = last.with_range(ls, le.max(e));
+                        continue;
+                    }
+                }
+            }
+            merged.push(item);
+        }
+        merged.extend(other);
+        merged.sort_by_cached_key(|i| i.to_string());
+        Ok(Scope { items: merged })
+    }
+
+    pub fn items(&self) -> &[ScopeItem] {
+        &self.items
+    }
+
+    /// The canonical text: header line then one line per item, each ending in `\n`.
+    pub fn canonical(&self) -> String {
+        let mut out = String::from(CANONICAL_HEADER);
+        out.push('\n');
+        for item in &self.items {
+            out.push_str(&item.to_string());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `sha256:` + lowercase hex SHA-256 of the UTF-8 canonical text.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(self.canonical().as_bytes())))
+    }
+
+    /// Assets named by the scope, sorted, each once.
+    pub fn assets(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self.items.iter().map(ScopeItem::asset).collect();
+        set.into_iter().map(String::from).collect()
+    }
+
+    /// Operation names (`modbus:read`, `dnp3:operate`, ...) for policy evaluation.
+    pub fn operations(&self) -> BTreeSet<String> {
+        self.items.iter().map(ScopeItem::operation).collect()
+    }
+
+    pub fn protocols(&self) -> BTreeSet<Protocol> {
+        self.items.iter().map(ScopeItem::protocol).collect()
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.items.iter().all(ScopeItem::is_read)
+    }
+
+    /// Plain words for people, one phrase per item, e.g. `write coil 10-20 on plc-7 (unit 1)`.
+    pub fn describe(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .map(|i| match i {
+                ScopeItem::Modbus { asset, unit, op: ModbusOp::Programming, .. } => {
+                    format!("Modbus programming/diagnostics on {asset} (unit {unit})")
+                }
+                ScopeItem::Modbus { asset, unit, op, table, start, end } => format!(
+                    "Modbus {} {} {} on {asset} (unit {unit})",
+                    modbus_op_str(*op),
+                    table.map(ModbusTable::as_str).unwrap_or("?"),
+                    range_words(*start, *end)
+                ),
+                ScopeItem::Dnp3 { asset, op, target, start, end } => format!(
+                    "DNP3 {} {} {} on {asset}",
+                    dnp3_op_str(*op),
+                    target.as_str(),
+                    range_words(*start, *end)
+                ),
+                ScopeItem::Ssh { asset, command: None } => format!("SSH shell on {asset}"),
+                ScopeItem::Ssh { asset, command: Some(c) } => {
+                    format!("SSH command `{c}` on {asset}")
+                }
+            })
+            .collect()
+    }
+}
+
+fn range_words(start: u16, end: u16) -> String {
+    if start == end {
+        format!("{start}")
+    } else {
+        format!("{start}–{end}")
+    }
+}
+
+/// The scope a user asks for on one asset, as rule texts per protocol (API and CLI form).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeRequest {
+    pub asset: String,
+    #[serde(default)]
+    pub modbus: Vec<String>,
+    #[serde(default)]
+    pub dnp3: Vec<String>,
+    #[serde(default)]
+    pub ssh: Vec<String>,
+}
+
+/// Parse the rules of a [`ScopeRequest`] against its asset.
+pub fn parse_request(asset: &Asset, req: &ScopeRequest) -> Result<Vec<ScopeItem>, CoreError> {
+    if req.modbus.is_empty() && req.dnp3.is_empty() && req.ssh.is_empty() {
+        return Err(CoreError::InvalidScope(format!(
+            "no rules for asset {}: add --modbus, --dnp3 or --ssh rules",
+            asset.id
+        )));
+    }
+    let mut out = Vec::new();
+    for (protocol, rules) in [
+        (Protocol::Modbus, &req.modbus),
+        (Protocol::Dnp3, &req.dnp3),
+        (Protocol::Ssh, &req.ssh),
+    ] {
+        for rule in rules {
+            out.extend(parse_rule(asset, protocol, rule)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Parse one rule for `asset`, refusing anything the asset does not expose.
+pub fn parse_rule(asset: &Asset, protocol: Protocol, text: &str) -> Result<Vec<ScopeItem>, CoreError> {
+    if text.len() > MAX_RULE_LEN {
+        return Err(CoreError::InvalidScope(format!(
+            "rule is {} bytes long; the limit is {MAX_RULE_LEN}",
+            text.len()
+        )));
+    }
+    let words: Vec<String> = text.split_whitespace().map(str::to_ascii_lowercase).collect();
+    match protocol {
+        Protocol::Modbus => parse_modbus(asset, &words, text),
+        Protocol::Dnp3 => parse_dnp3(asset, &words, text),
+        Protocol::Ssh => parse_ssh(asset, text),
+    }
+}
+
+fn invalid(text: &str, why: impl fmt::Display) -> CoreError {
+    CoreError::InvalidScope(format!("{text:?}: {why}"))
+}
+
+fn parse_modbus(asset: &Asset, words: &[String], text: &str) -> Result<Vec<ScopeItem>, CoreError> {
+    let Some(endpoint) = &asset.endpoints.modbus else {
+        return Err(CoreError::ScopeNotExposed {
+            asset: asset.id.clone(),
+            what: "Modbus/TCP".into(),
+        });
+    };
+    // Split off a trailing `unit N[,M]` clause.
+    let (body, units) = match words.iter().position(|w| w == "unit" || w == "units") {
+        Some(pos) => {
+            let list = words
+                .get(pos + 1..)
+                .filter(|rest| rest.len() == 1)
+                .ok_or_else(|| invalid(text, "write units as `unit 1` or `unit 1,2` at the end"))?;
+            let mut units = Vec::new();
+            for part in list[0].split(',') {
+                let u: u8 = part
+                    .parse()
+                    .map_err(|_| invalid(text, format!("unit id {part:?} is not 0-255")))?;
+                if !endpoint.unit_ids.contains(&u) {
+                    return Err(CoreError::ScopeNotExposed {
+                        asset: asset.id.clone(),
+                        what: format!("Modbus unit {u} (it serves {:?})", endpoint.unit_ids),
+                    });
+                }
+                units.push(u);
+            }
+            (&words[..pos], units)
+        }
+        None => match endpoint.unit_ids.as_slice() {
+            [only] => (words, vec![*only]),
+            many => {
+                return Err(invalid(
+                    text,
+                    format!("asset {} serves several unit ids {many:?}; name one with `unit N`", asset.id),
+                ))
+            }
+        },
+    };
+    let all = |op: ModbusOp, tables: &[ModbusTable]| -> Vec<(ModbusOp, Option<ModbusTable>, u16, u16)> {
+        tables.iter().map(|t| (op, Some(*t), 0, u16::MAX)).collect()
+    };
+    use ModbusTable::*;
+    let specs: Vec<(ModbusOp, Option<ModbusTable>, u16, u16)> = match body {
+        [w] if w == "readonly" => all(ModbusOp::Read, &[Coil, Discrete, Input, Holding]),
+        [w] if w == "readwrite" => {
+            let mut v = all(ModbusOp::Read, &[Coil, Discrete, Input, Holding]);
+            v.extend(all(ModbusOp::Write, &[Coil, Holding]));
+            v
+        }
+        [w] if w == "programming" => vec![(ModbusOp::Programming, None, 0, 0)],
+        [op, table, ranges] => {
+            let op = match op.as_str() {
+                "read" => ModbusOp::Read,
+                "write" => ModbusOp::Write,
+                other => return Err(invalid(text, format!("unknown operation {other:?}; use read or write"))),
+            };
+            let table = ModbusTable::parse(table).ok_or_else(|| {
+                invalid(text, format!("unknown table {table:?}; use coil, discrete, input or holding"))
+            })?;
+            if op == ModbusOp::Write && matches!(table, Discrete | Input) {
+                return Err(invalid(
+                    text,
+                    "discrete inputs and input registers are read-only in Modbus; write coil or holding",
+                ));
+            }
+            parse_ranges(ranges, text)?
+                .into_iter()
+                .map(|(s, e)| (op, Some(table), s, e))
+                .collect()
+        }
+        _ => {
+            return Err(invalid(
+                text,
+                "expected `<read|write> <coil|discrete|input|holding> <from-to>[,...] [unit N]` or readonly/readwrite/programming",
+            ))
+        }
+    };
+    let mut items = Vec::new();
+    for unit in units {
+        for (op, table, start, end) in &specs {
+            items.push(ScopeItem::Modbus {
+                asset: asset.id.clone(),
+                unit,
+                op: *op,
+                table: *table,
+                start: *start,
+                end: *end,
+            });
+        }
+    }
+    Ok(items)
+}
+
+fn parse_ranges(list: &str, text: &str) -> Result<Vec<(u16, u16)>, CoreError> {
+    let mut out = Vec::new();
+    for part in list.split(',') {
+        if part == "all" {
+            out.push((0, u16::MAX));
+            continue;
+        }
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let parse = |s: &str| {
+            s.parse::<u16>()
+                .map_err(|_| invalid(text, format!("address {s:?} is not a number 0-65535")))
+        };
+        let (s, e) = (parse(a)?, parse(b)?);
+        if s > e {
+            return Err(invalid(text, format!("range {part} runs backwards; write {e}-{s}")));
+        }
+        out.push((s, e));
+    }
+    Ok(out)
+}
+
+fn parse_dnp3(asset: &Asset, words: &[String], text: &str) -> Result<Vec<ScopeItem>, CoreError> {
+    if asset.endpoints.dnp3.is_none() {
+        return Err(CoreError::ScopeNotExposed {
+            asset: asset.id.clone(),
+            what: "DNP3".into(),
+        });
+    }
+    let [op, target, ranges] = words else {
+        return Err(invalid(
+            text,
+            "expected `read class 0-3`, `read <binary-input|analog-input|counter|binary-output|analog-output> <from-to>` or `operate <binary-output|analog-output> <from-to>`",
+        ));
+    };
+    let op = match op.as_str() {
+        "read" => Dnp3Op::Read,
+        "operate" => Dnp3Op::Operate,
+        other => return Err(invalid(text, format!("unknown DNP3 operation {other:?}; use read or operate"))),
+    };
+    let target = Dnp3Target::parse(target).ok_or_else(|| {
+        invalid(text, format!("unknown DNP3 target {target:?}; use class, binary-input, binary-output, analog-input, analog-output or counter"))
+    })?;
+    if op == Dnp3Op::Operate && !matches!(target, Dnp3Target::BinaryOutput | Dnp3Target::AnalogOutput) {
+        return Err(invalid(text, "only binary-output and analog-output can be operated"));
+    }
+    let ranges = parse_ranges(ranges, text)?;
+    if target == Dnp3Target::Class && ranges.iter().any(|(_, e)| *e > 3) {
+        return Err(invalid(text, "DNP3 classes are 0-3"));
+    }
+    Ok(ranges
+        .into_iter()
+        .map(|(start, end)| ScopeItem::Dnp3 { asset: asset.id.clone(), op, target, start, end })
+        .collect())
+}
+
+fn parse_ssh(asset: &Asset, text: &str) -> Result<Vec<ScopeItem>, CoreError> {
+    if asset.endpoints.ssh.is_none() {
+        return Err(CoreError::ScopeNotExposed {
+            asset: asset.id.clone(),
+            what: "SSH".into(),
+        });
+    }
+    let trimmed = text.trim();
+    if trimmed == "shell" {
+        return Ok(vec![ScopeItem::Ssh { asset: asset.id.clone(), command: None }]);
+    }
+    match trimmed.strip_prefix("command ") {
+        Some(cmd) if !cmd.trim().is_empty() && !cmd.contains(['\n', '\r', '\0']) => {
+            Ok(vec![ScopeItem::Ssh { asset: asset.id.clone(), command: Some(cmd.trim().to_string()) }])
+        }
+        _ => Err(invalid(text, "expected `shell` or `command <command line>`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::*;
+
+    fn plc(units: Vec<u8>) -> Asset {
+        Asset {
+            id: "plc-7".into(),
+            name: String::new(),
+            kind: AssetKind::Plc,
+            site: "north".into(),
+            zone: None,
+            criticality: Criticality::Safety,
+            enforcement: Enforcement::Brokered,
+            endpoints: Endpoints {
+                modbus: Some(ModbusEndpoint { address: "127.0.0.1:502".into(), unit_ids: units }),
+                dnp3: None,
+                ssh: None,
+            },
+            limitation: None,
+            compensating_controls: vec![],
+            lockout: false,
+        }
+    }
+
+    fn scope(asset: &Asset, rules: &[&str]) -> Scope {
+        let mut items = Vec::new();
+        for r in rules {
+            items.extend(parse_rule(asset, Protocol::Modbus, r).unwrap());
+        }
+        Scope::new(items).unwrap()
+    }
+
+    #[test]
+    fn canonical_text_and_digest_are_fixed() {
+        let a = plc(vec![1]);
+        let s = scope(&a, &["read holding 0-99 unit 1", "write coil 10-20 unit 1"]);
+        assert_eq!(
+            s.canonical(),
+            "jitgate-scope/v1\nplc-7 modbus unit=1 read holding 0-99\nplc-7 modbus unit=1 write coil 10-20\n"
+        );
+        // Pinned (computed independently with `sha256sum`); documented in docs/scope.md.
+        assert_eq!(
+            s.digest(),
+            format!("sha256:{}", hex::encode(Sha256::digest(s.canonical().as_bytes())))
+        );
+        assert_eq!(s.digest(), PINNED_DIGEST);
+    }
+
+    const PINNED_DIGEST: &str =
+        "sha256:faeaee870132b95843461e9d6554e748583d86d3c961df7340f8411c91b4a86b";
+
+    #[test]
+    fn equivalent_spellings_share_a_digest() {
+        let a = plc(vec![1]);
+        let x = scope(&a, &["read holding 0-49,50-99", "write coil 10-20"]);
+        let y = scope(&a, &["WRITE coils 10-15 unit 1", "write coil 14-20", "read hr 0-99 unit 1"]);
+        assert_eq!(x.digest(), y.digest());
+    }
+
+    #[test]
+    fn units_must_be_exposed() {
+        let a = plc(vec![1, 2]);
+        let err = parse_rule(&a, Protocol::Modbus, "read holding 0-9 unit 3").unwrap_err();
+        assert_eq!(err.code(), "scope_not_exposed");
+        let err = parse_rule(&a, Protocol::Modbus, "read holding 0-9").unwrap_err();
+        assert!(err.to_string().contains("name one"), "{err}");
+    }
+
+    #[test]
+    fn bad_rules_say_why() {
+        let a = plc(vec![1]);
+        for (rule, needle) in [
+            ("write input 0-9", "read-only"),
+            ("read holding 9-0", "backwards"),
+            ("read holding 0-70000", "0-65535"),
+            ("erase holding 0-1", "unknown operation"),
+            ("read fish 0-1", "unknown table"),
+        ] {
+            let err = parse_rule(&a, Protocol::Modbus, rule).unwrap_err();
+            assert!(err.to_string().contains(needle), "{rule}: {err}");
+        }
+        let err = parse_rule(&a, Protocol::Dnp3, "read class 0").unwrap_err();
+        assert_eq!(err.code(), "scope_not_exposed");
+    }
+
+    #[test]
+    fn write_scope_is_not_read_only() {
+        let a = plc(vec![1]);
+        assert!(scope(&a, &["readonly"]).is_read_only());
+        assert!(!scope(&a, &["read holding 0-1", "write holding 5"]).is_read_only());
+        assert!(!scope(&a, &["programming"]).is_read_only());
+    }
+}
