@@ -385,6 +385,13 @@ fn check_approver(
     if !approver.is_active() {
         return Err(CoreError::IdentityDisabled(approver.id.clone()));
     }
+    if approver.kind != IdentityKind::Human {
+        return Err(CoreError::NotEligible(format!(
+            "{} is a {}; only the plant's own people approve access",
+            approver.id,
+            approver.kind.as_str()
+        )));
+    }
     if approver.id == request.requester {
         return Err(CoreError::SeparationOfDuties(format!(
             "{} filed request {}; someone else must decide on it",
@@ -435,6 +442,15 @@ fn check_approver(
         });
     }
     Ok(())
+}
+
+/// Could `identity` decide on `request` (ignoring its state and earlier decisions)? Used to
+/// show approvers their inbox; [`decide`] checks the same rules and says which one failed.
+pub fn is_eligible_approver(request: &Request, identity: &Identity, asset_sites: &[String]) -> bool {
+    let mut probe = request.clone();
+    probe.state = RequestState::Pending;
+    let far_before_end = probe.window_end() - Duration::seconds(1);
+    check_approver(&probe, identity, &[], asset_sites, far_before_end.min(probe.created_at)).is_ok()
 }
 
 /// An approver's decision on a request.
