@@ -13,8 +13,11 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Truncated to milliseconds: the precision of every stored and signed timestamp, so a
+    /// value read back equals the value written.
     fn now(&self) -> Timestamp {
-        chrono::Utc::now()
+        let now = chrono::Utc::now();
+        chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
     }
 }
 
@@ -26,7 +29,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        Self { now: Mutex::new(start) }
+        Self {
+            now: Mutex::new(start),
+        }
     }
 
     pub fn set(&self, t: Timestamp) {

@@ -316,17 +316,29 @@ pub fn validate_identity(
 ) -> Result<(), CoreError> {
     let bad = |m: String| Err(CoreError::InvalidInventory(m));
     if !valid_id(&i.id) {
-        return bad(format!("identity id {:?} must be 1-64 of [A-Za-z0-9-_.]", i.id));
+        return bad(format!(
+            "identity id {:?} must be 1-64 of [A-Za-z0-9-_.]",
+            i.id
+        ));
     }
     if i.id.starts_with("system") {
-        return bad(format!("identity id {:?}: ids starting with `system` are reserved", i.id));
+        return bad(format!(
+            "identity id {:?}: ids starting with `system` are reserved",
+            i.id
+        ));
     }
     match (&i.kind, &i.org) {
         (IdentityKind::Vendor, None) => {
-            return bad(format!("identity {}: a vendor needs `org` (its supplier)", i.id))
+            return bad(format!(
+                "identity {}: a vendor needs `org` (its supplier)",
+                i.id
+            ))
         }
         (_, Some(org)) if !orgs.contains(org.as_str()) => {
-            return bad(format!("identity {}: org {} is not declared in [[org]]", i.id, org))
+            return bad(format!(
+                "identity {}: org {} is not declared in [[org]]",
+                i.id, org
+            ))
         }
         _ => {}
     }
@@ -338,7 +350,10 @@ pub fn validate_identity(
     }
     for s in &i.sites {
         if !sites.contains_key(s.as_str()) {
-            return bad(format!("identity {}: site {} is not declared in [[site]]", i.id, s));
+            return bad(format!(
+                "identity {}: site {} is not declared in [[site]]",
+                i.id, s
+            ));
         }
     }
     Ok(())
@@ -348,19 +363,31 @@ pub fn validate_identity(
 pub fn validate_asset(a: &Asset, sites: &BTreeMap<&str, &Site>) -> Result<(), CoreError> {
     let bad = |m: String| Err(CoreError::InvalidInventory(m));
     if !valid_id(&a.id) {
-        return bad(format!("asset id {:?} must be 1-64 of [A-Za-z0-9-_.]", a.id));
+        return bad(format!(
+            "asset id {:?} must be 1-64 of [A-Za-z0-9-_.]",
+            a.id
+        ));
     }
     let Some(site) = sites.get(a.site.as_str()) else {
-        return bad(format!("asset {}: site {} is not declared in [[site]]", a.id, a.site));
+        return bad(format!(
+            "asset {}: site {} is not declared in [[site]]",
+            a.id, a.site
+        ));
     };
     if let Some(zone) = &a.zone {
         if !site.zones.iter().any(|z| z == zone) {
-            return bad(format!("asset {}: zone {} is not a zone of site {}", a.id, zone, a.site));
+            return bad(format!(
+                "asset {}: zone {} is not a zone of site {}",
+                a.id, zone, a.site
+            ));
         }
     }
     if let Some(m) = &a.endpoints.modbus {
         if m.unit_ids.is_empty() {
-            return bad(format!("asset {}: modbus endpoint needs at least one unit id", a.id));
+            return bad(format!(
+                "asset {}: modbus endpoint needs at least one unit id",
+                a.id
+            ));
         }
     }
     if a.enforcement == Enforcement::Legacy && a.limitation.is_none() {
@@ -433,8 +460,10 @@ endpoints.modbus = { address = "10.0.0.7:502", unit_ids = [1] }
 
     #[test]
     fn asset_on_unknown_site_is_refused() {
-        let err = Inventory::from_toml(&SAMPLE.replace("site = \"north\"\nzone", "site = \"south\"\nzone"))
-            .unwrap_err();
+        let err = Inventory::from_toml(
+            &SAMPLE.replace("site = \"north\"\nzone", "site = \"south\"\nzone"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("site south"), "{err}");
     }
 }

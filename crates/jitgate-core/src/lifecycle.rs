@@ -162,11 +162,18 @@ pub struct Approval {
 pub enum EndReason {
     /// expires-at passed.
     Expired,
-    Revoked { by: String, reason: String },
+    Revoked {
+        by: String,
+        reason: String,
+    },
     /// The subject said the task is done.
-    Completed { by: String },
+    Completed {
+        by: String,
+    },
     /// Identity disabled, org suspended, asset locked out, policy no longer allows it, ...
-    ContextChanged { what: String },
+    ContextChanged {
+        what: String,
+    },
 }
 
 impl EndReason {
@@ -229,7 +236,11 @@ pub struct Outcome {
 }
 
 fn wrong_state(what: String, state: &str, needed: &str) -> CoreError {
-    CoreError::WrongState { what, state: state.into(), needed: needed.into() }
+    CoreError::WrongState {
+        what,
+        state: state.into(),
+        needed: needed.into(),
+    }
 }
 
 /// Checks that hold for any request before policy is consulted.
@@ -245,7 +256,9 @@ pub fn validate_new(new: &NewRequest, now: Timestamp) -> Result<(), CoreError> {
         return bad("duration must be positive, e.g. --for 2h");
     }
     if new.duration_secs > 86_400 * 30 {
-        return bad("duration is limited to 30 days; long-lived access is what jitgate exists to avoid");
+        return bad(
+            "duration is limited to 30 days; long-lived access is what jitgate exists to avoid",
+        );
     }
     if !new.requester.is_active() {
         return Err(CoreError::IdentityDisabled(new.requester.id.clone()));
@@ -281,7 +294,12 @@ pub fn validate_new(new: &NewRequest, now: Timestamp) -> Result<(), CoreError> {
 ///
 /// A denial is a recorded outcome (state `denied`, with the reasons), not an error. An
 /// allowed break-glass request is active at once: `grant_id` names its grant.
-pub fn submit(new: NewRequest, decision: Decision, grant_id: &str, now: Timestamp) -> Result<Outcome, CoreError> {
+pub fn submit(
+    new: NewRequest,
+    decision: Decision,
+    grant_id: &str,
+    now: Timestamp,
+) -> Result<Outcome, CoreError> {
     validate_new(&new, now)?;
     if decision.allowed && new.duration_secs > decision.obligations.max_duration_secs {
         return Err(CoreError::DurationAboveMaximum {
@@ -341,13 +359,19 @@ pub fn submit(new: NewRequest, decision: Decision, grant_id: &str, now: Timestam
                 .states(None, RequestState::Denied.as_str())
                 .data(decision_data),
         );
-        return Ok(Outcome { request, grant: None, approval: None, events });
+        return Ok(Outcome {
+            request,
+            grant: None,
+            approval: None,
+            events,
+        });
     }
-    let after = if request.path == AccessPath::Emergency || request.decision.obligations.approvals == 0 {
-        RequestState::Approved
-    } else {
-        RequestState::Pending
-    };
+    let after =
+        if request.path == AccessPath::Emergency || request.decision.obligations.approvals == 0 {
+            RequestState::Approved
+        } else {
+            RequestState::Pending
+        };
     request.state = after;
     events.push(
         Event::new(EventKind::RequestDecided, Actor::system(), now)
@@ -361,7 +385,12 @@ pub fn submit(new: NewRequest, decision: Decision, grant_id: &str, now: Timestam
         out.events = events;
         return Ok(out);
     }
-    Ok(Outcome { request, grant: None, approval: None, events })
+    Ok(Outcome {
+        request,
+        grant: None,
+        approval: None,
+        events,
+    })
 }
 
 /// The checks every approver must pass, for approving and for denying alike.
@@ -376,7 +405,11 @@ fn check_approver(
         RequestState::Pending => {}
         RequestState::Lapsed => return Err(CoreError::Lapsed(request.id.clone())),
         other => {
-            return Err(wrong_state(format!("request {}", request.id), other.as_str(), "pending"))
+            return Err(wrong_state(
+                format!("request {}", request.id),
+                other.as_str(),
+                "pending",
+            ))
         }
     }
     if now >= request.window_end() {
@@ -405,7 +438,11 @@ fn check_approver(
         )));
     }
     let ob = &request.decision.obligations;
-    let missing: Vec<&String> = ob.approver_roles.iter().filter(|r| !approver.has_role(r)).collect();
+    let missing: Vec<&String> = ob
+        .approver_roles
+        .iter()
+        .filter(|r| !approver.has_role(r))
+        .collect();
     if !missing.is_empty() {
         return Err(CoreError::NotEligible(format!(
             "request {} needs approvers with role(s) {:?}; {} lacks {:?}",
@@ -446,11 +483,22 @@ fn check_approver(
 
 /// Could `identity` decide on `request` (ignoring its state and earlier decisions)? Used to
 /// show approvers their inbox; [`decide`] checks the same rules and says which one failed.
-pub fn is_eligible_approver(request: &Request, identity: &Identity, asset_sites: &[String]) -> bool {
+pub fn is_eligible_approver(
+    request: &Request,
+    identity: &Identity,
+    asset_sites: &[String],
+) -> bool {
     let mut probe = request.clone();
     probe.state = RequestState::Pending;
     let far_before_end = probe.window_end() - Duration::seconds(1);
-    check_approver(&probe, identity, &[], asset_sites, far_before_end.min(probe.created_at)).is_ok()
+    check_approver(
+        &probe,
+        identity,
+        &[],
+        asset_sites,
+        far_before_end.min(probe.created_at),
+    )
+    .is_ok()
 }
 
 /// An approver's decision on a request.
@@ -488,7 +536,9 @@ pub fn decide(
         ));
     }
     if input.comment.len() > MAX_TEXT {
-        return Err(CoreError::InvalidRequest("comment is limited to 2000 bytes".into()));
+        return Err(CoreError::InvalidRequest(
+            "comment is limited to 2000 bytes".into(),
+        ));
     }
     if input.verdict == ApprovalVerdict::Approve
         && request.decision.obligations.step_up
@@ -511,7 +561,10 @@ pub fn decide(
         .iter()
         .filter(|a| a.verdict == ApprovalVerdict::Approve)
         .map(|a| a.approver.as_str())
-        .chain(std::iter::once(approver.id.as_str()).filter(|_| approval.verdict == ApprovalVerdict::Approve))
+        .chain(
+            std::iter::once(approver.id.as_str())
+                .filter(|_| approval.verdict == ApprovalVerdict::Approve),
+        )
         .collect::<std::collections::BTreeSet<_>>()
         .len() as u32;
     let after = match approval.verdict {
@@ -535,7 +588,11 @@ pub fn decide(
             "required": request.decision.obligations.approvals,
         }))];
     if after != before {
-        let kind = if after == RequestState::Denied { EventKind::RequestDenied } else { EventKind::RequestApproved };
+        let kind = if after == RequestState::Denied {
+            EventKind::RequestDenied
+        } else {
+            EventKind::RequestApproved
+        };
         events.push(
             Event::new(kind, actor, now)
                 .request(&request.id)
@@ -548,7 +605,12 @@ pub fn decide(
     }
     request.state = after;
     request.updated_at = now;
-    Ok(Outcome { request, grant: None, approval: Some(approval), events })
+    Ok(Outcome {
+        request,
+        grant: None,
+        approval: Some(approval),
+        events,
+    })
 }
 
 /// The requester (or subject) takes back a request that has not become active.
@@ -561,31 +623,53 @@ pub fn withdraw(mut request: Request, by: &str, now: Timestamp) -> Result<Outcom
     }
     let before = request.state;
     if !matches!(before, RequestState::Pending | RequestState::Approved) {
-        return Err(wrong_state(format!("request {}", request.id), before.as_str(), "pending or approved"));
+        return Err(wrong_state(
+            format!("request {}", request.id),
+            before.as_str(),
+            "pending or approved",
+        ));
     }
     request.state = RequestState::Withdrawn;
     request.updated_at = now;
     let event = Event::new(EventKind::RequestWithdrawn, Actor::identity(by), now)
         .request(&request.id)
         .states(Some(before.as_str()), RequestState::Withdrawn.as_str());
-    Ok(Outcome { request, grant: None, approval: None, events: vec![event] })
+    Ok(Outcome {
+        request,
+        grant: None,
+        approval: None,
+        events: vec![event],
+    })
 }
 
 /// Is this request due to be activated (approved and its window open)?
 pub fn due_for_activation(request: &Request, now: Timestamp) -> bool {
-    request.state == RequestState::Approved && now >= request.window_start && now < request.window_end()
+    request.state == RequestState::Approved
+        && now >= request.window_start
+        && now < request.window_end()
 }
 
 /// Is this request due to lapse (not active and its window closed)?
 pub fn due_for_lapse(request: &Request, now: Timestamp) -> bool {
-    matches!(request.state, RequestState::Pending | RequestState::Approved) && now >= request.window_end()
+    matches!(
+        request.state,
+        RequestState::Pending | RequestState::Approved
+    ) && now >= request.window_end()
 }
 
 /// Issue the grant of an approved request whose window is open. The grant never outlives
 /// the window nor the policy maximum.
-pub fn activate(mut request: Request, grant_id: &str, now: Timestamp) -> Result<Outcome, CoreError> {
+pub fn activate(
+    mut request: Request,
+    grant_id: &str,
+    now: Timestamp,
+) -> Result<Outcome, CoreError> {
     if request.state != RequestState::Approved {
-        return Err(wrong_state(format!("request {}", request.id), request.state.as_str(), "approved"));
+        return Err(wrong_state(
+            format!("request {}", request.id),
+            request.state.as_str(),
+            "approved",
+        ));
     }
     if now >= request.window_end() {
         return Err(CoreError::Lapsed(request.id.clone()));
@@ -598,7 +682,9 @@ pub fn activate(mut request: Request, grant_id: &str, now: Timestamp) -> Result<
         )));
     }
     let ob = &request.decision.obligations;
-    let expires_at = request.window_end().min(now + Duration::seconds(ob.max_duration_secs));
+    let expires_at = request
+        .window_end()
+        .min(now + Duration::seconds(ob.max_duration_secs));
     let emergency = request.path == AccessPath::Emergency;
     let grant = Grant {
         id: grant_id.to_string(),
@@ -631,7 +717,12 @@ pub fn activate(mut request: Request, grant_id: &str, now: Timestamp) -> Result<
             "emergency": grant.emergency,
             "review_required": grant.review_required,
         }));
-    Ok(Outcome { request, grant: Some(grant), approval: None, events: vec![event] })
+    Ok(Outcome {
+        request,
+        grant: Some(grant),
+        approval: None,
+        events: vec![event],
+    })
 }
 
 /// A pending or approved request whose window closed without becoming active.
@@ -653,7 +744,12 @@ pub fn lapse(mut request: Request, now: Timestamp) -> Result<Outcome, CoreError>
     let event = Event::new(EventKind::RequestLapsed, Actor::scheduler(), now)
         .request(&request.id)
         .states(Some(before.as_str()), RequestState::Lapsed.as_str());
-    Ok(Outcome { request, grant: None, approval: None, events: vec![event] })
+    Ok(Outcome {
+        request,
+        grant: None,
+        approval: None,
+        events: vec![event],
+    })
 }
 
 /// Is this grant past its expiry?
@@ -673,11 +769,17 @@ pub fn end_grant(
     now: Timestamp,
 ) -> Result<Outcome, CoreError> {
     if grant.state != GrantState::Active {
-        return Err(wrong_state(format!("grant {}", grant.id), grant.state.as_str(), "active"));
+        return Err(wrong_state(
+            format!("grant {}", grant.id),
+            grant.state.as_str(),
+            "active",
+        ));
     }
     if let EndReason::Revoked { reason, .. } = &reason {
         if reason.trim().is_empty() {
-            return Err(CoreError::InvalidRequest("a revocation needs a reason (--reason)".into()));
+            return Err(CoreError::InvalidRequest(
+                "a revocation needs a reason (--reason)".into(),
+            ));
         }
     }
     // An expiry is recorded at the moment it took effect, even when noticed late (e.g. the
@@ -701,5 +803,10 @@ pub fn end_grant(
             "ended_at": crate::event::rfc3339(ended_at),
             "expires_at": crate::event::rfc3339(grant.expires_at),
         }));
-    Ok(Outcome { request, grant: Some(grant), approval: None, events: vec![event] })
+    Ok(Outcome {
+        request,
+        grant: Some(grant),
+        approval: None,
+        events: vec![event],
+    })
 }

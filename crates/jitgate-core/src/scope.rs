@@ -20,7 +20,9 @@ pub const CANONICAL_HEADER: &str = "jitgate-scope/v1";
 /// Longest rule text accepted, so a request body cannot make the parser do unbounded work.
 const MAX_RULE_LEN: usize = 512;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Modbus,
@@ -38,7 +40,9 @@ impl Protocol {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ModbusOp {
     Read,
@@ -47,7 +51,9 @@ pub enum ModbusOp {
     Programming,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ModbusTable {
     Coil,
@@ -80,7 +86,9 @@ impl ModbusTable {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Dnp3Op {
     Read,
@@ -88,7 +96,9 @@ pub enum Dnp3Op {
     Operate,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dnp3Target {
     /// Class data (0 = static, 1-3 = event classes); the range is of class numbers.
@@ -177,7 +187,9 @@ impl ScopeItem {
             ScopeItem::Modbus { op, .. } => format!("modbus:{}", modbus_op_str(*op)),
             ScopeItem::Dnp3 { op, .. } => format!("dnp3:{}", dnp3_op_str(*op)),
             ScopeItem::Ssh { command: None, .. } => "ssh:shell".into(),
-            ScopeItem::Ssh { command: Some(_), .. } => "ssh:command".into(),
+            ScopeItem::Ssh {
+                command: Some(_), ..
+            } => "ssh:command".into(),
         }
     }
 
@@ -185,26 +197,41 @@ impl ScopeItem {
     pub fn is_read(&self) -> bool {
         matches!(
             self,
-            ScopeItem::Modbus { op: ModbusOp::Read, .. } | ScopeItem::Dnp3 { op: Dnp3Op::Read, .. }
+            ScopeItem::Modbus {
+                op: ModbusOp::Read,
+                ..
+            } | ScopeItem::Dnp3 {
+                op: Dnp3Op::Read,
+                ..
+            }
         )
     }
 
     /// Key under which ranges of the same kind merge.
     fn merge_key(&self) -> Option<(String, u8, u8, u8)> {
         match self {
-            ScopeItem::Modbus { asset, unit, op, table: Some(t), .. } => {
-                Some((asset.clone(), 0, *unit, (*op as u8) << 4 | *t as u8))
-            }
-            ScopeItem::Dnp3 { asset, op, target, .. } => {
-                Some((asset.clone(), 1, 0, (*op as u8) << 4 | *target as u8))
-            }
+            ScopeItem::Modbus {
+                asset,
+                unit,
+                op,
+                table: Some(t),
+                ..
+            } => Some((asset.clone(), 0, *unit, (*op as u8) << 4 | *t as u8)),
+            ScopeItem::Dnp3 {
+                asset, op, target, ..
+            } => Some((asset.clone(), 1, 0, (*op as u8) << 4 | *target as u8)),
             _ => None,
         }
     }
 
     fn range(&self) -> Option<(u16, u16)> {
         match self {
-            ScopeItem::Modbus { table: Some(_), start, end, .. }
+            ScopeItem::Modbus {
+                table: Some(_),
+                start,
+                end,
+                ..
+            }
             | ScopeItem::Dnp3 { start, end, .. } => Some((*start, *end)),
             _ => None,
         }
@@ -242,18 +269,51 @@ impl fmt::Display for ScopeItem {
     /// The canonical line of this item (see `docs/scope.md`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ScopeItem::Modbus { asset, unit, op: ModbusOp::Programming, .. } => {
+            ScopeItem::Modbus {
+                asset,
+                unit,
+                op: ModbusOp::Programming,
+                ..
+            } => {
                 write!(f, "{asset} modbus unit={unit} programming")
             }
-            ScopeItem::Modbus { asset, unit, op, table, start, end } => {
+            ScopeItem::Modbus {
+                asset,
+                unit,
+                op,
+                table,
+                start,
+                end,
+            } => {
                 let table = table.map(ModbusTable::as_str).unwrap_or("?");
-                write!(f, "{asset} modbus unit={unit} {} {table} {start}-{end}", modbus_op_str(*op))
+                write!(
+                    f,
+                    "{asset} modbus unit={unit} {} {table} {start}-{end}",
+                    modbus_op_str(*op)
+                )
             }
-            ScopeItem::Dnp3 { asset, op, target, start, end } => {
-                write!(f, "{asset} dnp3 {} {} {start}-{end}", dnp3_op_str(*op), target.as_str())
+            ScopeItem::Dnp3 {
+                asset,
+                op,
+                target,
+                start,
+                end,
+            } => {
+                write!(
+                    f,
+                    "{asset} dnp3 {} {} {start}-{end}",
+                    dnp3_op_str(*op),
+                    target.as_str()
+                )
             }
-            ScopeItem::Ssh { asset, command: None } => write!(f, "{asset} ssh shell"),
-            ScopeItem::Ssh { asset, command: Some(c) } => {
+            ScopeItem::Ssh {
+                asset,
+                command: None,
+            } => write!(f, "{asset} ssh shell"),
+            ScopeItem::Ssh {
+                asset,
+                command: Some(c),
+            } => {
                 // JSON string escaping makes the line unambiguous whatever the command holds.
                 let quoted = serde_json::to_string(c).map_err(|_| fmt::Error)?;
                 write!(f, "{asset} ssh command {quoted}")
@@ -286,7 +346,11 @@ impl Scope {
                 other.insert(item);
             }
         }
-        ranged.sort_by(|a, b| a.merge_key().cmp(&b.merge_key()).then(a.range().cmp(&b.range())));
+        ranged.sort_by(|a, b| {
+            a.merge_key()
+                .cmp(&b.merge_key())
+                .then(a.range().cmp(&b.range()))
+        });
         let mut merged: Vec<ScopeItem> = Vec::new();
         for item in ranged {
             if let Some(last) = merged.last_mut() {
@@ -321,7 +385,10 @@ impl Scope {
 
     /// `sha256:` + lowercase hex SHA-256 of the UTF-8 canonical text.
     pub fn digest(&self) -> String {
-        format!("sha256:{}", hex::encode(Sha256::digest(self.canonical().as_bytes())))
+        format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(self.canonical().as_bytes()))
+        )
     }
 
     /// Assets named by the scope, sorted, each once.
@@ -348,23 +415,47 @@ impl Scope {
         self.items
             .iter()
             .map(|i| match i {
-                ScopeItem::Modbus { asset, unit, op: ModbusOp::Programming, .. } => {
+                ScopeItem::Modbus {
+                    asset,
+                    unit,
+                    op: ModbusOp::Programming,
+                    ..
+                } => {
                     format!("Modbus programming/diagnostics on {asset} (unit {unit})")
                 }
-                ScopeItem::Modbus { asset, unit, op, table, start, end } => format!(
+                ScopeItem::Modbus {
+                    asset,
+                    unit,
+                    op,
+                    table,
+                    start,
+                    end,
+                } => format!(
                     "Modbus {} {} {} on {asset} (unit {unit})",
                     modbus_op_str(*op),
                     table.map(ModbusTable::as_str).unwrap_or("?"),
                     range_words(*start, *end)
                 ),
-                ScopeItem::Dnp3 { asset, op, target, start, end } => format!(
+                ScopeItem::Dnp3 {
+                    asset,
+                    op,
+                    target,
+                    start,
+                    end,
+                } => format!(
                     "DNP3 {} {} {} on {asset}",
                     dnp3_op_str(*op),
                     target.as_str(),
                     range_words(*start, *end)
                 ),
-                ScopeItem::Ssh { asset, command: None } => format!("SSH shell on {asset}"),
-                ScopeItem::Ssh { asset, command: Some(c) } => {
+                ScopeItem::Ssh {
+                    asset,
+                    command: None,
+                } => format!("SSH shell on {asset}"),
+                ScopeItem::Ssh {
+                    asset,
+                    command: Some(c),
+                } => {
                     format!("SSH command `{c}` on {asset}")
                 }
             })
@@ -415,14 +506,21 @@ pub fn parse_request(asset: &Asset, req: &ScopeRequest) -> Result<Vec<ScopeItem>
 }
 
 /// Parse one rule for `asset`, refusing anything the asset does not expose.
-pub fn parse_rule(asset: &Asset, protocol: Protocol, text: &str) -> Result<Vec<ScopeItem>, CoreError> {
+pub fn parse_rule(
+    asset: &Asset,
+    protocol: Protocol,
+    text: &str,
+) -> Result<Vec<ScopeItem>, CoreError> {
     if text.len() > MAX_RULE_LEN {
         return Err(CoreError::InvalidScope(format!(
             "rule is {} bytes long; the limit is {MAX_RULE_LEN}",
             text.len()
         )));
     }
-    let words: Vec<String> = text.split_whitespace().map(str::to_ascii_lowercase).collect();
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect();
     match protocol {
         Protocol::Modbus => parse_modbus(asset, &words, text),
         Protocol::Dnp3 => parse_dnp3(asset, &words, text),
@@ -468,14 +566,18 @@ fn parse_modbus(asset: &Asset, words: &[String], text: &str) -> Result<Vec<Scope
             many => {
                 return Err(invalid(
                     text,
-                    format!("asset {} serves several unit ids {many:?}; name one with `unit N`", asset.id),
+                    format!(
+                        "asset {} serves several unit ids {many:?}; name one with `unit N`",
+                        asset.id
+                    ),
                 ))
             }
         },
     };
-    let all = |op: ModbusOp, tables: &[ModbusTable]| -> Vec<(ModbusOp, Option<ModbusTable>, u16, u16)> {
-        tables.iter().map(|t| (op, Some(*t), 0, u16::MAX)).collect()
-    };
+    let all =
+        |op: ModbusOp, tables: &[ModbusTable]| -> Vec<(ModbusOp, Option<ModbusTable>, u16, u16)> {
+            tables.iter().map(|t| (op, Some(*t), 0, u16::MAX)).collect()
+        };
     use ModbusTable::*;
     let specs: Vec<(ModbusOp, Option<ModbusTable>, u16, u16)> = match body {
         [w] if w == "readonly" => all(ModbusOp::Read, &[Coil, Discrete, Input, Holding]),
@@ -542,7 +644,10 @@ fn parse_ranges(list: &str, text: &str) -> Result<Vec<(u16, u16)>, CoreError> {
         };
         let (s, e) = (parse(a)?, parse(b)?);
         if s > e {
-            return Err(invalid(text, format!("range {part} runs backwards; write {e}-{s}")));
+            return Err(invalid(
+                text,
+                format!("range {part} runs backwards; write {e}-{s}"),
+            ));
         }
         out.push((s, e));
     }
@@ -565,13 +670,23 @@ fn parse_dnp3(asset: &Asset, words: &[String], text: &str) -> Result<Vec<ScopeIt
     let op = match op.as_str() {
         "read" => Dnp3Op::Read,
         "operate" => Dnp3Op::Operate,
-        other => return Err(invalid(text, format!("unknown DNP3 operation {other:?}; use read or operate"))),
+        other => {
+            return Err(invalid(
+                text,
+                format!("unknown DNP3 operation {other:?}; use read or operate"),
+            ))
+        }
     };
     let target = Dnp3Target::parse(target).ok_or_else(|| {
         invalid(text, format!("unknown DNP3 target {target:?}; use class, binary-input, binary-output, analog-input, analog-output or counter"))
     })?;
-    if op == Dnp3Op::Operate && !matches!(target, Dnp3Target::BinaryOutput | Dnp3Target::AnalogOutput) {
-        return Err(invalid(text, "only binary-output and analog-output can be operated"));
+    if op == Dnp3Op::Operate
+        && !matches!(target, Dnp3Target::BinaryOutput | Dnp3Target::AnalogOutput)
+    {
+        return Err(invalid(
+            text,
+            "only binary-output and analog-output can be operated",
+        ));
     }
     let ranges = parse_ranges(ranges, text)?;
     if target == Dnp3Target::Class && ranges.iter().any(|(_, e)| *e > 3) {
@@ -579,7 +694,13 @@ fn parse_dnp3(asset: &Asset, words: &[String], text: &str) -> Result<Vec<ScopeIt
     }
     Ok(ranges
         .into_iter()
-        .map(|(start, end)| ScopeItem::Dnp3 { asset: asset.id.clone(), op, target, start, end })
+        .map(|(start, end)| ScopeItem::Dnp3 {
+            asset: asset.id.clone(),
+            op,
+            target,
+            start,
+            end,
+        })
         .collect())
 }
 
@@ -592,13 +713,22 @@ fn parse_ssh(asset: &Asset, text: &str) -> Result<Vec<ScopeItem>, CoreError> {
     }
     let trimmed = text.trim();
     if trimmed == "shell" {
-        return Ok(vec![ScopeItem::Ssh { asset: asset.id.clone(), command: None }]);
+        return Ok(vec![ScopeItem::Ssh {
+            asset: asset.id.clone(),
+            command: None,
+        }]);
     }
     match trimmed.strip_prefix("command ") {
         Some(cmd) if !cmd.trim().is_empty() && !cmd.contains(['\n', '\r', '\0']) => {
-            Ok(vec![ScopeItem::Ssh { asset: asset.id.clone(), command: Some(cmd.trim().to_string()) }])
+            Ok(vec![ScopeItem::Ssh {
+                asset: asset.id.clone(),
+                command: Some(cmd.trim().to_string()),
+            }])
         }
-        _ => Err(invalid(text, "expected `shell` or `command <command line>`")),
+        _ => Err(invalid(
+            text,
+            "expected `shell` or `command <command line>`",
+        )),
     }
 }
 
@@ -617,7 +747,10 @@ mod tests {
             criticality: Criticality::Safety,
             enforcement: Enforcement::Brokered,
             endpoints: Endpoints {
-                modbus: Some(ModbusEndpoint { address: "127.0.0.1:502".into(), unit_ids: units }),
+                modbus: Some(ModbusEndpoint {
+                    address: "127.0.0.1:502".into(),
+                    unit_ids: units,
+                }),
                 dnp3: None,
                 ssh: None,
             },
@@ -646,7 +779,10 @@ mod tests {
         // Pinned (computed independently with `sha256sum`); documented in docs/scope.md.
         assert_eq!(
             s.digest(),
-            format!("sha256:{}", hex::encode(Sha256::digest(s.canonical().as_bytes())))
+            format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(s.canonical().as_bytes()))
+            )
         );
         assert_eq!(s.digest(), PINNED_DIGEST);
     }
@@ -658,7 +794,14 @@ mod tests {
     fn equivalent_spellings_share_a_digest() {
         let a = plc(vec![1]);
         let x = scope(&a, &["read holding 0-49,50-99", "write coil 10-20"]);
-        let y = scope(&a, &["WRITE coils 10-15 unit 1", "write coil 14-20", "read hr 0-99 unit 1"]);
+        let y = scope(
+            &a,
+            &[
+                "WRITE coils 10-15 unit 1",
+                "write coil 14-20",
+                "read hr 0-99 unit 1",
+            ],
+        );
         assert_eq!(x.digest(), y.digest());
     }
 

@@ -1,1 +1,216 @@
-//! placeholder
+//! # jitgate-server
+//!
+//! The HTTP API in front of the lifecycle, and the scheduler that ends access on time.
+//!
+//! ## Layout
+//! - [`config`]    — the server's TOML configuration, `JITGATE_*` overrides, validation.
+//! - [`state`]     — [`state::AppState`]: store, clock, policy set in force, scheduler wake-up.
+//! - [`auth`]      — passwords (argon2id), TOTP, API keys, session tokens, the `Caller` extractor.
+//! - [`service`]   — lifecycle orchestration: load → core transition → save with events, one
+//!   transaction each. Domain rules stay in `jitgate-core`; this only wires them.
+//! - [`policy`]    — loading/reloading the Cedar policy set and taking decisions.
+//! - [`scheduler`] — expiry, lapse and activation on time.
+//! - [`api`]       — axum handlers (`/api/v1`), body types shared with the CLI, OpenAPI.
+//! - [`error`]     — every error → HTTP status + stable code + message saying what to do.
+//!
+//! Start-up order matters: the store is opened and migrated, the policy set loaded (a broken
+//! set stops the start), then one scheduler pass ends every grant whose expiry passed while
+//! the server was down — only then does the listener accept connections.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod policy;
+pub mod scheduler;
+pub mod service;
+pub mod state;
+
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use config::ServerConfig;
+use jitgate_core::event::Actor;
+use jitgate_core::{Clock, Inventory};
+use jitgate_store::Store;
+use state::AppState;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{watch, Notify};
+use utoipa::OpenApi;
+
+/// Largest request body accepted (inventory files are the biggest bodies).
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Store(#[from] jitgate_store::StoreError),
+    #[error("policy set refused: {0}")]
+    Policy(#[from] jitgate_policy::PolicyError),
+    #[error("cannot read inventory {path}: {message}")]
+    Inventory { path: String, message: String },
+    #[error("cannot listen on {addr}: {source}; is another server running there? set `listen` or JITGATE_LISTEN")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A running server: its address, state (for tests and the quickstart) and a stop switch.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stop accepting, finish in-flight requests, stop the scheduler. The store stays open
+    /// (the caller owns it; tests restart a server on the same store).
+    pub async fn stop(self) -> Store {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.state.store
+    }
+
+    /// Wait until stopped by Ctrl-C / SIGTERM, then close the database cleanly.
+    pub async fn run_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await.close().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Open the store named by the configuration.
+pub async fn open_store(config: &ServerConfig) -> Result<Store, StartError> {
+    Ok(match &config.database_url {
+        Some(url) => Store::open(url).await?,
+        None => Store::open_data_dir(&config.data_dir).await?,
+    })
+}
+
+/// Build the state, catch up on expiry, and start listening.
+pub async fn start(
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningServer, StartError> {
+    let store = open_store(&config).await?;
+    start_with_store(config, clock, store).await
+}
+
+pub async fn start_with_store(
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    store: Store,
+) -> Result<RunningServer, StartError> {
+    let loaded = policy::load(config.policy_dir.as_deref())?;
+    let policy_info = policy::info(&loaded);
+    let state = AppState {
+        store,
+        clock,
+        policies: Arc::new(RwLock::new(Arc::new(loaded))),
+        config: Arc::new(config),
+        wake: Arc::new(Notify::new()),
+    };
+    policy::record_loaded(&state, Actor::system(), &policy_info)
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    if let Some(path) = state.config.inventory.clone() {
+        let text = std::fs::read_to_string(&path).map_err(|e| StartError::Inventory {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let inv = Inventory::from_toml(&text).map_err(|e| StartError::Inventory {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        service::load_inventory(&state, Actor::system(), &inv)
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?;
+    }
+    // Before anything is served: end what expired while we were down.
+    let caught_up = service::tick(&state)
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    if caught_up > 0 {
+        tracing::info!(
+            transitions = caught_up,
+            "caught up on expiry and lapses at start"
+        );
+    }
+    let addr = state.config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let (shutdown, rx) = watch::channel(false);
+    let app = app(state.clone());
+    let mut serve_rx = rx.clone();
+    let server = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = serve_rx.changed().await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    let scheduler = tokio::spawn(scheduler::run(state.clone(), rx));
+    tracing::info!(%addr, "jitgate server listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown,
+        tasks: vec![server, scheduler],
+    })
+}
+
+/// The axum application: API, OpenAPI document, health check.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", api::routes::router())
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(api::routes::ApiDoc::openapi())
+}
+
+async fn not_found(uri: axum::http::Uri) -> error::ServerError {
+    error::ServerError::NotFound {
+        what: "route",
+        id: uri.path().to_string(),
+        hint: "/openapi.json lists the API",
+    }
+}

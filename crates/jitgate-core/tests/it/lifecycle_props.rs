@@ -53,7 +53,10 @@ impl World {
     fn apply(&mut self, out: Outcome) {
         let before = self.request.state;
         let after = out.request.state;
-        assert!(allowed_transition(before, after), "illegal transition {before:?} -> {after:?}");
+        assert!(
+            allowed_transition(before, after),
+            "illegal transition {before:?} -> {after:?}"
+        );
         self.request = out.request;
         if let Some(g) = out.grant {
             self.grant = Some(g);
@@ -81,25 +84,55 @@ fn check_invariants(w: &World) {
     let mut dedup = approvers.clone();
     dedup.sort();
     dedup.dedup();
-    assert_eq!(dedup.len(), approvers.len(), "an approver counted twice: {approvers:?}");
-    assert!(!approvers.contains(&w.request.requester.as_str()), "requester approved own request");
+    assert_eq!(
+        dedup.len(),
+        approvers.len(),
+        "an approver counted twice: {approvers:?}"
+    );
+    assert!(
+        !approvers.contains(&w.request.requester.as_str()),
+        "requester approved own request"
+    );
     for a in &w.approvals {
-        assert_eq!(a.scope_digest, w.request.scope_digest, "approval bound to another scope");
+        assert_eq!(
+            a.scope_digest, w.request.scope_digest,
+            "approval bound to another scope"
+        );
     }
     match (&w.grant, w.request.state) {
         (Some(g), s) => {
-            assert!(g.expires_at <= g.not_before + Duration::seconds(w.max_secs), "grant beyond policy maximum");
-            assert!(g.expires_at <= w.request.window_end(), "grant beyond its window");
+            assert!(
+                g.expires_at <= g.not_before + Duration::seconds(w.max_secs),
+                "grant beyond policy maximum"
+            );
+            assert!(
+                g.expires_at <= w.request.window_end(),
+                "grant beyond its window"
+            );
             assert_eq!(g.scope_digest, w.request.scope_digest);
-            assert_eq!(g.state == GrantState::Active, s == RequestState::Active, "grant/request states disagree");
+            assert_eq!(
+                g.state == GrantState::Active,
+                s == RequestState::Active,
+                "grant/request states disagree"
+            );
             if let Some(end) = g.ended_at {
                 assert!(end <= g.expires_at, "ended after expiry");
             }
-            let yes = w.approvals.iter().filter(|a| a.verdict == ApprovalVerdict::Approve).count() as u32;
-            assert!(yes >= w.request.decision.obligations.approvals, "granted with too few approvals");
+            let yes = w
+                .approvals
+                .iter()
+                .filter(|a| a.verdict == ApprovalVerdict::Approve)
+                .count() as u32;
+            assert!(
+                yes >= w.request.decision.obligations.approvals,
+                "granted with too few approvals"
+            );
         }
         (None, s) => assert!(
-            !matches!(s, RequestState::Active | RequestState::Ending | RequestState::Closed),
+            !matches!(
+                s,
+                RequestState::Active | RequestState::Ending | RequestState::Closed
+            ),
             "state {s:?} without a grant"
         ),
     }

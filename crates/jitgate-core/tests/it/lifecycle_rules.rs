@@ -2,7 +2,13 @@ use super::*;
 use chrono::Duration;
 use jitgate_core::lifecycle::{self, ApprovalInput, Outcome};
 
-fn approve_as(out: &Outcome, who: &Identity, approvals: &[Approval], at: Timestamp, step_up: bool) -> Result<Outcome, CoreError> {
+fn approve_as(
+    out: &Outcome,
+    who: &Identity,
+    approvals: &[Approval],
+    at: Timestamp,
+    step_up: bool,
+) -> Result<Outcome, CoreError> {
     lifecycle::decide(
         out.request.clone(),
         who,
@@ -24,7 +30,13 @@ fn two_of_n_approvals_then_grant_within_policy_maximum() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);
     let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
     let bob = person("bob", IdentityKind::Human, &["engineer"], &["north"]);
-    let out = lifecycle::submit(new_request(&vera, 7200, AccessPath::Planned), decision(2, 7200, false), "g-1", t0()).unwrap();
+    let out = lifecycle::submit(
+        new_request(&vera, 7200, AccessPath::Planned),
+        decision(2, 7200, false),
+        "g-1",
+        t0(),
+    )
+    .unwrap();
     assert_eq!(out.request.state, RequestState::Pending);
     assert_eq!(out.events.len(), 2, "submitted + decided");
 
@@ -39,7 +51,10 @@ fn two_of_n_approvals_then_grant_within_policy_maximum() {
 
     let a2 = approve_as(&a1, &bob, std::slice::from_ref(&first), t0(), false).unwrap();
     assert_eq!(a2.request.state, RequestState::Approved);
-    assert!(a2.events.iter().any(|e| e.kind == EventKind::RequestApproved));
+    assert!(a2
+        .events
+        .iter()
+        .any(|e| e.kind == EventKind::RequestApproved));
 
     let at = t0() + Duration::minutes(5);
     let g = lifecycle::activate(a2.request, "g-1", at).unwrap();
@@ -53,7 +68,13 @@ fn two_of_n_approvals_then_grant_within_policy_maximum() {
 #[test]
 fn separation_of_duties() {
     let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
-    let out = lifecycle::submit(new_request(&alice, 3600, AccessPath::Planned), decision(1, 7200, false), "g", t0()).unwrap();
+    let out = lifecycle::submit(
+        new_request(&alice, 3600, AccessPath::Planned),
+        decision(1, 7200, false),
+        "g",
+        t0(),
+    )
+    .unwrap();
     let err = approve_as(&out, &alice, &[], t0(), false).unwrap_err();
     assert_eq!(err.code(), "separation_of_duties");
 
@@ -63,29 +84,64 @@ fn separation_of_duties() {
     let mut req = new_request(&alice, 3600, AccessPath::Planned);
     req.subject = svc.clone();
     let out = lifecycle::submit(req, decision(1, 7200, false), "g", t0()).unwrap();
-    assert_eq!(approve_as(&out, &svc, &[], t0(), false).unwrap_err().code(), "not_eligible_approver");
-    assert_eq!(approve_as(&out, &alice, &[], t0(), false).unwrap_err().code(), "separation_of_duties");
+    assert_eq!(
+        approve_as(&out, &svc, &[], t0(), false).unwrap_err().code(),
+        "not_eligible_approver"
+    );
+    assert_eq!(
+        approve_as(&out, &alice, &[], t0(), false)
+            .unwrap_err()
+            .code(),
+        "separation_of_duties"
+    );
 }
 
 #[test]
 fn eligibility_roles_and_site() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);
-    let out = lifecycle::submit(new_request(&vera, 3600, AccessPath::Planned), decision(1, 7200, false), "g", t0()).unwrap();
+    let out = lifecycle::submit(
+        new_request(&vera, 3600, AccessPath::Planned),
+        decision(1, 7200, false),
+        "g",
+        t0(),
+    )
+    .unwrap();
     let operator = person("oscar", IdentityKind::Human, &["operator"], &["north"]);
-    assert_eq!(approve_as(&out, &operator, &[], t0(), false).unwrap_err().code(), "not_eligible_approver");
+    assert_eq!(
+        approve_as(&out, &operator, &[], t0(), false)
+            .unwrap_err()
+            .code(),
+        "not_eligible_approver"
+    );
     let carol = person("carol", IdentityKind::Human, &["engineer"], &["south"]);
     let err = approve_as(&out, &carol, &[], t0(), false).unwrap_err();
     assert!(err.to_string().contains("site north"), "{err}");
     let other_vendor = person("val", IdentityKind::Vendor, &["engineer"], &["north"]);
-    assert_eq!(approve_as(&out, &other_vendor, &[], t0(), false).unwrap_err().code(), "not_eligible_approver");
+    assert_eq!(
+        approve_as(&out, &other_vendor, &[], t0(), false)
+            .unwrap_err()
+            .code(),
+        "not_eligible_approver"
+    );
 }
 
 #[test]
 fn step_up_digest_and_lapse() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);
     let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
-    let out = lifecycle::submit(new_request(&vera, 3600, AccessPath::Planned), decision(1, 7200, true), "g", t0()).unwrap();
-    assert_eq!(approve_as(&out, &alice, &[], t0(), false).unwrap_err().code(), "step_up_required");
+    let out = lifecycle::submit(
+        new_request(&vera, 3600, AccessPath::Planned),
+        decision(1, 7200, true),
+        "g",
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(
+        approve_as(&out, &alice, &[], t0(), false)
+            .unwrap_err()
+            .code(),
+        "step_up_required"
+    );
 
     let wrong_digest = lifecycle::decide(
         out.request.clone(),
@@ -105,18 +161,40 @@ fn step_up_digest_and_lapse() {
     assert_eq!(wrong_digest.code(), "scope_digest_mismatch");
 
     let late = t0() + Duration::hours(2);
-    assert_eq!(approve_as(&out, &alice, &[], late, true).unwrap_err().code(), "request_lapsed");
+    assert_eq!(
+        approve_as(&out, &alice, &[], late, true)
+            .unwrap_err()
+            .code(),
+        "request_lapsed"
+    );
     assert!(lifecycle::due_for_lapse(&out.request, late));
     let lapsed = lifecycle::lapse(out.request.clone(), late).unwrap();
     assert_eq!(lapsed.request.state, RequestState::Lapsed);
-    assert_eq!(approve_as(&lapsed, &alice, &[], late, true).unwrap_err().code(), "request_lapsed");
+    assert_eq!(
+        approve_as(&lapsed, &alice, &[], late, true)
+            .unwrap_err()
+            .code(),
+        "request_lapsed"
+    );
 }
 
 #[test]
 fn duration_above_policy_maximum_is_refused() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);
-    let err = lifecycle::submit(new_request(&vera, 4 * 3600, AccessPath::Planned), decision(2, 7200, false), "g", t0()).unwrap_err();
-    assert_eq!(err, CoreError::DurationAboveMaximum { requested_secs: 14400, max_secs: 7200 });
+    let err = lifecycle::submit(
+        new_request(&vera, 4 * 3600, AccessPath::Planned),
+        decision(2, 7200, false),
+        "g",
+        t0(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        CoreError::DurationAboveMaximum {
+            requested_secs: 14400,
+            max_secs: 7200
+        }
+    );
 }
 
 #[test]
@@ -125,7 +203,8 @@ fn denial_is_recorded_with_reasons() {
     let mut d = decision(2, 7200, false);
     d.allowed = false;
     d.reasons = vec!["denied by policy `no-vendors`: vendors may not".into()];
-    let out = lifecycle::submit(new_request(&vera, 3600, AccessPath::Planned), d, "g", t0()).unwrap();
+    let out =
+        lifecycle::submit(new_request(&vera, 3600, AccessPath::Planned), d, "g", t0()).unwrap();
     assert_eq!(out.request.state, RequestState::Denied);
     assert!(out.request.state_reason.unwrap().contains("no-vendors"));
     assert!(out.grant.is_none());
@@ -136,7 +215,13 @@ fn break_glass_is_active_at_once_and_reviewed() {
     let oscar = person("oscar", IdentityKind::Human, &["oncall"], &["north"]);
     let mut d = decision(0, 1800, false);
     d.obligations.review = true;
-    let out = lifecycle::submit(new_request(&oscar, 1800, AccessPath::Emergency), d, "g-bg", t0()).unwrap();
+    let out = lifecycle::submit(
+        new_request(&oscar, 1800, AccessPath::Emergency),
+        d,
+        "g-bg",
+        t0(),
+    )
+    .unwrap();
     assert_eq!(out.request.state, RequestState::Active);
     let g = out.grant.unwrap();
     assert!(g.emergency && g.review_required);
@@ -147,11 +232,24 @@ fn break_glass_is_active_at_once_and_reviewed() {
 #[test]
 fn expiry_is_recorded_at_expires_at_even_when_noticed_late() {
     let oscar = person("oscar", IdentityKind::Human, &["oncall"], &["north"]);
-    let out = lifecycle::submit(new_request(&oscar, 1800, AccessPath::Emergency), decision(0, 1800, false), "g", t0()).unwrap();
+    let out = lifecycle::submit(
+        new_request(&oscar, 1800, AccessPath::Emergency),
+        decision(0, 1800, false),
+        "g",
+        t0(),
+    )
+    .unwrap();
     let grant = out.grant.unwrap();
     let much_later = t0() + Duration::hours(5);
     assert!(lifecycle::due_for_expiry(&grant, much_later));
-    let ended = lifecycle::end_grant(out.request, grant.clone(), EndReason::Expired, Actor::scheduler(), much_later).unwrap();
+    let ended = lifecycle::end_grant(
+        out.request,
+        grant.clone(),
+        EndReason::Expired,
+        Actor::scheduler(),
+        much_later,
+    )
+    .unwrap();
     let g = ended.grant.unwrap();
     assert_eq!(g.state, GrantState::Ending);
     assert_eq!(g.ended_at, Some(grant.expires_at));
@@ -161,16 +259,50 @@ fn expiry_is_recorded_at_expires_at_even_when_noticed_late() {
 #[test]
 fn revocation_needs_a_reason_and_an_active_grant() {
     let oscar = person("oscar", IdentityKind::Human, &["oncall"], &["north"]);
-    let out = lifecycle::submit(new_request(&oscar, 1800, AccessPath::Emergency), decision(0, 1800, false), "g", t0()).unwrap();
+    let out = lifecycle::submit(
+        new_request(&oscar, 1800, AccessPath::Emergency),
+        decision(0, 1800, false),
+        "g",
+        t0(),
+    )
+    .unwrap();
     let grant = out.grant.clone().unwrap();
-    let no_reason = EndReason::Revoked { by: "sam".into(), reason: " ".into() };
+    let no_reason = EndReason::Revoked {
+        by: "sam".into(),
+        reason: " ".into(),
+    };
     assert_eq!(
-        lifecycle::end_grant(out.request.clone(), grant.clone(), no_reason, Actor::identity("sam"), t0()).unwrap_err().code(),
+        lifecycle::end_grant(
+            out.request.clone(),
+            grant.clone(),
+            no_reason,
+            Actor::identity("sam"),
+            t0()
+        )
+        .unwrap_err()
+        .code(),
         "invalid_request"
     );
-    let reason = EndReason::Revoked { by: "sam".into(), reason: "done early".into() };
-    let ended = lifecycle::end_grant(out.request, grant, reason.clone(), Actor::identity("sam"), t0()).unwrap();
-    let again = lifecycle::end_grant(ended.request, ended.grant.unwrap(), reason, Actor::identity("sam"), t0()).unwrap_err();
+    let reason = EndReason::Revoked {
+        by: "sam".into(),
+        reason: "done early".into(),
+    };
+    let ended = lifecycle::end_grant(
+        out.request,
+        grant,
+        reason.clone(),
+        Actor::identity("sam"),
+        t0(),
+    )
+    .unwrap();
+    let again = lifecycle::end_grant(
+        ended.request,
+        ended.grant.unwrap(),
+        reason,
+        Actor::identity("sam"),
+        t0(),
+    )
+    .unwrap_err();
     assert_eq!(again.code(), "wrong_state");
 }
 

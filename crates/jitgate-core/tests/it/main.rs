@@ -38,7 +38,10 @@ pub fn plc() -> Asset {
         criticality: Criticality::Safety,
         enforcement: Enforcement::Brokered,
         endpoints: Endpoints {
-            modbus: Some(ModbusEndpoint { address: "127.0.0.1:502".into(), unit_ids: vec![1] }),
+            modbus: Some(ModbusEndpoint {
+                address: "127.0.0.1:502".into(),
+                unit_ids: vec![1],
+            }),
             dnp3: None,
             ssh: None,
         },

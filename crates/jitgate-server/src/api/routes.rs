@@ -1,0 +1,778 @@
+//! Handlers of `/api/v1`. Each authenticates its caller ([`Caller`]) and authorizes the
+//! action, then calls `service` (lifecycle) or the store (simple reads). The `#[utoipa::path]`
+//! annotations feed `/openapi.json`.
+
+use super::extract::{ApiJson, ApiQuery};
+use super::types::*;
+use crate::auth::{self, AuthVia, Caller};
+use crate::error::{ApiResult, ServerError};
+use crate::service::{self, GrantQuery, RequestQuery};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jitgate_core::event::Actor;
+use jitgate_core::{
+    ApprovalVerdict, Asset, EndReason, Identity, IdentityKind, IdentityStatus, Inventory, Org, Site,
+};
+use jitgate_store::{ApiKeyRecord, EventFilter, SessionRecord};
+use serde::Deserialize;
+use utoipa::OpenApi;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/whoami", get(whoami))
+        .route("/auth/totp/enroll", post(totp_enroll))
+        .route("/auth/totp/confirm", post(totp_confirm))
+        .route("/api-keys", post(create_api_key))
+        .route("/identities", get(list_identities))
+        .route("/identities/{id}", get(get_identity).put(put_identity))
+        .route("/identities/{id}/disable", post(disable_identity))
+        .route("/identities/{id}/enable", post(enable_identity))
+        .route("/identities/{id}/password", post(set_password))
+        .route("/assets", get(list_assets))
+        .route("/assets/{id}", get(get_asset).put(put_asset))
+        .route("/sites", get(list_sites))
+        .route("/sites/{id}", axum::routing::put(put_site))
+        .route("/orgs", get(list_orgs))
+        .route("/orgs/{id}", axum::routing::put(put_org))
+        .route("/inventory", post(load_inventory))
+        .route("/requests", get(list_requests).post(create_request))
+        .route("/requests/{id}", get(get_request))
+        .route("/requests/{id}/approve", post(approve))
+        .route("/requests/{id}/deny", post(deny))
+        .route("/requests/{id}/withdraw", post(withdraw))
+        .route("/grants", get(list_grants))
+        .route("/grants/{id}", get(get_grant))
+        .route("/grants/{id}/revoke", post(revoke))
+        .route("/grants/{id}/complete", post(complete))
+        .route("/events", get(list_events))
+        .route("/evidence/chain", get(chain_status))
+        .route("/policies", get(policy_info))
+        .route("/policies/reload", post(policy_reload))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "jitgate API", description = "Just-in-time privileged access for OT: requests, decisions, approvals, grants, evidence."),
+    paths(
+        login, logout, whoami, totp_enroll, totp_confirm, create_api_key,
+        list_identities, get_identity, put_identity, disable_identity, enable_identity, set_password,
+        list_assets, get_asset, put_asset, list_sites, put_site, list_orgs, put_org, load_inventory,
+        create_request, list_requests, get_request, approve, deny, withdraw,
+        list_grants, get_grant, revoke, complete, list_events, chain_status, policy_info, policy_reload,
+    ),
+    components(schemas(ApiError)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+// ---------------------------------------------------------------- authentication
+
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginBody, security(()),
+    responses((status = 200, body = LoginResponse), (status = 401, body = ApiError)))]
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<Json<LoginResponse>> {
+    let now = state.clock.now();
+    let wrong = || ServerError::Unauthenticated("identity or password is wrong".into());
+    let mut tx = state.store.read().await?;
+    let identity = tx.get_identity(&body.identity).await?;
+    let phc = tx.get_password(&body.identity).await?;
+    let totp = tx.get_totp(&body.identity).await?;
+    drop(tx);
+    // Verify even for unknown identities (against a dummy hash) so timing does not reveal
+    // which identities exist.
+    let phc_for_check = match &phc {
+        Some(h) => h.clone(),
+        None => dummy_hash()?,
+    };
+    let password = body.password.clone();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc_for_check))
+        .await
+        .map_err(|e| ServerError::Internal(format!("password check: {e}")))?;
+    let (Some(identity), Some(_), true) = (identity, phc, ok) else {
+        return Err(wrong());
+    };
+    if !identity.is_active() {
+        return Err(jitgate_core::CoreError::IdentityDisabled(identity.id).into());
+    }
+    let totp_enrolled = totp.as_ref().is_some_and(|t| t.confirmed);
+    let mut tx = state.store.write().await?;
+    if totp_enrolled {
+        let code = body.totp.as_deref().ok_or(ServerError::TotpRequired)?;
+        auth::check_totp(&mut tx, &identity.id, code, now).await?;
+    }
+    let token = auth::new_token(auth::SESSION_PREFIX);
+    let ttl = state
+        .config
+        .session_ttl_secs()
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+    let expires_at = now + chrono::Duration::seconds(ttl);
+    tx.insert_session(&SessionRecord {
+        token_hash: auth::token_hash(&token),
+        identity: identity.id.clone(),
+        created_at: now,
+        expires_at,
+    })
+    .await?;
+    tx.delete_expired_sessions(now).await?;
+    tx.commit().await?;
+    Ok(Json(LoginResponse {
+        token,
+        expires_at,
+        identity,
+        totp_enrolled,
+    }))
+}
+
+/// argon2id hash of a random password nobody knows; verified against when the identity is
+/// unknown so that a failed login costs the same either way and timing reveals nothing.
+fn dummy_hash() -> ApiResult<String> {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(h) = DUMMY.get() {
+        return Ok(h.clone());
+    }
+    let h = auth::hash_password(&auth::random_password())?;
+    Ok(DUMMY.get_or_init(|| h).clone())
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204)))]
+async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<StatusCode> {
+    if let Some(token) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        let mut tx = state.store.write().await?;
+        tx.delete_session(&auth::token_hash(token.trim())).await?;
+        tx.commit().await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = ApiError)))]
+async fn whoami(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<WhoAmI>> {
+    let mut tx = state.store.read().await?;
+    let totp_enrolled = tx.get_totp(caller.id()).await?.is_some_and(|t| t.confirmed);
+    Ok(Json(WhoAmI {
+        auth: match caller.via {
+            AuthVia::Session => "session".into(),
+            AuthVia::ApiKey => "api_key".into(),
+        },
+        identity: caller.identity,
+        totp_enrolled,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/totp/enroll", responses((status = 200, body = TotpEnrollResponse), (status = 409, body = ApiError)))]
+async fn totp_enroll(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<TotpEnrollResponse>> {
+    if caller.identity.kind == IdentityKind::Workload {
+        return Err(ServerError::Forbidden(
+            "workloads authenticate with API keys, not TOTP".into(),
+        ));
+    }
+    let mut tx = state.store.write().await?;
+    if tx.get_totp(caller.id()).await?.is_some_and(|t| t.confirmed) {
+        return Err(ServerError::Forbidden(
+            "TOTP is already enrolled; an administrator must reset it before enrolling a new device".into(),
+        ));
+    }
+    let secret = auth::new_totp_secret();
+    tx.set_totp(caller.id(), &secret, false).await?;
+    tx.commit().await?;
+    let otpauth_url = auth::totp_url(&secret, caller.id())?;
+    Ok(Json(TotpEnrollResponse {
+        secret,
+        otpauth_url,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/totp/confirm", request_body = TotpCodeBody, responses((status = 204), (status = 401, body = ApiError)))]
+async fn totp_confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<TotpCodeBody>,
+) -> ApiResult<StatusCode> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let Some(rec) = tx.get_totp(caller.id()).await? else {
+        return Err(ServerError::BadRequest(
+            "no TOTP enrolment in progress; run `jitgate totp enroll` first".into(),
+        ));
+    };
+    if rec.confirmed {
+        return Err(ServerError::BadRequest("TOTP is already confirmed".into()));
+    }
+    auth::check_totp(&mut tx, caller.id(), &body.code, now).await?;
+    tx.set_totp(caller.id(), &rec.secret_b32, true).await?;
+    tx.append_events(&[jitgate_core::Event::new(
+        jitgate_core::EventKind::AuthEnrolled,
+        Actor::identity(caller.id()),
+        now,
+    )
+    .data(serde_json::json!({"factor": "totp"}))])
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/api-keys", request_body = ApiKeyCreateBody, responses((status = 200, body = ApiKeyCreated), (status = 403, body = ApiError)))]
+async fn create_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ApiKeyCreateBody>,
+) -> ApiResult<Json<ApiKeyCreated>> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let target = tx
+        .get_identity(&body.identity)
+        .await?
+        .ok_or_else(|| ServerError::not_found("identity", &body.identity))?;
+    if target.kind != IdentityKind::Workload {
+        return Err(ServerError::BadRequest(format!(
+            "{} is a {}; API keys are for workloads — people log in with a password and TOTP",
+            target.id,
+            target.kind.as_str()
+        )));
+    }
+    if !caller.is_admin() && !target.owners.iter().any(|o| o == caller.id()) {
+        return Err(ServerError::Forbidden(format!(
+            "only an owner of {} ({}) or an admin can create its API keys",
+            target.id,
+            target.owners.join(", ")
+        )));
+    }
+    if body.name.trim().is_empty() {
+        return Err(ServerError::BadRequest(
+            "name the key (e.g. where it is deployed)".into(),
+        ));
+    }
+    let key = auth::new_token(auth::API_KEY_PREFIX);
+    let id = service::new_id("key");
+    tx.insert_api_key(&ApiKeyRecord {
+        id: id.clone(),
+        identity: target.id.clone(),
+        name: body.name.clone(),
+        key_hash: auth::token_hash(&key),
+        created_at: now,
+        revoked: false,
+    })
+    .await?;
+    tx.append_events(&[jitgate_core::Event::new(jitgate_core::EventKind::AuthEnrolled, Actor::identity(caller.id()), now)
+        .data(serde_json::json!({"factor": "api_key", "identity": target.id, "key_id": id, "name": body.name}))])
+    .await?;
+    tx.commit().await?;
+    Ok(Json(ApiKeyCreated { id, key }))
+}
+
+// ---------------------------------------------------------------- inventory
+
+#[utoipa::path(get, path = "/api/v1/identities", responses((status = 200, body = Vec<Identity>)))]
+async fn list_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<Identity>>> {
+    let mut tx = state.store.read().await?;
+    let all = tx.list_identities().await?;
+    let me = &caller.identity;
+    let visible = all
+        .into_iter()
+        .filter(|i| match me.kind {
+            _ if caller.sees_everything() => true,
+            IdentityKind::Human => true,
+            IdentityKind::Vendor => i.id == me.id || (i.org.is_some() && i.org == me.org),
+            IdentityKind::Workload => i.id == me.id,
+        })
+        .collect();
+    Ok(Json(visible))
+}
+
+#[utoipa::path(get, path = "/api/v1/identities/{id}", params(("id" = String, Path)), responses((status = 200, body = Identity), (status = 404, body = ApiError)))]
+async fn get_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Identity>> {
+    let Json(all) = list_identities(State(state), caller).await?;
+    all.into_iter()
+        .find(|i| i.id == id)
+        .map(Json)
+        .ok_or_else(|| ServerError::not_found("identity", &id))
+}
+
+#[utoipa::path(put, path = "/api/v1/identities/{id}", params(("id" = String, Path)), request_body = Identity, responses((status = 200, body = Identity)))]
+async fn put_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Identity>,
+) -> ApiResult<Json<Identity>> {
+    caller.require_admin()?;
+    if body.id != id {
+        return Err(ServerError::BadRequest(format!(
+            "body id {} differs from path id {id}",
+            body.id
+        )));
+    }
+    let mut tx = state.store.read().await?;
+    service::validate_identity_refs(&mut tx, &body).await?;
+    drop(tx);
+    let inv = Inventory {
+        identities: vec![body.clone()],
+        ..Default::default()
+    };
+    service::load_inventory(&state, Actor::identity(caller.id()), &inv).await?;
+    Ok(Json(body))
+}
+
+#[utoipa::path(post, path = "/api/v1/identities/{id}/disable", params(("id" = String, Path)), request_body = ReasonBody, responses((status = 200, body = Identity)))]
+async fn disable_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> ApiResult<Json<Identity>> {
+    service::set_identity_status(&state, &caller, &id, IdentityStatus::Disabled, &body.reason)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/identities/{id}/enable", params(("id" = String, Path)), responses((status = 200, body = Identity)))]
+async fn enable_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Identity>> {
+    service::set_identity_status(&state, &caller, &id, IdentityStatus::Active, "")
+        .await
+        .map(Json)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/identities/{id}/password", params(("id" = String, Path)), request_body = PasswordBody, responses((status = 204)))]
+async fn set_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> ApiResult<StatusCode> {
+    if caller.id() != id {
+        caller.require_admin()?;
+    }
+    let mut tx = state.store.read().await?;
+    let target = tx
+        .get_identity(&id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("identity", &id))?;
+    drop(tx);
+    if target.kind == IdentityKind::Workload {
+        return Err(ServerError::BadRequest(
+            "workloads use API keys (`jitgate apikey create`), not passwords".into(),
+        ));
+    }
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&body.password))
+        .await
+        .map_err(|e| ServerError::Internal(format!("hashing: {e}")))??;
+    let mut tx = state.store.write().await?;
+    tx.set_password(&id, &hash).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/assets", responses((status = 200, body = Vec<Asset>)))]
+async fn list_assets(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<Asset>>> {
+    Ok(Json(state.store.read().await?.list_assets().await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/assets/{id}", params(("id" = String, Path)), responses((status = 200, body = Asset), (status = 404, body = ApiError)))]
+async fn get_asset(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Asset>> {
+    state
+        .store
+        .read()
+        .await?
+        .get_asset(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ServerError::not_found("asset", &id))
+}
+
+#[utoipa::path(put, path = "/api/v1/assets/{id}", params(("id" = String, Path)), request_body = Asset, responses((status = 200, body = Asset)))]
+async fn put_asset(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Asset>,
+) -> ApiResult<Json<Asset>> {
+    caller.require_admin()?;
+    if body.id != id {
+        return Err(ServerError::BadRequest(format!(
+            "body id {} differs from path id {id}",
+            body.id
+        )));
+    }
+    let mut tx = state.store.read().await?;
+    let sites = tx.list_sites().await?;
+    drop(tx);
+    let site_map = sites.iter().map(|s| (s.id.as_str(), s)).collect();
+    jitgate_core::inventory::validate_asset(&body, &site_map)?;
+    let inv = Inventory {
+        assets: vec![body.clone()],
+        ..Default::default()
+    };
+    service::load_inventory(&state, Actor::identity(caller.id()), &inv).await?;
+    Ok(Json(body))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites", responses((status = 200, body = Vec<Site>)))]
+async fn list_sites(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Site>>> {
+    Ok(Json(state.store.read().await?.list_sites().await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/sites/{id}", params(("id" = String, Path)), request_body = Site, responses((status = 200, body = Site)))]
+async fn put_site(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Site>,
+) -> ApiResult<Json<Site>> {
+    caller.require_admin()?;
+    if body.id != id {
+        return Err(ServerError::BadRequest(format!(
+            "body id {} differs from path id {id}",
+            body.id
+        )));
+    }
+    let inv = Inventory {
+        sites: vec![body.clone()],
+        ..Default::default()
+    };
+    inv.validate()?;
+    service::load_inventory(&state, Actor::identity(caller.id()), &inv).await?;
+    Ok(Json(body))
+}
+
+#[utoipa::path(get, path = "/api/v1/orgs", responses((status = 200, body = Vec<Org>)))]
+async fn list_orgs(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Org>>> {
+    let all = state.store.read().await?.list_orgs().await?;
+    let me = &caller.identity;
+    Ok(Json(
+        all.into_iter()
+            .filter(|o| {
+                caller.sees_everything()
+                    || me.kind == IdentityKind::Human
+                    || me.org.as_deref() == Some(o.id.as_str())
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(put, path = "/api/v1/orgs/{id}", params(("id" = String, Path)), request_body = Org, responses((status = 200, body = Org)))]
+async fn put_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Org>,
+) -> ApiResult<Json<Org>> {
+    caller.require_admin()?;
+    if body.id != id {
+        return Err(ServerError::BadRequest(format!(
+            "body id {} differs from path id {id}",
+            body.id
+        )));
+    }
+    let inv = Inventory {
+        orgs: vec![body.clone()],
+        ..Default::default()
+    };
+    inv.validate()?;
+    service::load_inventory(&state, Actor::identity(caller.id()), &inv).await?;
+    Ok(Json(body))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory", request_body = InventoryLoadBody, responses((status = 200, body = InventorySummary), (status = 422, body = ApiError)))]
+async fn load_inventory(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<InventoryLoadBody>,
+) -> ApiResult<Json<InventorySummary>> {
+    caller.require_admin()?;
+    let inv = Inventory::from_toml(&body.toml)?;
+    service::load_inventory(&state, Actor::identity(caller.id()), &inv).await?;
+    Ok(Json(InventorySummary {
+        sites: inv.sites.len(),
+        orgs: inv.orgs.len(),
+        identities: inv.identities.len(),
+        assets: inv.assets.len(),
+    }))
+}
+
+// ---------------------------------------------------------------- requests
+
+#[utoipa::path(post, path = "/api/v1/requests", request_body = NewRequestBody,
+    responses((status = 201, body = RequestView, description = "filed; `state` is `denied` when policy said no (see `decision.reasons`)"), (status = 422, body = ApiError), (status = 404, body = ApiError)))]
+async fn create_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewRequestBody>,
+) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    let view = service::submit_request(&state, &caller, body).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/api/v1/requests", params(RequestQuery), responses((status = 200, body = Vec<RequestView>)))]
+async fn list_requests(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<RequestQuery>,
+) -> ApiResult<Json<Vec<RequestView>>> {
+    service::list_requests(&state, &caller, q).await.map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/requests/{id}", params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 404, body = ApiError)))]
+async fn get_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RequestView>> {
+    service::get_request_view(&state, &caller, &id)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", params(("id" = String, Path)), request_body = ApproveBody,
+    responses((status = 200, body = RequestView), (status = 403, body = ApiError), (status = 409, body = ApiError)))]
+async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ApproveBody>,
+) -> ApiResult<Json<RequestView>> {
+    service::decide(
+        &state,
+        &caller,
+        &id,
+        ApprovalVerdict::Approve,
+        Some(body.scope_digest),
+        body.comment,
+        body.totp,
+    )
+    .await
+    .map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/requests/{id}/deny", params(("id" = String, Path)), request_body = DenyBody,
+    responses((status = 200, body = RequestView), (status = 403, body = ApiError)))]
+async fn deny(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DenyBody>,
+) -> ApiResult<Json<RequestView>> {
+    service::decide(
+        &state,
+        &caller,
+        &id,
+        ApprovalVerdict::Deny,
+        body.scope_digest,
+        body.comment,
+        None,
+    )
+    .await
+    .map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/requests/{id}/withdraw", params(("id" = String, Path)), responses((status = 200, body = RequestView)))]
+async fn withdraw(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RequestView>> {
+    service::withdraw(&state, &caller, &id).await.map(Json)
+}
+
+// ---------------------------------------------------------------- grants
+
+#[utoipa::path(get, path = "/api/v1/grants", params(GrantQuery), responses((status = 200, body = Vec<GrantView>)))]
+async fn list_grants(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<GrantQuery>,
+) -> ApiResult<Json<Vec<GrantView>>> {
+    service::list_grants(&state, &caller, q).await.map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/grants/{id}", params(("id" = String, Path)), responses((status = 200, body = GrantView), (status = 404, body = ApiError)))]
+async fn get_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GrantView>> {
+    service::get_grant_view(&state, &caller, &id)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/grants/{id}/revoke", params(("id" = String, Path)), request_body = ReasonBody, responses((status = 200, body = GrantView), (status = 403, body = ApiError)))]
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> ApiResult<Json<GrantView>> {
+    let reason = EndReason::Revoked {
+        by: caller.id().to_string(),
+        reason: body.reason,
+    };
+    service::end_grant(&state, &caller, &id, reason)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/grants/{id}/complete", params(("id" = String, Path)), responses((status = 200, body = GrantView), (status = 403, body = ApiError)))]
+async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GrantView>> {
+    let reason = EndReason::Completed {
+        by: caller.id().to_string(),
+    };
+    service::end_grant(&state, &caller, &id, reason)
+        .await
+        .map(Json)
+}
+
+// ---------------------------------------------------------------- evidence
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct EventQuery {
+    request: Option<String>,
+    grant: Option<String>,
+    /// Only events with a sequence number greater than this.
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/events", params(EventQuery), responses((status = 200, body = Vec<EventView>)))]
+async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<EventQuery>,
+) -> ApiResult<Json<Vec<EventView>>> {
+    let mut tx = state.store.read().await?;
+    if !caller.sees_everything() {
+        // Others see the events of one request or grant they may view.
+        let request_id = match (&q.request, &q.grant) {
+            (Some(r), _) => r.clone(),
+            (None, Some(g)) => tx.get_grant(g).await?.ok_or_else(|| ServerError::not_found("grant", g))?.request_id,
+            (None, None) => {
+                return Err(ServerError::Forbidden(
+                    "the whole event log is for security, audit and admin roles; pass --request or --grant".into(),
+                ))
+            }
+        };
+        let r = tx
+            .get_request(&request_id)
+            .await?
+            .ok_or_else(|| ServerError::not_found("request", &request_id))?;
+        if !service::can_view(&mut tx, &caller, &r).await? {
+            return Err(ServerError::not_found("request", &request_id));
+        }
+    }
+    let filter = EventFilter {
+        request_id: q.request,
+        grant_id: q.grant,
+        after_seq: q.after,
+        limit: q.limit.unwrap_or(500).clamp(1, 5000),
+    };
+    let events = tx.list_events(&filter).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| EventView {
+                seq: e.seq,
+                hash: e.hash,
+                prev_hash: e.prev_hash,
+                event: e.event,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/evidence/chain", responses((status = 200, body = ChainStatus)))]
+async fn chain_status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ChainStatus>> {
+    if !caller.sees_everything() {
+        return Err(ServerError::Forbidden(
+            "verifying the event chain is for security, audit and admin roles".into(),
+        ));
+    }
+    let report = state.store.read().await?.verify_chain().await?;
+    Ok(Json(ChainStatus {
+        events: report.events,
+        head: report.head,
+        ok: report.first_bad.is_none(),
+        first_bad_seq: report.first_bad.as_ref().map(|(s, _)| *s),
+        problem: report.first_bad.map(|(_, p)| p),
+    }))
+}
+
+// ---------------------------------------------------------------- policies
+
+#[utoipa::path(get, path = "/api/v1/policies", responses((status = 200, body = PolicyInfo)))]
+async fn policy_info(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<PolicyInfo>> {
+    Ok(Json(crate::policy::info(&state.policies())))
+}
+
+#[utoipa::path(post, path = "/api/v1/policies/reload", responses((status = 200, body = PolicyInfo), (status = 422, body = ApiError)))]
+async fn policy_reload(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<PolicyInfo>> {
+    caller.require_admin()?;
+    crate::policy::reload(&state, Actor::identity(caller.id()))
+        .await
+        .map(Json)
+}

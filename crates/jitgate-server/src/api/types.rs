@@ -1,0 +1,191 @@
+//! Request and response bodies of the HTTP API (`/api/v1`). The CLI uses these same types,
+//! so client and server cannot drift apart.
+
+use jitgate_core::decision::Obligations;
+use jitgate_core::scope::ScopeRequest;
+use jitgate_core::{AccessPath, Approval, Event, Grant, Identity, Request, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Every error the API returns: a stable machine code and a message saying what to do.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    /// Stable error code, e.g. `separation_of_duties`; see docs/api.md for the list.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub identity: String,
+    pub password: String,
+    /// Current TOTP code; required once the identity has enrolled TOTP.
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// Bearer token for `Authorization: Bearer <token>`; short-lived.
+    pub token: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+    pub identity: Identity,
+    pub totp_enrolled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub identity: Identity,
+    /// `session` (logged in with password) or `api_key` (workload key).
+    pub auth: String,
+    pub totp_enrolled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TotpEnrollResponse {
+    /// Base32 secret to type into an authenticator app.
+    pub secret: String,
+    /// `otpauth://` URL (render as a QR code).
+    pub otpauth_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCodeBody {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreateBody {
+    /// The workload the key authenticates.
+    pub identity: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreated {
+    pub id: String,
+    /// Shown once; only its hash is stored. Use as `Authorization: Bearer <key>`.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequestBody {
+    /// Who will use the access; default = the caller. May be a workload the caller owns.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Rules per asset, e.g. `{"asset":"plc-7","modbus":["read holding 0-99 unit 1"]}`.
+    pub scope: Vec<ScopeRequest>,
+    /// Human duration: `30m`, `2h`, `1h30m`.
+    pub duration: String,
+    pub reason: String,
+    /// Work order / change / incident / supplier case id.
+    #[serde(default)]
+    pub reference: String,
+    pub path: AccessPath,
+    /// Window start (RFC 3339); default now.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub start: Option<Timestamp>,
+}
+
+/// A request with what a person needs to judge it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RequestView {
+    #[serde(flatten)]
+    pub request: Request,
+    /// The scope in plain words, one line per item.
+    pub description: Vec<String>,
+    pub approvals: Vec<Approval>,
+    /// Distinct approvers who said yes so far.
+    pub approved_by: Vec<String>,
+    pub obligations: Obligations,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// Digest of the scope you reviewed (from `GET /requests/{id}`); must match.
+    pub scope_digest: String,
+    #[serde(default)]
+    pub comment: String,
+    /// Current TOTP code; required when the decision demands step-up.
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DenyBody {
+    pub comment: String,
+    /// Digest of the scope you reviewed; optional for denials.
+    #[serde(default)]
+    pub scope_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GrantView {
+    #[serde(flatten)]
+    pub grant: Grant,
+    pub requester: String,
+    pub reason: String,
+    pub reference: String,
+    pub description: Vec<String>,
+    /// Seconds until expiry (0 once ended or expired).
+    pub remaining_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    pub seq: i64,
+    pub hash: String,
+    pub prev_hash: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryLoadBody {
+    /// The inventory file's TOML text.
+    pub toml: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InventorySummary {
+    pub sites: usize,
+    pub orgs: usize,
+    pub identities: usize,
+    pub assets: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicyInfo {
+    pub hash: String,
+    pub policies: Vec<String>,
+    /// Directory the set was loaded from (`builtin` for the embedded default set).
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChainStatus {
+    pub events: i64,
+    pub head: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}

@@ -1,0 +1,297 @@
+//! Authentication: passwords (argon2id), TOTP (RFC 6238, each time-step usable once), API
+//! keys for workloads (random, stored as SHA-256), and short-lived session tokens so that
+//! API calls do not pay for argon2 each time.
+//!
+//! Tokens are 32 random bytes, base64url, prefixed `jgs_` (session) or `jgk_` (API key) so a
+//! leaked value is recognisable in logs and secret scanners. Only their SHA-256 is stored.
+
+use crate::error::ServerError;
+use crate::state::AppState;
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine;
+use jitgate_core::{Identity, Timestamp};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use totp_rs::{Algorithm, Secret, TOTP};
+
+pub const SESSION_PREFIX: &str = "jgs_";
+pub const API_KEY_PREFIX: &str = "jgk_";
+const MIN_PASSWORD_LEN: usize = 12;
+
+pub fn hash_password(password: &str) -> Result<String, ServerError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(ServerError::BadRequest(format!(
+            "passwords need at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServerError::Internal(format!("argon2: {e}")))
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A new random token with the given prefix.
+pub fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A random password for bootstrap users (quickstart); 20 characters, unambiguous alphabet.
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+pub fn new_totp_secret() -> String {
+    match Secret::generate_secret().to_encoded() {
+        Secret::Encoded(s) => s,
+        Secret::Raw(raw) => base32_of(&raw),
+    }
+}
+
+fn base32_of(raw: &[u8]) -> String {
+    Secret::Raw(raw.to_vec()).to_encoded().to_string()
+}
+
+fn totp_for(secret_b32: &str, account: &str) -> Result<TOTP, ServerError> {
+    let bytes = Secret::Encoded(secret_b32.to_string())
+        .to_bytes()
+        .map_err(|e| ServerError::Internal(format!("stored TOTP secret is not base32: {e:?}")))?;
+    TOTP::new(
+        Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        Some("jitgate".into()),
+        account.to_string(),
+    )
+    .map_err(|e| ServerError::Internal(format!("TOTP: {e}")))
+}
+
+pub fn totp_url(secret_b32: &str, account: &str) -> Result<String, ServerError> {
+    Ok(totp_for(secret_b32, account)?.get_url())
+}
+
+/// The current code (for tests and the quickstart's demo helper).
+pub fn totp_code_at(secret_b32: &str, t: Timestamp) -> Result<String, ServerError> {
+    Ok(totp_for(secret_b32, "x")?.generate(t.timestamp().max(0) as u64))
+}
+
+/// If `code` is valid at `now` (±1 step for clock drift), the time-step it belongs to.
+/// The caller must then record the step as used, which refuses replays.
+pub fn totp_step(secret_b32: &str, code: &str, now: Timestamp) -> Result<Option<i64>, ServerError> {
+    let code = code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    let totp = totp_for(secret_b32, "x")?;
+    let current = now.timestamp() / 30;
+    for step in [current - 1, current, current + 1] {
+        if step < 0 {
+            continue;
+        }
+        let expected = totp.generate((step * 30) as u64);
+        if constant_time_eq(expected.as_bytes(), code.as_bytes()) {
+            return Ok(Some(step));
+        }
+    }
+    Ok(None)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Check a TOTP code for `identity` and mark its step used, inside the caller's transaction.
+pub async fn check_totp(
+    tx: &mut jitgate_store::Tx,
+    identity: &str,
+    code: &str,
+    now: Timestamp,
+) -> Result<(), ServerError> {
+    let Some(rec) = tx.get_totp(identity).await? else {
+        return Err(ServerError::BadTotp(format!(
+            "{identity} has no TOTP enrolled; run `jitgate totp enroll` then `jitgate totp confirm <code>`"
+        )));
+    };
+    let Some(step) = totp_step(&rec.secret_b32, code, now)? else {
+        return Err(ServerError::BadTotp(
+            "TOTP code is wrong or too old; enter the current code".into(),
+        ));
+    };
+    if !tx.use_totp_step(identity, step).await? {
+        return Err(ServerError::BadTotp(
+            "this TOTP code was already used; wait for the next code".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVia {
+    Session,
+    ApiKey,
+}
+
+/// The authenticated caller of an API endpoint.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: Identity,
+    pub via: AuthVia,
+}
+
+impl Caller {
+    pub fn id(&self) -> &str {
+        &self.identity.id
+    }
+    /// Plant-wide administrators: inventory, identities, policies.
+    pub fn is_admin(&self) -> bool {
+        self.identity.has_role("admin")
+    }
+    /// Security staff and auditors see everything; security can also revoke.
+    pub fn sees_everything(&self) -> bool {
+        ["admin", "security", "auditor"]
+            .iter()
+            .any(|r| self.identity.has_role(r))
+    }
+    pub fn require_admin(&self) -> Result<(), ServerError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ServerError::Forbidden(format!(
+                "{} lacks the `admin` role this needs; ask a jitgate administrator",
+                self.identity.id
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ServerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ServerError::Unauthenticated(
+                    "no credentials: run `jitgate login` (or send `Authorization: Bearer <token>`)"
+                        .into(),
+                )
+            })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .ok_or_else(|| {
+                ServerError::Unauthenticated("Authorization header must be `Bearer <token>`".into())
+            })?;
+        authenticate(state, token).await
+    }
+}
+
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ServerError> {
+    let now = state.clock.now();
+    let hash = token_hash(token);
+    let mut tx = state.store.read().await?;
+    let (identity_id, via) = if token.starts_with(SESSION_PREFIX) {
+        let session = tx.get_session(&hash).await?.ok_or_else(|| {
+            ServerError::Unauthenticated(
+                "session is unknown or logged out; run `jitgate login`".into(),
+            )
+        })?;
+        if session.expires_at <= now {
+            return Err(ServerError::Unauthenticated(
+                "session expired; run `jitgate login` again".into(),
+            ));
+        }
+        (session.identity, AuthVia::Session)
+    } else if token.starts_with(API_KEY_PREFIX) {
+        let key = tx
+            .find_api_key(&hash)
+            .await?
+            .filter(|k| !k.revoked)
+            .ok_or_else(|| ServerError::Unauthenticated("API key is unknown or revoked".into()))?;
+        (key.identity, AuthVia::ApiKey)
+    } else {
+        return Err(ServerError::Unauthenticated(
+            "token is not a jitgate session token or API key; run `jitgate login`".into(),
+        ));
+    };
+    let identity = tx.get_identity(&identity_id).await?.ok_or_else(|| {
+        ServerError::Unauthenticated(format!("identity {identity_id} no longer exists"))
+    })?;
+    if !identity.is_active() {
+        return Err(jitgate_core::CoreError::IdentityDisabled(identity.id).into());
+    }
+    Ok(Caller { identity, via })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_round_trip_and_minimum() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterx", &h));
+        assert!(hash_password("short").is_err());
+    }
+
+    #[test]
+    fn totp_accepts_current_and_neighbour_steps_only() {
+        let secret = new_totp_secret();
+        let now = chrono::Utc::now();
+        let code = totp_code_at(&secret, now).unwrap();
+        assert_eq!(
+            totp_step(&secret, &code, now).unwrap(),
+            Some(now.timestamp() / 30)
+        );
+        let later = now + chrono::Duration::seconds(120);
+        assert_eq!(totp_step(&secret, &code, later).unwrap(), None);
+        assert_eq!(totp_step(&secret, "12345x", now).unwrap(), None);
+    }
+
+    #[test]
+    fn tokens_are_prefixed_and_unique() {
+        let a = new_token(SESSION_PREFIX);
+        assert!(a.starts_with("jgs_") && a.len() > 40);
+        assert_ne!(a, new_token(SESSION_PREFIX));
+    }
+}

@@ -1,0 +1,37 @@
+//! The scheduler ends grants at expiry, lapses requests whose window closed and activates
+//! approved requests when their window opens. It sleeps until the next deadline the store
+//! knows of (at most one second, so clock jumps and missed wake-ups are caught quickly).
+
+use crate::service;
+use crate::state::AppState;
+use std::time::Duration;
+
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = service::tick(&state).await {
+            tracing::error!(error = %e, "scheduler pass failed; retrying");
+        }
+        let sleep = next_sleep(&state).await;
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = state.wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn next_sleep(state: &AppState) -> Duration {
+    let next = match state.store.read().await {
+        Ok(mut tx) => tx.next_deadline().await.ok().flatten(),
+        Err(_) => None,
+    };
+    match next {
+        Some(t) => {
+            let ms = (t - state.clock.now()).num_milliseconds().max(0) as u64;
+            Duration::from_millis(ms).min(MAX_SLEEP)
+        }
+        None => MAX_SLEEP,
+    }
+}

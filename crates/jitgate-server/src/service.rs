@@ -1,0 +1,668 @@
+//! Orchestration of the lifecycle: load what a transition needs from the store, take the
+//! policy decision, call the core transition, and save the result with its events in one
+//! write transaction. Handlers stay thin; the scheduler and the tests call these directly.
+
+use crate::api::types::{GrantView, NewRequestBody, RequestView};
+use crate::auth::{self, Caller};
+use crate::config::parse_duration_secs;
+use crate::error::{ApiResult, ServerError};
+use crate::state::AppState;
+use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::lifecycle::{self, ApprovalInput, NewRequest, Outcome};
+use jitgate_core::scope::{self, Scope};
+use jitgate_core::{
+    ApprovalVerdict, Asset, CoreError, EndReason, Grant, GrantState, Identity, IdentityKind,
+    IdentityStatus, Inventory, Org, Request, RequestState, Timestamp,
+};
+use jitgate_store::{GrantFilter, RequestFilter, Tx};
+use rand::Rng;
+use serde_json::json;
+
+/// A short random id with a type prefix, e.g. `req-k3m9x2p7qa4d`: easy to type, ~62 bits.
+pub fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..12)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}-{tail}")
+}
+
+async fn identity(tx: &mut Tx, id: &str) -> ApiResult<Identity> {
+    tx.get_identity(id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("identity", id))
+}
+
+async fn asset(tx: &mut Tx, id: &str) -> ApiResult<Asset> {
+    tx.get_asset(id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("asset", id))
+}
+
+async fn request(tx: &mut Tx, id: &str) -> ApiResult<Request> {
+    tx.get_request(id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("request", id))
+}
+
+async fn grant(tx: &mut Tx, id: &str) -> ApiResult<Grant> {
+    tx.get_grant(id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("grant", id))
+}
+
+async fn asset_sites(tx: &mut Tx, scope: &Scope) -> ApiResult<Vec<String>> {
+    let mut sites = Vec::new();
+    for id in scope.assets() {
+        // An asset removed from the inventory after the request keeps its site unknown;
+        // site-bound approvals then fail closed.
+        if let Some(a) = tx.get_asset(&id).await? {
+            if !sites.contains(&a.site) {
+                sites.push(a.site);
+            }
+        }
+    }
+    Ok(sites)
+}
+
+/// Save what a transition produced: request, grant, approval, then the events.
+async fn save(
+    tx: &mut Tx,
+    out: &Outcome,
+    request_is_new: bool,
+    grant_is_new: bool,
+) -> ApiResult<()> {
+    if request_is_new {
+        tx.insert_request(&out.request).await?;
+    } else {
+        tx.update_request(&out.request).await?;
+    }
+    if let Some(a) = &out.approval {
+        tx.insert_approval(a).await?;
+    }
+    if let Some(g) = &out.grant {
+        if grant_is_new {
+            tx.insert_grant(g).await?;
+        } else {
+            tx.update_grant(g).await?;
+        }
+    }
+    tx.append_events(&out.events).await?;
+    Ok(())
+}
+
+/// After a transition left a request `approved`, issue its grant at once if its window is
+/// already open (otherwise the scheduler does it when the window opens).
+async fn activate_if_due(
+    tx: &mut Tx,
+    request: &Request,
+    now: Timestamp,
+) -> ApiResult<Option<Grant>> {
+    if !lifecycle::due_for_activation(request, now) {
+        return Ok(None);
+    }
+    let out = lifecycle::activate(request.clone(), &new_id("grant"), now)?;
+    save(tx, &out, false, true).await?;
+    Ok(out.grant)
+}
+
+/// File a request: parse and check the scope against the inventory, decide by policy,
+/// record it (and, for an allowed break-glass request, its grant).
+pub async fn submit_request(
+    state: &AppState,
+    caller: &Caller,
+    body: NewRequestBody,
+) -> ApiResult<RequestView> {
+    let now = state.clock.now();
+    let duration_secs = parse_duration_secs(&body.duration)
+        .map_err(|m| CoreError::InvalidRequest(format!("duration {:?}: {m}", body.duration)))?;
+    if body.scope.is_empty() {
+        return Err(CoreError::InvalidScope(
+            "a request needs a scope: at least one asset with rules, e.g. --asset plc-7 --modbus 'read holding 0-99 unit 1'".into(),
+        )
+        .into());
+    }
+    let mut tx = state.store.read().await?;
+    let requester = caller.identity.clone();
+    let subject = match &body.subject {
+        Some(s) if s != &requester.id => identity(&mut tx, s).await?,
+        _ => requester.clone(),
+    };
+    let mut assets = Vec::new();
+    let mut items = Vec::new();
+    for entry in &body.scope {
+        let a = asset(&mut tx, &entry.asset).await?;
+        items.extend(scope::parse_request(&a, entry)?);
+        if !assets.iter().any(|x: &Asset| x.id == a.id) {
+            assets.push(a);
+        }
+    }
+    let scope = Scope::new(items)?;
+    let orgs = tx.list_orgs().await?;
+    drop(tx);
+
+    let new = NewRequest {
+        id: new_id("req"),
+        requester: requester.clone(),
+        subject: subject.clone(),
+        scope,
+        window_start: body.start,
+        duration_secs,
+        reason: body.reason,
+        reference: body.reference,
+        path: body.path,
+    };
+    lifecycle::validate_new(&new, now)?;
+    let policies = state.policies();
+    let decision = crate::policy::decide(
+        &policies.set,
+        &requester,
+        &subject,
+        &orgs,
+        &assets,
+        &new.scope,
+        new.path,
+        duration_secs,
+    );
+    let out = lifecycle::submit(new, decision, &new_id("grant"), now)?;
+
+    let mut tx = state.store.write().await?;
+    save(&mut tx, &out, true, true).await?;
+    let mut request = out.request;
+    let mut grant = out.grant;
+    if request.state == RequestState::Approved {
+        if let Some(g) = activate_if_due(&mut tx, &request, now).await? {
+            request.state = RequestState::Active;
+            request.grant_id = Some(g.id.clone());
+            grant = Some(g);
+        }
+    }
+    tx.commit().await?;
+    state.wake.notify_one();
+    Ok(view_of(request, vec![], grant))
+}
+
+pub fn view_of(
+    request: Request,
+    approvals: Vec<jitgate_core::Approval>,
+    grant: Option<Grant>,
+) -> RequestView {
+    let mut approved_by: Vec<String> = approvals
+        .iter()
+        .filter(|a| a.verdict == ApprovalVerdict::Approve)
+        .map(|a| a.approver.clone())
+        .collect();
+    approved_by.dedup();
+    RequestView {
+        description: request.scope.describe(),
+        obligations: request.decision.obligations.clone(),
+        approvals,
+        approved_by,
+        grant,
+        request,
+    }
+}
+
+/// Full view of one request, if the caller may see it.
+pub async fn get_request_view(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<RequestView> {
+    let mut tx = state.store.read().await?;
+    let r = request(&mut tx, id).await?;
+    if !can_view(&mut tx, caller, &r).await? {
+        // Same answer as for a missing request: do not reveal what exists.
+        return Err(ServerError::not_found("request", id));
+    }
+    let approvals = tx.list_approvals(id).await?;
+    let g = match &r.grant_id {
+        Some(gid) => tx.get_grant(gid).await?,
+        None => None,
+    };
+    Ok(view_of(r, approvals, g))
+}
+
+/// Who may see a request: everyone involved, eligible approvers, people of the same vendor
+/// org, and security/audit staff.
+pub async fn can_view(tx: &mut Tx, caller: &Caller, r: &Request) -> ApiResult<bool> {
+    if caller.sees_everything() || caller.id() == r.requester || caller.id() == r.subject {
+        return Ok(true);
+    }
+    let me = &caller.identity;
+    match me.kind {
+        IdentityKind::Workload => Ok(false),
+        IdentityKind::Vendor => {
+            for other in [&r.requester, &r.subject] {
+                if let Some(i) = tx.get_identity(other).await? {
+                    if i.org.is_some() && i.org == me.org {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        }
+        IdentityKind::Human => {
+            if let Some(subject) = tx.get_identity(&r.subject).await? {
+                if subject.owners.iter().any(|o| o == me.id.as_str()) {
+                    return Ok(true);
+                }
+            }
+            if tx
+                .list_approvals(&r.id)
+                .await?
+                .iter()
+                .any(|a| a.approver == me.id)
+            {
+                return Ok(true);
+            }
+            // The plant's own staff see what happens at their sites (they may be asked about
+            // it, or notice it on the floor); approving still needs eligibility.
+            let sites = asset_sites(tx, &r.scope).await?;
+            Ok(sites.iter().any(|s| me.at_site(s))
+                || lifecycle::is_eligible_approver(r, me, &sites))
+        }
+    }
+}
+
+/// Query options of `GET /requests`.
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RequestQuery {
+    /// Only requests in this state.
+    pub state: Option<String>,
+    /// `me`: pending requests waiting for my decision.
+    pub awaiting: Option<String>,
+    /// Only requests I filed or that are for me.
+    pub mine: Option<bool>,
+    pub limit: Option<i64>,
+}
+
+pub async fn list_requests(
+    state: &AppState,
+    caller: &Caller,
+    q: RequestQuery,
+) -> ApiResult<Vec<RequestView>> {
+    let state_filter = match q.state.as_deref() {
+        Some(s) => Some(RequestState::parse(s).ok_or_else(|| {
+            ServerError::BadRequest(format!(
+                "unknown state {s:?}; use denied, pending, approved, active, ending, closed, withdrawn or lapsed"
+            ))
+        })?),
+        None => None,
+    };
+    let awaiting_me = match q.awaiting.as_deref() {
+        None => false,
+        Some("me") => true,
+        Some(other) => {
+            return Err(ServerError::BadRequest(format!(
+                "awaiting={other:?}: only `me` is supported"
+            )))
+        }
+    };
+    let mut tx = state.store.read().await?;
+    let filter = RequestFilter {
+        state: if awaiting_me {
+            Some(RequestState::Pending)
+        } else {
+            state_filter
+        },
+        involving: q.mine.unwrap_or(false).then(|| caller.id().to_string()),
+        limit: q.limit.unwrap_or(200).clamp(1, 1000),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for r in tx.list_requests(&filter).await? {
+        if !can_view(&mut tx, caller, &r).await? {
+            continue;
+        }
+        let approvals = tx.list_approvals(&r.id).await?;
+        if awaiting_me {
+            let sites = asset_sites(&mut tx, &r.scope).await?;
+            let decided = approvals.iter().any(|a| a.approver == caller.id());
+            if decided || !lifecycle::is_eligible_approver(&r, &caller.identity, &sites) {
+                continue;
+            }
+        }
+        let g = match &r.grant_id {
+            Some(gid) => tx.get_grant(gid).await?,
+            None => None,
+        };
+        out.push(view_of(r, approvals, g));
+    }
+    Ok(out)
+}
+
+/// An approver's yes or no on a request.
+pub async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    verdict: ApprovalVerdict,
+    scope_digest: Option<String>,
+    comment: String,
+    totp: Option<String>,
+) -> ApiResult<RequestView> {
+    let now = state.clock.now();
+    // The TOTP step is spent in its own transaction, kept even if the approval then fails,
+    // so that a code seen once can never be replayed.
+    let step_up_verified = match &totp {
+        Some(code) => {
+            let mut tx = state.store.write().await?;
+            auth::check_totp(&mut tx, caller.id(), code, now).await?;
+            tx.commit().await?;
+            true
+        }
+        None => false,
+    };
+    let mut tx = state.store.write().await?;
+    let r = request(&mut tx, id).await?;
+    if !can_view(&mut tx, caller, &r).await? {
+        return Err(ServerError::not_found("request", id));
+    }
+    let approvals = tx.list_approvals(id).await?;
+    let sites = asset_sites(&mut tx, &r.scope).await?;
+    let input = ApprovalInput {
+        approval_id: new_id("appr"),
+        verdict,
+        scope_digest: scope_digest.unwrap_or_else(|| r.scope_digest.clone()),
+        comment,
+        step_up_verified,
+    };
+    let out = lifecycle::decide(r, &caller.identity, input, &approvals, &sites, now)?;
+    save(&mut tx, &out, false, false).await?;
+    let mut request = out.request;
+    let mut grant = None;
+    if request.state == RequestState::Approved {
+        if let Some(g) = activate_if_due(&mut tx, &request, now).await? {
+            request.state = RequestState::Active;
+            request.grant_id = Some(g.id.clone());
+            grant = Some(g);
+        }
+    }
+    let mut all = approvals;
+    all.extend(out.approval);
+    tx.commit().await?;
+    state.wake.notify_one();
+    Ok(view_of(request, all, grant))
+}
+
+pub async fn withdraw(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RequestView> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let r = request(&mut tx, id).await?;
+    if !can_view(&mut tx, caller, &r).await? {
+        return Err(ServerError::not_found("request", id));
+    }
+    let out = lifecycle::withdraw(r, caller.id(), now)?;
+    save(&mut tx, &out, false, false).await?;
+    let approvals = tx.list_approvals(id).await?;
+    tx.commit().await?;
+    Ok(view_of(out.request, approvals, None))
+}
+
+pub fn grant_view(g: Grant, r: &Request, now: Timestamp) -> GrantView {
+    let remaining_secs = if g.state == GrantState::Active {
+        (g.expires_at - now).num_seconds().max(0)
+    } else {
+        0
+    };
+    GrantView {
+        description: g.scope.describe(),
+        requester: r.requester.clone(),
+        reason: r.reason.clone(),
+        reference: r.reference.clone(),
+        remaining_secs,
+        grant: g,
+    }
+}
+
+pub async fn get_grant_view(state: &AppState, caller: &Caller, id: &str) -> ApiResult<GrantView> {
+    let mut tx = state.store.read().await?;
+    let g = grant(&mut tx, id).await?;
+    let r = request(&mut tx, &g.request_id).await?;
+    if !can_view(&mut tx, caller, &r).await? {
+        return Err(ServerError::not_found("grant", id));
+    }
+    Ok(grant_view(g, &r, state.clock.now()))
+}
+
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GrantQuery {
+    /// `active`, `ending` or `closed`.
+    pub state: Option<String>,
+    /// Only grants whose subject is me.
+    pub mine: Option<bool>,
+    pub limit: Option<i64>,
+}
+
+pub async fn list_grants(
+    state: &AppState,
+    caller: &Caller,
+    q: GrantQuery,
+) -> ApiResult<Vec<GrantView>> {
+    let state_filter = match q.state.as_deref() {
+        Some(s) => Some(GrantState::parse(s).ok_or_else(|| {
+            ServerError::BadRequest(format!(
+                "unknown grant state {s:?}; use active, ending or closed"
+            ))
+        })?),
+        None => None,
+    };
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let filter = GrantFilter {
+        state: state_filter,
+        subject: q.mine.unwrap_or(false).then(|| caller.id().to_string()),
+        limit: q.limit.unwrap_or(200).clamp(1, 1000),
+    };
+    let mut out = Vec::new();
+    for g in tx.list_grants(&filter).await? {
+        let r = request(&mut tx, &g.request_id).await?;
+        if can_view(&mut tx, caller, &r).await? {
+            out.push(grant_view(g, &r, now));
+        }
+    }
+    Ok(out)
+}
+
+/// End a grant by revocation (`complete == false`) or completion by its subject.
+pub async fn end_grant(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    reason: EndReason,
+) -> ApiResult<GrantView> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let g = grant(&mut tx, id).await?;
+    let r = request(&mut tx, &g.request_id).await?;
+    if !can_view(&mut tx, caller, &r).await? {
+        return Err(ServerError::not_found("grant", id));
+    }
+    match &reason {
+        EndReason::Completed { .. } => {
+            let owner_of_subject = identity(&mut tx, &g.subject)
+                .await
+                .map(|s| s.owners.iter().any(|o| o == caller.id()))
+                .unwrap_or(false);
+            if caller.id() != g.subject && caller.id() != r.requester && !owner_of_subject {
+                return Err(ServerError::Forbidden(format!(
+                    "only the subject ({}) or requester of grant {id} can say the task is done; use `jitgate revoke` to end someone else's access",
+                    g.subject
+                )));
+            }
+        }
+        EndReason::Revoked { .. } => {
+            let approvers = tx.list_approvals(&r.id).await?;
+            let may = caller.is_admin()
+                || caller.identity.has_role("security")
+                || caller.id() == g.subject
+                || caller.id() == r.requester
+                || approvers.iter().any(|a| a.approver == caller.id());
+            if !may {
+                return Err(ServerError::Forbidden(format!(
+                    "{} may not revoke grant {id}: revocation is for security staff, admins, its approvers and its subject",
+                    caller.id()
+                )));
+            }
+        }
+        _ => {}
+    }
+    // A grant past its expiry has already ended by expiry, whatever is asked now.
+    let reason = if lifecycle::due_for_expiry(&g, now) {
+        EndReason::Expired
+    } else {
+        reason
+    };
+    let out = lifecycle::end_grant(r, g, reason, Actor::identity(caller.id()), now)?;
+    save(&mut tx, &out, false, false).await?;
+    tx.commit().await?;
+    state.wake.notify_one();
+    let g = out
+        .grant
+        .ok_or_else(|| ServerError::Internal("end_grant returned no grant".into()))?;
+    Ok(grant_view(g, &out.request, now))
+}
+
+/// One pass of the scheduler: end expired grants, lapse requests whose window closed,
+/// activate approved requests whose window opened. Returns how many transitions it made.
+pub async fn tick(state: &AppState) -> ApiResult<usize> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let mut n = 0;
+    for g in tx.grants_expired(now).await? {
+        let r = request(&mut tx, &g.request_id).await?;
+        let out = lifecycle::end_grant(r, g, EndReason::Expired, Actor::scheduler(), now)?;
+        save(&mut tx, &out, false, false).await?;
+        n += 1;
+    }
+    for r in tx.requests_due(now).await? {
+        if lifecycle::due_for_lapse(&r, now) {
+            let out = lifecycle::lapse(r, now)?;
+            save(&mut tx, &out, false, false).await?;
+            n += 1;
+        } else if lifecycle::due_for_activation(&r, now) {
+            activate_if_due(&mut tx, &r, now).await?;
+            n += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Load (upsert) an inventory. An identity going from active to disabled, or an org being
+/// suspended, is recorded as a context change.
+pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> ApiResult<()> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let mut events = Vec::new();
+    for s in &inv.sites {
+        tx.upsert_site(s).await?;
+    }
+    for o in &inv.orgs {
+        if let Some(old) = tx.get_org(&o.id).await? {
+            if old.status != o.status {
+                events.push(context_event(&actor, now, "org", &o.id, json!(o.status)));
+            }
+        }
+        tx.upsert_org(o).await?;
+    }
+    for i in &inv.identities {
+        if let Some(old) = tx.get_identity(&i.id).await? {
+            if old.status != i.status {
+                events.push(context_event(
+                    &actor,
+                    now,
+                    "identity",
+                    &i.id,
+                    json!(i.status),
+                ));
+            }
+        }
+        tx.upsert_identity(i).await?;
+    }
+    for a in &inv.assets {
+        if let Some(old) = tx.get_asset(&a.id).await? {
+            if old.lockout != a.lockout {
+                events.push(context_event(
+                    &actor,
+                    now,
+                    "asset",
+                    &a.id,
+                    json!({"lockout": a.lockout}),
+                ));
+            }
+        }
+        tx.upsert_asset(a).await?;
+    }
+    events.push(
+        Event::new(EventKind::InventoryChanged, actor, now).data(json!({
+            "sites": inv.sites.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            "orgs": inv.orgs.iter().map(|o| &o.id).collect::<Vec<_>>(),
+            "identities": inv.identities.iter().map(|i| &i.id).collect::<Vec<_>>(),
+            "assets": inv.assets.iter().map(|a| &a.id).collect::<Vec<_>>(),
+        })),
+    );
+    tx.append_events(&events).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn context_event(
+    actor: &Actor,
+    now: Timestamp,
+    what: &str,
+    id: &str,
+    change: serde_json::Value,
+) -> Event {
+    Event::new(EventKind::ContextChanged, actor.clone(), now).data(json!({
+        "what": what, "id": id, "change": change,
+    }))
+}
+
+/// Disable or enable an identity; disabling is a context change that later ends its grants.
+pub async fn set_identity_status(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    status: IdentityStatus,
+    reason: &str,
+) -> ApiResult<Identity> {
+    caller.require_admin()?;
+    if status == IdentityStatus::Disabled && reason.trim().is_empty() {
+        return Err(ServerError::BadRequest(
+            "disabling an identity needs a reason".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let mut i = identity(&mut tx, id).await?;
+    if i.status != status {
+        i.status = status;
+        tx.upsert_identity(&i).await?;
+        tx.append_events(&[context_event(
+            &Actor::identity(caller.id()),
+            now,
+            "identity",
+            id,
+            json!({"status": status, "reason": reason}),
+        )])
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(i)
+}
+
+/// Check an org reference for a single upserted identity (the API's PUT), using the stored
+/// sites and orgs.
+pub async fn validate_identity_refs(tx: &mut Tx, i: &Identity) -> ApiResult<()> {
+    let sites = tx.list_sites().await?;
+    let orgs: Vec<Org> = tx.list_orgs().await?;
+    let site_map = sites.iter().map(|s| (s.id.as_str(), s)).collect();
+    let org_set = orgs.iter().map(|o| o.id.as_str()).collect();
+    jitgate_core::inventory::validate_identity(i, &site_map, &org_set)?;
+    Ok(())
+}
