@@ -92,8 +92,21 @@ async fn save(
     Ok(())
 }
 
-/// After a transition left a request `approved`, issue its grant at once if its window is
-/// already open (otherwise the scheduler does it when the window opens).
+/// If a transition left the request `approved` with its window already open, issue its grant
+/// in the same step (otherwise the scheduler does it when the window opens). Merging the two
+/// outcomes keeps it to one save: fewer statements while the write lock is held.
+fn then_activate_if_due(mut out: Outcome, now: Timestamp) -> ApiResult<Outcome> {
+    if !lifecycle::due_for_activation(&out.request, now) {
+        return Ok(out);
+    }
+    let mut activated = lifecycle::activate(out.request, &new_id("grant"), now)?;
+    out.events.append(&mut activated.events);
+    out.request = activated.request;
+    out.grant = activated.grant;
+    Ok(out)
+}
+
+/// The scheduler's activation of an approved request whose window has opened.
 async fn activate_if_due(
     tx: &mut Tx,
     request: &Request,
@@ -166,21 +179,12 @@ pub async fn submit_request(
         duration_secs,
     );
     let out = lifecycle::submit(new, decision, &new_id("grant"), now)?;
-
+    let out = then_activate_if_due(out, now)?;
     let mut tx = state.store.write().await?;
     save(&mut tx, &out, true, true).await?;
-    let mut request = out.request;
-    let mut grant = out.grant;
-    if request.state == RequestState::Approved {
-        if let Some(g) = activate_if_due(&mut tx, &request, now).await? {
-            request.state = RequestState::Active;
-            request.grant_id = Some(g.id.clone());
-            grant = Some(g);
-        }
-    }
     tx.commit().await?;
     state.wake.notify_one();
-    Ok(view_of(request, vec![], grant))
+    Ok(view_of(out.request, vec![], out.grant))
 }
 
 pub fn view_of(
@@ -356,13 +360,19 @@ pub async fn decide(
         }
         None => false,
     };
-    let mut tx = state.store.write().await?;
+    // Visibility and the assets' sites come from the inventory: read them before taking
+    // the write lock. The request and its approvals are read again under the lock.
+    let mut tx = state.store.read().await?;
     let r = request(&mut tx, id).await?;
     if !can_view(&mut tx, caller, &r).await? {
         return Err(ServerError::not_found("request", id));
     }
-    let approvals = tx.list_approvals(id).await?;
     let sites = asset_sites(&mut tx, &r.scope).await?;
+    drop(tx);
+
+    let mut tx = state.store.write().await?;
+    let r = request(&mut tx, id).await?;
+    let approvals = tx.list_approvals(id).await?;
     let input = ApprovalInput {
         approval_id: new_id("appr"),
         verdict,
@@ -371,21 +381,13 @@ pub async fn decide(
         step_up_verified,
     };
     let out = lifecycle::decide(r, &caller.identity, input, &approvals, &sites, now)?;
-    save(&mut tx, &out, false, false).await?;
-    let mut request = out.request;
-    let mut grant = None;
-    if request.state == RequestState::Approved {
-        if let Some(g) = activate_if_due(&mut tx, &request, now).await? {
-            request.state = RequestState::Active;
-            request.grant_id = Some(g.id.clone());
-            grant = Some(g);
-        }
-    }
-    let mut all = approvals;
-    all.extend(out.approval);
+    let out = then_activate_if_due(out, now)?;
+    save(&mut tx, &out, false, true).await?;
     tx.commit().await?;
     state.wake.notify_one();
-    Ok(view_of(request, all, grant))
+    let mut all = approvals;
+    all.extend(out.approval);
+    Ok(view_of(out.request, all, out.grant))
 }
 
 pub async fn withdraw(state: &AppState, caller: &Caller, id: &str) -> ApiResult<RequestView> {
@@ -476,7 +478,8 @@ pub async fn end_grant(
     reason: EndReason,
 ) -> ApiResult<GrantView> {
     let now = state.clock.now();
-    let mut tx = state.store.write().await?;
+    // Authorize before taking the write lock; the grant is read again under it.
+    let mut tx = state.store.read().await?;
     let g = grant(&mut tx, id).await?;
     let r = request(&mut tx, &g.request_id).await?;
     if !can_view(&mut tx, caller, &r).await? {
@@ -511,6 +514,10 @@ pub async fn end_grant(
         }
         _ => {}
     }
+    drop(tx);
+    let mut tx = state.store.write().await?;
+    let g = grant(&mut tx, id).await?;
+    let r = request(&mut tx, &g.request_id).await?;
     // A grant past its expiry has already ended by expiry, whatever is asked now.
     let reason = if lifecycle::due_for_expiry(&g, now) {
         EndReason::Expired

@@ -372,12 +372,6 @@ async fn enable_identity(
         .map(Json)
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct PasswordBody {
-    password: String,
-}
-
 #[utoipa::path(post, path = "/api/v1/identities/{id}/password", params(("id" = String, Path)), request_body = PasswordBody, responses((status = 204)))]
 async fn set_password(
     State(state): State<AppState>,

@@ -1,0 +1,147 @@
+//! Full lifecycles per second through the HTTP API (request → decide → approve → grant →
+//! revoke) with 32 concurrent clients, on SQLite and on PostgreSQL. Baseline in the same
+//! run: `GET /healthz` round trips with the same 32 clients (HTTP + runtime overhead alone).
+//!
+//! `cargo bench -p jitgate-server --bench lifecycle` (PostgreSQL from JITGATE_TEST_PG,
+//! default postgres://postgres@127.0.0.1:5432/test; skipped loudly when unreachable).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jitgate_core::event::Actor;
+use jitgate_core::{Inventory, SystemClock};
+use jitgate_server::config::ServerConfig;
+use jitgate_store::Store;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 32;
+const LIFECYCLES_PER_CLIENT: usize = 40;
+const PLANT: &str = include_str!("../../../examples/plant.toml");
+
+async fn start(store: Store) -> (jitgate_server::RunningServer, String) {
+    let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+    let server = jitgate_server::start_with_store(config, Arc::new(SystemClock), store).await.unwrap();
+    let inv = Inventory::from_toml(PLANT).unwrap();
+    jitgate_server::service::load_inventory(&server.state, Actor::system(), &inv).await.unwrap();
+    let mut tx = server.state.store.write().await.unwrap();
+    for who in ["alice", "bob"] {
+        tx.set_password(who, &jitgate_server::auth::hash_password("benchmark-password").unwrap()).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let base = format!("http://{}", server.addr);
+    (server, base)
+}
+
+async fn login(http: &reqwest::Client, base: &str, who: &str) -> String {
+    let v: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"identity": who, "password": "benchmark-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
+    let resp = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap();
+    assert!(status.is_success(), "{status}: {v}");
+    v
+}
+
+async fn one_lifecycle(http: &reqwest::Client, base: &str, alice: &str, bob: &str) {
+    let req = post(
+        http,
+        format!("{base}/api/v1/requests"),
+        alice,
+        json!({"scope": [{"asset": "plc-7", "modbus": ["read holding 0-99 unit 1"]}], "duration": "1h",
+               "reason": "benchmark", "reference": "BENCH", "path": "planned"}),
+    )
+    .await;
+    let id = req["id"].as_str().unwrap();
+    let approved = post(
+        http,
+        format!("{base}/api/v1/requests/{id}/approve"),
+        bob,
+        json!({"scope_digest": req["scope_digest"]}),
+    )
+    .await;
+    assert_eq!(approved["state"], "active");
+    let gid = approved["grant"]["id"].as_str().unwrap();
+    post(http, format!("{base}/api/v1/grants/{gid}/revoke"), alice, json!({"reason": "benchmark"})).await;
+}
+
+async fn run(label: &str, store: Store) -> (f64, f64) {
+    let (server, base) = start(store).await;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let alice = login(&http, &base, "alice").await;
+    let bob = login(&http, &base, "bob").await;
+    // Warm up connections and caches.
+    for _ in 0..5 {
+        one_lifecycle(&http, &base, &alice, &bob).await;
+    }
+
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (http, base) = (http.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..200 {
+                let r = http.get(format!("{base}/healthz")).send().await.unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let baseline = (CLIENTS * 200) as f64 / t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (http, base, alice, bob) = (http.clone(), base.clone(), alice.clone(), bob.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..LIFECYCLES_PER_CLIENT {
+                one_lifecycle(&http, &base, &alice, &bob).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = t.elapsed();
+    let per_sec = (CLIENTS * LIFECYCLES_PER_CLIENT) as f64 / elapsed.as_secs_f64();
+    let chain = server.state.store.read().await.unwrap().verify_chain().await.unwrap();
+    assert!(chain.first_bad.is_none(), "event chain intact after the run");
+    println!(
+        "| {label} | {CLIENTS} | {} | {:.1} s | **{per_sec:.0}** | {baseline:.0} | {} |",
+        CLIENTS * LIFECYCLES_PER_CLIENT,
+        elapsed.as_secs_f64(),
+        chain.events
+    );
+    server.stop().await.close().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    (per_sec, baseline)
+}
+
+#[tokio::main]
+async fn main() {
+    println!("| backend | clients | lifecycles | wall time | lifecycles/s | baseline GET /healthz req/s | events in chain |");
+    println!("|---|---|---|---|---|---|---|");
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    run("SQLite (WAL)", store).await;
+    match jitgate_testkit::postgres_store().await {
+        Some(pg) => {
+            run("PostgreSQL", pg.store.clone()).await;
+            pg.cleanup().await;
+        }
+        None => println!("| PostgreSQL | skipped: not reachable | | | | | |"),
+    }
+}

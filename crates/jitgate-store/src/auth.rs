@@ -1,0 +1,298 @@
+//! Authentication material and settings. Identity ids are plain TEXT without foreign keys:
+//! identities come from the inventory file and may be reloaded, and credentials of a removed
+//! identity must stay refusable (the server checks the identity on every use).
+
+use crate::codec::{flag, from_ms, ms};
+use crate::{Result, StoreError, Tx};
+use jitgate_core::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpRecord {
+    pub secret_b32: String,
+    /// The identity proved possession with a first code; until then it is not used.
+    pub confirmed: bool,
+    /// The last TOTP time step accepted; codes of this step or older are replays.
+    pub last_step: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub identity: String,
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key; the key itself is never stored.
+    pub key_hash: String,
+    pub created_at: Timestamp,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Lowercase hex SHA-256 of the session token.
+    pub token_hash: String,
+    pub identity: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
+    let id: String = row.try_get("id")?;
+    Ok(ApiKeyRecord {
+        identity: row.try_get("identity")?,
+        name: row.try_get("name")?,
+        key_hash: row.try_get("key_hash")?,
+        created_at: from_ms(
+            row.try_get("created_at")?,
+            &format!("api_keys id={id} created_at"),
+        )?,
+        revoked: row.try_get::<i64, _>("revoked")? != 0,
+        id,
+    })
+}
+
+fn session_from_row(row: &AnyRow) -> Result<SessionRecord> {
+    let token_hash: String = row.try_get("token_hash")?;
+    // The token hash is a bearer secret's digest; name the row by its prefix only.
+    let at = format!(
+        "sessions token_hash={}...",
+        token_hash.get(..8).unwrap_or("")
+    );
+    Ok(SessionRecord {
+        identity: row.try_get("identity")?,
+        created_at: from_ms(row.try_get("created_at")?, &format!("{at} created_at"))?,
+        expires_at: from_ms(row.try_get("expires_at")?, &format!("{at} expires_at"))?,
+        token_hash,
+    })
+}
+
+impl Tx {
+    /// Set (or replace) the PHC-format password hash of an identity.
+    pub async fn set_password(&mut self, identity: &str, phc_hash: &str) -> Result<()> {
+        self.need_write("set_password")?;
+        sqlx::query(
+            "INSERT INTO passwords (identity, phc) VALUES ($1, $2) \
+             ON CONFLICT (identity) DO UPDATE SET phc = excluded.phc",
+        )
+        .bind(identity)
+        .bind(phc_hash)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_password(&mut self, identity: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT phc FROM passwords WHERE identity = $1")
+            .bind(identity)
+            .fetch_optional(self.conn())
+            .await?;
+        Ok(row.map(|r| r.try_get("phc")).transpose()?)
+    }
+
+    /// Set (or replace) an identity's TOTP secret. The last used step is kept across
+    /// re-enrolment: time steps only grow, so it still marks every older code as used.
+    pub async fn set_totp(
+        &mut self,
+        identity: &str,
+        secret_b32: &str,
+        confirmed: bool,
+    ) -> Result<()> {
+        self.need_write("set_totp")?;
+        sqlx::query(
+            "INSERT INTO totp (identity, secret_b32, confirmed, last_step) VALUES ($1, $2, $3, 0) \
+             ON CONFLICT (identity) DO UPDATE SET secret_b32 = excluded.secret_b32, \
+             confirmed = excluded.confirmed",
+        )
+        .bind(identity)
+        .bind(secret_b32)
+        .bind(flag(confirmed))
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_totp(&mut self, identity: &str) -> Result<Option<TotpRecord>> {
+        let row =
+            sqlx::query("SELECT secret_b32, confirmed, last_step FROM totp WHERE identity = $1")
+                .bind(identity)
+                .fetch_optional(self.conn())
+                .await?;
+        match row {
+            Some(row) => Ok(Some(TotpRecord {
+                secret_b32: row.try_get("secret_b32")?,
+                confirmed: row.try_get::<i64, _>("confirmed")? != 0,
+                last_step: row.try_get("last_step")?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Record that TOTP time step `step` was used. Returns `false`, changing nothing, if
+    /// `step` is not newer than the last used one (a replayed or older code). One
+    /// conditional UPDATE, so two concurrent logins with the same code cannot both succeed.
+    /// [`StoreError::NotFound`] if the identity has no TOTP.
+    pub async fn use_totp_step(&mut self, identity: &str, step: i64) -> Result<bool> {
+        self.need_write("use_totp_step")?;
+        let done =
+            sqlx::query("UPDATE totp SET last_step = $2 WHERE identity = $1 AND last_step < $2")
+                .bind(identity)
+                .bind(step)
+                .execute(self.conn())
+                .await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        match self.get_totp(identity).await? {
+            Some(_) => Ok(false),
+            None => Err(StoreError::not_found(
+                "TOTP enrolment of identity",
+                identity,
+            )),
+        }
+    }
+
+    /// Remove an identity's TOTP enrolment; returns whether there was one.
+    pub async fn delete_totp(&mut self, identity: &str) -> Result<bool> {
+        self.need_write("delete_totp")?;
+        let done = sqlx::query("DELETE FROM totp WHERE identity = $1")
+            .bind(identity)
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// [`StoreError::Conflict`] if the id or the key hash is taken.
+    pub async fn insert_api_key(&mut self, k: &ApiKeyRecord) -> Result<()> {
+        self.need_write("insert_api_key")?;
+        let done = sqlx::query(
+            "INSERT INTO api_keys (id, identity, name, key_hash, created_at, revoked) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&k.id)
+        .bind(&k.identity)
+        .bind(&k.name)
+        .bind(&k.key_hash)
+        .bind(ms(k.created_at))
+        .bind(flag(k.revoked))
+        .execute(self.conn())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "API key {} (or its hash) already exists",
+                k.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// The key with this hash, revoked or not (the caller refuses revoked keys).
+    pub async fn find_api_key(&mut self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(
+            "SELECT id, identity, name, key_hash, created_at, revoked FROM api_keys WHERE key_hash = $1",
+        )
+        .bind(key_hash)
+        .fetch_optional(self.conn())
+        .await?;
+        row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    /// An identity's keys, oldest first, revoked ones included.
+    pub async fn list_api_keys(&mut self, identity: &str) -> Result<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, identity, name, key_hash, created_at, revoked FROM api_keys \
+             WHERE identity = $1 ORDER BY created_at, id",
+        )
+        .bind(identity)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(api_key_from_row).collect()
+    }
+
+    /// Mark a key revoked (it stays listed). [`StoreError::NotFound`] if absent.
+    pub async fn revoke_api_key(&mut self, id: &str) -> Result<()> {
+        self.need_write("revoke_api_key")?;
+        let done = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("API key", id));
+        }
+        Ok(())
+    }
+
+    /// [`StoreError::Conflict`] if the token hash is taken.
+    pub async fn insert_session(&mut self, s: &SessionRecord) -> Result<()> {
+        self.need_write("insert_session")?;
+        let done = sqlx::query(
+            "INSERT INTO sessions (token_hash, identity, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&s.token_hash)
+        .bind(&s.identity)
+        .bind(ms(s.created_at))
+        .bind(ms(s.expires_at))
+        .execute(self.conn())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "a session with this token already exists".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The session as stored, expired or not: the caller compares `expires_at` with its
+    /// clock (the store has no notion of "now").
+    pub async fn get_session(&mut self, token_hash: &str) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query(
+            "SELECT token_hash, identity, created_at, expires_at FROM sessions WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.conn())
+        .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    /// Log out. Deleting an unknown session is not an error (logging out twice is fine).
+    pub async fn delete_session(&mut self, token_hash: &str) -> Result<()> {
+        self.need_write("delete_session")?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Delete sessions with `expires_at <= now`; returns how many.
+    pub async fn delete_expired_sessions(&mut self, now: Timestamp) -> Result<u64> {
+        self.need_write("delete_expired_sessions")?;
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(ms(now))
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn get_setting(&mut self, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.conn())
+            .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    pub async fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        self.need_write("set_setting")?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+}

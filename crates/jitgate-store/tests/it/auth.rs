@@ -1,0 +1,210 @@
+use crate::fixtures::t;
+use jitgate_store::{ApiKeyRecord, SessionRecord, Store, StoreError};
+use jitgate_testkit::each_backend;
+
+#[tokio::test]
+async fn passwords_and_settings() {
+    each_backend(|store: Store| async move {
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(tx.get_password("alice").await.unwrap(), None);
+        tx.set_password("alice", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+            .await
+            .unwrap();
+        tx.set_password("alice", "$argon2id$new").await.unwrap();
+        assert_eq!(tx.get_setting("bootstrap").await.unwrap(), None);
+        tx.set_setting("bootstrap", "done").await.unwrap();
+        tx.set_setting("policy_set_hash", "sha256:1").await.unwrap();
+        tx.set_setting("policy_set_hash", "sha256:2").await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(
+            tx.get_password("alice").await.unwrap().as_deref(),
+            Some("$argon2id$new")
+        );
+        assert_eq!(tx.get_password("bob").await.unwrap(), None);
+        assert_eq!(
+            tx.get_setting("bootstrap").await.unwrap().as_deref(),
+            Some("done")
+        );
+        assert_eq!(
+            tx.get_setting("policy_set_hash").await.unwrap().as_deref(),
+            Some("sha256:2")
+        );
+        let err = tx.set_setting("x", "y").await.unwrap_err();
+        assert!(matches!(err, StoreError::ReadOnly(_)), "{err:?}");
+        assert!(err.to_string().contains("Store::write()"), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn totp_steps_cannot_be_replayed() {
+    each_backend(|store: Store| async move {
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(tx.get_totp("alice").await.unwrap(), None);
+        let err = tx.use_totp_step("alice", 1).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+        tx.set_totp("alice", "JBSWY3DPEHPK3PXP", false)
+            .await
+            .unwrap();
+        let rec = tx.get_totp("alice").await.unwrap().unwrap();
+        assert_eq!(
+            (rec.secret_b32.as_str(), rec.confirmed, rec.last_step),
+            ("JBSWY3DPEHPK3PXP", false, 0)
+        );
+
+        assert!(tx.use_totp_step("alice", 56_666_666).await.unwrap());
+        assert!(
+            !tx.use_totp_step("alice", 56_666_666).await.unwrap(),
+            "same step is a replay"
+        );
+        assert!(
+            !tx.use_totp_step("alice", 56_666_665).await.unwrap(),
+            "older step is a replay"
+        );
+        assert_eq!(
+            tx.get_totp("alice").await.unwrap().unwrap().last_step,
+            56_666_666
+        );
+        assert!(tx.use_totp_step("alice", 56_666_667).await.unwrap());
+
+        // Confirming / re-enrolling keeps the replay barrier.
+        tx.set_totp("alice", "NEWSECRETNEWSECR", true)
+            .await
+            .unwrap();
+        let rec = tx.get_totp("alice").await.unwrap().unwrap();
+        assert_eq!(
+            (rec.secret_b32.as_str(), rec.confirmed, rec.last_step),
+            ("NEWSECRETNEWSECR", true, 56_666_667)
+        );
+        assert!(!tx.use_totp_step("alice", 56_666_667).await.unwrap());
+        tx.commit().await.unwrap();
+
+        // Two transactions racing with the same code: exactly one wins.
+        let (a, b) = tokio::join!(
+            async {
+                let mut tx = store.write().await.unwrap();
+                let ok = tx.use_totp_step("alice", 56_666_700).await.unwrap();
+                tx.commit().await.unwrap();
+                ok
+            },
+            async {
+                let mut tx = store.write().await.unwrap();
+                let ok = tx.use_totp_step("alice", 56_666_700).await.unwrap();
+                tx.commit().await.unwrap();
+                ok
+            }
+        );
+        assert!(a ^ b, "exactly one use of the step succeeds: {a} {b}");
+
+        let mut tx = store.write().await.unwrap();
+        assert!(tx.delete_totp("alice").await.unwrap());
+        assert_eq!(tx.get_totp("alice").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_keys() {
+    each_backend(|store: Store| async move {
+        let k1 = ApiKeyRecord {
+            id: "k1".into(),
+            identity: "svc-hist".into(),
+            name: "historian export".into(),
+            key_hash: "aa".repeat(32),
+            created_at: t(0),
+            revoked: false,
+        };
+        let k2 = ApiKeyRecord {
+            id: "k2".into(),
+            key_hash: "bb".repeat(32),
+            created_at: t(5),
+            ..k1.clone()
+        };
+        let mut tx = store.write().await.unwrap();
+        tx.insert_api_key(&k1).await.unwrap();
+        tx.insert_api_key(&k2).await.unwrap();
+        let dup_hash = ApiKeyRecord {
+            id: "k3".into(),
+            ..k1.clone()
+        };
+        assert!(matches!(
+            tx.insert_api_key(&dup_hash).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let dup_id = ApiKeyRecord {
+            key_hash: "cc".repeat(32),
+            ..k1.clone()
+        };
+        assert!(matches!(
+            tx.insert_api_key(&dup_id).await,
+            Err(StoreError::Conflict(_))
+        ));
+        tx.revoke_api_key("k1").await.unwrap();
+        assert!(matches!(
+            tx.revoke_api_key("k404").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        tx.commit().await.unwrap();
+
+        let mut tx = store.read().await.unwrap();
+        let revoked = ApiKeyRecord {
+            revoked: true,
+            ..k1.clone()
+        };
+        assert_eq!(
+            tx.find_api_key(&k1.key_hash).await.unwrap(),
+            Some(revoked.clone())
+        );
+        assert_eq!(
+            tx.find_api_key(&k2.key_hash).await.unwrap(),
+            Some(k2.clone())
+        );
+        assert_eq!(tx.find_api_key(&"cc".repeat(32)).await.unwrap(), None);
+        assert_eq!(
+            tx.list_api_keys("svc-hist").await.unwrap(),
+            vec![revoked, k2]
+        );
+        assert_eq!(tx.list_api_keys("alice").await.unwrap(), vec![]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    each_backend(|store: Store| async move {
+        let s = |h: &str, expires: i64| SessionRecord {
+            token_hash: h.repeat(32),
+            identity: "alice".into(),
+            created_at: t(0),
+            expires_at: t(expires),
+        };
+        let mut tx = store.write().await.unwrap();
+        for rec in [s("01", 1_000), s("02", 2_000), s("03", 3_000)] {
+            tx.insert_session(&rec).await.unwrap();
+        }
+        assert!(matches!(
+            tx.insert_session(&s("01", 9)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            tx.get_session(&"02".repeat(32)).await.unwrap(),
+            Some(s("02", 2_000))
+        );
+        // Expiry is inclusive: a session is gone at its expires_at.
+        assert_eq!(tx.delete_expired_sessions(t(2_000)).await.unwrap(), 2);
+        assert_eq!(tx.get_session(&"01".repeat(32)).await.unwrap(), None);
+        assert_eq!(tx.get_session(&"02".repeat(32)).await.unwrap(), None);
+        assert_eq!(
+            tx.get_session(&"03".repeat(32)).await.unwrap(),
+            Some(s("03", 3_000))
+        );
+        assert_eq!(tx.delete_expired_sessions(t(2_000)).await.unwrap(), 0);
+        tx.delete_session(&"03".repeat(32)).await.unwrap();
+        tx.delete_session(&"03".repeat(32)).await.unwrap();
+        assert_eq!(tx.get_session(&"03".repeat(32)).await.unwrap(), None);
+        tx.commit().await.unwrap();
+    })
+    .await;
+}

@@ -1,0 +1,17 @@
+//! Integration tests of the store. Every test body runs on SQLite and on PostgreSQL
+//! (`jitgate_testkit::each_backend`); with `JITGATE_REQUIRE_PG=1` an unreachable PostgreSQL
+//! fails the run instead of being skipped.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed unwrap is a failed test"
+)]
+
+mod auth;
+mod events;
+mod fixtures;
+mod inventory;
+mod lifecycle;
+mod open;

@@ -1,0 +1,294 @@
+//! Who you are: `login`, `logout`, `whoami`, `totp enroll|confirm`, `apikey create`.
+
+use super::http::{decode, CliError};
+use super::profile::{self, Source};
+use super::text::{self, list_or_dash, Detail};
+use super::{prompt, settings_summary, usage, Ctx};
+use clap::{Args, Subcommand};
+use jitgate_server::api::types::{
+    ApiKeyCreateBody, ApiKeyCreated, LoginBody, LoginResponse, TotpCodeBody, TotpEnrollResponse,
+    WhoAmI,
+};
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Identity to log in as, e.g. alice (default: the identity saved in the profile).
+    #[arg(long, value_name = "ID")]
+    pub identity: Option<String>,
+
+    /// Read the password from the first line of stdin instead of asking on the terminal.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// Current TOTP code; asked for on the terminal when the server requires one.
+    #[arg(long, value_name = "CODE", value_parser = text::parse_totp)]
+    pub totp: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCmd {
+    /// Start enrolment: prints a secret and an otpauth:// URL for your authenticator app.
+    #[command(after_help = "Example:\n  jitgate totp enroll")]
+    Enroll,
+    /// Finish enrolment with the code your app now shows.
+    #[command(after_help = "Example:\n  jitgate totp confirm 123456")]
+    Confirm {
+        /// The 6-digit code your authenticator app shows.
+        #[arg(value_parser = text::parse_totp)]
+        code: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCmd {
+    /// Create an API key for a workload; the key is printed once.
+    #[command(
+        after_help = "Example:\n  jitgate apikey create --identity svc-historian --name nightly-export"
+    )]
+    Create {
+        /// The workload identity the key authenticates.
+        #[arg(long, value_name = "ID")]
+        identity: String,
+        /// A name for the key, saying where it is used.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
+    let identity = args
+        .identity
+        .or_else(|| ctx.settings.profile.identity.clone())
+        .ok_or_else(|| usage("which identity? pass --identity NAME, e.g. --identity alice"))?;
+    let path = ctx.settings.profile_path.clone().ok_or_else(|| {
+        usage("no place to save the profile: pass --profile PATH or set HOME / XDG_CONFIG_HOME")
+    })?;
+    let password = prompt::password(
+        args.password_stdin,
+        &format!("Password for {identity}: "),
+        false,
+    )?;
+    let mut body = LoginBody {
+        identity: identity.clone(),
+        password,
+        totp: args.totp,
+    };
+    let raw = match ctx.http.post(&["auth", "login"], &body).await {
+        Err(e) if e.api_code() == Some("totp_required") && body.totp.is_none() => {
+            if !prompt::can_prompt() {
+                return Err(e
+                    .with_hint("no terminal to ask for the code on: pass --totp CODE")
+                    .into());
+            }
+            body.totp = Some(prompt::totp("TOTP code: ")?);
+            ctx.http.post(&["auth", "login"], &body).await?
+        }
+        other => other?,
+    };
+    let resp: LoginResponse = decode(raw.clone())?;
+    let saved = profile::Profile {
+        server: Some(ctx.http.server()),
+        token: Some(resp.token.clone()),
+        identity: Some(resp.identity.id.clone()),
+    };
+    profile::save(&path, &saved)?;
+    if ctx.printed_json(&raw) {
+        return Ok(());
+    }
+    println!(
+        "logged in as {} ({}) at {}; the session expires {}",
+        resp.identity.id,
+        resp.identity.kind.as_str(),
+        ctx.http.server(),
+        text::time(resp.expires_at)
+    );
+    println!("token saved in {}", path.display());
+    if matches!(ctx.settings.token_source, Some(Source::Env | Source::Flag)) {
+        eprintln!(
+            "note: a token from --token or JITGATE_TOKEN takes precedence over the profile; \
+             drop it to use this session"
+        );
+    }
+    if !resp.totp_enrolled {
+        println!(
+            "TOTP is not enrolled: approvals that require step-up need it. Run `jitgate totp enroll`."
+        );
+    }
+    Ok(())
+}
+
+pub async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
+    if ctx.settings.token.is_none() {
+        return Err(usage("not logged in: there is no token to end"));
+    }
+    let result = ctx.http.post_empty(&["auth", "logout"]).await;
+    // An expired session is as good as ended: still forget the token locally.
+    let already_gone = matches!(&result, Err(CliError::Api { status: 401, .. }));
+    let raw = match result {
+        Err(_) if already_gone => serde_json::Value::Null,
+        other => other?,
+    };
+    let mut cleared = None;
+    if ctx.settings.token_source == Some(Source::Profile) {
+        if let Some(path) = &ctx.settings.profile_path {
+            let mut p = ctx.settings.profile.clone();
+            p.token = None;
+            profile::save(path, &p)?;
+            cleared = Some(path.clone());
+        }
+    }
+    if ctx.printed_json(&raw) {
+        return Ok(());
+    }
+    println!(
+        "{}",
+        if already_gone {
+            "the session had already ended"
+        } else {
+            "logged out"
+        }
+    );
+    if let Some(path) = cleared {
+        println!("token removed from {}", path.display());
+    }
+    Ok(())
+}
+
+pub async fn whoami(ctx: &Ctx) -> anyhow::Result<()> {
+    let raw = ctx.http.get(&["auth", "whoami"], &[]).await?;
+    if ctx.printed_json(&raw) {
+        return Ok(());
+    }
+    let me: WhoAmI = decode(raw)?;
+    print!("{}", render_whoami(&me, &settings_summary(&ctx.settings)));
+    Ok(())
+}
+
+pub fn render_whoami(me: &WhoAmI, settings: &[(String, String)]) -> String {
+    let i = &me.identity;
+    let mut d = Detail::new();
+    d.row("identity", format!("{} ({})", i.id, i.kind.as_str()));
+    if !i.name.is_empty() {
+        d.row("name", i.name.clone());
+    }
+    d.row("org", i.org.clone().unwrap_or_else(|| "-".into()))
+        .row("roles", list_or_dash(&i.roles))
+        .row("groups", list_or_dash(&i.groups))
+        .row("sites", list_or_dash(&i.sites))
+        .row("status", if i.is_active() { "active" } else { "disabled" })
+        .row(
+            "auth",
+            match me.auth.as_str() {
+                "api_key" => "workload API key".to_string(),
+                "session" => "session (password login)".to_string(),
+                other => other.to_string(),
+            },
+        )
+        .row(
+            "totp",
+            if me.totp_enrolled {
+                "enrolled"
+            } else {
+                "not enrolled (run `jitgate totp enroll`)"
+            },
+        );
+    for (k, v) in settings {
+        d.row(k, v.clone());
+    }
+    d.render()
+}
+
+pub async fn totp(ctx: &Ctx, cmd: TotpCmd) -> anyhow::Result<()> {
+    match cmd {
+        TotpCmd::Enroll => {
+            let raw = ctx.http.post_empty(&["auth", "totp", "enroll"]).await?;
+            if ctx.printed_json(&raw) {
+                return Ok(());
+            }
+            let e: TotpEnrollResponse = decode(raw)?;
+            let mut d = Detail::new();
+            d.row("secret", e.secret).row("otpauth URL", e.otpauth_url);
+            print!("{}", d.render());
+            println!(
+                "\nAdd the secret to your authenticator app (type it in, or turn the otpauth URL \
+                 into a QR code),\nthen prove it works with: jitgate totp confirm <code>"
+            );
+        }
+        TotpCmd::Confirm { code } => {
+            let raw = ctx
+                .http
+                .post(&["auth", "totp", "confirm"], &TotpCodeBody { code })
+                .await?;
+            if ctx.printed_json(&raw) {
+                return Ok(());
+            }
+            println!("TOTP confirmed: approvals that require step-up will ask for a code");
+        }
+    }
+    Ok(())
+}
+
+pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
+    let ApiKeyCmd::Create { identity, name } = cmd;
+    let body = ApiKeyCreateBody {
+        identity: identity.clone(),
+        name: name.clone(),
+    };
+    let raw = ctx.http.post(&["api-keys"], &body).await?;
+    if ctx.printed_json(&raw) {
+        return Ok(());
+    }
+    let created: ApiKeyCreated = decode(raw)?;
+    print!(
+        "{}",
+        render_api_key(&created, &identity, &name, &ctx.http.server())
+    );
+    Ok(())
+}
+
+pub fn render_api_key(k: &ApiKeyCreated, identity: &str, name: &str, server: &str) -> String {
+    format!(
+        "API key {name} (id {id}) for {identity}. It is shown only this once: store it now.\n\n  \
+         {key}\n\nThe workload uses it as its token:\n  \
+         export JITGATE_SERVER={server}\n  \
+         export JITGATE_TOKEN='{key}'\n  \
+         jitgate whoami\n",
+        id = k.id,
+        key = k.key
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::testdata;
+
+    #[test]
+    fn whoami_shows_identity_and_sources() {
+        let me = WhoAmI {
+            identity: testdata::identity("alice"),
+            auth: "session".into(),
+            totp_enrolled: false,
+        };
+        let out = render_whoami(
+            &me,
+            &[("server".into(), "http://h:1 (from profile file)".into())],
+        );
+        assert!(out.contains("identity  alice (human)"), "{out}");
+        assert!(out.contains("roles     engineer"), "{out}");
+        assert!(out.contains("jitgate totp enroll"), "{out}");
+        assert!(out.contains("http://h:1 (from profile file)"), "{out}");
+    }
+
+    #[test]
+    fn api_key_is_shown_with_how_to_use_it() {
+        let k = ApiKeyCreated {
+            id: "key-1".into(),
+            key: "jgk_secret".into(),
+        };
+        let out = render_api_key(&k, "svc-historian", "nightly-export", "http://h:1");
+        assert!(out.contains("export JITGATE_TOKEN='jgk_secret'"), "{out}");
+        assert!(out.contains("only this once"), "{out}");
+        assert!(out.contains("svc-historian"), "{out}");
+    }
+}

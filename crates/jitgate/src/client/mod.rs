@@ -1,0 +1,356 @@
+//! The client verbs: everything `jitgate` does by talking to a server's HTTP API.
+//!
+//! ## Layout
+//! - [`http`]      — the only HTTP code: `/api/v1` URLs, bearer token, errors → exit codes.
+//! - [`profile`]   — server/token/profile resolution (flag > env > profile file) and the
+//!   0600 profile file `jitgate login` writes.
+//! - [`text`]      — parsing of typed values (start times, durations, TOTP codes) and shared
+//!   formatting (UTC times, humane durations, obligations in words, tables).
+//! - [`prompt`]    — reading passwords and TOTP codes from the terminal or stdin.
+//! - one module per area, each holding its clap arguments, handlers and views:
+//!   [`auth`] (login, logout, whoami, totp, apikey), [`requests`] (request, requests, show,
+//!   approve, deny, withdraw), [`grants`], [`events`], [`directory`] (identities, assets,
+//!   sites, orgs, inventory), [`policy`], [`evidence`].
+//!
+//! Every handler fetches the raw JSON first, prints it as-is under `--json`, and otherwise
+//! decodes it into the shared `jitgate_server::api::types` and renders it for people.
+
+pub mod auth;
+pub mod directory;
+pub mod events;
+pub mod evidence;
+pub mod grants;
+pub mod http;
+pub mod policy;
+pub mod profile;
+pub mod prompt;
+pub mod requests;
+pub mod text;
+
+#[cfg(test)]
+mod testdata;
+
+use clap::{Args, Subcommand};
+use http::{CliError, Client};
+use profile::{Overrides, Settings, Source};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Options every verb accepts, before or after the verb.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print the server's raw JSON response (pretty) instead of tables and text.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub json: bool,
+
+    /// Server URL, e.g. http://127.0.0.1:8080 [env: JITGATE_SERVER; else the profile's]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
+    pub server: Option<String>,
+
+    /// Bearer token: a session token or a workload API key [env: JITGATE_TOKEN; else the
+    /// profile's]
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        help_heading = "Global options"
+    )]
+    pub token: Option<String>,
+
+    /// Profile file [env: JITGATE_PROFILE; default: $XDG_CONFIG_HOME/jitgate/profile.toml,
+    /// else ~/.config/jitgate/profile.toml]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    pub profile: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            server: self.server.clone(),
+            token: self.token.clone(),
+            profile: self.profile.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Log in with your password (and TOTP code once enrolled); saves the token in the profile.
+    #[command(after_help = "Examples:\n  \
+        jitgate --server http://127.0.0.1:8080 login --identity alice\n  \
+        printf '%s' \"$PW\" | jitgate login --identity alice --password-stdin --totp 123456")]
+    Login(auth::LoginArgs),
+
+    /// End the session and remove its token from the profile.
+    #[command(after_help = "Example:\n  jitgate logout")]
+    Logout,
+
+    /// Show who the current token authenticates, and where server and token came from.
+    #[command(after_help = "Example:\n  jitgate whoami")]
+    Whoami,
+
+    /// Enrol or confirm a TOTP authenticator (needed for step-up approvals).
+    #[command(after_help = "Examples:\n  jitgate totp enroll\n  jitgate totp confirm 123456")]
+    Totp {
+        #[command(subcommand)]
+        cmd: auth::TotpCmd,
+    },
+
+    /// Create API keys for workloads (service accounts, scripts, CI jobs).
+    #[command(
+        name = "apikey",
+        after_help = "Example:\n  jitgate apikey create --identity svc-historian --name nightly-export"
+    )]
+    ApiKey {
+        #[command(subcommand)]
+        cmd: auth::ApiKeyCmd,
+    },
+
+    /// Ask for access to exact assets, protocols and operations, for a bounded time.
+    #[command(after_help = "Examples:\n  \
+        jitgate request --asset plc-7 --modbus 'read holding 0-99 unit 1' \\\n      \
+        --modbus 'write coil 10-20 unit 1' --for 2h --reason 'replace valve positioner' \\\n      \
+        --ref WO-1234 --start 2026-12-01T06:00Z\n  \
+        jitgate request --asset rtu-3 --dnp3 'operate binary-output 3-5' --for 30m \\\n      \
+        --reason 'breaker stuck open' --ref INC-88 --path emergency\n  \
+        jitgate request --asset historian-1 --ssh 'command systemctl restart export' \\\n      \
+        --for 15m --reason 'nightly export hung' --subject svc-historian\n\n\
+        Exits with 1 when policy denies the request, so scripts notice.")]
+    Request(requests::RequestArgs),
+
+    /// List requests.
+    #[command(after_help = "Examples:\n  jitgate requests --awaiting-me\n  \
+        jitgate requests --state pending --mine")]
+    Requests(requests::ListArgs),
+
+    /// Show one request in full: scope, decision, approvals and grant.
+    #[command(after_help = "Example:\n  jitgate show req-01J9Z3")]
+    Show {
+        /// Request id.
+        request: String,
+    },
+
+    /// Approve a request: shows what you approve, then binds your approval to its scope digest.
+    #[command(
+        after_help = "Examples:\n  jitgate approve req-01J9Z3 --comment 'checked WO-1234'\n  \
+        jitgate approve req-01J9Z3 --totp 123456\n\n\
+        If the decision requires step-up and --totp is missing, you are asked for a code on \
+        the terminal."
+    )]
+    Approve(requests::ApproveArgs),
+
+    /// Deny a request, saying why.
+    #[command(
+        after_help = "Example:\n  jitgate deny req-01J9Z3 --comment 'no work order for this'"
+    )]
+    Deny(requests::DenyArgs),
+
+    /// Withdraw your own request before it is used.
+    #[command(after_help = "Example:\n  jitgate withdraw req-01J9Z3")]
+    Withdraw {
+        /// Request id.
+        request: String,
+    },
+
+    /// List grants (issued access) with their remaining time.
+    #[command(after_help = "Examples:\n  jitgate grants --state active\n  jitgate grants --mine")]
+    Grants(grants::ListArgs),
+
+    /// Show one grant in full.
+    #[command(after_help = "Example:\n  jitgate grant gr-01J9Z4")]
+    Grant {
+        /// Grant id.
+        grant: String,
+    },
+
+    /// Revoke a grant now: sessions are closed and the credential refused.
+    #[command(after_help = "Example:\n  jitgate revoke gr-01J9Z4 --reason 'work finished early'")]
+    Revoke {
+        /// Grant id.
+        grant: String,
+        /// Why it is revoked (recorded in the evidence log).
+        #[arg(long)]
+        reason: String,
+    },
+
+    /// Say the task is done: ends your grant before it expires.
+    #[command(after_help = "Example:\n  jitgate complete gr-01J9Z4")]
+    Complete {
+        /// Grant id.
+        grant: String,
+    },
+
+    /// List evidence events (the hash-linked log of every transition).
+    #[command(after_help = "Examples:\n  jitgate events --request req-01J9Z3\n  \
+        jitgate events --after 120 --limit 50")]
+    Events(events::EventsArgs),
+
+    /// List, show, disable and enable identities; set passwords.
+    #[command(
+        after_help = "Examples:\n  jitgate identities\n  jitgate identities show alice\n  \
+        jitgate identities disable vendor-bob --reason 'contract ended'\n  \
+        jitgate identities set-password alice"
+    )]
+    Identities {
+        #[command(subcommand)]
+        cmd: Option<directory::IdentitiesCmd>,
+    },
+
+    /// List and show assets (PLCs, RTUs, HMIs, historians, jump hosts).
+    #[command(after_help = "Examples:\n  jitgate assets\n  jitgate assets show plc-7")]
+    Assets {
+        #[command(subcommand)]
+        cmd: Option<directory::AssetsCmd>,
+    },
+
+    /// List sites and their zones.
+    #[command(after_help = "Example:\n  jitgate sites")]
+    Sites,
+
+    /// List organisations (the plant's own and suppliers).
+    #[command(after_help = "Example:\n  jitgate orgs")]
+    Orgs,
+
+    /// Load an inventory file (sites, orgs, identities, assets) into the server.
+    #[command(after_help = "Example:\n  jitgate inventory load inventory.toml")]
+    Inventory {
+        #[command(subcommand)]
+        cmd: directory::InventoryCmd,
+    },
+
+    /// Show or reload the server's policy set, or test policies against scenarios.
+    #[command(
+        after_help = "Examples:\n  jitgate policy show\n  jitgate policy reload\n  \
+        jitgate policy test scenarios.toml --policies ./policies --inventory inventory.toml"
+    )]
+    Policy {
+        #[command(subcommand)]
+        cmd: policy::PolicyCmd,
+    },
+
+    /// Check the evidence log's hash chain.
+    #[command(
+        after_help = "Example:\n  jitgate evidence chain\n\nExits with 1 if the chain is broken."
+    )]
+    Evidence {
+        #[command(subcommand)]
+        cmd: evidence::EvidenceCmd,
+    },
+}
+
+/// What every handler needs: the HTTP client, the output mode and the settings in force.
+#[derive(Debug)]
+pub struct Ctx {
+    pub http: Client,
+    pub json: bool,
+    pub settings: Settings,
+}
+
+impl Ctx {
+    /// Under `--json`, print the raw response (pretty) and return `true`.
+    pub fn printed_json(&self, raw: &Value) -> bool {
+        if !self.json {
+            return false;
+        }
+        if !raw.is_null() {
+            match serde_json::to_string_pretty(raw) {
+                Ok(text) => println!("{text}"),
+                Err(_) => println!("{raw}"),
+            }
+        }
+        true
+    }
+}
+
+/// Run one client verb.
+pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> {
+    // `policy test` works on local files and needs no server.
+    let cmd = match cmd {
+        ClientCommand::Policy {
+            cmd:
+                policy::PolicyCmd::Test {
+                    scenarios,
+                    policies,
+                    inventory,
+                },
+        } => {
+            return policy::test(scenarios, policies, inventory, global.json);
+        }
+        other => other,
+    };
+    let settings = profile::resolve(&global.overrides(), &|k| std::env::var(k).ok())?;
+    if settings.token_source == Some(Source::Profile) {
+        if let Some(w) = settings
+            .profile_path
+            .as_deref()
+            .and_then(profile::permission_warning)
+        {
+            eprintln!("warning: {w}");
+        }
+    }
+    let http = Client::new(&settings.server, settings.token.clone())?;
+    let ctx = Ctx {
+        http,
+        json: global.json,
+        settings,
+    };
+    match cmd {
+        ClientCommand::Login(args) => auth::login(&ctx, args).await,
+        ClientCommand::Logout => auth::logout(&ctx).await,
+        ClientCommand::Whoami => auth::whoami(&ctx).await,
+        ClientCommand::Totp { cmd } => auth::totp(&ctx, cmd).await,
+        ClientCommand::ApiKey { cmd } => auth::apikey(&ctx, cmd).await,
+        ClientCommand::Request(args) => requests::create(&ctx, args).await,
+        ClientCommand::Requests(args) => requests::list(&ctx, args).await,
+        ClientCommand::Show { request } => requests::show(&ctx, &request).await,
+        ClientCommand::Approve(args) => requests::approve(&ctx, args).await,
+        ClientCommand::Deny(args) => requests::deny(&ctx, args).await,
+        ClientCommand::Withdraw { request } => requests::withdraw(&ctx, &request).await,
+        ClientCommand::Grants(args) => grants::list(&ctx, args).await,
+        ClientCommand::Grant { grant } => grants::show(&ctx, &grant).await,
+        ClientCommand::Revoke { grant, reason } => grants::revoke(&ctx, &grant, reason).await,
+        ClientCommand::Complete { grant } => grants::complete(&ctx, &grant).await,
+        ClientCommand::Events(args) => events::list(&ctx, args).await,
+        ClientCommand::Identities { cmd } => directory::identities(&ctx, cmd).await,
+        ClientCommand::Assets { cmd } => directory::assets(&ctx, cmd).await,
+        ClientCommand::Sites => directory::sites(&ctx).await,
+        ClientCommand::Orgs => directory::orgs(&ctx).await,
+        ClientCommand::Inventory { cmd } => directory::inventory(&ctx, cmd).await,
+        ClientCommand::Policy { cmd } => policy::run(&ctx, cmd).await,
+        ClientCommand::Evidence { cmd } => evidence::run(&ctx, cmd).await,
+    }
+}
+
+/// Where the server and token in force came from, for `whoami`.
+pub fn settings_summary(settings: &Settings) -> Vec<(String, String)> {
+    let mut rows = vec![(
+        "server".to_string(),
+        format!(
+            "{} (from {})",
+            settings.server,
+            settings.server_source.label()
+        ),
+    )];
+    if let Some(source) = settings.token_source {
+        rows.push(("token".into(), format!("from {}", source.label())));
+    }
+    if let Some(path) = &settings.profile_path {
+        rows.push(("profile".into(), path.display().to_string()));
+    }
+    rows
+}
+
+/// Map a local problem to the usage exit code.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    CliError::Usage(message.into()).into()
+}
