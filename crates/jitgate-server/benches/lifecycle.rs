@@ -20,13 +20,25 @@ const LIFECYCLES_PER_CLIENT: usize = 40;
 const PLANT: &str = include_str!("../../../examples/plant.toml");
 
 async fn start(store: Store) -> (jitgate_server::RunningServer, String) {
-    let config = ServerConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
-    let server = jitgate_server::start_with_store(config, Arc::new(SystemClock), store).await.unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    let server = jitgate_server::start_with_store(config, Arc::new(SystemClock), store)
+        .await
+        .unwrap();
     let inv = Inventory::from_toml(PLANT).unwrap();
-    jitgate_server::service::load_inventory(&server.state, Actor::system(), &inv).await.unwrap();
+    jitgate_server::service::load_inventory(&server.state, Actor::system(), &inv)
+        .await
+        .unwrap();
     let mut tx = server.state.store.write().await.unwrap();
     for who in ["alice", "bob"] {
-        tx.set_password(who, &jitgate_server::auth::hash_password("benchmark-password").unwrap()).await.unwrap();
+        tx.set_password(
+            who,
+            &jitgate_server::auth::hash_password("benchmark-password").unwrap(),
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     let base = format!("http://{}", server.addr);
@@ -47,7 +59,13 @@ async fn login(http: &reqwest::Client, base: &str, who: &str) -> String {
 }
 
 async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
-    let resp = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    let resp = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status();
     let v: Value = resp.json().await.unwrap();
     assert!(status.is_success(), "{status}: {v}");
@@ -73,12 +91,21 @@ async fn one_lifecycle(http: &reqwest::Client, base: &str, alice: &str, bob: &st
     .await;
     assert_eq!(approved["state"], "active");
     let gid = approved["grant"]["id"].as_str().unwrap();
-    post(http, format!("{base}/api/v1/grants/{gid}/revoke"), alice, json!({"reason": "benchmark"})).await;
+    post(
+        http,
+        format!("{base}/api/v1/grants/{gid}/revoke"),
+        alice,
+        json!({"reason": "benchmark"}),
+    )
+    .await;
 }
 
 async fn run(label: &str, store: Store) -> (f64, f64) {
     let (server, base) = start(store).await;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
     let alice = login(&http, &base, "alice").await;
     let bob = login(&http, &base, "bob").await;
     // Warm up connections and caches.
@@ -118,8 +145,19 @@ async fn run(label: &str, store: Store) -> (f64, f64) {
     }
     let elapsed = t.elapsed();
     let per_sec = (CLIENTS * LIFECYCLES_PER_CLIENT) as f64 / elapsed.as_secs_f64();
-    let chain = server.state.store.read().await.unwrap().verify_chain().await.unwrap();
-    assert!(chain.first_bad.is_none(), "event chain intact after the run");
+    let chain = server
+        .state
+        .store
+        .read()
+        .await
+        .unwrap()
+        .verify_chain()
+        .await
+        .unwrap();
+    assert!(
+        chain.first_bad.is_none(),
+        "event chain intact after the run"
+    );
     println!(
         "| {label} | {CLIENTS} | {} | {:.1} s | **{per_sec:.0}** | {baseline:.0} | {} |",
         CLIENTS * LIFECYCLES_PER_CLIENT,

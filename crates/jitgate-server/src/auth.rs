@@ -15,6 +15,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine;
 use jitgate_core::{Identity, Timestamp};
+use jitgate_store::Bearer;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, Secret, TOTP};
@@ -225,36 +226,28 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ServerError> {
-    let now = state.clock.now();
-    let hash = token_hash(token);
-    let mut tx = state.store.read().await?;
-    let (identity_id, via) = if token.starts_with(SESSION_PREFIX) {
-        let session = tx.get_session(&hash).await?.ok_or_else(|| {
-            ServerError::Unauthenticated(
-                "session is unknown or logged out; run `jitgate login`".into(),
-            )
-        })?;
-        if session.expires_at <= now {
-            return Err(ServerError::Unauthenticated(
-                "session expired; run `jitgate login` again".into(),
-            ));
-        }
-        (session.identity, AuthVia::Session)
-    } else if token.starts_with(API_KEY_PREFIX) {
-        let key = tx
-            .find_api_key(&hash)
-            .await?
-            .filter(|k| !k.revoked)
-            .ok_or_else(|| ServerError::Unauthenticated("API key is unknown or revoked".into()))?;
-        (key.identity, AuthVia::ApiKey)
-    } else {
+    if !token.starts_with(SESSION_PREFIX) && !token.starts_with(API_KEY_PREFIX) {
         return Err(ServerError::Unauthenticated(
             "token is not a jitgate session token or API key; run `jitgate login`".into(),
         ));
+    }
+    let (identity, via) = match state.store.bearer(&token_hash(token)).await? {
+        None => {
+            return Err(ServerError::Unauthenticated(
+                "token is unknown, logged out or revoked; run `jitgate login`".into(),
+            ))
+        }
+        Some(Bearer::Session { expires_at, .. }) if expires_at <= state.clock.now() => {
+            return Err(ServerError::Unauthenticated(
+                "session expired; run `jitgate login` again".into(),
+            ))
+        }
+        Some(Bearer::Session { identity, .. }) => (identity, AuthVia::Session),
+        Some(Bearer::ApiKey { revoked: true, .. }) => {
+            return Err(ServerError::Unauthenticated("API key is revoked".into()))
+        }
+        Some(Bearer::ApiKey { identity, .. }) => (identity, AuthVia::ApiKey),
     };
-    let identity = tx.get_identity(&identity_id).await?.ok_or_else(|| {
-        ServerError::Unauthenticated(format!("identity {identity_id} no longer exists"))
-    })?;
     if !identity.is_active() {
         return Err(jitgate_core::CoreError::IdentityDisabled(identity.id).into());
     }

@@ -10,6 +10,8 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
+        // `tick` looks for due work with a read first and takes the write lock only when
+        // there is some, so waking often (after every API change) costs little.
         if let Err(e) = service::tick(&state).await {
             tracing::error!(error = %e, "scheduler pass failed; retrying");
         }

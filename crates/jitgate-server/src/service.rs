@@ -527,7 +527,7 @@ pub async fn end_grant(
     let out = lifecycle::end_grant(r, g, reason, Actor::identity(caller.id()), now)?;
     save(&mut tx, &out, false, false).await?;
     tx.commit().await?;
-    state.wake.notify_one();
+    // No scheduler wake-up: ending a grant only removes a deadline.
     let g = out
         .grant
         .ok_or_else(|| ServerError::Internal("end_grant returned no grant".into()))?;
@@ -538,6 +538,12 @@ pub async fn end_grant(
 /// activate approved requests whose window opened. Returns how many transitions it made.
 pub async fn tick(state: &AppState) -> ApiResult<usize> {
     let now = state.clock.now();
+    {
+        let mut tx = state.store.read().await?;
+        if tx.grants_expired(now).await?.is_empty() && tx.requests_due(now).await?.is_empty() {
+            return Ok(0);
+        }
+    }
     let mut tx = state.store.write().await?;
     let mut n = 0;
     for g in tx.grants_expired(now).await? {

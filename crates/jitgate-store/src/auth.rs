@@ -2,9 +2,9 @@
 //! identities come from the inventory file and may be reloaded, and credentials of a removed
 //! identity must stay refusable (the server checks the identity on every use).
 
-use crate::codec::{flag, from_ms, ms};
-use crate::{Result, StoreError, Tx};
-use jitgate_core::Timestamp;
+use crate::codec::{flag, from_json, from_ms, ms};
+use crate::{Result, Store, StoreError, Tx};
+use jitgate_core::{Identity, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -294,5 +294,52 @@ impl Tx {
         .execute(self.conn())
         .await?;
         Ok(())
+    }
+}
+
+/// What a bearer token (session token or API key) resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bearer {
+    Session {
+        identity: Identity,
+        expires_at: Timestamp,
+    },
+    ApiKey {
+        identity: Identity,
+        revoked: bool,
+    },
+}
+
+impl Store {
+    /// Resolve a bearer token's hash to its identity in one statement on the pool, without a
+    /// transaction: this runs on every API call, so it must cost one round trip, not four.
+    pub async fn bearer(&self, token_hash: &str) -> Result<Option<Bearer>> {
+        let row = sqlx::query(
+            "SELECT 's' AS kind, s.expires_at AS expires_at, 0 AS revoked, i.doc AS doc \
+             FROM sessions s JOIN identities i ON i.id = s.identity WHERE s.token_hash = $1 \
+             UNION ALL \
+             SELECT 'k' AS kind, 0 AS expires_at, k.revoked AS revoked, i.doc AS doc \
+             FROM api_keys k JOIN identities i ON i.id = k.identity WHERE k.key_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: String = row.try_get("kind")?;
+        let doc: String = row.try_get("doc")?;
+        let identity: Identity = from_json(&doc, "identities (bearer lookup)")?;
+        Ok(Some(if kind == "s" {
+            let expires: i64 = row.try_get("expires_at")?;
+            Bearer::Session {
+                identity,
+                expires_at: from_ms(expires, "sessions.expires_at")?,
+            }
+        } else {
+            let revoked: i64 = row.try_get("revoked")?;
+            Bearer::ApiKey {
+                identity,
+                revoked: revoked != 0,
+            }
+        }))
     }
 }

@@ -110,8 +110,18 @@ impl Tx {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        // Bind-parameter limits (SQLite 32766, PostgreSQL 65535) cap one statement's rows.
+        const MAX_ROWS: usize = 1000;
+        if events.len() > MAX_ROWS {
+            let mut seqs = Vec::with_capacity(events.len());
+            for chunk in events.chunks(MAX_ROWS) {
+                seqs.extend(Box::pin(self.append_events(chunk)).await?);
+            }
+            return Ok(seqs);
+        }
         let (mut seq, mut prev) = self.chain_head().await?;
         let mut seqs = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
         for event in events {
             let canonical = String::from_utf8(event.canonical_bytes())
                 .map_err(|e| StoreError::Encode(format!("event {}: {e}", event.kind.as_str())))?;
@@ -125,25 +135,55 @@ impl Tx {
                 StoreError::Corrupt(format!("chain_head: hash {prev:?} is not 64 hex digits"))
             })?;
             seq += 1;
-            sqlx::query(
-                "INSERT INTO events (seq, prev_hash, hash, kind, actor, at, request_id, \
-                 approval_id, grant_id, canonical) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(seq)
-            .bind(&prev)
-            .bind(&hash)
-            .bind(event.kind.as_str())
-            .bind(&event.actor.0)
-            .bind(ms(event.at))
-            .bind(event.request_id.clone())
-            .bind(event.approval_id.clone())
-            .bind(event.grant_id.clone())
-            .bind(canonical)
-            .execute(self.conn())
-            .await?;
             seqs.push(seq);
-            prev = hash;
+            rows.push((
+                seq,
+                std::mem::replace(&mut prev, hash.clone()),
+                hash,
+                event,
+                canonical,
+            ));
         }
+        // One multi-row INSERT per call: appends happen under the write lock, where every
+        // round trip counts.
+        let mut sql = String::from(
+            "INSERT INTO events (seq, prev_hash, hash, kind, actor, at, request_id, \
+             approval_id, grant_id, canonical) VALUES ",
+        );
+        for n in 0..rows.len() {
+            let b = n * 10;
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
+            ));
+        }
+        let mut query = sqlx::query(&sql);
+        for (seq, prev_hash, hash, event, canonical) in rows {
+            query = query
+                .bind(seq)
+                .bind(prev_hash)
+                .bind(hash)
+                .bind(event.kind.as_str())
+                .bind(event.actor.0.clone())
+                .bind(ms(event.at))
+                .bind(event.request_id.clone())
+                .bind(event.approval_id.clone())
+                .bind(event.grant_id.clone())
+                .bind(canonical);
+        }
+        query.execute(self.conn()).await?;
         sqlx::query("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(seq)
             .bind(&prev)

@@ -40,7 +40,7 @@ mod events;
 mod inventory;
 mod lifecycle;
 
-pub use auth::{ApiKeyRecord, SessionRecord, TotpRecord};
+pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
 pub use error::{Result, StoreError};
 pub use events::{chain_hash, ChainReport, EventFilter, StoredEvent, GENESIS_HASH};
 pub use lifecycle::{GrantFilter, RequestFilter};

@@ -1,0 +1,6 @@
+//! End-to-end tests of the real `jitgate` binary: `jitgate up` as a separate process and
+//! the README walkthrough driven through the client verbs, as a user would type them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod quickstart;

@@ -1,0 +1,349 @@
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_jitgate");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Up {
+    child: Child,
+    server: String,
+}
+
+impl Up {
+    fn start(data_dir: &Path, port: u16) -> Up {
+        let mut child = Command::new(BIN)
+            .args([
+                "up",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn jitgate up");
+        let server = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            // The bootstrap credentials are written after the server starts listening.
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && data_dir.join("bootstrap-credentials.toml").exists()
+            {
+                return Up { child, server };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "jitgate up did not come up on port {port}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stop(self) -> String {
+        // SIGTERM (graceful) via kill(1); wait for the exit.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let out = self.child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+struct Cli {
+    server: String,
+    dir: PathBuf,
+}
+
+impl Cli {
+    fn run(&self, who: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--server")
+            .arg(&self.server)
+            .arg("--profile")
+            .arg(self.dir.join(format!("{who}.toml")))
+            .args(args)
+            .env_remove("JITGATE_TOKEN")
+            .env_remove("JITGATE_SERVER")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, who: &str, args: &[&str]) -> String {
+        let out = self.run(who, args, None);
+        assert!(
+            out.status.success(),
+            "jitgate {args:?} as {who} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, who: &str, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(who, &all)).unwrap()
+    }
+
+    fn login(&self, who: &str, password: &str) {
+        let out = self.run(
+            who,
+            &["login", "--identity", who, "--password-stdin"],
+            Some(&format!("{password}\n")),
+        );
+        assert!(
+            out.status.success(),
+            "login {who}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn quickstart_walkthrough_through_the_real_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("jitgate-data");
+    let port = free_port();
+    let up = Up::start(&data, port);
+    let creds: toml::Value =
+        toml::from_str(&std::fs::read_to_string(data.join("bootstrap-credentials.toml")).unwrap())
+            .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("bootstrap-credentials.toml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "bootstrap credentials are owner-only");
+    }
+    let pw = |who: &str| creds["passwords"][who].as_str().unwrap().to_string();
+    let cli = Cli {
+        server: up.server.clone(),
+        dir: tmp.path().to_path_buf(),
+    };
+
+    cli.login("alice", &pw("alice"));
+    cli.login("bob", &pw("bob"));
+    cli.login("sam", &pw("sam"));
+
+    // 1. alice requests (the table output names the state and the policy).
+    let text = cli.ok(
+        "alice",
+        &[
+            "request",
+            "--asset",
+            "plc-7",
+            "--modbus",
+            "read holding 0-99 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            "check valve positions",
+            "--ref",
+            "WO-1234",
+        ],
+    );
+    assert!(text.contains("pending"), "{text}");
+    let mine = cli.json("alice", &["requests", "--mine"]);
+    let req = &mine[0];
+    let id = req["id"].as_str().unwrap().to_string();
+    assert_eq!(req["reference"], "WO-1234");
+
+    // 2. bob sees it waiting for him and approves.
+    let inbox = cli.ok("bob", &["requests", "--awaiting-me"]);
+    assert!(inbox.contains(&id), "{inbox}");
+    let own = cli.run("alice", &["approve", &id], None);
+    assert_eq!(
+        own.status.code(),
+        Some(1),
+        "approving your own request is refused"
+    );
+    assert!(String::from_utf8_lossy(&own.stderr).contains("separation_of_duties"));
+    let approved = cli.json("bob", &["approve", &id, "--comment", "ok for WO-1234"]);
+    assert_eq!(approved["state"], "active", "{approved}");
+    let grant_id = approved["grant"]["id"].as_str().unwrap().to_string();
+
+    // 3. the grant is listed; 4. security revokes it and the events show every step.
+    let grants = cli.ok("alice", &["grants"]);
+    assert!(
+        grants.contains(&grant_id) && grants.contains("active"),
+        "{grants}"
+    );
+    cli.ok(
+        "sam",
+        &["revoke", &grant_id, "--reason", "walkthrough finished"],
+    );
+    let g = cli.json("alice", &["grant", &grant_id]);
+    assert_eq!(g["state"], "ending");
+    let events = cli.json("sam", &["events", "--request", &id]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "request.submitted",
+            "request.decided",
+            "approval.recorded",
+            "request.approved",
+            "grant.issued",
+            "grant.ended"
+        ]
+    );
+    let chain = cli.json("sam", &["evidence", "chain"]);
+    assert_eq!(chain["ok"], true);
+
+    // A denied request exits 1 and says which rule said no.
+    let denied = cli.run(
+        "alice",
+        &[
+            "request",
+            "--asset",
+            "plc-7",
+            "--modbus",
+            "write coil 1 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            "x",
+            "--path",
+            "emergency",
+            "--subject",
+            "svc-historian",
+        ],
+        None,
+    );
+    assert_eq!(
+        denied.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&denied.stdout)
+    );
+
+    let printed = up.stop();
+    assert!(
+        printed.contains("Walkthrough"),
+        "up prints the walkthrough: {printed}"
+    );
+
+    // A second `up` on the same data keeps everything and the same passwords.
+    let up = Up::start(&data, port);
+    let cli = Cli {
+        server: up.server.clone(),
+        dir: tmp.path().to_path_buf(),
+    };
+    let g = cli.json("alice", &["grant", &grant_id]);
+    assert_eq!(g["end_reason"]["kind"], "revoked");
+    cli.login("bob", &pw("bob"));
+    up.stop();
+}
+
+#[test]
+fn check_validates_without_starting_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = tmp.path().join("inv.toml");
+    std::fs::write(&inv, include_str!("../../../../examples/plant.toml")).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--inventory", inv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("policies: ok") && text.contains("inventory: ok"),
+        "{text}"
+    );
+
+    std::fs::write(&inv, "[[asset]]\nid = \"x\"\nkind = \"plc\"\nsite = \"nowhere\"\ncriticality = \"low\"\nenforcement = \"brokered\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--inventory", inv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("site nowhere"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_port"));
+
+    let pol = tmp.path().join("policies");
+    std::fs::create_dir(&pol).unwrap();
+    std::fs::write(
+        pol.join("a.cedar"),
+        "@id(\"a\")\npermit (principal, action, resource)\nwhen { resource.colour == \"red\" };\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--policies", pol.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a.cedar"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn policy_test_runs_the_shipped_scenarios() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(BIN)
+        .args([
+            "policy",
+            "test",
+            root.join("policies/scenarios.toml").to_str().unwrap(),
+            "--policies",
+            root.join("policies").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("0 failed"), "{text}");
+}
