@@ -1,6 +1,6 @@
 //! The Cedar schema (`jitgate.cedarschema`, embedded at build time) every policy set is
-//! validated against. Embedding it means the schema and the Rust mapping in
-//! [`crate::entities`] always ship together; a test checks they agree.
+//! validated against. Embedding it means the schema and the Rust mapping (`entities.rs`)
+//! always ship together; a test there checks they agree.
 
 use crate::error::PolicyError;
 
