@@ -56,6 +56,22 @@ pub enum EventKind {
     PolicyLoaded,
     #[serde(rename = "auth.enrolled")]
     AuthEnrolled,
+    /// A grant token was issued to the subject (its fingerprint, never the token).
+    #[serde(rename = "credential.issued")]
+    CredentialIssued,
+    /// A gateway accepted a session under a grant.
+    #[serde(rename = "session.started")]
+    SessionStarted,
+    /// A gateway refused a session (bad token, replayed proof, grant not active, ...).
+    #[serde(rename = "session.refused")]
+    SessionRefused,
+    #[serde(rename = "session.ended")]
+    SessionEnded,
+    /// One protocol operation in a session, allowed or denied, as the gateway saw it.
+    #[serde(rename = "operation")]
+    Operation,
+    #[serde(rename = "key.rotated")]
+    KeyRotated,
 }
 
 impl EventKind {
@@ -74,6 +90,12 @@ impl EventKind {
             EventKind::InventoryChanged => "inventory.changed",
             EventKind::PolicyLoaded => "policy.loaded",
             EventKind::AuthEnrolled => "auth.enrolled",
+            EventKind::CredentialIssued => "credential.issued",
+            EventKind::SessionStarted => "session.started",
+            EventKind::SessionRefused => "session.refused",
+            EventKind::SessionEnded => "session.ended",
+            EventKind::Operation => "operation",
+            EventKind::KeyRotated => "key.rotated",
         }
     }
 }

@@ -226,6 +226,10 @@ pub struct Asset {
     /// `true` while the asset is locked out (e.g. during a safety shutdown): no access.
     #[serde(default)]
     pub lockout: bool,
+    /// The jitgate gateway that fronts this asset (the id of a `workload` identity with the
+    /// `gateway` role). Required for access through `jitgate connect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 /// The whole inventory file: `[[site]]`, `[[org]]`, `[[identity]]`, `[[asset]]` tables.
@@ -300,6 +304,17 @@ impl Inventory {
         let mut assets = BTreeSet::new();
         for a in &self.assets {
             validate_asset(a, &sites)?;
+            if let Some(gw) = &a.gateway {
+                let ok = self.identities.iter().any(|i| {
+                    &i.id == gw && i.kind == IdentityKind::Workload && i.has_role("gateway")
+                });
+                if !ok {
+                    return bad(format!(
+                        "asset {}: gateway {gw} must be a declared workload identity with role `gateway`",
+                        a.id
+                    ));
+                }
+            }
             if !assets.insert(a.id.as_str()) {
                 return bad(format!("asset {} is declared twice", a.id));
             }

@@ -757,6 +757,7 @@ mod tests {
             limitation: None,
             compensating_controls: vec![],
             lockout: false,
+            gateway: None,
         }
     }
 

@@ -175,6 +175,7 @@ fn plant(rng: &mut Rng) -> Plant {
                 limitation: legacy.then(|| "local accounts".to_string()),
                 compensating_controls: vec![],
                 lockout: i % 41 == 40,
+                gateway: None,
             }
         })
         .collect();

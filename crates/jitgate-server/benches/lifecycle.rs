@@ -101,7 +101,8 @@ async fn one_lifecycle(http: &reqwest::Client, base: &str, alice: &str, bob: &st
 }
 
 async fn run(label: &str, store: Store) -> (f64, f64) {
-    let (server, base) = start(store).await;
+    let data = tempfile::tempdir().unwrap();
+    let (server, base) = start(store, data.path()).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()

@@ -128,12 +128,20 @@ pub async fn start_with_store(
 ) -> Result<RunningServer, StartError> {
     let loaded = policy::load(config.policy_dir.as_deref())?;
     let policy_info = policy::info(&loaded);
+    let keyring = jitgate_credential::KeyRing::open_or_create(&config.data_dir, clock.now())
+        .map_err(|e| {
+            StartError::Other(format!(
+                "token-signing keys in {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
     let state = AppState {
         store,
         clock,
         policies: Arc::new(RwLock::new(Arc::new(loaded))),
         config: Arc::new(config),
         wake: Arc::new(Notify::new()),
+        keyring: Arc::new(std::sync::Mutex::new(keyring)),
     };
     policy::record_loaded(&state, Actor::system(), &policy_info)
         .await
@@ -194,7 +202,10 @@ pub async fn start_with_store(
 /// The axum application: API, OpenAPI document, health check.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .nest("/api/v1", api::routes::router())
+        .nest(
+            "/api/v1",
+            api::routes::router().merge(api::gateway::router()),
+        )
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)

@@ -1,9 +1,13 @@
 //! Shared server state handed to every handler and to the scheduler.
 
+use crate::api::types::KeysInfo;
 use crate::config::ServerConfig;
-use jitgate_core::Clock;
+use crate::error::ServerError;
+use jitgate_core::{Clock, Timestamp};
+use jitgate_credential::{GrantClaims, KeyRing, PublicKeyInfo};
 use jitgate_policy::PolicySet;
 use jitgate_store::Store;
+use std::sync::Mutex;
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
@@ -23,7 +27,12 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Wakes the scheduler when a deadline may have moved (new grant, approval, ...).
     pub wake: Arc<Notify>,
+    /// Token-signing keys (in the data directory, owner-only).
+    pub keyring: Arc<Mutex<KeyRing>>,
 }
+
+/// Longest a grant token can live; old signing keys stay published this long after rotation.
+pub const MAX_TOKEN_LIFETIME_DAYS: i64 = 30;
 
 impl AppState {
     pub fn policies(&self) -> Arc<LoadedPolicies> {
@@ -31,6 +40,37 @@ impl AppState {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    fn keyring(&self) -> std::sync::MutexGuard<'_, KeyRing> {
+        self.keyring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn keyring_public(&self, now: Timestamp) -> Vec<PublicKeyInfo> {
+        self.keyring().public_keys(now)
+    }
+
+    pub fn issue_token(&self, claims: &GrantClaims) -> Result<String, ServerError> {
+        self.keyring()
+            .issue(claims)
+            .map_err(|e| ServerError::Internal(format!("signing a grant token: {e}")))
+    }
+
+    pub fn keys_info(&self) -> KeysInfo {
+        let ring = self.keyring();
+        KeysInfo {
+            current_kid: ring.current_kid().to_string(),
+            keys: ring.public_keys(self.clock.now()),
+        }
+    }
+
+    pub fn rotate_keys(&self) -> Result<String, ServerError> {
+        self.keyring()
+            .rotate(
+                self.clock.now(),
+                chrono::Duration::days(MAX_TOKEN_LIFETIME_DAYS),
+            )
+            .map_err(|e| ServerError::Internal(format!("key rotation: {e}")))
     }
 
     pub fn set_policies(&self, loaded: LoadedPolicies) {

@@ -4,9 +4,11 @@
 //! - `main.rs`        — the clap command tree, tracing setup, and the mapping of errors to
 //!   exit codes (see docs/cli.md).
 //! - `server_cmds.rs` — `serve`, `up`, `check` (owned by the server side).
+//! - `gateway_cmds.rs` — `gateway`: the enforcement point process.
 //! - `client/`        — every verb that talks to a server over HTTP; see `client/mod.rs`.
 
 mod client;
+mod gateway_cmds;
 mod server_cmds;
 
 use clap::{Parser, Subcommand};
@@ -72,6 +74,12 @@ enum Command {
     #[command(after_help = "Example:\n  jitgate check --config /etc/jitgate/jitgate.toml")]
     Check(server_cmds::CheckArgs),
 
+    /// Run a gateway: accept tunnels and enforce grants inside the protocol.
+    #[command(
+        after_help = "Example:\n  jitgate gateway --config /etc/jitgate/gateway.toml\n\nSee docs/gateway.md."
+    )]
+    Gateway(gateway_cmds::GatewayArgs),
+
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -80,7 +88,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let server_side = matches!(
         cli.command,
-        Command::Serve(_) | Command::Up(_) | Command::Check(_)
+        Command::Serve(_) | Command::Up(_) | Command::Check(_) | Command::Gateway(_)
     );
     init_tracing(if server_side { "info" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -98,6 +106,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => server_cmds::serve(args).await,
             Command::Up(args) => server_cmds::up(args).await,
             Command::Check(args) => server_cmds::check(args).await,
+            Command::Gateway(args) => gateway_cmds::run(args).await,
             Command::Client(cmd) => client::run(&cli.global, cmd).await,
         }
     });

@@ -50,6 +50,7 @@ pub fn plc() -> Asset {
         limitation: None,
         compensating_controls: vec![],
         lockout: false,
+        gateway: None,
     }
 }
 

@@ -64,6 +64,8 @@ pub fn router() -> Router<AppState> {
         list_assets, get_asset, put_asset, list_sites, put_site, list_orgs, put_org, load_inventory,
         create_request, list_requests, get_request, approve, deny, withdraw,
         list_grants, get_grant, revoke, complete, list_events, chain_status, policy_info, policy_reload,
+        super::gateway::hello, super::gateway::grant_status, super::gateway::gateway_events,
+        super::gateway::issue_token, super::gateway::keys_info, super::gateway::rotate_keys,
     ),
     components(schemas(ApiError)),
     modifiers(&BearerAuth),

@@ -196,3 +196,15 @@ pub struct PasswordBody {
     /// At least 12 characters.
     pub password: String,
 }
+
+pub use jitgate_gateway::wire::{
+    GatewayEvent, GatewayEventAck, GatewayEventBatch, GatewayHello, GatewaySetup, GrantStatus,
+    TokenRequest, TokenResponse,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeysInfo {
+    pub current_kid: String,
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<jitgate_credential::PublicKeyInfo>,
+}

@@ -31,6 +31,8 @@ pub fn start_time() -> Timestamp {
 }
 
 pub struct Harness {
+    /// Data directory (token-signing keys); removed when the harness is dropped.
+    pub data: tempfile::TempDir,
     pub base: String,
     pub clock: Arc<ManualClock>,
     pub server: Option<RunningServer>,
@@ -49,8 +51,10 @@ impl Harness {
         clock: Arc<ManualClock>,
         policy_dir: Option<PathBuf>,
     ) -> Harness {
+        let data = tempfile::tempdir().unwrap();
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.path().to_path_buf(),
             policy_dir,
             // Tests move the clock by hours; keep logins valid across that.
             session_ttl: "24h".into(),
@@ -78,6 +82,7 @@ impl Harness {
         }
         tx.commit().await.unwrap();
         Harness {
+            data,
             base: format!("http://{}", server.addr),
             clock,
             server: Some(server),

@@ -23,6 +23,7 @@ async fn grant_expiring_while_down_is_ended_at_start() {
     let store = Store::open_data_dir(&data).await.unwrap();
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.clone(),
         ..ServerConfig::default()
     };
     let server = jitgate_server::start_with_store(config, clock.clone(), store)
@@ -67,8 +68,10 @@ async fn restart_on_postgres_ends_expired_grants_too() {
     let gid = v["grant"]["id"].as_str().unwrap().to_string();
     let store = h.stop().await;
     clock.advance(chrono::Duration::hours(1));
+    let keys = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: keys.path().to_path_buf(),
         ..ServerConfig::default()
     };
     let server = jitgate_server::start_with_store(config, clock.clone(), store)

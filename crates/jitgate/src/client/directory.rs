@@ -411,6 +411,7 @@ mod tests {
             limitation: Some("local admin account remains".into()),
             compensating_controls: vec!["jump-host-isolation".into()],
             lockout: false,
+            gateway: None,
         }
     }
 

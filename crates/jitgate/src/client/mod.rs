@@ -15,6 +15,7 @@
 //! Every handler fetches the raw JSON first, prints it as-is under `--json`, and otherwise
 //! decodes it into the shared `jitgate_server::api::types` and renders it for people.
 
+pub mod access;
 pub mod auth;
 pub mod directory;
 pub mod events;
@@ -246,6 +247,20 @@ pub enum ClientCommand {
         #[command(subcommand)]
         cmd: evidence::EvidenceCmd,
     },
+
+    /// Open a local Modbus/TCP port tunnelled to an asset under your active grant.
+    #[command(after_help = "Examples:\n  \
+        jitgate connect grant-k3m9x2p7qa4d --listen 127.0.0.1:5020\n  \
+        mbpoll -m tcp -p 5020 -a 1 -r 1 -c 10 127.0.0.1    # in another terminal\n\n\
+        The token is bound to a key made for this run; it ends when the grant does.")]
+    Connect(access::ConnectArgs),
+
+    /// The server's token-signing keys: show them, or rotate (admin).
+    #[command(after_help = "Examples:\n  jitgate keys show\n  jitgate keys rotate")]
+    Keys {
+        #[command(subcommand)]
+        cmd: access::KeysCmd,
+    },
 }
 
 /// What every handler needs: the HTTP client, the output mode and the settings in force.
@@ -328,6 +343,8 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Inventory { cmd } => directory::inventory(&ctx, cmd).await,
         ClientCommand::Policy { cmd } => policy::run(&ctx, cmd).await,
         ClientCommand::Evidence { cmd } => evidence::run(&ctx, cmd).await,
+        ClientCommand::Connect(args) => access::connect(&ctx, args).await,
+        ClientCommand::Keys { cmd } => access::keys(&ctx, cmd).await,
     }
 }
 

@@ -1,0 +1,133 @@
+//! `gateway.toml`: who the gateway is, where the server is, where it listens.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// jitgate server URL, e.g. `http://127.0.0.1:8080`.
+    pub server: String,
+    /// The gateway's API key (`jgk_...`), or use `api_key_file` / `JITGATE_GATEWAY_KEY`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// Address tunnels are accepted on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Address clients are told to connect to (default: `listen`).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Local state: spooled events, the self-signed certificate.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// TLS certificate and key (PEM); default: a self-signed pair in `state_dir`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// How long new sessions may start while the server is unreachable (`0s` = fail closed,
+    /// the default). Running sessions always end at their token's expiry regardless.
+    #[serde(default = "default_grace")]
+    pub offline_grace: String,
+    /// How long to wait for a device's answer before the session is closed.
+    #[serde(default = "default_device_timeout")]
+    pub device_timeout: String,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./jitgate-gateway")
+}
+fn default_grace() -> String {
+    "0s".into()
+}
+fn default_device_timeout() -> String {
+    "5s".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl GatewayConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let cfg: GatewayConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.offline_grace()?;
+        self.device_timeout()?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "set both tls_cert and tls_key, or neither (a self-signed pair is then created)"
+                    .into(),
+            ));
+        }
+        if !(self.server.starts_with("http://") || self.server.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "server {:?} must be an http:// or https:// URL",
+                self.server
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn offline_grace(&self) -> Result<std::time::Duration, ConfigError> {
+        humantime::parse_duration(&self.offline_grace).map_err(|e| {
+            ConfigError::Invalid(format!("offline_grace {:?}: {e}", self.offline_grace))
+        })
+    }
+
+    pub fn device_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        humantime::parse_duration(&self.device_timeout).map_err(|e| {
+            ConfigError::Invalid(format!("device_timeout {:?}: {e}", self.device_timeout))
+        })
+    }
+
+    /// The API key: `api_key`, else `api_key_file`, else `JITGATE_GATEWAY_KEY`.
+    pub fn api_key(&self) -> Result<String, ConfigError> {
+        if let Some(k) = &self.api_key {
+            return Ok(k.clone());
+        }
+        if let Some(p) = &self.api_key_file {
+            return std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                });
+        }
+        std::env::var("JITGATE_GATEWAY_KEY").map_err(|_| {
+            ConfigError::Invalid("no API key: set api_key, api_key_file or JITGATE_GATEWAY_KEY (create one with `jitgate apikey create --identity <gateway>`)".into())
+        })
+    }
+
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+}

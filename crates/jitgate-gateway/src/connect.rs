@@ -1,0 +1,164 @@
+//! The client side of a tunnel (`jitgate connect`): a local Modbus/TCP port that any
+//! unmodified client (pymodbus, mbpoll, an HMI, an engineering tool) connects to. Each local
+//! connection becomes one TLS tunnel to the gateway, proving possession of the session key
+//! the token is bound to, with a fresh challenge each time.
+
+use crate::tunnel::{self, ChallengeMsg, Hello, Proof, Verdict};
+use crate::wire::TokenResponse;
+use jitgate_credential::ClientKey;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::BufReader;
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot reach the gateway at {addr}: {message}")]
+    Gateway { addr: String, message: String },
+    #[error("the gateway refused the session: {message} ({code})")]
+    Refused { code: String, message: String },
+    #[error("tunnel: {0}")]
+    Tunnel(String),
+}
+
+/// Everything a tunnel needs: the token, the key it is bound to, where the gateway is.
+pub struct Target {
+    pub token: TokenResponse,
+    pub key: ClientKey,
+}
+
+/// Open one tunnel and complete the handshake; returns the TLS stream ready for Modbus.
+pub async fn open_tunnel(
+    target: &Target,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Verdict), ConnectError> {
+    let t = &target.token;
+    let gw_err = |m: String| ConnectError::Gateway {
+        addr: t.gateway_address.clone(),
+        message: m,
+    };
+    let tcp = TcpStream::connect(&t.gateway_address)
+        .await
+        .map_err(|e| gw_err(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let config = crate::tls::pinned_client_config(&t.gateway_fingerprint)
+        .map_err(|e| ConnectError::Tunnel(e.to_string()))?;
+    let host = t
+        .gateway_address
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']']);
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| ConnectError::Tunnel(e.to_string()))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| gw_err(format!("TLS: {e}")))?;
+    let mut stream = BufReader::with_capacity(512, tls);
+    let err = |e: tunnel::TunnelError| ConnectError::Tunnel(e.to_string());
+    tunnel::write_msg(
+        &mut stream,
+        &Hello {
+            v: tunnel::VERSION,
+            token: t.token.clone(),
+            asset: t.asset.clone(),
+        },
+    )
+    .await
+    .map_err(err)?;
+    // The gateway answers a refused token at once, with a verdict instead of a challenge.
+    let line: serde_json::Value = tunnel::read_msg(&mut stream).await.map_err(err)?;
+    if line.get("ok").is_some() {
+        let v: Verdict =
+            serde_json::from_value(line).map_err(|e| ConnectError::Tunnel(e.to_string()))?;
+        return Err(ConnectError::Refused {
+            code: v.code.unwrap_or_default(),
+            message: v.message.unwrap_or_default(),
+        });
+    }
+    let challenge: ChallengeMsg =
+        serde_json::from_value(line).map_err(|e| ConnectError::Tunnel(e.to_string()))?;
+    let nonce: [u8; 32] = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(challenge.challenge.as_bytes())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                ConnectError::Tunnel("the gateway's challenge is not 32 bytes of base64url".into())
+            })?
+    };
+    let pop = target.key.sign_pop(&nonce, &t.token, &t.gateway_id);
+    tunnel::write_msg(&mut stream, &Proof { pop })
+        .await
+        .map_err(err)?;
+    let verdict: Verdict = tunnel::read_msg(&mut stream).await.map_err(err)?;
+    if !verdict.ok {
+        return Err(ConnectError::Refused {
+            code: verdict.code.unwrap_or_default(),
+            message: verdict.message.unwrap_or_default(),
+        });
+    }
+    // Nothing else can be buffered: the gateway sends nothing after its verdict until the
+    // client's first request.
+    Ok((stream.into_inner(), verdict))
+}
+
+/// Serve the local port until the token expires (or the process is stopped). Each local
+/// connection gets its own tunnel; a refused tunnel closes that local connection.
+pub async fn serve_local(
+    listen: SocketAddr,
+    target: Target,
+    on_event: impl Fn(String) + Send + Sync + 'static,
+) -> Result<(), ConnectError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ConnectError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let target = Arc::new(target);
+    let on_event = Arc::new(on_event);
+    let until = (target.token.expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    let accept = async {
+        loop {
+            let Ok((local, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = local.set_nodelay(true);
+            let target = target.clone();
+            let on_event = on_event.clone();
+            tokio::spawn(async move {
+                match open_tunnel(&target).await {
+                    Ok((mut tunnel, verdict)) => {
+                        on_event(format!(
+                            "{peer}: session {} open",
+                            verdict.session.unwrap_or_default()
+                        ));
+                        let mut local = local;
+                        let result = tokio::io::copy_bidirectional(&mut local, &mut tunnel).await;
+                        on_event(format!(
+                            "{peer}: session closed{}",
+                            match result {
+                                Ok(_) => String::new(),
+                                Err(e) => format!(" ({e})"),
+                            }
+                        ));
+                    }
+                    Err(e) => on_event(format!("{peer}: {e}")),
+                }
+            });
+        }
+    };
+    tokio::select! {
+        _ = accept => Ok(()),
+        _ = tokio::time::sleep(until) => { on_event("the grant expired; closing the local port".into()); Ok(()) }
+    }
+}

@@ -1,0 +1,335 @@
+//! The gateway process: announce itself to the server, keep the token keys and its assets
+//! current, accept tunnels, and keep a registry of live sessions (so a revocation or a
+//! shutdown can end them).
+
+use crate::config::GatewayConfig;
+use crate::server_api::{ApiError, ServerApi};
+use crate::spool::EventLog;
+use crate::wire::{GatewayHello, GatewaySetup};
+use jitgate_core::{Asset, GrantState, Timestamp};
+use jitgate_credential::{Challenge, CredentialError, GrantClaims, NonceCache, Verifier};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the gateway refreshes keys and assets from the server.
+const REFRESH: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("the server refused this gateway: {0}")]
+    Server(ApiError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A live session's entry in the registry.
+pub struct SessionHandle {
+    pub grant_id: String,
+    kill: watch::Sender<String>,
+}
+
+pub struct Gateway {
+    pub id: String,
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    pub device_timeout: Duration,
+    pub events: EventLog,
+    api: ServerApi,
+    offline_grace: Duration,
+    verifier: RwLock<Verifier>,
+    assets: RwLock<HashMap<String, Asset>>,
+    nonces: Mutex<NonceCache>,
+    sessions: Mutex<HashMap<String, SessionHandle>>,
+    /// When the server last answered (for the offline grace).
+    last_contact: Mutex<Option<std::time::Instant>>,
+}
+
+impl Gateway {
+    pub fn clock_now(&self) -> Timestamp {
+        let now = chrono::Utc::now();
+        chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    }
+
+    pub fn verify_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<GrantClaims, CredentialError> {
+        self.verifier
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .verify(token, &self.id, now)
+    }
+
+    pub fn asset(&self, id: &str) -> Option<Asset> {
+        self.assets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    pub fn issue_challenge(&self, now: Timestamp) -> Challenge {
+        self.nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .issue(now)
+    }
+
+    pub fn consume_challenge(
+        &self,
+        nonce: &[u8; 32],
+        now: Timestamp,
+    ) -> Result<(), CredentialError> {
+        self.nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .consume(nonce, now)
+    }
+
+    /// The online check at session start: the grant must still be active at the server.
+    /// Unreachable server: refuse (fail closed), unless within the configured offline grace.
+    pub async fn check_grant_online(&self, grant: &str) -> Result<(), (&'static str, String)> {
+        match self.api.grant_status(grant).await {
+            Ok(s) if s.state == GrantState::Active => {
+                self.touch();
+                Ok(())
+            }
+            Ok(s) => {
+                self.touch();
+                Err((
+                    "grant_not_active",
+                    format!("grant {grant} is {} at the server", s.state.as_str()),
+                ))
+            }
+            Err(ApiError::Refused { status: 404, .. }) => Err((
+                "grant_unknown",
+                format!("the server does not know grant {grant} for this gateway"),
+            )),
+            Err(e) => {
+                let within_grace = self
+                    .last_contact
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_some_and(|t| {
+                        !self.offline_grace.is_zero() && t.elapsed() <= self.offline_grace
+                    });
+                if within_grace {
+                    tracing::warn!(%grant, error = %e, "server unreachable; admitting within the offline grace");
+                    Ok(())
+                } else {
+                    Err(("server_unreachable", format!("the gateway cannot confirm grant {grant} with the server ({e}); new sessions are refused until it can")))
+                }
+            }
+        }
+    }
+
+    fn touch(&self) {
+        *self.last_contact.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now());
+    }
+
+    /// Add a live session; the receiver yields the reason when it must end.
+    pub fn register(&self, session: &str, grant: &str) -> watch::Receiver<String> {
+        let (tx, rx) = watch::channel(String::new());
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                session.to_string(),
+                SessionHandle {
+                    grant_id: grant.to_string(),
+                    kill: tx,
+                },
+            );
+        rx
+    }
+
+    pub fn unregister(&self, session: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
+    }
+
+    /// End every live session of a grant (revocation); returns how many were ended.
+    pub fn end_grant_sessions(&self, grant: &str, reason: &str) -> usize {
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        for handle in sessions.values().filter(|h| h.grant_id == grant) {
+            let _ = handle.kill.send(reason.to_string());
+            n += 1;
+        }
+        n
+    }
+
+    pub fn live_sessions(&self) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    fn apply_setup(&self, setup: &GatewaySetup) -> Result<(), GatewayError> {
+        let verifier = Verifier::new(&setup.token_keys)
+            .map_err(|e| GatewayError::Other(format!("token keys from the server: {e}")))?;
+        *self.verifier.write().unwrap_or_else(|p| p.into_inner()) = verifier;
+        let assets = setup
+            .assets
+            .iter()
+            .map(|a| (a.id.clone(), a.clone()))
+            .collect();
+        *self.assets.write().unwrap_or_else(|p| p.into_inner()) = assets;
+        self.touch();
+        Ok(())
+    }
+}
+
+/// A started gateway: its address and a stop switch (for tests and `jitgate gateway`).
+pub struct RunningGateway {
+    pub addr: std::net::SocketAddr,
+    pub gateway: Arc<Gateway>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for s in self
+            .gateway
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            let _ = s.kill.send("gateway_shutdown".into());
+        }
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Start: TLS material, announce to the server (which must answer: a gateway without keys
+/// cannot verify anything), spool delivery, accept loop, periodic refresh.
+pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError> {
+    config.validate()?;
+    let key = config.api_key()?;
+    let api = ServerApi::new(&config.server, &key).map_err(GatewayError::Server)?;
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+        GatewayError::Other(format!("state_dir {}: {e}", config.state_dir.display()))
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| GatewayError::Other(e.to_string()))?;
+    let advertise = match &config.advertise {
+        Some(a) => a.clone(),
+        None => addr.to_string(),
+    };
+    let (certs, tls_key) = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => crate::tls::load_pem(c, k)?,
+        _ => {
+            let host = advertise
+                .rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .unwrap_or_else(|| "localhost".into());
+            crate::tls::load_or_create_self_signed(
+                &config.state_dir,
+                vec![host, "localhost".into()],
+            )?
+        }
+    };
+    let fingerprint = certs
+        .first()
+        .map(crate::tls::fingerprint)
+        .ok_or_else(|| GatewayError::Other("no certificate".into()))?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(certs, tls_key)?);
+    let hello = GatewayHello {
+        address: advertise.clone(),
+        tls_fingerprint: fingerprint,
+    };
+    let setup = api.hello(&hello).await.map_err(GatewayError::Server)?;
+    let (events, spool_task) = crate::spool::start(
+        api.clone(),
+        config.state_dir.join("events.spool"),
+        setup.delivered_seq,
+    )
+    .map_err(|e| GatewayError::Other(format!("spool: {e}")))?;
+    let gateway = Arc::new(Gateway {
+        id: setup.gateway_id.clone(),
+        acceptor,
+        device_timeout: config.device_timeout()?,
+        events,
+        api: api.clone(),
+        offline_grace: config.offline_grace()?,
+        verifier: RwLock::new(Verifier::new(&[]).map_err(|e| GatewayError::Other(e.to_string()))?),
+        assets: RwLock::new(HashMap::new()),
+        nonces: Mutex::new(NonceCache::new(chrono::Duration::seconds(30), 100_000)),
+        sessions: Mutex::new(HashMap::new()),
+        last_contact: Mutex::new(None),
+    });
+    gateway.apply_setup(&setup)?;
+    tracing::info!(gateway = %gateway.id, %addr, assets = setup.assets.len(), "gateway listening");
+    let (stop, stop_rx) = watch::channel(false);
+
+    let accept_gw = gateway.clone();
+    let mut accept_stop = stop_rx.clone();
+    let accept = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                conn = listener.accept() => match conn {
+                    Ok((tcp, peer)) => { tokio::spawn(crate::session::serve(accept_gw.clone(), tcp, peer)); }
+                    Err(e) => { tracing::warn!(error = %e, "accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; }
+                },
+                _ = accept_stop.changed() => return,
+            }
+        }
+    });
+    let refresh_gw = gateway.clone();
+    let mut refresh_stop = stop_rx;
+    let refresh = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(REFRESH) => {}
+                _ = refresh_stop.changed() => return,
+            }
+            match api.hello(&hello).await {
+                Ok(setup) => {
+                    if let Err(e) = refresh_gw.apply_setup(&setup) {
+                        tracing::error!(error = %e, "cannot apply the server's setup");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "server unreachable; keeping the last keys and assets")
+                }
+            }
+        }
+    });
+    // The spool task is not stopped with the rest: it keeps delivering (or spooling to disk)
+    // what sessions recorded until the process ends.
+    drop(spool_task);
+    Ok(RunningGateway {
+        addr,
+        gateway,
+        stop,
+        tasks: vec![accept, refresh],
+    })
+}

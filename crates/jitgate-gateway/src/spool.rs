@@ -1,0 +1,196 @@
+//! Delivery of session events and operations to the server's evidence log, in order, at
+//! least once, nothing lost: events wait in memory while the server answers, and go to a
+//! spool file on disk when it does not, to be delivered (first) once it is back — also after
+//! a gateway restart. The server records each gateway sequence number (`gseq`) once, so
+//! redelivery never duplicates.
+
+use crate::server_api::ServerApi;
+use crate::wire::GatewayEvent;
+use jitgate_core::Timestamp;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const BATCH: usize = 1000;
+
+/// Cheap handle sessions use to record events.
+#[derive(Clone)]
+pub struct EventLog {
+    tx: mpsc::UnboundedSender<(
+        String,
+        Timestamp,
+        Option<String>,
+        Option<String>,
+        serde_json::Value,
+    )>,
+}
+
+impl EventLog {
+    /// Record an event (`kind`, time, grant, session, details). Never blocks the session.
+    pub fn record(
+        &self,
+        kind: &str,
+        at: Timestamp,
+        grant: Option<&str>,
+        session: Option<&str>,
+        data: serde_json::Value,
+    ) {
+        // If the delivery task is gone the gateway is shutting down; the spool keeps what
+        // was handed over before.
+        let _ = self.tx.send((
+            kind.to_string(),
+            at,
+            grant.map(String::from),
+            session.map(String::from),
+            data,
+        ));
+    }
+}
+
+/// Start the delivery task. `delivered_seq` is what the server has already recorded.
+pub fn start(
+    api: ServerApi,
+    spool_path: PathBuf,
+    delivered_seq: i64,
+) -> std::io::Result<(EventLog, tokio::task::JoinHandle<()>)> {
+    let mut pending = read_spool(&spool_path)?;
+    pending.retain(|e| e.gseq > delivered_seq);
+    let next_seq = pending
+        .last()
+        .map(|e| e.gseq)
+        .unwrap_or(delivered_seq)
+        .max(delivered_seq)
+        + 1;
+    let spooled = pending.len();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = tokio::spawn(deliver(api, spool_path, pending, spooled, next_seq, rx));
+    Ok((EventLog { tx }, handle))
+}
+
+fn read_spool(path: &Path) -> std::io::Result<Vec<GatewayEvent>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<GatewayEvent>(&line) {
+            Ok(e) => out.push(e),
+            // A torn last line (crash mid-write) is the only way to get here; keep the rest.
+            Err(err) => tracing::warn!(error = %err, "skipping a damaged spool line"),
+        }
+    }
+    Ok(out)
+}
+
+fn append_spool(path: &Path, events: &[GatewayEvent]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut buf = Vec::new();
+    for e in events {
+        serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
+        buf.push(b'\n');
+    }
+    f.write_all(&buf)?;
+    f.sync_data()
+}
+
+type Incoming = (
+    String,
+    Timestamp,
+    Option<String>,
+    Option<String>,
+    serde_json::Value,
+);
+
+async fn deliver(
+    api: ServerApi,
+    spool_path: PathBuf,
+    mut pending: Vec<GatewayEvent>,
+    mut spooled: usize,
+    mut next_seq: i64,
+    mut rx: mpsc::UnboundedReceiver<Incoming>,
+) {
+    let mut backoff = Duration::from_millis(200);
+    let mut open = true;
+    loop {
+        // Gather what is waiting (without blocking when there is already work).
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(item) => push(&mut pending, &mut next_seq, item),
+                None => return,
+            }
+        }
+        while pending.len() < 50 * BATCH {
+            match rx.try_recv() {
+                Ok(item) => push(&mut pending, &mut next_seq, item),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let batch_len = pending.len().min(BATCH);
+        // (A batch is the oldest events: delivery stays in order.)
+        match api.post_events(&pending[..batch_len]).await {
+            Ok(ack) => {
+                let before = pending.len();
+                pending.retain(|e| e.gseq > ack.delivered_seq);
+                spooled = spooled.saturating_sub(before - pending.len());
+                if spooled == 0 {
+                    // Nothing waiting is only on disk: start the spool file afresh. (Lines of
+                    // delivered events left in it would be harmless: the server skips gseqs
+                    // it has recorded.)
+                    if let Err(e) = std::fs::remove_file(&spool_path) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            tracing::error!(error = %e, "cannot clear the spool file");
+                        }
+                    }
+                }
+                backoff = Duration::from_millis(200);
+            }
+            Err(e) => {
+                // Server unreachable or refusing: make sure every waiting event is on disk.
+                if spooled < pending.len() {
+                    match append_spool(&spool_path, &pending[spooled..]) {
+                        Ok(()) => spooled = pending.len(),
+                        Err(err) => {
+                            tracing::error!(error = %err, "cannot write the spool file; events are kept in memory")
+                        }
+                    }
+                }
+                tracing::warn!(error = %e, waiting = pending.len(), "event delivery failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        if !open && pending.is_empty() {
+            return;
+        }
+    }
+}
+
+fn push(
+    pending: &mut Vec<GatewayEvent>,
+    next_seq: &mut i64,
+    (kind, at, grant_id, session_id, data): Incoming,
+) {
+    pending.push(GatewayEvent {
+        gseq: *next_seq,
+        kind,
+        at,
+        grant_id,
+        session_id,
+        data,
+    });
+    *next_seq += 1;
+}

@@ -1,0 +1,92 @@
+//! Messages between gateways and the server (`/api/v1/gateway/...`), shared by both sides.
+
+use jitgate_core::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /gateway/hello`: a gateway announces where clients reach it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayHello {
+    /// `host:port` clients connect their tunnels to.
+    pub address: String,
+    /// `sha256:<hex>` of the gateway's TLS certificate (DER); clients pin it.
+    pub tls_fingerprint: String,
+}
+
+/// What a gateway needs to enforce offline: the token-verification keys and its assets.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GatewaySetup {
+    pub gateway_id: String,
+    #[schema(value_type = Vec<Object>)]
+    pub token_keys: Vec<jitgate_credential::PublicKeyInfo>,
+    pub assets: Vec<jitgate_core::Asset>,
+    /// Highest gateway event sequence number already recorded (resume delivery after it).
+    pub delivered_seq: i64,
+}
+
+/// The server's current view of a grant, for a gateway's online check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GrantStatus {
+    pub grant_id: String,
+    pub state: jitgate_core::GrantState,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+}
+
+/// One thing a gateway saw: a session starting, refused or ending, or an operation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayEvent {
+    /// Per-gateway sequence number, strictly increasing, kept across gateway restarts;
+    /// the server records each once, so redelivery after an outage duplicates nothing.
+    pub gseq: i64,
+    /// `session.started`, `session.refused`, `session.ended` or `operation`.
+    pub kind: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    #[serde(default)]
+    pub grant_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayEventBatch {
+    pub events: Vec<GatewayEvent>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GatewayEventAck {
+    /// Highest gseq now recorded for this gateway.
+    pub delivered_seq: i64,
+    pub recorded: usize,
+}
+
+/// `POST /grants/{id}/token`: the subject asks for a credential bound to a fresh key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The client's Ed25519 public key, base64url (32 bytes): the token is bound to it.
+    pub public_key: String,
+    /// The asset to reach (default: the grant's only asset).
+    #[serde(default)]
+    pub asset: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub token: String,
+    /// `sha256:<hex>` of the token, as recorded in the evidence log.
+    pub token_fingerprint: String,
+    pub asset: String,
+    pub gateway_id: String,
+    pub gateway_address: String,
+    /// Pin for the gateway's TLS certificate.
+    pub gateway_fingerprint: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+}

@@ -1,0 +1,347 @@
+//! Endpoints for gateways (`/gateway/...`, callers are workloads with the `gateway` role)
+//! and for subjects obtaining a grant token (`/grants/{id}/token`), plus key rotation.
+
+use super::extract::ApiJson;
+use super::types::*;
+use crate::auth::Caller;
+use crate::error::{ApiResult, ServerError};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::{Asset, GrantState, IdentityKind};
+use jitgate_credential::{AssetClaim, GrantClaims};
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/gateway/hello", post(hello))
+        .route("/gateway/grants/{id}", get(grant_status))
+        .route("/gateway/events", post(gateway_events))
+        .route("/grants/{id}/token", post(issue_token))
+        .route("/keys", get(keys_info))
+        .route("/keys/rotate", post(rotate_keys))
+}
+
+/// The settings key under which a gateway's announced address is kept.
+fn gateway_key(id: &str) -> String {
+    format!("gateway/{id}")
+}
+fn gateway_seq_key(id: &str) -> String {
+    format!("gateway/{id}/delivered_seq")
+}
+
+fn require_gateway(caller: &Caller) -> ApiResult<()> {
+    if caller.identity.kind == IdentityKind::Workload && caller.identity.has_role("gateway") {
+        Ok(())
+    } else {
+        Err(ServerError::Forbidden(
+            "only gateways (workload identities with the `gateway` role, using their API key) call /gateway endpoints".into(),
+        ))
+    }
+}
+
+async fn fronted_assets(state: &AppState, gateway: &str) -> ApiResult<Vec<Asset>> {
+    let mut tx = state.store.read().await?;
+    Ok(tx
+        .list_assets()
+        .await?
+        .into_iter()
+        .filter(|a| a.gateway.as_deref() == Some(gateway))
+        .collect())
+}
+
+#[utoipa::path(post, path = "/api/v1/gateway/hello", request_body = GatewayHello,
+    responses((status = 200, body = GatewaySetup), (status = 403, body = ApiError)))]
+pub(crate) async fn hello(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<GatewayHello>,
+) -> ApiResult<Json<GatewaySetup>> {
+    require_gateway(&caller)?;
+    if !body.tls_fingerprint.starts_with("sha256:") || body.tls_fingerprint.len() != 71 {
+        return Err(ServerError::BadRequest(
+            "tls_fingerprint must be `sha256:` + 64 hex digits".into(),
+        ));
+    }
+    if body.address.parse::<std::net::SocketAddr>().is_err() && !body.address.contains(':') {
+        return Err(ServerError::BadRequest("address must be host:port".into()));
+    }
+    let mut tx = state.store.write().await?;
+    let record = serde_json::to_string(&body).map_err(|e| ServerError::Internal(e.to_string()))?;
+    tx.set_setting(&gateway_key(caller.id()), &record).await?;
+    let delivered_seq = tx
+        .get_setting(&gateway_seq_key(caller.id()))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    tx.commit().await?;
+    let token_keys = state.keyring_public(state.clock.now());
+    let assets = fronted_assets(&state, caller.id()).await?;
+    Ok(Json(GatewaySetup {
+        gateway_id: caller.id().to_string(),
+        token_keys,
+        assets,
+        delivered_seq,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/gateway/grants/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = GrantStatus), (status = 404, body = ApiError)))]
+pub(crate) async fn grant_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<GrantStatus>> {
+    require_gateway(&caller)?;
+    let mut tx = state.store.read().await?;
+    let g = tx
+        .get_grant(&id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("grant", &id))?;
+    let mut fronts = false;
+    for asset in g.scope.assets() {
+        if let Some(a) = tx.get_asset(&asset).await? {
+            fronts |= a.gateway.as_deref() == Some(caller.id());
+        }
+    }
+    if !fronts {
+        return Err(ServerError::not_found("grant", &id));
+    }
+    // A grant past expiry that the scheduler has not ended yet is reported as ending.
+    let state_now = if g.state == GrantState::Active && state.clock.now() >= g.expires_at {
+        GrantState::Ending
+    } else {
+        g.state
+    };
+    Ok(Json(GrantStatus {
+        grant_id: g.id,
+        state: state_now,
+        expires_at: g.expires_at,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/gateway/events", request_body = GatewayEventBatch,
+    responses((status = 200, body = GatewayEventAck), (status = 403, body = ApiError)))]
+pub(crate) async fn gateway_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<GatewayEventBatch>,
+) -> ApiResult<Json<GatewayEventAck>> {
+    require_gateway(&caller)?;
+    if body.events.len() > 10_000 {
+        return Err(ServerError::BadRequest(
+            "at most 10000 events per batch".into(),
+        ));
+    }
+    let actor = Actor::identity(caller.id());
+    let mut tx = state.store.write().await?;
+    let mut delivered: i64 = tx
+        .get_setting(&gateway_seq_key(caller.id()))
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut events = Vec::new();
+    let mut request_of = std::collections::HashMap::new();
+    for e in body.events {
+        if e.gseq <= delivered {
+            continue; // already recorded: a redelivery after an outage
+        }
+        let kind = match e.kind.as_str() {
+            "session.started" => EventKind::SessionStarted,
+            "session.refused" => EventKind::SessionRefused,
+            "session.ended" => EventKind::SessionEnded,
+            "operation" => EventKind::Operation,
+            other => {
+                return Err(ServerError::InvalidBody(format!(
+                    "event gseq {}: unknown kind {other:?}; use session.started, session.refused, session.ended or operation",
+                    e.gseq
+                )))
+            }
+        };
+        let mut event = Event::new(kind, actor.clone(), e.at).data(json!({
+            "gseq": e.gseq,
+            "session_id": e.session_id,
+            "detail": e.data,
+        }));
+        if let Some(gid) = &e.grant_id {
+            if !request_of.contains_key(gid) {
+                let rid = tx.get_grant(gid).await?.map(|g| g.request_id);
+                request_of.insert(gid.clone(), rid);
+            }
+            match request_of.get(gid).cloned().flatten() {
+                Some(rid) => event = event.grant(gid).request(&rid),
+                // A refused session may name a grant that does not exist (a forged token).
+                None => event.data["claimed_grant_id"] = json!(gid),
+            }
+        }
+        delivered = e.gseq;
+        events.push(event);
+    }
+    let recorded = events.len();
+    tx.append_events(&events).await?;
+    tx.set_setting(&gateway_seq_key(caller.id()), &delivered.to_string())
+        .await?;
+    tx.commit().await?;
+    Ok(Json(GatewayEventAck {
+        delivered_seq: delivered,
+        recorded,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/grants/{id}/token", params(("id" = String, Path)), request_body = TokenRequest,
+    responses((status = 200, body = TokenResponse), (status = 403, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn issue_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let g = tx
+        .get_grant(&id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("grant", &id))?;
+    if g.subject != caller.id() {
+        // Only the subject holds the credential: not the requester, not an approver.
+        return Err(ServerError::Forbidden(format!(
+            "grant {id} is for {}; only its subject can obtain its credential",
+            g.subject
+        )));
+    }
+    if g.state != GrantState::Active || now >= g.expires_at {
+        return Err(jitgate_core::CoreError::WrongState {
+            what: format!("grant {id}"),
+            state: if g.state == GrantState::Active {
+                "expired".into()
+            } else {
+                g.state.as_str().into()
+            },
+            needed: "active".into(),
+        }
+        .into());
+    }
+    let assets = g.scope.assets();
+    let asset_id = match (&body.asset, assets.as_slice()) {
+        (Some(a), _) if assets.contains(a) => a.clone(),
+        (Some(a), _) => {
+            return Err(ServerError::BadRequest(format!(
+                "grant {id} does not cover asset {a}; it covers {}",
+                assets.join(", ")
+            )))
+        }
+        (None, [only]) => only.clone(),
+        (None, _) => {
+            return Err(ServerError::BadRequest(format!(
+                "grant {id} covers several assets ({}); name one with --asset",
+                assets.join(", ")
+            )))
+        }
+    };
+    let asset = tx
+        .get_asset(&asset_id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("asset", &asset_id))?;
+    let gateway_id = asset.gateway.clone().ok_or_else(|| {
+        ServerError::BadRequest(format!("asset {asset_id} has no gateway in the inventory; it cannot be reached through jitgate connect"))
+    })?;
+    let hello: GatewayHello = tx
+        .get_setting(&gateway_key(&gateway_id))
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .ok_or_else(|| {
+            ServerError::BadRequest(format!(
+                "gateway {gateway_id} has not announced itself yet; is `jitgate gateway` running?"
+            ))
+        })?;
+    drop(tx);
+    let mut endpoints = Vec::new();
+    if let Some(m) = &asset.endpoints.modbus {
+        endpoints.push(AssetClaim {
+            asset: asset.id.clone(),
+            protocol: "modbus".into(),
+            address: m.address.clone(),
+            unit_ids: m.unit_ids.clone(),
+        });
+    }
+    let claims = GrantClaims {
+        token_id: crate::service::new_id("tok"),
+        grant_id: g.id.clone(),
+        subject: g.subject.clone(),
+        audience: gateway_id.clone(),
+        assets: endpoints,
+        scope_digest: g.scope_digest.clone(),
+        scope: g
+            .scope
+            .items()
+            .iter()
+            .filter(|i| i.asset() == asset_id)
+            .cloned()
+            .collect(),
+        issued_at: now,
+        not_before: g
+            .not_before
+            .max(now - chrono::Duration::seconds(1))
+            .min(now),
+        expires_at: g.expires_at,
+        cnf: body.public_key.clone(),
+    };
+    let token = state.issue_token(&claims)?;
+    let fingerprint = jitgate_credential::token_fingerprint(&token);
+    let mut tx = state.store.write().await?;
+    tx.append_events(&[Event::new(
+        EventKind::CredentialIssued,
+        Actor::identity(caller.id()),
+        now,
+    )
+    .request(&g.request_id)
+    .grant(&g.id)
+    .data(json!({
+        "token_fingerprint": fingerprint,
+        "token_id": claims.token_id,
+        "asset": asset_id,
+        "gateway": gateway_id,
+        "client_key": body.public_key,
+        "expires_at": jitgate_core::event::rfc3339(g.expires_at),
+    }))])
+    .await?;
+    tx.commit().await?;
+    Ok(Json(TokenResponse {
+        token,
+        token_fingerprint: fingerprint,
+        asset: asset_id,
+        gateway_id,
+        gateway_address: hello.address,
+        gateway_fingerprint: hello.tls_fingerprint,
+        expires_at: g.expires_at,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/keys", responses((status = 200, body = KeysInfo)))]
+pub(crate) async fn keys_info(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<KeysInfo>> {
+    Ok(Json(state.keys_info()))
+}
+
+#[utoipa::path(post, path = "/api/v1/keys/rotate", responses((status = 200, body = KeysInfo), (status = 403, body = ApiError)))]
+pub(crate) async fn rotate_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<KeysInfo>> {
+    caller.require_admin()?;
+    let kid = state.rotate_keys()?;
+    let mut tx = state.store.write().await?;
+    tx.append_events(&[Event::new(
+        EventKind::KeyRotated,
+        Actor::identity(caller.id()),
+        state.clock.now(),
+    )
+    .data(json!({"key": "token-signing", "new_kid": kid}))])
+        .await?;
+    tx.commit().await?;
+    Ok(Json(state.keys_info()))
+}
