@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::scope::Protocol;
 use jitgate_core::{Asset, GrantState, IdentityKind};
 use jitgate_credential::{AssetClaim, GrantClaims};
 use serde_json::json;
@@ -257,37 +258,22 @@ pub(crate) async fn issue_token(
             ))
         })?;
     drop(tx);
-    let mut endpoints = Vec::new();
-    if let Some(m) = &asset.endpoints.modbus {
-        endpoints.push(AssetClaim {
-            asset: asset.id.clone(),
-            protocol: "modbus".into(),
-            address: m.address.clone(),
-            unit_ids: m.unit_ids.clone(),
-        });
-    }
-    let claims = GrantClaims {
-        token_id: crate::service::new_id("tok"),
-        grant_id: g.id.clone(),
-        subject: g.subject.clone(),
-        audience: gateway_id.clone(),
-        assets: endpoints,
-        scope_digest: g.scope_digest.clone(),
-        scope: g
-            .scope
-            .items()
-            .iter()
-            .filter(|i| i.asset() == asset_id)
-            .cloned()
-            .collect(),
-        issued_at: now,
-        not_before: g
-            .not_before
-            .max(now - chrono::Duration::seconds(1))
-            .min(now),
-        expires_at: g.expires_at,
-        cnf: body.public_key.clone(),
-    };
+    let endpoints: Vec<AssetClaim> = [Protocol::Modbus, Protocol::Dnp3, Protocol::Ssh]
+        .into_iter()
+        .filter_map(|p| AssetClaim::from_asset(&asset, p))
+        .collect();
+    let claims = GrantClaims::for_grant(
+        &g,
+        &gateway_id,
+        &endpoints,
+        &body.public_key,
+        now,
+        chrono::Duration::days(crate::state::MAX_TOKEN_LIFETIME_DAYS),
+    )
+    .map_err(|e| match e.code() {
+        "grant_not_usable" | "bad_claims" | "invalid_public_key" => ServerError::BadRequest(e.to_string()),
+        _ => ServerError::Internal(e.to_string()),
+    })?;
     let token = state.issue_token(&claims)?;
     let fingerprint = jitgate_credential::token_fingerprint(&token);
     let mut tx = state.store.write().await?;
