@@ -271,7 +271,9 @@ pub(crate) async fn issue_token(
         chrono::Duration::days(crate::state::MAX_TOKEN_LIFETIME_DAYS),
     )
     .map_err(|e| match e.code() {
-        "grant_not_usable" | "bad_claims" | "invalid_public_key" => ServerError::BadRequest(e.to_string()),
+        "grant_not_usable" | "bad_claims" | "invalid_public_key" => {
+            ServerError::BadRequest(e.to_string())
+        }
         _ => ServerError::Internal(e.to_string()),
     })?;
     let token = state.issue_token(&claims)?;

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_jitgate");
+pub const BIN: &str = env!("CARGO_BIN_EXE_jitgate");
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -14,13 +14,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Up {
+pub struct Up {
     child: Child,
-    server: String,
+    pub server: String,
 }
 
 impl Up {
-    fn start(data_dir: &Path, port: u16) -> Up {
+    pub fn start(data_dir: &Path, port: u16) -> Up {
         let mut child = Command::new(BIN)
             .args([
                 "up",
@@ -52,7 +52,7 @@ impl Up {
         );
     }
 
-    fn stop(self) -> String {
+    pub fn stop(self) -> String {
         // SIGTERM (graceful) via kill(1); wait for the exit.
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
@@ -62,13 +62,13 @@ impl Up {
     }
 }
 
-struct Cli {
-    server: String,
-    dir: PathBuf,
+pub struct Cli {
+    pub server: String,
+    pub dir: PathBuf,
 }
 
 impl Cli {
-    fn run(&self, who: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    pub fn run(&self, who: &str, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(BIN);
         cmd.arg("--server")
             .arg(&self.server)
@@ -93,7 +93,7 @@ impl Cli {
         child.wait_with_output().unwrap()
     }
 
-    fn ok(&self, who: &str, args: &[&str]) -> String {
+    pub fn ok(&self, who: &str, args: &[&str]) -> String {
         let out = self.run(who, args, None);
         assert!(
             out.status.success(),
@@ -103,13 +103,13 @@ impl Cli {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn json(&self, who: &str, args: &[&str]) -> Value {
+    pub fn json(&self, who: &str, args: &[&str]) -> Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         serde_json::from_str(&self.ok(who, &all)).unwrap()
     }
 
-    fn login(&self, who: &str, password: &str) {
+    pub fn login(&self, who: &str, password: &str) {
         let out = self.run(
             who,
             &["login", "--identity", who, "--password-stdin"],
