@@ -57,6 +57,8 @@ impl Challenge {
 }
 
 /// The client's per-session Ed25519 key; its public half goes into the token as `cnf`.
+/// (`Clone` so one `jitgate connect` can open several tunnels with the same key.)
+#[derive(Clone)]
 pub struct ClientKey {
     pair: KeyPair,
 }

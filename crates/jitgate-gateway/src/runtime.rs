@@ -52,6 +52,8 @@ pub struct Gateway {
     sessions: Mutex<HashMap<String, SessionHandle>>,
     /// When the server last answered (for the offline grace).
     last_contact: Mutex<Option<std::time::Instant>>,
+    /// What the gateway announces (address, certificate fingerprint) on every refresh.
+    hello: GatewayHello,
 }
 
 impl Gateway {
@@ -180,6 +182,16 @@ impl Gateway {
             .len()
     }
 
+    /// Fetch keys and assets from the server now (also done every 30 s).
+    pub async fn refresh_now(&self) -> Result<(), GatewayError> {
+        let setup = self
+            .api
+            .hello(&self.hello)
+            .await
+            .map_err(GatewayError::Server)?;
+        self.apply_setup(&setup)
+    }
+
     fn apply_setup(&self, setup: &GatewaySetup) -> Result<(), GatewayError> {
         let verifier = Verifier::new(&setup.token_keys)
             .map_err(|e| GatewayError::Other(format!("token keys from the server: {e}")))?;
@@ -285,6 +297,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         nonces: Mutex::new(NonceCache::new(chrono::Duration::seconds(30), 100_000)),
         sessions: Mutex::new(HashMap::new()),
         last_contact: Mutex::new(None),
+        hello: hello.clone(),
     });
     gateway.apply_setup(&setup)?;
     tracing::info!(gateway = %gateway.id, %addr, assets = setup.assets.len(), "gateway listening");

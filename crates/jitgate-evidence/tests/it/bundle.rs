@@ -431,7 +431,7 @@ fn non_canonical_event_text_is_refused() {
 #[test]
 fn limits_unknown_fields_and_duplicate_keys_are_enforced() {
     let f = fixture(2, 1);
-    let json = f.bundle.to_json();
+    let json = f.bundle.to_json_pretty();
     let keys = [f.key.public()];
     let tight = Limits {
         max_bytes: 1000,

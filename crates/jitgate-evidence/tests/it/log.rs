@@ -54,7 +54,7 @@ fn an_intact_log_verifies_against_every_checkpoint() {
     shuffled.reverse();
     assert!(verify_log(s.log.rows.iter().cloned(), &shuffled, &[s.key.public()]).is_ok());
     // An empty log with no checkpoint is fine; an empty-log checkpoint must match too.
-    let empty = verify_log(std::iter::empty(), &[], &[]);
+    let empty = verify_log(std::iter::empty::<StoredLeaf>(), &[], &[]);
     assert!(empty.is_ok());
     assert_eq!(empty.root_hash, hex::encode(empty_root()));
 }

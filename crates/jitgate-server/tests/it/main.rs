@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod gateway;
 mod lifecycle;
 mod restart;
 
@@ -93,6 +94,25 @@ impl Harness {
 
     pub fn state(&self) -> &jitgate_server::state::AppState {
         &self.server.as_ref().unwrap().state
+    }
+
+    /// Stop the HTTP server (as if it crashed), keeping the harness and its tokens.
+    pub async fn stop_server_only(&mut self) -> Store {
+        self.server.take().unwrap().stop().await
+    }
+
+    /// Start the server again on `store`, listening on `addr` (gateways keep their URL).
+    pub async fn restart_server_at(&mut self, store: Store, addr: std::net::SocketAddr) {
+        let config = ServerConfig {
+            listen: addr,
+            data_dir: self.data.path().to_path_buf(),
+            session_ttl: "24h".into(),
+            ..ServerConfig::default()
+        };
+        let server = jitgate_server::start_with_store(config, self.clock.clone(), store)
+            .await
+            .expect("server restarts");
+        self.server = Some(server);
     }
 
     pub async fn stop(mut self) -> Store {
