@@ -35,14 +35,18 @@ fn fixture() -> &'static Fixture {
         let events = [
             Event::new(EventKind::RequestSubmitted, Actor::identity("eng-1"), t)
                 .request("req-1")
-                .data(json!({"requester": "eng-1", "subject": "eng-1", "scope_digest": digest,
+                .data(
+                    json!({"requester": "eng-1", "subject": "eng-1", "scope_digest": digest,
                              "scope": "plc-7 modbus read holding 0-9 unit 1", "path": "emergency",
-                             "reason": "<b>trip</b> & \"reset\"", "reference": "INC-1"})),
+                             "reason": "<b>trip</b> & \"reset\"", "reference": "INC-1"}),
+                ),
             Event::new(EventKind::RequestDecided, Actor::system(), t)
                 .request("req-1")
                 .states(None, "approved")
-                .data(json!({"allowed": true, "determining_policies": ["break-glass"],
-                             "policy_set_hash": "sha256:01", "obligations": {"approvals": 0}})),
+                .data(
+                    json!({"allowed": true, "determining_policies": ["break-glass"],
+                             "policy_set_hash": "sha256:01", "obligations": {"approvals": 0}}),
+                ),
             Event::new(EventKind::GrantIssued, Actor::scheduler(), t)
                 .request("req-1")
                 .grant("grant-1")
@@ -76,7 +80,10 @@ fn fixture() -> &'static Fixture {
             .enumerate()
             .map(|(i, c)| (i as u64 + 1, c))
             .collect();
-        let policies = BTreeMap::from([("break-glass".to_string(), "permit(principal, action, resource);".to_string())]);
+        let policies = BTreeMap::from([(
+            "break-glass".to_string(),
+            "permit(principal, action, resource);".to_string(),
+        )]);
         let bundle = Bundle::build("grant-1", numbered, &log, cp, policies, &key, &[]).unwrap();
         let json = bundle.to_json().into_bytes();
         let keys = vec![key.public()];

@@ -483,6 +483,16 @@ mod tests {
     }
 
     #[test]
+    fn the_key_file_example_in_the_docs_parses() {
+        let text = "# jitgate evidence keys of plant-1\n\
+            jitgate-evidence-key v1 34750f98bd59fcfc iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=\n\
+            jitgate-evidence-key v1 6a3803d5f059902a gTl3Dqh9F19Wo1Rmw0x+zMuNipG07jeiXfYPW4/Js5Q=\n";
+        let keys = EvidencePublicKey::parse_file(text).unwrap();
+        assert_eq!(keys[0], EvidenceKey::from_bytes(&[1; 32]).unwrap().public());
+        assert_eq!(keys[1], EvidenceKey::from_bytes(&[2; 32]).unwrap().public());
+    }
+
+    #[test]
     fn checkpoints_sign_and_verify_and_name_their_key() {
         let key = EvidenceKey::generate().unwrap();
         let other = EvidenceKey::generate().unwrap();

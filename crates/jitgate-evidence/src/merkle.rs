@@ -164,7 +164,7 @@ impl MerkleLog {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let h = n.trailing_zeros() as usize;
             if let Some(hash) = self
                 .levels

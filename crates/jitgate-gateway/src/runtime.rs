@@ -54,6 +54,7 @@ pub struct Gateway {
     last_contact: Mutex<Option<std::time::Instant>>,
     /// What the gateway announces (address, certificate fingerprint) on every refresh.
     hello: GatewayHello,
+    last_on_demand: Mutex<Option<std::time::Instant>>,
 }
 
 impl Gateway {
@@ -182,6 +183,22 @@ impl Gateway {
             .len()
     }
 
+    /// Refetch keys for an unknown key id, at most once every 5 s, so forged tokens cannot
+    /// make the gateway hammer the server. Returns whether a refresh happened.
+    pub async fn refresh_if_stale(&self) -> bool {
+        {
+            let mut last = self
+                .last_on_demand
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+                return false;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.refresh_now().await.is_ok()
+    }
+
     /// Fetch keys and assets from the server now (also done every 30 s).
     pub async fn refresh_now(&self) -> Result<(), GatewayError> {
         let setup = self
@@ -298,6 +315,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         sessions: Mutex::new(HashMap::new()),
         last_contact: Mutex::new(None),
         hello: hello.clone(),
+        last_on_demand: Mutex::new(None),
     });
     gateway.apply_setup(&setup)?;
     tracing::info!(gateway = %gateway.id, %addr, assets = setup.assets.len(), "gateway listening");

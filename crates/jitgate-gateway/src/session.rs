@@ -45,8 +45,12 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
     let mut stream = BufReader::with_capacity(FRAME_BUF, tls);
     let session_id = crate::new_session_id();
     let started = gw.clock_now();
-    let outcome =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&gw, &mut stream, &session_id)).await;
+    let mut fingerprint = None;
+    let outcome = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake(&gw, &mut stream, &mut fingerprint),
+    )
+    .await;
     let (claims, asset) = match outcome {
         Ok(Ok(ok)) => ok,
         Ok(Err((refusal, grant))) => {
@@ -55,7 +59,7 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
                 started,
                 grant.as_deref(),
                 Some(&session_id),
-                json!({"code": refusal.code, "reason": refusal.message, "peer": peer.to_string()}),
+                json!({"code": refusal.code, "reason": refusal.message, "peer": peer.to_string(), "token_fingerprint": fingerprint}),
             );
             let verdict = tunnel::Verdict {
                 ok: false,
@@ -165,11 +169,13 @@ type Stream = BufReader<tokio_rustls::server::TlsStream<TcpStream>>;
 async fn handshake(
     gw: &Gateway,
     stream: &mut Stream,
-    _session: &str,
+    fingerprint: &mut Option<String>,
 ) -> Result<(GrantClaims, Asset), (Refusal, Option<String>)> {
     let hello: Hello = tunnel::read_msg(stream)
         .await
         .map_err(|e| (refuse("bad_handshake", e.to_string()), None))?;
+    // The evidence log gets the token's fingerprint, never the token.
+    *fingerprint = Some(jitgate_credential::token_fingerprint(&hello.token));
     if hello.v != tunnel::VERSION {
         return Err((
             refuse(
@@ -184,9 +190,14 @@ async fn handshake(
         ));
     }
     let now = gw.clock_now();
-    let claims = gw
-        .verify_token(&hello.token, now)
-        .map_err(|e| (refuse(e.code(), format!("token refused: {e}")), None))?;
+    let claims = match gw.verify_token(&hello.token, now) {
+        // A key the gateway has not seen may be a fresh rotation: refetch the keys once.
+        Err(e) if e.code() == "unknown_key" && gw.refresh_if_stale().await => {
+            gw.verify_token(&hello.token, now)
+        }
+        other => other,
+    }
+    .map_err(|e| (refuse(e.code(), format!("token refused: {e}")), None))?;
     let grant = Some(claims.grant_id.clone());
     let asset = gw.asset(&hello.asset).ok_or_else(|| {
         (

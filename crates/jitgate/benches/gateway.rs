@@ -28,12 +28,19 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_port(port: u16) {
     for _ in 0..600 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -41,9 +48,20 @@ async fn wait_port(port: u16) {
     panic!("nothing listens on {port}");
 }
 
-async fn api(http: &reqwest::Client, base: &str, token: Option<&str>, method: &str, path: &str, body: Value) -> Value {
+async fn api(
+    http: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Value {
     let url = format!("{base}/api/v1{path}");
-    let mut req = if method == "GET" { http.get(url) } else { http.post(url).json(&body) };
+    let mut req = if method == "GET" {
+        http.get(url)
+    } else {
+        http.post(url).json(&body)
+    };
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -97,60 +115,157 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::main]
 async fn main() {
     let tmp = tempfile::tempdir().unwrap();
-    let plc = jitgate_gateway::modbus::sim::start("127.0.0.1:0".parse().unwrap(), vec![1]).await.unwrap();
+    let plc = jitgate_gateway::modbus::sim::start("127.0.0.1:0".parse().unwrap(), vec![1])
+        .await
+        .unwrap();
     let plc_addr = plc.local_addr();
 
     // jitgate: server, gateway, connect — each its own process.
     let data = tmp.path().join("data");
     let api_port = free_port();
-    let _up = Proc(Command::new(BIN).args(["up", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{api_port}")]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let _up = Proc(
+        Command::new(BIN)
+            .args([
+                "up",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{api_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_port(api_port).await;
     while !data.join("bootstrap-credentials.toml").exists() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let creds: toml::Value = toml::from_str(&std::fs::read_to_string(data.join("bootstrap-credentials.toml")).unwrap()).unwrap();
+    let creds: toml::Value =
+        toml::from_str(&std::fs::read_to_string(data.join("bootstrap-credentials.toml")).unwrap())
+            .unwrap();
     let base = format!("http://127.0.0.1:{api_port}");
     let http = reqwest::Client::new();
     let mut tokens = std::collections::HashMap::new();
     for who in ["alice", "bob", "sam"] {
-        let v = api(&http, &base, None, "POST", "/auth/login", json!({"identity": who, "password": creds["passwords"][who].as_str().unwrap()})).await;
+        let v = api(
+            &http,
+            &base,
+            None,
+            "POST",
+            "/auth/login",
+            json!({"identity": who, "password": creds["passwords"][who].as_str().unwrap()}),
+        )
+        .await;
         tokens.insert(who, v["token"].as_str().unwrap().to_string());
     }
     let plant = PLANT.replace("127.0.0.1:5020", &plc_addr.to_string());
-    api(&http, &base, Some(&tokens["sam"]), "POST", "/inventory", json!({"toml": plant})).await;
+    api(
+        &http,
+        &base,
+        Some(&tokens["sam"]),
+        "POST",
+        "/inventory",
+        json!({"toml": plant}),
+    )
+    .await;
     let gw_port = free_port();
     let gw_conf = tmp.path().join("gateway.toml");
     std::fs::write(&gw_conf, format!("server = \"{base}\"\napi_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n", creds["api_keys"]["gw-north"].as_str().unwrap(), tmp.path().join("gw").display())).unwrap();
-    let gateway = Proc(Command::new(BIN).args(["gateway", "--config", gw_conf.to_str().unwrap()]).env("JITGATE_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let gateway = Proc(
+        Command::new(BIN)
+            .args(["gateway", "--config", gw_conf.to_str().unwrap()])
+            .env("JITGATE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_port(gw_port).await;
     let req = api(&http, &base, Some(&tokens["alice"]), "POST", "/requests", json!({"scope": [{"asset": "plc-7", "modbus": ["read holding 0-99 unit 1"]}], "duration": "8h", "reason": "benchmark", "path": "planned"})).await;
     let id = req["id"].as_str().unwrap();
-    let approved = api(&http, &base, Some(&tokens["bob"]), "POST", &format!("/requests/{id}/approve"), json!({"scope_digest": req["scope_digest"]})).await;
+    let approved = api(
+        &http,
+        &base,
+        Some(&tokens["bob"]),
+        "POST",
+        &format!("/requests/{id}/approve"),
+        json!({"scope_digest": req["scope_digest"]}),
+    )
+    .await;
     let grant = approved["grant"]["id"].as_str().unwrap().to_string();
     let connect_port = free_port();
-    let _connect = Proc(Command::new(BIN).args(["--server", &base, "--token", &tokens["alice"], "connect", &grant, "--listen", &format!("127.0.0.1:{connect_port}")]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let _connect = Proc(
+        Command::new(BIN)
+            .args([
+                "--server",
+                &base,
+                "--token",
+                &tokens["alice"],
+                "connect",
+                &grant,
+                "--listen",
+                &format!("127.0.0.1:{connect_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_port(connect_port).await;
 
     // The generic TLS tunnel: two socat relays with a TLS hop between them.
-    jitgate_gateway::tls::load_or_create_self_signed(&tmp.path().join("socat"), vec!["127.0.0.1".into()]).unwrap();
+    jitgate_gateway::tls::load_or_create_self_signed(
+        &tmp.path().join("socat"),
+        vec!["127.0.0.1".into()],
+    )
+    .unwrap();
     let cert = tmp.path().join("socat/gateway-cert.pem");
     let key = tmp.path().join("socat/gateway-key.pem");
     let (tls_port, plain_port) = (free_port(), free_port());
-    let _socat_far = Proc(Command::new("socat").arg(format!("OPENSSL-LISTEN:{tls_port},reuseaddr,fork,cert={},key={},verify=0", cert.display(), key.display())).arg(format!("TCP:{plc_addr},nodelay")).spawn().expect("socat is installed"));
+    let _socat_far = Proc(
+        Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{tls_port},reuseaddr,fork,cert={},key={},verify=0",
+                cert.display(),
+                key.display()
+            ))
+            .arg(format!("TCP:{plc_addr},nodelay"))
+            .spawn()
+            .expect("socat is installed"),
+    );
     wait_port(tls_port).await;
-    let _socat_near = Proc(Command::new("socat").arg(format!("TCP-LISTEN:{plain_port},reuseaddr,fork,nodelay")).arg(format!("OPENSSL:127.0.0.1:{tls_port},verify=0,nodelay")).spawn().unwrap());
+    let _socat_near = Proc(
+        Command::new("socat")
+            .arg(format!("TCP-LISTEN:{plain_port},reuseaddr,fork,nodelay"))
+            .arg(format!("OPENSSL:127.0.0.1:{tls_port},verify=0,nodelay"))
+            .spawn()
+            .unwrap(),
+    );
     wait_port(plain_port).await;
 
     let paths: [(&str, SocketAddr); 3] = [
         ("direct to the PLC", plc_addr),
-        ("socat TLS tunnel (baseline)", format!("127.0.0.1:{plain_port}").parse().unwrap()),
-        ("jitgate connect + gateway", format!("127.0.0.1:{connect_port}").parse().unwrap()),
+        (
+            "socat TLS tunnel (baseline)",
+            format!("127.0.0.1:{plain_port}").parse().unwrap(),
+        ),
+        (
+            "jitgate connect + gateway",
+            format!("127.0.0.1:{connect_port}").parse().unwrap(),
+        ),
     ];
     println!("| path | clients | requests | p50 µs | p99 µs | requests/s |");
     println!("|---|---|---|---|---|---|");
@@ -162,12 +277,20 @@ async fn main() {
             lat.sort();
             let (p50, p99) = (pct(&lat, 0.50), pct(&lat, 0.99));
             let rps = lat.len() as f64 / wall.as_secs_f64();
-            println!("| {name} | {clients} | {} | {p50:.0} | {p99:.0} | {rps:.0} |", lat.len());
+            println!(
+                "| {name} | {clients} | {} | {p50:.0} | {p99:.0} | {rps:.0} |",
+                lat.len()
+            );
             results.push((clients, name.to_string(), p50, rps));
         }
     }
     for clients in [1usize, 32] {
-        let get = |n: &str| results.iter().find(|r| r.0 == clients && r.1.starts_with(n)).unwrap();
+        let get = |n: &str| {
+            results
+                .iter()
+                .find(|r| r.0 == clients && r.1.starts_with(n))
+                .unwrap()
+        };
         let (tunnel, jit) = (get("socat"), get("jitgate"));
         println!(
             "\nAt {clients} client(s): jitgate p50 = {:.2}× the TLS tunnel's; throughput = {:.2}× the tunnel's.",
@@ -178,15 +301,30 @@ async fn main() {
 
     // Memory per idle session: 1000 tunnels open at the gateway process.
     let client_key = jitgate_credential::ClientKey::generate();
-    let token = api(&http, &base, Some(&tokens["alice"]), "POST", &format!("/grants/{grant}/token"), json!({"public_key": client_key.public_b64()})).await;
+    let token = api(
+        &http,
+        &base,
+        Some(&tokens["alice"]),
+        "POST",
+        &format!("/grants/{grant}/token"),
+        json!({"public_key": client_key.public_b64()}),
+    )
+    .await;
     let token: jitgate_gateway::wire::TokenResponse = serde_json::from_value(token).unwrap();
-    let target = jitgate_gateway::connect::Target { token, key: client_key };
+    let target = jitgate_gateway::connect::Target {
+        token,
+        key: client_key,
+    };
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = gateway.0.id();
     let before = rss_kib(pid);
     let mut open = Vec::new();
     for _ in 0..1000 {
-        open.push(jitgate_gateway::connect::open_tunnel(&target).await.unwrap());
+        open.push(
+            jitgate_gateway::connect::open_tunnel(&target)
+                .await
+                .unwrap(),
+        );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid);
