@@ -441,3 +441,65 @@ async fn revoked_grants_and_an_unreachable_server_refuse_new_sessions() {
     r.gw.stop().await;
     r.h.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_end_at_token_expiry_even_with_the_server_down() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut r = rig(store).await;
+    let mut body = read_plc7();
+    body["duration"] = json!("4s");
+    let req = r.h.request("alice", body).await;
+    let (_, v) = r.h.approve("bob", &req, None).await;
+    let g = v["grant"]["id"].as_str().unwrap().to_string();
+    let key = ClientKey::generate();
+    let t = token_for(&mut r.h, &g, &key).await;
+    let (mut live, _) = open_tunnel(&Target {
+        token: t.clone(),
+        key,
+    })
+    .await
+    .unwrap();
+    assert!(read_holding(&mut live, 0, 1).await.is_ok());
+
+    // The server goes away; only the token's own expiry is left to end the session.
+    let _store = r.h.stop_server_only().await;
+    let started = std::time::Instant::now();
+    let mut last_ok = started;
+    loop {
+        match read_holding(&mut live, 0, 1).await {
+            Ok(_) => last_ok = std::time::Instant::now(),
+            Err(_) => break,
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "session outlived its token"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let expired_at: chrono::DateTime<chrono::Utc> = t.expires_at;
+    let cut_late = chrono::Utc::now() - expired_at;
+    assert!(
+        cut_late < chrono::Duration::seconds(2),
+        "cut {cut_late} after expires-at"
+    );
+    assert!(last_ok <= std::time::Instant::now());
+    r.gw.stop().await;
+}
+
+#[tokio::test]
+async fn key_rotation_is_for_admins_and_keeps_old_keys_published() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut h = Harness::start(store).await;
+    let (s, _) = h.call("alice", "POST", "/api/v1/keys/rotate", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, before) = h.call("sam", "GET", "/api/v1/keys", None).await;
+    let (s, after) = h.call("sam", "POST", "/api/v1/keys/rotate", None).await;
+    assert_eq!(s, StatusCode::OK, "{after}");
+    assert_ne!(before["current_kid"], after["current_kid"]);
+    assert_eq!(
+        after["keys"].as_array().unwrap().len(),
+        2,
+        "the old key stays published: {after}"
+    );
+    h.stop().await;
+}
