@@ -141,6 +141,7 @@ pub async fn start_with_store(
         policies: Arc::new(RwLock::new(Arc::new(loaded))),
         config: Arc::new(config),
         wake: Arc::new(Notify::new()),
+        next_wake_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         keyring: Arc::new(std::sync::Mutex::new(keyring)),
     };
     policy::record_loaded(&state, Actor::system(), &policy_info)

@@ -183,8 +183,22 @@ pub async fn submit_request(
     let mut tx = state.store.write().await?;
     save(&mut tx, &out, true, true).await?;
     tx.commit().await?;
-    state.wake.notify_one();
+    notify_deadlines(state, &out);
     Ok(view_of(out.request, vec![], out.grant))
+}
+
+/// The deadlines a transition created: the grant's expiry, the window's opening and closing.
+fn notify_deadlines(state: &AppState, out: &Outcome) {
+    if let Some(g) = &out.grant {
+        state.deadline(g.expires_at);
+    }
+    match out.request.state {
+        // Waiting for its window to open (an open one was activated in the same step).
+        RequestState::Approved => state.deadline(out.request.window_start),
+        // Lapses when its window closes.
+        RequestState::Pending => state.deadline(out.request.window_end()),
+        _ => {}
+    }
 }
 
 pub fn view_of(
@@ -384,7 +398,7 @@ pub async fn decide(
     let out = then_activate_if_due(out, now)?;
     save(&mut tx, &out, false, true).await?;
     tx.commit().await?;
-    state.wake.notify_one();
+    notify_deadlines(state, &out);
     let mut all = approvals;
     all.extend(out.approval);
     Ok(view_of(out.request, all, out.grant))
@@ -499,12 +513,11 @@ pub async fn end_grant(
             }
         }
         EndReason::Revoked { .. } => {
-            let approvers = tx.list_approvals(&r.id).await?;
             let may = caller.is_admin()
                 || caller.identity.has_role("security")
                 || caller.id() == g.subject
                 || caller.id() == r.requester
-                || approvers.iter().any(|a| a.approver == caller.id());
+                || tx.list_approvals(&r.id).await?.iter().any(|a| a.approver == caller.id());
             if !may {
                 return Err(ServerError::Forbidden(format!(
                     "{} may not revoke grant {id}: revocation is for security staff, admins, its approvers and its subject",

@@ -25,8 +25,10 @@ pub struct AppState {
     /// Swapped whole on reload, so a decision always sees one consistent set.
     pub policies: Arc<RwLock<Arc<LoadedPolicies>>>,
     pub config: Arc<ServerConfig>,
-    /// Wakes the scheduler when a deadline may have moved (new grant, approval, ...).
+    /// Wakes the scheduler when a deadline may have moved earlier (new grant, approval, ...).
     pub wake: Arc<Notify>,
+    /// When the scheduler will next look (unix ms); a new deadline earlier than this wakes it.
+    pub next_wake_ms: Arc<std::sync::atomic::AtomicI64>,
     /// Token-signing keys (in the data directory, owner-only).
     pub keyring: Arc<Mutex<KeyRing>>,
 }
@@ -39,6 +41,14 @@ impl AppState {
         match self.policies.read() {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Tell the scheduler about a new deadline; it is only woken if it would otherwise look
+    /// too late (it looks at least once a second anyway).
+    pub fn deadline(&self, at: Timestamp) {
+        if at.timestamp_millis() < self.next_wake_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            self.wake.notify_one();
         }
     }
 
