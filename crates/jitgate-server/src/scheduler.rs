@@ -17,7 +17,10 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
         }
         let sleep = next_sleep(&state).await;
         let wake_at = state.clock.now() + chrono::Duration::from_std(sleep).unwrap_or_default();
-        state.next_wake_ms.store(wake_at.timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+        state.next_wake_ms.store(
+            wake_at.timestamp_millis(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = state.wake.notified() => {}

@@ -517,7 +517,11 @@ pub async fn end_grant(
                 || caller.identity.has_role("security")
                 || caller.id() == g.subject
                 || caller.id() == r.requester
-                || tx.list_approvals(&r.id).await?.iter().any(|a| a.approver == caller.id());
+                || tx
+                    .list_approvals(&r.id)
+                    .await?
+                    .iter()
+                    .any(|a| a.approver == caller.id());
             if !may {
                 return Err(ServerError::Forbidden(format!(
                     "{} may not revoke grant {id}: revocation is for security staff, admins, its approvers and its subject",

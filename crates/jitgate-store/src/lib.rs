@@ -197,7 +197,7 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("chain_head: the row id=1 is missing".into()))?;
         let head = (row.try_get("seq")?, row.try_get("hash")?);
         Ok(Tx {
-            tx,
+            tx: Conn::Tx(tx),
             write: true,
             backend: self.backend,
             head: Some(head),
@@ -209,7 +209,22 @@ impl Store {
     /// [`StoreError::ReadOnly`]. It sees one consistent snapshot on both databases (SQLite
     /// WAL readers do; on PostgreSQL it is `REPEATABLE READ`), so multi-query reads such as
     /// [`Tx::verify_chain`] are not confused by concurrent writers.
+    /// A read-only handle without a transaction: each statement sees the latest committed
+    /// state. This is what request handlers use — no BEGIN/COMMIT round trips on the hot
+    /// path. Use [`Store::read_snapshot`] when several reads must agree with each other.
     pub async fn read(&self) -> Result<Tx> {
+        let conn = self.pool.acquire().await?;
+        Ok(Tx {
+            tx: Conn::Plain(conn),
+            write: false,
+            backend: self.backend,
+            head: None,
+            _write_guard: None,
+        })
+    }
+
+    /// A read-only transaction: all its reads see one snapshot (e.g. verifying the chain).
+    pub async fn read_snapshot(&self) -> Result<Tx> {
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -217,7 +232,7 @@ impl Store {
                 .await?;
         }
         Ok(Tx {
-            tx,
+            tx: Conn::Tx(tx),
             write: false,
             backend: self.backend,
             head: None,
@@ -239,8 +254,14 @@ impl Store {
 
 /// One database transaction. Every store operation is a method here, so the state change
 /// and its evidence events always commit (or roll back) together.
+/// A transaction, or (for plain reads) a pooled connection in autocommit mode.
+enum Conn {
+    Tx(sqlx::Transaction<'static, Any>),
+    Plain(sqlx::pool::PoolConnection<Any>),
+}
+
 pub struct Tx {
-    tx: sqlx::Transaction<'static, Any>,
+    tx: Conn,
     write: bool,
     backend: Backend,
     /// Chain head (seq, hash) as of this write transaction; read when the lock is taken and
@@ -253,13 +274,17 @@ pub struct Tx {
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+        if let Conn::Tx(tx) = self.tx {
+            tx.commit().await?;
+        }
         Ok(())
     }
 
     /// Roll back explicitly (dropping a `Tx` does the same).
     pub async fn rollback(self) -> Result<()> {
-        self.tx.rollback().await?;
+        if let Conn::Tx(tx) = self.tx {
+            tx.rollback().await?;
+        }
         Ok(())
     }
 
@@ -273,7 +298,10 @@ impl Tx {
     }
 
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        match &mut self.tx {
+            Conn::Tx(tx) => tx,
+            Conn::Plain(conn) => conn,
+        }
     }
 
     pub(crate) fn need_write(&self, op: &str) -> Result<()> {

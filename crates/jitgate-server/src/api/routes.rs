@@ -742,7 +742,7 @@ async fn chain_status(
             "verifying the event chain is for security, audit and admin roles".into(),
         ));
     }
-    let report = state.store.read().await?.verify_chain().await?;
+    let report = state.store.read_snapshot().await?.verify_chain().await?;
     Ok(Json(ChainStatus {
         events: report.events,
         head: report.head,
