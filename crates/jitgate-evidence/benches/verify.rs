@@ -160,6 +160,15 @@ fn main() {
     let report_time = time(3, || report_html(&verified));
     let html = report_html(&verified);
 
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cpus} CPUs; load average at the end of the run: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "events: {n}, canonical bytes: {bytes} (mean {} B/event)",
         bytes / n

@@ -10,7 +10,7 @@
 //!   list. It is what makes removing an event, or editing a policy's text, detectable.
 //!
 //! Verification is ordered so that the most precise check sees a change first: an edited
-//! event fails on its own inclusion proof ("events[3] (seq 12)"), not on the attestation.
+//! event fails on its own inclusion proof (`events[3] (seq 12)`), not on the attestation.
 //! The parser takes untrusted bytes: it has explicit size limits, refuses unknown fields and
 //! duplicate keys, and never panics (fuzzed by `fuzz/fuzz_targets/evidence_bundle.rs`).
 
