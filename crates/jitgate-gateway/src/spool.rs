@@ -17,13 +17,7 @@ const BATCH: usize = 1000;
 /// Cheap handle sessions use to record events.
 #[derive(Clone)]
 pub struct EventLog {
-    tx: mpsc::UnboundedSender<(
-        String,
-        Timestamp,
-        Option<String>,
-        Option<String>,
-        serde_json::Value,
-    )>,
+    tx: mpsc::UnboundedSender<Incoming>,
 }
 
 impl EventLog {

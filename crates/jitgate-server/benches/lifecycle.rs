@@ -19,9 +19,10 @@ const CLIENTS: usize = 32;
 const LIFECYCLES_PER_CLIENT: usize = 40;
 const PLANT: &str = include_str!("../../../examples/plant.toml");
 
-async fn start(store: Store) -> (jitgate_server::RunningServer, String) {
+async fn start(store: Store, data: &std::path::Path) -> (jitgate_server::RunningServer, String) {
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.to_path_buf(),
         ..ServerConfig::default()
     };
     let server = jitgate_server::start_with_store(config, Arc::new(SystemClock), store)
