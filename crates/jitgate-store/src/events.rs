@@ -146,10 +146,15 @@ impl Tx {
         }
         // One multi-row INSERT per call: appends happen under the write lock, where every
         // round trip counts.
-        let mut sql = String::from(
-            "INSERT INTO events (seq, prev_hash, hash, kind, actor, at, request_id, \
+        // One round trip per call, under the write lock where every round trip counts: the
+        // multi-row INSERT and the chain head's move travel together — as a data-modifying
+        // CTE on PostgreSQL, as two statements in one call on SQLite.
+        let mut sql = String::from(match self.backend() {
+            crate::Backend::Postgres => "WITH ins AS (INSERT INTO events (seq, prev_hash, hash, kind, actor, at, request_id, \
              approval_id, grant_id, canonical) VALUES ",
-        );
+            crate::Backend::Sqlite => "INSERT INTO events (seq, prev_hash, hash, kind, actor, at, request_id, \
+             approval_id, grant_id, canonical) VALUES ",
+        });
         for n in 0..rows.len() {
             let b = n * 10;
             if n > 0 {
@@ -169,6 +174,15 @@ impl Tx {
                 b + 10
             ));
         }
+        let (head_seq, head_hash) = (rows.len() * 10 + 1, rows.len() * 10 + 2);
+        match self.backend() {
+            crate::Backend::Postgres => sql.push_str(&format!(
+                " RETURNING 1) UPDATE chain_head SET seq = ${head_seq}, hash = ${head_hash} WHERE id = 1"
+            )),
+            crate::Backend::Sqlite => sql.push_str(&format!(
+                "; UPDATE chain_head SET seq = ${head_seq}, hash = ${head_hash} WHERE id = 1"
+            )),
+        }
         let mut query = sqlx::query(&sql);
         for (seq, prev_hash, hash, event, canonical) in rows {
             query = query
@@ -183,10 +197,9 @@ impl Tx {
                 .bind(event.grant_id.clone())
                 .bind(canonical);
         }
-        query.execute(self.conn()).await?;
-        sqlx::query("UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1")
+        query
             .bind(seq)
-            .bind(&prev)
+            .bind(prev.clone())
             .execute(self.conn())
             .await?;
         self.head = Some((seq, prev));
