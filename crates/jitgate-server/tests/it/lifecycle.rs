@@ -201,7 +201,11 @@ async fn vendor_needs_two_engineers_with_step_up_and_totp_cannot_be_replayed() {
         h.clock.advance(chrono::Duration::seconds(30));
         let code = jitgate_server::auth::totp_code_at(&bob_secret, h.clock.now_ts()).unwrap();
         let (s, v) = h.approve("bob", &req, Some(code)).await;
-        assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("already_approved")), "{v}");
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("already_approved")),
+            "{v}"
+        );
 
         // Someone who has not enrolled TOTP cannot satisfy step-up.
         let (s, v) = h.approve("carol", &req, Some("123456".into())).await;

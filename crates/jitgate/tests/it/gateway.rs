@@ -146,9 +146,23 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
     for who in ["alice", "bob", "sam"] {
         cli.login(who, &pw(who));
     }
-    // Point plc-7 at the simulated PLC.
+    // A pymodbus server as a second simulated PLC, behind plc-3.
+    let py_port = free_port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/plc_server.py");
+    let mut py_plc = Command::new(python())
+        .arg(script)
+        .arg(py_port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_port(py_port, &mut py_plc, "pymodbus PLC");
+    let _py_plc = Killed(py_plc);
+
+    // Point plc-7 at the Rust simulated PLC and plc-3 at the pymodbus one.
     let plant = include_str!("../../../../examples/plant.toml")
-        .replace("127.0.0.1:5020", &plc_addr.to_string());
+        .replace("127.0.0.1:5020", &plc_addr.to_string())
+        .replace("127.0.0.1:5021", &format!("127.0.0.1:{py_port}"));
     let inv = tmp.path().join("plant.toml");
     std::fs::write(&inv, plant).unwrap();
     cli.ok("sam", &["inventory", "load", inv.to_str().unwrap()]);
@@ -311,6 +325,39 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // The same through the gateway to the pymodbus PLC (plc-3).
+    let req = cli.json(
+        "alice",
+        &[
+            "request",
+            "--asset",
+            "plc-3",
+            "--modbus",
+            "read holding 0-99 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            "gateway test",
+            "--ref",
+            "WO-8",
+        ],
+    );
+    let approved = cli.json("bob", &["approve", req["id"].as_str().unwrap()]);
+    let py_grant = approved["grant"]["id"].as_str().unwrap().to_string();
+    let local3 = free_port();
+    let _c3 = connect(&cli, &py_grant, local3);
+    let r = client(local3, "in_scope");
+    assert_eq!(
+        r["read_holding_0_9"]["ok"],
+        serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        "{r}"
+    );
+    assert_eq!(r["write_register_5"]["exception"], 1, "{r}");
+    assert_eq!(r["read_holding_95_104"]["exception"], 2, "{r}");
+    // Read the pymodbus PLC directly: the refused write never reached it.
+    let direct = client(py_port, "in_scope");
+    assert_eq!(direct["read_holding_0_9"]["ok"][5], 5, "{direct}");
 
     // Expiry at the edge: a 15-second grant cuts a client that keeps reading.
     let short = granted(&cli, "15s");
