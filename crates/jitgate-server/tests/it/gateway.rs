@@ -503,3 +503,82 @@ async fn key_rotation_is_for_admins_and_keeps_old_keys_published() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_device_flooding_exceptions_ends_its_session_only() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut r = rig(store).await;
+    let g = grant(&mut r.h).await;
+    let key = ClientKey::generate();
+    let t = token_for(&mut r.h, &g, &key).await;
+    let target = Target { token: t, key };
+    let (mut bystander, _) = open_tunnel(&target).await.unwrap();
+
+    // A device that floods unsolicited exception responses the moment it is connected.
+    let flood = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let flood_addr = flood.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = flood.accept().await {
+            tokio::spawn(async move {
+                for tid in 0..2000u16 {
+                    let mut adu = tid.to_be_bytes().to_vec();
+                    adu.extend_from_slice(&[0, 0, 0, 3, 1, 0x83, 0x04]);
+                    if s.write_all(&adu).await.is_err() {
+                        return;
+                    }
+                }
+                let mut sink = [0u8; 256];
+                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    {
+        let mut tx = r.h.state().store.write().await.unwrap();
+        let mut asset = tx.get_asset("plc-7").await.unwrap().unwrap();
+        asset.endpoints.modbus.as_mut().unwrap().address = flood_addr.to_string();
+        tx.upsert_asset(&asset).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    r.gw.gateway.refresh_now().await.unwrap();
+    let (mut s, _) = open_tunnel(&target).await.unwrap();
+    // The answer does not belong to the request: the session is closed, nothing relayed.
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        read_holding(&mut s, 0, 1),
+    )
+    .await
+    .unwrap();
+    assert!(
+        got.is_err(),
+        "a flooding device's garbage is never relayed: {got:?}"
+    );
+    // The bystander, on the real PLC, is unaffected.
+    assert_eq!(
+        read_holding(&mut bystander, 7, 1).await.unwrap(),
+        vec![3, 2, 0x03, 0xef]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let (_, events) =
+        r.h.call(
+            "sam",
+            "GET",
+            &format!("/api/v1/events?grant={g}&limit=5000"),
+            None,
+        )
+        .await;
+    let ended: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "session.ended")
+        .collect();
+    assert!(
+        ended.iter().any(|e| e["data"]["detail"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("bad_device_response")),
+        "the reason is recorded: {ended:?}"
+    );
+    r.gw.stop().await;
+    r.h.stop().await;
+}
