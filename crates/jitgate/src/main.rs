@@ -30,9 +30,9 @@ A typical session:
   jitgate request --asset plc-7 --modbus 'read holding 0-99 unit 1' --for 2h \\
       --reason 'replace valve positioner' --ref WO-1234
   jitgate requests --awaiting-me              # as an approver
-  jitgate approve req-01J9Z3 --comment 'checked WO-1234'
+  jitgate approve req-k3m9x2p7qa4d --comment 'checked WO-1234'
   jitgate grants --mine
-  jitgate complete gr-01J9Z4
+  jitgate complete grant-7hq2m4x9wd3c
 
 Settings: a flag beats its environment variable (JITGATE_SERVER, JITGATE_TOKEN,
 JITGATE_PROFILE), which beats the profile file written by `jitgate login`

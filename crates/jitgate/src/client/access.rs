@@ -24,8 +24,12 @@ pub struct ConnectArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeysCmd {
     /// Show the token-signing keys gateways accept.
+    #[command(after_help = "Example:\n  jitgate keys show")]
     Show,
     /// Add a new signing key; old keys keep verifying until their tokens have expired (admin).
+    #[command(
+        after_help = "Example:\n  jitgate keys rotate\n\nGateways pick up the new key within 30 s, or at once when they meet a token signed by it."
+    )]
     Rotate,
 }
 

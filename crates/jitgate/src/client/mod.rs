@@ -135,7 +135,7 @@ pub enum ClientCommand {
     Requests(requests::ListArgs),
 
     /// Show one request in full: scope, decision, approvals and grant.
-    #[command(after_help = "Example:\n  jitgate show req-01J9Z3")]
+    #[command(after_help = "Example:\n  jitgate show req-k3m9x2p7qa4d")]
     Show {
         /// Request id.
         request: String,
@@ -143,8 +143,8 @@ pub enum ClientCommand {
 
     /// Approve a request: shows what you approve, then binds your approval to its scope digest.
     #[command(
-        after_help = "Examples:\n  jitgate approve req-01J9Z3 --comment 'checked WO-1234'\n  \
-        jitgate approve req-01J9Z3 --totp 123456\n\n\
+        after_help = "Examples:\n  jitgate approve req-k3m9x2p7qa4d --comment 'checked WO-1234'\n  \
+        jitgate approve req-k3m9x2p7qa4d --totp 123456\n\n\
         If the decision requires step-up and --totp is missing, you are asked for a code on \
         the terminal."
     )]
@@ -152,12 +152,12 @@ pub enum ClientCommand {
 
     /// Deny a request, saying why.
     #[command(
-        after_help = "Example:\n  jitgate deny req-01J9Z3 --comment 'no work order for this'"
+        after_help = "Example:\n  jitgate deny req-k3m9x2p7qa4d --comment 'no work order for this'"
     )]
     Deny(requests::DenyArgs),
 
     /// Withdraw your own request before it is used.
-    #[command(after_help = "Example:\n  jitgate withdraw req-01J9Z3")]
+    #[command(after_help = "Example:\n  jitgate withdraw req-k3m9x2p7qa4d")]
     Withdraw {
         /// Request id.
         request: String,
@@ -168,14 +168,16 @@ pub enum ClientCommand {
     Grants(grants::ListArgs),
 
     /// Show one grant in full.
-    #[command(after_help = "Example:\n  jitgate grant gr-01J9Z4")]
+    #[command(after_help = "Example:\n  jitgate grant grant-7hq2m4x9wd3c")]
     Grant {
         /// Grant id.
         grant: String,
     },
 
-    /// Revoke a grant now: sessions are closed and the credential refused.
-    #[command(after_help = "Example:\n  jitgate revoke gr-01J9Z4 --reason 'work finished early'")]
+    /// Revoke a grant now: it ends, and gateways refuse new sessions under it.
+    #[command(
+        after_help = "Example:\n  jitgate revoke grant-7hq2m4x9wd3c --reason 'work finished early'"
+    )]
     Revoke {
         /// Grant id.
         grant: String,
@@ -185,15 +187,17 @@ pub enum ClientCommand {
     },
 
     /// Say the task is done: ends your grant before it expires.
-    #[command(after_help = "Example:\n  jitgate complete gr-01J9Z4")]
+    #[command(after_help = "Example:\n  jitgate complete grant-7hq2m4x9wd3c")]
     Complete {
         /// Grant id.
         grant: String,
     },
 
     /// List evidence events (the hash-linked log of every transition).
-    #[command(after_help = "Examples:\n  jitgate events --request req-01J9Z3\n  \
-        jitgate events --after 120 --limit 50")]
+    #[command(
+        after_help = "Examples:\n  jitgate events --request req-k3m9x2p7qa4d\n  \
+        jitgate events --after 120 --limit 50"
+    )]
     Events(events::EventsArgs),
 
     /// List, show, disable and enable identities; set passwords.
