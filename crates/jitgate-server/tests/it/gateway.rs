@@ -64,6 +64,16 @@ async fn rig(store: Store) -> Rig {
     }
 }
 
+/// Move plc-7 to another device address and have the gateway pick it up now.
+async fn point_plc7_at(r: &Rig, addr: std::net::SocketAddr) {
+    let mut tx = r.h.state().store.write().await.unwrap();
+    let mut asset = tx.get_asset("plc-7").await.unwrap().unwrap();
+    asset.endpoints.modbus.as_mut().unwrap().address = addr.to_string();
+    tx.upsert_asset(&asset).await.unwrap();
+    tx.commit().await.unwrap();
+    r.gw.gateway.refresh_now().await.unwrap();
+}
+
 /// A grant for alice: read holding 0-99 on plc-7, approved by bob.
 async fn grant(h: &mut Harness) -> String {
     let req = h.request("alice", read_plc7()).await;
@@ -354,14 +364,7 @@ async fn malformed_frames_and_bad_devices_end_only_their_session() {
             held.push(s);
         }
     });
-    {
-        let mut tx = r.h.state().store.write().await.unwrap();
-        let mut asset = tx.get_asset("plc-7").await.unwrap().unwrap();
-        asset.endpoints.modbus.as_mut().unwrap().address = silent_addr.to_string();
-        tx.upsert_asset(&asset).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-    r.gw.gateway.refresh_now().await.unwrap();
+    point_plc7_at(&r, silent_addr).await;
     let (mut s, _) = open_tunnel(&target).await.unwrap();
     let err = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -532,14 +535,7 @@ async fn a_device_flooding_exceptions_ends_its_session_only() {
             });
         }
     });
-    {
-        let mut tx = r.h.state().store.write().await.unwrap();
-        let mut asset = tx.get_asset("plc-7").await.unwrap().unwrap();
-        asset.endpoints.modbus.as_mut().unwrap().address = flood_addr.to_string();
-        tx.upsert_asset(&asset).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-    r.gw.gateway.refresh_now().await.unwrap();
+    point_plc7_at(&r, flood_addr).await;
     let (mut s, _) = open_tunnel(&target).await.unwrap();
     // The answer does not belong to the request: the session is closed, nothing relayed.
     let got = tokio::time::timeout(
