@@ -163,11 +163,54 @@ impl Event {
     /// Deterministic bytes: JSON with sorted keys (serde_json's map is ordered) and no
     /// whitespace. Hashing these bytes is what makes the log tamper-evident.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        // Going through `Value` sorts every object's keys, including inside `data`.
         match serde_json::to_value(self) {
-            Ok(v) => v.to_string().into_bytes(),
+            Ok(v) => canonical_json(&v).into_bytes(),
             Err(_) => Vec::new(),
         }
+    }
+}
+
+/// JSON with every object's keys sorted (by their UTF-8 bytes) and no whitespace.
+///
+/// Sorting is done here, explicitly: `serde_json::Map` keeps insertion order whenever any
+/// crate in the build enables serde_json's `preserve_order` feature, so relying on its
+/// iteration order would make the bytes — and every hash over them — depend on the build.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(child) = map.get(k) {
+                    write_canonical(child, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
