@@ -237,3 +237,24 @@ pub mod millis {
 pub fn rfc3339(t: Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_whatever_the_map_order() {
+        // Built in reverse order: with serde_json's `preserve_order` the map iterates like
+        // this; the canonical text must not.
+        let mut inner = serde_json::Map::new();
+        inner.insert("y".into(), serde_json::json!(2));
+        inner.insert("b".into(), serde_json::json!([3, {"d": 1, "c": 2}]));
+        let mut outer = serde_json::Map::new();
+        outer.insert("z".into(), serde_json::json!("é\n"));
+        outer.insert("a".into(), serde_json::Value::Object(inner));
+        assert_eq!(
+            canonical_json(&serde_json::Value::Object(outer)),
+            r#"{"a":{"b":[3,{"c":2,"d":1}],"y":2},"z":"é\n"}"#
+        );
+    }
+}
