@@ -233,6 +233,8 @@ pub struct RunningGateway {
 }
 
 impl RunningGateway {
+    /// Stop: no new tunnels, live sessions end (recording `session.ended`), and every event
+    /// not yet delivered is written to the spool file before this returns.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for s in self
@@ -247,6 +249,21 @@ impl RunningGateway {
         for t in self.tasks {
             t.abort();
             let _ = t.await;
+        }
+        // Let the sessions record their end, then make sure nothing exists only in memory.
+        for _ in 0..50 {
+            if self.gateway.live_sessions() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !self
+            .gateway
+            .events
+            .flush_to_disk(Duration::from_secs(10))
+            .await
+        {
+            tracing::error!("could not confirm that every event reached the spool file");
         }
     }
 }

@@ -17,7 +17,13 @@ const BATCH: usize = 1000;
 /// Cheap handle sessions use to record events.
 #[derive(Clone)]
 pub struct EventLog {
-    tx: mpsc::UnboundedSender<Incoming>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+enum Msg {
+    Event(Incoming),
+    /// Put every event not yet delivered on disk, then answer (gateway shutdown).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl EventLog {
@@ -32,13 +38,23 @@ impl EventLog {
     ) {
         // If the delivery task is gone the gateway is shutting down; the spool keeps what
         // was handed over before.
-        let _ = self.tx.send((
+        let _ = self.tx.send(Msg::Event((
             kind.to_string(),
             at,
             grant.map(String::from),
             session.map(String::from),
             data,
-        ));
+        )));
+    }
+
+    /// Make sure nothing recorded so far exists only in memory: undelivered events are
+    /// written to the spool file (delivered after the next start). Used at shutdown.
+    pub async fn flush_to_disk(&self, timeout: Duration) -> bool {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(())))
     }
 }
 
@@ -111,27 +127,46 @@ async fn deliver(
     mut pending: Vec<GatewayEvent>,
     mut spooled: usize,
     mut next_seq: i64,
-    mut rx: mpsc::UnboundedReceiver<Incoming>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
 ) {
     let mut backoff = Duration::from_millis(200);
     let mut open = true;
+    // Handle one message: queue an event, or spool what waits and answer a flush.
+    let handle = |msg: Msg,
+                  pending: &mut Vec<GatewayEvent>,
+                  next_seq: &mut i64,
+                  spooled: &mut usize| match msg {
+        Msg::Event(item) => push(pending, next_seq, item),
+        Msg::Flush(done) => {
+            if *spooled < pending.len() {
+                match append_spool(&spool_path, &pending[*spooled..]) {
+                    Ok(()) => *spooled = pending.len(),
+                    Err(err) => tracing::error!(error = %err, "cannot write the spool file"),
+                }
+            }
+            let _ = done.send(());
+        }
+    };
     loop {
         // Gather what is waiting (without blocking when there is already work).
         if pending.is_empty() {
             match rx.recv().await {
-                Some(item) => push(&mut pending, &mut next_seq, item),
+                Some(msg) => handle(msg, &mut pending, &mut next_seq, &mut spooled),
                 None => return,
             }
         }
         while pending.len() < 50 * BATCH {
             match rx.try_recv() {
-                Ok(item) => push(&mut pending, &mut next_seq, item),
+                Ok(msg) => handle(msg, &mut pending, &mut next_seq, &mut spooled),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     open = false;
                     break;
                 }
             }
+        }
+        if pending.is_empty() {
+            continue;
         }
         let batch_len = pending.len().min(BATCH);
         // (A batch is the oldest events: delivery stays in order.)
@@ -163,7 +198,18 @@ async fn deliver(
                     }
                 }
                 tracing::warn!(error = %e, waiting = pending.len(), "event delivery failed; retrying");
-                tokio::time::sleep(backoff).await;
+                // Keep taking events (and flush requests) while waiting to retry.
+                let sleep = tokio::time::sleep(backoff);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        _ = &mut sleep => break,
+                        msg = rx.recv() => match msg {
+                            Some(msg) => handle(msg, &mut pending, &mut next_seq, &mut spooled),
+                            None => { open = false; break; }
+                        },
+                    }
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }

@@ -20,7 +20,24 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         "jitgate gateway {} listening on {}",
         running.gateway.id, running.addr
     );
-    let _ = tokio::signal::ctrl_c().await;
+    shutdown_signal().await;
+    eprintln!("stopping: ending sessions and spooling undelivered events");
     running.stop().await;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what service managers send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -16,6 +16,7 @@ struct Rig {
     h: Harness,
     plc: SimPlc,
     gw: RunningGateway,
+    config: GatewayConfig,
     _state: tempfile::TempDir,
 }
 
@@ -55,8 +56,11 @@ async fn rig(store: Store) -> Rig {
         offline_grace: "0s".into(),
         device_timeout: "1s".into(),
     };
-    let gw = jitgate_gateway::runtime::start(config).await.unwrap();
+    let gw = jitgate_gateway::runtime::start(config.clone())
+        .await
+        .unwrap();
     Rig {
+        config,
         h,
         plc,
         gw,
@@ -576,5 +580,73 @@ async fn a_device_flooding_exceptions_ends_its_session_only() {
         "the reason is recorded: {ended:?}"
     );
     r.gw.stop().await;
+    r.h.stop().await;
+}
+
+#[tokio::test]
+async fn events_survive_a_gateway_restart_while_the_server_is_down() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut r = rig(store).await;
+    let g = grant(&mut r.h).await;
+    let key = ClientKey::generate();
+    let t = token_for(&mut r.h, &g, &key).await;
+    let (mut live, _) = open_tunnel(&Target { token: t, key }).await.unwrap();
+
+    let addr = r.h.server.as_ref().unwrap().addr;
+    let store = r.h.stop_server_only().await;
+    for n in 0..5 {
+        assert!(read_holding(&mut live, n, 1).await.is_ok());
+    }
+    // The gateway stops with the server unreachable: what it saw must be on disk.
+    r.gw.stop().await;
+    let spool = std::fs::read_to_string(r.config.state_dir.join("events.spool")).unwrap();
+    assert!(
+        spool
+            .lines()
+            .filter(|l| l.contains("\"operation\""))
+            .count()
+            >= 5,
+        "{spool}"
+    );
+    assert!(spool.contains("session.ended"), "{spool}");
+
+    // Server back, gateway restarted on the same state: everything is delivered, once.
+    r.h.restart_server_at(store, addr).await;
+    let gw = jitgate_gateway::runtime::start(r.config.clone())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, events) =
+            r.h.call(
+                "sam",
+                "GET",
+                &format!("/api/v1/events?grant={g}&limit=5000"),
+                None,
+            )
+            .await;
+        let events = events.as_array().unwrap();
+        let ops = events.iter().filter(|e| e["kind"] == "operation").count();
+        let ended = events
+            .iter()
+            .filter(|e| e["kind"] == "session.ended")
+            .count();
+        if ops >= 5 && ended >= 1 {
+            let mut gseqs: Vec<i64> = events
+                .iter()
+                .filter_map(|e| e["data"]["gseq"].as_i64())
+                .collect();
+            let n = gseqs.len();
+            gseqs.dedup();
+            assert_eq!(gseqs.len(), n, "no event recorded twice");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spooled events not delivered: {events:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    gw.stop().await;
     r.h.stop().await;
 }
