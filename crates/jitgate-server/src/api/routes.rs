@@ -334,12 +334,7 @@ async fn put_identity(
     ApiJson(body): ApiJson<Identity>,
 ) -> ApiResult<Json<Identity>> {
     caller.require_admin()?;
-    if body.id != id {
-        return Err(ServerError::BadRequest(format!(
-            "body id {} differs from path id {id}",
-            body.id
-        )));
-    }
+    same_id(&id, &body.id)?;
     let mut tx = state.store.read().await?;
     service::validate_identity_refs(&mut tx, &body).await?;
     drop(tx);
@@ -436,12 +431,7 @@ async fn put_asset(
     ApiJson(body): ApiJson<Asset>,
 ) -> ApiResult<Json<Asset>> {
     caller.require_admin()?;
-    if body.id != id {
-        return Err(ServerError::BadRequest(format!(
-            "body id {} differs from path id {id}",
-            body.id
-        )));
-    }
+    same_id(&id, &body.id)?;
     let mut tx = state.store.read().await?;
     let sites = tx.list_sites().await?;
     drop(tx);
@@ -453,6 +443,23 @@ async fn put_asset(
     };
     service::load_inventory(&state, Actor::identity(caller.id()), &inv).await?;
     Ok(Json(body))
+}
+
+/// PUT bodies carry their id; it must be the one in the path.
+fn same_id(path: &str, body: &str) -> ApiResult<()> {
+    if path == body {
+        Ok(())
+    } else {
+        Err(ServerError::BadRequest(format!(
+            "body id {body} differs from path id {path}"
+        )))
+    }
+}
+
+/// Upsert a one-entry inventory (a site or an org), checked like a loaded file.
+async fn upsert(state: &AppState, caller: &Caller, inv: Inventory) -> ApiResult<()> {
+    inv.validate()?;
+    service::load_inventory(state, Actor::identity(caller.id()), &inv).await
 }
 
 #[utoipa::path(get, path = "/api/v1/sites", responses((status = 200, body = Vec<Site>)))]
@@ -468,18 +475,16 @@ async fn put_site(
     ApiJson(body): ApiJson<Site>,
 ) -> ApiResult<Json<Site>> {
     caller.require_admin()?;
-    if body.id != id {
-        return Err(ServerError::BadRequest(format!(
-            "body id {} differs from path id {id}",
-            body.id
-        )));
-    }
-    let inv = Inventory {
-        sites: vec![body.clone()],
-        ..Default::default()
-    };
-    inv.validate()?;
-    service::load_inventory(&state, Actor::identity(caller.id()), &inv).await?;
+    same_id(&id, &body.id)?;
+    upsert(
+        &state,
+        &caller,
+        Inventory {
+            sites: vec![body.clone()],
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(Json(body))
 }
 
@@ -506,18 +511,16 @@ async fn put_org(
     ApiJson(body): ApiJson<Org>,
 ) -> ApiResult<Json<Org>> {
     caller.require_admin()?;
-    if body.id != id {
-        return Err(ServerError::BadRequest(format!(
-            "body id {} differs from path id {id}",
-            body.id
-        )));
-    }
-    let inv = Inventory {
-        orgs: vec![body.clone()],
-        ..Default::default()
-    };
-    inv.validate()?;
-    service::load_inventory(&state, Actor::identity(caller.id()), &inv).await?;
+    same_id(&id, &body.id)?;
+    upsert(
+        &state,
+        &caller,
+        Inventory {
+            orgs: vec![body.clone()],
+            ..Default::default()
+        },
+    )
+    .await?;
     Ok(Json(body))
 }
 
