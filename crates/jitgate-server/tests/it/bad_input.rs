@@ -407,3 +407,46 @@ async fn a_broken_policy_file_is_refused_and_the_previous_set_stays() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn inventory_changes_through_the_api_are_checked() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut h = Harness::start(store).await;
+    let site = json!({"id": "west", "name": "West plant", "zones": ["cell-9"]});
+    let (s, _) = h
+        .call("alice", "PUT", "/api/v1/sites/west", Some(site.clone()))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "only admins change the inventory");
+    let m = expect_error(
+        &mut h,
+        "sam",
+        "PUT",
+        "/api/v1/sites/east",
+        Some(site.clone()),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert!(m.contains("differs from path id"), "{m}");
+    let (s, v) = h.call("sam", "PUT", "/api/v1/sites/west", Some(site)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, sites) = h.call("alice", "GET", "/api/v1/sites", None).await;
+    assert!(sites.as_array().unwrap().iter().any(|s| s["id"] == "west"));
+
+    let asset = json!({"id": "plc-w1", "kind": "plc", "site": "nowhere", "criticality": "low", "enforcement": "brokered"});
+    let m = expect_error(
+        &mut h,
+        "sam",
+        "PUT",
+        "/api/v1/assets/plc-w1",
+        Some(asset),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_inventory",
+    )
+    .await;
+    assert!(m.contains("site nowhere"), "{m}");
+    let org = json!({"id": "newco", "vendor": true, "status": "suspended"});
+    let (s, v) = h.call("sam", "PUT", "/api/v1/orgs/newco", Some(org)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    h.stop().await;
+}
