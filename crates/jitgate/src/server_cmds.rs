@@ -112,11 +112,15 @@ async fn bootstrap_credentials(
     data_dir: &Path,
 ) -> anyhow::Result<BootstrapCredentials> {
     let path = data_dir.join(CREDENTIALS_FILE);
-    let mut creds: BootstrapCredentials = match std::fs::read_to_string(&path) {
+    let pending = data_dir.join(format!("{CREDENTIALS_FILE}.new"));
+    // A `.new` file left by an interrupted start holds passwords that may be committed:
+    // it is a superset of the final file, so prefer it.
+    let source = if pending.exists() { &pending } else { &path };
+    let mut creds: BootstrapCredentials = match std::fs::read_to_string(source) {
         Ok(text) => toml::from_str(&text).with_context(|| {
             format!(
                 "{} is damaged; delete it and the data directory to start afresh",
-                path.display()
+                source.display()
             )
         })?,
         Err(_) => BootstrapCredentials::default(),
@@ -152,9 +156,13 @@ async fn bootstrap_credentials(
             }
         }
     }
-    // Write the file before committing: a password nobody can read back is worse than none.
-    write_private(&path, &toml::to_string(&creds)?)?;
+    // Write the passwords down before committing them (a password nobody can read back is
+    // worse than none), and publish the file under its final name only once they are
+    // committed, so whoever reads it can log in with what it says.
+    write_private(&pending, &toml::to_string(&creds)?)?;
     tx.commit().await?;
+    std::fs::rename(&pending, &path)
+        .with_context(|| format!("cannot move {} to {}", pending.display(), path.display()))?;
     Ok(creds)
 }
 
