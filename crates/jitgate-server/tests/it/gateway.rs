@@ -68,6 +68,22 @@ async fn rig(store: Store) -> Rig {
     }
 }
 
+/// The event log as `sam` sees it, polled until `done` holds (events arrive from the gateway
+/// asynchronously) or 15 s pass.
+async fn events_until(h: &mut Harness, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, events) = h
+            .call("sam", "GET", &format!("/api/v1/events?{query}"), None)
+            .await;
+        let events = events.as_array().unwrap().clone();
+        if done(&events) || std::time::Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Move plc-7 to another device address and have the gateway pick it up now.
 async fn point_plc7_at(r: &Rig, addr: std::net::SocketAddr) {
     let mut tx = r.h.state().store.write().await.unwrap();
@@ -257,13 +273,16 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
     assert_eq!(body, vec![3, 2, 0x03, 0xf2]);
 
     // Each refusal is in the evidence log with its code.
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let (_, events) =
-        r.h.call("sam", "GET", "/api/v1/events?limit=5000", None)
-            .await;
+    // (Seven refusals in all: the six codes below and the replayed proof.)
+    let events = events_until(&mut r.h, "limit=5000", |events| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "session.refused")
+            .count()
+            >= 7
+    })
+    .await;
     let codes: Vec<String> = events
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|e| e["kind"] == "session.refused")
         .map(|e| {
@@ -454,7 +473,7 @@ async fn sessions_end_at_token_expiry_even_with_the_server_down() {
     let (store, _dir) = jitgate_testkit::sqlite_store().await;
     let mut r = rig(store).await;
     let mut body = read_plc7();
-    body["duration"] = json!("4s");
+    body["duration"] = json!("8s");
     let req = r.h.request("alice", body).await;
     let (_, v) = r.h.approve("bob", &req, None).await;
     let g = v["grant"]["id"].as_str().unwrap().to_string();
@@ -557,18 +576,17 @@ async fn a_device_flooding_exceptions_ends_its_session_only() {
         read_holding(&mut bystander, 7, 1).await.unwrap(),
         vec![3, 2, 0x03, 0xef]
     );
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let (_, events) =
-        r.h.call(
-            "sam",
-            "GET",
-            &format!("/api/v1/events?grant={g}&limit=5000"),
-            None,
-        )
-        .await;
+    let events = events_until(&mut r.h, &format!("grant={g}&limit=5000"), |events| {
+        events.iter().any(|e| {
+            e["kind"] == "session.ended"
+                && e["data"]["detail"]["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("bad_device_response")
+        })
+    })
+    .await;
     let ended: Vec<&Value> = events
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|e| e["kind"] == "session.ended")
         .collect();

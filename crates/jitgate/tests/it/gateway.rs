@@ -359,14 +359,14 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
     let direct = client(py_port, "in_scope");
     assert_eq!(direct["read_holding_0_9"]["ok"][5], 5, "{direct}");
 
-    // Expiry at the edge: a 15-second grant cuts a client that keeps reading.
-    let short = granted(&cli, "15s");
+    // Expiry at the edge: a 20-second grant cuts a client that keeps reading.
+    let short = granted(&cli, "20s");
     let local2 = free_port();
     let _c2 = connect(&cli, &short, local2);
     let r = client(local2, "hold");
-    assert!(r["reads"].as_u64().unwrap() > 5, "{r}");
+    assert!(r["reads"].as_u64().unwrap() > 3, "{r}");
     assert!(
-        r["after_s"].as_f64().unwrap() < 20.0,
+        r["after_s"].as_f64().unwrap() < 25.0,
         "the session ended at expiry: {r}"
     );
 
