@@ -56,6 +56,12 @@ pub enum EventKind {
     PolicyLoaded,
     #[serde(rename = "auth.enrolled")]
     AuthEnrolled,
+    /// A mandatory post-session review of a grant was opened (break-glass, legacy asset).
+    #[serde(rename = "review.opened")]
+    ReviewOpened,
+    /// Someone other than the subject completed a post-session review: `ok` or `finding`.
+    #[serde(rename = "review.completed")]
+    ReviewCompleted,
     /// A grant token was issued to the subject (its fingerprint, never the token).
     #[serde(rename = "credential.issued")]
     CredentialIssued,
@@ -72,6 +78,19 @@ pub enum EventKind {
     Operation,
     #[serde(rename = "key.rotated")]
     KeyRotated,
+    /// An approver withdrew an approval (it stops counting; an active grant ends).
+    #[serde(rename = "approval.withdrawn")]
+    ApprovalWithdrawn,
+    /// A gateway was told to end a grant (control channel), or acknowledged it.
+    #[serde(rename = "revocation.sent")]
+    RevocationSent,
+    /// One check of a grant's teardown with its evidence (sessions closed, credential
+    /// refused, downstream authorization gone).
+    #[serde(rename = "teardown.check")]
+    TeardownCheck,
+    /// The teardown verdict: `verified`, `partial` or `failed`.
+    #[serde(rename = "teardown.verdict")]
+    TeardownVerdict,
 }
 
 impl EventKind {
@@ -90,12 +109,18 @@ impl EventKind {
             EventKind::InventoryChanged => "inventory.changed",
             EventKind::PolicyLoaded => "policy.loaded",
             EventKind::AuthEnrolled => "auth.enrolled",
+            EventKind::ReviewOpened => "review.opened",
+            EventKind::ReviewCompleted => "review.completed",
             EventKind::CredentialIssued => "credential.issued",
             EventKind::SessionStarted => "session.started",
             EventKind::SessionRefused => "session.refused",
             EventKind::SessionEnded => "session.ended",
             EventKind::Operation => "operation",
             EventKind::KeyRotated => "key.rotated",
+            EventKind::ApprovalWithdrawn => "approval.withdrawn",
+            EventKind::RevocationSent => "revocation.sent",
+            EventKind::TeardownCheck => "teardown.check",
+            EventKind::TeardownVerdict => "teardown.verdict",
         }
     }
 }

@@ -642,6 +642,108 @@ pub fn withdraw(mut request: Request, by: &str, now: Timestamp) -> Result<Outcom
     })
 }
 
+/// Close an ended grant once its teardown verdict is final (`verified` or `partial`): the
+/// grant and its request become `closed`.
+pub fn close_grant(
+    mut request: Request,
+    mut grant: Grant,
+    verdict: &str,
+    now: Timestamp,
+) -> Result<Outcome, CoreError> {
+    if grant.state != GrantState::Ending {
+        return Err(wrong_state(
+            format!("grant {}", grant.id),
+            grant.state.as_str(),
+            "ending",
+        ));
+    }
+    grant.state = GrantState::Closed;
+    let before = request.state;
+    request.state = RequestState::Closed;
+    request.updated_at = now;
+    let event = Event::new(EventKind::TeardownVerdict, Actor::scheduler(), now)
+        .request(&request.id)
+        .grant(&grant.id)
+        .states(Some(before.as_str()), RequestState::Closed.as_str())
+        .data(json!({ "verdict": verdict, "final": true }));
+    Ok(Outcome {
+        request,
+        grant: Some(grant),
+        approval: None,
+        events: vec![event],
+    })
+}
+
+/// What withdrawing an approval does to its request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WithdrawalEffect {
+    /// The request was still pending: one approval fewer.
+    StillPending,
+    /// The request was approved (window not open): it is pending again.
+    BackToPending,
+    /// The grant is active: it must end (a context change).
+    EndGrant,
+}
+
+/// An approver withdraws their approval of a request. Only the approver themself can; the
+/// request must not have ended. Returns the request as it is afterwards, the effect, and the
+/// event. Ending an active grant is the caller's next step ([`end_grant`] with
+/// [`EndReason::ContextChanged`]), so that every end of a grant goes through one path.
+pub fn withdraw_approval(
+    mut request: Request,
+    approval: &Approval,
+    by: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(Request, WithdrawalEffect, Event), CoreError> {
+    if approval.approver != by {
+        return Err(CoreError::Forbidden(format!(
+            "only {} can withdraw their own approval",
+            approval.approver
+        )));
+    }
+    if approval.verdict != ApprovalVerdict::Approve {
+        return Err(CoreError::InvalidRequest(
+            "only an approval can be withdrawn; a denial already ended the request".into(),
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(CoreError::InvalidRequest(
+            "withdrawing an approval needs a reason (--reason)".into(),
+        ));
+    }
+    let before = request.state;
+    let effect = match before {
+        RequestState::Pending => WithdrawalEffect::StillPending,
+        RequestState::Approved => {
+            request.state = RequestState::Pending;
+            WithdrawalEffect::BackToPending
+        }
+        RequestState::Active => WithdrawalEffect::EndGrant,
+        other => {
+            return Err(wrong_state(
+                format!("request {}", request.id),
+                other.as_str(),
+                "pending, approved or active",
+            ))
+        }
+    };
+    request.updated_at = now;
+    let mut event = Event::new(EventKind::ApprovalWithdrawn, Actor::identity(by), now)
+        .request(&request.id)
+        .data(json!({
+            "approval_id": approval.id,
+            "approved_at": crate::event::rfc3339(approval.at),
+            "scope_digest": approval.scope_digest,
+            "reason": reason,
+        }));
+    event.approval_id = Some(approval.id.clone());
+    if request.state != before {
+        event = event.states(Some(before.as_str()), request.state.as_str());
+    }
+    Ok((request, effect, event))
+}
+
 /// Is this request due to be activated (approved and its window open)?
 pub fn due_for_activation(request: &Request, now: Timestamp) -> bool {
     request.state == RequestState::Approved

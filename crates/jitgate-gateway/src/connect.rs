@@ -109,6 +109,25 @@ pub async fn open_tunnel(
     Ok((stream.into_inner(), verdict))
 }
 
+/// Copy both ways until either side closes, then close both. Not a half-close: when the
+/// gateway ends the session (revocation, expiry), the local client must see its connection
+/// closed at once, not a socket that still accepts writes.
+async fn relay_until_either_closes(
+    local: TcpStream,
+    tunnel: &mut tokio_rustls::client::TlsStream<TcpStream>,
+) -> std::io::Result<()> {
+    let (mut local_r, mut local_w) = local.into_split();
+    let (mut tunnel_r, mut tunnel_w) = tokio::io::split(tunnel);
+    let result = tokio::select! {
+        r = tokio::io::copy(&mut local_r, &mut tunnel_w) => r.map(|_| ()),
+        r = tokio::io::copy(&mut tunnel_r, &mut local_w) => r.map(|_| ()),
+    };
+    // Dropping the halves closes the local socket; the tunnel is closed by the caller's drop.
+    drop(local_w);
+    drop(local_r);
+    result
+}
+
 /// Serve the local port until the token expires (or the process is stopped). Each local
 /// connection gets its own tunnel; a refused tunnel closes that local connection.
 pub async fn serve_local(
@@ -142,8 +161,7 @@ pub async fn serve_local(
                             "{peer}: session {} open",
                             verdict.session.unwrap_or_default()
                         ));
-                        let mut local = local;
-                        let result = tokio::io::copy_bidirectional(&mut local, &mut tunnel).await;
+                        let result = relay_until_either_closes(local, &mut tunnel).await;
                         on_event(format!(
                             "{peer}: session closed{}",
                             match result {

@@ -16,13 +16,17 @@
 //! - The gateway process: [`config`] (`gateway.toml`), [`runtime`] (announce to the server,
 //!   refresh keys and assets, accept tunnels, the registry of live sessions), [`session`]
 //!   (one tunnel: handshake, online check, the inspection loop, expiry at the edge),
-//!   [`spool`] (ordered, at-least-once delivery of events with a disk spool), [`server_api`].
+//!   [`spool`] (ordered, at-least-once delivery of events with a disk spool), [`server_api`],
+//!   [`control`] (the WebSocket control channel: revocations in, acknowledgements out) and
+//!   [`revocations`] (the persisted list of ended grants whose credentials are refused).
 //! - Both ends of a tunnel: [`tunnel`] (the handshake messages), [`tls`] (certificates and
 //!   fingerprint pinning), [`connect`] (the client side behind `jitgate connect`).
 
 pub mod config;
 pub mod connect;
+pub mod control;
 pub mod modbus;
+pub mod revocations;
 pub mod runtime;
 pub mod server_api;
 pub mod session;

@@ -1,11 +1,13 @@
 //! The gateway process: announce itself to the server, keep the token keys and its assets
-//! current, accept tunnels, and keep a registry of live sessions (so a revocation or a
-//! shutdown can end them).
+//! current, hold the control channel (revocations), accept tunnels, and keep a registry of
+//! live sessions (so a revocation or a shutdown can end them) and of ended grants (the
+//! persisted revocation list).
 
 use crate::config::GatewayConfig;
 use crate::server_api::{ApiError, ServerApi};
 use crate::spool::EventLog;
-use crate::wire::{GatewayHello, GatewaySetup};
+use crate::revocations::RevocationList;
+use crate::wire::{GatewayHello, GatewaySetup, Revocation, RevocationAck, SessionClosed};
 use jitgate_core::{Asset, GrantState, Timestamp};
 use jitgate_credential::{Challenge, CredentialError, GrantClaims, NonceCache, Verifier};
 use std::collections::HashMap;
@@ -55,6 +57,12 @@ pub struct Gateway {
     /// What the gateway announces (address, certificate fingerprint) on every refresh.
     hello: GatewayHello,
     last_on_demand: Mutex<Option<std::time::Instant>>,
+    /// Ended grants whose credentials are refused here (persisted).
+    revoked: Mutex<RevocationList>,
+    /// Sessions closed under each grant, with the grant's expiry (for acknowledgements).
+    closed: Mutex<HashMap<String, (Timestamp, Vec<SessionClosed>)>>,
+    /// Whether the control channel to the server is up (for status and tests).
+    pub control_connected: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
@@ -142,6 +150,67 @@ impl Gateway {
             Some(std::time::Instant::now());
     }
 
+    /// Has this grant ended (its credential is refused here)? Returns the reason.
+    pub fn revoked_reason(&self, grant: &str) -> Option<String> {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_revoked(grant)
+            .map(|e| e.reason.clone())
+    }
+
+    /// Apply a revocation from the server: persist it in the revocation list (so the
+    /// credential stays refused across restarts), end every live session of the grant, wait
+    /// until they are gone, and say what was closed. Idempotent.
+    pub async fn apply_revocation(&self, r: &Revocation) -> Result<RevocationAck, String> {
+        let now = self.clock_now();
+        // In memory first (new handshakes refuse at once), cut the sessions, then write the
+        // list to disk: the cut does not wait for an fsync.
+        let (revoked_at, snapshot) = self
+            .revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(r, now);
+        let ended = self.end_grant_sessions(&r.grant_id, &format!("grant_{}", r.reason));
+        if let Some(snapshot) = snapshot {
+            tokio::task::spawn_blocking(move || snapshot.write())
+                .await
+                .map_err(|e| e.to_string())??;
+        }
+        if ended > 0 {
+            tracing::info!(grant = %r.grant_id, sessions = ended, reason = %r.reason, "grant ended: sessions cut");
+        }
+        // Sessions leave the registry as soon as their loop sees the signal (milliseconds).
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut live = self.live_sessions_of(&r.grant_id);
+        while live > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            live = self.live_sessions_of(&r.grant_id);
+        }
+        let sessions = self
+            .closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&r.grant_id)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        Ok(RevocationAck {
+            grant_id: r.grant_id.clone(),
+            live_sessions: live,
+            sessions,
+            revoked_at,
+        })
+    }
+
+    pub fn live_sessions_of(&self, grant: &str) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|h| h.grant_id == grant)
+            .count()
+    }
+
     /// Add a live session; the receiver yields the reason when it must end.
     pub fn register(&self, session: &str, grant: &str) -> watch::Receiver<String> {
         let (tx, rx) = watch::channel(String::new());
@@ -158,7 +227,26 @@ impl Gateway {
         rx
     }
 
-    pub fn unregister(&self, session: &str) {
+    /// Remove a session from the registry; `closed` (for a session that ran) is kept for
+    /// the grant's acknowledgements until the grant's credential expires.
+    pub fn unregister(&self, session: &str, closed: Option<(Timestamp, SessionClosed)>) {
+        if let Some((expires_at, record)) = closed {
+            let grant = self
+                .sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(session)
+                .map(|h| h.grant_id.clone());
+            if let Some(grant) = grant {
+                let mut map = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+                let horizon = self.clock_now() - chrono::Duration::hours(1);
+                map.retain(|_, (exp, _)| *exp > horizon);
+                map.entry(grant)
+                    .or_insert_with(|| (expires_at, Vec::new()))
+                    .1
+                    .push(record);
+            }
+        }
         self.sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -312,6 +400,11 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         address: advertise.clone(),
         tls_fingerprint: fingerprint,
     };
+    // The revocation list is read before anything is accepted: a token revoked before a
+    // restart stays refused even if the server cannot be reached.
+    let revoked = RevocationList::load(&config.state_dir.join("revoked.json"))
+        .map_err(GatewayError::Other)?;
+    let control_url = api.control_url().map_err(GatewayError::Other)?;
     let setup = api.hello(&hello).await.map_err(GatewayError::Server)?;
     let (events, spool_task) = crate::spool::start(
         api.clone(),
@@ -333,6 +426,9 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         last_contact: Mutex::new(None),
         hello: hello.clone(),
         last_on_demand: Mutex::new(None),
+        revoked: Mutex::new(revoked),
+        closed: Mutex::new(HashMap::new()),
+        control_connected: std::sync::atomic::AtomicBool::new(false),
     });
     gateway.apply_setup(&setup)?;
     tracing::info!(gateway = %gateway.id, %addr, assets = setup.assets.len(), "gateway listening");
@@ -351,6 +447,12 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
             }
         }
     });
+    let control = tokio::spawn(crate::control::run(
+        gateway.clone(),
+        control_url,
+        key.clone(),
+        stop_rx.clone(),
+    ));
     let refresh_gw = gateway.clone();
     let mut refresh_stop = stop_rx;
     let refresh = tokio::spawn(async move {
@@ -378,6 +480,6 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         addr,
         gateway,
         stop,
-        tasks: vec![accept, refresh],
+        tasks: vec![accept, refresh, control],
     })
 }

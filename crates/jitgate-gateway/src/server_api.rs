@@ -59,6 +59,21 @@ impl ServerApi {
             .map_err(|e| ApiError::Unreachable(format!("reading the answer: {e}")))
     }
 
+    /// The control channel's WebSocket URL (`ws://…/api/v1/gateway/control`).
+    pub fn control_url(&self) -> Result<String, String> {
+        if let Some(rest) = self.base.strip_prefix("http://") {
+            Ok(format!("ws://{rest}/gateway/control"))
+        } else if self.base.starts_with("https://") {
+            Err("the control channel speaks ws:// only: give the server as http://host:port (on a trusted network or loopback), or put both behind a TLS tunnel".into())
+        } else {
+            Err(format!("server URL {} must start with http://", self.base))
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     pub async fn hello(&self, hello: &GatewayHello) -> Result<GatewaySetup, ApiError> {
         self.send(
             self.http

@@ -5,6 +5,7 @@
 use crate::modbus::{self, Verdict};
 use crate::runtime::Gateway;
 use crate::tunnel::{self, ChallengeMsg, Hello, Proof};
+use crate::wire::SessionClosed;
 use jitgate_core::event::rfc3339;
 use jitgate_core::Asset;
 use jitgate_credential::GrantClaims;
@@ -115,6 +116,20 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
     let _ = device.set_nodelay(true);
     let allow = modbus::AllowList::compile(&asset.id, &claims.scope);
     let mut kill = gw.register(&session_id, &claims.grant_id);
+    // A revocation that arrived between the handshake's check and the registration found
+    // no session to cut: look again now that this one is registered.
+    if let Some(reason) = gw.revoked_reason(&claims.grant_id) {
+        gw.unregister(&session_id, None);
+        let verdict = tunnel::Verdict {
+            ok: false,
+            session: None,
+            expires_at: None,
+            code: Some("grant_revoked".into()),
+            message: Some(format!("grant {} has ended ({reason})", claims.grant_id)),
+        };
+        let _ = tunnel::write_msg(&mut stream, &verdict).await;
+        return;
+    }
     let verdict = tunnel::Verdict {
         ok: true,
         session: Some(session_id.clone()),
@@ -123,7 +138,7 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
         message: None,
     };
     if tunnel::write_msg(&mut stream, &verdict).await.is_err() {
-        gw.unregister(&session_id);
+        gw.unregister(&session_id, None);
         return;
     }
     gw.events.record(
@@ -145,10 +160,25 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
         reason = kill.changed() => match reason { Ok(()) => kill.borrow().clone(), Err(_) => "gateway_shutdown".into() },
     };
     let _ = stream.get_mut().shutdown().await;
-    gw.unregister(&session_id);
+    let closed_at = gw.clock_now();
+    gw.unregister(
+        &session_id,
+        Some((
+            claims.expires_at,
+            SessionClosed {
+                session_id: session_id.clone(),
+                closed_at,
+                reason: end.clone(),
+                bytes_from_client: stats.bytes_in,
+                bytes_to_client: stats.bytes_out,
+                operations: stats.operations,
+                denied: stats.denied,
+            },
+        )),
+    );
     gw.events.record(
         "session.ended",
-        gw.clock_now(),
+        closed_at,
         Some(&claims.grant_id),
         Some(&session_id),
         json!({"reason": end, "operations": stats.operations, "denied": stats.denied, "bytes_from_client": stats.bytes_in, "bytes_to_client": stats.bytes_out}),
@@ -199,6 +229,20 @@ async fn handshake(
     }
     .map_err(|e| (refuse(e.code(), format!("token refused: {e}")), None))?;
     let grant = Some(claims.grant_id.clone());
+    // The revocation list first: an ended grant's credential is refused here without asking
+    // the server (and across restarts: the list is on disk).
+    if let Some(reason) = gw.revoked_reason(&claims.grant_id) {
+        return Err((
+            refuse(
+                "grant_revoked",
+                format!(
+                    "grant {} has ended ({reason}); its credential is refused. Request access again if the work is not finished",
+                    claims.grant_id
+                ),
+            ),
+            grant,
+        ));
+    }
     let asset = gw.asset(&hello.asset).ok_or_else(|| {
         (
             refuse(

@@ -90,3 +90,60 @@ pub struct TokenResponse {
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
 }
+
+/// Server → gateway, over the control channel (`GET /api/v1/gateway/control`, WebSocket,
+/// one JSON object per text message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ControlDown {
+    /// End every live session of the grant now and refuse its credential until it expires.
+    /// The gateway answers with [`ControlUp::Ack`].
+    Revoke(Revocation),
+    /// Sent first on every (re)connection: every ended grant whose credential could still
+    /// be valid, so that a gateway that was away catches up. Each is acknowledged.
+    Sync { revoked: Vec<Revocation> },
+}
+
+/// One ended grant, as a gateway must enforce it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub grant_id: String,
+    /// `revoked`, `expired`, `completed`, `context_changed`.
+    pub reason: String,
+    /// The credential's own expiry: after it the entry can be forgotten.
+    #[serde(with = "jitgate_core::event::millis")]
+    pub expires_at: Timestamp,
+}
+
+/// Gateway → server, over the control channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ControlUp {
+    /// The grant is in the gateway's revocation list (persisted) and none of its sessions
+    /// is live any more; `sessions` are the ones the gateway saw under it.
+    Ack(RevocationAck),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevocationAck {
+    pub grant_id: String,
+    /// Live sessions of the grant after the revocation was applied (0 when all closed).
+    pub live_sessions: usize,
+    pub sessions: Vec<SessionClosed>,
+    /// When the revocation entered the gateway's (persisted) list.
+    #[serde(with = "jitgate_core::event::millis")]
+    pub revoked_at: Timestamp,
+}
+
+/// A session under a grant, as closed at the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionClosed {
+    pub session_id: String,
+    #[serde(with = "jitgate_core::event::millis")]
+    pub closed_at: Timestamp,
+    pub reason: String,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+    pub operations: u64,
+    pub denied: u64,
+}

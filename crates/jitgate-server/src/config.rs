@@ -28,6 +28,26 @@ pub struct ServerConfig {
     /// Lifetime of a login session token, e.g. `1h`.
     #[serde(default = "default_session_ttl")]
     pub session_ttl: String,
+    /// Evidence log: log id, checkpoint interval (`[evidence]`); see docs/evidence.md.
+    #[serde(default)]
+    pub evidence: crate::evidence::EvidenceConfig,
+    /// SIEM collectors events are streamed to (`[[siem]]`).
+    #[serde(default)]
+    pub siem: Vec<crate::siem::SiemConfig>,
+    /// How long after a grant's expiry its post-session review is due, e.g. `24h`.
+    #[serde(default = "default_review_due_after")]
+    pub review_due_after: String,
+    /// Outgoing notifications (`[[notify.webhook]]`); see docs/notifications.md.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// How long a teardown waits for each gateway to acknowledge a revocation (and for the
+    /// credential probe) before the verdict is `failed`, e.g. `5s`.
+    #[serde(default = "default_teardown_timeout")]
+    pub teardown_timeout: String,
+}
+
+fn default_teardown_timeout() -> String {
+    "5s".into()
 }
 
 fn default_listen() -> SocketAddr {
@@ -39,6 +59,9 @@ fn default_data_dir() -> PathBuf {
 fn default_session_ttl() -> String {
     "1h".into()
 }
+fn default_review_due_after() -> String {
+    "24h".into()
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -49,6 +72,11 @@ impl Default for ServerConfig {
             policy_dir: None,
             inventory: None,
             session_ttl: default_session_ttl(),
+            evidence: crate::evidence::EvidenceConfig::default(),
+            siem: Vec::new(),
+            review_due_after: default_review_due_after(),
+            notify: NotifyConfig::default(),
+            teardown_timeout: default_teardown_timeout(),
         }
     }
 }
@@ -115,11 +143,25 @@ impl ServerConfig {
         if let Some(v) = env("JITGATE_SESSION_TTL") {
             cfg.session_ttl = v;
         }
+        if let Some(v) = env("JITGATE_EVIDENCE_LOG_ID") {
+            cfg.evidence.log_id = Some(v);
+        }
+        if let Some(v) = env("JITGATE_EVIDENCE_CHECKPOINT_INTERVAL") {
+            cfg.evidence.checkpoint_interval = v;
+        }
+        if let Some(v) = env("JITGATE_REVIEW_DUE_AFTER") {
+            cfg.review_due_after = v;
+        }
+        if let Some(v) = env("JITGATE_TEARDOWN_TIMEOUT") {
+            cfg.teardown_timeout = v;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.evidence.validate().map_err(ConfigError::Invalid)?;
+        crate::siem::validate_all(&self.siem).map_err(ConfigError::Invalid)?;
         let ttl = self.session_ttl_secs()?;
         if !(60..=86_400).contains(&ttl) {
             return Err(ConfigError::Invalid(format!(
@@ -137,7 +179,38 @@ impl ServerConfig {
                 )));
             }
         }
+        let due = self.review_due_after_secs()?;
+        if !(0..=90 * 86_400).contains(&due) {
+            return Err(ConfigError::Invalid(format!(
+                "review_due_after {} is outside 0s..90d; reviews of break-glass access are \
+                 meant to happen soon after it",
+                self.review_due_after
+            )));
+        }
+        self.notify.validate()?;
+        let td = self.teardown_timeout()?;
+        if td < std::time::Duration::from_millis(100) || td > std::time::Duration::from_secs(300) {
+            return Err(ConfigError::Invalid(format!(
+                "teardown_timeout {} is outside 100ms..5m",
+                self.teardown_timeout
+            )));
+        }
         Ok(())
+    }
+
+    pub fn teardown_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        humantime::parse_duration(self.teardown_timeout.trim()).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "teardown_timeout {:?}: {e}; write it like 5s or 500ms",
+                self.teardown_timeout
+            ))
+        })
+    }
+
+    pub fn review_due_after_secs(&self) -> Result<i64, ConfigError> {
+        parse_duration_secs(&self.review_due_after).map_err(|m| {
+            ConfigError::Invalid(format!("review_due_after {:?}: {m}", self.review_due_after))
+        })
     }
 
     pub fn session_ttl_secs(&self) -> Result<i64, ConfigError> {
@@ -151,6 +224,181 @@ pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
     let d = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{e}; write durations like 30m, 2h or 1h30m"))?;
     i64::try_from(d.as_secs()).map_err(|_| "duration is too long".to_string())
+}
+
+/// `[notify]`: where notifications go.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// `[[notify.webhook]]` entries.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// Body format of a webhook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// jitgate's JSON envelope (docs/notifications.md).
+    #[default]
+    Json,
+    /// A Slack-compatible message (`text` + `blocks`), for Slack incoming webhooks and the
+    /// many chat tools that accept the same shape.
+    Slack,
+}
+
+/// One `[[notify.webhook]]`. The HMAC key comes from a file or an environment variable,
+/// never from this file, so the configuration can be shared and versioned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Unique name; shown in `jitgate notifications` and logs (the URL never is: chat
+    /// webhook URLs are secrets themselves).
+    pub name: String,
+    /// `https://...` (or `http://` for a receiver on a trusted network).
+    pub url: String,
+    /// File holding the HMAC-SHA256 key (at least 16 bytes; surrounding whitespace ignored).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Environment variable holding the HMAC-SHA256 key.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// Notice kinds to send; default: all of [`NOTICE_KINDS`].
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+/// Every notice kind a webhook can subscribe to.
+pub const NOTICE_KINDS: &[&str] = &[
+    "request.awaiting_approval",
+    "grant.active",
+    "breakglass.started",
+    "teardown.failed",
+    "review.due",
+];
+
+/// Shortest HMAC key accepted, in bytes.
+pub const MIN_WEBHOOK_SECRET: usize = 16;
+
+impl NotifyConfig {
+    /// Check every webhook, including that its secret can be read now.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for w in &self.webhooks {
+            w.validate()?;
+            if !seen.insert(w.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "notify.webhook {:?} is defined twice; give each webhook a unique name",
+                    w.name
+                )));
+            }
+            w.secret()?;
+        }
+        Ok(())
+    }
+}
+
+impl WebhookConfig {
+    /// Everything but the secret (which [`WebhookConfig::secret`] reads).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let name = &self.name;
+        let ok_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok_name {
+            return Err(ConfigError::Invalid(format!(
+                "notify.webhook name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
+            )));
+        }
+        let invalid = |m: String| ConfigError::Invalid(format!("notify.webhook {name:?}: {m}"));
+        // The URL is not echoed: a chat webhook URL carries its own secret.
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| invalid(format!("url is not a valid URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid(
+                "url must be http://host/... or https://host/...".into(),
+            ));
+        }
+        match (&self.secret_file, &self.secret_env) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "set either secret_file or secret_env, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "needs an HMAC key: set secret_file = \"/etc/jitgate/<name>.secret\" or \
+                     secret_env = \"JITGATE_<NAME>_SECRET\" (at least 16 random bytes, e.g. \
+                     `openssl rand -hex 32`)"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(events) = &self.events {
+            if events.is_empty() {
+                return Err(invalid(
+                    "events is empty; omit it to send every kind, or remove the webhook".into(),
+                ));
+            }
+            for e in events {
+                if !NOTICE_KINDS.contains(&e.as_str()) {
+                    return Err(invalid(format!(
+                        "unknown event {e:?}; use {}",
+                        NOTICE_KINDS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the HMAC key from its file or environment variable.
+    pub fn secret(&self) -> Result<Vec<u8>, ConfigError> {
+        let name = &self.name;
+        let raw = if let Some(path) = &self.secret_file {
+            std::fs::read(path).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "notify.webhook {name:?}: cannot read secret_file {}: {e}",
+                    path.display()
+                ))
+            })?
+        } else if let Some(var) = &self.secret_env {
+            std::env::var(var)
+                .map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "notify.webhook {name:?}: environment variable {var} (secret_env) is \
+                         not set or not UTF-8"
+                    ))
+                })?
+                .into_bytes()
+        } else {
+            return Err(ConfigError::Invalid(format!(
+                "notify.webhook {name:?} has no secret_file or secret_env"
+            )));
+        };
+        let secret = raw.trim_ascii().to_vec();
+        if secret.len() < MIN_WEBHOOK_SECRET {
+            return Err(ConfigError::Invalid(format!(
+                "notify.webhook {name:?}: the HMAC key has {} bytes; use at least \
+                 {MIN_WEBHOOK_SECRET} random bytes (e.g. `openssl rand -hex 32`)",
+                secret.len()
+            )));
+        }
+        Ok(secret)
+    }
+
+    /// Does this webhook want notices of `kind`?
+    pub fn wants(&self, kind: &str) -> bool {
+        match &self.events {
+            None => true,
+            Some(events) => events.iter().any(|e| e == kind),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +436,88 @@ mod tests {
             ..Default::default()
         };
         assert!(cfg.validate().is_err());
+    }
+
+    fn webhook_config(dir: &Path, extra: &str) -> Result<ServerConfig, ConfigError> {
+        let p = dir.join("c.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[[notify.webhook]]\nname = \"soc\"\nurl = \"https://soc.example/hook\"\n{extra}\n"
+            ),
+        )
+        .unwrap();
+        ServerConfig::load(Some(&p), |_| None)
+    }
+
+    #[test]
+    fn webhooks_are_validated_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("soc.secret");
+        std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let file = format!("secret_file = {:?}", secret.display().to_string());
+
+        let cfg = webhook_config(dir.path(), &file).unwrap();
+        let w = &cfg.notify.webhooks[0];
+        assert_eq!(w.format, WebhookFormat::Json);
+        assert!(w.wants("review.due"));
+        assert_eq!(w.secret().unwrap(), b"0123456789abcdef0123456789abcdef");
+
+        let err = webhook_config(dir.path(), "").unwrap_err().to_string();
+        assert!(
+            err.contains("secret_file") && err.contains("secret_env"),
+            "{err}"
+        );
+
+        std::fs::write(&secret, "short").unwrap();
+        let err = webhook_config(dir.path(), &file).unwrap_err().to_string();
+        assert!(err.contains("at least 16"), "{err}");
+        std::fs::write(&secret, "0123456789abcdef").unwrap();
+
+        let err = webhook_config(dir.path(), &format!("{file}\nevents = [\"grant.actve\"]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("grant.actve") && err.contains("grant.active"),
+            "{err}"
+        );
+
+        let err = webhook_config(dir.path(), &format!("{file}\nformat = \"xml\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xml"), "{err}");
+
+        let err = webhook_config(
+            dir.path(),
+            &format!("{file}\n[[notify.webhook]]\nname = \"soc\"\nurl = \"http://h/\"\n{file}"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("twice"), "{err}");
+
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            format!("[[notify.webhook]]\nname = \"x\"\nurl = \"ftp://h/secret-path\"\n{file}\n"),
+        )
+        .unwrap();
+        let err = ServerConfig::load(Some(&p), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://"), "{err}");
+        assert!(!err.contains("secret-path"), "the URL is not echoed: {err}");
+    }
+
+    #[test]
+    fn review_due_after_has_a_default_and_an_override() {
+        let cfg = ServerConfig::load(None, |k| {
+            (k == "JITGATE_REVIEW_DUE_AFTER").then(|| "2h".into())
+        })
+        .unwrap();
+        assert_eq!(cfg.review_due_after_secs().unwrap(), 7200);
+        assert_eq!(
+            ServerConfig::default().review_due_after_secs().unwrap(),
+            86_400
+        );
     }
 }

@@ -36,6 +36,9 @@ pub enum ServerError {
     Forbidden(String),
     #[error("policy set not loaded: {0}")]
     Policy(String),
+    /// The evidence log fails verification: nothing is signed or exported over it.
+    #[error("{0}")]
+    EvidenceBroken(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -75,6 +78,7 @@ impl ServerError {
             ServerError::BadTotp(_) => (S::UNAUTHORIZED, "bad_totp"),
             ServerError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             ServerError::Policy(_) => (S::UNPROCESSABLE_ENTITY, "invalid_policy"),
+            ServerError::EvidenceBroken(_) => (S::CONFLICT, "evidence_broken"),
             ServerError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

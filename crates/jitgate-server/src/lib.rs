@@ -10,6 +10,17 @@
 //!   transaction each. Domain rules stay in `jitgate-core`; this only wires them.
 //! - [`policy`]    — loading/reloading the Cedar policy set and taking decisions.
 //! - [`scheduler`] — expiry, lapse and activation on time.
+//! - [`notify`]    — outgoing webhooks: outbox rows written with the state change, a delivery
+//!   worker (signed, retried with backoff); [`reviews`] — mandatory post-session reviews.
+//! - [`control`]   — the gateways' control channel (WebSocket): revocations pushed the moment
+//!   a grant ends, acknowledgements collected.
+//! - [`context`]   — changes of context that end grants (identity disabled, org suspended,
+//!   asset locked out, policy reload, approval withdrawn).
+//! - [`teardown`]  — after every end of a grant: sessions closed, credential refused (probed),
+//!   downstream authorization gone → `verified` / `partial` / `failed` (retried).
+//! - [`evidence`]  — the evidence key (data dir), checkpoints (periodic, on demand, at stop),
+//!   in-place verification of the log, per-grant bundles and reports; [`siem`] — streaming
+//!   events to SIEM collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
 //! - [`api`]       — axum handlers (`/api/v1`), body types shared with the CLI, OpenAPI.
 //! - [`error`]     — every error → HTTP status + stable code + message saying what to do.
 //!
@@ -20,11 +31,18 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod context;
+pub mod control;
 pub mod error;
+pub mod evidence;
+pub mod notify;
 pub mod policy;
+pub mod reviews;
 pub mod scheduler;
 pub mod service;
+pub mod siem;
 pub mod state;
+pub mod teardown;
 
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -135,7 +153,15 @@ pub async fn start_with_store(
                 config.data_dir.display()
             ))
         })?;
+    // Webhook keys are read now: a missing key stops the start rather than losing notices.
+    let notifier = notify::Notifier::from_config(&config.notify)
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let evidence = evidence::Evidence::open(&config.evidence, &config.data_dir, &store)
+        .await
+        .map_err(|e| StartError::Other(format!("evidence: {e}")))?;
     let state = AppState {
+        evidence: Arc::new(evidence),
         store,
         clock,
         policies: Arc::new(RwLock::new(Arc::new(loaded))),
@@ -143,8 +169,16 @@ pub async fn start_with_store(
         wake: Arc::new(Notify::new()),
         next_wake_ms: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         keyring: Arc::new(std::sync::Mutex::new(keyring)),
+        control: Arc::new(control::ControlHub::default()),
+        teardown_wake: Arc::new(Notify::new()),
+        teardown_retry_now: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        shutdown: shutdown_rx.clone(),
+        notifier: Arc::new(notifier),
     };
     policy::record_loaded(&state, Actor::system(), &policy_info)
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    evidence::archive_policies(&state.store, &state.policies().set)
         .await
         .map_err(|e| StartError::Other(e.to_string()))?;
     if let Some(path) = state.config.inventory.clone() {
@@ -177,7 +211,7 @@ pub async fn start_with_store(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
-    let (shutdown, rx) = watch::channel(false);
+    let rx = shutdown_rx;
     let app = app(state.clone());
     let mut serve_rx = rx.clone();
     let server = tokio::spawn(async move {
@@ -190,13 +224,24 @@ pub async fn start_with_store(
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
+    let notifications = tokio::spawn(notify::run(state.clone(), rx.clone()));
+    let teardowns = tokio::spawn(teardown::run(state.clone(), rx.clone()));
     let scheduler = tokio::spawn(scheduler::run(state.clone(), rx));
+    // Checkpoints (and the one signed at stop) and SIEM delivery stop with the rest.
+    let mut evidence_tasks = vec![tokio::spawn(evidence::run_checkpointer(
+        state.clone(),
+        shutdown.subscribe(),
+    ))];
+    evidence_tasks.extend(siem::spawn(&state, &shutdown.subscribe()));
     tracing::info!(%addr, "jitgate server listening");
     Ok(RunningServer {
         addr,
         state,
         shutdown,
-        tasks: vec![server, scheduler],
+        tasks: vec![server, scheduler, notifications, teardowns]
+            .into_iter()
+            .chain(evidence_tasks)
+            .collect(),
     })
 }
 
@@ -205,7 +250,11 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .nest(
             "/api/v1",
-            api::routes::router().merge(api::gateway::router()),
+            api::evidence::router()
+                .merge(api::routes::router())
+                .merge(api::gateway::router())
+                .merge(api::reviews::router())
+                .merge(api::teardown::router()),
         )
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
@@ -216,7 +265,10 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn openapi() -> impl IntoResponse {
-    Json(api::routes::ApiDoc::openapi())
+    let mut doc = api::routes::ApiDoc::openapi();
+    doc.merge(api::reviews::ReviewsDoc::openapi());
+    doc.merge(api::teardown::TeardownDoc::openapi());
+    Json(doc)
 }
 
 async fn not_found(uri: axum::http::Uri) -> error::ServerError {

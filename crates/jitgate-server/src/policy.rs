@@ -38,8 +38,12 @@ pub async fn reload(state: &AppState, actor: Actor) -> ApiResult<PolicyInfo> {
     let loaded = load(state.config.policy_dir.as_deref())
         .map_err(|e| ServerError::Policy(format!("{e}; the previous policy set stays in force")))?;
     let info = info(&loaded);
-    record_loaded(state, actor, &info).await?;
+    crate::evidence::archive_policies(&state.store, &loaded.set).await?;
+    record_loaded(state, actor.clone(), &info).await?;
     state.set_policies(loaded);
+    // Every active grant is decided again under the new set; those it no longer allows end.
+    let ended = crate::context::reevaluate_after_reload(state, &actor).await?;
+    crate::teardown::push_revocations(state, &ended).await;
     Ok(info)
 }
 

@@ -15,6 +15,10 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
         if let Err(e) = service::tick(&state).await {
             tracing::error!(error = %e, "scheduler pass failed; retrying");
         }
+        // Overdue post-session reviews are notified once each (a read when there are none).
+        if let Err(e) = crate::reviews::notify_overdue(&state).await {
+            tracing::error!(error = %e, "overdue review pass failed; retrying");
+        }
         let sleep = next_sleep(&state).await;
         let wake_at = state.clock.now() + chrono::Duration::from_std(sleep).unwrap_or_default();
         state.next_wake_ms.store(

@@ -182,6 +182,7 @@ pub async fn submit_request(
     let out = then_activate_if_due(out, now)?;
     let mut tx = state.store.write().await?;
     save(&mut tx, &out, true, true).await?;
+    crate::notify::request_filed(&mut tx, state, &out).await?;
     tx.commit().await?;
     notify_deadlines(state, &out);
     Ok(view_of(out.request, vec![], out.grant))
@@ -397,6 +398,9 @@ pub async fn decide(
     let out = lifecycle::decide(r, &caller.identity, input, &approvals, &sites, now)?;
     let out = then_activate_if_due(out, now)?;
     save(&mut tx, &out, false, true).await?;
+    if let Some(g) = &out.grant {
+        crate::notify::grant_activated(&mut tx, state, &out.request, g).await?;
+    }
     tx.commit().await?;
     notify_deadlines(state, &out);
     let mut all = approvals;
@@ -416,6 +420,60 @@ pub async fn withdraw(state: &AppState, caller: &Caller, id: &str) -> ApiResult<
     let approvals = tx.list_approvals(id).await?;
     tx.commit().await?;
     Ok(view_of(out.request, approvals, None))
+}
+
+/// An approver withdraws their approval: it stops counting; an approved request goes back
+/// to pending; an active grant ends (a change of context), its sessions cut at once.
+pub async fn withdraw_approval(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    reason: &str,
+) -> ApiResult<RequestView> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let r = request(&mut tx, id).await?;
+    if !can_view(&mut tx, caller, &r).await? {
+        return Err(ServerError::not_found("request", id));
+    }
+    let mine = tx
+        .list_approvals(id)
+        .await?
+        .into_iter()
+        .find(|a| a.approver == caller.id())
+        .ok_or_else(|| {
+            ServerError::BadRequest(format!(
+                "{} has no approval on request {id} to withdraw",
+                caller.id()
+            ))
+        })?;
+    let (r, effect, event) = lifecycle::withdraw_approval(r, &mine, caller.id(), reason, now)?;
+    tx.withdraw_approval(id, caller.id(), now).await?;
+    tx.update_request(&r).await?;
+    tx.append_events(&[event]).await?;
+    let mut ended = Vec::new();
+    if effect == lifecycle::WithdrawalEffect::EndGrant {
+        if let Some(gid) = &r.grant_id {
+            let g = grant(&mut tx, gid).await?;
+            if g.state == GrantState::Active {
+                let what = format!("approval withdrawn by {}: {reason}", caller.id());
+                ended.push(
+                    crate::context::end_for_context(
+                        &mut tx,
+                        g,
+                        what,
+                        &Actor::identity(caller.id()),
+                        state,
+                    )
+                    .await?,
+                );
+            }
+        }
+    }
+    tx.commit().await?;
+    crate::teardown::push_revocations(state, &ended).await;
+    drop(ended);
+    get_request_view(state, caller, id).await
 }
 
 pub fn grant_view(g: Grant, r: &Request, now: Timestamp) -> GrantView {
@@ -447,7 +505,7 @@ pub async fn get_grant_view(state: &AppState, caller: &Caller, id: &str) -> ApiR
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct GrantQuery {
-    /// `active`, `ending` or `closed`.
+    /// `active`, `ending`, `closed`, or `failed` (ended, teardown verification failed).
     pub state: Option<String>,
     /// Only grants whose subject is me.
     pub mine: Option<bool>,
@@ -459,15 +517,32 @@ pub async fn list_grants(
     caller: &Caller,
     q: GrantQuery,
 ) -> ApiResult<Vec<GrantView>> {
+    let now = state.clock.now();
+    // `failed`: ended grants whose teardown verification failed (still `ending`, retried).
+    if q.state.as_deref() == Some("failed") {
+        let mut tx = state.store.read().await?;
+        let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+        let mut out = Vec::new();
+        for t in tx.list_teardowns("failed", limit).await? {
+            let g = grant(&mut tx, &t.grant_id).await?;
+            if q.mine == Some(true) && g.subject != caller.id() {
+                continue;
+            }
+            let r = request(&mut tx, &g.request_id).await?;
+            if can_view(&mut tx, caller, &r).await? {
+                out.push(grant_view(g, &r, now));
+            }
+        }
+        return Ok(out);
+    }
     let state_filter = match q.state.as_deref() {
         Some(s) => Some(GrantState::parse(s).ok_or_else(|| {
             ServerError::BadRequest(format!(
-                "unknown grant state {s:?}; use active, ending or closed"
+                "unknown grant state {s:?}; use active, ending, closed or failed (teardown failed)"
             ))
         })?),
         None => None,
     };
-    let now = state.clock.now();
     let mut tx = state.store.read().await?;
     let filter = GrantFilter {
         state: state_filter,
@@ -544,10 +619,12 @@ pub async fn end_grant(
     let out = lifecycle::end_grant(r, g, reason, Actor::identity(caller.id()), now)?;
     save(&mut tx, &out, false, false).await?;
     tx.commit().await?;
-    // No scheduler wake-up: ending a grant only removes a deadline.
+    // No scheduler wake-up: ending a grant only removes a deadline. The gateways are told
+    // before the caller gets the answer.
     let g = out
         .grant
         .ok_or_else(|| ServerError::Internal("end_grant returned no grant".into()))?;
+    crate::teardown::push_revocations(state, std::slice::from_ref(&g)).await;
     Ok(grant_view(g, &out.request, now))
 }
 
@@ -563,10 +640,12 @@ pub async fn tick(state: &AppState) -> ApiResult<usize> {
     }
     let mut tx = state.store.write().await?;
     let mut n = 0;
+    let mut ended = Vec::new();
     for g in tx.grants_expired(now).await? {
         let r = request(&mut tx, &g.request_id).await?;
         let out = lifecycle::end_grant(r, g, EndReason::Expired, Actor::scheduler(), now)?;
         save(&mut tx, &out, false, false).await?;
+        ended.extend(out.grant);
         n += 1;
     }
     for r in tx.requests_due(now).await? {
@@ -575,11 +654,16 @@ pub async fn tick(state: &AppState) -> ApiResult<usize> {
             save(&mut tx, &out, false, false).await?;
             n += 1;
         } else if lifecycle::due_for_activation(&r, now) {
-            activate_if_due(&mut tx, &r, now).await?;
+            if let Some(g) = activate_if_due(&mut tx, &r, now).await? {
+                crate::notify::grant_activated(&mut tx, state, &r, &g).await?;
+            }
             n += 1;
         }
     }
     tx.commit().await?;
+    if !ended.is_empty() {
+        crate::teardown::push_revocations(state, &ended).await;
+    }
     Ok(n)
 }
 
@@ -592,16 +676,21 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
     for s in &inv.sites {
         tx.upsert_site(s).await?;
     }
+    let mut changes = Vec::new();
     for o in &inv.orgs {
-        if let Some(old) = tx.get_org(&o.id).await? {
+        let old = tx.get_org(&o.id).await?;
+        if let Some(old) = &old {
             if old.status != o.status {
                 events.push(context_event(&actor, now, "org", &o.id, json!(o.status)));
             }
         }
+        changes.extend(crate::context::org_change(old.as_ref(), o));
         tx.upsert_org(o).await?;
     }
     for i in &inv.identities {
-        if let Some(old) = tx.get_identity(&i.id).await? {
+        let old = tx.get_identity(&i.id).await?;
+        changes.extend(crate::context::identity_change(old.as_ref(), i));
+        if let Some(old) = old {
             if old.status != i.status {
                 events.push(context_event(
                     &actor,
@@ -615,7 +704,9 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
         tx.upsert_identity(i).await?;
     }
     for a in &inv.assets {
-        if let Some(old) = tx.get_asset(&a.id).await? {
+        let old = tx.get_asset(&a.id).await?;
+        changes.extend(crate::context::asset_change(old.as_ref(), a));
+        if let Some(old) = old {
             if old.lockout != a.lockout {
                 events.push(context_event(
                     &actor,
@@ -629,7 +720,7 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
         tx.upsert_asset(a).await?;
     }
     events.push(
-        Event::new(EventKind::InventoryChanged, actor, now).data(json!({
+        Event::new(EventKind::InventoryChanged, actor.clone(), now).data(json!({
             "sites": inv.sites.iter().map(|s| &s.id).collect::<Vec<_>>(),
             "orgs": inv.orgs.iter().map(|o| &o.id).collect::<Vec<_>>(),
             "identities": inv.identities.iter().map(|i| &i.id).collect::<Vec<_>>(),
@@ -637,7 +728,9 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
         })),
     );
     tx.append_events(&events).await?;
+    let ended = crate::context::end_affected(&mut tx, state, &actor, &changes).await?;
     tx.commit().await?;
+    crate::teardown::push_revocations(state, &ended).await;
     Ok(())
 }
 
@@ -670,19 +763,27 @@ pub async fn set_identity_status(
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut i = identity(&mut tx, id).await?;
+    let mut ended = Vec::new();
     if i.status != status {
+        let before = i.clone();
         i.status = status;
         tx.upsert_identity(&i).await?;
+        let actor = Actor::identity(caller.id());
         tx.append_events(&[context_event(
-            &Actor::identity(caller.id()),
+            &actor,
             now,
             "identity",
             id,
             json!({"status": status, "reason": reason}),
         )])
         .await?;
+        let changes: Vec<_> = crate::context::identity_change(Some(&before), &i)
+            .into_iter()
+            .collect();
+        ended = crate::context::end_affected(&mut tx, state, &actor, &changes).await?;
     }
     tx.commit().await?;
+    crate::teardown::push_revocations(state, &ended).await;
     Ok(i)
 }
 

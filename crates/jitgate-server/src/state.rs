@@ -31,6 +31,18 @@ pub struct AppState {
     pub next_wake_ms: Arc<std::sync::atomic::AtomicI64>,
     /// Token-signing keys (in the data directory, owner-only).
     pub keyring: Arc<Mutex<KeyRing>>,
+    /// Evidence key, log id and the Merkle tree over the log (see `crate::evidence`).
+    pub evidence: Arc<crate::evidence::Evidence>,
+    /// Connected gateways' control channels: revocations out, acknowledgements in.
+    pub control: Arc<crate::control::ControlHub>,
+    /// Wakes the teardown worker (a grant ended, a gateway connected).
+    pub teardown_wake: Arc<Notify>,
+    /// Set when a gateway (re)connects: retry failed teardowns now, not at their backoff.
+    pub teardown_retry_now: Arc<std::sync::atomic::AtomicBool>,
+    /// Becomes `true` when the server stops (long-lived connections close on it).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Webhooks in force (keys read at start) and the delivery worker's wake-up.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// Longest a grant token can live; old signing keys stay published this long after rotation.

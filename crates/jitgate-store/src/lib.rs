@@ -16,6 +16,11 @@
 //! - `lifecycle` — requests, approvals, grants, and the "what is due" queries the
 //!   scheduler sleeps on.
 //! - `events` — the evidence log: a SHA-256 hash chain over the events' canonical bytes.
+//! - `checkpoints` — the rest of the evidence: signed checkpoints of the log, raw event rows
+//!   for verifiers, one access's events for a bundle, the archive of policy texts.
+//! - `teardown` — the verdict and report of each ended grant's teardown verification.
+//! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
+//!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
 //! - `auth` — passwords, TOTP (with replay protection), API keys, sessions; settings.
 //! - `migrations/sqlite`, `migrations/postgres` — the schema; the two differ only where the
 //!   DDL does (identity columns), and are embedded in the binary.
@@ -35,15 +40,23 @@
 pub mod error;
 
 mod auth;
+mod checkpoints;
 mod codec;
 mod events;
 mod inventory;
 mod lifecycle;
+mod outbox;
+mod reviews;
+mod teardown;
 
 pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
+pub use checkpoints::{CheckpointRecord, EventRow};
 pub use error::{Result, StoreError};
 pub use events::{chain_hash, ChainReport, EventFilter, StoredEvent, GENESIS_HASH};
 pub use lifecycle::{GrantFilter, RequestFilter};
+pub use outbox::{Notification, NotificationFilter};
+pub use reviews::{ReviewFilter, ReviewRecord, ReviewState};
+pub use teardown::TeardownRecord;
 
 use sqlx::any::{Any, AnyPoolOptions};
 use sqlx::migrate::Migrator;

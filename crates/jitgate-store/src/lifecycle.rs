@@ -347,15 +347,44 @@ impl Tx {
         }))
     }
 
-    /// The approvals of a request, oldest first.
+    /// The approvals of a request that still count (not withdrawn), oldest first.
     pub async fn list_approvals(&mut self, request_id: &str) -> Result<Vec<Approval>> {
         let rows = sqlx::query(&format!(
-            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_id = $1 ORDER BY at, pos"
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_id = $1 \
+             AND withdrawn_at IS NULL ORDER BY at, pos"
         ))
         .bind(request_id)
         .fetch_all(self.conn())
         .await?;
         rows.iter().map(approval_from_row).collect()
+    }
+
+    /// Mark `approver`'s approval of a request withdrawn at `at`; it stops counting but the
+    /// row stays. Returns the approval, or `None` if there is no counting one.
+    pub async fn withdraw_approval(
+        &mut self,
+        request_id: &str,
+        approver: &str,
+        at: Timestamp,
+    ) -> Result<Option<Approval>> {
+        self.need_write("withdraw_approval")?;
+        let row = sqlx::query(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_id = $1 AND approver = $2 \
+             AND withdrawn_at IS NULL"
+        ))
+        .bind(request_id)
+        .bind(approver)
+        .fetch_optional(self.conn())
+        .await?;
+        let Some(approval) = row.as_ref().map(approval_from_row).transpose()? else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE approvals SET withdrawn_at = $1 WHERE id = $2")
+            .bind(ms(at))
+            .bind(&approval.id)
+            .execute(self.conn())
+            .await?;
+        Ok(Some(approval))
     }
 
     /// Store a new grant. [`StoreError::Conflict`] if the id is taken;

@@ -18,6 +18,7 @@ use serde_json::json;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/gateway/hello", post(hello))
+        .route("/gateway/control", get(crate::control::control))
         .route("/gateway/grants/{id}", get(grant_status))
         .route("/gateway/events", post(gateway_events))
         .route("/grants/{id}/token", post(issue_token))
@@ -26,14 +27,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The settings key under which a gateway's announced address is kept.
-fn gateway_key(id: &str) -> String {
+pub(crate) fn gateway_key(id: &str) -> String {
     format!("gateway/{id}")
 }
 fn gateway_seq_key(id: &str) -> String {
     format!("gateway/{id}/delivered_seq")
 }
 
-fn require_gateway(caller: &Caller) -> ApiResult<()> {
+pub(crate) fn require_gateway(caller: &Caller) -> ApiResult<()> {
     if caller.identity.kind == IdentityKind::Workload && caller.identity.has_role("gateway") {
         Ok(())
     } else {

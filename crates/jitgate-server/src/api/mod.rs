@@ -1,5 +1,8 @@
 //! The HTTP API: `/api/v1/...` handlers, the OpenAPI document, extractors and body types.
+pub mod evidence;
 pub mod extract;
 pub mod gateway;
+pub mod reviews;
 pub mod routes;
+pub mod teardown;
 pub mod types;

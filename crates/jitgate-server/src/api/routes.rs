@@ -16,8 +16,7 @@ use jitgate_core::event::Actor;
 use jitgate_core::{
     ApprovalVerdict, Asset, EndReason, Identity, IdentityKind, IdentityStatus, Inventory, Org, Site,
 };
-use jitgate_store::{ApiKeyRecord, EventFilter, SessionRecord};
-use serde::Deserialize;
+use jitgate_store::{ApiKeyRecord, SessionRecord};
 use utoipa::OpenApi;
 
 pub fn router() -> Router<AppState> {
@@ -49,8 +48,6 @@ pub fn router() -> Router<AppState> {
         .route("/grants/{id}", get(get_grant))
         .route("/grants/{id}/revoke", post(revoke))
         .route("/grants/{id}/complete", post(complete))
-        .route("/events", get(list_events))
-        .route("/evidence/chain", get(chain_status))
         .route("/policies", get(policy_info))
         .route("/policies/reload", post(policy_reload))
 }
@@ -63,7 +60,11 @@ pub fn router() -> Router<AppState> {
         list_identities, get_identity, put_identity, disable_identity, enable_identity, set_password,
         list_assets, get_asset, put_asset, list_sites, put_site, list_orgs, put_org, load_inventory,
         create_request, list_requests, get_request, approve, deny, withdraw,
-        list_grants, get_grant, revoke, complete, list_events, chain_status, policy_info, policy_reload,
+        list_grants, get_grant, revoke, complete, policy_info, policy_reload,
+        super::evidence::list_events, super::evidence::chain_status, super::evidence::verify_log,
+        super::evidence::list_checkpoints, super::evidence::sign_checkpoint,
+        super::evidence::evidence_keys, super::evidence::rotate_evidence_key,
+        super::evidence::export_bundle, super::evidence::grant_report,
         super::gateway::hello, super::gateway::grant_status, super::gateway::gateway_events,
         super::gateway::issue_token, super::gateway::keys_info, super::gateway::rotate_keys,
     ),
@@ -677,83 +678,7 @@ async fn complete(
         .map(Json)
 }
 
-// ---------------------------------------------------------------- evidence
-
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-struct EventQuery {
-    request: Option<String>,
-    grant: Option<String>,
-    /// Only events with a sequence number greater than this.
-    after: Option<i64>,
-    limit: Option<i64>,
-}
-
-#[utoipa::path(get, path = "/api/v1/events", params(EventQuery), responses((status = 200, body = Vec<EventView>)))]
-async fn list_events(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiQuery(q): ApiQuery<EventQuery>,
-) -> ApiResult<Json<Vec<EventView>>> {
-    let mut tx = state.store.read().await?;
-    if !caller.sees_everything() {
-        // Others see the events of one request or grant they may view.
-        let request_id = match (&q.request, &q.grant) {
-            (Some(r), _) => r.clone(),
-            (None, Some(g)) => tx.get_grant(g).await?.ok_or_else(|| ServerError::not_found("grant", g))?.request_id,
-            (None, None) => {
-                return Err(ServerError::Forbidden(
-                    "the whole event log is for security, audit and admin roles; pass --request or --grant".into(),
-                ))
-            }
-        };
-        let r = tx
-            .get_request(&request_id)
-            .await?
-            .ok_or_else(|| ServerError::not_found("request", &request_id))?;
-        if !service::can_view(&mut tx, &caller, &r).await? {
-            return Err(ServerError::not_found("request", &request_id));
-        }
-    }
-    let filter = EventFilter {
-        request_id: q.request,
-        grant_id: q.grant,
-        after_seq: q.after,
-        limit: q.limit.unwrap_or(500).clamp(1, 5000),
-    };
-    let events = tx.list_events(&filter).await?;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|e| EventView {
-                seq: e.seq,
-                hash: e.hash,
-                prev_hash: e.prev_hash,
-                event: e.event,
-            })
-            .collect(),
-    ))
-}
-
-#[utoipa::path(get, path = "/api/v1/evidence/chain", responses((status = 200, body = ChainStatus)))]
-async fn chain_status(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<ChainStatus>> {
-    if !caller.sees_everything() {
-        return Err(ServerError::Forbidden(
-            "verifying the event chain is for security, audit and admin roles".into(),
-        ));
-    }
-    let report = state.store.read_snapshot().await?.verify_chain().await?;
-    Ok(Json(ChainStatus {
-        events: report.events,
-        head: report.head,
-        ok: report.first_bad.is_none(),
-        first_bad_seq: report.first_bad.as_ref().map(|(s, _)| *s),
-        problem: report.first_bad.map(|(_, p)| p),
-    }))
-}
+// The event log and evidence endpoints are in `super::evidence`.
 
 // ---------------------------------------------------------------- policies
 

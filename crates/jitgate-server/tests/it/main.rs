@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod evidence;
 mod gateway;
 mod lifecycle;
 mod restart;
+mod teardown;
 
 use jitgate_core::event::Actor;
 use jitgate_core::{Inventory, ManualClock, Timestamp};

@@ -1,24 +1,257 @@
-//! `evidence chain`: has anyone tampered with the evidence log?
+//! `evidence …`: the tamper-evident log and the bundles auditors check.
+//!
+//! Server verbs: `chain`, `verify`, `checkpoint`, `checkpoints`, `public-key`, `rotate-key`,
+//! `export`. Offline verbs, which never read a profile or touch the network — an auditor runs
+//! them with nothing but a bundle and the public key file: `verify-bundle`, `report`.
 
 use super::http::{decode, CliError};
 use super::Ctx;
+use anyhow::Context;
 use clap::Subcommand;
+use jitgate_evidence::{Bundle, EvidencePublicKey, SignedCheckpoint, VerifiedBundle};
+use jitgate_server::api::evidence::{EvidenceKeysView, LogVerifyView, SignedCheckpointView};
 use jitgate_server::api::types::ChainStatus;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCmd {
     /// Recompute the hash chain over every event; exits 1 if it is broken.
     #[command(after_help = "Example:\n  jitgate evidence chain")]
     Chain,
+
+    /// Verify the whole log in the server's database — hash chain, Merkle tree and every
+    /// signed checkpoint — and name the first altered, deleted, inserted or reordered event or
+    /// bad checkpoint. Exits 1 if anything is wrong.
+    #[command(after_help = "Examples:\n  jitgate evidence verify\n  jitgate evidence verify --json")]
+    Verify,
+
+    /// Sign a checkpoint of the whole log now (the server also signs them periodically).
+    #[command(after_help = "Example:\n  jitgate evidence checkpoint")]
+    Checkpoint,
+
+    /// List the signed checkpoints, or save them (JSON) to keep a copy outside the server.
+    #[command(
+        after_help = "Examples:\n  jitgate evidence checkpoints\n  \
+        jitgate evidence checkpoints -o checkpoints-2026-11.json"
+    )]
+    Checkpoints {
+        /// Write every checkpoint as a JSON array to this file.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
+    /// Write the evidence public key file (every key, old ones included) for auditors.
+    #[command(
+        name = "public-key",
+        after_help = "Examples:\n  jitgate evidence public-key -o plant-1-evidence.pub\n  \
+        jitgate evidence public-key            # print it\n\n\
+        Hand the file to auditors through a channel they trust (not inside a bundle)."
+    )]
+    PublicKey {
+        /// Write the key file here instead of printing it.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+
+    /// Add a new evidence signing key and make it current (admin). Old public keys stay in
+    /// the key file, so everything signed before keeps verifying.
+    #[command(
+        name = "rotate-key",
+        after_help = "Example:\n  jitgate evidence rotate-key\n  \
+        jitgate evidence public-key -o plant-1-evidence.pub   # then re-issue the key file"
+    )]
+    RotateKey,
+
+    /// Export a grant's evidence bundle: every event from request to teardown with inclusion
+    /// proofs against a signed checkpoint, the determining policies' text, and the exporter's
+    /// signature.
+    #[command(after_help = "Example:\n  jitgate evidence export grant-7hq2m4x9wd3c -o bundle.json")]
+    Export {
+        /// Grant id.
+        grant: String,
+        /// Where to write the bundle.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+
+    /// Verify a bundle fully offline (no server, no login) against the evidence public key
+    /// file, and print its timeline. Exits 1, naming what and where, if any check fails.
+    #[command(
+        name = "verify-bundle",
+        after_help = "Example:\n  jitgate evidence verify-bundle bundle.json --key plant-1-evidence.pub\n\n\
+        Needs no server, profile or network: give it the bundle and the key file you obtained \
+        from the operator. See docs/evidence.md for every check and what each failure means."
+    )]
+    VerifyBundle {
+        /// The bundle (`jitgate evidence export` wrote it).
+        bundle: PathBuf,
+        /// Evidence public key file (`jitgate evidence public-key` wrote it).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+
+    /// Verify a bundle offline and render it as one self-contained HTML audit report
+    /// (timeline, approval → grant → session → operations chain, teardown checks, controls).
+    #[command(after_help = "Example:\n  \
+        jitgate evidence report bundle.json --key plant-1-evidence.pub -o report.html\n\n\
+        Offline like verify-bundle; a bundle that fails verification gets no report.")]
+    Report {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Evidence public key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where to write the HTML page.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+impl EvidenceCmd {
+    /// Verbs that run on local files only (no server, no profile).
+    pub fn is_offline(&self) -> bool {
+        matches!(
+            self,
+            EvidenceCmd::VerifyBundle { .. } | EvidenceCmd::Report { .. }
+        )
+    }
 }
 
 pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
-    let EvidenceCmd::Chain = cmd;
+    match cmd {
+        EvidenceCmd::Chain => chain(ctx).await,
+        EvidenceCmd::Verify => verify(ctx).await,
+        EvidenceCmd::Checkpoint => {
+            let raw = ctx.http.post_empty(&["evidence", "checkpoints"]).await?;
+            if !ctx.printed_json(&raw) {
+                let view: SignedCheckpointView = decode(raw)?;
+                let signed: SignedCheckpoint = view.into();
+                let c = &signed.checkpoint;
+                println!(
+                    "checkpoint signed: {} events, root {}, {} by key {}\n",
+                    c.tree_size, c.root_hash, c.time, c.key_id
+                );
+                print!("{}", signed.to_note().unwrap_or_default());
+            }
+            Ok(())
+        }
+        EvidenceCmd::Checkpoints { output } => {
+            let raw = ctx.http.get(&["evidence", "checkpoints"], &[]).await?;
+            if let Some(path) = output {
+                let views: Vec<SignedCheckpointView> = decode(raw.clone())?;
+                write_file(&path, serde_json::to_string_pretty(&raw)?.as_bytes())?;
+                println!("wrote {} checkpoints to {}", views.len(), path.display());
+                return Ok(());
+            }
+            if !ctx.printed_json(&raw) {
+                let views: Vec<SignedCheckpointView> = decode(raw)?;
+                let mut table = super::text::table(&["events", "time", "key", "root"]);
+                for v in &views {
+                    let c = &v.checkpoint;
+                    table.add_row([
+                        c.tree_size.to_string(),
+                        c.time.clone(),
+                        c.key_id.clone(),
+                        c.root_hash.clone(),
+                    ]);
+                }
+                println!("{table}");
+            }
+            Ok(())
+        }
+        EvidenceCmd::PublicKey { output } => {
+            let raw = ctx.http.get(&["evidence", "keys"], &[]).await?;
+            let keys: EvidenceKeysView = decode(raw.clone())?;
+            match output {
+                Some(path) => {
+                    write_file(&path, keys.key_file.as_bytes())?;
+                    println!(
+                        "wrote {} evidence public key(s) of log {} to {} (current key {})",
+                        keys.keys.len(),
+                        keys.log_id,
+                        path.display(),
+                        keys.current_key_id
+                    );
+                }
+                None => {
+                    if !ctx.printed_json(&raw) {
+                        print!("{}", keys.key_file);
+                    }
+                }
+            }
+            Ok(())
+        }
+        EvidenceCmd::RotateKey => {
+            let raw = ctx.http.post_empty(&["evidence", "keys", "rotate"]).await?;
+            if !ctx.printed_json(&raw) {
+                let keys: EvidenceKeysView = decode(raw)?;
+                println!(
+                    "evidence key rotated: new checkpoints and bundles are signed with {}; the \
+                     key file now lists {} keys — give auditors the new one: jitgate evidence \
+                     public-key -o <file>",
+                    keys.current_key_id,
+                    keys.keys.len()
+                );
+            }
+            Ok(())
+        }
+        EvidenceCmd::Export { grant, output } => {
+            let raw = ctx.http.get(&["grants", &grant, "evidence"], &[]).await?;
+            let bundle: Bundle = serde_json::from_value(raw).map_err(|e| {
+                CliError::BadResponse(format!("the server's bundle does not parse: {e}"))
+            })?;
+            write_file(&output, bundle.to_json().as_bytes())?;
+            let c = &bundle.checkpoint.checkpoint;
+            let line = format!(
+                "wrote {}: {} events of grant {}, checkpoint of {} events signed {} by key {}",
+                output.display(),
+                bundle.events.len(),
+                bundle.grant_id,
+                c.tree_size,
+                c.time,
+                c.key_id
+            );
+            if ctx.json {
+                println!(
+                    "{}",
+                    json!({"file": output.display().to_string(), "grant_id": bundle.grant_id,
+                           "events": bundle.events.len(), "tree_size": c.tree_size, "key_id": c.key_id})
+                );
+            } else {
+                println!("{line}\nverify offline: jitgate evidence verify-bundle {} --key <evidence public key file>", output.display());
+            }
+            Ok(())
+        }
+        EvidenceCmd::VerifyBundle { .. } | EvidenceCmd::Report { .. } => offline(cmd, ctx.json),
+    }
+}
+
+async fn chain(ctx: &Ctx) -> anyhow::Result<()> {
     let raw = ctx.http.get(&["evidence", "chain"], &[]).await?;
-    let ok = raw.get("ok").and_then(serde_json::Value::as_bool) == Some(true);
+    let ok = raw.get("ok").and_then(Value::as_bool) == Some(true);
     if !ctx.printed_json(&raw) {
         let status: ChainStatus = decode(raw)?;
         let (line, ok) = render_chain(&status);
+        if ok {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::Reported.into())
+    }
+}
+
+async fn verify(ctx: &Ctx) -> anyhow::Result<()> {
+    let raw = ctx.http.get(&["evidence", "verify"], &[]).await?;
+    let ok = raw.get("ok").and_then(Value::as_bool) == Some(true);
+    if !ctx.printed_json(&raw) {
+        let view: LogVerifyView = decode(raw)?;
+        let (line, ok) = render_verify(&view);
         if ok {
             println!("{line}");
         } else {
@@ -54,6 +287,159 @@ pub fn render_chain(s: &ChainStatus) -> (String, bool) {
     )
 }
 
+/// What `evidence verify` prints, and whether the log holds.
+pub fn render_verify(v: &LogVerifyView) -> (String, bool) {
+    match &v.problem {
+        None => {
+            let covered = match v.latest_checkpoint {
+                Some(n) if n as i64 == v.chain_head => "every event is under a signed checkpoint".to_string(),
+                Some(n) => format!(
+                    "the latest checkpoint covers events 1..{n}; later events are chain-protected until the next one"
+                ),
+                None => "no checkpoint yet: events are chain-protected only (`jitgate evidence checkpoint`)".to_string(),
+            };
+            (
+                format!(
+                    "evidence log ok: {} events, {} of {} checkpoints verified, root {} (log {}); {covered}",
+                    v.events, v.checkpoints_verified, v.checkpoints, v.root_hash, v.log_id
+                ),
+                true,
+            )
+        }
+        Some(p) => (
+            format!(
+                "evidence log BROKEN at seq {} ({}): {} [{} events read, {} verified]",
+                p.seq, p.kind, p.message, v.events, v.verified
+            ),
+            false,
+        ),
+    }
+}
+
+// ---------------------------------------------------------------- offline verbs
+
+/// `verify-bundle` and `report`: local files only.
+pub fn offline(cmd: EvidenceCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        EvidenceCmd::VerifyBundle { bundle, key } => {
+            let verified = match check_bundle(&bundle, &key, json)? {
+                Some(v) => v,
+                None => return Err(CliError::Reported.into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&bundle_json(&verified))?);
+            } else {
+                print!("{}", render_verified(&verified, &bundle));
+            }
+            Ok(())
+        }
+        EvidenceCmd::Report {
+            bundle,
+            key,
+            output,
+        } => {
+            let Some(verified) = check_bundle(&bundle, &key, json)? else {
+                return Err(CliError::Reported.into());
+            };
+            let html = jitgate_evidence::report_html(&verified);
+            write_file(&output, html.as_bytes())?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "file": output.display().to_string(), "grant_id": verified.grant_id})
+                );
+            } else {
+                println!(
+                    "bundle verified; report of grant {} written to {}",
+                    verified.grant_id,
+                    output.display()
+                );
+            }
+            Ok(())
+        }
+        _ => Err(CliError::Usage("not an offline verb".into()).into()),
+    }
+}
+
+/// Read the key file and the bundle and verify. A bundle that fails is reported (stderr, or
+/// JSON on stdout) and gives `None`; unreadable files are usage errors (exit 2).
+fn check_bundle(bundle: &Path, key: &Path, json: bool) -> anyhow::Result<Option<VerifiedBundle>> {
+    let key_text = std::fs::read_to_string(key)
+        .map_err(|e| CliError::Usage(format!("cannot read key file {}: {e}", key.display())))?;
+    let keys = EvidencePublicKey::parse_file(&key_text).map_err(|e| {
+        CliError::Usage(format!(
+            "{} is not an evidence public key file: {e}",
+            key.display()
+        ))
+    })?;
+    let bytes = std::fs::read(bundle)
+        .map_err(|e| CliError::Usage(format!("cannot read bundle {}: {e}", bundle.display())))?;
+    match jitgate_evidence::verify_bundle(&bytes, &keys) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"ok": false, "error": e.to_string()}))?
+                );
+            } else {
+                eprintln!("bundle REJECTED: {}: {e}", bundle.display());
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn render_verified(v: &VerifiedBundle, path: &Path) -> String {
+    let c = &v.checkpoint;
+    let mut out = format!(
+        "bundle OK: {} — grant {} (request {}), {} events, every one proven in log {}\n\
+         checkpoint: {} events, root {}, signed {} by key {}; bundle attested by key {}\n\n",
+        path.display(),
+        v.grant_id,
+        v.request_id,
+        v.events.len(),
+        v.log_id,
+        c.tree_size,
+        c.root_hash,
+        c.time,
+        c.key_id,
+        v.attested_by
+    );
+    out.push_str(&v.timeline_text());
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    if !v.notes.is_empty() {
+        out.push_str("\nnotes:\n");
+        for n in &v.notes {
+            out.push_str(&format!("  - {n}\n"));
+        }
+    }
+    out
+}
+
+fn bundle_json(v: &VerifiedBundle) -> Value {
+    json!({
+        "ok": true,
+        "log_id": v.log_id,
+        "grant_id": v.grant_id,
+        "request_id": v.request_id,
+        "checkpoint": v.checkpoint,
+        "attested_by": v.attested_by,
+        "events": v.events.len(),
+        "timeline": v.timeline().iter().map(|t| json!({
+            "seq": t.seq, "at": jitgate_evidence::rfc3339(t.at), "kind": t.kind,
+            "actor": t.actor, "summary": t.summary,
+        })).collect::<Vec<_>>(),
+        "notes": v.notes,
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +463,32 @@ mod tests {
         let (line, ok) = render_chain(&s);
         assert!(!ok);
         assert_eq!(line, "evidence chain BROKEN at event 17: prev_hash does not match event 16 (42 events checked)");
+    }
+
+    #[test]
+    fn verify_lines_name_the_problem() {
+        let mut v = LogVerifyView {
+            ok: true,
+            log_id: "jitgate/plant-1".into(),
+            events: 10,
+            verified: 10,
+            chain_head: 10,
+            root_hash: "ab".into(),
+            head_hash: "cd".into(),
+            checkpoints: 2,
+            checkpoints_verified: 2,
+            latest_checkpoint: Some(10),
+            problem: None,
+        };
+        let (line, ok) = render_verify(&v);
+        assert!(ok && line.contains("every event is under a signed checkpoint"), "{line}");
+        v.problem = Some(jitgate_server::api::evidence::LogProblemView {
+            kind: "altered".into(),
+            seq: 4,
+            message: "the stored bytes do not hash to the stored hash".into(),
+        });
+        let (line, ok) = render_verify(&v);
+        assert!(!ok);
+        assert!(line.starts_with("evidence log BROKEN at seq 4 (altered)"), "{line}");
     }
 }

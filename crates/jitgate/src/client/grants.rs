@@ -7,15 +7,20 @@ use clap::Args;
 use jitgate_core::{EndReason, Grant, GrantState};
 use jitgate_server::api::types::{GrantView, ReasonBody};
 
-fn parse_state(s: &str) -> Result<GrantState, String> {
-    GrantState::parse(s).ok_or_else(|| "use one of active, ending, closed".into())
+fn parse_state(s: &str) -> Result<String, String> {
+    if s == "failed" || GrantState::parse(s).is_some() {
+        Ok(s.to_string())
+    } else {
+        Err("use one of active, ending, closed, failed".into())
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only grants in this state: active, ending or closed.
+    /// Only grants in this state: active, ending (teardown under way or failed), closed, or
+    /// failed (teardown verification failed; retried until it succeeds).
     #[arg(long, value_parser = parse_state)]
-    pub state: Option<GrantState>,
+    pub state: Option<String>,
 
     /// Only grants you are the subject of.
     #[arg(long)]
@@ -25,7 +30,7 @@ pub struct ListArgs {
 pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let mut query = Vec::new();
     if let Some(state) = args.state {
-        query.push(("state", state.as_str().to_string()));
+        query.push(("state", state));
     }
     if args.mine {
         query.push(("mine", "true".to_string()));

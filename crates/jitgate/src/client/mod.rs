@@ -10,7 +10,8 @@
 //! - one module per area, each holding its clap arguments, handlers and views:
 //!   [`auth`] (login, logout, whoami, totp, apikey), [`requests`] (request, requests, show,
 //!   approve, deny, withdraw), [`grants`], [`events`], [`directory`] (identities, assets,
-//!   sites, orgs, inventory), [`policy`], [`evidence`].
+//!   sites, orgs, inventory), [`policy`], [`evidence`], [`reviews`] (review, reviews,
+//!   notifications).
 //!
 //! Every handler fetches the raw JSON first, prints it as-is under `--json`, and otherwise
 //! decodes it into the shared `jitgate_server::api::types` and renders it for people.
@@ -26,6 +27,8 @@ pub mod policy;
 pub mod profile;
 pub mod prompt;
 pub mod requests;
+pub mod reviews;
+pub mod teardown;
 pub mod text;
 
 #[cfg(test)]
@@ -186,12 +189,60 @@ pub enum ClientCommand {
         reason: String,
     },
 
+    /// Show a grant's teardown: sessions closed, credential refused, downstream authorization
+    /// gone — each check with its evidence, and the verdict (verified, partial, failed).
+    #[command(
+        after_help = "Examples:\n  jitgate teardown grant-7hq2m4x9wd3c\n  jitgate grants --state failed   # teardowns that failed (retried)"
+    )]
+    Teardown {
+        /// Grant id.
+        grant: String,
+    },
+
+    /// Gateways and whether their control channel (revocations) is up.
+    #[command(after_help = "Example:\n  jitgate gateways")]
+    Gateways,
+
+    /// Withdraw your approval of a request: it stops counting; if the grant is active it ends
+    /// at once.
+    #[command(
+        after_help = "Example:\n  jitgate unapprove req-k3m9x2p7qa4d --reason 'work order cancelled'"
+    )]
+    Unapprove {
+        /// Request id.
+        request: String,
+        /// Why (recorded in the evidence log).
+        #[arg(long)]
+        reason: String,
+    },
+
     /// Say the task is done: ends your grant before it expires.
     #[command(after_help = "Example:\n  jitgate complete grant-7hq2m4x9wd3c")]
     Complete {
         /// Grant id.
         grant: String,
     },
+
+    /// Complete a post-session review of a grant (break-glass, legacy asset): not as its
+    /// subject or requester.
+    #[command(after_help = "Examples:\n  \
+        jitgate review grant-7hq2m4x9wd3c --outcome ok --note 'checked the session log with oscar'\n  \
+        jitgate review grant-7hq2m4x9wd3c --outcome finding \\\n      \
+        --note 'setpoint changed outside the incident; follow-up CH-231'\n\n\
+        Security staff, admins and approvers of the request may complete reviews.")]
+    Review(reviews::ReviewArgs),
+
+    /// List post-session reviews: open, overdue or done.
+    #[command(
+        after_help = "Examples:\n  jitgate reviews --overdue\n  jitgate reviews --open\n  \
+        jitgate reviews --done --grant grant-7hq2m4x9wd3c"
+    )]
+    Reviews(reviews::ReviewsArgs),
+
+    /// List outgoing webhook notifications and their delivery state (security, admin).
+    #[command(after_help = "Examples:\n  jitgate notifications --pending\n  \
+        jitgate notifications --webhook soc --limit 20 --json")]
+    Notifications(reviews::NotificationsArgs),
 
     /// List evidence events (the hash-linked log of every transition).
     #[command(
@@ -243,10 +294,15 @@ pub enum ClientCommand {
         cmd: policy::PolicyCmd,
     },
 
-    /// Check the evidence log's hash chain.
-    #[command(
-        after_help = "Example:\n  jitgate evidence chain\n\nExits with 1 if the chain is broken."
-    )]
+    /// The tamper-evident log: verify it, sign checkpoints, manage the evidence key, export
+    /// a grant's bundle; verify bundles and render reports offline.
+    #[command(after_help = "Examples:\n  \
+        jitgate evidence verify\n  \
+        jitgate evidence export grant-7hq2m4x9wd3c -o bundle.json\n  \
+        jitgate evidence public-key -o plant-1-evidence.pub\n  \
+        jitgate evidence verify-bundle bundle.json --key plant-1-evidence.pub   # offline\n  \
+        jitgate evidence report bundle.json --key plant-1-evidence.pub -o report.html\n\n\
+        verify, chain and verify-bundle exit with 1 when something does not verify.")]
     Evidence {
         #[command(subcommand)]
         cmd: evidence::EvidenceCmd,
@@ -307,6 +363,14 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         }
         other => other,
     };
+    // `evidence verify-bundle` and `evidence report` are for auditors: local files only,
+    // no server, no profile.
+    let cmd = match cmd {
+        ClientCommand::Evidence { cmd } if cmd.is_offline() => {
+            return evidence::offline(cmd, global.json);
+        }
+        other => other,
+    };
     let settings = profile::resolve(&global.overrides(), &|k| std::env::var(k).ok())?;
     if settings.token_source == Some(Source::Profile) {
         if let Some(w) = settings
@@ -339,7 +403,15 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Grant { grant } => grants::show(&ctx, &grant).await,
         ClientCommand::Revoke { grant, reason } => grants::revoke(&ctx, &grant, reason).await,
         ClientCommand::Complete { grant } => grants::complete(&ctx, &grant).await,
+        ClientCommand::Teardown { grant } => teardown::show(&ctx, &grant).await,
+        ClientCommand::Gateways => teardown::gateways(&ctx).await,
+        ClientCommand::Unapprove { request, reason } => {
+            teardown::unapprove(&ctx, &request, reason).await
+        }
         ClientCommand::Events(args) => events::list(&ctx, args).await,
+        ClientCommand::Review(args) => reviews::review(&ctx, args).await,
+        ClientCommand::Reviews(args) => reviews::list(&ctx, args).await,
+        ClientCommand::Notifications(args) => reviews::notifications(&ctx, args).await,
         ClientCommand::Identities { cmd } => directory::identities(&ctx, cmd).await,
         ClientCommand::Assets { cmd } => directory::assets(&ctx, cmd).await,
         ClientCommand::Sites => directory::sites(&ctx).await,

@@ -1,0 +1,354 @@
+//! Evidence endpoints: the event log, its hash chain, in-place verification, checkpoints,
+//! evidence keys, and per-grant bundles and reports. The work is in [`crate::evidence`].
+
+use super::extract::ApiQuery;
+use super::types::{ApiError, ChainStatus, EventView};
+use crate::auth::Caller;
+use crate::error::{ApiResult, ServerError};
+use crate::service;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jitgate_core::event::Actor;
+use jitgate_evidence::{Checkpoint, SignedCheckpoint};
+use jitgate_store::EventFilter;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/events", get(list_events))
+        .route("/evidence/chain", get(chain_status))
+        .route("/evidence/verify", get(verify_log))
+        .route(
+            "/evidence/checkpoints",
+            get(list_checkpoints).post(sign_checkpoint),
+        )
+        .route("/evidence/keys", get(evidence_keys))
+        .route("/evidence/keys/rotate", post(rotate_evidence_key))
+        .route("/grants/{id}/evidence", get(export_bundle))
+        .route("/grants/{id}/evidence/report", get(grant_report))
+}
+
+// ---------------------------------------------------------------- views
+
+/// What `GET /evidence/verify` found.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogVerifyView {
+    pub ok: bool,
+    pub log_id: String,
+    /// Rows read.
+    pub events: u64,
+    /// Events verified from the start (chain and Merkle tree) before the first problem.
+    pub verified: u64,
+    /// How many events the store's chain head records.
+    pub chain_head: i64,
+    /// Hex Merkle root of the first `verified` events.
+    pub root_hash: String,
+    /// Chain hash of the last verified event.
+    pub head_hash: String,
+    /// Checkpoints stored.
+    pub checkpoints: usize,
+    /// Checkpoints whose signature and root both verified.
+    pub checkpoints_verified: usize,
+    /// Tree size of the largest verified checkpoint; later events are chain-protected only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_checkpoint: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<LogProblemView>,
+}
+
+/// The first problem in the log (see docs/evidence.md for every kind).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogProblemView {
+    /// `altered`, `deleted`, `inserted`, `reordered`, `broken-link`, `malformed`,
+    /// `truncated`, `bad-checkpoint`, `root-mismatch`, `checkpoint-regression`,
+    /// `foreign-checkpoint`.
+    pub kind: String,
+    /// The event (or, for checkpoint problems, the checkpoint's tree size).
+    pub seq: i64,
+    pub message: String,
+}
+
+/// A signed checkpoint, exactly as `jitgate-evidence` writes it (and bundles carry it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedCheckpointView {
+    pub checkpoint: CheckpointView,
+    /// Standard base64 of the Ed25519 signature over the checkpoint's text.
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointView {
+    pub log_id: String,
+    pub tree_size: u64,
+    /// Lowercase hex Merkle root of the first `tree_size` events.
+    pub root_hash: String,
+    /// RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// Evidence key that signed it.
+    pub key_id: String,
+}
+
+impl From<SignedCheckpoint> for SignedCheckpointView {
+    fn from(s: SignedCheckpoint) -> Self {
+        let c = s.checkpoint;
+        SignedCheckpointView {
+            checkpoint: CheckpointView {
+                log_id: c.log_id,
+                tree_size: c.tree_size,
+                root_hash: c.root_hash,
+                time: c.time,
+                key_id: c.key_id,
+            },
+            signature: s.signature,
+        }
+    }
+}
+
+impl From<SignedCheckpointView> for SignedCheckpoint {
+    fn from(s: SignedCheckpointView) -> Self {
+        let c = s.checkpoint;
+        SignedCheckpoint {
+            checkpoint: Checkpoint {
+                log_id: c.log_id,
+                tree_size: c.tree_size,
+                root_hash: c.root_hash,
+                time: c.time,
+                key_id: c.key_id,
+            },
+            signature: s.signature,
+        }
+    }
+}
+
+/// The server's evidence keys (public halves only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceKeysView {
+    pub log_id: String,
+    /// The key that signs new checkpoints and bundles.
+    pub current_key_id: String,
+    /// Every key, oldest first (old keys verify old checkpoints).
+    pub keys: Vec<EvidenceKeyView>,
+    /// The public key file auditors pass with `--key`.
+    pub key_file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceKeyView {
+    pub key_id: String,
+    /// Standard base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+}
+
+fn require_evidence_role(caller: &Caller, what: &str) -> ApiResult<()> {
+    if caller.sees_everything() {
+        Ok(())
+    } else {
+        Err(ServerError::Forbidden(format!(
+            "{what} is for security, audit and admin roles"
+        )))
+    }
+}
+
+// ---------------------------------------------------------------- events and chain
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventQuery {
+    request: Option<String>,
+    grant: Option<String>,
+    /// Only events with a sequence number greater than this.
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/events", params(EventQuery), responses((status = 200, body = Vec<EventView>)))]
+pub(crate) async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<EventQuery>,
+) -> ApiResult<Json<Vec<EventView>>> {
+    let mut tx = state.store.read().await?;
+    if !caller.sees_everything() {
+        // Others see the events of one request or grant they may view.
+        let request_id = match (&q.request, &q.grant) {
+            (Some(r), _) => r.clone(),
+            (None, Some(g)) => tx.get_grant(g).await?.ok_or_else(|| ServerError::not_found("grant", g))?.request_id,
+            (None, None) => {
+                return Err(ServerError::Forbidden(
+                    "the whole event log is for security, audit and admin roles; pass --request or --grant".into(),
+                ))
+            }
+        };
+        let r = tx
+            .get_request(&request_id)
+            .await?
+            .ok_or_else(|| ServerError::not_found("request", &request_id))?;
+        if !service::can_view(&mut tx, &caller, &r).await? {
+            return Err(ServerError::not_found("request", &request_id));
+        }
+    }
+    let filter = EventFilter {
+        request_id: q.request,
+        grant_id: q.grant,
+        after_seq: q.after,
+        limit: q.limit.unwrap_or(500).clamp(1, 5000),
+    };
+    let events = tx.list_events(&filter).await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| EventView {
+                seq: e.seq,
+                hash: e.hash,
+                prev_hash: e.prev_hash,
+                event: e.event,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/evidence/chain", responses((status = 200, body = ChainStatus)))]
+pub(crate) async fn chain_status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ChainStatus>> {
+    require_evidence_role(&caller, "verifying the event chain")?;
+    let report = state.store.read_snapshot().await?.verify_chain().await?;
+    Ok(Json(ChainStatus {
+        events: report.events,
+        head: report.head,
+        ok: report.first_bad.is_none(),
+        first_bad_seq: report.first_bad.as_ref().map(|(s, _)| *s),
+        problem: report.first_bad.map(|(_, p)| p),
+    }))
+}
+
+// ---------------------------------------------------------------- log, checkpoints, keys
+
+/// Recompute the hash chain, the Merkle tree and every checkpoint over the database, and
+/// name the first altered, deleted, inserted or reordered event, or bad checkpoint. Answers
+/// 200 either way: `ok` says whether the log holds.
+#[utoipa::path(get, path = "/api/v1/evidence/verify",
+    responses((status = 200, body = LogVerifyView), (status = 403, body = ApiError)))]
+pub(crate) async fn verify_log(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<LogVerifyView>> {
+    require_evidence_role(&caller, "verifying the evidence log")?;
+    crate::evidence::verify(&state).await.map(Json)
+}
+
+#[utoipa::path(get, path = "/api/v1/evidence/checkpoints",
+    responses((status = 200, body = Vec<SignedCheckpointView>), (status = 403, body = ApiError)))]
+pub(crate) async fn list_checkpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<SignedCheckpointView>>> {
+    require_evidence_role(&caller, "reading checkpoints")?;
+    let all = crate::evidence::checkpoints(&state).await?;
+    Ok(Json(all.into_iter().map(Into::into).collect()))
+}
+
+/// Sign a checkpoint of the whole log now (even if the log did not grow).
+#[utoipa::path(post, path = "/api/v1/evidence/checkpoints",
+    responses((status = 200, body = SignedCheckpointView), (status = 403, body = ApiError),
+              (status = 409, body = ApiError)))]
+pub(crate) async fn sign_checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<SignedCheckpointView>> {
+    require_evidence_role(&caller, "signing checkpoints")?;
+    let signed = crate::evidence::sign_checkpoint(&state, true)
+        .await?
+        .ok_or_else(|| ServerError::Internal("a forced checkpoint was not signed".into()))?;
+    Ok(Json(signed.into()))
+}
+
+fn keys_view(state: &AppState) -> EvidenceKeysView {
+    let ev = &state.evidence;
+    EvidenceKeysView {
+        log_id: ev.log_id.clone(),
+        current_key_id: ev.current_key_id(),
+        keys: ev
+            .public_keys()
+            .into_iter()
+            .map(|k| EvidenceKeyView {
+                public_key: k.to_base64(),
+                key_id: k.key_id,
+            })
+            .collect(),
+        key_file: ev.public_key_file(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/evidence/keys", responses((status = 200, body = EvidenceKeysView)))]
+pub(crate) async fn evidence_keys(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<EvidenceKeysView>> {
+    Ok(Json(keys_view(&state)))
+}
+
+/// Add a new evidence key and make it current (admin). Old public keys are kept.
+#[utoipa::path(post, path = "/api/v1/evidence/keys/rotate",
+    responses((status = 200, body = EvidenceKeysView), (status = 403, body = ApiError)))]
+pub(crate) async fn rotate_evidence_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<EvidenceKeysView>> {
+    caller.require_admin()?;
+    crate::evidence::rotate_key(&state, Actor::identity(caller.id())).await?;
+    Ok(Json(keys_view(&state)))
+}
+
+// ---------------------------------------------------------------- bundles and reports
+
+/// The grant's evidence bundle (`jitgate-evidence-bundle/1`, docs/evidence.md §6): every
+/// event of its request and grant with inclusion proofs against a signed checkpoint, the
+/// determining policies' text, and the exporter's attestation.
+#[utoipa::path(get, path = "/api/v1/grants/{id}/evidence", params(("id" = String, Path)),
+    responses((status = 200, description = "the bundle (JSON)", content_type = "application/json"),
+              (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn export_bundle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let bundle = crate::evidence::export(&state, &caller, &id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        bundle.to_json(),
+    )
+        .into_response())
+}
+
+/// The grant's audit report: one self-contained HTML page made from its verified bundle.
+#[utoipa::path(get, path = "/api/v1/grants/{id}/evidence/report", params(("id" = String, Path)),
+    responses((status = 200, description = "the report", content_type = "text/html"),
+              (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn grant_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let html = crate::evidence::report(&state, &caller, &id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // The page has no scripts or external assets; keep it that way in browsers too.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+        ],
+        html,
+    )
+        .into_response())
+}

@@ -1,0 +1,150 @@
+//! Teardown verification (`/grants/{id}/teardown`), the gateways' control-channel status
+//! (`/gateways`), and withdrawing an approval (`/requests/{id}/approval/withdraw`).
+
+use super::extract::ApiJson;
+use super::types::{ApiError, RequestView};
+use crate::auth::Caller;
+use crate::error::{ApiResult, ServerError};
+use crate::state::AppState;
+use crate::teardown::Check;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jitgate_core::{GrantState, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/grants/{id}/teardown", get(get_teardown))
+        .route("/gateways", get(list_gateways))
+        .route("/requests/{id}/approval/withdraw", post(withdraw_approval))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(get_teardown, list_gateways, withdraw_approval),
+    components(schemas(TeardownView, Check, GatewayStatus, WithdrawApprovalBody))
+)]
+pub struct TeardownDoc;
+
+/// A grant's teardown: the verdict and every check with its evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TeardownView {
+    pub grant_id: String,
+    /// The grant's state: `active` (not ended yet), `ending` (teardown under way or
+    /// failed) or `closed` (verdict final).
+    pub grant_state: GrantState,
+    /// `pending` (not run yet), `verified`, `partial` or `failed`.
+    pub verdict: String,
+    pub attempts: i64,
+    pub checks: Vec<Check>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_attempt_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<Timestamp>,
+}
+
+#[utoipa::path(get, path = "/api/v1/grants/{id}/teardown", params(("id" = String, Path)),
+    responses((status = 200, body = TeardownView), (status = 404, body = ApiError)))]
+pub(crate) async fn get_teardown(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TeardownView>> {
+    // Visibility is the grant's.
+    let grant = crate::service::get_grant_view(&state, &caller, &id).await?.grant;
+    let mut tx = state.store.read().await?;
+    let record = tx.get_teardown(&id).await?;
+    let view = match record {
+        Some(t) => TeardownView {
+            grant_id: id,
+            grant_state: grant.state,
+            verdict: t.verdict,
+            attempts: t.attempts,
+            checks: serde_json::from_value(t.report["checks"].clone()).map_err(|e| {
+                ServerError::Internal(format!("stored teardown report of {}: {e}", grant.id))
+            })?,
+            next_attempt_at: t.next_attempt_at,
+            updated_at: Some(t.updated_at),
+        },
+        None => TeardownView {
+            grant_id: id,
+            grant_state: grant.state,
+            verdict: "pending".into(),
+            attempts: 0,
+            checks: Vec::new(),
+            next_attempt_at: None,
+            updated_at: None,
+        },
+    };
+    Ok(Json(view))
+}
+
+/// A gateway known to the server: where it listens and whether its control channel is up.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GatewayStatus {
+    pub id: String,
+    /// The address it announced, if it ever did.
+    pub address: Option<String>,
+    pub control_connected: bool,
+    /// Assets it fronts.
+    pub assets: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/gateways", responses((status = 200, body = Vec<GatewayStatus>)))]
+pub(crate) async fn list_gateways(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<GatewayStatus>>> {
+    if !(caller.sees_everything() || caller.is_admin()) {
+        return Err(ServerError::Forbidden(
+            "the gateway list is for security, audit and admin staff".into(),
+        ));
+    }
+    let mut tx = state.store.read().await?;
+    let assets = tx.list_assets().await?;
+    let mut out = Vec::new();
+    for i in tx.list_identities().await? {
+        if !i.has_role("gateway") {
+            continue;
+        }
+        let address = tx
+            .get_setting(&super::gateway::gateway_key(&i.id))
+            .await?
+            .and_then(|v| serde_json::from_str::<jitgate_gateway::wire::GatewayHello>(&v).ok())
+            .map(|h| h.address);
+        out.push(GatewayStatus {
+            control_connected: state.control.is_connected(&i.id),
+            assets: assets
+                .iter()
+                .filter(|a| a.gateway.as_deref() == Some(i.id.as_str()))
+                .map(|a| a.id.clone())
+                .collect(),
+            id: i.id,
+            address,
+        });
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawApprovalBody {
+    /// Why (recorded in the evidence log).
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approval/withdraw", params(("id" = String, Path)),
+    request_body = WithdrawApprovalBody,
+    responses((status = 200, body = RequestView), (status = 400, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn withdraw_approval(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<WithdrawApprovalBody>,
+) -> ApiResult<Json<RequestView>> {
+    crate::service::withdraw_approval(&state, &caller, &id, &body.reason)
+        .await
+        .map(Json)
+}

@@ -1,0 +1,994 @@
+//! The evidence service: wires `jitgate-evidence` (a pure library) to the data directory,
+//! the store and the clock.
+//!
+//! - **Evidence key** — an Ed25519 key of its own (never the token-signing key), created on
+//!   first start in the data directory: the current secret key in [`SECRET_KEY_FILE`]
+//!   (owner-only), every public key it ever had in [`PUBLIC_KEYS_FILE`] (what auditors are
+//!   given). Rotation adds a key; old public keys stay, so old checkpoints keep verifying.
+//! - **Log id** — named in every checkpoint; fixed at first start (config `evidence.log_id`,
+//!   else `jitgate/<random hex>`) and kept in the database's settings.
+//! - **Merkle tree** — the server keeps the tree over the whole log in memory (64 bytes per
+//!   event), built on first use and extended as the log grows. It is built by *verifying*
+//!   the log against every stored checkpoint, and extended only by rows that continue the
+//!   hash chain: the server never signs a checkpoint over a log it has not checked.
+//! - **Checkpoints** — signed periodically when the log grew (`evidence.checkpoint_interval`),
+//!   on demand, and at a graceful stop; signed and stored inside a write transaction, so no
+//!   larger log can be checkpointed in between.
+//! - **Verify in place**, **bundles** and **reports** — see [`verify`], [`export`], [`report`].
+
+use crate::api::evidence::{LogProblemView, LogVerifyView};
+use crate::auth::Caller;
+use crate::error::{ApiResult, ServerError};
+use crate::state::AppState;
+use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::Timestamp;
+use jitgate_evidence::{
+    empty_root, Bundle, Checkpoint, EvidenceKey, EvidencePublicKey, LogProblem, LogVerifier,
+    MerkleLog, SignedCheckpoint, StoredLeaf, VerifiedBundle,
+};
+use jitgate_policy::PolicySet;
+use jitgate_store::{CheckpointRecord, Store, Tx};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The current evidence secret key, one line (`jitgate-evidence-secret-key v1 …`), mode 0600.
+pub const SECRET_KEY_FILE: &str = "evidence-key.secret";
+/// Every evidence public key, oldest first (`jitgate-evidence-key v1 …` lines).
+pub const PUBLIC_KEYS_FILE: &str = "evidence-keys.pub";
+/// Settings key of the log id.
+const LOG_ID_SETTING: &str = "evidence/log_id";
+/// Rows read per query when verifying or building the tree.
+const PAGE: i64 = 20_000;
+
+/// `[evidence]` in the server configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// The log id checkpoints name (1–255 printable ASCII characters, no spaces). Default:
+    /// chosen at first start (`jitgate/<16 hex digits>`) and kept in the database; once
+    /// checkpoints exist it cannot change.
+    #[serde(default)]
+    pub log_id: Option<String>,
+    /// How often to sign a checkpoint when the log grew, e.g. `60s`; `0s` turns periodic
+    /// checkpoints off (on-demand and shutdown checkpoints remain).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: String,
+}
+
+fn default_checkpoint_interval() -> String {
+    "60s".into()
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            log_id: None,
+            checkpoint_interval: default_checkpoint_interval(),
+        }
+    }
+}
+
+impl EvidenceConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(id) = &self.log_id {
+            check_log_id(id).map_err(|m| format!("evidence.log_id: {m}"))?;
+        }
+        self.interval()?;
+        Ok(())
+    }
+
+    /// `None` when periodic checkpoints are off.
+    pub fn interval(&self) -> Result<Option<Duration>, String> {
+        let secs = crate::config::parse_duration_secs(&self.checkpoint_interval).map_err(|m| {
+            format!(
+                "evidence.checkpoint_interval {:?}: {m}",
+                self.checkpoint_interval
+            )
+        })?;
+        Ok((secs > 0).then(|| Duration::from_secs(secs.unsigned_abs())))
+    }
+}
+
+fn check_log_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{id:?} is not 1–255 printable ASCII characters without spaces"
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- keys
+
+/// The evidence keys in the data directory: the current signing key and every public key.
+pub struct EvidenceKeys {
+    dir: PathBuf,
+    current: EvidenceKey,
+    /// Oldest first; includes the current key.
+    public: Vec<EvidencePublicKey>,
+}
+
+impl std::fmt::Debug for EvidenceKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvidenceKeys")
+            .field("dir", &self.dir)
+            .field("current", &self.current.public().key_id)
+            .field("keys", &self.public.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is readable or writable by others (mode {mode:o}): it holds the evidence signing key; chmod 600 it")]
+    Insecure { path: PathBuf, mode: u32 },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl EvidenceKeys {
+    /// Load the keys from `dir`, or create them on first start.
+    ///
+    /// A missing secret key with an existing public key file (the secret was lost) gets a new
+    /// key added to the file, so everything signed before still verifies.
+    pub fn open_or_create(dir: &Path) -> Result<EvidenceKeys, KeyFileError> {
+        create_private_dir(dir)?;
+        let secret_path = dir.join(SECRET_KEY_FILE);
+        let public_path = dir.join(PUBLIC_KEYS_FILE);
+        let mut public = match std::fs::read_to_string(&public_path) {
+            Ok(text) => {
+                EvidencePublicKey::parse_file(&text).map_err(|e| KeyFileError::Invalid {
+                    path: public_path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(KeyFileError::Io {
+                    path: public_path,
+                    source,
+                })
+            }
+        };
+        let current = match read_secret(&secret_path)? {
+            Some(key) => key,
+            None => {
+                if !public.is_empty() {
+                    tracing::warn!(
+                        path = %secret_path.display(),
+                        "the evidence secret key is missing; creating a new one (the public key \
+                         file keeps the old keys, so earlier checkpoints still verify)"
+                    );
+                }
+                let key = EvidenceKey::generate().map_err(|e| KeyFileError::Invalid {
+                    path: secret_path.clone(),
+                    message: e.to_string(),
+                })?;
+                // Public key first: a crash in between leaves a listed key that signed
+                // nothing, never a signing key nobody can verify.
+                public.push(key.public());
+                write_atomic(&public_path, public_file_text(&public).as_bytes(), 0o644)?;
+                write_atomic(&secret_path, key.to_text().as_bytes(), 0o600)?;
+                key
+            }
+        };
+        let keys = EvidenceKeys {
+            dir: dir.to_path_buf(),
+            current,
+            public,
+        };
+        if !keys.public.contains(&keys.current.public()) {
+            // Written by a crash between the two writes of a rotation, or edited by hand.
+            let mut public = keys.public.clone();
+            public.push(keys.current.public());
+            write_atomic(&public_path, public_file_text(&public).as_bytes(), 0o644)?;
+            return Ok(EvidenceKeys { public, ..keys });
+        }
+        Ok(keys)
+    }
+
+    pub fn current(&self) -> &EvidenceKey {
+        &self.current
+    }
+
+    pub fn current_id(&self) -> String {
+        self.current.public().key_id
+    }
+
+    /// Every public key, oldest first.
+    pub fn public(&self) -> &[EvidencePublicKey] {
+        &self.public
+    }
+
+    /// The public key file auditors pass with `--key`.
+    pub fn public_file(&self) -> String {
+        public_file_text(&self.public)
+    }
+
+    /// Add a fresh key and make it current; returns its id. Files are replaced atomically,
+    /// the public key file first.
+    pub fn rotate(&mut self) -> Result<String, KeyFileError> {
+        let secret_path = self.dir.join(SECRET_KEY_FILE);
+        let key = EvidenceKey::generate().map_err(|e| KeyFileError::Invalid {
+            path: secret_path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut public = self.public.clone();
+        public.push(key.public());
+        write_atomic(
+            &self.dir.join(PUBLIC_KEYS_FILE),
+            public_file_text(&public).as_bytes(),
+            0o644,
+        )?;
+        write_atomic(&secret_path, key.to_text().as_bytes(), 0o600)?;
+        let id = key.public().key_id;
+        self.public = public;
+        self.current = key;
+        Ok(id)
+    }
+}
+
+fn public_file_text(keys: &[EvidencePublicKey]) -> String {
+    let mut text = String::from(
+        "# jitgate evidence public keys, oldest first. Give this file to auditors through a\n\
+         # trusted channel: `jitgate evidence verify-bundle <bundle> --key <this file>`.\n",
+    );
+    for k in keys {
+        text.push_str(&k.to_line());
+    }
+    text
+}
+
+fn read_secret(path: &Path) -> Result<Option<EvidenceKey>, KeyFileError> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(KeyFileError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let io = |source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = file.metadata().map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyFileError::Insecure {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    if meta.len() > 4096 {
+        return Err(KeyFileError::Invalid {
+            path: path.to_path_buf(),
+            message: "too large for a key file".into(),
+        });
+    }
+    // The text holds the secret seed: wiped from memory when dropped.
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, 4096), &mut text).map_err(io)?;
+    EvidenceKey::from_text(&text)
+        .map(Some)
+        .map_err(|e| KeyFileError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), KeyFileError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|source| KeyFileError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Write `bytes` to a temporary file beside `path` (with `mode`), flush it to disk, and
+/// rename it over `path`: readers see the old file or the new one, never half of one.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyFileError> {
+    let tmp = path.with_extension("tmp");
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| KeyFileError::Io { path: p, source }
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- state
+
+/// The server's evidence state (one per server process).
+pub struct Evidence {
+    pub log_id: String,
+    keys: Mutex<EvidenceKeys>,
+    tree: tokio::sync::Mutex<Tree>,
+}
+
+impl std::fmt::Debug for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evidence")
+            .field("log_id", &self.log_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Merkle tree over the log as this server checked it.
+#[derive(Default)]
+struct Tree {
+    log: MerkleLog,
+    /// Chain hash of the last leaf (hex).
+    head: String,
+    /// Built (and so verified); `false` until first use, and again after a row that does not
+    /// continue the chain was seen.
+    built: bool,
+}
+
+impl Evidence {
+    /// Open (or create) the evidence keys in `data_dir` and settle the log id.
+    pub async fn open(
+        config: &EvidenceConfig,
+        data_dir: &Path,
+        store: &Store,
+    ) -> Result<Evidence, String> {
+        let keys = EvidenceKeys::open_or_create(data_dir).map_err(|e| e.to_string())?;
+        let mut tx = store.write().await.map_err(|e| e.to_string())?;
+        let stored = tx
+            .get_setting(LOG_ID_SETTING)
+            .await
+            .map_err(|e| e.to_string())?;
+        let log_id = match (stored, &config.log_id) {
+            (Some(s), Some(c)) if &s != c => {
+                return Err(format!(
+                    "evidence.log_id is {c:?} but this database's log is {s:?}: a log keeps its \
+                     id for life (its checkpoints name it); set evidence.log_id = {s:?} or remove it"
+                ))
+            }
+            (Some(s), _) => s,
+            (None, configured) => {
+                let id = match configured {
+                    Some(c) => c.clone(),
+                    None => {
+                        let mut bytes = [0u8; 8];
+                        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+                        format!("jitgate/{}", hex::encode(bytes))
+                    }
+                };
+                tx.set_setting(LOG_ID_SETTING, &id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                id
+            }
+        };
+        tx.commit().await.map_err(|e| e.to_string())?;
+        tracing::info!(%log_id, key_id = %keys.current_id(), "evidence log and key ready");
+        Ok(Evidence {
+            log_id,
+            keys: Mutex::new(keys),
+            tree: tokio::sync::Mutex::new(Tree::default()),
+        })
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, EvidenceKeys> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every trusted public key (the key file's), oldest first.
+    pub fn public_keys(&self) -> Vec<EvidencePublicKey> {
+        self.keys().public().to_vec()
+    }
+
+    pub fn current_key_id(&self) -> String {
+        self.keys().current_id()
+    }
+
+    /// The public key file text.
+    pub fn public_key_file(&self) -> String {
+        self.keys().public_file()
+    }
+}
+
+/// Archive the text of every policy of `set` under its hash (once per set), so bundles of
+/// decisions it took can carry the determining policies' text after the set changed.
+pub async fn archive_policies(store: &Store, set: &PolicySet) -> ApiResult<()> {
+    let mut tx = store.read().await?;
+    let known = tx.policy_texts(set.hash()).await?;
+    drop(tx);
+    if known.len() == set.len() {
+        return Ok(());
+    }
+    let texts: Vec<(String, String)> = set
+        .ids()
+        .into_iter()
+        .filter_map(|id| Some((id.to_string(), set.policy_text(id)?.to_string())))
+        .collect();
+    let mut tx = store.write().await?;
+    tx.archive_policy_texts(set.hash(), &texts).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+fn to_signed(r: &CheckpointRecord) -> Result<SignedCheckpoint, String> {
+    let tree_size = u64::try_from(r.tree_size)
+        .map_err(|_| format!("tree_size {} is negative", r.tree_size))?;
+    Ok(SignedCheckpoint {
+        checkpoint: Checkpoint {
+            log_id: r.log_id.clone(),
+            tree_size,
+            root_hash: r.root_hash.clone(),
+            time: jitgate_evidence::rfc3339(r.at),
+            key_id: r.key_id.clone(),
+        },
+        signature: r.signature.clone(),
+    })
+}
+
+fn to_record(s: &SignedCheckpoint, at: Timestamp) -> ApiResult<CheckpointRecord> {
+    Ok(CheckpointRecord {
+        log_id: s.checkpoint.log_id.clone(),
+        tree_size: i64::try_from(s.checkpoint.tree_size)
+            .map_err(|_| ServerError::Internal("tree size out of range".into()))?,
+        root_hash: s.checkpoint.root_hash.clone(),
+        at,
+        key_id: s.checkpoint.key_id.clone(),
+        signature: s.signature.clone(),
+    })
+}
+
+/// Every stored checkpoint in the library's form. A row that cannot even be expressed as a
+/// checkpoint (negative size) is a problem of its own.
+fn stored_checkpoints(
+    records: &[CheckpointRecord],
+) -> (Vec<SignedCheckpoint>, Option<LogProblem>) {
+    let mut out = Vec::with_capacity(records.len());
+    let mut problem = None;
+    for r in records {
+        match to_signed(r) {
+            Ok(s) => out.push(s),
+            Err(message) => {
+                problem.get_or_insert(LogProblem::BadCheckpoint {
+                    seq: r.tree_size,
+                    message: format!("checkpoint row: {message}"),
+                });
+            }
+        }
+    }
+    (out, problem)
+}
+
+/// Sign a checkpoint of the whole log now. Unless `force`, nothing is signed when the
+/// latest checkpoint already covers every event (`Ok(None)`).
+pub async fn sign_checkpoint(state: &AppState, force: bool) -> ApiResult<Option<SignedCheckpoint>> {
+    let ev = &state.evidence;
+    let mut tree = ev.tree.lock().await;
+    // Catch up outside the write lock (on first use this reads and checks the whole log).
+    {
+        let mut tx = state.store.read_snapshot().await?;
+        sync_tree(ev, &mut tree, &mut tx, None).await?;
+        tx.commit().await?;
+    }
+    let mut tx = state.store.write().await?;
+    let (head, _) = tx.chain_tip().await?;
+    sync_tree(ev, &mut tree, &mut tx, Some(head)).await?;
+    let latest = tx.latest_checkpoint().await?;
+    if !force && (head == 0 || latest.as_ref().is_some_and(|c| c.tree_size >= head)) {
+        return Ok(None);
+    }
+    let size = u64::try_from(head).map_err(|_| ServerError::Internal("negative head".into()))?;
+    let root = if size == 0 {
+        empty_root()
+    } else {
+        tree.log
+            .root_at(size)
+            .map_err(|e| ServerError::Internal(format!("Merkle root at {size}: {e}")))?
+    };
+    // Milliseconds, as the signed text spells it; never earlier than the latest checkpoint
+    // (a larger log signed earlier would read as a forgery).
+    let now = state.clock.now();
+    let mut at = chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+    if let Some(l) = &latest {
+        if l.at > at {
+            tracing::warn!(latest = %l.at, now = %at, "clock is behind the latest checkpoint; dating the new one at the latest's time");
+            at = l.at;
+        }
+    }
+    let signed = ev
+        .keys()
+        .current()
+        .sign_checkpoint(&ev.log_id, size, &root, at)
+        .map_err(|e| ServerError::Internal(format!("signing a checkpoint: {e}")))?;
+    tx.insert_checkpoint(&to_record(&signed, at)?).await?;
+    tx.commit().await?;
+    tracing::debug!(tree_size = size, "evidence checkpoint signed");
+    Ok(Some(signed))
+}
+
+/// Bring the tree up to `up_to` (default: every row there is). On first use the whole log is
+/// verified against every stored checkpoint while the tree is built; later rows must
+/// continue the hash chain. Either failure leaves the tree unbuilt and is reported as
+/// [`ServerError::EvidenceBroken`].
+async fn sync_tree(
+    ev: &Evidence,
+    tree: &mut Tree,
+    tx: &mut Tx,
+    up_to: Option<i64>,
+) -> ApiResult<()> {
+    if !tree.built {
+        let mut log = MerkleLog::new();
+        let check = verify_rows(ev, tx, Some(&mut log), up_to).await?;
+        if let Some(p) = check.problem {
+            return Err(broken(&p));
+        }
+        *tree = Tree {
+            log,
+            head: check.head_hash,
+            built: true,
+        };
+        return Ok(());
+    }
+    loop {
+        let after = tree.log.size() as i64;
+        if up_to.is_some_and(|u| after >= u) {
+            return Ok(());
+        }
+        let rows = tx.event_rows(after, up_to, PAGE).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for row in rows {
+            let expected = tree.log.size() as i64 + 1;
+            let linked = row.seq == expected
+                && row.prev_hash == tree.head
+                && jitgate_store::chain_hash(&tree.head, row.canonical.as_bytes()).as_deref()
+                    == Some(row.hash.as_str());
+            if !linked {
+                *tree = Tree::default();
+                return Err(ServerError::EvidenceBroken(format!(
+                    "event {} does not continue the log this server checked (expected seq \
+                     {expected} linking to {}): the log was changed behind the server's back; \
+                     run `jitgate evidence verify`",
+                    row.seq,
+                    short(&tree.head)
+                )));
+            }
+            tree.log.push(row.canonical.as_bytes());
+            tree.head = row.hash;
+        }
+    }
+}
+
+fn short(h: &str) -> &str {
+    h.get(..16).unwrap_or(h)
+}
+
+fn broken(p: &LogProblem) -> ServerError {
+    ServerError::EvidenceBroken(format!(
+        "the evidence log fails verification at seq {} ({}): {}; nothing is signed or exported \
+         until this is investigated (`jitgate evidence verify`)",
+        p.seq(),
+        p.kind(),
+        p.message()
+    ))
+}
+
+// ---------------------------------------------------------------- verify in place
+
+/// The outcome of checking the log in the database.
+pub struct LogCheck {
+    pub events: u64,
+    pub verified: u64,
+    pub root_hash: String,
+    pub head_hash: String,
+    pub checkpoints: usize,
+    pub checkpoints_verified: Vec<u64>,
+    pub chain_head: i64,
+    pub problem: Option<LogProblem>,
+}
+
+/// Read every row (up to `up_to`) and every checkpoint in `tx`, and check them with
+/// [`LogVerifier`]; optionally build the Merkle tree on the way. Also compares the store's
+/// chain head (its record of how many events there are) with the rows, which catches a cut
+/// tail even with no checkpoint after it.
+async fn verify_rows(
+    ev: &Evidence,
+    tx: &mut Tx,
+    mut build: Option<&mut MerkleLog>,
+    up_to: Option<i64>,
+) -> ApiResult<LogCheck> {
+    let (head_seq, head_hash) = tx.chain_tip().await?;
+    let records = tx.list_checkpoints().await?;
+    let (checkpoints, row_problem) = stored_checkpoints(&records);
+    let keys = ev.public_keys();
+    let mut verifier = LogVerifier::new(&checkpoints, &keys);
+    let mut after = 0;
+    let mut going = true;
+    while going {
+        let rows = tx.event_rows(after, up_to, PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        for row in rows {
+            let leaf = StoredLeaf {
+                seq: row.seq,
+                prev_hash: row.prev_hash,
+                hash: row.hash,
+                canonical: row.canonical,
+            };
+            if !verifier.push(&leaf) {
+                going = false;
+                break;
+            }
+            if let Some(log) = build.as_deref_mut() {
+                log.push(leaf.canonical.as_bytes());
+            }
+        }
+    }
+    let report = verifier.finish();
+    let mut problem = report.problem.clone();
+    if let Some(p) = row_problem {
+        if problem.as_ref().is_none_or(|q| p.seq() < q.seq()) {
+            problem = Some(p);
+        }
+    }
+    // Checked against the chain head only when the whole log was read.
+    if problem.is_none() && up_to.is_none() {
+        let read = report.verified as i64;
+        problem = if read < head_seq {
+            Some(LogProblem::Truncated {
+                seq: read + 1,
+                message: format!(
+                    "the store's chain head records {head_seq} events but the log ends at event \
+                     {read}: events {}..{head_seq} were cut off the end",
+                    read + 1
+                ),
+            })
+        } else if read > head_seq {
+            Some(LogProblem::Inserted {
+                seq: head_seq + 1,
+                message: format!(
+                    "event {} lies beyond the store's chain head ({head_seq}): it was added \
+                     outside the store",
+                    head_seq + 1
+                ),
+            })
+        } else if report.head_hash != head_hash {
+            Some(LogProblem::BrokenLink {
+                seq: head_seq,
+                message: "the store's chain head hash does not match the last event".into(),
+            })
+        } else {
+            None
+        };
+    }
+    Ok(LogCheck {
+        events: report.events,
+        verified: report.verified,
+        root_hash: report.root_hash,
+        head_hash: report.head_hash,
+        checkpoints: records.len(),
+        checkpoints_verified: report.checkpoints_verified,
+        chain_head: head_seq,
+        problem,
+    })
+}
+
+/// Recompute the chain, the Merkle tree and every checkpoint over the database, in one
+/// snapshot; names the first problem.
+pub async fn verify(state: &AppState) -> ApiResult<LogVerifyView> {
+    let mut tx = state.store.read_snapshot().await?;
+    let check = verify_rows(&state.evidence, &mut tx, None, None).await?;
+    tx.commit().await?;
+    Ok(LogVerifyView {
+        ok: check.problem.is_none(),
+        log_id: state.evidence.log_id.clone(),
+        events: check.events,
+        verified: check.verified,
+        chain_head: check.chain_head,
+        root_hash: check.root_hash,
+        head_hash: check.head_hash,
+        checkpoints: check.checkpoints,
+        checkpoints_verified: check.checkpoints_verified.len(),
+        latest_checkpoint: check.checkpoints_verified.last().copied(),
+        problem: check.problem.map(|p| LogProblemView {
+            kind: p.kind().to_string(),
+            seq: p.seq(),
+            message: p.message().to_string(),
+        }),
+    })
+}
+
+// ---------------------------------------------------------------- bundles
+
+/// The evidence bundle of one grant, for a caller who may see the grant. Signs a fresh
+/// checkpoint first when the latest one does not cover every event of the grant.
+pub async fn export(state: &AppState, caller: &Caller, grant_id: &str) -> ApiResult<Bundle> {
+    let mut tx = state.store.read().await?;
+    let grant = tx
+        .get_grant(grant_id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("grant", grant_id))?;
+    let request = tx
+        .get_request(&grant.request_id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("request", &grant.request_id))?;
+    if !crate::service::can_view(&mut tx, caller, &request).await? {
+        return Err(ServerError::not_found("grant", grant_id));
+    }
+    let events = tx.access_events(&request.id, grant_id).await?;
+    let archived = tx.policy_texts(&request.decision.policy_set_hash).await?;
+    drop(tx);
+    let last = events.last().map_or(0, |(seq, _)| *seq);
+
+    let mut checkpoint = latest_trusted_checkpoint(state).await?;
+    if checkpoint
+        .as_ref()
+        .is_none_or(|c| (c.checkpoint.tree_size as i64) < last)
+    {
+        checkpoint = sign_checkpoint(state, true).await?;
+    }
+    let checkpoint = checkpoint
+        .ok_or_else(|| ServerError::Internal("no checkpoint could be signed".into()))?;
+
+    let policies = request
+        .decision
+        .determining_policies
+        .iter()
+        .filter_map(|id| Some((id.clone(), archived.get(id)?.clone())))
+        .collect();
+    let events: Vec<(u64, String)> = events
+        .into_iter()
+        .map(|(seq, text)| (seq.unsigned_abs(), text))
+        .collect();
+
+    let ev = &state.evidence;
+    let mut tree = ev.tree.lock().await;
+    let size = checkpoint.checkpoint.tree_size as i64;
+    if (tree.log.size() as i64) < size || !tree.built {
+        let mut tx = state.store.read_snapshot().await?;
+        sync_tree(ev, &mut tree, &mut tx, None).await?;
+        tx.commit().await?;
+    }
+    let (signer, known) = {
+        let keys = ev.keys();
+        (keys.current().clone(), keys.public().to_vec())
+    };
+    let bundle = Bundle::build(
+        grant_id,
+        events,
+        &tree.log,
+        checkpoint,
+        policies,
+        &signer,
+        &known,
+    )
+    .map_err(|e| {
+        ServerError::EvidenceBroken(format!(
+            "{e}; the stored log no longer matches its checkpoint: run `jitgate evidence verify`"
+        ))
+    })?;
+    Ok(bundle)
+}
+
+/// The latest checkpoint whose signature verifies with a trusted key.
+async fn latest_trusted_checkpoint(state: &AppState) -> ApiResult<Option<SignedCheckpoint>> {
+    let mut tx = state.store.read().await?;
+    let records = tx.list_checkpoints().await?;
+    drop(tx);
+    let keys = state.evidence.public_keys();
+    Ok(records
+        .iter()
+        .rev()
+        .filter_map(|r| to_signed(r).ok())
+        .find(|s| s.checkpoint.log_id == state.evidence.log_id && s.verify(&keys).is_ok()))
+}
+
+/// Export and verify a bundle with the server's own keys: what the report is made from.
+pub async fn verified_bundle(
+    state: &AppState,
+    caller: &Caller,
+    grant_id: &str,
+) -> ApiResult<VerifiedBundle> {
+    let bundle = export(state, caller, grant_id).await?;
+    let keys = state.evidence.public_keys();
+    jitgate_evidence::verify_bundle(bundle.to_json().as_bytes(), &keys)
+        .map_err(|e| ServerError::EvidenceBroken(format!("the exported bundle does not verify: {e}")))
+}
+
+/// The one-page HTML audit report of a grant.
+pub async fn report(state: &AppState, caller: &Caller, grant_id: &str) -> ApiResult<String> {
+    let verified = verified_bundle(state, caller, grant_id).await?;
+    Ok(jitgate_evidence::report_html(&verified))
+}
+
+/// Every stored checkpoint (as stored: an auditor verifies them with the public keys).
+pub async fn checkpoints(state: &AppState) -> ApiResult<Vec<SignedCheckpoint>> {
+    let mut tx = state.store.read().await?;
+    let records = tx.list_checkpoints().await?;
+    Ok(records.iter().filter_map(|r| to_signed(r).ok()).collect())
+}
+
+/// Rotate the evidence key: the log's tail is signed with the old key first, the rotation is
+/// recorded in the log, and that is signed with the new key. Returns the new key id.
+pub async fn rotate_key(state: &AppState, actor: Actor) -> ApiResult<String> {
+    // A failure to sign the tail (e.g. a broken log) must not block replacing a key that may
+    // be compromised; it is logged and the rotation goes on.
+    if let Err(e) = sign_checkpoint(state, false).await {
+        tracing::warn!(error = %e, "could not sign the log's tail before rotating the evidence key");
+    }
+    let (previous, new) = {
+        let mut keys = state.evidence.keys();
+        let previous = keys.current_id();
+        let new = keys
+            .rotate()
+            .map_err(|e| ServerError::Internal(format!("evidence key rotation: {e}")))?;
+        (previous, new)
+    };
+    let mut tx = state.store.write().await?;
+    tx.append_events(&[Event::new(EventKind::KeyRotated, actor, state.clock.now()).data(
+        serde_json::json!({"key": "evidence", "new_kid": new, "previous_kid": previous}),
+    )])
+    .await?;
+    tx.commit().await?;
+    if let Err(e) = sign_checkpoint(state, false).await {
+        tracing::warn!(error = %e, "could not sign a checkpoint with the new evidence key");
+    }
+    Ok(new)
+}
+
+// ---------------------------------------------------------------- periodic task
+
+/// Sign a checkpoint every `evidence.checkpoint_interval` when the log grew, and once more
+/// at a graceful stop. Errors are logged (once per distinct message) and retried next time.
+pub async fn run_checkpointer(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let interval = state.config.evidence.interval().ok().flatten();
+    let mut last_error: Option<String> = None;
+    if let Some(every) = interval {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => break,
+            }
+            match sign_checkpoint(&state, false).await {
+                Ok(Some(cp)) => {
+                    last_error = None;
+                    tracing::info!(tree_size = cp.checkpoint.tree_size, key_id = %cp.checkpoint.key_id, "evidence checkpoint signed");
+                }
+                Ok(None) => last_error = None,
+                Err(e) => {
+                    let message = e.to_string();
+                    if last_error.as_deref() != Some(message.as_str()) {
+                        tracing::error!(error = %message, "could not sign an evidence checkpoint");
+                        last_error = Some(message);
+                    }
+                }
+            }
+        }
+    } else {
+        let _ = shutdown.changed().await;
+    }
+    match sign_checkpoint(&state, false).await {
+        Ok(Some(cp)) => {
+            tracing::info!(tree_size = cp.checkpoint.tree_size, "evidence checkpoint signed at stop")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "no evidence checkpoint at stop"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_created_owner_only_and_rotation_keeps_old_public_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let keys = EvidenceKeys::open_or_create(&data).unwrap();
+        let first = keys.current_id();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(data.join(SECRET_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "secret key file is owner-only");
+        }
+        assert!(!std::fs::read_to_string(data.join(SECRET_KEY_FILE))
+            .unwrap()
+            .is_empty());
+        // Reopening gives the same key.
+        let mut keys = EvidenceKeys::open_or_create(&data).unwrap();
+        assert_eq!(keys.current_id(), first);
+        let second = keys.rotate().unwrap();
+        assert_ne!(first, second);
+        let reopened = EvidenceKeys::open_or_create(&data).unwrap();
+        assert_eq!(reopened.current_id(), second);
+        let file = std::fs::read_to_string(data.join(PUBLIC_KEYS_FILE)).unwrap();
+        let listed = EvidencePublicKey::parse_file(&file).unwrap();
+        let ids: Vec<_> = listed.iter().map(|k| k.key_id.clone()).collect();
+        assert_eq!(ids, vec![first, second]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_key_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        EvidenceKeys::open_or_create(dir.path()).unwrap();
+        let path = dir.path().join(SECRET_KEY_FILE);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = EvidenceKeys::open_or_create(dir.path()).unwrap_err();
+        assert!(matches!(err, KeyFileError::Insecure { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_lost_secret_key_is_replaced_and_old_keys_stay_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = EvidenceKeys::open_or_create(dir.path()).unwrap().current_id();
+        std::fs::remove_file(dir.path().join(SECRET_KEY_FILE)).unwrap();
+        let keys = EvidenceKeys::open_or_create(dir.path()).unwrap();
+        assert_ne!(keys.current_id(), first);
+        assert_eq!(keys.public().len(), 2);
+        assert_eq!(keys.public()[0].key_id, first);
+    }
+
+    #[test]
+    fn config_validates_log_id_and_interval() {
+        let ok = EvidenceConfig::default();
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.interval().unwrap(), Some(Duration::from_secs(60)));
+        let off = EvidenceConfig {
+            checkpoint_interval: "0s".into(),
+            ..EvidenceConfig::default()
+        };
+        assert_eq!(off.interval().unwrap(), None);
+        let bad = EvidenceConfig {
+            log_id: Some("plant 1".into()),
+            ..EvidenceConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("log_id"));
+    }
+}

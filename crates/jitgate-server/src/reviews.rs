@@ -1,0 +1,427 @@
+//! Mandatory post-session reviews. A review is opened when a grant's use needs a person to
+//! look at it afterwards — break-glass access (opened here when the grant becomes active),
+//! a legacy asset whose teardown can only be partial (opened by the teardown code) — and is
+//! completed by someone other than the subject and requester: security staff, an admin, or
+//! an approver of the request. Reviews past their due time are notified once.
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, ServerError};
+use crate::notify::{self, Notice};
+use crate::service;
+use crate::state::AppState;
+use jitgate_core::event::{rfc3339, Actor, Event, EventKind};
+use jitgate_core::{ApprovalVerdict, CoreError, Grant, GrantState, Request, Timestamp};
+use jitgate_store::{ReviewFilter, ReviewRecord, ReviewState, StoreError, Tx};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// Why a review was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewReason {
+    /// Break-glass access: used without approval, so it is looked at afterwards.
+    BreakGlass,
+    /// A legacy asset kept local accounts: teardown was `partial`, someone checks the
+    /// compensating controls.
+    LegacyAsset,
+}
+
+impl ReviewReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewReason::BreakGlass => "break_glass",
+            ReviewReason::LegacyAsset => "legacy_asset",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "break_glass" => Some(ReviewReason::BreakGlass),
+            "legacy_asset" => Some(ReviewReason::LegacyAsset),
+            _ => None,
+        }
+    }
+}
+
+/// What the reviewer concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewOutcome {
+    /// Nothing to follow up.
+    Ok,
+    /// Something needs follow-up; the note says what.
+    Finding,
+}
+
+impl ReviewOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewOutcome::Ok => "ok",
+            ReviewOutcome::Finding => "finding",
+        }
+    }
+}
+
+/// A review as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReviewView {
+    pub grant_id: String,
+    pub request_id: String,
+    /// Who used the access (may not complete the review).
+    pub subject: String,
+    pub reason: ReviewReason,
+    /// Why it was opened, in the opener's terms.
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub due_at: Timestamp,
+    /// `open`, `overdue` (open and past `due_at`) or `done`.
+    pub state: String,
+    #[serde(default)]
+    pub reviewer: Option<String>,
+    #[serde(default)]
+    pub outcome: Option<ReviewOutcome>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<Timestamp>,
+}
+
+fn view(r: ReviewRecord, now: Timestamp) -> ApiResult<ReviewView> {
+    let reason = ReviewReason::parse(&r.reason).ok_or_else(|| {
+        ServerError::Store(StoreError::Corrupt(format!(
+            "reviews grant_id={}: unknown reason {:?}",
+            r.grant_id, r.reason
+        )))
+    })?;
+    let outcome = match r.outcome.as_deref() {
+        None => None,
+        Some("ok") => Some(ReviewOutcome::Ok),
+        Some("finding") => Some(ReviewOutcome::Finding),
+        Some(other) => {
+            return Err(ServerError::Store(StoreError::Corrupt(format!(
+                "reviews grant_id={}: unknown outcome {other:?}",
+                r.grant_id
+            ))))
+        }
+    };
+    let state = if !r.is_open() {
+        "done"
+    } else if r.due_at <= now {
+        "overdue"
+    } else {
+        "open"
+    };
+    Ok(ReviewView {
+        grant_id: r.grant_id,
+        request_id: r.request_id,
+        subject: r.subject,
+        reason,
+        detail: r.detail,
+        opened_at: r.opened_at,
+        due_at: r.due_at,
+        state: state.to_string(),
+        reviewer: r.reviewer,
+        outcome,
+        note: r.note,
+        completed_at: r.completed_at,
+    })
+}
+
+/// When a review of `grant` is due: `review_due_after` (config, default 24h) after the
+/// grant's expiry.
+pub fn review_due_at(state: &AppState, grant: &Grant) -> ApiResult<Timestamp> {
+    let secs = state
+        .config
+        .review_due_after_secs()
+        .map_err(|e| ServerError::Internal(format!("configuration: {e}")))?;
+    Ok(grant.expires_at + chrono::Duration::seconds(secs))
+}
+
+/// Open a review of `grant` for `reason`, in the caller's transaction, with a
+/// `review.opened` event. Idempotent: a second call for the same grant and reason changes
+/// nothing and records nothing.
+pub async fn open_review(
+    tx: &mut Tx,
+    state: &AppState,
+    grant: &Grant,
+    reason: ReviewReason,
+    detail: Value,
+) -> ApiResult<()> {
+    let now = state.clock.now();
+    let due_at = review_due_at(state, grant)?;
+    let record = ReviewRecord {
+        grant_id: grant.id.clone(),
+        request_id: grant.request_id.clone(),
+        subject: grant.subject.clone(),
+        reason: reason.as_str().to_string(),
+        detail: detail.clone(),
+        opened_at: now,
+        due_at,
+        overdue_notified: false,
+        reviewer: None,
+        outcome: None,
+        note: None,
+        completed_at: None,
+    };
+    if tx.open_review(&record).await? {
+        tx.append_events(&[Event::new(EventKind::ReviewOpened, Actor::system(), now)
+            .request(&grant.request_id)
+            .grant(&grant.id)
+            .data(json!({
+                "reason": reason.as_str(),
+                "subject": grant.subject,
+                "due_at": rfc3339(due_at),
+                "detail": detail,
+            }))])
+        .await?;
+    }
+    Ok(())
+}
+
+/// May `caller` complete reviews of this grant? The subject and the requester never; then
+/// security staff, admins, and people who approved the request.
+async fn authorize(tx: &mut Tx, caller: &Caller, g: &Grant, r: &Request) -> ApiResult<()> {
+    let me = caller.id();
+    if me == g.subject {
+        return Err(CoreError::SeparationOfDuties(format!(
+            "{me} is the subject of grant {}; its post-session review must be completed by \
+             someone else: security staff, an admin or an approver of request {}",
+            g.id, r.id
+        ))
+        .into());
+    }
+    if me == r.requester {
+        return Err(CoreError::SeparationOfDuties(format!(
+            "{me} filed request {} of grant {}; its post-session review must be completed by \
+             someone else: security staff, an admin or an approver of the request",
+            r.id, g.id
+        ))
+        .into());
+    }
+    if caller.is_admin() || caller.identity.has_role("security") {
+        return Ok(());
+    }
+    let approved = tx
+        .list_approvals(&r.id)
+        .await?
+        .iter()
+        .any(|a| a.approver == me && a.verdict == ApprovalVerdict::Approve);
+    if approved {
+        return Ok(());
+    }
+    Err(ServerError::Forbidden(format!(
+        "{me} may not complete the review of grant {}: reviews are for security staff (role \
+         `security`), admins and the request's approvers",
+        g.id
+    )))
+}
+
+/// Complete the open review(s) of a grant: the one for `reason`, or every open one when no
+/// reason is given. Each completion is a `review.completed` event.
+pub async fn complete_review(
+    state: &AppState,
+    caller: &Caller,
+    grant_id: &str,
+    outcome: ReviewOutcome,
+    note: &str,
+    reason: Option<ReviewReason>,
+) -> ApiResult<Vec<ReviewView>> {
+    let note = note.trim();
+    if outcome == ReviewOutcome::Finding && note.is_empty() {
+        return Err(ServerError::InvalidBody(
+            "a finding needs a note saying what was found and who follows it up (--note)".into(),
+        ));
+    }
+    if note.chars().count() > 4000 {
+        return Err(ServerError::InvalidBody(
+            "the note is longer than 4000 characters; link to a ticket for the details".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let g = tx
+        .get_grant(grant_id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("grant", grant_id))?;
+    let r = tx
+        .get_request(&g.request_id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("request", &g.request_id))?;
+    if !service::can_view(&mut tx, caller, &r).await? {
+        return Err(ServerError::not_found("grant", grant_id));
+    }
+    authorize(&mut tx, caller, &g, &r).await?;
+    drop(tx);
+
+    let mut tx = state.store.write().await?;
+    let all = tx
+        .list_reviews(&ReviewFilter {
+            grant_id: Some(grant_id.to_string()),
+            ..Default::default()
+        })
+        .await?;
+    let wanted: Vec<&ReviewRecord> = all
+        .iter()
+        .filter(|rv| reason.is_none_or(|want| rv.reason == want.as_str()))
+        .collect();
+    let open: Vec<&ReviewRecord> = wanted.iter().copied().filter(|rv| rv.is_open()).collect();
+    if open.is_empty() {
+        return Err(match wanted.first() {
+            Some(done) => ServerError::Store(StoreError::Conflict(format!(
+                "the review of grant {grant_id} was completed already by {} ({})",
+                done.reviewer.as_deref().unwrap_or("?"),
+                done.outcome.as_deref().unwrap_or("?")
+            ))),
+            None => ServerError::NotFound {
+                what: "open review of grant",
+                id: grant_id.to_string(),
+                hint: "`jitgate reviews --open` lists the reviews waiting",
+            },
+        });
+    }
+    // Re-read under the write lock: the session must be over before it is reviewed.
+    let g = tx
+        .get_grant(grant_id)
+        .await?
+        .ok_or_else(|| ServerError::not_found("grant", grant_id))?;
+    if g.state == GrantState::Active {
+        return Err(CoreError::WrongState {
+            what: format!("grant {grant_id}"),
+            state: "active".into(),
+            needed: "ended (a post-session review comes after the session; revoke or complete \
+                     the grant first)"
+                .into(),
+        }
+        .into());
+    }
+    let mut events = Vec::new();
+    let mut done = Vec::new();
+    for rv in open {
+        tx.complete_review(
+            grant_id,
+            &rv.reason,
+            caller.id(),
+            outcome.as_str(),
+            note,
+            now,
+        )
+        .await?;
+        events.push(
+            Event::new(
+                EventKind::ReviewCompleted,
+                Actor::identity(caller.id()),
+                now,
+            )
+            .request(&rv.request_id)
+            .grant(grant_id)
+            .data(json!({
+                "reason": rv.reason,
+                "outcome": outcome.as_str(),
+                "note": note,
+                "due_at": rfc3339(rv.due_at),
+                "late": now > rv.due_at,
+            })),
+        );
+        let mut completed = rv.clone();
+        completed.reviewer = Some(caller.id().to_string());
+        completed.outcome = Some(outcome.as_str().to_string());
+        completed.note = Some(note.to_string());
+        completed.completed_at = Some(now);
+        done.push(view(completed, now)?);
+    }
+    tx.append_events(&events).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Query options of `GET /reviews`.
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewQuery {
+    /// `open` (overdue included), `overdue` or `done`; default: all.
+    pub state: Option<String>,
+    /// Only the reviews of this grant.
+    pub grant: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Reviews the caller may see (those of requests they may see).
+pub async fn list_reviews(
+    state: &AppState,
+    caller: &Caller,
+    q: ReviewQuery,
+) -> ApiResult<Vec<ReviewView>> {
+    let now = state.clock.now();
+    let filter_state = match q.state.as_deref() {
+        None => None,
+        Some("open") => Some(ReviewState::Open),
+        Some("overdue") => Some(ReviewState::Overdue(now)),
+        Some("done") => Some(ReviewState::Done),
+        Some(other) => {
+            return Err(ServerError::BadRequest(format!(
+                "unknown review state {other:?}; use open, overdue or done"
+            )))
+        }
+    };
+    let mut tx = state.store.read().await?;
+    let rows = tx
+        .list_reviews(&ReviewFilter {
+            state: filter_state,
+            grant_id: q.grant,
+            limit: q.limit.unwrap_or(200).clamp(1, 1000),
+        })
+        .await?;
+    let mut visible = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for rv in rows {
+        let may = match visible.get(&rv.request_id) {
+            Some(v) => *v,
+            None => {
+                let v = match tx.get_request(&rv.request_id).await? {
+                    Some(r) => service::can_view(&mut tx, caller, &r).await?,
+                    None => caller.sees_everything(),
+                };
+                visible.insert(rv.request_id.clone(), v);
+                v
+            }
+        };
+        if may {
+            out.push(view(rv, now)?);
+        }
+    }
+    Ok(out)
+}
+
+/// One scheduler pass over reviews: every open review past its due time is notified
+/// ([`Notice::ReviewDue`]) exactly once. Returns how many were.
+pub async fn notify_overdue(state: &AppState) -> ApiResult<usize> {
+    let now = state.clock.now();
+    {
+        let mut tx = state.store.read().await?;
+        if tx.reviews_overdue_unnotified(now).await?.is_empty() {
+            return Ok(0);
+        }
+    }
+    let mut tx = state.store.write().await?;
+    let due = tx.reviews_overdue_unnotified(now).await?;
+    for rv in &due {
+        let notice = Notice::ReviewDue {
+            grant_id: rv.grant_id.clone(),
+            request_id: rv.request_id.clone(),
+            subject: rv.subject.clone(),
+            reason: rv.reason.clone(),
+            opened_at: rv.opened_at,
+            due_at: rv.due_at,
+            detail: rv.detail.clone(),
+        };
+        notify::enqueue(&mut tx, state, &notice).await?;
+        tx.mark_review_overdue_notified(&rv.grant_id, &rv.reason)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(due.len())
+}

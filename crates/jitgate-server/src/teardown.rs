@@ -1,0 +1,587 @@
+//! Ending a grant everywhere, and proving it.
+//!
+//! The moment a grant ends (revoked, completed, expired, or a change of context) the server
+//! pushes a revocation to every gateway fronting one of its assets ([`push_revocation`],
+//! called right after the commit, before the API answers). Then the teardown worker
+//! ([`run`]) verifies, for every ended grant, and records each check as an event:
+//!
+//! 1. `sessions_closed` — each gateway acknowledges the revocation over the control channel
+//!    with the sessions it closed (id, close time, bytes, operation counts) and no live one.
+//! 2. `credential_refused` — the server probes each gateway: it opens a real tunnel and
+//!    presents a freshly signed credential for the ended grant, bound to a throw-away key
+//!    (the subject's own token never leaves the subject). The gateway must refuse it.
+//! 3. `downstream` — per asset: a brokered asset behind a gateway keeps nothing once 1 and
+//!    2 hold; a `legacy` asset keeps local accounts jitgate cannot revoke, so the verdict is
+//!    `partial`, naming the limitation and the compensating controls, and a post-session
+//!    review is opened; an asset no gateway fronts cannot be checked (`partial`).
+//!
+//! Verdict: `failed` if any check failed (an alert is raised and the teardown retried, with
+//! backoff, until it succeeds — the grant stays `ending`), else `partial` if any check is
+//! partial, else `verified`. A final verdict closes the grant and its request.
+
+use crate::error::{ApiResult, ServerError};
+use crate::state::AppState;
+use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::lifecycle;
+use jitgate_core::scope::Protocol;
+use jitgate_core::{Asset, Enforcement, Grant, GrantState, Timestamp};
+use jitgate_credential::{AssetClaim, ClientKey, GrantClaims};
+use jitgate_gateway::connect::{ConnectError, Target};
+use jitgate_gateway::wire::{GatewayHello, Revocation, TokenResponse};
+use jitgate_store::TeardownRecord;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Longest wait between two attempts of a failed teardown.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// One check of a teardown and its evidence.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Check {
+    /// `sessions_closed`, `credential_refused` or `downstream`.
+    pub check: String,
+    /// The gateway (first two checks) or asset (downstream) it is about.
+    pub target: String,
+    /// `ok`, `partial` or `failed`.
+    pub outcome: String,
+    /// What was seen, in words.
+    pub detail: String,
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+}
+
+impl Check {
+    fn new(check: &str, target: &str, outcome: &str, detail: String, evidence: serde_json::Value) -> Self {
+        Check {
+            check: check.into(),
+            target: target.into(),
+            outcome: outcome.into(),
+            detail,
+            evidence,
+        }
+    }
+}
+
+/// The verdict over a set of checks.
+pub fn verdict_of(checks: &[Check]) -> &'static str {
+    if checks.iter().any(|c| c.outcome == "failed") {
+        "failed"
+    } else if checks.iter().any(|c| c.outcome == "partial") {
+        "partial"
+    } else {
+        "verified"
+    }
+}
+
+/// The revocation a gateway enforces for an ended grant.
+fn revocation_of(g: &Grant) -> Revocation {
+    Revocation {
+        grant_id: g.id.clone(),
+        reason: g
+            .end_reason
+            .as_ref()
+            .map(|r| r.label().to_string())
+            .unwrap_or_else(|| "ended".into()),
+        expires_at: g.expires_at,
+    }
+}
+
+/// The grant's assets as stored (assets removed from the inventory are skipped: they have
+/// no gateway to ask, and the downstream check names them).
+async fn grant_assets(state: &AppState, g: &Grant) -> ApiResult<(Vec<Asset>, Vec<String>)> {
+    let mut tx = state.store.read().await?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for id in g.scope.assets() {
+        match tx.get_asset(&id).await? {
+            Some(a) => found.push(a),
+            None => missing.push(id),
+        }
+    }
+    Ok((found, missing))
+}
+
+/// Push the revocation of ended grants to every gateway fronting one of their assets, at
+/// once (called right after the commit that ended them), and wake the teardown worker.
+pub async fn push_revocations(state: &AppState, grants: &[Grant]) {
+    for g in grants {
+        match grant_assets(state, g).await {
+            Ok((assets, _)) => {
+                let r = revocation_of(g);
+                let gateways: HashSet<&str> =
+                    assets.iter().filter_map(|a| a.gateway.as_deref()).collect();
+                for gw in gateways {
+                    if !state.control.revoke(gw, &r) {
+                        tracing::warn!(grant = %g.id, gateway = %gw, "gateway not connected; the revocation is delivered when it reconnects");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(grant = %g.id, error = %e, "cannot push the revocation; the teardown worker retries")
+            }
+        }
+    }
+    state.teardown_wake.notify_one();
+}
+
+/// Every ended grant a gateway must still refuse (its credential not yet expired), for the
+/// sync sent on each control-channel connection.
+pub async fn revocations_for_gateway(state: &AppState, gateway: &str) -> ApiResult<Vec<Revocation>> {
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let fronted: HashSet<String> = tx
+        .list_assets()
+        .await?
+        .into_iter()
+        .filter(|a| a.gateway.as_deref() == Some(gateway))
+        .map(|a| a.id)
+        .collect();
+    let mut out = Vec::new();
+    for (grant_id, expires_at, scope) in tx.ended_unexpired_grants(now).await? {
+        if scope.assets().iter().any(|a| fronted.contains(a)) {
+            let reason = match tx.get_grant(&grant_id).await? {
+                Some(g) => revocation_of(&g).reason,
+                None => "ended".into(),
+            };
+            out.push(Revocation {
+                grant_id,
+                reason,
+                expires_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The teardown worker: runs the checks of every ended grant whose teardown is due, each in
+/// its own task, until shutdown.
+pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let inflight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    loop {
+        // A gateway that just reconnected may turn failed teardowns into verified ones:
+        // retry those at once instead of waiting for their backoff.
+        let retry_all = state
+            .teardown_retry_now
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        let now = state.clock.now();
+        let horizon = if retry_all {
+            now + chrono::Duration::days(365)
+        } else {
+            now
+        };
+        let due = match state.store.read().await {
+            Ok(mut tx) => tx.teardowns_due(horizon).await,
+            Err(e) => Err(e),
+        };
+        match due {
+            Ok(ids) => {
+                for id in ids {
+                    let fresh = inflight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone());
+                    if !fresh {
+                        continue;
+                    }
+                    let state = state.clone();
+                    let inflight = inflight.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = run_one(&state, &id).await {
+                            tracing::error!(grant = %id, error = %e, "teardown attempt could not be recorded; retrying");
+                        }
+                        inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list due teardowns"),
+        }
+        let sleep = match state.store.read().await {
+            Ok(mut tx) => match tx.next_teardown_retry().await {
+                Ok(Some(t)) => (t - state.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .clamp(Duration::from_millis(50), Duration::from_secs(1)),
+                _ => Duration::from_secs(1),
+            },
+            Err(_) => Duration::from_secs(1),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = state.teardown_wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One attempt at a grant's teardown: all checks, then the verdict, recorded in one write.
+pub async fn run_one(state: &AppState, grant_id: &str) -> ApiResult<&'static str> {
+    let g = {
+        let mut tx = state.store.read().await?;
+        tx.get_grant(grant_id)
+            .await?
+            .ok_or_else(|| ServerError::not_found("grant", grant_id))?
+    };
+    if g.state != GrantState::Ending {
+        return Ok("closed");
+    }
+    let timeout = state
+        .config
+        .teardown_timeout()
+        .map_err(|e| ServerError::Internal(e.to_string()))?;
+    let (assets, missing) = grant_assets(state, &g).await?;
+    let r = revocation_of(&g);
+    let mut by_gateway: BTreeMap<String, Vec<Asset>> = BTreeMap::new();
+    for a in &assets {
+        if let Some(gw) = &a.gateway {
+            by_gateway.entry(gw.clone()).or_default().push(a.clone());
+        }
+    }
+    let gateway_checks = futures_util::future::join_all(
+        by_gateway
+            .iter()
+            .map(|(gw, gw_assets)| check_gateway(state, gw, gw_assets, &g, &r, timeout)),
+    )
+    .await;
+    let mut checks: Vec<Check> = gateway_checks.into_iter().flatten().collect();
+    checks.extend(assets.iter().map(downstream_check));
+    for id in missing {
+        checks.push(Check::new(
+            "downstream",
+            &id,
+            "partial",
+            format!("asset {id} is no longer in the inventory; jitgate cannot say what remains on it"),
+            json!({}),
+        ));
+    }
+    let verdict = verdict_of(&checks);
+    record(state, &g, &assets, checks, verdict).await?;
+    Ok(verdict)
+}
+
+/// Sessions closed and credential refused, at one gateway.
+async fn check_gateway(
+    state: &AppState,
+    gateway: &str,
+    assets: &[Asset],
+    g: &Grant,
+    r: &Revocation,
+    timeout: Duration,
+) -> Vec<Check> {
+    // (Re)send unless already acknowledged: the push at the end may have gone nowhere.
+    if state.control.ack(gateway, &g.id).is_none() {
+        state.control.revoke(gateway, r);
+    }
+    let sessions = match state.control.wait_ack(gateway, &g.id, timeout).await {
+        Some(ack) if ack.live_sessions == 0 => Check::new(
+            "sessions_closed",
+            gateway,
+            "ok",
+            format!(
+                "gateway {gateway} acknowledged the revocation: {} session(s) under the grant, none live",
+                ack.sessions.len()
+            ),
+            serde_json::to_value(&ack).unwrap_or_default(),
+        ),
+        Some(ack) => Check::new(
+            "sessions_closed",
+            gateway,
+            "failed",
+            format!(
+                "gateway {gateway} still reports {} live session(s) under the grant",
+                ack.live_sessions
+            ),
+            serde_json::to_value(&ack).unwrap_or_default(),
+        ),
+        None => Check::new(
+            "sessions_closed",
+            gateway,
+            "failed",
+            format!(
+                "gateway {gateway} did not acknowledge the revocation within {} ({}); retrying until it does",
+                humantime::format_duration(timeout),
+                if state.control.is_connected(gateway) {
+                    "its control channel is up"
+                } else {
+                    "it is not connected"
+                }
+            ),
+            json!({"connected": state.control.is_connected(gateway)}),
+        ),
+    };
+    let probe = probe(state, gateway, assets, g, timeout).await;
+    vec![sessions, probe]
+}
+
+/// Present a credential for the ended grant to the gateway, through a real tunnel, and
+/// expect a refusal.
+async fn probe(
+    state: &AppState,
+    gateway: &str,
+    assets: &[Asset],
+    g: &Grant,
+    timeout: Duration,
+) -> Check {
+    let failed = |detail: String, evidence| {
+        Check::new("credential_refused", gateway, "failed", detail, evidence)
+    };
+    let hello: Option<GatewayHello> = match state.store.read().await {
+        Ok(mut tx) => tx
+            .get_setting(&crate::api::gateway::gateway_key(gateway))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_str(&v).ok()),
+        Err(_) => None,
+    };
+    let Some(hello) = hello else {
+        return failed(
+            format!("gateway {gateway} has never announced its address; cannot probe it"),
+            json!({}),
+        );
+    };
+    let now = state.clock.now();
+    // The probe presents the grant as if it were still active, with a fresh expiry, so a
+    // refusal can only come from the gateway knowing the grant ended (its revocation list or
+    // its online check), never from the token's own expiry.
+    let mut as_if_active = g.clone();
+    as_if_active.state = GrantState::Active;
+    as_if_active.not_before = now - chrono::Duration::seconds(1);
+    as_if_active.expires_at = now + chrono::Duration::seconds(60);
+    let key = ClientKey::generate();
+    let mut last_err = String::new();
+    for asset in assets {
+        let endpoints: Vec<AssetClaim> = [Protocol::Modbus, Protocol::Dnp3, Protocol::Ssh]
+            .into_iter()
+            .filter_map(|p| AssetClaim::from_asset(asset, p))
+            .collect();
+        let claims = match GrantClaims::for_grant(
+            &as_if_active,
+            gateway,
+            &endpoints,
+            &key.public_b64(),
+            now,
+            chrono::Duration::seconds(60),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                last_err = e.to_string();
+                continue;
+            }
+        };
+        let token = match state.issue_token(&claims) {
+            Ok(t) => t,
+            Err(e) => return failed(format!("cannot sign the probe credential: {e}"), json!({})),
+        };
+        let fingerprint = jitgate_credential::token_fingerprint(&token);
+        let target = Target {
+            token: TokenResponse {
+                token,
+                token_fingerprint: fingerprint.clone(),
+                asset: asset.id.clone(),
+                gateway_id: gateway.to_string(),
+                gateway_address: hello.address.clone(),
+                gateway_fingerprint: hello.tls_fingerprint.clone(),
+                expires_at: as_if_active.expires_at,
+            },
+            key,
+        };
+        let evidence = json!({
+            "probe_token_fingerprint": fingerprint,
+            "probe_token_id": claims.token_id,
+            "gateway_address": hello.address,
+            "asset": asset.id,
+        });
+        return match tokio::time::timeout(timeout, jitgate_gateway::connect::open_tunnel(&target)).await {
+            Ok(Err(ConnectError::Refused { code, message })) => {
+                let mut evidence = evidence;
+                evidence["refusal_code"] = json!(code);
+                evidence["refusal"] = json!(message);
+                Check::new(
+                    "credential_refused",
+                    gateway,
+                    "ok",
+                    format!("gateway {gateway} refused a valid credential for the ended grant ({code})"),
+                    evidence,
+                )
+            }
+            Ok(Ok(_)) => failed(
+                format!("gateway {gateway} ACCEPTED a credential for the ended grant; the session was closed at once"),
+                evidence,
+            ),
+            Ok(Err(e)) => failed(format!("cannot probe gateway {gateway}: {e}"), evidence),
+            Err(_) => failed(
+                format!("gateway {gateway} did not answer the probe within {}", humantime::format_duration(timeout)),
+                evidence,
+            ),
+        };
+    }
+    failed(
+        format!("no probe credential could be made for gateway {gateway}: {last_err}"),
+        json!({}),
+    )
+}
+
+/// What remains on the asset itself once the gateway checks hold.
+fn downstream_check(a: &Asset) -> Check {
+    match (a.enforcement, &a.gateway) {
+        (Enforcement::Legacy, _) => Check::new(
+            "downstream",
+            &a.id,
+            "partial",
+            format!(
+                "legacy asset: {}",
+                a.limitation
+                    .clone()
+                    .unwrap_or_else(|| "the device cannot enforce expiry; jitgate cannot verify that authorization on it ended".into())
+            ),
+            json!({
+                "enforcement": "legacy",
+                "limitation": a.limitation,
+                "compensating_controls": a.compensating_controls,
+                "review": "opened",
+            }),
+        ),
+        (Enforcement::Brokered, Some(gw)) => Check::new(
+            "downstream",
+            &a.id,
+            "ok",
+            format!("brokered: access to {} passes only through gateway {gw}; no authorization remains on the device", a.id),
+            json!({"enforcement": "brokered", "gateway": gw}),
+        ),
+        (Enforcement::Brokered, None) => Check::new(
+            "downstream",
+            &a.id,
+            "partial",
+            format!("no jitgate gateway fronts {}; jitgate cannot verify that access to it ended", a.id),
+            json!({"enforcement": "brokered", "gateway": null}),
+        ),
+    }
+}
+
+/// Save the attempt: each check as an event, the record, and — when final — the close.
+async fn record(
+    state: &AppState,
+    g: &Grant,
+    assets: &[Asset],
+    checks: Vec<Check>,
+    verdict: &'static str,
+) -> ApiResult<()> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let Some(g_now) = tx.get_grant(&g.id).await? else {
+        return Ok(());
+    };
+    if g_now.state != GrantState::Ending {
+        return Ok(()); // closed by another attempt meanwhile
+    }
+    let previous = tx.get_teardown(&g.id).await?;
+    let attempts = previous.as_ref().map_or(0, |p| p.attempts) + 1;
+    let mut events: Vec<Event> = checks
+        .iter()
+        .map(|c| {
+            Event::new(EventKind::TeardownCheck, Actor::scheduler(), now)
+                .request(&g.request_id)
+                .grant(&g.id)
+                .data(json!({
+                    "attempt": attempts,
+                    "check": c.check,
+                    "target": c.target,
+                    "outcome": c.outcome,
+                    "detail": c.detail,
+                    "evidence": c.evidence,
+                }))
+        })
+        .collect();
+    let summary = json!({
+        "verdict": verdict,
+        "attempt": attempts,
+        "checks": checks.len(),
+        "failed": checks.iter().filter(|c| c.outcome == "failed").count(),
+        "partial": checks.iter().filter(|c| c.outcome == "partial").count(),
+    });
+    let final_verdict = verdict != "failed";
+    let next_attempt_at: Option<Timestamp> = (!final_verdict).then(|| {
+        let backoff = Duration::from_secs(1 << attempts.clamp(0, 5)).min(RETRY_MAX);
+        now + chrono::Duration::from_std(backoff).unwrap_or_default()
+    });
+    if final_verdict {
+        let r = tx
+            .get_request(&g.request_id)
+            .await?
+            .ok_or_else(|| ServerError::not_found("request", &g.request_id))?;
+        let mut out = lifecycle::close_grant(r, g_now, verdict, now)?;
+        for e in &mut out.events {
+            if let Some(obj) = e.data.as_object_mut() {
+                obj.extend(summary.as_object().cloned().unwrap_or_default());
+            }
+        }
+        tx.update_request(&out.request).await?;
+        if let Some(closed) = &out.grant {
+            tx.update_grant(closed).await?;
+        }
+        events.append(&mut out.events);
+    } else {
+        let mut data = summary.clone();
+        data["final"] = json!(false);
+        data["next_attempt_at"] = json!(next_attempt_at.map(jitgate_core::event::rfc3339));
+        events.push(
+            Event::new(EventKind::TeardownVerdict, Actor::scheduler(), now)
+                .request(&g.request_id)
+                .grant(&g.id)
+                .data(data),
+        );
+    }
+    tx.append_events(&events).await?;
+    let newly_failed = !final_verdict && previous.as_ref().is_none_or(|p| p.verdict != "failed");
+    if newly_failed {
+        tracing::error!(grant = %g.id, "ALERT: teardown failed; see `jitgate teardown {}`", g.id);
+        crate::notify::enqueue(
+            &mut tx,
+            state,
+            &crate::notify::Notice::TeardownFailed {
+                grant_id: g.id.clone(),
+                request_id: g.request_id.clone(),
+                subject: g.subject.clone(),
+                detail: json!({
+                    "failed": checks.iter().filter(|c| c.outcome == "failed").map(|c| &c.detail).collect::<Vec<_>>(),
+                    "attempt": attempts,
+                }),
+            },
+        )
+        .await?;
+    }
+    if final_verdict {
+        for a in assets.iter().filter(|a| a.enforcement == Enforcement::Legacy) {
+            crate::reviews::open_review(
+                &mut tx,
+                state,
+                g,
+                crate::reviews::ReviewReason::LegacyAsset,
+                json!({
+                    "asset": a.id,
+                    "limitation": a.limitation,
+                    "compensating_controls": a.compensating_controls,
+                }),
+            )
+            .await?;
+        }
+    }
+    tx.put_teardown(&TeardownRecord {
+        grant_id: g.id.clone(),
+        verdict: verdict.to_string(),
+        report: json!({ "checks": checks, "attempt": attempts }),
+        attempts,
+        next_attempt_at,
+        started_at: previous.as_ref().map_or(now, |p| p.started_at),
+        updated_at: now,
+    })
+    .await?;
+    tx.commit().await?;
+    if final_verdict {
+        state.control.forget_grant(&g.id);
+    }
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! Revocation reaching live sessions, context changes ending grants, and the teardown
+//! verification — in process: the real server and gateway on loopback (control channel
+//! over a real WebSocket, probes over real TLS tunnels), the simulated PLC as the device.
+
+use super::gateway::{grant, read_holding, refused_code, rig, token_for, Rig};
+use super::*;
+use jitgate_credential::ClientKey;
+use jitgate_gateway::connect::{open_tunnel, Target};
+use std::time::{Duration, Instant};
+
+/// Wait until the gateway's control channel is up (it connects right after start).
+async fn control_up(r: &Rig) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !r
+        .gw
+        .gateway
+        .control_connected
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        assert!(Instant::now() < deadline, "control channel never came up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Poll a grant's teardown until its verdict is `want` (or fail after 30 s).
+async fn teardown_until(h: &mut Harness, grant: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, v) = h
+            .call("sam", "GET", &format!("/api/v1/grants/{grant}/teardown"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if v["verdict"] == want {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "teardown of {grant} never became {want}: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn check<'a>(t: &'a Value, name: &str) -> &'a Value {
+    t["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {t:#}"))
+}
+
+/// A live session: alice's grant, a token, an open tunnel that has read once.
+async fn live_session(
+    r: &mut Rig,
+) -> (
+    String,
+    Target,
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) {
+    let g = grant(&mut r.h).await;
+    let key = ClientKey::generate();
+    let t = token_for(&mut r.h, &g, &key).await;
+    let target = Target { token: t, key };
+    let (mut live, _) = open_tunnel(&target).await.unwrap();
+    read_holding(&mut live, 0, 1).await.unwrap();
+    (g, target, live)
+}
+
+/// The session is cut: the next read fails (EOF or reset) within a second.
+async fn assert_cut(live: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) {
+    let outcome = tokio::time::timeout(Duration::from_secs(1), read_holding(live, 0, 1)).await;
+    match outcome {
+        Ok(Err(_)) => {}
+        Ok(Ok(v)) => panic!("the session still answers after the grant ended: {v:?}"),
+        Err(_) => panic!("the session neither answered nor closed within 1 s"),
+    }
+}
+
+/// The verdict is `verified` with each check's evidence as promised.
+fn assert_verified(t: &Value, sessions: usize, reason: &str) {
+    assert_eq!(t["grant_state"], "closed", "{t:#}");
+    let closed = check(t, "sessions_closed");
+    assert_eq!(closed["outcome"], "ok", "{t:#}");
+    assert_eq!(closed["target"], "gw-north");
+    let listed = closed["evidence"]["sessions"].as_array().unwrap();
+    assert_eq!(listed.len(), sessions, "{t:#}");
+    for s in listed {
+        assert!(s["reason"].as_str().unwrap().contains(reason), "{s}");
+        assert!(s["operations"].as_u64().unwrap() >= 1, "{s}");
+        assert!(s["bytes_from_client"].as_u64().unwrap() > 0, "{s}");
+    }
+    assert_eq!(closed["evidence"]["live_sessions"], 0);
+    let refused = check(t, "credential_refused");
+    assert_eq!(refused["outcome"], "ok", "{t:#}");
+    assert_eq!(refused["evidence"]["refusal_code"], "grant_revoked", "{t:#}");
+    assert_eq!(check(t, "downstream")["outcome"], "ok");
+}
+
+#[tokio::test]
+async fn revocation_cuts_the_live_session_and_the_teardown_is_verified() {
+    jitgate_testkit::each_backend(|store| async move {
+        let mut r = rig(store).await;
+        control_up(&r).await;
+        let (g, target, mut live) = live_session(&mut r).await;
+        let (s, v) =
+            r.h.call(
+                "sam",
+                "POST",
+                &format!("/api/v1/grants/{g}/revoke"),
+                Some(json!({"reason": "contractor left the site"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_cut(&mut live).await;
+        // The same token again: refused by the gateway's revocation list.
+        assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
+        let t = teardown_until(&mut r.h, &g, "verified").await;
+        assert_verified(&t, 1, "grant_revoked");
+        // The chain records each check and the verdict.
+        let (_, events) =
+            r.h.call("sam", "GET", &format!("/api/v1/events?grant={g}"), None)
+                .await;
+        let kinds: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "teardown.check").count(), 3);
+        let verdict_at = kinds.iter().position(|k| *k == "teardown.verdict").unwrap();
+        let last_check = kinds.iter().rposition(|k| *k == "teardown.check").unwrap();
+        assert!(verdict_at > last_check, "{kinds:?}");
+        // The probe's refusal is in the log too (delivered by the gateway's spool).
+        let events = super::gateway::events_until(&mut r.h, &format!("grant={g}"), |ev| {
+            ev.iter().filter(|e| e["kind"] == "session.refused").count() >= 2
+        })
+        .await;
+        assert!(events.iter().any(|e| e["kind"] == "session.refused"
+            && e["data"]["detail"]["code"] == "grant_revoked"));
+        let (_, closed) = r.h.call("sam", "GET", "/api/v1/grants?state=closed", None).await;
+        assert!(closed.as_array().unwrap().iter().any(|x| x["id"] == g));
+        r.gw.stop().await;
+        r.h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disabling_the_subject_or_locking_out_the_asset_ends_the_grant() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut r = rig(store).await;
+    control_up(&r).await;
+
+    // Identity disabled.
+    let (g, target, mut live) = live_session(&mut r).await;
+    let (s, v) =
+        r.h.call(
+            "sam",
+            "POST",
+            "/api/v1/identities/alice/disable",
+            Some(json!({"reason": "left the company"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_cut(&mut live).await;
+    assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
+    let t = teardown_until(&mut r.h, &g, "verified").await;
+    assert_verified(&t, 1, "grant_context_changed");
+    let (_, gv) = r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None).await;
+    assert_eq!(gv["end_reason"]["what"], "identity alice disabled");
+    let (s, _) =
+        r.h.call("sam", "POST", "/api/v1/identities/alice/enable", Some(json!({})))
+            .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Asset locked out (a safety shutdown), through the inventory API.
+    let (g, target, mut live) = live_session(&mut r).await;
+    let (_, mut asset) = r.h.call("sam", "GET", "/api/v1/assets/plc-7", None).await;
+    asset["lockout"] = json!(true);
+    let (s, v) = r.h.call("sam", "PUT", "/api/v1/assets/plc-7", Some(asset)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_cut(&mut live).await;
+    assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
+    let t = teardown_until(&mut r.h, &g, "verified").await;
+    assert_verified(&t, 1, "grant_context_changed");
+    r.gw.stop().await;
+    r.h.stop().await;
+}
+
+#[tokio::test]
+async fn withdrawing_an_approval_ends_the_active_grant() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut r = rig(store).await;
+    control_up(&r).await;
+    let (g, target, mut live) = live_session(&mut r).await;
+    let (_, gv) = r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None).await;
+    let req = gv["request_id"].as_str().unwrap().to_string();
+    // Only the approver can withdraw their approval, and a reason is required.
+    let (s, v) =
+        r.h.call(
+            "alice",
+            "POST",
+            &format!("/api/v1/requests/{req}/approval/withdraw"),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) =
+        r.h.call(
+            "bob",
+            "POST",
+            &format!("/api/v1/requests/{req}/approval/withdraw"),
+            Some(json!({"reason": " "})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) =
+        r.h.call(
+            "bob",
+            "POST",
+            &format!("/api/v1/requests/{req}/approval/withdraw"),
+            Some(json!({"reason": "the work order was cancelled"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["approvals"].as_array().unwrap().is_empty(), "{v}");
+    assert_cut(&mut live).await;
+    assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
+    let t = teardown_until(&mut r.h, &g, "verified").await;
+    assert_verified(&t, 1, "grant_context_changed");
+    r.gw.stop().await;
+    r.h.stop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_away_during_the_revocation_fails_the_teardown_until_it_returns() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut r = rig(store).await;
+    control_up(&r).await;
+    let (g, target, mut live) = live_session(&mut r).await;
+    // The gateway dies (its sessions with it), then the grant is revoked.
+    let Rig { h, gw, config, .. } = r;
+    let mut h = h;
+    gw.stop().await;
+    assert_cut(&mut live).await;
+    let (s, _) = h
+        .call(
+            "sam",
+            "POST",
+            &format!("/api/v1/grants/{g}/revoke"),
+            Some(json!({"reason": "incident"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let t = teardown_until(&mut h, &g, "failed").await;
+    assert_eq!(t["grant_state"], "ending");
+    assert_eq!(check(&t, "sessions_closed")["outcome"], "failed");
+    assert!(
+        check(&t, "sessions_closed")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did not acknowledge"),
+        "{t:#}"
+    );
+    assert_eq!(check(&t, "credential_refused")["outcome"], "failed");
+    let (_, failed) = h.call("sam", "GET", "/api/v1/grants?state=failed", None).await;
+    assert!(
+        failed.as_array().unwrap().iter().any(|x| x["id"] == g),
+        "{failed:#}"
+    );
+    // It comes back (same state directory): it catches up on the revocation, and the
+    // retried teardown is verified.
+    let gw = jitgate_gateway::runtime::start(config).await.unwrap();
+    let t = teardown_until(&mut h, &g, "verified").await;
+    assert!(t["attempts"].as_i64().unwrap() >= 2, "{t:#}");
+    assert_eq!(check(&t, "credential_refused")["evidence"]["refusal_code"], "grant_revoked");
+    let target = Target {
+        token: jitgate_gateway::wire::TokenResponse {
+            gateway_address: gw.addr.to_string(),
+            ..target.token
+        },
+        key: target.key,
+    };
+    assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
+    let (_, failed) = h.call("sam", "GET", "/api/v1/grants?state=failed", None).await;
+    assert!(failed.as_array().unwrap().is_empty(), "{failed:#}");
+    gw.stop().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_revocation_list_survives_a_gateway_restart() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut r = rig(store).await;
+    control_up(&r).await;
+    let (g, target, mut live) = live_session(&mut r).await;
+    r.h.call(
+        "sam",
+        "POST",
+        &format!("/api/v1/grants/{g}/revoke"),
+        Some(json!({"reason": "test"})),
+    )
+    .await;
+    assert_cut(&mut live).await;
+    teardown_until(&mut r.h, &g, "verified").await;
+    let Rig { h, gw, config, .. } = r;
+    gw.stop().await;
+    let list: Value = serde_json::from_slice(
+        &std::fs::read(config.state_dir.join("revoked.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(list["revoked"][&g]["reason"], "revoked", "{list:#}");
+    let gw = jitgate_gateway::runtime::start(config).await.unwrap();
+    // Before any word from the control channel, the list on disk already refuses it.
+    assert!(gw.gateway.revoked_reason(&g).is_some());
+    let target = Target {
+        token: jitgate_gateway::wire::TokenResponse {
+            gateway_address: gw.addr.to_string(),
+            ..target.token
+        },
+        key: target.key,
+    };
+    assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
+    gw.stop().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_legacy_asset_gives_a_partial_verdict_naming_its_limitation() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut h = Harness::start(store).await;
+    // Legacy assets: engineers, planned work, one engineer of the asset's site approves.
+    let req = h
+        .request(
+            "alice",
+            json!({
+                "scope": [{"asset": "plc-legacy-1", "modbus": ["read holding 0-9 unit 1"]}],
+                "duration": "1h",
+                "reason": "pump station check",
+                "reference": "WO-77",
+                "path": "planned",
+            }),
+        )
+        .await;
+    let (s, v) = h.approve("carol", &req, None).await;
+    assert_eq!(s, StatusCode::OK, "{v:#}");
+    let g = v["grant"]["id"].as_str().unwrap().to_string();
+    let (s, v) = h
+        .call("alice", "POST", &format!("/api/v1/grants/{g}/complete"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v:#}");
+    let t = teardown_until(&mut h, &g, "partial").await;
+    assert_eq!(t["grant_state"], "closed");
+    let d = check(&t, "downstream");
+    assert_eq!(d["outcome"], "partial");
+    assert!(d["detail"].as_str().unwrap().contains("local maintenance account"), "{d}");
+    assert_eq!(
+        d["evidence"]["compensating_controls"],
+        json!(["jump-host-isolation", "password-rotation-after-use", "post-session-review"])
+    );
+    let (_, reviews) = h.call("sam", "GET", "/api/v1/reviews?state=open", None).await;
+    assert!(
+        reviews
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["grant_id"] == g && x["reason"] == "legacy_asset"),
+        "{reviews:#}"
+    );
+    h.stop().await;
+}

@@ -1,0 +1,180 @@
+//! Evidence reads and writes beyond the hash chain: signed checkpoints of the log, the raw
+//! event rows a verifier streams, the events of one grant for a bundle, and the archive of
+//! policy texts. The store only keeps these; signing and verifying are `jitgate-evidence`'s
+//! (called by the server), so nothing here trusts what it reads.
+
+use crate::codec::{from_ms, ms};
+use crate::{Result, Tx};
+use jitgate_core::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// One signed checkpoint as stored: every field its signature covers, plus the signature.
+/// The server turns it into a `jitgate_evidence::SignedCheckpoint` and verifies it; the
+/// store does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    pub log_id: String,
+    pub tree_size: i64,
+    /// Lowercase hex of the 32-byte Merkle root.
+    pub root_hash: String,
+    /// The checkpoint's time (milliseconds; the signed text spells it RFC 3339).
+    pub at: Timestamp,
+    /// Id of the evidence key that signed it.
+    pub key_id: String,
+    /// Standard base64 of the Ed25519 signature.
+    pub signature: String,
+}
+
+/// One row of the event log, verbatim, for verifiers: nothing is parsed or checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub canonical: String,
+}
+
+fn checkpoint_from_row(row: &AnyRow) -> Result<CheckpointRecord> {
+    let tree_size: i64 = row.try_get("tree_size")?;
+    Ok(CheckpointRecord {
+        log_id: row.try_get("log_id")?,
+        root_hash: row.try_get("root_hash")?,
+        at: from_ms(
+            row.try_get("at")?,
+            &format!("checkpoints tree_size={tree_size}"),
+        )?,
+        key_id: row.try_get("key_id")?,
+        signature: row.try_get("signature")?,
+        tree_size,
+    })
+}
+
+const CHECKPOINT_COLUMNS: &str = "log_id, tree_size, root_hash, at, key_id, signature";
+
+impl Tx {
+    /// Keep a signed checkpoint. Take the write transaction before computing the root it
+    /// signs, so no checkpoint of a larger log can be stored in between.
+    pub async fn insert_checkpoint(&mut self, c: &CheckpointRecord) -> Result<()> {
+        self.need_write("insert_checkpoint")?;
+        sqlx::query(
+            "INSERT INTO checkpoints (log_id, tree_size, root_hash, at, key_id, signature) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.log_id.clone())
+        .bind(c.tree_size)
+        .bind(c.root_hash.clone())
+        .bind(ms(c.at))
+        .bind(c.key_id.clone())
+        .bind(c.signature.clone())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Every checkpoint, by tree size, then in the order they were stored.
+    pub async fn list_checkpoints(&mut self) -> Result<Vec<CheckpointRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY tree_size, pos"
+        ))
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    /// The checkpoint of the largest tree (the last stored of that size).
+    pub async fn latest_checkpoint(&mut self) -> Result<Option<CheckpointRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY tree_size DESC, pos DESC LIMIT 1"
+        ))
+        .fetch_optional(self.conn())
+        .await?;
+        row.as_ref().map(checkpoint_from_row).transpose()
+    }
+
+    /// At most `limit` event rows with `after_seq < seq <= up_to_seq`, in seq order, verbatim.
+    /// Verifiers page through the log with it (memory stays flat however long the log is).
+    ///
+    /// For a consistent view of the whole log (rows and checkpoints agreeing), page in one
+    /// [`crate::Store::read_snapshot`] transaction.
+    pub async fn event_rows(
+        &mut self,
+        after_seq: i64,
+        up_to_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, prev_hash, hash, canonical FROM events WHERE seq > $1 AND seq <= $2 \
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(after_seq)
+        .bind(up_to_seq.unwrap_or(i64::MAX))
+        .bind(limit.max(1))
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EventRow {
+                    seq: row.try_get(0)?,
+                    prev_hash: row.try_get(1)?,
+                    hash: row.try_get(2)?,
+                    canonical: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// `(seq, canonical)` of every event of one access: those naming the request and those
+    /// naming its grant (session and operation events name only the grant), in seq order.
+    pub async fn access_events(
+        &mut self,
+        request_id: &str,
+        grant_id: &str,
+    ) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(
+            "SELECT seq, canonical FROM events WHERE request_id = $1 OR grant_id = $2 \
+             ORDER BY seq",
+        )
+        .bind(request_id)
+        .bind(grant_id)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Remember the text of every policy of a set (idempotent: a set's texts never change
+    /// under its hash, so existing rows are left alone).
+    pub async fn archive_policy_texts(
+        &mut self,
+        set_hash: &str,
+        texts: &[(String, String)],
+    ) -> Result<()> {
+        self.need_write("archive_policy_texts")?;
+        for (id, text) in texts {
+            sqlx::query(
+                "INSERT INTO policy_texts (set_hash, policy_id, text) VALUES ($1, $2, $3) \
+                 ON CONFLICT (set_hash, policy_id) DO NOTHING",
+            )
+            .bind(set_hash)
+            .bind(id.clone())
+            .bind(text.clone())
+            .execute(self.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Policy id → text of the set with this hash (empty if the set was never archived).
+    pub async fn policy_texts(&mut self, set_hash: &str) -> Result<BTreeMap<String, String>> {
+        let rows = sqlx::query("SELECT policy_id, text FROM policy_texts WHERE set_hash = $1")
+            .bind(set_hash)
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}

@@ -1,0 +1,127 @@
+//! `teardown <grant>` (each check of a grant's teardown and its evidence), `gateways`
+//! (control-channel status), `unapprove <request>` (withdraw your approval).
+
+use super::http::decode;
+use super::{usage, Ctx};
+use jitgate_server::api::teardown::{GatewayStatus, TeardownView, WithdrawApprovalBody};
+use jitgate_server::api::types::RequestView;
+
+pub async fn show(ctx: &Ctx, grant: &str) -> anyhow::Result<()> {
+    let raw = ctx.http.get(&["grants", grant, "teardown"], &[]).await?;
+    if ctx.printed_json(&raw) {
+        return Ok(());
+    }
+    let view: TeardownView = decode(raw)?;
+    print!("{}", render(&view));
+    Ok(())
+}
+
+/// The teardown as text: verdict line, then one block per check.
+pub fn render(v: &TeardownView) -> String {
+    let mut out = format!(
+        "grant {} — teardown {} (grant {}, attempt {})\n",
+        v.grant_id,
+        v.verdict.to_uppercase(),
+        v.grant_state.as_str(),
+        v.attempts
+    );
+    match v.verdict.as_str() {
+        "pending" if v.grant_state.as_str() == "active" => {
+            out.push_str("  the grant has not ended; its teardown runs when it does\n")
+        }
+        "pending" => out.push_str("  the checks have not run yet\n"),
+        "failed" => out.push_str(&format!(
+            "  retried automatically{}\n",
+            v.next_attempt_at
+                .map(|t| format!(", next at {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                .unwrap_or_default()
+        )),
+        _ => {}
+    }
+    for c in &v.checks {
+        let mark = match c.outcome.as_str() {
+            "ok" => "ok     ",
+            "partial" => "PARTIAL",
+            _ => "FAILED ",
+        };
+        out.push_str(&format!("  [{mark}] {:<18} {:<14} {}\n", c.check, c.target, c.detail));
+        if let Some(sessions) = c.evidence.get("sessions").and_then(|s| s.as_array()) {
+            for s in sessions {
+                out.push_str(&format!(
+                    "            session {} closed {} ({}): {} operations ({} denied), {} bytes in, {} bytes out\n",
+                    s["session_id"].as_str().unwrap_or("?"),
+                    s["closed_at"].as_str().unwrap_or("?"),
+                    s["reason"].as_str().unwrap_or("?"),
+                    s["operations"],
+                    s["denied"],
+                    s["bytes_from_client"],
+                    s["bytes_to_client"],
+                ));
+            }
+        }
+        if let Some(code) = c.evidence.get("refusal_code").and_then(|s| s.as_str()) {
+            out.push_str(&format!(
+                "            probe credential {} refused with {code}\n",
+                c.evidence["probe_token_fingerprint"].as_str().unwrap_or("?")
+            ));
+        }
+        if let Some(controls) = c.evidence.get("compensating_controls").and_then(|s| s.as_array()) {
+            let names: Vec<&str> = controls.iter().filter_map(|x| x.as_str()).collect();
+            out.push_str(&format!(
+                "            compensating controls required: {}; a post-session review is open\n",
+                names.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+pub async fn gateways(ctx: &Ctx) -> anyhow::Result<()> {
+    let raw = ctx.http.get(&["gateways"], &[]).await?;
+    if ctx.printed_json(&raw) {
+        return Ok(());
+    }
+    let list: Vec<GatewayStatus> = decode(raw)?;
+    if list.is_empty() {
+        println!("no gateways in the inventory (identities with the `gateway` role)");
+        return Ok(());
+    }
+    println!("{:<16} {:<9} {:<22} ASSETS", "GATEWAY", "CONTROL", "ADDRESS");
+    for g in list {
+        println!(
+            "{:<16} {:<9} {:<22} {}",
+            g.id,
+            if g.control_connected { "up" } else { "DOWN" },
+            g.address.unwrap_or_else(|| "(never announced)".into()),
+            g.assets.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub async fn unapprove(ctx: &Ctx, request: &str, reason: String) -> anyhow::Result<()> {
+    if reason.trim().is_empty() {
+        return Err(usage("--reason is empty: say why you withdraw your approval"));
+    }
+    let raw = ctx
+        .http
+        .post(
+            &["requests", request, "approval", "withdraw"],
+            &WithdrawApprovalBody { reason },
+        )
+        .await?;
+    if ctx.printed_json(&raw) {
+        return Ok(());
+    }
+    let view: RequestView = decode(raw)?;
+    println!(
+        "approval withdrawn: request {} is now {}{}",
+        view.request.id,
+        view.request.state.as_str(),
+        match &view.grant {
+            Some(g) if g.state.as_str() != "active" => format!("; grant {} is {}", g.id, g.state.as_str()),
+            _ => String::new(),
+        }
+    );
+    Ok(())
+}
