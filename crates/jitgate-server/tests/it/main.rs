@@ -7,6 +7,7 @@ mod bad_input;
 mod evidence;
 mod gateway;
 mod lifecycle;
+mod notify;
 mod restart;
 mod teardown;
 
