@@ -35,6 +35,10 @@ pub struct UpArgs {
     /// Listen address of the API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
+    /// Directory of `*.cedar` policies to use instead of the built-in set; edit them and run
+    /// `jitgate policy reload` (active grants the new set no longer allows end at once).
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +98,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
+        policy_dir: args.policies.clone(),
         ..ServerConfig::default()
     };
     let inventory = Inventory::from_toml(SAMPLE_INVENTORY)

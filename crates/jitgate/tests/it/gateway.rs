@@ -114,82 +114,125 @@ fn connect(cli: &Cli, grant: &str, port: u16) -> Killed {
     Killed(child)
 }
 
+
+/// The whole plant for an end-to-end test: `jitgate up` (sample inventory, optionally a
+/// policy directory), the Rust simulated PLC behind plc-7 (register n holds n), a pymodbus
+/// PLC behind plc-3, `jitgate gateway` as gw-north, and alice, bob and sam logged in.
+struct Plant {
+    rt: tokio::runtime::Runtime,
+    plc: jitgate_gateway::modbus::sim::SimPlc,
+    up: Up,
+    cli: Cli,
+    py_port: u16,
+    gw: Option<Killed>,
+    gw_config: std::path::PathBuf,
+    gw_port: u16,
+    _py_plc: Killed,
+    _tmp: tempfile::TempDir,
+}
+
+impl Plant {
+    fn start(policies: Option<&Path>) -> Plant {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let plc = rt
+            .block_on(jitgate_gateway::modbus::sim::start(
+                "127.0.0.1:0".parse().unwrap(),
+                vec![1],
+            ))
+            .unwrap();
+        let plc_addr = plc.local_addr();
+        for n in 0..200u16 {
+            plc.set_holding(1, n, n);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let up = Up::start_with(&data, free_port(), policies);
+        let creds: toml::Value = toml::from_str(
+            &std::fs::read_to_string(data.join("bootstrap-credentials.toml")).unwrap(),
+        )
+        .unwrap();
+        let pw = |who: &str| creds["passwords"][who].as_str().unwrap().to_string();
+        let cli = Cli {
+            server: up.server.clone(),
+            dir: tmp.path().to_path_buf(),
+        };
+        for who in ["alice", "bob", "sam"] {
+            cli.login(who, &pw(who));
+        }
+        // A pymodbus server as a second simulated PLC, behind plc-3.
+        let py_port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/plc_server.py");
+        let mut py_plc = Command::new(python())
+            .arg(script)
+            .arg(py_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_port(py_port, &mut py_plc, "pymodbus PLC");
+        let plant = include_str!("../../../../examples/plant.toml")
+            .replace("127.0.0.1:5020", &plc_addr.to_string())
+            .replace("127.0.0.1:5021", &format!("127.0.0.1:{py_port}"));
+        let inv = tmp.path().join("plant.toml");
+        std::fs::write(&inv, plant).unwrap();
+        cli.ok("sam", &["inventory", "load", inv.to_str().unwrap()]);
+        // The gateway, with its API key from the quickstart.
+        let gw_port = free_port();
+        let gw_config = tmp.path().join("gateway.toml");
+        std::fs::write(
+            &gw_config,
+            format!(
+                "server = \"{}\"\napi_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n",
+                up.server,
+                creds["api_keys"]["gw-north"].as_str().unwrap(),
+                tmp.path().join("gw").display()
+            ),
+        )
+        .unwrap();
+        let mut plant = Plant {
+            rt,
+            plc,
+            up,
+            cli,
+            py_port,
+            gw: None,
+            gw_config,
+            gw_port,
+            _py_plc: Killed(py_plc),
+            _tmp: tmp,
+        };
+        plant.start_gateway();
+        plant
+    }
+
+    fn start_gateway(&mut self) {
+        let mut gw = Command::new(BIN)
+            .args(["gateway", "--config", self.gw_config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_port(self.gw_port, &mut gw, "jitgate gateway");
+        self.gw = Some(Killed(gw));
+    }
+
+    fn stop(self) {
+        drop(self.gw);
+        self.up.stop();
+        self.rt.block_on(self.plc.shutdown());
+    }
+}
+
 #[test]
 fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
     if !have_pymodbus() {
         skip("python3 with pymodbus (pip install pymodbus)");
         return;
     }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let plc = rt
-        .block_on(jitgate_gateway::modbus::sim::start(
-            "127.0.0.1:0".parse().unwrap(),
-            vec![1],
-        ))
-        .unwrap();
-    let plc_addr = plc.local_addr();
-    for n in 0..200u16 {
-        plc.set_holding(1, n, n);
-    }
+    let p = Plant::start(None);
+    let (plc, cli, py_port) = (&p.plc, &p.cli, p.py_port);
 
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let up = Up::start(&data, free_port());
-    let creds: toml::Value =
-        toml::from_str(&std::fs::read_to_string(data.join("bootstrap-credentials.toml")).unwrap())
-            .unwrap();
-    let pw = |who: &str| creds["passwords"][who].as_str().unwrap().to_string();
-    let cli = Cli {
-        server: up.server.clone(),
-        dir: tmp.path().to_path_buf(),
-    };
-    for who in ["alice", "bob", "sam"] {
-        cli.login(who, &pw(who));
-    }
-    // A pymodbus server as a second simulated PLC, behind plc-3.
-    let py_port = free_port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/plc_server.py");
-    let mut py_plc = Command::new(python())
-        .arg(script)
-        .arg(py_port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_port(py_port, &mut py_plc, "pymodbus PLC");
-    let _py_plc = Killed(py_plc);
-
-    // Point plc-7 at the Rust simulated PLC and plc-3 at the pymodbus one.
-    let plant = include_str!("../../../../examples/plant.toml")
-        .replace("127.0.0.1:5020", &plc_addr.to_string())
-        .replace("127.0.0.1:5021", &format!("127.0.0.1:{py_port}"));
-    let inv = tmp.path().join("plant.toml");
-    std::fs::write(&inv, plant).unwrap();
-    cli.ok("sam", &["inventory", "load", inv.to_str().unwrap()]);
-
-    // The gateway, with its API key from the quickstart.
-    let gw_port = free_port();
-    let gw_config = tmp.path().join("gateway.toml");
-    std::fs::write(
-        &gw_config,
-        format!(
-            "server = \"{}\"\napi_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n",
-            up.server,
-            creds["api_keys"]["gw-north"].as_str().unwrap(),
-            tmp.path().join("gw").display()
-        ),
-    )
-    .unwrap();
-    let mut gw = Command::new(BIN)
-        .args(["gateway", "--config", gw_config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_port(gw_port, &mut gw, "jitgate gateway");
-    let _gw = Killed(gw);
-
-    let grant = granted(&cli, "1h");
+    let grant = granted(cli, "1h");
     // Only the subject can obtain the grant's credential.
     let bob = cli.run(
         "bob",
@@ -209,7 +252,7 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
     );
 
     let local = free_port();
-    let _connect = connect(&cli, &grant, local);
+    let _connect = connect(cli, &grant, local);
     let before_5 = plc.read_holding(1, 5);
     let r = client(local, "in_scope");
     // In scope: the device's real values (the simulated PLC holds n at register n).
@@ -346,7 +389,7 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
     let approved = cli.json("bob", &["approve", req["id"].as_str().unwrap()]);
     let py_grant = approved["grant"]["id"].as_str().unwrap().to_string();
     let local3 = free_port();
-    let _c3 = connect(&cli, &py_grant, local3);
+    let _c3 = connect(cli, &py_grant, local3);
     let r = client(local3, "in_scope");
     assert_eq!(
         r["read_holding_0_9"]["ok"],
@@ -360,9 +403,9 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
     assert_eq!(direct["read_holding_0_9"]["ok"][5], 5, "{direct}");
 
     // Expiry at the edge: a 20-second grant cuts a client that keeps reading.
-    let short = granted(&cli, "20s");
+    let short = granted(cli, "20s");
     let local2 = free_port();
-    let _c2 = connect(&cli, &short, local2);
+    let _c2 = connect(cli, &short, local2);
     let r = client(local2, "hold");
     assert!(r["reads"].as_u64().unwrap() > 3, "{r}");
     assert!(
@@ -371,6 +414,162 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
     );
 
     drop(_connect);
-    up.stop();
-    rt.block_on(plc.shutdown());
+    p.stop();
+}
+
+/// A pymodbus client reading every 100 ms through `jitgate connect`, on its own thread.
+fn holding_client(port: u16) -> std::thread::JoinHandle<Value> {
+    std::thread::spawn(move || client(port, "hold"))
+}
+
+/// The verdict of a grant's teardown, polled until final (or failed after 30 s).
+fn teardown_verdict(cli: &Cli, grant: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = cli.json("sam", &["teardown", grant]);
+        if t["verdict"] == want {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "teardown of {grant} never became {want}: {t:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The client was mid-stream and got cut; its token is then refused by the gateway's
+/// revocation list; the teardown is verified. `expired`: `jitgate connect` itself closes its
+/// port at the token's expiry, so there is no reconnection through it to try.
+fn assert_cut_refused_verified(
+    p: &Plant,
+    grant: &str,
+    local: u16,
+    reader: std::thread::JoinHandle<Value>,
+    expired: bool,
+) {
+    let r = reader.join().unwrap();
+    assert!(r["reads"].as_u64().unwrap() >= 3, "the client was reading: {r}");
+    assert_ne!(r["ended"], "still open after 120 s", "{r}");
+    let again = client(local, "once");
+    if expired {
+        assert_ne!(again["ok"], true, "{again}");
+    } else {
+        // Reconnecting through the same `jitgate connect` (same token): refused.
+        assert_eq!(again["ok"], false, "{again}");
+    }
+    let t = teardown_verdict(&p.cli, grant, "verified");
+    let by_check = |name: &str| {
+        t["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing in {t:#}"))
+    };
+    assert_eq!(by_check("sessions_closed")["outcome"], "ok", "{t:#}");
+    assert!(
+        !by_check("sessions_closed")["evidence"]["sessions"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{t:#}"
+    );
+    assert_eq!(by_check("credential_refused")["evidence"]["refusal_code"], "grant_revoked");
+    if expired {
+        return;
+    }
+    // The client's own token was refused on reconnection, recorded with its fingerprint.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = p.cli.json("sam", &["events", "--grant", grant, "--limit", "500"]);
+        let events = events.as_array().unwrap();
+        let issued: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["kind"] == "credential.issued")
+            .map(|e| &e["data"]["token_fingerprint"])
+            .collect();
+        let refused_own = events.iter().any(|e| {
+            e["kind"] == "session.refused"
+                && e["data"]["detail"]["code"] == "grant_revoked"
+                && issued.contains(&&e["data"]["detail"]["token_fingerprint"])
+        });
+        if refused_own {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal of the subject's own token recorded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
+    if !have_pymodbus() {
+        skip("python3 with pymodbus (pip install pymodbus)");
+        return;
+    }
+    // The default policies in a directory of our own, to change and reload them.
+    let policies = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, policies.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let mut p = Plant::start(Some(policies.path()));
+
+    // (i) Revoked while the client reads.
+    let grant = granted(&p.cli, "1h");
+    let local = free_port();
+    let _c = connect(&p.cli, &grant, local);
+    let reader = holding_client(local);
+    std::thread::sleep(Duration::from_millis(1500));
+    p.cli.ok("sam", &["revoke", &grant, "--reason", "contractor left the site"]);
+    assert_cut_refused_verified(&p, &grant, local, reader, false);
+
+    // (ii) Expires while the client reads.
+    let grant = granted(&p.cli, "20s");
+    let local = free_port();
+    let _c = connect(&p.cli, &grant, local);
+    let r = holding_client(local);
+    assert_cut_refused_verified(&p, &grant, local, r, true);
+
+    // (iii) The subject is disabled while the client reads.
+    let grant = granted(&p.cli, "1h");
+    let local = free_port();
+    let _c = connect(&p.cli, &grant, local);
+    let reader = holding_client(local);
+    std::thread::sleep(Duration::from_millis(1500));
+    p.cli.ok("sam", &["identities", "disable", "alice", "--reason", "badge reported stolen"]);
+    assert_cut_refused_verified(&p, &grant, local, reader, false);
+    p.cli.ok("sam", &["identities", "enable", "alice"]);
+
+    // (iv) A policy reload takes the permission away while the client reads.
+    let grant = granted(&p.cli, "1h");
+    let local = free_port();
+    let _c = connect(&p.cli, &grant, local);
+    let reader = holding_client(local);
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(
+        policies.path().join("90-freeze.cedar"),
+        "@id(\"change-freeze-plc-7\")\n@reason(\"change freeze on plc-7\")\nforbid (principal, action, resource == Jitgate::Asset::\"plc-7\");\n",
+    )
+    .unwrap();
+    p.cli.ok("sam", &["policy", "reload"]);
+    assert_cut_refused_verified(&p, &grant, local, reader, false);
+    std::fs::remove_file(policies.path().join("90-freeze.cedar")).unwrap();
+    p.cli.ok("sam", &["policy", "reload"]);
+
+    // A gateway killed during a revocation: `failed` until it returns, then `verified`.
+    let grant = granted(&p.cli, "1h");
+    let local = free_port();
+    let _c = connect(&p.cli, &grant, local);
+    assert_eq!(client(local, "once")["ok"], true);
+    p.gw = None; // SIGKILL
+    p.cli.ok("sam", &["revoke", &grant, "--reason", "incident"]);
+    let t = teardown_verdict(&p.cli, &grant, "failed");
+    assert_eq!(t["grant_state"], "ending", "{t:#}");
+    let failed = p.cli.json("sam", &["grants", "--state", "failed"]);
+    assert!(failed.as_array().unwrap().iter().any(|g| g["id"] == grant), "{failed:#}");
+    p.start_gateway();
+    teardown_verdict(&p.cli, &grant, "verified");
+    let failed = p.cli.json("sam", &["grants", "--state", "failed"]);
+    assert!(failed.as_array().unwrap().is_empty(), "{failed:#}");
+    p.stop();
 }

@@ -59,13 +59,24 @@ def hold(c):
     return {"reads": reads, "ended": "still open after 120 s"}
 
 
+def once(c):
+    """One read; after a revocation the tunnel is refused and the local connection closes."""
+    try:
+        rr = c.read_holding_registers(0, count=1, **unit(1))
+    except Exception as e:
+        return {"ok": False, "error": type(e).__name__}
+    if rr.isError():
+        return {"ok": False, "error": str(rr)}
+    return {"ok": True}
+
+
 def main():
     port, scenario = int(sys.argv[1]), sys.argv[2]
     c = ModbusTcpClient("127.0.0.1", port=port, timeout=3, retries=0)
     if not c.connect():
         print(json.dumps({"connect": False}))
         return
-    result = {"in_scope": in_scope, "hold": hold}[scenario](c)
+    result = {"in_scope": in_scope, "hold": hold, "once": once}[scenario](c)
     c.close()
     print(json.dumps(result))
 

@@ -21,14 +21,23 @@ pub struct Up {
 
 impl Up {
     pub fn start(data_dir: &Path, port: u16) -> Up {
-        let mut child = Command::new(BIN)
-            .args([
-                "up",
-                "--data-dir",
-                data_dir.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+        Self::start_with(data_dir, port, None)
+    }
+
+    /// With `--policies <dir>` when given.
+    pub fn start_with(data_dir: &Path, port: u16, policies: Option<&Path>) -> Up {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "up",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ]);
+        if let Some(dir) = policies {
+            cmd.arg("--policies").arg(dir);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
