@@ -4,6 +4,7 @@
 //! collectors across collector and server restarts.
 
 use super::*;
+use jitgate_core::Clock;
 use jitgate_evidence::{verify_bundle, BundleError, EvidenceKey, EvidencePublicKey};
 use sqlx::Row;
 use std::collections::BTreeMap;

@@ -10,6 +10,7 @@
 )]
 
 mod auth;
+mod checkpoints;
 mod events;
 mod fixtures;
 mod inventory;
