@@ -222,7 +222,7 @@ fn main() {
         let states = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
         let gw_north = gateway(&api, "gw-north", states[0].path()).await;
         let gw_b = gateway(&api, "gw-b", states[1].path()).await;
-        let asset_of = |i: usize| if i % 2 == 0 { "plc-7" } else { "plc-3" };
+        let asset_of = |i: usize| if i.is_multiple_of(2) { "plc-7" } else { "plc-3" };
 
         // Baseline 1: one API round trip.
         let mut api_rtt = Vec::new();

@@ -25,22 +25,22 @@ use tokio::sync::{mpsc, Notify};
 /// How often the server pings each gateway (the gateway treats 30 s of silence as a loss).
 const PING_EVERY: Duration = Duration::from_secs(10);
 
+/// Open connections per gateway id: (connection id, where to send its messages).
+type Connections = HashMap<String, Vec<(u64, mpsc::UnboundedSender<ControlDown>)>>;
+
 #[derive(Default)]
 pub struct ControlHub {
     next_conn: AtomicU64,
     /// Connected gateways: id → (connection id, sender) — a gateway may briefly have two
     /// connections while it reconnects; revocations go to all of them.
-    conns: Mutex<HashMap<String, Vec<(u64, mpsc::UnboundedSender<ControlDown>)>>>,
+    conns: Mutex<Connections>,
     /// Latest acknowledgement per (gateway, grant).
     acks: Mutex<HashMap<(String, String), RevocationAck>>,
     ack_arrived: Notify,
 }
 
 impl ControlHub {
-    fn lock_conns(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(u64, mpsc::UnboundedSender<ControlDown>)>>>
-    {
+    fn lock_conns(&self) -> std::sync::MutexGuard<'_, Connections> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -1,7 +1,7 @@
 use super::*;
 use jitgate_testkit::each_backend;
 
-async fn enroll_totp(h: &mut Harness, who: &str) -> String {
+pub(crate) async fn enroll_totp(h: &mut Harness, who: &str) -> String {
     let (s, v) = h.call(who, "POST", "/api/v1/auth/totp/enroll", None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let secret = v["secret"].as_str().unwrap().to_string();

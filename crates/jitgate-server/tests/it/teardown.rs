@@ -370,3 +370,48 @@ async fn a_legacy_asset_gives_a_partial_verdict_naming_its_limitation() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn suspending_a_vendor_org_ends_its_peoples_grants() {
+    jitgate_testkit::each_backend(|store| async move {
+        let mut h = Harness::start(store).await;
+        let req = h
+            .request(
+                "vera",
+                json!({
+                    "scope": [{"asset": "plc-3", "modbus": ["read holding 0-9 unit 1"]}],
+                    "duration": "1h",
+                    "reason": "firmware inventory",
+                    "reference": "PO-4411",
+                    "path": "planned",
+                }),
+            )
+            .await;
+        let secret = super::lifecycle::enroll_totp(&mut h, "bob").await;
+        let code =
+            jitgate_server::auth::totp_code_at(&secret, jitgate_core::Clock::now(&*h.clock))
+                .unwrap();
+        let (s, v) = h.approve("bob", &req, Some(code)).await;
+        assert_eq!(s, StatusCode::OK, "{v:#}");
+        let g = v["grant"]["id"].as_str().unwrap().to_string();
+        let (_, orgs) = h.call("sam", "GET", "/api/v1/orgs", None).await;
+        let mut org = orgs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == "acme-automation")
+            .unwrap()
+            .clone();
+        org["status"] = json!("suspended");
+        let (s, v) = h
+            .call("sam", "PUT", "/api/v1/orgs/acme-automation", Some(org))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v:#}");
+        let (_, gv) = h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None).await;
+        assert_eq!(gv["state"], "ending", "{gv:#}");
+        assert_eq!(gv["end_reason"]["kind"], "context_changed");
+        assert_eq!(gv["end_reason"]["what"], "org acme-automation suspended");
+        h.stop().await;
+    })
+    .await;
+}
