@@ -45,9 +45,8 @@ pub async fn run(gw: Arc<Gateway>, url: String, key: String, mut stop: watch::Re
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(url: &str, key: &str) -> Result<Ws, String> {
     let mut req = url.into_client_request().map_err(|e| e.to_string())?;
@@ -120,7 +119,9 @@ fn spawn_apply(gw: &Arc<Gateway>, r: Revocation, up: &mpsc::UnboundedSender<Cont
                 let _ = up.send(ControlUp::Ack(ack));
             }
             // Not acknowledged: the server's teardown stays failed and retries.
-            Err(e) => tracing::error!(grant = %r.grant_id, error = %e, "cannot record a revocation"),
+            Err(e) => {
+                tracing::error!(grant = %r.grant_id, error = %e, "cannot record a revocation")
+            }
         }
     });
 }

@@ -112,10 +112,9 @@ impl Snapshot {
     /// at least as new as the others' (entries are only added, then pruned by expiry).
     pub fn write(&self) -> Result<(), String> {
         let body = serde_json::to_vec_pretty(&self.file).map_err(|e| e.to_string())?;
-        let tmp = self.path.with_extension(format!(
-            "json.{}.tmp",
-            rand::random::<u32>()
-        ));
+        let tmp = self
+            .path
+            .with_extension(format!("json.{}.tmp", rand::random::<u32>()));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&body)?;
@@ -152,10 +151,16 @@ mod tests {
         let (_, snap) = list.insert(&r("grant-a", now + chrono::Duration::hours(1)), now);
         snap.unwrap().write().unwrap();
         let (_, again_snap) = list.insert(&r("grant-a", now + chrono::Duration::hours(1)), now);
-        assert!(again_snap.is_none(), "a repeated revocation changes nothing");
+        assert!(
+            again_snap.is_none(),
+            "a repeated revocation changes nothing"
+        );
         let again = RevocationList::load(&path).unwrap();
         assert!(again.is_revoked("grant-a").is_some());
-        assert!(again.is_revoked("grant-old").is_none(), "expired entries are pruned");
+        assert!(
+            again.is_revoked("grant-old").is_none(),
+            "expired entries are pruned"
+        );
         std::fs::write(&path, b"{ not json").unwrap();
         let err = RevocationList::load(&path).err().unwrap();
         assert!(err.contains("not a valid revocation list"), "{err}");

@@ -134,9 +134,18 @@ fn summary(label: &str, mut ms: Vec<f64>) -> String {
     )
 }
 
-async fn gateway(api: &Api, id: &str, state: &std::path::Path) -> jitgate_gateway::runtime::RunningGateway {
+async fn gateway(
+    api: &Api,
+    id: &str,
+    state: &std::path::Path,
+) -> jitgate_gateway::runtime::RunningGateway {
     let key = api
-        .call("sam", "POST", "/api/v1/api-keys", Some(json!({"identity": id, "name": "bench"})))
+        .call(
+            "sam",
+            "POST",
+            "/api/v1/api-keys",
+            Some(json!({"identity": id, "name": "bench"})),
+        )
         .await;
     let config = GatewayConfig {
         server: api.base.clone(),

@@ -49,7 +49,10 @@ pub fn org_change(old: Option<&jitgate_core::Org>, new: &jitgate_core::Org) -> O
     (was_active && new.status == OrgStatus::Suspended).then(|| Change::OrgSuspended(new.id.clone()))
 }
 
-pub fn asset_change(old: Option<&jitgate_core::Asset>, new: &jitgate_core::Asset) -> Option<Change> {
+pub fn asset_change(
+    old: Option<&jitgate_core::Asset>,
+    new: &jitgate_core::Asset,
+) -> Option<Change> {
     let was_open = old.is_none_or(|o| !o.lockout);
     (was_open && new.lockout).then(|| Change::AssetLockedOut(new.id.clone()))
 }

@@ -45,7 +45,9 @@ impl ControlHub {
     }
 
     pub fn is_connected(&self, gateway: &str) -> bool {
-        self.lock_conns().get(gateway).is_some_and(|v| !v.is_empty())
+        self.lock_conns()
+            .get(gateway)
+            .is_some_and(|v| !v.is_empty())
     }
 
     pub fn connected(&self) -> Vec<String> {

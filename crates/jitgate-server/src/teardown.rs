@@ -54,7 +54,13 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(check: &str, target: &str, outcome: &str, detail: String, evidence: serde_json::Value) -> Self {
+    fn new(
+        check: &str,
+        target: &str,
+        outcome: &str,
+        detail: String,
+        evidence: serde_json::Value,
+    ) -> Self {
         Check {
             check: check.into(),
             target: target.into(),
@@ -129,7 +135,10 @@ pub async fn push_revocations(state: &AppState, grants: &[Grant]) {
 
 /// Every ended grant a gateway must still refuse (its credential not yet expired), for the
 /// sync sent on each control-channel connection.
-pub async fn revocations_for_gateway(state: &AppState, gateway: &str) -> ApiResult<Vec<Revocation>> {
+pub async fn revocations_for_gateway(
+    state: &AppState,
+    gateway: &str,
+) -> ApiResult<Vec<Revocation>> {
     let now = state.clock.now();
     let mut tx = state.store.read().await?;
     let fronted: HashSet<String> = tx
@@ -192,7 +201,10 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
                         if let Err(e) = run_one(&state, &id).await {
                             tracing::error!(grant = %id, error = %e, "teardown attempt could not be recorded; retrying");
                         }
-                        inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        inflight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
                     });
                 }
             }
@@ -252,7 +264,9 @@ pub async fn run_one(state: &AppState, grant_id: &str) -> ApiResult<&'static str
             "downstream",
             &id,
             "partial",
-            format!("asset {id} is no longer in the inventory; jitgate cannot say what remains on it"),
+            format!(
+                "asset {id} is no longer in the inventory; jitgate cannot say what remains on it"
+            ),
             json!({}),
         ));
     }
@@ -554,7 +568,10 @@ async fn record(
         .await?;
     }
     if final_verdict {
-        for a in assets.iter().filter(|a| a.enforcement == Enforcement::Legacy) {
+        for a in assets
+            .iter()
+            .filter(|a| a.enforcement == Enforcement::Legacy)
+        {
             crate::reviews::open_review(
                 &mut tx,
                 state,

@@ -31,7 +31,10 @@ fn from_row(row: &AnyRow) -> Result<TeardownRecord> {
     let at = format!("teardowns grant_id={grant_id}");
     Ok(TeardownRecord {
         verdict: row.try_get("verdict")?,
-        report: from_json(&row.try_get::<String, _>("report")?, &format!("{at} report"))?,
+        report: from_json(
+            &row.try_get::<String, _>("report")?,
+            &format!("{at} report"),
+        )?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: opt_from_ms(
             row.try_get("next_attempt_at")?,
@@ -77,7 +80,11 @@ impl Tx {
     }
 
     /// Teardowns whose verdict is `verdict`, oldest first.
-    pub async fn list_teardowns(&mut self, verdict: &str, limit: i64) -> Result<Vec<TeardownRecord>> {
+    pub async fn list_teardowns(
+        &mut self,
+        verdict: &str,
+        limit: i64,
+    ) -> Result<Vec<TeardownRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM teardowns WHERE verdict = $1 ORDER BY started_at LIMIT $2"
         ))

@@ -320,3 +320,76 @@ fn event_canonical_bytes_are_deterministic() {
     let back: Event = serde_json::from_slice(text.as_bytes()).unwrap();
     assert_eq!(back.canonical_bytes(), e.canonical_bytes());
 }
+
+#[test]
+fn withdrawing_an_approval_depends_on_the_request_state() {
+    let carol = person("carol", IdentityKind::Human, &["engineer"], &["north"]);
+    let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
+    let bob = person("bob", IdentityKind::Human, &["engineer"], &["north"]);
+    let out = lifecycle::submit(
+        new_request(&carol, 3600, AccessPath::Planned),
+        decision(2, 3600, false),
+        "g-1",
+        t0(),
+    )
+    .unwrap();
+    let a1 = approve_as(&out, &alice, &[], t0(), false).unwrap();
+    let first = a1.approval.clone().unwrap();
+    // Only the approver, only with a reason.
+    let err =
+        lifecycle::withdraw_approval(a1.request.clone(), &first, "bob", "x", t0()).unwrap_err();
+    assert_eq!(err.code(), "forbidden");
+    let err =
+        lifecycle::withdraw_approval(a1.request.clone(), &first, "alice", " ", t0()).unwrap_err();
+    assert_eq!(err.code(), "invalid_request");
+    // Pending: stays pending.
+    let (r, effect, event) =
+        lifecycle::withdraw_approval(a1.request.clone(), &first, "alice", "changed my mind", t0())
+            .unwrap();
+    assert_eq!(effect, lifecycle::WithdrawalEffect::StillPending);
+    assert_eq!(r.state, RequestState::Pending);
+    assert_eq!(event.kind, EventKind::ApprovalWithdrawn);
+    assert_eq!(event.approval_id.as_deref(), Some(first.id.as_str()));
+    // Approved (window not open yet): back to pending.
+    let a2 = approve_as(&a1, &bob, std::slice::from_ref(&first), t0(), false).unwrap();
+    assert_eq!(a2.request.state, RequestState::Approved);
+    let (r, effect, event) =
+        lifecycle::withdraw_approval(a2.request.clone(), &first, "alice", "work postponed", t0())
+            .unwrap();
+    assert_eq!(effect, lifecycle::WithdrawalEffect::BackToPending);
+    assert_eq!(r.state, RequestState::Pending);
+    assert_eq!(event.state_after.as_deref(), Some("pending"));
+    // Active: the grant must end.
+    let g = lifecycle::activate(a2.request, "g-1", t0()).unwrap();
+    let (r, effect, _) =
+        lifecycle::withdraw_approval(g.request.clone(), &first, "alice", "incident", t0()).unwrap();
+    assert_eq!(effect, lifecycle::WithdrawalEffect::EndGrant);
+    assert_eq!(r.state, RequestState::Active);
+    // Ended: nothing to withdraw.
+    let ended = lifecycle::end_grant(
+        g.request,
+        g.grant.unwrap(),
+        EndReason::Expired,
+        Actor::scheduler(),
+        t0() + Duration::hours(2),
+    )
+    .unwrap();
+    let err = lifecycle::withdraw_approval(ended.request.clone(), &first, "alice", "late", t0())
+        .unwrap_err();
+    assert_eq!(err.code(), "wrong_state");
+    // Closing: only an ending grant, once its teardown verdict is final.
+    let closed = lifecycle::close_grant(
+        ended.request,
+        ended.grant.unwrap(),
+        "verified",
+        t0() + Duration::hours(2),
+    )
+    .unwrap();
+    assert_eq!(closed.request.state, RequestState::Closed);
+    assert_eq!(closed.grant.as_ref().unwrap().state, GrantState::Closed);
+    assert_eq!(closed.events[0].kind, EventKind::TeardownVerdict);
+    assert_eq!(closed.events[0].data["verdict"], "verified");
+    let err = lifecycle::close_grant(closed.request, closed.grant.unwrap(), "verified", t0())
+        .unwrap_err();
+    assert_eq!(err.code(), "wrong_state");
+}

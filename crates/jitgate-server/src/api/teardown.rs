@@ -53,7 +53,9 @@ pub(crate) async fn get_teardown(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TeardownView>> {
     // Visibility is the grant's.
-    let grant = crate::service::get_grant_view(&state, &caller, &id).await?.grant;
+    let grant = crate::service::get_grant_view(&state, &caller, &id)
+        .await?
+        .grant;
     let mut tx = state.store.read().await?;
     let record = tx.get_teardown(&id).await?;
     let view = match record {

@@ -27,7 +27,12 @@ async fn teardown_until(h: &mut Harness, grant: &str, want: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (s, v) = h
-            .call("sam", "GET", &format!("/api/v1/grants/{grant}/teardown"), None)
+            .call(
+                "sam",
+                "GET",
+                &format!("/api/v1/grants/{grant}/teardown"),
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         if v["verdict"] == want {
@@ -93,7 +98,10 @@ fn assert_verified(t: &Value, sessions: usize, reason: &str) {
     assert_eq!(closed["evidence"]["live_sessions"], 0);
     let refused = check(t, "credential_refused");
     assert_eq!(refused["outcome"], "ok", "{t:#}");
-    assert_eq!(refused["evidence"]["refusal_code"], "grant_revoked", "{t:#}");
+    assert_eq!(
+        refused["evidence"]["refusal_code"], "grant_revoked",
+        "{t:#}"
+    );
     assert_eq!(check(t, "downstream")["outcome"], "ok");
 }
 
@@ -136,9 +144,13 @@ async fn revocation_cuts_the_live_session_and_the_teardown_is_verified() {
             ev.iter().filter(|e| e["kind"] == "session.refused").count() >= 2
         })
         .await;
-        assert!(events.iter().any(|e| e["kind"] == "session.refused"
-            && e["data"]["detail"]["code"] == "grant_revoked"));
-        let (_, closed) = r.h.call("sam", "GET", "/api/v1/grants?state=closed", None).await;
+        assert!(events
+            .iter()
+            .any(|e| e["kind"] == "session.refused"
+                && e["data"]["detail"]["code"] == "grant_revoked"));
+        let (_, closed) =
+            r.h.call("sam", "GET", "/api/v1/grants?state=closed", None)
+                .await;
         assert!(closed.as_array().unwrap().iter().any(|x| x["id"] == g));
         r.gw.stop().await;
         r.h.stop().await;
@@ -167,18 +179,27 @@ async fn disabling_the_subject_or_locking_out_the_asset_ends_the_grant() {
     assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
     let t = teardown_until(&mut r.h, &g, "verified").await;
     assert_verified(&t, 1, "grant_context_changed");
-    let (_, gv) = r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None).await;
+    let (_, gv) =
+        r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None)
+            .await;
     assert_eq!(gv["end_reason"]["what"], "identity alice disabled");
     let (s, _) =
-        r.h.call("sam", "POST", "/api/v1/identities/alice/enable", Some(json!({})))
-            .await;
+        r.h.call(
+            "sam",
+            "POST",
+            "/api/v1/identities/alice/enable",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
 
     // Asset locked out (a safety shutdown), through the inventory API.
     let (g, target, mut live) = live_session(&mut r).await;
     let (_, mut asset) = r.h.call("sam", "GET", "/api/v1/assets/plc-7", None).await;
     asset["lockout"] = json!(true);
-    let (s, v) = r.h.call("sam", "PUT", "/api/v1/assets/plc-7", Some(asset)).await;
+    let (s, v) =
+        r.h.call("sam", "PUT", "/api/v1/assets/plc-7", Some(asset))
+            .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_cut(&mut live).await;
     assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
@@ -194,7 +215,9 @@ async fn withdrawing_an_approval_ends_the_active_grant() {
     let mut r = rig(store).await;
     control_up(&r).await;
     let (g, target, mut live) = live_session(&mut r).await;
-    let (_, gv) = r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None).await;
+    let (_, gv) =
+        r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None)
+            .await;
     let req = gv["request_id"].as_str().unwrap().to_string();
     // Only the approver can withdraw their approval, and a reason is required.
     let (s, v) =
@@ -264,7 +287,9 @@ async fn a_gateway_away_during_the_revocation_fails_the_teardown_until_it_return
         "{t:#}"
     );
     assert_eq!(check(&t, "credential_refused")["outcome"], "failed");
-    let (_, failed) = h.call("sam", "GET", "/api/v1/grants?state=failed", None).await;
+    let (_, failed) = h
+        .call("sam", "GET", "/api/v1/grants?state=failed", None)
+        .await;
     assert!(
         failed.as_array().unwrap().iter().any(|x| x["id"] == g),
         "{failed:#}"
@@ -274,7 +299,10 @@ async fn a_gateway_away_during_the_revocation_fails_the_teardown_until_it_return
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();
     let t = teardown_until(&mut h, &g, "verified").await;
     assert!(t["attempts"].as_i64().unwrap() >= 2, "{t:#}");
-    assert_eq!(check(&t, "credential_refused")["evidence"]["refusal_code"], "grant_revoked");
+    assert_eq!(
+        check(&t, "credential_refused")["evidence"]["refusal_code"],
+        "grant_revoked"
+    );
     let target = Target {
         token: jitgate_gateway::wire::TokenResponse {
             gateway_address: gw.addr.to_string(),
@@ -283,7 +311,9 @@ async fn a_gateway_away_during_the_revocation_fails_the_teardown_until_it_return
         key: target.key,
     };
     assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
-    let (_, failed) = h.call("sam", "GET", "/api/v1/grants?state=failed", None).await;
+    let (_, failed) = h
+        .call("sam", "GET", "/api/v1/grants?state=failed", None)
+        .await;
     assert!(failed.as_array().unwrap().is_empty(), "{failed:#}");
     gw.stop().await;
     h.stop().await;
@@ -306,10 +336,9 @@ async fn the_revocation_list_survives_a_gateway_restart() {
     teardown_until(&mut r.h, &g, "verified").await;
     let Rig { h, gw, config, .. } = r;
     gw.stop().await;
-    let list: Value = serde_json::from_slice(
-        &std::fs::read(config.state_dir.join("revoked.json")).unwrap(),
-    )
-    .unwrap();
+    let list: Value =
+        serde_json::from_slice(&std::fs::read(config.state_dir.join("revoked.json")).unwrap())
+            .unwrap();
     assert_eq!(list["revoked"][&g]["reason"], "revoked", "{list:#}");
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();
     // Before any word from the control channel, the list on disk already refuses it.
@@ -347,19 +376,36 @@ async fn a_legacy_asset_gives_a_partial_verdict_naming_its_limitation() {
     assert_eq!(s, StatusCode::OK, "{v:#}");
     let g = v["grant"]["id"].as_str().unwrap().to_string();
     let (s, v) = h
-        .call("alice", "POST", &format!("/api/v1/grants/{g}/complete"), None)
+        .call(
+            "alice",
+            "POST",
+            &format!("/api/v1/grants/{g}/complete"),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v:#}");
     let t = teardown_until(&mut h, &g, "partial").await;
     assert_eq!(t["grant_state"], "closed");
     let d = check(&t, "downstream");
     assert_eq!(d["outcome"], "partial");
-    assert!(d["detail"].as_str().unwrap().contains("local maintenance account"), "{d}");
+    assert!(
+        d["detail"]
+            .as_str()
+            .unwrap()
+            .contains("local maintenance account"),
+        "{d}"
+    );
     assert_eq!(
         d["evidence"]["compensating_controls"],
-        json!(["jump-host-isolation", "password-rotation-after-use", "post-session-review"])
+        json!([
+            "jump-host-isolation",
+            "password-rotation-after-use",
+            "post-session-review"
+        ])
     );
-    let (_, reviews) = h.call("sam", "GET", "/api/v1/reviews?state=open", None).await;
+    let (_, reviews) = h
+        .call("sam", "GET", "/api/v1/reviews?state=open", None)
+        .await;
     assert!(
         reviews
             .as_array()
@@ -388,9 +434,8 @@ async fn suspending_a_vendor_org_ends_its_peoples_grants() {
             )
             .await;
         let secret = super::lifecycle::enroll_totp(&mut h, "bob").await;
-        let code =
-            jitgate_server::auth::totp_code_at(&secret, jitgate_core::Clock::now(&*h.clock))
-                .unwrap();
+        let code = jitgate_server::auth::totp_code_at(&secret, jitgate_core::Clock::now(&*h.clock))
+            .unwrap();
         let (s, v) = h.approve("bob", &req, Some(code)).await;
         assert_eq!(s, StatusCode::OK, "{v:#}");
         let g = v["grant"]["id"].as_str().unwrap().to_string();
@@ -407,7 +452,9 @@ async fn suspending_a_vendor_org_ends_its_peoples_grants() {
             .call("sam", "PUT", "/api/v1/orgs/acme-automation", Some(org))
             .await;
         assert_eq!(s, StatusCode::OK, "{v:#}");
-        let (_, gv) = h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None).await;
+        let (_, gv) = h
+            .call("sam", "GET", &format!("/api/v1/grants/{g}"), None)
+            .await;
         assert_eq!(gv["state"], "ending", "{gv:#}");
         assert_eq!(gv["end_reason"]["kind"], "context_changed");
         assert_eq!(gv["end_reason"]["what"], "org acme-automation suspended");

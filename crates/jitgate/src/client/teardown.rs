@@ -44,7 +44,10 @@ pub fn render(v: &TeardownView) -> String {
             "partial" => "PARTIAL",
             _ => "FAILED ",
         };
-        out.push_str(&format!("  [{mark}] {:<18} {:<14} {}\n", c.check, c.target, c.detail));
+        out.push_str(&format!(
+            "  [{mark}] {:<18} {:<14} {}\n",
+            c.check, c.target, c.detail
+        ));
         if let Some(sessions) = c.evidence.get("sessions").and_then(|s| s.as_array()) {
             for s in sessions {
                 out.push_str(&format!(
@@ -62,10 +65,16 @@ pub fn render(v: &TeardownView) -> String {
         if let Some(code) = c.evidence.get("refusal_code").and_then(|s| s.as_str()) {
             out.push_str(&format!(
                 "            probe credential {} refused with {code}\n",
-                c.evidence["probe_token_fingerprint"].as_str().unwrap_or("?")
+                c.evidence["probe_token_fingerprint"]
+                    .as_str()
+                    .unwrap_or("?")
             ));
         }
-        if let Some(controls) = c.evidence.get("compensating_controls").and_then(|s| s.as_array()) {
+        if let Some(controls) = c
+            .evidence
+            .get("compensating_controls")
+            .and_then(|s| s.as_array())
+        {
             let names: Vec<&str> = controls.iter().filter_map(|x| x.as_str()).collect();
             out.push_str(&format!(
                 "            compensating controls required: {}; a post-session review is open\n",
@@ -86,7 +95,10 @@ pub async fn gateways(ctx: &Ctx) -> anyhow::Result<()> {
         println!("no gateways in the inventory (identities with the `gateway` role)");
         return Ok(());
     }
-    println!("{:<16} {:<9} {:<22} ASSETS", "GATEWAY", "CONTROL", "ADDRESS");
+    println!(
+        "{:<16} {:<9} {:<22} ASSETS",
+        "GATEWAY", "CONTROL", "ADDRESS"
+    );
     for g in list {
         println!(
             "{:<16} {:<9} {:<22} {}",
@@ -101,7 +113,9 @@ pub async fn gateways(ctx: &Ctx) -> anyhow::Result<()> {
 
 pub async fn unapprove(ctx: &Ctx, request: &str, reason: String) -> anyhow::Result<()> {
     if reason.trim().is_empty() {
-        return Err(usage("--reason is empty: say why you withdraw your approval"));
+        return Err(usage(
+            "--reason is empty: say why you withdraw your approval",
+        ));
     }
     let raw = ctx
         .http
@@ -119,7 +133,8 @@ pub async fn unapprove(ctx: &Ctx, request: &str, reason: String) -> anyhow::Resu
         view.request.id,
         view.request.state.as_str(),
         match &view.grant {
-            Some(g) if g.state.as_str() != "active" => format!("; grant {} is {}", g.id, g.state.as_str()),
+            Some(g) if g.state.as_str() != "active" =>
+                format!("; grant {} is {}", g.id, g.state.as_str()),
             _ => String::new(),
         }
     );

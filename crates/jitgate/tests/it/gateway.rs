@@ -114,7 +114,6 @@ fn connect(cli: &Cli, grant: &str, port: u16) -> Killed {
     Killed(child)
 }
 
-
 /// The whole plant for an end-to-end test: `jitgate up` (sample inventory, optionally a
 /// policy directory), the Rust simulated PLC behind plc-7 (register n holds n), a pymodbus
 /// PLC behind plc-3, `jitgate gateway` as gw-north, and alice, bob and sam logged in.
@@ -430,7 +429,10 @@ fn teardown_verdict(cli: &Cli, grant: &str, want: &str) -> Value {
         if t["verdict"] == want {
             return t;
         }
-        assert!(Instant::now() < deadline, "teardown of {grant} never became {want}: {t:#}");
+        assert!(
+            Instant::now() < deadline,
+            "teardown of {grant} never became {want}: {t:#}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -446,7 +448,10 @@ fn assert_cut_refused_verified(
     expired: bool,
 ) {
     let r = reader.join().unwrap();
-    assert!(r["reads"].as_u64().unwrap() >= 3, "the client was reading: {r}");
+    assert!(
+        r["reads"].as_u64().unwrap() >= 3,
+        "the client was reading: {r}"
+    );
     assert_ne!(r["ended"], "still open after 120 s", "{r}");
     let again = client(local, "once");
     if expired {
@@ -473,14 +478,19 @@ fn assert_cut_refused_verified(
             .is_empty(),
         "{t:#}"
     );
-    assert_eq!(by_check("credential_refused")["evidence"]["refusal_code"], "grant_revoked");
+    assert_eq!(
+        by_check("credential_refused")["evidence"]["refusal_code"],
+        "grant_revoked"
+    );
     if expired {
         return;
     }
     // The client's own token was refused on reconnection, recorded with its fingerprint.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let events = p.cli.json("sam", &["events", "--grant", grant, "--limit", "500"]);
+        let events = p
+            .cli
+            .json("sam", &["events", "--grant", grant, "--limit", "500"]);
         let events = events.as_array().unwrap();
         let issued: Vec<&Value> = events
             .iter()
@@ -495,7 +505,10 @@ fn assert_cut_refused_verified(
         if refused_own {
             break;
         }
-        assert!(Instant::now() < deadline, "no refusal of the subject's own token recorded");
+        assert!(
+            Instant::now() < deadline,
+            "no refusal of the subject's own token recorded"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -508,7 +521,9 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     }
     // The default policies in a directory of our own, to change and reload them.
     let policies = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")).unwrap() {
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")).unwrap()
+    {
         let path = entry.unwrap().path();
         std::fs::copy(&path, policies.path().join(path.file_name().unwrap())).unwrap();
     }
@@ -520,7 +535,10 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     let _c = connect(&p.cli, &grant, local);
     let reader = holding_client(local);
     std::thread::sleep(Duration::from_millis(1500));
-    p.cli.ok("sam", &["revoke", &grant, "--reason", "contractor left the site"]);
+    p.cli.ok(
+        "sam",
+        &["revoke", &grant, "--reason", "contractor left the site"],
+    );
     assert_cut_refused_verified(&p, &grant, local, reader, false);
 
     // (ii) Expires while the client reads.
@@ -536,7 +554,16 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     let _c = connect(&p.cli, &grant, local);
     let reader = holding_client(local);
     std::thread::sleep(Duration::from_millis(1500));
-    p.cli.ok("sam", &["identities", "disable", "alice", "--reason", "badge reported stolen"]);
+    p.cli.ok(
+        "sam",
+        &[
+            "identities",
+            "disable",
+            "alice",
+            "--reason",
+            "badge reported stolen",
+        ],
+    );
     assert_cut_refused_verified(&p, &grant, local, reader, false);
     p.cli.ok("sam", &["identities", "enable", "alice"]);
 
@@ -566,7 +593,10 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     let t = teardown_verdict(&p.cli, &grant, "failed");
     assert_eq!(t["grant_state"], "ending", "{t:#}");
     let failed = p.cli.json("sam", &["grants", "--state", "failed"]);
-    assert!(failed.as_array().unwrap().iter().any(|g| g["id"] == grant), "{failed:#}");
+    assert!(
+        failed.as_array().unwrap().iter().any(|g| g["id"] == grant),
+        "{failed:#}"
+    );
     p.start_gateway();
     teardown_verdict(&p.cli, &grant, "verified");
     let failed = p.cli.json("sam", &["grants", "--state", "failed"]);
