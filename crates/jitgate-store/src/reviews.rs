@@ -96,6 +96,15 @@ impl Tx {
     /// [`StoreError::NotFound`] if the grant does not exist.
     pub async fn open_review(&mut self, r: &ReviewRecord) -> Result<bool> {
         self.need_write("open_review")?;
+        // Checked first rather than left to the foreign key: a failed statement would abort
+        // the caller's whole transaction on PostgreSQL.
+        let grant = sqlx::query("SELECT id FROM grants WHERE id = $1")
+            .bind(&r.grant_id)
+            .fetch_optional(self.conn())
+            .await?;
+        if grant.is_none() {
+            return Err(StoreError::not_found("grant", &r.grant_id));
+        }
         let result = sqlx::query(&format!(
             "INSERT INTO reviews ({COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING"

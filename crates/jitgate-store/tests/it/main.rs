@@ -15,4 +15,5 @@ mod events;
 mod fixtures;
 mod inventory;
 mod lifecycle;
+mod notify_reviews;
 mod open;
