@@ -247,10 +247,7 @@ impl Notice {
                 grant_id, detail, ..
             } => format!(
                 "The teardown of grant {grant_id} could not be verified: {}. It is retried; `jitgate teardown {grant_id}` shows each check.",
-                match detail.get("reason").and_then(Value::as_str) {
-                    Some(r) => r.to_string(),
-                    None => "see the report".to_string(),
-                }
+                teardown_words(detail)
             ),
             Notice::ReviewDue {
                 grant_id,
@@ -275,6 +272,23 @@ impl Notice {
             "summary": self.summary(),
             "data": serde_json::to_value(self).unwrap_or(Value::Null),
         })
+    }
+}
+
+/// What failed in a teardown, in a line: its `reason`, else its `failed` checks.
+fn teardown_words(detail: &Value) -> String {
+    if let Some(reason) = detail.get("reason").and_then(Value::as_str) {
+        return clip(reason, 300);
+    }
+    match detail.get("failed").and_then(Value::as_array) {
+        Some(failed) if !failed.is_empty() => {
+            let items: Vec<String> = failed
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect();
+            clip(&items.join("; "), 300)
+        }
+        _ => "see the report".to_string(),
     }
 }
 
@@ -908,6 +922,19 @@ mod tests {
     }
 
     #[test]
+    fn signature_matches_the_example_in_docs_notifications_md() {
+        // The same value the Python and openssl examples in the guide compute.
+        assert_eq!(
+            sign(
+                b"0123456789abcdef0123456789abcdef",
+                1_700_000_000,
+                br#"{"event":"grant.active"}"#
+            ),
+            "735c0f1c33bcdda8780e63bf57e8dc122fa67de4d68ad8efa514ec555095fa58"
+        );
+    }
+
+    #[test]
     fn envelope_carries_kind_summary_and_data() {
         let env = notice().envelope("ntf-1", chrono::DateTime::from_timestamp(0, 0).unwrap());
         assert_eq!(env["event"], "breakglass.started");
@@ -918,6 +945,29 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("without approval"));
+    }
+
+    #[test]
+    fn teardown_failed_says_what_failed() {
+        let n = Notice::TeardownFailed {
+            grant_id: "grant-1".into(),
+            request_id: "req-1".into(),
+            subject: "alice".into(),
+            detail: json!({"failed": ["gateway gw-north did not acknowledge", {"probe": "accepted"}], "attempt": 2}),
+        };
+        let s = n.summary();
+        assert!(
+            s.contains("gateway gw-north did not acknowledge; {\"probe\":\"accepted\"}"),
+            "{s}"
+        );
+        assert_eq!(n.kind(), "teardown.failed");
+        let n = Notice::TeardownFailed {
+            grant_id: "grant-1".into(),
+            request_id: "req-1".into(),
+            subject: "alice".into(),
+            detail: json!({}),
+        };
+        assert!(n.summary().contains("see the report"));
     }
 
     #[test]

@@ -734,3 +734,25 @@ async fn a_webhook_whose_key_cannot_be_read_stops_the_start() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn reviews_and_notifications_are_in_the_openapi_document() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let h = Harness::start(store).await;
+    let (s, doc) = h.raw("GET", "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [
+        "/api/v1/reviews",
+        "/api/v1/grants/{id}/review",
+        "/api/v1/notifications",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    for schema in ["ReviewView", "ReviewBody", "NotificationView"] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema} missing"
+        );
+    }
+    h.stop().await;
+}
