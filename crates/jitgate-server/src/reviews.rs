@@ -25,6 +25,9 @@ pub enum ReviewReason {
     /// A legacy asset kept local accounts: teardown was `partial`, someone checks the
     /// compensating controls.
     LegacyAsset,
+    /// The policy that allowed the grant asks for a review afterwards (`@review("true")`,
+    /// e.g. every vendor session); opened when the grant's teardown is final.
+    Policy,
 }
 
 impl ReviewReason {
@@ -32,12 +35,14 @@ impl ReviewReason {
         match self {
             ReviewReason::BreakGlass => "break_glass",
             ReviewReason::LegacyAsset => "legacy_asset",
+            ReviewReason::Policy => "policy",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "break_glass" => Some(ReviewReason::BreakGlass),
             "legacy_asset" => Some(ReviewReason::LegacyAsset),
+            "policy" => Some(ReviewReason::Policy),
             _ => None,
         }
     }

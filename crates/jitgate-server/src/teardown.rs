@@ -568,20 +568,38 @@ async fn record(
         .await?;
     }
     if final_verdict {
-        for a in assets
+        // One review for all the grant's legacy assets: their limitations and the
+        // compensating controls to check.
+        let legacy: Vec<serde_json::Value> = assets
             .iter()
             .filter(|a| a.enforcement == Enforcement::Legacy)
-        {
+            .map(|a| {
+                json!({
+                    "asset": a.id,
+                    "limitation": a.limitation,
+                    "compensating_controls": a.compensating_controls,
+                })
+            })
+            .collect();
+        if !legacy.is_empty() {
             crate::reviews::open_review(
                 &mut tx,
                 state,
                 g,
                 crate::reviews::ReviewReason::LegacyAsset,
-                json!({
-                    "asset": a.id,
-                    "limitation": a.limitation,
-                    "compensating_controls": a.compensating_controls,
-                }),
+                json!({ "verdict": verdict, "assets": legacy }),
+            )
+            .await?;
+        }
+        // The policy asked for a review of this grant (break-glass has its own, opened at
+        // the start).
+        if g.review_required && !g.emergency {
+            crate::reviews::open_review(
+                &mut tx,
+                state,
+                g,
+                crate::reviews::ReviewReason::Policy,
+                json!({ "verdict": verdict }),
             )
             .await?;
         }

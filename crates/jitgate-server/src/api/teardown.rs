@@ -52,12 +52,16 @@ pub(crate) async fn get_teardown(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TeardownView>> {
+    // The record first, then the grant: the verdict and the grant's close commit together,
+    // so a final verdict is never shown next to a grant still `ending`.
+    let record = {
+        let mut tx = state.store.read().await?;
+        tx.get_teardown(&id).await?
+    };
     // Visibility is the grant's.
     let grant = crate::service::get_grant_view(&state, &caller, &id)
         .await?
         .grant;
-    let mut tx = state.store.read().await?;
-    let record = tx.get_teardown(&id).await?;
     let view = match record {
         Some(t) => TeardownView {
             grant_id: id,

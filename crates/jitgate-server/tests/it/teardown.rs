@@ -414,6 +414,15 @@ async fn a_legacy_asset_gives_a_partial_verdict_naming_its_limitation() {
             .any(|x| x["grant_id"] == g && x["reason"] == "legacy_asset"),
         "{reviews:#}"
     );
+    // The policy for legacy assets (`@review("true")`) asks for its own review too.
+    assert!(
+        reviews
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["grant_id"] == g && x["reason"] == "policy"),
+        "{reviews:#}"
+    );
     h.stop().await;
 }
 

@@ -22,6 +22,8 @@ pub enum ReasonArg {
     BreakGlass,
     /// The legacy-asset (partial teardown) review.
     LegacyAsset,
+    /// The review the grant's policy asks for (e.g. vendor sessions).
+    Policy,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +100,7 @@ pub async fn review(ctx: &Ctx, args: ReviewArgs) -> anyhow::Result<()> {
         reason: args.reason.map(|r| match r {
             ReasonArg::BreakGlass => ReviewReason::BreakGlass,
             ReasonArg::LegacyAsset => ReviewReason::LegacyAsset,
+            ReasonArg::Policy => ReviewReason::Policy,
         }),
     };
     let raw = ctx
@@ -183,6 +186,7 @@ fn reason_words(r: ReviewReason) -> &'static str {
     match r {
         ReviewReason::BreakGlass => "break-glass",
         ReviewReason::LegacyAsset => "legacy-asset",
+        ReviewReason::Policy => "policy",
     }
 }
 

@@ -15,8 +15,19 @@ pub fn free_port() -> u16 {
 }
 
 pub struct Up {
-    child: Child,
+    /// `None` once stopped.
+    child: Option<Child>,
     pub server: String,
+}
+
+/// A test that fails half-way must not leave a server running.
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Up {
@@ -49,7 +60,10 @@ impl Up {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
                 && data_dir.join("bootstrap-credentials.toml").exists()
             {
-                return Up { child, server };
+                return Up {
+                    child: Some(child),
+                    server,
+                };
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -61,12 +75,11 @@ impl Up {
         );
     }
 
-    pub fn stop(self) -> String {
+    pub fn stop(mut self) -> String {
+        let child = self.child.take().unwrap();
         // SIGTERM (graceful) via kill(1); wait for the exit.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let out = self.child.wait_with_output().unwrap();
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
