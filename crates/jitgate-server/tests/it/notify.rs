@@ -161,6 +161,8 @@ fn config(data: &std::path::Path, listen: std::net::SocketAddr, hooks: &Hooks) -
         data_dir: data.to_path_buf(),
         session_ttl: "24h".into(),
         notify: hooks.config.clone(),
+        // No gateway runs in these tests: a teardown fails after this long.
+        teardown_timeout: "300ms".into(),
         ..ServerConfig::default()
     }
 }
@@ -754,5 +756,45 @@ async fn reviews_and_notifications_are_in_the_openapi_document() {
             "{schema} missing"
         );
     }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_teardown_raises_a_signed_alert() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let rx = Receiver::start().await;
+    let hooks = hooks(&[(
+        "soc",
+        &rx.url,
+        WebhookFormat::Json,
+        Some(&["teardown.failed"]),
+    )]);
+    let mut h = start(store, &hooks).await;
+    let req = h.request("alice", read_plc7()).await;
+    let (s, v) = h.approve("bob", &req, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let g = v["grant"]["id"].as_str().unwrap().to_string();
+    // gw-north (plc-7's gateway) is not running: nobody acknowledges, nothing answers a probe.
+    let (s, _) = h
+        .call(
+            "sam",
+            "POST",
+            &format!("/api/v1/grants/{g}/revoke"),
+            Some(json!({"reason": "incident"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    until(&h, chrono::Duration::zero(), "teardown.failed delivered", || {
+        !rx.of_kind("teardown.failed").is_empty()
+    })
+    .await;
+    let alerts = rx.of_kind("teardown.failed");
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(alerts[0].to_string().contains(&g), "{:#}", alerts[0]);
+    assert_eq!(rx.seen.lock().unwrap().rejected, 0, "every delivery verified");
+    let (_, t) = h
+        .call("sam", "GET", &format!("/api/v1/grants/{g}/teardown"), None)
+        .await;
+    assert_eq!(t["verdict"], "failed", "{t:#}");
     h.stop().await;
 }
