@@ -4,9 +4,9 @@
 //! persisted revocation list).
 
 use crate::config::GatewayConfig;
+use crate::revocations::RevocationList;
 use crate::server_api::{ApiError, ServerApi};
 use crate::spool::EventLog;
-use crate::revocations::RevocationList;
 use crate::wire::{GatewayHello, GatewaySetup, Revocation, RevocationAck, SessionClosed};
 use jitgate_core::{Asset, GrantState, Timestamp};
 use jitgate_credential::{Challenge, CredentialError, GrantClaims, NonceCache, Verifier};

@@ -70,7 +70,11 @@ pub(crate) async fn rig(store: Store) -> Rig {
 
 /// The event log as `sam` sees it, polled until `done` holds (events arrive from the gateway
 /// asynchronously) or 15 s pass.
-pub(crate) async fn events_until(h: &mut Harness, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub(crate) async fn events_until(
+    h: &mut Harness,
+    query: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let (_, events) = h
@@ -466,7 +470,10 @@ async fn revoked_grants_and_an_unreachable_server_refuse_new_sessions() {
     // Refused by the gateway's revocation list (pushed over the control channel) or, if
     // the handshake won the race with the push, by the online check.
     let code = refused_code(open_tunnel(&target).await);
-    assert!(code == "grant_revoked" || code == "grant_not_active", "{code}");
+    assert!(
+        code == "grant_revoked" || code == "grant_not_active",
+        "{code}"
+    );
     r.gw.stop().await;
     r.h.stop().await;
 }

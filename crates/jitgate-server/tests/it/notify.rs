@@ -784,14 +784,21 @@ async fn a_failed_teardown_raises_a_signed_alert() {
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    until(&h, chrono::Duration::zero(), "teardown.failed delivered", || {
-        !rx.of_kind("teardown.failed").is_empty()
-    })
+    until(
+        &h,
+        chrono::Duration::zero(),
+        "teardown.failed delivered",
+        || !rx.of_kind("teardown.failed").is_empty(),
+    )
     .await;
     let alerts = rx.of_kind("teardown.failed");
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert!(alerts[0].to_string().contains(&g), "{:#}", alerts[0]);
-    assert_eq!(rx.seen.lock().unwrap().rejected, 0, "every delivery verified");
+    assert_eq!(
+        rx.seen.lock().unwrap().rejected,
+        0,
+        "every delivery verified"
+    );
     let (_, t) = h
         .call("sam", "GET", &format!("/api/v1/grants/{g}/teardown"), None)
         .await;
