@@ -140,3 +140,53 @@ pub async fn unapprove(ctx: &Ctx, request: &str, reason: String) -> anyhow::Resu
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_text_shows_each_check_with_its_evidence() {
+        let view: TeardownView = serde_json::from_value(serde_json::json!({
+            "grant_id": "grant-abc",
+            "grant_state": "ending",
+            "verdict": "failed",
+            "attempts": 2,
+            "next_attempt_at": "2026-11-22T20:00:04Z",
+            "updated_at": "2026-11-22T20:00:00Z",
+            "checks": [
+                {"check": "sessions_closed", "target": "gw-north", "outcome": "ok",
+                 "detail": "gateway gw-north acknowledged the revocation",
+                 "evidence": {"sessions": [{"session_id": "sess-1", "closed_at": "2026-11-22T19:59:59.120Z",
+                    "reason": "grant_revoked", "operations": 12, "denied": 1,
+                    "bytes_from_client": 144, "bytes_to_client": 120}]}},
+                {"check": "credential_refused", "target": "gw-north", "outcome": "failed",
+                 "detail": "cannot probe gateway gw-north", "evidence": {}},
+                {"check": "downstream", "target": "plc-legacy-1", "outcome": "partial",
+                 "detail": "legacy asset: local account",
+                 "evidence": {"compensating_controls": ["jump-host-isolation", "post-session-review"]}}
+            ]
+        }))
+        .unwrap();
+        let text = render(&view);
+        assert!(
+            text.starts_with("grant grant-abc — teardown FAILED (grant ending, attempt 2)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("retried automatically, next at 2026-11-22 20:00:04 UTC"),
+            "{text}"
+        );
+        assert!(text.contains("[ok     ] sessions_closed"), "{text}");
+        assert!(text.contains("session sess-1 closed 2026-11-22T19:59:59.120Z (grant_revoked): 12 operations (1 denied)"), "{text}");
+        assert!(text.contains("[FAILED ] credential_refused"), "{text}");
+        assert!(text.contains("[PARTIAL] downstream"), "{text}");
+        assert!(
+            text.contains(
+                "compensating controls required: jump-host-isolation, post-session-review"
+            ),
+            "{text}"
+        );
+    }
+}
