@@ -219,34 +219,21 @@ async fn withdrawing_an_approval_ends_the_active_grant() {
         r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None)
             .await;
     let req = gv["request_id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/requests/{req}/approval/withdraw");
     // Only the approver can withdraw their approval, and a reason is required.
-    let (s, v) =
-        r.h.call(
-            "alice",
-            "POST",
-            &format!("/api/v1/requests/{req}/approval/withdraw"),
-            Some(json!({"reason": "x"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let (s, v) =
-        r.h.call(
-            "bob",
-            "POST",
-            &format!("/api/v1/requests/{req}/approval/withdraw"),
-            Some(json!({"reason": " "})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let (s, v) =
-        r.h.call(
-            "bob",
-            "POST",
-            &format!("/api/v1/requests/{req}/approval/withdraw"),
-            Some(json!({"reason": "the work order was cancelled"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    for (who, reason, want) in [
+        ("alice", "x", StatusCode::BAD_REQUEST),
+        ("bob", " ", StatusCode::UNPROCESSABLE_ENTITY),
+        ("bob", "the work order was cancelled", StatusCode::OK),
+    ] {
+        let (s, v) =
+            r.h.call(who, "POST", &path, Some(json!({ "reason": reason })))
+                .await;
+        assert_eq!(s, want, "{who} {reason:?}: {v}");
+    }
+    let (_, v) =
+        r.h.call("sam", "GET", &format!("/api/v1/requests/{req}"), None)
+            .await;
     assert!(v["approvals"].as_array().unwrap().is_empty(), "{v}");
     assert_cut(&mut live).await;
     assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
