@@ -122,7 +122,11 @@ impl SiemConfig {
     pub fn validate(&self) -> Result<(), String> {
         let name = self.name();
         let at = format!("[[siem]] {name}");
-        if self.address.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+        if self
+            .address
+            .rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
             return Err(format!("{at}: address {:?} is not host:port", self.address));
         }
         if !(1..=10_000).contains(&self.batch) {
@@ -134,7 +138,9 @@ impl SiemConfig {
             ));
         }
         if !self.tls && (self.ca_file.is_some() || self.server_name.is_some()) {
-            return Err(format!("{at}: ca_file and server_name only apply with tls = true"));
+            return Err(format!(
+                "{at}: ca_file and server_name only apply with tls = true"
+            ));
         }
         if let Some(h) = &self.hostname {
             if h.is_empty() || h.len() > 255 || !h.bytes().all(|b| b.is_ascii_graphic()) {
@@ -144,7 +150,9 @@ impl SiemConfig {
             }
         }
         if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-            return Err(format!("{at}: name must be 1–200 characters without control characters"));
+            return Err(format!(
+                "{at}: name must be 1–200 characters without control characters"
+            ));
         }
         Ok(())
     }

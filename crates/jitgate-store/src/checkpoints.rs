@@ -104,13 +104,18 @@ impl Tx {
         up_to_seq: Option<i64>,
         limit: i64,
     ) -> Result<Vec<EventRow>> {
+        let up_to = up_to_seq.unwrap_or(i64::MAX);
+        let limit = limit.max(1);
+        if let Some(rows) = self.event_rows_packed(after_seq, up_to, limit).await? {
+            return Ok(rows);
+        }
         let rows = sqlx::query(
             "SELECT seq, prev_hash, hash, canonical FROM events WHERE seq > $1 AND seq <= $2 \
              ORDER BY seq LIMIT $3",
         )
         .bind(after_seq)
-        .bind(up_to_seq.unwrap_or(i64::MAX))
-        .bind(limit.max(1))
+        .bind(up_to)
+        .bind(limit)
         .fetch_all(self.conn())
         .await?;
         rows.iter()
@@ -123,6 +128,59 @@ impl Tx {
                 })
             })
             .collect()
+    }
+
+    /// The fast path of [`Tx::event_rows`]: the page as **one** value, rows joined by LF
+    /// (`seq SP prev_hash SP hash SP canonical`), because the drivers' per-row cost, not the
+    /// database, bounds how fast a verifier can read. Canonical JSON holds no raw LF and the
+    /// hashes are 64 hex digits, so a page of well-formed rows splits back exactly; a page
+    /// that does not (an edited row with a stray LF or a bad hash, a count that disagrees)
+    /// gives `None`, and the caller reads it row by row — what a verifier then reports is
+    /// decided on the rows exactly as stored.
+    async fn event_rows_packed(
+        &mut self,
+        after_seq: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> Result<Option<Vec<EventRow>>> {
+        let sql = match self.backend() {
+            crate::Backend::Sqlite => {
+                "SELECT COUNT(*) AS n, group_concat(seq || ' ' || prev_hash || ' ' || hash || ' ' \
+                 || canonical, char(10) ORDER BY seq) AS body FROM (SELECT seq, prev_hash, hash, \
+                 canonical FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) AS page"
+            }
+            crate::Backend::Postgres => {
+                "SELECT COUNT(*) AS n, string_agg(seq::text || ' ' || prev_hash || ' ' || hash || \
+                 ' ' || canonical, chr(10) ORDER BY seq) AS body FROM (SELECT seq, prev_hash, \
+                 hash, canonical FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3) \
+                 AS page"
+            }
+        };
+        let row = sqlx::query(sql)
+            .bind(after_seq)
+            .bind(up_to)
+            .bind(limit)
+            .fetch_one(self.conn())
+            .await?;
+        let count: i64 = row.try_get(0)?;
+        if count == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let body: Option<String> = row.try_get(1)?;
+        let Some(body) = body else { return Ok(None) };
+        let mut rows = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        let mut previous = after_seq;
+        for line in body.split('\n') {
+            let Some(row) = unpack_row(line) else {
+                return Ok(None);
+            };
+            if row.seq <= previous {
+                return Ok(None);
+            }
+            previous = row.seq;
+            rows.push(row);
+        }
+        Ok((rows.len() as i64 == count).then_some(rows))
     }
 
     /// `(seq, canonical)` of every event of one access: those naming the request and those
@@ -176,5 +234,49 @@ impl Tx {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+}
+
+/// One packed row, `seq SP prev_hash SP hash SP canonical`; `None` unless both hashes are
+/// 64 lowercase hex digits (so the split is certain).
+fn unpack_row(line: &str) -> Option<EventRow> {
+    let (seq, rest) = line.split_once(' ')?;
+    let (prev_hash, rest) = rest.split_at_checked(64)?;
+    let rest = rest.strip_prefix(' ')?;
+    let (hash, rest) = rest.split_at_checked(64)?;
+    let canonical = rest.strip_prefix(' ')?;
+    let hex = |h: &str| h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex(prev_hash) || !hex(hash) {
+        return None;
+    }
+    Some(EventRow {
+        seq: seq.parse().ok()?,
+        prev_hash: prev_hash.to_string(),
+        hash: hash.to_string(),
+        canonical: canonical.to_string(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_rows_split_only_when_certain() {
+        let h = "a".repeat(64);
+        let line = format!("7 {h} {h} {{\"k\":\"a b\"}}");
+        let row = unpack_row(&line).unwrap();
+        assert_eq!((row.seq, row.canonical.as_str()), (7, "{\"k\":\"a b\"}"));
+        // A hash with a space, an upper-case or short hash, a missing field: not certain.
+        for bad in [
+            format!("7 {} {h} {{}}", "a b".repeat(21) + "a"),
+            format!("7 {} {h} {{}}", "A".repeat(64)),
+            format!("7 {} {h} {{}}", "a".repeat(63)),
+            format!("7 {h} {h}"),
+            format!("x {h} {h} {{}}"),
+        ] {
+            assert!(unpack_row(&bad).is_none(), "{bad}");
+        }
     }
 }

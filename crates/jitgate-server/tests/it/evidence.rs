@@ -75,25 +75,41 @@ async fn grant_with_operations(h: &mut Harness, ops: usize) -> (String, String) 
     let key = key["key"].as_str().unwrap().to_string();
     let base: i64 = {
         let (_, v) = h
-            .raw("POST", "/api/v1/gateway/events", Some(&key), Some(json!({"events": []})))
+            .raw(
+                "POST",
+                "/api/v1/gateway/events",
+                Some(&key),
+                Some(json!({"events": []})),
+            )
             .await;
         v["delivered_seq"].as_i64().unwrap_or(0)
     };
     let at = h.clock.now() + chrono::Duration::seconds(1);
     let session = format!("sess-{grant}");
-    let mut events = vec![json!({"gseq": base + 1, "kind": "session.started", "at": at,
-        "grant_id": grant, "session_id": session, "data": {"asset": "plc-7", "protocol": "modbus"}})];
+    let mut events = vec![
+        json!({"gseq": base + 1, "kind": "session.started", "at": at,
+        "grant_id": grant, "session_id": session, "data": {"asset": "plc-7", "protocol": "modbus"}}),
+    ];
     for i in 0..ops {
-        events.push(json!({"gseq": base + 2 + i as i64, "kind": "operation", "at": at,
+        events.push(
+            json!({"gseq": base + 2 + i as i64, "kind": "operation", "at": at,
             "grant_id": grant, "session_id": session,
             "data": {"function": "read holding registers", "unit": 1, "address": i % 100,
-                     "count": 1, "verdict": "allowed"}}));
+                     "count": 1, "verdict": "allowed"}}),
+        );
     }
-    events.push(json!({"gseq": base + 2 + ops as i64, "kind": "session.ended", "at": at,
-        "grant_id": grant, "session_id": session, "data": {"reason": "client closed"}}));
+    events.push(
+        json!({"gseq": base + 2 + ops as i64, "kind": "session.ended", "at": at,
+        "grant_id": grant, "session_id": session, "data": {"reason": "client closed"}}),
+    );
     for chunk in events.chunks(1000) {
         let (s, v) = h
-            .raw("POST", "/api/v1/gateway/events", Some(&key), Some(json!({"events": chunk})))
+            .raw(
+                "POST",
+                "/api/v1/gateway/events",
+                Some(&key),
+                Some(json!({"events": chunk})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
@@ -163,7 +179,11 @@ async fn snapshot(store: &Store) -> Snapshot {
     .unwrap();
     let events = rows
         .iter()
-        .map(|r| (2..10).map(|i| r.try_get::<Option<String>, _>(i).unwrap()).collect())
+        .map(|r| {
+            (2..10)
+                .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
+                .collect()
+        })
         .collect();
     let ints = rows
         .iter()
@@ -386,6 +406,20 @@ async fn verify_names_every_kind_of_tampering_on_each_backend() {
         restore(&store, &clean).await;
         assert_eq!(verify(&mut h).await["ok"], true);
 
+        // 8. A stored hash that is not a hash, and a raw line feed added to an event's text
+        //    (the verifier's fast read refuses both pages and reads them row by row).
+        exec(&store, &format!("UPDATE events SET hash = 'not a hash' WHERE seq = {k}")).await;
+        assert_eq!(problem(&verify(&mut h).await), ("malformed".into(), k));
+        restore(&store, &clean).await;
+        let lf = match store.backend() {
+            jitgate_store::Backend::Sqlite => "char(10)",
+            jitgate_store::Backend::Postgres => "chr(10)",
+        };
+        exec(&store, &format!("UPDATE events SET canonical = canonical || {lf} WHERE seq = {k}")).await;
+        assert_eq!(problem(&verify(&mut h).await), ("altered".into(), k));
+        restore(&store, &clean).await;
+        assert_eq!(verify(&mut h).await["ok"], true);
+
         // Only security, audit and admin roles verify the log.
         let (s, _) = h.call("alice", "GET", "/api/v1/evidence/verify", None).await;
         assert_eq!(s, StatusCode::FORBIDDEN);
@@ -400,7 +434,12 @@ async fn bundle_verifies_offline_and_every_change_is_named() {
     let mut h = Harness::start(store).await;
     let (request, grant) = grant_with_operations(&mut h, 25).await;
     let (s, v) = h
-        .call("sam", "POST", &format!("/api/v1/grants/{grant}/revoke"), Some(json!({"reason": "done"})))
+        .call(
+            "sam",
+            "POST",
+            &format!("/api/v1/grants/{grant}/revoke"),
+            Some(json!({"reason": "done"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let keys = public_keys(&mut h).await;
@@ -411,20 +450,38 @@ async fn bundle_verifies_offline_and_every_change_is_named() {
     let verified = verify_bundle(text.as_bytes(), &keys).unwrap();
     assert_eq!(verified.grant_id, grant);
     assert_eq!(verified.request_id, request);
-    let kinds: Vec<&str> = verified.events.iter().map(|e| e.event.kind.as_str()).collect();
-    for k in ["request.submitted", "request.decided", "approval.recorded", "grant.issued",
-              "session.started", "operation", "session.ended", "grant.ended"] {
+    let kinds: Vec<&str> = verified
+        .events
+        .iter()
+        .map(|e| e.event.kind.as_str())
+        .collect();
+    for k in [
+        "request.submitted",
+        "request.decided",
+        "approval.recorded",
+        "grant.issued",
+        "session.started",
+        "operation",
+        "session.ended",
+        "grant.ended",
+    ] {
         assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
     }
     assert_eq!(kinds.iter().filter(|k| **k == "operation").count(), 25);
     // The determining policies' text travels with the decision.
-    assert!(!verified.policies.is_empty(), "no policy text in the bundle");
+    assert!(
+        !verified.policies.is_empty(),
+        "no policy text in the bundle"
+    );
     assert!(verified.timeline_text().contains("grant.issued"));
 
     // A single changed byte in an event: named by its place.
     let bundle: Value = serde_json::from_str(&text).unwrap();
     let mut edited = bundle.clone();
-    let c = edited["events"][5]["canonical"].as_str().unwrap().replacen("\"at\"", "\"At\"", 1);
+    let c = edited["events"][5]["canonical"]
+        .as_str()
+        .unwrap()
+        .replacen("\"at\"", "\"At\"", 1);
     edited["events"][5]["canonical"] = json!(c);
     let err = verify_bundle(edited.to_string().as_bytes(), &keys).unwrap_err();
     assert!(err.to_string().contains("events[5]"), "{err}");
@@ -467,9 +524,15 @@ async fn bundle_verifies_offline_and_every_change_is_named() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let html = resp.text().await.unwrap();
-    assert!(html.contains(&grant) && html.contains("IEC 62443"), "report lacks content");
+    assert!(
+        html.contains(&grant) && html.contains("IEC 62443"),
+        "report lacks content"
+    );
     assert!(!html.contains("<script"));
     h.stop().await;
 }
@@ -479,12 +542,19 @@ async fn rotation_keeps_the_whole_log_verifiable() {
     let (store, _dir) = jitgate_testkit::sqlite_store().await;
     let mut h = Harness::start(store).await;
     let (_, first_grant) = grant_with_operations(&mut h, 3).await;
-    let old = checkpoint(&mut h).await["checkpoint"]["key_id"].as_str().unwrap().to_string();
+    let old = checkpoint(&mut h).await["checkpoint"]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let old_keys = public_keys(&mut h).await;
 
-    let (s, v) = h.call("alice", "POST", "/api/v1/evidence/keys/rotate", None).await;
+    let (s, v) = h
+        .call("alice", "POST", "/api/v1/evidence/keys/rotate", None)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "only admins rotate: {v}");
-    let (s, v) = h.call("sam", "POST", "/api/v1/evidence/keys/rotate", None).await;
+    let (s, v) = h
+        .call("sam", "POST", "/api/v1/evidence/keys/rotate", None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let new = v["current_key_id"].as_str().unwrap().to_string();
     assert_ne!(new, old);
@@ -498,9 +568,17 @@ async fn rotation_keeps_the_whole_log_verifiable() {
     assert!(v["checkpoints_verified"].as_u64().unwrap() >= 3, "{v}");
 
     // The rotation is itself in the log.
-    let events = h.call("sam", "GET", "/api/v1/events?limit=5000", None).await.1;
-    assert!(events.as_array().unwrap().iter().any(|e| e["kind"] == "key.rotated"
-        && e["data"]["key"] == "evidence" && e["data"]["new_kid"] == new.as_str()));
+    let events = h
+        .call("sam", "GET", "/api/v1/events?limit=5000", None)
+        .await
+        .1;
+    assert!(events
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "key.rotated"
+            && e["data"]["key"] == "evidence"
+            && e["data"]["new_kid"] == new.as_str()));
 
     // Bundles are signed with the new key; the old key file alone no longer suffices.
     let all_keys = public_keys(&mut h).await;
@@ -534,8 +612,15 @@ async fn checkpoints_are_signed_periodically_when_the_log_grows() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let head = h.event_count().await;
     let cps = loop {
-        let cps = h.call("sam", "GET", "/api/v1/evidence/checkpoints", None).await.1;
-        let covered = cps.as_array().unwrap().iter().any(|c| c["checkpoint"]["tree_size"].as_i64() >= Some(head));
+        let cps = h
+            .call("sam", "GET", "/api/v1/evidence/checkpoints", None)
+            .await
+            .1;
+        let covered = cps
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["checkpoint"]["tree_size"].as_i64() >= Some(head));
         if covered || std::time::Instant::now() > deadline {
             break cps;
         }
@@ -543,14 +628,24 @@ async fn checkpoints_are_signed_periodically_when_the_log_grows() {
     };
     let list = cps.as_array().unwrap();
     assert!(
-        list.iter().any(|c| c["checkpoint"]["tree_size"].as_i64() >= Some(head)),
+        list.iter()
+            .any(|c| c["checkpoint"]["tree_size"].as_i64() >= Some(head)),
         "no periodic checkpoint covering {head} events: {cps}"
     );
-    assert!(list.iter().all(|c| c["checkpoint"]["log_id"] == "jitgate.test/plant-1"));
+    assert!(list
+        .iter()
+        .all(|c| c["checkpoint"]["log_id"] == "jitgate.test/plant-1"));
     // An idle log gets no new checkpoints.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let again = h.call("sam", "GET", "/api/v1/evidence/checkpoints", None).await.1;
-    assert_eq!(again.as_array().unwrap().len(), list.len(), "checkpoints of an unchanged log");
+    let again = h
+        .call("sam", "GET", "/api/v1/evidence/checkpoints", None)
+        .await
+        .1;
+    assert_eq!(
+        again.as_array().unwrap().len(),
+        list.len(),
+        "checkpoints of an unchanged log"
+    );
     h.stop().await;
 }
 
@@ -599,7 +694,9 @@ impl Collector {
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let rec = rec.clone();
                 let idx = {
                     let mut r = rec.lock().unwrap();
@@ -617,7 +714,11 @@ impl Collector {
                 });
             }
         });
-        Collector { addr, received, task }
+        Collector {
+            addr,
+            received,
+            task,
+        }
     }
 
     fn stop(self) -> Arc<std::sync::Mutex<Vec<Vec<u8>>>> {
@@ -641,7 +742,13 @@ fn seqs(received: &std::sync::Mutex<Vec<Vec<u8>>>, syslog: bool) -> Vec<i64> {
                 }
                 let msg = std::str::from_utf8(&rest[sp + 1..sp + 1 + len]).unwrap();
                 assert!(msg.starts_with("<"), "{msg}");
-                let seq = msg.split("seq=\"").nth(1).unwrap().split('"').next().unwrap();
+                let seq = msg
+                    .split("seq=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
                 out.push(seq.parse().unwrap());
                 rest = &rest[sp + 1 + len..];
             }
@@ -671,7 +778,10 @@ async fn wait_for(received: &std::sync::Mutex<Vec<Vec<u8>>>, syslog: bool, upto:
 fn assert_complete(s: &[i64], upto: i64, what: &str) {
     let set: std::collections::BTreeSet<i64> = s.iter().copied().collect();
     let missing: Vec<i64> = (1..=upto).filter(|n| !set.contains(n)).collect();
-    assert!(missing.is_empty(), "{what}: events {missing:?} never arrived (got {s:?})");
+    assert!(
+        missing.is_empty(),
+        "{what}: events {missing:?} never arrived (got {s:?})"
+    );
 }
 
 fn duplicates(s: &[i64]) -> Vec<i64> {
@@ -679,7 +789,11 @@ fn duplicates(s: &[i64]) -> Vec<i64> {
     for n in s {
         *count.entry(*n).or_insert(0) += 1;
     }
-    count.into_iter().filter(|(_, c)| *c > 1).map(|(n, _)| n).collect()
+    count
+        .into_iter()
+        .filter(|(_, c)| *c > 1)
+        .map(|(n, _)| n)
+        .collect()
 }
 
 #[tokio::test]
@@ -719,7 +833,11 @@ async fn siem_streams_every_event_once_across_collector_and_server_restarts() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     grant_with_operations(&mut h, 10).await;
     let n2 = h.event_count().await;
-    assert_complete(&wait_for(&syslog_rx, true, n2).await, n2, "syslog while ocsf is down");
+    assert_complete(
+        &wait_for(&syslog_rx, true, n2).await,
+        n2,
+        "syslog while ocsf is down",
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ocsf = Collector::start(&ocsf_addr.to_string(), ocsf_rx.clone()).await;
     let s = wait_for(&ocsf_rx, false, n2).await;
@@ -731,8 +849,12 @@ async fn siem_streams_every_event_once_across_collector_and_server_restarts() {
         let mut tx = store.write().await.unwrap();
         let events: Vec<_> = (0..5)
             .map(|i| {
-                jitgate_core::Event::new(jitgate_core::EventKind::InventoryChanged, Actor::system(), clock.now())
-                    .data(json!({"offline": i}))
+                jitgate_core::Event::new(
+                    jitgate_core::EventKind::InventoryChanged,
+                    Actor::system(),
+                    clock.now(),
+                )
+                .data(json!({"offline": i}))
             })
             .collect();
         tx.append_events(&events).await.unwrap();
@@ -752,7 +874,11 @@ async fn siem_streams_every_event_once_across_collector_and_server_restarts() {
     assert!(duplicates(&s).is_empty(), "re-sent: {:?}", duplicates(&s));
     // The OCSF collector's restart cost no event, and re-sent nothing that it had read.
     let s = seqs(&ocsf_rx, false);
-    assert!(duplicates(&s).is_empty(), "ocsf re-sent: {:?}", duplicates(&s));
+    assert!(
+        duplicates(&s).is_empty(),
+        "ocsf re-sent: {:?}",
+        duplicates(&s)
+    );
     // The cursors are in the settings table.
     let mut tx = h.state().store.read().await.unwrap();
     assert_eq!(

@@ -63,13 +63,19 @@ async fn event_rows_page_verbatim_and_access_events_take_request_or_grant() {
 
         let mut tx = store.read_snapshot().await.unwrap();
         let all = tx.event_rows(0, None, 1000).await.unwrap();
-        assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_eq!(
+            all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
         let listed = tx
             .list_events(&jitgate_store::EventFilter::default())
             .await
             .unwrap();
         for (row, e) in all.iter().zip(&listed) {
-            assert_eq!((&row.prev_hash, &row.hash, &row.canonical), (&e.prev_hash, &e.hash, &e.canonical));
+            assert_eq!(
+                (&row.prev_hash, &row.hash, &row.canonical),
+                (&e.prev_hash, &e.hash, &e.canonical)
+            );
         }
         // Pages: after, up to, limit.
         let page = tx.event_rows(1, Some(4), 2).await.unwrap();
@@ -79,7 +85,10 @@ async fn event_rows_page_verbatim_and_access_events_take_request_or_grant() {
         assert!(tx.event_rows(5, None, 10).await.unwrap().is_empty());
 
         let access = tx.access_events("r1", "g1").await.unwrap();
-        assert_eq!(access.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [1, 3, 4]);
+        assert_eq!(
+            access.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [1, 3, 4]
+        );
         assert_eq!(access[2].1, all[3].canonical);
         tx.commit().await.unwrap();
     })
@@ -90,8 +99,14 @@ async fn event_rows_page_verbatim_and_access_events_take_request_or_grant() {
 async fn policy_texts_are_archived_once_per_set() {
     each_backend(|store: Store| async move {
         let texts = vec![
-            ("a".to_string(), "permit(principal, action, resource);".to_string()),
-            ("b".to_string(), "forbid(principal, action, resource);".to_string()),
+            (
+                "a".to_string(),
+                "permit(principal, action, resource);".to_string(),
+            ),
+            (
+                "b".to_string(),
+                "forbid(principal, action, resource);".to_string(),
+            ),
         ];
         let mut tx = store.write().await.unwrap();
         tx.archive_policy_texts("sha256:one", &texts).await.unwrap();

@@ -23,7 +23,9 @@ pub enum EvidenceCmd {
     /// Verify the whole log in the server's database — hash chain, Merkle tree and every
     /// signed checkpoint — and name the first altered, deleted, inserted or reordered event or
     /// bad checkpoint. Exits 1 if anything is wrong.
-    #[command(after_help = "Examples:\n  jitgate evidence verify\n  jitgate evidence verify --json")]
+    #[command(
+        after_help = "Examples:\n  jitgate evidence verify\n  jitgate evidence verify --json"
+    )]
     Verify,
 
     /// Sign a checkpoint of the whole log now (the server also signs them periodically).
@@ -31,10 +33,8 @@ pub enum EvidenceCmd {
     Checkpoint,
 
     /// List the signed checkpoints, or save them (JSON) to keep a copy outside the server.
-    #[command(
-        after_help = "Examples:\n  jitgate evidence checkpoints\n  \
-        jitgate evidence checkpoints -o checkpoints-2026-11.json"
-    )]
+    #[command(after_help = "Examples:\n  jitgate evidence checkpoints\n  \
+        jitgate evidence checkpoints -o checkpoints-2026-11.json")]
     Checkpoints {
         /// Write every checkpoint as a JSON array to this file.
         #[arg(short, long, value_name = "FILE")]
@@ -66,7 +66,9 @@ pub enum EvidenceCmd {
     /// Export a grant's evidence bundle: every event from request to teardown with inclusion
     /// proofs against a signed checkpoint, the determining policies' text, and the exporter's
     /// signature.
-    #[command(after_help = "Example:\n  jitgate evidence export grant-7hq2m4x9wd3c -o bundle.json")]
+    #[command(
+        after_help = "Example:\n  jitgate evidence export grant-7hq2m4x9wd3c -o bundle.json"
+    )]
     Export {
         /// Grant id.
         grant: String,
@@ -481,7 +483,10 @@ mod tests {
             problem: None,
         };
         let (line, ok) = render_verify(&v);
-        assert!(ok && line.contains("every event is under a signed checkpoint"), "{line}");
+        assert!(
+            ok && line.contains("every event is under a signed checkpoint"),
+            "{line}"
+        );
         v.problem = Some(jitgate_server::api::evidence::LogProblemView {
             kind: "altered".into(),
             seq: 4,
@@ -489,6 +494,9 @@ mod tests {
         });
         let (line, ok) = render_verify(&v);
         assert!(!ok);
-        assert!(line.starts_with("evidence log BROKEN at seq 4 (altered)"), "{line}");
+        assert!(
+            line.starts_with("evidence log BROKEN at seq 4 (altered)"),
+            "{line}"
+        );
     }
 }

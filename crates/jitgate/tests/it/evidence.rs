@@ -87,8 +87,17 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
     cli.ok(
         "alice",
         &[
-            "request", "--asset", "plc-7", "--modbus", "read holding 0-99 unit 1", "--for",
-            "1h", "--reason", "check valve positions", "--ref", "WO-1234",
+            "request",
+            "--asset",
+            "plc-7",
+            "--modbus",
+            "read holding 0-99 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            "check valve positions",
+            "--ref",
+            "WO-1234",
         ],
     );
     let req = cli.json("alice", &["requests", "--mine"])[0]["id"]
@@ -100,21 +109,33 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
 
     // A checkpoint now: it will be older than the session's events.
     let signed = cli.ok("sam", &["evidence", "checkpoint"]);
-    assert!(signed.contains("checkpoint signed") && signed.contains('\u{2014}'), "{signed}");
+    assert!(
+        signed.contains("checkpoint signed") && signed.contains('\u{2014}'),
+        "{signed}"
+    );
 
     // The gateway reports a session with operations (as `jitgate gateway` does).
     let gw_key = creds["api_keys"]["gw-north"].as_str().unwrap();
     let at = chrono::Utc::now().to_rfc3339();
-    let mut events = vec![json!({"gseq": 1, "kind": "session.started", "at": at, "grant_id": grant,
-        "session_id": "s-1", "data": {"asset": "plc-7"}})];
+    let mut events = vec![
+        json!({"gseq": 1, "kind": "session.started", "at": at, "grant_id": grant,
+        "session_id": "s-1", "data": {"asset": "plc-7"}}),
+    ];
     for i in 0..5 {
         events.push(json!({"gseq": 2 + i, "kind": "operation", "at": at, "grant_id": grant,
             "session_id": "s-1", "data": {"function": "read holding registers", "address": i, "verdict": "allowed"}}));
     }
-    events.push(json!({"gseq": 7, "kind": "session.ended", "at": at, "grant_id": grant,
-        "session_id": "s-1", "data": {}}));
+    events.push(
+        json!({"gseq": 7, "kind": "session.ended", "at": at, "grant_id": grant,
+        "session_id": "s-1", "data": {}}),
+    );
     assert_eq!(
-        post_json(&up.server, "/api/v1/gateway/events", gw_key, &json!({"events": events})),
+        post_json(
+            &up.server,
+            "/api/v1/gateway/events",
+            gw_key,
+            &json!({"events": events})
+        ),
         200
     );
     cli.ok("sam", &["revoke", &grant, "--reason", "work done"]);
@@ -128,30 +149,77 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
     // Export, public key, checkpoints.
     let bundle_path = tmp.path().join("bundle.json");
     let key_path = tmp.path().join("plant.pub");
-    let out = cli.ok("alice", &["evidence", "export", &grant, "-o", bundle_path.to_str().unwrap()]);
+    let out = cli.ok(
+        "alice",
+        &[
+            "evidence",
+            "export",
+            &grant,
+            "-o",
+            bundle_path.to_str().unwrap(),
+        ],
+    );
     assert!(out.contains(&grant), "{out}");
-    let out = cli.ok("alice", &["evidence", "public-key", "-o", key_path.to_str().unwrap()]);
+    let out = cli.ok(
+        "alice",
+        &["evidence", "public-key", "-o", key_path.to_str().unwrap()],
+    );
     assert!(out.contains("1 evidence public key"), "{out}");
     let cps_path = tmp.path().join("checkpoints.json");
-    cli.ok("sam", &["evidence", "checkpoints", "-o", cps_path.to_str().unwrap()]);
+    cli.ok(
+        "sam",
+        &["evidence", "checkpoints", "-o", cps_path.to_str().unwrap()],
+    );
     let cps: Vec<SignedCheckpoint> =
         serde_json::from_str(&std::fs::read_to_string(&cps_path).unwrap()).unwrap();
-    assert!(cps.len() >= 2, "the on-demand and the export's checkpoints: {cps:?}");
+    assert!(
+        cps.len() >= 2,
+        "the on-demand and the export's checkpoints: {cps:?}"
+    );
 
     // The auditor, offline: the bundle verifies and the timeline is printed.
     let auditor = tmp.path().join("auditor");
     std::fs::create_dir(&auditor).unwrap();
     let bundle_arg = bundle_path.to_str().unwrap();
     let key_arg = key_path.to_str().unwrap();
-    let out = offline(&auditor, &["evidence", "verify-bundle", bundle_arg, "--key", key_arg]);
+    let out = offline(
+        &auditor,
+        &["evidence", "verify-bundle", bundle_arg, "--key", key_arg],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("bundle OK"), "{stdout}");
-    for what in [grant.as_str(), &req, "request.submitted", "grant.issued", "session.started", "operation", "grant.ended"] {
-        assert!(stdout.contains(what), "{what} missing from the timeline:\n{stdout}");
+    for what in [
+        grant.as_str(),
+        &req,
+        "request.submitted",
+        "grant.issued",
+        "session.started",
+        "operation",
+        "grant.ended",
+    ] {
+        assert!(
+            stdout.contains(what),
+            "{what} missing from the timeline:\n{stdout}"
+        );
     }
     let j: Value = serde_json::from_slice(
-        &offline(&auditor, &["--json", "evidence", "verify-bundle", bundle_arg, "--key", key_arg]).stdout,
+        &offline(
+            &auditor,
+            &[
+                "--json",
+                "evidence",
+                "verify-bundle",
+                bundle_arg,
+                "--key",
+                key_arg,
+            ],
+        )
+        .stdout,
     )
     .unwrap();
     assert_eq!(j["ok"], true);
@@ -159,10 +227,28 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
 
     // ... and the report, offline too.
     let report = tmp.path().join("report.html");
-    let out = offline(&auditor, &["evidence", "report", bundle_arg, "--key", key_arg, "-o", report.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = offline(
+        &auditor,
+        &[
+            "evidence",
+            "report",
+            bundle_arg,
+            "--key",
+            key_arg,
+            "-o",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let html = std::fs::read_to_string(&report).unwrap();
-    assert!(html.starts_with("<!DOCTYPE html>") || html.contains("<html"), "not a page");
+    assert!(
+        html.starts_with("<!DOCTYPE html>") || html.contains("<html"),
+        "not a page"
+    );
     assert!(html.contains(&grant) && html.contains("NIST") && !html.contains("<script"));
 
     let original = std::fs::read(&bundle_path).unwrap();
@@ -170,7 +256,10 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
     let alt = altered.to_str().unwrap();
     let check = |bytes: &[u8]| {
         std::fs::write(&altered, bytes).unwrap();
-        rejected(&offline(&auditor, &["evidence", "verify-bundle", alt, "--key", key_arg]))
+        rejected(&offline(
+            &auditor,
+            &["evidence", "verify-bundle", alt, "--key", key_arg],
+        ))
     };
 
     // One changed byte (the work order of the request) is named by its place.
@@ -182,7 +271,10 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
 
     // Truncated.
     let err = check(&original[..original.len() * 2 / 3]);
-    assert!(err.contains("not a valid bundle") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("not a valid bundle") && err.contains("truncated"),
+        "{err}"
+    );
 
     // Reordered.
     let mut b: Value = serde_json::from_slice(&original).unwrap();
@@ -195,7 +287,12 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
     let mallory = EvidenceKey::generate().unwrap();
     let c = forged.checkpoint.checkpoint.clone();
     forged.checkpoint = mallory
-        .sign_checkpoint(&c.log_id, c.tree_size, &c.root().unwrap(), c.timestamp().unwrap())
+        .sign_checkpoint(
+            &c.log_id,
+            c.tree_size,
+            &c.root().unwrap(),
+            c.timestamp().unwrap(),
+        )
         .unwrap();
     forged.keys = vec![jitgate_evidence::BundleKey {
         key_id: mallory.public().key_id,
@@ -206,34 +303,89 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
     assert!(err.contains("not among the trusted evidence keys"), "{err}");
 
     // A genuine checkpoint, but older than the bundle's events.
-    let last_seq = serde_json::from_slice::<Bundle>(&original).unwrap().events.last().unwrap().seq;
-    let older = cps.iter().find(|c| c.checkpoint.tree_size < last_seq).unwrap().clone();
+    let last_seq = serde_json::from_slice::<Bundle>(&original)
+        .unwrap()
+        .events
+        .last()
+        .unwrap()
+        .seq;
+    let older = cps
+        .iter()
+        .find(|c| c.checkpoint.tree_size < last_seq)
+        .unwrap()
+        .clone();
     let mut stale: Bundle = serde_json::from_slice(&original).unwrap();
     stale.checkpoint = older;
     let err = check(stale.to_json().as_bytes());
     assert!(err.contains("older than its events"), "{err}");
 
     // A report is never made of a bundle that fails.
-    let out = offline(&auditor, &["evidence", "report", alt, "--key", key_arg, "-o", tmp.path().join("bad.html").to_str().unwrap()]);
+    let out = offline(
+        &auditor,
+        &[
+            "evidence",
+            "report",
+            alt,
+            "--key",
+            key_arg,
+            "-o",
+            tmp.path().join("bad.html").to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(!tmp.path().join("bad.html").exists());
 
     // A key file that is not one is a usage error (exit 2).
-    let out = offline(&auditor, &["evidence", "verify-bundle", bundle_arg, "--key", bundle_arg]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = offline(
+        &auditor,
+        &["evidence", "verify-bundle", bundle_arg, "--key", bundle_arg],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Rotation: the new key file still verifies the old bundle; new bundles use the new key.
     let out = cli.ok("sam", &["evidence", "rotate-key"]);
     assert!(out.contains("evidence key rotated"), "{out}");
     let key2 = tmp.path().join("plant-2.pub");
-    cli.ok("alice", &["evidence", "public-key", "-o", key2.to_str().unwrap()]);
+    cli.ok(
+        "alice",
+        &["evidence", "public-key", "-o", key2.to_str().unwrap()],
+    );
     let key2_arg = key2.to_str().unwrap();
-    assert!(offline(&auditor, &["evidence", "verify-bundle", bundle_arg, "--key", key2_arg]).status.success());
+    assert!(offline(
+        &auditor,
+        &["evidence", "verify-bundle", bundle_arg, "--key", key2_arg]
+    )
+    .status
+    .success());
     let bundle2 = tmp.path().join("bundle-2.json");
-    cli.ok("alice", &["evidence", "export", &grant, "-o", bundle2.to_str().unwrap()]);
+    cli.ok(
+        "alice",
+        &[
+            "evidence",
+            "export",
+            &grant,
+            "-o",
+            bundle2.to_str().unwrap(),
+        ],
+    );
     let b2 = bundle2.to_str().unwrap();
-    assert!(offline(&auditor, &["evidence", "verify-bundle", b2, "--key", key2_arg]).status.success());
-    rejected(&offline(&auditor, &["evidence", "verify-bundle", b2, "--key", key_arg]));
-    assert!(cli.ok("sam", &["evidence", "verify"]).starts_with("evidence log ok"));
+    assert!(offline(
+        &auditor,
+        &["evidence", "verify-bundle", b2, "--key", key2_arg]
+    )
+    .status
+    .success());
+    rejected(&offline(
+        &auditor,
+        &["evidence", "verify-bundle", b2, "--key", key_arg],
+    ));
+    assert!(cli
+        .ok("sam", &["evidence", "verify"])
+        .starts_with("evidence log ok"));
     up.stop();
 }
