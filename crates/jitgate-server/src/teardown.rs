@@ -18,6 +18,9 @@
 //! Verdict: `failed` if any check failed (an alert is raised and the teardown retried, with
 //! backoff, until it succeeds — the grant stays `ending`), else `partial` if any check is
 //! partial, else `verified`. A final verdict closes the grant and its request.
+//!
+//! Checks run concurrently, one task per grant; their results go to one writer task that
+//! saves everything that has arrived in a single write transaction (see [`writer`]).
 
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
@@ -34,6 +37,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// Longest wait between two attempts of a failed teardown.
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -169,6 +173,8 @@ pub async fn revocations_for_gateway(
 /// its own task, until shutdown.
 pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let inflight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let (to_writer, from_checks) = mpsc::unbounded_channel();
+    let writer_task = tokio::spawn(writer(state.clone(), from_checks));
     loop {
         // A gateway that just reconnected may turn failed teardowns into verified ones:
         // retry those at once instead of waiting for their backoff.
@@ -197,8 +203,9 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
                     }
                     let state = state.clone();
                     let inflight = inflight.clone();
+                    let to_writer = to_writer.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = run_one(&state, &id).await {
+                        if let Err(e) = run_one(&state, &id, &to_writer).await {
                             tracing::error!(grant = %id, error = %e, "teardown attempt could not be recorded; retrying");
                         }
                         inflight
@@ -223,13 +230,20 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = state.teardown_wake.notified() => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                writer_task.abort();
+                return;
+            }
         }
     }
 }
 
 /// One attempt at a grant's teardown: all checks, then the verdict, recorded in one write.
-pub async fn run_one(state: &AppState, grant_id: &str) -> ApiResult<&'static str> {
+async fn run_one(
+    state: &AppState,
+    grant_id: &str,
+    writer: &mpsc::UnboundedSender<Attempt>,
+) -> ApiResult<&'static str> {
     let g = {
         let mut tx = state.store.read().await?;
         tx.get_grant(grant_id)
@@ -271,7 +285,19 @@ pub async fn run_one(state: &AppState, grant_id: &str) -> ApiResult<&'static str
         ));
     }
     let verdict = verdict_of(&checks);
-    record(state, &g, &assets, checks, verdict).await?;
+    let (written, saved) = oneshot::channel();
+    writer
+        .send(Attempt {
+            grant: g,
+            assets,
+            checks,
+            verdict,
+            written,
+        })
+        .map_err(|_| ServerError::Internal("the teardown writer has stopped".into()))?;
+    saved
+        .await
+        .map_err(|_| ServerError::Internal("the teardown writer has stopped".into()))??;
     Ok(verdict)
 }
 
@@ -475,21 +501,85 @@ fn downstream_check(a: &Asset) -> Check {
     }
 }
 
-/// Save the attempt: each check as an event, the record, and — when final — the close.
-async fn record(
-    state: &AppState,
-    g: &Grant,
-    assets: &[Asset],
+/// One finished attempt on its way to the store, and where to say it was written.
+pub(crate) struct Attempt {
+    grant: Grant,
+    assets: Vec<Asset>,
     checks: Vec<Check>,
     verdict: &'static str,
-) -> ApiResult<()> {
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
+    written: oneshot::Sender<ApiResult<()>>,
+}
+
+/// The teardown writer: saves finished attempts, as many as have arrived in one write
+/// transaction. Teardowns finish in bursts (a policy reload, an expiry wave, a busy revoke
+/// API); one transaction per grant would compete with the API for the (serialised) write
+/// lock. If a batch fails, each attempt is written on its own so one bad row blocks no other.
+async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Attempt>) {
+    const BATCH: usize = 256;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        let together = async {
+            let now = state.clock.now();
+            let mut tx = state.store.write().await?;
+            let mut closed = Vec::new();
+            for a in &batch {
+                if record_in(&mut tx, &state, a, now).await? {
+                    closed.push(a.grant.id.clone());
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, ServerError>(closed)
+        }
+        .await;
+        match together {
+            Ok(closed) => {
+                for id in closed {
+                    state.control.forget_grant(&id);
+                }
+                for a in batch {
+                    let _ = a.written.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempts = batch.len(), "writing teardowns together failed; writing them one by one");
+                for a in batch {
+                    let one = async {
+                        let mut tx = state.store.write().await?;
+                        let closed = record_in(&mut tx, &state, &a, state.clock.now()).await?;
+                        tx.commit().await?;
+                        if closed {
+                            state.control.forget_grant(&a.grant.id);
+                        }
+                        Ok(())
+                    }
+                    .await;
+                    let _ = a.written.send(one);
+                }
+            }
+        }
+    }
+}
+
+/// Save one attempt in `tx`: each check as an event, the record, and — when final — the
+/// close. Returns whether the grant was closed.
+async fn record_in(
+    tx: &mut jitgate_store::Tx,
+    state: &AppState,
+    a: &Attempt,
+    now: Timestamp,
+) -> ApiResult<bool> {
+    let (g, assets, checks, verdict) = (&a.grant, &a.assets, &a.checks, a.verdict);
     let Some(g_now) = tx.get_grant(&g.id).await? else {
-        return Ok(());
+        return Ok(false);
     };
     if g_now.state != GrantState::Ending {
-        return Ok(()); // closed by another attempt meanwhile
+        return Ok(false); // closed by another attempt meanwhile
     }
     let previous = tx.get_teardown(&g.id).await?;
     let attempts = previous.as_ref().map_or(0, |p| p.attempts) + 1;
@@ -553,7 +643,7 @@ async fn record(
     if newly_failed {
         tracing::error!(grant = %g.id, "ALERT: teardown failed; see `jitgate teardown {}`", g.id);
         crate::notify::enqueue(
-            &mut tx,
+            tx,
             state,
             &crate::notify::Notice::TeardownFailed {
                 grant_id: g.id.clone(),
@@ -583,7 +673,7 @@ async fn record(
             .collect();
         if !legacy.is_empty() {
             crate::reviews::open_review(
-                &mut tx,
+                tx,
                 state,
                 g,
                 crate::reviews::ReviewReason::LegacyAsset,
@@ -595,7 +685,7 @@ async fn record(
         // the start).
         if g.review_required && !g.emergency {
             crate::reviews::open_review(
-                &mut tx,
+                tx,
                 state,
                 g,
                 crate::reviews::ReviewReason::Policy,
@@ -614,9 +704,5 @@ async fn record(
         updated_at: now,
     })
     .await?;
-    tx.commit().await?;
-    if final_verdict {
-        state.control.forget_grant(&g.id);
-    }
-    Ok(())
+    Ok(final_verdict)
 }
