@@ -133,7 +133,31 @@ pub fn server_config(
 }
 
 /// A client configuration that accepts exactly the certificate with this fingerprint.
+///
+/// One configuration per fingerprint is kept for the process, so that its TLS 1.3 session
+/// tickets are reused: `jitgate connect` opens a tunnel per local connection and the
+/// server's teardown probes open one per ended grant; a resumed handshake skips the
+/// certificate signature and its check (the ticket came from a verified handshake with the
+/// same pinned gateway).
 pub fn pinned_client_config(fingerprint: &str) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    static CONFIGS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<rustls::ClientConfig>>>,
+    > = std::sync::OnceLock::new();
+    let configs = CONFIGS.get_or_init(Default::default);
+    let mut map = configs.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = map.get(fingerprint) {
+        return Ok(c.clone());
+    }
+    // Bounded: a process talks to a handful of gateways.
+    if map.len() >= 64 {
+        map.clear();
+    }
+    let config = new_pinned_client_config(fingerprint)?;
+    map.insert(fingerprint.to_string(), config.clone());
+    Ok(config)
+}
+
+fn new_pinned_client_config(fingerprint: &str) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let provider = provider();
     let verifier = Arc::new(PinnedCert {
         fingerprint: fingerprint.to_string(),

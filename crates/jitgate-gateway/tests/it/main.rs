@@ -10,3 +10,4 @@ mod client;
 mod peers;
 mod relay;
 mod sim_plc;
+mod tls;
