@@ -41,9 +41,15 @@ pub const SECRET_KEY_FILE: &str = "evidence-key.secret";
 pub const PUBLIC_KEYS_FILE: &str = "evidence-keys.pub";
 /// Settings key of the log id.
 const LOG_ID_SETTING: &str = "evidence/log_id";
-/// Rows read per query when verifying or building the tree (a page travels as one value, see
-/// `Tx::event_rows`; larger pages do not read faster).
-const PAGE: i64 = 1_000;
+/// Rows read per query when verifying or building the tree. On SQLite a page travels as one
+/// value (see `Tx::event_rows`), and larger ones do not read faster; on PostgreSQL rows are
+/// read one by one and larger pages save round trips.
+pub fn verify_page(backend: jitgate_store::Backend) -> i64 {
+    match backend {
+        jitgate_store::Backend::Sqlite => 1_000,
+        jitgate_store::Backend::Postgres => 10_000,
+    }
+}
 
 /// `[evidence]` in the server configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -572,7 +578,9 @@ async fn sync_tree(
         if up_to.is_some_and(|u| after >= u) {
             return Ok(());
         }
-        let rows = tx.event_rows(after, up_to, PAGE).await?;
+        let rows = tx
+            .event_rows(after, up_to, verify_page(tx.backend()))
+            .await?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -650,7 +658,7 @@ async fn verify_rows(
     let mut checking: Option<tokio::task::JoinHandle<PageWork>> = None;
     let mut after = 0;
     loop {
-        let rows = tx.event_rows(after, up_to, PAGE).await;
+        let rows = tx.event_rows(after, up_to, verify_page(tx.backend())).await;
         if let Some(handle) = checking.take() {
             work = Some(
                 handle

@@ -106,8 +106,11 @@ impl Tx {
     ) -> Result<Vec<EventRow>> {
         let up_to = up_to_seq.unwrap_or(i64::MAX);
         let limit = limit.max(1);
-        if let Some(rows) = self.event_rows_packed(after_seq, up_to, limit).await? {
-            return Ok(rows);
+        // Packing pays on SQLite; PostgreSQL's driver reads rows faster than it aggregates them.
+        if self.backend() == crate::Backend::Sqlite {
+            if let Some(rows) = self.event_rows_packed(after_seq, up_to, limit).await? {
+                return Ok(rows);
+            }
         }
         let rows = sqlx::query(
             "SELECT seq, prev_hash, hash, canonical FROM events WHERE seq > $1 AND seq <= $2 \
@@ -130,9 +133,10 @@ impl Tx {
             .collect()
     }
 
-    /// The fast path of [`Tx::event_rows`]: the page as **one** value, rows joined by LF
-    /// (`seq SP prev_hash SP hash SP canonical`), because the drivers' per-row cost, not the
-    /// database, bounds how fast a verifier can read. Canonical JSON holds no raw LF and the
+    /// The fast path of [`Tx::event_rows`] on SQLite: the page as **one** value, rows joined by
+    /// LF (`seq SP prev_hash SP hash SP canonical`), because sqlx's per-row cost there, not the
+    /// database, bounds how fast a verifier can read (≈ 1.7× faster in the benchmark; on
+    /// PostgreSQL the aggregate was slower than plain rows, so it is not used there). Canonical JSON holds no raw LF and the
     /// hashes are 64 hex digits, so a page of well-formed rows splits back exactly; a page
     /// that does not (an edited row with a stray LF or a bad hash, a count that disagrees)
     /// gives `None`, and the caller reads it row by row — what a verifier then reports is

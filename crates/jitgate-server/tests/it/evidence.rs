@@ -890,3 +890,85 @@ async fn siem_streams_every_event_once_across_collector_and_server_restarts() {
     ocsf.stop();
     syslog.stop();
 }
+
+#[tokio::test]
+async fn siem_over_tls_checks_the_collector_certificate() {
+    use tokio_rustls::rustls;
+    let cert = rcgen::generate_simple_self_signed(vec!["collector.test".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let rec = received.clone();
+    let collector = tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, rec) = (acceptor.clone(), rec.clone());
+            tokio::spawn(async move {
+                // A client that does not trust this certificate fails the handshake here.
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let idx = {
+                    let mut r = rec.lock().unwrap();
+                    r.push(Vec::new());
+                    r.len() - 1
+                };
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = tls.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    rec.lock().unwrap()[idx].extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    let sink = |server_name: &str| -> Vec<jitgate_server::siem::SiemConfig> {
+        toml::from_str::<toml::Value>(&format!(
+            "[[siem]]\nname = \"tls-{server_name}\"\nformat = \"syslog\"\naddress = \"{addr}\"\n\
+             tls = true\nca_file = {:?}\nserver_name = \"{server_name}\"\n",
+            ca.display().to_string()
+        ))
+        .unwrap()["siem"]
+            .clone()
+            .try_into()
+            .unwrap()
+    };
+    // First a sink that expects another name: the handshake fails, nothing is delivered.
+    let data = tempfile::tempdir().unwrap();
+    let (store, _db) = jitgate_testkit::sqlite_store().await;
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let wrong = sink("other.test");
+    let mut h = start_custom(store, clock.clone(), data.path(), move |c| c.siem = wrong).await;
+    grant_with_operations(&mut h, 3).await;
+    let n = h.event_count().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        seqs(&received, true).is_empty(),
+        "delivered to a collector it should not trust"
+    );
+    let store = h.stop().await;
+    // Then the right name: every event arrives over TLS.
+    let right = sink("collector.test");
+    let h = start_custom(store, clock, data.path(), move |c| c.siem = right).await;
+    let s = wait_for(&received, true, n).await;
+    assert_complete(&s, n, "syslog over TLS");
+    h.stop().await;
+    collector.abort();
+}
