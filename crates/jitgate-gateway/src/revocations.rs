@@ -1,7 +1,11 @@
 //! The gateway's revocation list: grants that ended, kept until their credentials expire,
-//! persisted in `state_dir/revoked.json` so that a revoked token stays refused across a
-//! gateway restart (even before the control channel is back). Written atomically: a
-//! temporary file, fsync, rename.
+//! persisted in `state_dir/revoked.jsonl` so that a revoked token stays refused across a
+//! gateway restart (even before the control channel is back).
+//!
+//! One JSON line per revocation, appended and fsync'd — O(1) per revocation however long
+//! the list is (rewriting a whole file per revocation would make a burst of n revocations
+//! cost O(n²)). At load the file is compacted: entries whose credentials expired more than
+//! an hour ago are dropped and the rest written to a temporary file, fsync'd and renamed.
 
 use crate::wire::{Revocation, SessionClosed};
 use jitgate_core::Timestamp;
@@ -9,10 +13,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-/// One ended grant and what the gateway closed under it.
+/// One ended grant, as kept on disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
+    pub grant_id: String,
     pub reason: String,
     #[serde(with = "jitgate_core::event::millis")]
     pub expires_at: Timestamp,
@@ -20,41 +26,73 @@ pub struct Entry {
     pub revoked_at: Timestamp,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct FileFormat {
-    version: u32,
-    revoked: BTreeMap<String, Entry>,
+/// Entries are kept this long past the credential's expiry (clock skew between server and
+/// gateway).
+fn horizon(now: Timestamp) -> Timestamp {
+    now - chrono::Duration::hours(1)
 }
 
 pub struct RevocationList {
     path: PathBuf,
     entries: BTreeMap<String, Entry>,
+    /// Serialises appends (one line per write, never interleaved).
+    file_lock: Arc<Mutex<()>>,
     /// Sessions closed under each grant (in memory; reported in acknowledgements).
     pub closed: BTreeMap<String, Vec<SessionClosed>>,
 }
 
 impl RevocationList {
-    /// Load the list (a missing file is an empty list; an unreadable one is an error: the
-    /// gateway must not start believing nothing was revoked).
+    /// Load and compact the list (a missing file is an empty list; an unreadable one is an
+    /// error: the gateway must not start believing nothing was revoked).
     pub fn load(path: &Path) -> Result<Self, String> {
-        let entries = match std::fs::read(path) {
-            Ok(bytes) => {
-                let f: FileFormat = serde_json::from_slice(&bytes).map_err(|e| {
-                    format!(
-                        "{} is not a valid revocation list ({e}); restore it from backup, or delete it only if every token issued before now has expired",
-                        path.display()
-                    )
-                })?;
-                f.revoked
+        let now = chrono::Utc::now();
+        let mut entries = BTreeMap::new();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                for (n, line) in text.lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let e: Entry = serde_json::from_str(line).map_err(|e| {
+                        format!(
+                            "{} line {} is not a valid revocation ({e}); restore the file from backup, or delete it only if every token issued before now has expired",
+                            path.display(),
+                            n + 1
+                        )
+                    })?;
+                    if e.expires_at > horizon(now) {
+                        entries.entry(e.grant_id.clone()).or_insert(e);
+                    }
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
-        Ok(RevocationList {
+        }
+        let list = RevocationList {
             path: path.to_path_buf(),
             entries,
+            file_lock: Arc::default(),
             closed: BTreeMap::new(),
-        })
+        };
+        list.compact()?;
+        Ok(list)
+    }
+
+    /// Rewrite the file with the live entries only (temporary file, fsync, rename).
+    fn compact(&self) -> Result<(), String> {
+        let mut body = Vec::new();
+        for e in self.entries.values() {
+            serde_json::to_writer(&mut body, e).map_err(|e| e.to_string())?;
+            body.push(b'\n');
+        }
+        let tmp = self.path.with_extension("jsonl.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 
     pub fn is_revoked(&self, grant: &str) -> Option<&Entry> {
@@ -70,61 +108,56 @@ impl RevocationList {
     }
 
     /// Add a revocation in memory (idempotent: the first revocation time is kept), dropping
-    /// entries whose credentials expired. Returns when it was revoked here and, if the list
-    /// changed, a [`Snapshot`] to write with [`Snapshot::write`] (outside any lock).
-    pub fn insert(&mut self, r: &Revocation, now: Timestamp) -> (Timestamp, Option<Snapshot>) {
+    /// expired entries from memory. Returns when it was revoked here and, if it is new, the
+    /// [`Append`] that makes it durable (run it outside any lock).
+    pub fn insert(&mut self, r: &Revocation, now: Timestamp) -> (Timestamp, Option<Append>) {
         if let Some(e) = self.entries.get(&r.grant_id) {
             return (e.revoked_at, None);
         }
-        self.entries.insert(
-            r.grant_id.clone(),
-            Entry {
-                reason: r.reason.clone(),
-                expires_at: r.expires_at,
-                revoked_at: now,
-            },
-        );
-        // Keep an hour past expiry: clock skew between server and gateway.
-        let horizon = now - chrono::Duration::hours(1);
-        self.entries.retain(|_, e| e.expires_at > horizon);
+        let entry = Entry {
+            grant_id: r.grant_id.clone(),
+            reason: r.reason.clone(),
+            expires_at: r.expires_at,
+            revoked_at: now,
+        };
+        self.entries.insert(r.grant_id.clone(), entry.clone());
+        let h = horizon(now);
+        self.entries.retain(|_, e| e.expires_at > h);
         let keep: std::collections::BTreeSet<&String> = self.entries.keys().collect();
         self.closed.retain(|g, _| keep.contains(g));
-        let snapshot = Snapshot {
-            path: self.path.clone(),
-            file: FileFormat {
-                version: 1,
-                revoked: self.entries.clone(),
-            },
-        };
-        (now, Some(snapshot))
+        (
+            now,
+            Some(Append {
+                path: self.path.clone(),
+                entry,
+                lock: self.file_lock.clone(),
+            }),
+        )
     }
 }
 
-/// The list as it must be on disk.
-pub struct Snapshot {
+/// One revocation on its way to disk.
+pub struct Append {
     path: PathBuf,
-    file: FileFormat,
+    entry: Entry,
+    lock: Arc<Mutex<()>>,
 }
 
-impl Snapshot {
-    /// Write atomically (temporary file, fsync, rename). Concurrent writers each write a
-    /// complete list; every one includes its own entry, and the last rename wins with a list
-    /// at least as new as the others' (entries are only added, then pruned by expiry).
+impl Append {
+    /// Append the line and fsync.
     pub fn write(&self) -> Result<(), String> {
-        let body = serde_json::to_vec_pretty(&self.file).map_err(|e| e.to_string())?;
-        let tmp = self
-            .path
-            .with_extension(format!("json.{}.tmp", rand::random::<u32>()));
+        let mut line = serde_json::to_vec(&self.entry).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            f.write_all(&line)?;
+            f.sync_data()
         };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("cannot write {}: {e}", self.path.display())
-        })
+        write().map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
     }
 }
 
@@ -136,7 +169,7 @@ mod tests {
     fn survives_a_reload_and_forgets_expired_entries() {
         let dir = std::env::temp_dir().join(format!("jg-revoked-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("revoked.json");
+        let path = dir.join("revoked.jsonl");
         let _ = std::fs::remove_file(&path);
         let now = chrono::Utc::now();
         let mut list = RevocationList::load(&path).unwrap();
@@ -146,24 +179,24 @@ mod tests {
             reason: "revoked".into(),
             expires_at: exp,
         };
-        let (_, snap) = list.insert(&r("grant-old", now - chrono::Duration::hours(2)), now);
-        snap.unwrap().write().unwrap();
-        let (_, snap) = list.insert(&r("grant-a", now + chrono::Duration::hours(1)), now);
-        snap.unwrap().write().unwrap();
-        let (_, again_snap) = list.insert(&r("grant-a", now + chrono::Duration::hours(1)), now);
+        let (_, append) = list.insert(&r("grant-old", now - chrono::Duration::hours(2)), now);
+        append.unwrap().write().unwrap();
+        let (_, append) = list.insert(&r("grant-a", now + chrono::Duration::hours(1)), now);
+        append.unwrap().write().unwrap();
+        let (_, again) = list.insert(&r("grant-a", now + chrono::Duration::hours(1)), now);
+        assert!(again.is_none(), "a repeated revocation changes nothing");
+        let reloaded = RevocationList::load(&path).unwrap();
+        assert!(reloaded.is_revoked("grant-a").is_some());
         assert!(
-            again_snap.is_none(),
-            "a repeated revocation changes nothing"
-        );
-        let again = RevocationList::load(&path).unwrap();
-        assert!(again.is_revoked("grant-a").is_some());
-        assert!(
-            again.is_revoked("grant-old").is_none(),
+            reloaded.is_revoked("grant-old").is_none(),
             "expired entries are pruned"
         );
-        std::fs::write(&path, b"{ not json").unwrap();
+        // Compacted at load: only the live entry is left in the file.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        std::fs::write(&path, b"{ not json\n").unwrap();
         let err = RevocationList::load(&path).err().unwrap();
-        assert!(err.contains("not a valid revocation list"), "{err}");
+        assert!(err.contains("line 1 is not a valid revocation"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -166,14 +166,14 @@ impl Gateway {
         let now = self.clock_now();
         // In memory first (new handshakes refuse at once), cut the sessions, then write the
         // list to disk: the cut does not wait for an fsync.
-        let (revoked_at, snapshot) = self
+        let (revoked_at, append) = self
             .revoked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(r, now);
         let ended = self.end_grant_sessions(&r.grant_id, &format!("grant_{}", r.reason));
-        if let Some(snapshot) = snapshot {
-            tokio::task::spawn_blocking(move || snapshot.write())
+        if let Some(append) = append {
+            tokio::task::spawn_blocking(move || append.write())
                 .await
                 .map_err(|e| e.to_string())??;
         }
@@ -402,7 +402,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     };
     // The revocation list is read before anything is accepted: a token revoked before a
     // restart stays refused even if the server cannot be reached.
-    let revoked = RevocationList::load(&config.state_dir.join("revoked.json"))
+    let revoked = RevocationList::load(&config.state_dir.join("revoked.jsonl"))
         .map_err(GatewayError::Other)?;
     let control_url = api.control_url().map_err(GatewayError::Other)?;
     let setup = api.hello(&hello).await.map_err(GatewayError::Server)?;

@@ -323,10 +323,13 @@ async fn the_revocation_list_survives_a_gateway_restart() {
     teardown_until(&mut r.h, &g, "verified").await;
     let Rig { h, gw, config, .. } = r;
     gw.stop().await;
-    let list: Value =
-        serde_json::from_slice(&std::fs::read(config.state_dir.join("revoked.json")).unwrap())
-            .unwrap();
-    assert_eq!(list["revoked"][&g]["reason"], "revoked", "{list:#}");
+    let text = std::fs::read_to_string(config.state_dir.join("revoked.jsonl")).unwrap();
+    let line: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["grant_id"] == g.as_str())
+        .unwrap_or_else(|| panic!("{g} not in the revocation list: {text}"));
+    assert_eq!(line["reason"], "revoked", "{line}");
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();
     // Before any word from the control channel, the list on disk already refuses it.
     assert!(gw.gateway.revoked_reason(&g).is_some());
