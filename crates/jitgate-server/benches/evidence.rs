@@ -358,6 +358,7 @@ async fn bench_log(label: &str, store: Store) {
     eprintln!("{label}: built a log of {n} events in {:?}", t.elapsed());
 
     // 2. Full-log verification, as `jitgate evidence verify` runs it.
+    let page = jitgate_server::evidence::verify_page(state.store.backend());
     let read_only = median({
         let mut d = Vec::new();
         for _ in 0..ROUNDS {
@@ -377,7 +378,6 @@ async fn bench_log(label: &str, store: Store) {
         }
         d
     });
-    let page = jitgate_server::evidence::verify_page(state.store.backend());
     // The drivers' row-by-row read, what a plain `SELECT … ORDER BY seq` costs.
     let per_row = median({
         let mut d = Vec::new();
