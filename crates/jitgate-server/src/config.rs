@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// credential probe) before the verdict is `failed`, e.g. `5s`.
     #[serde(default = "default_teardown_timeout")]
     pub teardown_timeout: String,
+    /// The web console (`[console]`): session cookie flags, idle timeout; see docs/console.md.
+    #[serde(default)]
+    pub console: crate::console::ConsoleConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             review_due_after: default_review_due_after(),
             notify: NotifyConfig::default(),
             teardown_timeout: default_teardown_timeout(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }
@@ -155,6 +159,22 @@ impl ServerConfig {
         if let Some(v) = env("JITGATE_TEARDOWN_TIMEOUT") {
             cfg.teardown_timeout = v;
         }
+        if let Some(v) = env("JITGATE_CONSOLE_IDLE_TIMEOUT") {
+            cfg.console.idle_timeout = v;
+        }
+        if let Some(v) = env("JITGATE_CONSOLE_SECURE_COOKIE") {
+            cfg.console.secure_cookie = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "JITGATE_CONSOLE_SECURE_COOKIE",
+                        value: v.clone(),
+                        message: "expected true or false".into(),
+                    })
+                }
+            };
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -188,6 +208,7 @@ impl ServerConfig {
             )));
         }
         self.notify.validate()?;
+        self.console.validate().map_err(ConfigError::Invalid)?;
         let td = self.teardown_timeout()?;
         if td < std::time::Duration::from_millis(100) || td > std::time::Duration::from_secs(300) {
             return Err(ConfigError::Invalid(format!(

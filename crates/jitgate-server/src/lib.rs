@@ -22,6 +22,8 @@
 //!   in-place verification of the log, per-grant bundles and reports; [`siem`] — streaming
 //!   events to SIEM collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
 //! - [`api`]       — axum handlers (`/api/v1`), body types shared with the CLI, OpenAPI.
+//! - [`console`]   — the web console: embedded page, cookie sign-in with CSRF protection and
+//!   idle timeout in front of the same `/api/v1` handlers, live updates (SSE).
 //! - [`error`]     — every error → HTTP status + stable code + message saying what to do.
 //!
 //! Start-up order matters: the store is opened and migrated, the policy set loaded (a broken
@@ -31,6 +33,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod control;
 pub mod error;
@@ -254,8 +257,15 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::routes::router())
                 .merge(api::gateway::router())
                 .merge(api::reviews::router())
-                .merge(api::teardown::router()),
+                .merge(api::sessions::router())
+                .merge(api::teardown::router())
+                // The web console's cookie stands in for the bearer header (CSRF-checked).
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    console::session::cookie_auth,
+                )),
         )
+        .merge(console::router())
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
@@ -268,6 +278,7 @@ async fn openapi() -> impl IntoResponse {
     let mut doc = api::routes::ApiDoc::openapi();
     doc.merge(api::reviews::ReviewsDoc::openapi());
     doc.merge(api::teardown::TeardownDoc::openapi());
+    doc.merge(api::sessions::SessionsDoc::openapi());
     Json(doc)
 }
 

@@ -265,6 +265,23 @@ impl Tx {
         Ok(())
     }
 
+    /// Move a session's expiry (the web console's idle timeout slides it forward while the
+    /// person is active, never past the session's absolute lifetime — the caller's rule).
+    /// Returns whether the session exists.
+    pub async fn set_session_expiry(
+        &mut self,
+        token_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool> {
+        self.need_write("set_session_expiry")?;
+        let done = sqlx::query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2")
+            .bind(ms(expires_at))
+            .bind(token_hash)
+            .execute(self.conn())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Delete sessions with `expires_at <= now`; returns how many.
     pub async fn delete_expired_sessions(&mut self, now: Timestamp) -> Result<u64> {
         self.need_write("delete_expired_sessions")?;

@@ -4,5 +4,6 @@ pub mod extract;
 pub mod gateway;
 pub mod reviews;
 pub mod routes;
+pub mod sessions;
 pub mod teardown;
 pub mod types;

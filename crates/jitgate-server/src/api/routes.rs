@@ -90,7 +90,7 @@ impl utoipa::Modify for BearerAuth {
 
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginBody, security(()),
     responses((status = 200, body = LoginResponse), (status = 401, body = ApiError)))]
-async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Json<LoginResponse>> {

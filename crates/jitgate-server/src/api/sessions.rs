@@ -1,0 +1,199 @@
+//! `GET /sessions`: gateway sessions under grants, read from the event log.
+//!
+//! The gateways report `session.started`, `operation` and `session.ended` events (see
+//! `api::gateway::gateway_events`); a session is live when it started and has not ended.
+//! Only grants that are `active` or `ending` can have live sessions (a grant is `closed`
+//! once its teardown verified every session closed), so only their events are read.
+//! Terminating a session is revoking its grant (`POST /grants/{id}/revoke`).
+
+use super::extract::ApiQuery;
+use super::types::ApiError;
+use crate::auth::Caller;
+use crate::error::{ApiResult, ServerError};
+use crate::service;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use jitgate_core::{EventKind, Grant, GrantState, Timestamp};
+use jitgate_store::{EventFilter, GrantFilter};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/sessions", get(list_sessions))
+}
+
+#[derive(OpenApi)]
+#[openapi(paths(list_sessions), components(schemas(SessionView)))]
+pub struct SessionsDoc;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    /// `true`: only sessions still open.
+    pub live: Option<bool>,
+    /// Only the sessions of this grant (any grant state).
+    pub grant: Option<String>,
+}
+
+/// One connection through a gateway under a grant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    pub session_id: String,
+    pub grant_id: String,
+    pub request_id: String,
+    /// Who uses the access.
+    pub subject: String,
+    pub asset: String,
+    /// The gateway that reported the session.
+    pub gateway: String,
+    /// The client's address as the gateway saw it.
+    #[serde(default)]
+    pub peer: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+    /// When the grant (and so the session) expires.
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+    pub live: bool,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ended_at: Option<Timestamp>,
+    /// Why it ended (`grant_revoked`, `expired`, `client_closed`, ...).
+    #[serde(default)]
+    pub end_reason: Option<String>,
+    /// Operations so far (allowed and denied).
+    pub operations: u64,
+    /// Operations the gateway refused.
+    pub denied: u64,
+}
+
+/// Security, audit, admin and operations staff watch every session; others their own.
+fn sees_all_sessions(caller: &Caller) -> bool {
+    caller.sees_everything() || caller.identity.has_role("operator")
+}
+
+#[utoipa::path(get, path = "/api/v1/sessions", params(SessionQuery),
+    responses((status = 200, body = Vec<SessionView>), (status = 404, body = ApiError)))]
+pub(crate) async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SessionQuery>,
+) -> ApiResult<Json<Vec<SessionView>>> {
+    let all = sees_all_sessions(&caller);
+    let mut tx = state.store.read().await?;
+    let grants: Vec<Grant> = match &q.grant {
+        Some(id) => {
+            let g = tx
+                .get_grant(id)
+                .await?
+                .ok_or_else(|| ServerError::not_found("grant", id))?;
+            let r = tx
+                .get_request(&g.request_id)
+                .await?
+                .ok_or_else(|| ServerError::not_found("grant", id))?;
+            if !(all || g.subject == caller.id() || service::can_view(&mut tx, &caller, &r).await?)
+            {
+                return Err(ServerError::not_found("grant", id));
+            }
+            vec![g]
+        }
+        None => {
+            let mut out = Vec::new();
+            for s in [GrantState::Active, GrantState::Ending] {
+                out.extend(
+                    tx.list_grants(&GrantFilter {
+                        state: Some(s),
+                        subject: (!all).then(|| caller.id().to_string()),
+                        limit: 1000,
+                    })
+                    .await?,
+                );
+            }
+            out
+        }
+    };
+    let mut sessions = Vec::new();
+    for g in grants {
+        let mut of_grant: Vec<SessionView> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = tx
+                .list_events(&EventFilter {
+                    grant_id: Some(g.id.clone()),
+                    after_seq: after,
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.seq);
+            let full = page.len() >= 1000;
+            for e in page {
+                fold(&mut of_grant, &g, e.event);
+            }
+            if !full {
+                break;
+            }
+        }
+        sessions.extend(of_grant);
+    }
+    if q.live == Some(true) {
+        sessions.retain(|s| s.live);
+    }
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+    Ok(Json(sessions))
+}
+
+/// Apply one event of a grant to its sessions.
+fn fold(sessions: &mut Vec<SessionView>, g: &Grant, e: jitgate_core::Event) {
+    let Some(sid) = e.data["session_id"].as_str().map(str::to_string) else {
+        return;
+    };
+    let detail = &e.data["detail"];
+    match e.kind {
+        EventKind::SessionStarted => sessions.push(SessionView {
+            session_id: sid,
+            grant_id: g.id.clone(),
+            request_id: g.request_id.clone(),
+            subject: detail["subject"]
+                .as_str()
+                .unwrap_or(g.subject.as_str())
+                .to_string(),
+            asset: detail["asset"].as_str().unwrap_or_default().to_string(),
+            gateway: e.actor.0.clone(),
+            peer: detail["peer"].as_str().map(str::to_string),
+            started_at: e.at,
+            expires_at: g.expires_at,
+            live: true,
+            ended_at: None,
+            end_reason: None,
+            operations: 0,
+            denied: 0,
+        }),
+        EventKind::Operation => {
+            if let Some(s) = sessions.iter_mut().find(|s| s.session_id == sid) {
+                s.operations += 1;
+                if detail["allowed"].as_bool() == Some(false) {
+                    s.denied += 1;
+                }
+            }
+        }
+        EventKind::SessionEnded => {
+            if let Some(s) = sessions.iter_mut().find(|s| s.session_id == sid) {
+                s.live = false;
+                s.ended_at = Some(e.at);
+                s.end_reason = detail["reason"].as_str().map(str::to_string);
+                // The gateway's own totals win (operations it could not report one by one).
+                if let Some(n) = detail["operations"].as_u64() {
+                    s.operations = s.operations.max(n);
+                }
+                if let Some(n) = detail["denied"].as_u64() {
+                    s.denied = s.denied.max(n);
+                }
+            }
+        }
+        _ => {}
+    }
+}
