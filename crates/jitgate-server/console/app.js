@@ -837,7 +837,11 @@ function eventSummary(e) {
       return `${allow}${pol ? ` — ${pol}` : ''}`;
     }
     case 'approval.recorded': return `${d.verdict || ''} by ${e.actor}${d.comment ? `: “${d.comment}”` : ''}`;
-    case 'grant.ended': return typeof d.reason === 'string' ? d.reason : JSON.stringify(d.reason || d.end_reason || '');
+    case 'grant.ended': {
+      const r = d.reason || d.end_reason || '';
+      if (typeof r === 'string') return r;
+      return [r.kind, r.by ? `by ${r.by}` : '', r.reason ? `: ${r.reason}` : ''].filter(Boolean).join(' ');
+    }
     case 'session.started': return `${detail.subject || ''} on ${detail.asset || ''} from ${detail.peer || '?'} via ${e.actor}`;
     case 'session.ended': return `${detail.reason || ''}: ${detail.operations ?? '?'} operations (${detail.denied ?? 0} denied)`;
     case 'session.refused': return detail.code || detail.reason || '';

@@ -149,3 +149,47 @@ async fn app_css() -> Response {
 async fn icon_svg() -> Response {
     asset("image/svg+xml", ICON_SVG)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ServerConfig;
+
+    #[test]
+    fn console_settings_come_from_the_environment_and_are_checked() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let cfg = ServerConfig::load(
+            None,
+            env(&[
+                ("JITGATE_CONSOLE_SECURE_COOKIE", "false"),
+                ("JITGATE_CONSOLE_IDLE_TIMEOUT", "5m"),
+            ]),
+        )
+        .unwrap();
+        assert!(!cfg.console.secure_cookie);
+        assert_eq!(cfg.console.idle_timeout_secs(), Ok(300));
+        assert!(
+            ServerConfig::load(None, env(&[]))
+                .unwrap()
+                .console
+                .secure_cookie
+        );
+        for bad in [
+            &[("JITGATE_CONSOLE_SECURE_COOKIE", "maybe")][..],
+            &[("JITGATE_CONSOLE_IDLE_TIMEOUT", "10s")][..],
+            &[("JITGATE_CONSOLE_IDLE_TIMEOUT", "soon")][..],
+        ] {
+            let err = ServerConfig::load(None, env(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains("CONSOLE") || err.contains("[console]"),
+                "{err}"
+            );
+        }
+    }
+}
