@@ -198,6 +198,7 @@ fn print_walkthrough(addr: &str, creds: &BootstrapCredentials, data_dir: &Path) 
     println!(
         r#"
 jitgate is running at http://{addr} (SQLite in {dir}; Ctrl-C stops it).
+Web console: http://{addr}/console/ (sign in with the passwords below).
 
 Sample plant loaded: sites north and south, safety PLC plc-7, RTU, HMI, engineering
 workstation, a legacy asset, vendor vera (acme-automation), workload svc-historian.
