@@ -213,6 +213,25 @@ impl Plant {
             .unwrap();
         wait_port(self.gw_port, &mut gw, "jitgate gateway");
         self.gw = Some(Killed(gw));
+        // Listening comes before the announcement to the server: wait until the server
+        // knows the gateway (its control channel is up, which follows the announcement).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let gateways = self.cli.json("sam", &["gateways"]);
+            let up = gateways
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["id"] == "gw-north" && g["control_connected"] == true);
+            if up {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gw-north never connected: {gateways}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn stop(self) {
