@@ -879,13 +879,21 @@ async fn siem_streams_every_event_once_across_collector_and_server_restarts() {
         "ocsf re-sent: {:?}",
         duplicates(&s)
     );
-    // The cursors are in the settings table.
-    let mut tx = h.state().store.read().await.unwrap();
-    assert_eq!(
-        tx.get_setting("siem/soc-syslog/cursor").await.unwrap(),
-        Some(n3.to_string())
-    );
-    drop(tx);
+    // The cursors are in the settings table (saved just after the send: poll for it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut tx = h.state().store.read().await.unwrap();
+        let cursor = tx.get_setting("siem/soc-syslog/cursor").await.unwrap();
+        drop(tx);
+        if cursor == Some(n3.to_string()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cursor {cursor:?}, expected {n3}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     h.stop().await;
     ocsf.stop();
     syslog.stop();
