@@ -105,6 +105,21 @@ fn assert_verified(t: &Value, sessions: usize, reason: &str) {
     assert_eq!(check(t, "downstream")["outcome"], "ok");
 }
 
+/// The live session is cut, its token is refused by the revocation list, and the teardown
+/// is `verified` with one session closed for `reason`.
+async fn cut_refused_verified(
+    h: &mut Harness,
+    g: &str,
+    target: &Target,
+    live: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    reason: &str,
+) {
+    assert_cut(live).await;
+    assert_eq!(refused_code(open_tunnel(target).await), "grant_revoked");
+    let t = teardown_until(h, g, "verified").await;
+    assert_verified(&t, 1, reason);
+}
+
 #[tokio::test]
 async fn revocation_cuts_the_live_session_and_the_teardown_is_verified() {
     jitgate_testkit::each_backend(|store| async move {
@@ -120,11 +135,8 @@ async fn revocation_cuts_the_live_session_and_the_teardown_is_verified() {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        assert_cut(&mut live).await;
-        // The same token again: refused by the gateway's revocation list.
-        assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
-        let t = teardown_until(&mut r.h, &g, "verified").await;
-        assert_verified(&t, 1, "grant_revoked");
+        // Cut; the same token again is refused by the gateway's revocation list; verified.
+        cut_refused_verified(&mut r.h, &g, &target, &mut live, "grant_revoked").await;
         // The chain records each check and the verdict.
         let (_, events) =
             r.h.call("sam", "GET", &format!("/api/v1/events?grant={g}"), None)
@@ -175,10 +187,7 @@ async fn disabling_the_subject_or_locking_out_the_asset_ends_the_grant() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_cut(&mut live).await;
-    assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
-    let t = teardown_until(&mut r.h, &g, "verified").await;
-    assert_verified(&t, 1, "grant_context_changed");
+    cut_refused_verified(&mut r.h, &g, &target, &mut live, "grant_context_changed").await;
     let (_, gv) =
         r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None)
             .await;
@@ -201,10 +210,7 @@ async fn disabling_the_subject_or_locking_out_the_asset_ends_the_grant() {
         r.h.call("sam", "PUT", "/api/v1/assets/plc-7", Some(asset))
             .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_cut(&mut live).await;
-    assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
-    let t = teardown_until(&mut r.h, &g, "verified").await;
-    assert_verified(&t, 1, "grant_context_changed");
+    cut_refused_verified(&mut r.h, &g, &target, &mut live, "grant_context_changed").await;
     r.gw.stop().await;
     r.h.stop().await;
 }
@@ -235,10 +241,7 @@ async fn withdrawing_an_approval_ends_the_active_grant() {
         r.h.call("sam", "GET", &format!("/api/v1/requests/{req}"), None)
             .await;
     assert!(v["approvals"].as_array().unwrap().is_empty(), "{v}");
-    assert_cut(&mut live).await;
-    assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
-    let t = teardown_until(&mut r.h, &g, "verified").await;
-    assert_verified(&t, 1, "grant_context_changed");
+    cut_refused_verified(&mut r.h, &g, &target, &mut live, "grant_context_changed").await;
     r.gw.stop().await;
     r.h.stop().await;
 }
