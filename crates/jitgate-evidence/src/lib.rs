@@ -47,7 +47,9 @@ pub use merkle::{
 pub use report::report_html;
 pub use siem::{to_ocsf_json, to_syslog_5424};
 pub use timeline::TimelineEntry;
-pub use verify::{verify_log, LogProblem, LogReport, LogVerifier, StoredLeaf, GENESIS_HASH};
+pub use verify::{
+    verify_log, LeafRef, LogProblem, LogReport, LogVerifier, StoredLeaf, GENESIS_HASH,
+};
 
 /// Times are UTC, as everywhere in jitgate.
 pub type Timestamp = jitgate_core::Timestamp;

@@ -36,6 +36,27 @@ pub struct StoredLeaf {
     pub canonical: String,
 }
 
+/// A [`StoredLeaf`] borrowed from wherever the row was read (a page buffer), so a verifier
+/// streaming millions of rows copies none of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafRef<'a> {
+    pub seq: i64,
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+    pub canonical: &'a str,
+}
+
+impl<'a> From<&'a StoredLeaf> for LeafRef<'a> {
+    fn from(l: &'a StoredLeaf) -> Self {
+        LeafRef {
+            seq: l.seq,
+            prev_hash: &l.prev_hash,
+            hash: &l.hash,
+            canonical: &l.canonical,
+        }
+    }
+}
+
 /// The first thing wrong with a log. `seq` is where: the event (or, for checkpoints, the last
 /// event the checkpoint covers, i.e. its tree size).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +255,11 @@ impl LogVerifier {
 
     /// Feed the next row; `false` once nothing more can be learned (stop reading).
     pub fn push(&mut self, leaf: &StoredLeaf) -> bool {
+        self.push_ref(leaf.into())
+    }
+
+    /// [`LogVerifier::push`] of a borrowed row.
+    pub fn push_ref(&mut self, leaf: LeafRef<'_>) -> bool {
         self.events += 1;
         if let Some(d) = &mut self.diagnosis {
             d.read += 1;
@@ -282,7 +308,7 @@ impl LogVerifier {
         false
     }
 
-    fn check_row(&mut self, leaf: &StoredLeaf) -> bool {
+    fn check_row(&mut self, leaf: LeafRef<'_>) -> bool {
         let seq = leaf.seq;
         let expected = self.next_seq;
         if seq > expected {
@@ -333,7 +359,7 @@ impl LogVerifier {
             }
             self.diagnosis = Some(Diagnosis {
                 seq,
-                wanted: leaf.prev_hash.clone(),
+                wanted: leaf.prev_hash.to_string(),
                 read: 0,
             });
             return true;
@@ -363,7 +389,7 @@ impl LogVerifier {
     }
 
     /// Compare the root with every checkpoint of the current size.
-    fn check_roots(&mut self, last: Option<&StoredLeaf>) {
+    fn check_roots(&mut self, last: Option<LeafRef<'_>>) {
         let size = self.tree.size();
         let mut root = None;
         while let Some(cp) = self.pending.front() {
@@ -388,7 +414,7 @@ impl LogVerifier {
                 });
                 return;
             }
-            if let Some(at) = last.and_then(|l| event_time(&l.canonical)) {
+            if let Some(at) = last.and_then(|l| event_time(l.canonical)) {
                 if at > cp.time + chrono::Duration::seconds(CLOCK_SKEW_SECS) {
                     self.problem = Some(LogProblem::CheckpointRegression {
                         seq,

@@ -23,8 +23,8 @@ use crate::state::AppState;
 use jitgate_core::event::{Actor, Event, EventKind};
 use jitgate_core::Timestamp;
 use jitgate_evidence::{
-    empty_root, Bundle, Checkpoint, EvidenceKey, EvidencePublicKey, LogProblem, LogVerifier,
-    MerkleLog, SignedCheckpoint, StoredLeaf, VerifiedBundle,
+    empty_root, Bundle, Checkpoint, EvidenceKey, EvidencePublicKey, LeafRef, LogProblem,
+    LogVerifier, MerkleLog, SignedCheckpoint, VerifiedBundle,
 };
 use jitgate_policy::PolicySet;
 use jitgate_store::{CheckpointRecord, Store, Tx};
@@ -511,12 +511,12 @@ pub async fn sign_checkpoint(state: &AppState, force: bool) -> ApiResult<Option<
     // Catch up outside the write lock (on first use this reads and checks the whole log).
     {
         let mut tx = state.store.read_snapshot().await?;
-        sync_tree(ev, &mut tree, &mut tx, None).await?;
+        sync_tree(ev, &state.store, &mut tree, &mut tx, None).await?;
         tx.commit().await?;
     }
     let mut tx = state.store.write().await?;
     let (head, _) = tx.chain_tip().await?;
-    sync_tree(ev, &mut tree, &mut tx, Some(head)).await?;
+    sync_tree(ev, &state.store, &mut tree, &mut tx, Some(head)).await?;
     let latest = tx.latest_checkpoint().await?;
     if !force && (head == 0 || latest.as_ref().is_some_and(|c| c.tree_size >= head)) {
         return Ok(None);
@@ -556,12 +556,15 @@ pub async fn sign_checkpoint(state: &AppState, force: bool) -> ApiResult<Option<
 /// [`ServerError::EvidenceBroken`].
 async fn sync_tree(
     ev: &Evidence,
+    store: &Store,
     tree: &mut Tree,
     tx: &mut Tx,
     up_to: Option<i64>,
 ) -> ApiResult<()> {
     if !tree.built {
-        let (check, log) = verify_rows(ev, tx, Some(MerkleLog::new()), up_to).await?;
+        // The scan reads its own snapshot, taken now; whatever `tx` sees beyond it is read
+        // by the loop below, which checks that it continues the chain.
+        let (check, log) = verify_scan(ev, store, Some(MerkleLog::new()), up_to).await?;
         let log = log.unwrap_or_default();
         if let Some(p) = check.problem {
             return Err(broken(&p));
@@ -571,7 +574,6 @@ async fn sync_tree(
             head: check.head_hash,
             built: true,
         };
-        return Ok(());
     }
     loop {
         let after = tree.log.size() as i64;
@@ -634,66 +636,46 @@ pub struct LogCheck {
     pub problem: Option<LogProblem>,
 }
 
-/// Read every row (up to `up_to`) and every checkpoint in `tx`, and check them with
-/// [`LogVerifier`]; optionally build the Merkle tree on the way. Also compares the store's
-/// chain head (its record of how many events there are) with the rows, which catches a cut
-/// tail even with no checkpoint after it.
-async fn verify_rows(
+/// Read every row (up to `up_to`), the chain head and every checkpoint in one snapshot
+/// ([`Store::scan_log`]), and check them with [`LogVerifier`]; optionally build the Merkle
+/// tree on the way. Also compares the store's chain head (its record of how many events
+/// there are) with the rows, which catches a cut tail even with no checkpoint after it.
+async fn verify_scan(
     ev: &Evidence,
-    tx: &mut Tx,
+    store: &Store,
     build: Option<MerkleLog>,
     up_to: Option<i64>,
 ) -> ApiResult<(LogCheck, Option<MerkleLog>)> {
-    let (head_seq, head_hash) = tx.chain_tip().await?;
-    let records = tx.list_checkpoints().await?;
+    let mut scan = store.scan_log(up_to).await?;
+    let (head_seq, head_hash) = scan.head.clone();
+    let records = std::mem::take(&mut scan.checkpoints);
     let (checkpoints, row_problem) = stored_checkpoints(&records);
-    let keys = ev.public_keys();
-    // Each page is checked on a blocking thread while the next one is read: reading and
-    // hashing take about as long as each other, and overlap on two cores.
-    let mut work = Some(PageWork {
-        verifier: LogVerifier::new(&checkpoints, &keys),
-        build,
-        going: true,
-    });
-    let mut checking: Option<tokio::task::JoinHandle<PageWork>> = None;
-    let mut after = 0;
-    loop {
-        let rows = tx.event_rows(after, up_to, verify_page(tx.backend())).await;
-        if let Some(handle) = checking.take() {
-            work = Some(
-                handle
-                    .await
-                    .map_err(|e| ServerError::Internal(format!("log verification: {e}")))?,
-            );
+    let mut verifier = LogVerifier::new(&checkpoints, &ev.public_keys());
+    // Pages are checked on this blocking thread while the store's reader reads the next
+    // ones on another: reading and hashing overlap on two cores.
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut build = build;
+        while let Some(page) = scan.blocking_next() {
+            for leaf in page?.iter() {
+                let going = verifier.push_ref(LeafRef {
+                    seq: leaf.seq,
+                    prev_hash: leaf.prev_hash,
+                    hash: leaf.hash,
+                    canonical: leaf.canonical,
+                });
+                if !going {
+                    return Ok((verifier, build));
+                }
+                if let Some(log) = build.as_mut() {
+                    log.push(leaf.canonical.as_bytes());
+                }
+            }
         }
-        let rows = rows?;
-        let Some(mut w) = work.take() else {
-            return Err(ServerError::Internal(
-                "log verification lost its state".into(),
-            ));
-        };
-        let Some(last) = rows.last() else {
-            work = Some(w);
-            break;
-        };
-        if !w.going {
-            work = Some(w);
-            break;
-        }
-        after = last.seq;
-        checking = Some(tokio::task::spawn_blocking(move || {
-            w.check(rows);
-            w
-        }));
-    }
-    let Some(PageWork {
-        verifier, build, ..
-    }) = work
-    else {
-        return Err(ServerError::Internal(
-            "log verification lost its state".into(),
-        ));
-    };
+        Ok::<_, jitgate_store::StoreError>((verifier, build))
+    })
+    .await
+    .map_err(|e| ServerError::Internal(format!("log verification: {e}")))?;
+    let (verifier, build) = checked?;
     let report = verifier.finish();
     let mut problem = report.problem.clone();
     if let Some(p) = row_problem {
@@ -744,40 +726,10 @@ async fn verify_rows(
     Ok((check, build))
 }
 
-/// The verifier (and the tree being built) as it travels between pages.
-struct PageWork {
-    verifier: LogVerifier,
-    build: Option<MerkleLog>,
-    /// `false` once the verifier has seen enough (a problem): stop reading.
-    going: bool,
-}
-
-impl PageWork {
-    fn check(&mut self, rows: Vec<jitgate_store::EventRow>) {
-        for row in rows {
-            let leaf = StoredLeaf {
-                seq: row.seq,
-                prev_hash: row.prev_hash,
-                hash: row.hash,
-                canonical: row.canonical,
-            };
-            if !self.verifier.push(&leaf) {
-                self.going = false;
-                return;
-            }
-            if let Some(log) = self.build.as_mut() {
-                log.push(leaf.canonical.as_bytes());
-            }
-        }
-    }
-}
-
 /// Recompute the chain, the Merkle tree and every checkpoint over the database, in one
 /// snapshot; names the first problem.
 pub async fn verify(state: &AppState) -> ApiResult<LogVerifyView> {
-    let mut tx = state.store.read_snapshot().await?;
-    let (check, _) = verify_rows(&state.evidence, &mut tx, None, None).await?;
-    tx.commit().await?;
+    let (check, _) = verify_scan(&state.evidence, &state.store, None, None).await?;
     Ok(LogVerifyView {
         ok: check.problem.is_none(),
         log_id: state.evidence.log_id.clone(),
@@ -845,7 +797,7 @@ pub async fn export(state: &AppState, caller: &Caller, grant_id: &str) -> ApiRes
     let size = checkpoint.checkpoint.tree_size as i64;
     if (tree.log.size() as i64) < size || !tree.built {
         let mut tx = state.store.read_snapshot().await?;
-        sync_tree(ev, &mut tree, &mut tx, None).await?;
+        sync_tree(ev, &state.store, &mut tree, &mut tx, None).await?;
         tx.commit().await?;
     }
     let (signer, known) = {

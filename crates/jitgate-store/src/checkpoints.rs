@@ -37,21 +37,36 @@ pub struct EventRow {
 }
 
 fn checkpoint_from_row(row: &AnyRow) -> Result<CheckpointRecord> {
-    let tree_size: i64 = row.try_get("tree_size")?;
+    checkpoint_from_parts(
+        row.try_get("log_id")?,
+        row.try_get("tree_size")?,
+        row.try_get("root_hash")?,
+        row.try_get("at")?,
+        row.try_get("key_id")?,
+        row.try_get("signature")?,
+    )
+}
+
+/// A checkpoint from its columns, in [`CHECKPOINT_COLUMNS`] order.
+pub(crate) fn checkpoint_from_parts(
+    log_id: String,
+    tree_size: i64,
+    root_hash: String,
+    at: i64,
+    key_id: String,
+    signature: String,
+) -> Result<CheckpointRecord> {
     Ok(CheckpointRecord {
-        log_id: row.try_get("log_id")?,
-        root_hash: row.try_get("root_hash")?,
-        at: from_ms(
-            row.try_get("at")?,
-            &format!("checkpoints tree_size={tree_size}"),
-        )?,
-        key_id: row.try_get("key_id")?,
-        signature: row.try_get("signature")?,
+        log_id,
         tree_size,
+        root_hash,
+        at: from_ms(at, &format!("checkpoints tree_size={tree_size}"))?,
+        key_id,
+        signature,
     })
 }
 
-const CHECKPOINT_COLUMNS: &str = "log_id, tree_size, root_hash, at, key_id, signature";
+pub(crate) const CHECKPOINT_COLUMNS: &str = "log_id, tree_size, root_hash, at, key_id, signature";
 
 impl Tx {
     /// Keep a signed checkpoint. Take the write transaction before computing the root it

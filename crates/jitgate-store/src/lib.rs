@@ -18,6 +18,8 @@
 //! - `events` — the evidence log: a SHA-256 hash chain over the events' canonical bytes.
 //! - `checkpoints` — the rest of the evidence: signed checkpoints of the log, raw event rows
 //!   for verifiers, one access's events for a bundle, the archive of policy texts.
+//! - `scan` — the evidence verifier's bulk read of the whole log in one snapshot, the one
+//!   read outside `sqlx::Any` (rusqlite on SQLite, binary `COPY` on PostgreSQL), for speed.
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
@@ -47,6 +49,7 @@ mod inventory;
 mod lifecycle;
 mod outbox;
 mod reviews;
+mod scan;
 mod teardown;
 
 pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
@@ -56,6 +59,7 @@ pub use events::{chain_hash, ChainReport, EventFilter, StoredEvent, GENESIS_HASH
 pub use lifecycle::{GrantFilter, RequestFilter};
 pub use outbox::{Notification, NotificationFilter};
 pub use reviews::{ReviewFilter, ReviewRecord, ReviewState};
+pub use scan::{LogPage, LogScan, PageLeaf, SCAN_PAGE_ROWS};
 pub use teardown::TeardownRecord;
 
 use sqlx::any::{Any, AnyPoolOptions};
@@ -121,6 +125,8 @@ impl Default for StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The normalised database URL; the log scan (`scan`) opens its own connection with it.
+    url: String,
     /// In-process queue of SQLite writers (see the crate docs); unused on PostgreSQL.
     write_queue: Arc<Mutex<()>>,
 }
@@ -164,6 +170,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            url,
             write_queue: Arc::new(Mutex::new(())),
         })
     }
