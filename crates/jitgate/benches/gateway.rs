@@ -72,17 +72,32 @@ async fn api(
     v
 }
 
-/// One FC3 read of 10 registers per round trip; returns every latency and the wall time.
-async fn load(addr: SocketAddr, clients: usize, per_client: usize) -> (Vec<Duration>, Duration) {
-    let start = Instant::now();
+/// One FC3 read of 10 registers per round trip. Each client connects and warms up (`warm`
+/// round trips: connection set-up, TLS, caches) on its own connection; all then start the
+/// timed round trips together, so the figures are steady-state relaying, not set-up.
+/// Returns every timed latency, the wall time of the timed part, and the CPU time the whole
+/// machine spent during it.
+async fn load(
+    addr: SocketAddr,
+    clients: usize,
+    warm: usize,
+    per_client: usize,
+) -> (Vec<Duration>, Duration, Duration) {
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let go = std::sync::Arc::new(tokio::sync::Barrier::new(clients + 1));
     let mut tasks = Vec::new();
     for c in 0..clients {
+        let (ready, go) = (ready.clone(), go.clone());
         tasks.push(tokio::spawn(async move {
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
             s.set_nodelay(true).unwrap();
             let mut lat = Vec::with_capacity(per_client);
             let mut resp = [0u8; 29];
-            for i in 0..per_client {
+            for i in 0..warm + per_client {
+                if i == warm {
+                    ready.wait().await;
+                    go.wait().await;
+                }
                 let tid = (i as u16).wrapping_add(c as u16);
                 let addr = (i % 90) as u16;
                 let mut req = [0u8; 12];
@@ -95,17 +110,53 @@ async fn load(addr: SocketAddr, clients: usize, per_client: usize) -> (Vec<Durat
                 let t = Instant::now();
                 s.write_all(&req).await.unwrap();
                 s.read_exact(&mut resp).await.unwrap();
-                lat.push(t.elapsed());
+                if i >= warm {
+                    lat.push(t.elapsed());
+                }
                 assert_eq!(resp[7], 3, "a normal FC3 response");
             }
             lat
         }));
     }
+    ready.wait().await;
+    let cpu = machine_cpu();
+    let start = Instant::now();
+    go.wait().await;
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    (all, start.elapsed())
+    let wall = start.elapsed();
+    (all, wall, machine_cpu().saturating_sub(cpu))
+}
+
+/// CPU time spent by the whole machine so far (all cores, user + system), from /proc/stat.
+fn machine_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let line = stat.lines().next().unwrap();
+    // cpu user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let busy = f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
+    Duration::from_secs_f64(busy as f64 / ticks_per_second())
+}
+
+/// CPU time (user + system) of one process so far, from /proc/<pid>/stat.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / ticks_per_second())
+}
+
+fn ticks_per_second() -> f64 {
+    // USER_HZ is 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
+    100.0
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -135,7 +186,7 @@ async fn main() {
     // jitgate: server, gateway, connect — each its own process.
     let data = tmp.path().join("data");
     let api_port = free_port();
-    let _up = Proc(
+    let up = Proc(
         Command::new(BIN)
             .args([
                 "up",
@@ -207,7 +258,7 @@ async fn main() {
     .await;
     let grant = approved["grant"]["id"].as_str().unwrap().to_string();
     let connect_port = free_port();
-    let _connect = Proc(
+    let connect = Proc(
         Command::new(BIN)
             .args([
                 "--server",
@@ -267,22 +318,56 @@ async fn main() {
             format!("127.0.0.1:{connect_port}").parse().unwrap(),
         ),
     ];
-    println!("| path | clients | requests | p50 µs | p99 µs | requests/s |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| path | clients | requests | p50 µs | p99 µs | mean µs | requests/s | machine CPU µs per request |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let procs = [
+        ("server (`jitgate up`)", up.0.id()),
+        ("gateway", gateway.0.id()),
+        ("`jitgate connect`", connect.0.id()),
+        ("clients + PLC (this process)", std::process::id()),
+    ];
     let mut results = Vec::new();
-    for (clients, per_client) in [(1usize, 4000usize), (32, 400)] {
+    let mut split = Vec::new();
+    for (clients, per_client) in [(1usize, 4000usize), (32, 1000)] {
         for (name, addr) in &paths {
-            let _ = load(*addr, clients, 50).await; // warm-up: connections, TLS, caches
-            let (mut lat, wall) = load(*addr, clients, per_client).await;
+            let before: Vec<Duration> = procs.iter().map(|p| process_cpu(p.1)).collect();
+            let (mut lat, wall, cpu) = load(*addr, clients, 50, per_client).await;
+            let after: Vec<Duration> = procs.iter().map(|p| process_cpu(p.1)).collect();
             lat.sort();
             let (p50, p99) = (pct(&lat, 0.50), pct(&lat, 0.99));
+            let mean = lat.iter().sum::<Duration>().as_secs_f64() * 1e6 / lat.len() as f64;
             let rps = lat.len() as f64 / wall.as_secs_f64();
+            let cpu_per = cpu.as_secs_f64() * 1e6 / lat.len() as f64;
             println!(
-                "| {name} | {clients} | {} | {p50:.0} | {p99:.0} | {rps:.0} |",
+                "| {name} | {clients} | {} | {p50:.0} | {p99:.0} | {mean:.0} | {rps:.0} | {cpu_per:.0} |",
                 lat.len()
             );
             results.push((clients, name.to_string(), p50, rps));
+            if name.starts_with("jitgate") {
+                let per: Vec<f64> = before
+                    .iter()
+                    .zip(&after)
+                    .map(|(b, a)| a.saturating_sub(*b).as_secs_f64() * 1e6 / lat.len() as f64)
+                    .collect();
+                split.push((clients, per));
+            }
         }
+    }
+    println!(
+        "\nCPU µs per request through jitgate, by process (from /proc/<pid>/stat, 10 ms ticks):\n"
+    );
+    println!("| clients | {} |", procs.map(|p| p.0).join(" | "));
+    println!("|---|{}", "---|".repeat(procs.len()));
+    for (clients, per) in &split {
+        println!(
+            "| {clients} | {} |",
+            per.iter()
+                .map(|v| format!("{v:.1}"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
     }
     for clients in [1usize, 32] {
         let get = |n: &str| {
