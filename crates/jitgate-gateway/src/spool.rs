@@ -14,6 +14,13 @@ use tokio::sync::mpsc;
 
 const BATCH: usize = 1000;
 
+/// How long the first event of a delivery waits for others to join it. Each delivery is one
+/// HTTP call and one write transaction at the server; at one delivery per Modbus operation
+/// the server spent more CPU on recording an operation than the gateway on relaying it
+/// (docs/BENCHMARKS.md, "Modbus through the gateway"). Evidence reaches the server at most
+/// this much later; revocations do not wait on it (they use the control channel).
+pub const DELIVERY_LINGER: Duration = Duration::from_millis(20);
+
 /// Cheap handle sessions use to record events.
 #[derive(Clone)]
 pub struct EventLog {
@@ -167,6 +174,19 @@ async fn deliver(
         }
         if pending.is_empty() {
             continue;
+        }
+        if open && pending.len() < BATCH {
+            let linger = tokio::time::sleep(DELIVERY_LINGER);
+            tokio::pin!(linger);
+            while pending.len() < BATCH {
+                tokio::select! {
+                    _ = &mut linger => break,
+                    msg = rx.recv() => match msg {
+                        Some(msg) => handle(msg, &mut pending, &mut next_seq, &mut spooled),
+                        None => { open = false; break; }
+                    },
+                }
+            }
         }
         let batch_len = pending.len().min(BATCH);
         // (A batch is the oldest events: delivery stays in order.)

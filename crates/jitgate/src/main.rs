@@ -91,10 +91,19 @@ fn main() -> ExitCode {
         Command::Serve(_) | Command::Up(_) | Command::Check(_) | Command::Gateway(_)
     );
     init_tracing(if server_side { "info" } else { "warn" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Client verbs (`connect` included: it relays a few local connections) run on one
+    // thread: a multi-threaded runtime costs them wake-ups across threads on every relayed
+    // frame and buys nothing. Server and gateway use every core.
+    let runtime = if server_side {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
