@@ -42,6 +42,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Longest wait between two attempts of a failed teardown.
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// How long the worker lets ended grants gather after being woken (see `run`).
+const WAKE_GATHER: Duration = Duration::from_millis(10);
+
 /// One check of a teardown and its evidence.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Check {
@@ -229,7 +232,12 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
         };
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            _ = state.teardown_wake.notified() => {}
+            _ = state.teardown_wake.notified() => {
+                // Let a burst of ended grants (a busy revoke API, an expiry wave, a policy
+                // reload) gather, so it is listed and started once, not once per grant.
+                // Revocations were already pushed; only their verification waits.
+                tokio::time::sleep(WAKE_GATHER).await;
+            }
             _ = shutdown.changed() => {
                 writer_task.abort();
                 return;
