@@ -148,6 +148,10 @@ impl Store {
         let pool = match backend {
             Backend::Sqlite => {
                 pool_options
+                    // A connection to a file in this process cannot break behind the pool's
+                    // back; testing it on every acquire cost a round trip to its worker
+                    // thread per transaction (seen in profiles of the lifecycle benchmark).
+                    .test_before_acquire(false)
                     .after_connect(|conn: &mut AnyConnection, _meta| {
                         Box::pin(async move {
                             for pragma in SQLITE_PRAGMAS {
