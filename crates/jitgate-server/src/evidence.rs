@@ -41,9 +41,10 @@ pub const SECRET_KEY_FILE: &str = "evidence-key.secret";
 pub const PUBLIC_KEYS_FILE: &str = "evidence-keys.pub";
 /// Settings key of the log id.
 const LOG_ID_SETTING: &str = "evidence/log_id";
-/// Rows read per query when verifying or building the tree. On SQLite a page travels as one
-/// value (see `Tx::event_rows`), and larger ones do not read faster; on PostgreSQL rows are
-/// read one by one and larger pages save round trips.
+/// Rows read per query when a built tree catches up with new events inside a transaction
+/// (`sync_tree`). Whole-log reads (verification, the first build) use `Store::scan_log`
+/// instead. On SQLite a page travels as one value (see `Tx::event_rows`), and larger ones do
+/// not read faster; on PostgreSQL rows are read one by one and larger pages save round trips.
 pub fn verify_page(backend: jitgate_store::Backend) -> i64 {
     match backend {
         jitgate_store::Backend::Sqlite => 1_000,

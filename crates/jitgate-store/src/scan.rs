@@ -100,6 +100,10 @@ impl LogPage {
 
     /// Append a row by copy (a page made by [`LogPage::copied`]).
     fn push(&mut self, seq: i64, prev_hash: &[u8], hash: &[u8], canonical: &[u8]) {
+        debug_assert!(
+            matches!(self.rows, PageRows::Copied { .. }),
+            "a copied page"
+        );
         if let PageRows::Copied { text, rows } = &mut self.rows {
             let start = text.len();
             push_text(text, prev_hash);
@@ -119,6 +123,10 @@ impl LogPage {
 
     /// Keep a driver row (a page made by [`LogPage::postgres`]).
     fn push_pg(&mut self, seq: i64, row: sqlx::postgres::PgRow) {
+        debug_assert!(
+            matches!(self.rows, PageRows::Postgres { .. }),
+            "a driver-row page"
+        );
         if let PageRows::Postgres { seqs, rows } = &mut self.rows {
             seqs.push(seq);
             rows.push(row);
