@@ -37,6 +37,22 @@ pub enum CoreError {
     IdentityDisabled(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{field} contains the control character {code_point}; free text may not carry terminal escapes, carriage returns or bidirectional overrides — remove it and send again")]
+    ControlCharacter { field: String, code_point: String },
+    #[error("request {request} no longer stands: {why}; it was {outcome} and recorded. File a new request if the work is still needed")]
+    NoLongerAllowed {
+        request: String,
+        why: String,
+        outcome: String,
+    },
+    #[error("this change would leave no active administrator (a human with the `admin` role); make another identity an administrator first")]
+    LastAdministrator,
+    #[error("separation of duties: {who} {conflict} (request {request}); someone else must decide on it")]
+    ConflictOfInterest {
+        who: String,
+        request: String,
+        conflict: String,
+    },
 }
 
 impl CoreError {
@@ -57,6 +73,10 @@ impl CoreError {
             CoreError::StepUpRequired => "step_up_required",
             CoreError::IdentityDisabled(_) => "identity_disabled",
             CoreError::Forbidden(_) => "forbidden",
+            CoreError::ControlCharacter { .. } => "control_character",
+            CoreError::NoLongerAllowed { .. } => "no_longer_allowed",
+            CoreError::ConflictOfInterest { .. } => "separation_of_duties",
+            CoreError::LastAdministrator => "last_administrator",
         }
     }
 }

@@ -56,6 +56,9 @@ pub enum EventKind {
     PolicyLoaded,
     #[serde(rename = "auth.enrolled")]
     AuthEnrolled,
+    /// A credential of jitgate's own (an API key) was revoked.
+    #[serde(rename = "auth.revoked")]
+    AuthRevoked,
     /// A mandatory post-session review of a grant was opened (break-glass, legacy asset).
     #[serde(rename = "review.opened")]
     ReviewOpened,
@@ -109,6 +112,7 @@ impl EventKind {
             EventKind::InventoryChanged => "inventory.changed",
             EventKind::PolicyLoaded => "policy.loaded",
             EventKind::AuthEnrolled => "auth.enrolled",
+            EventKind::AuthRevoked => "auth.revoked",
             EventKind::ReviewOpened => "review.opened",
             EventKind::ReviewCompleted => "review.completed",
             EventKind::CredentialIssued => "credential.issued",

@@ -10,6 +10,10 @@
 //! - [`scope`]     — the scope language (Modbus, DNP3, SSH), its canonical form and digest.
 //! - [`decision`]  — what a policy decision carries into the lifecycle: verdict + obligations.
 //! - [`lifecycle`] — requests, approvals and grants, and every transition between their states.
+//! - [`governance`] — conflicts of interest, who may hold access, whether a request still
+//!   stands under the current context, free-text hygiene.
+//! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
+//!   when a grant's session evidence is complete.
 //! - [`event`]     — the evidence event shape every transition appends, and its canonical bytes.
 //! - [`error`]     — [`CoreError`], one variant per rule a caller can break, each with a code.
 
@@ -17,9 +21,11 @@ pub mod clock;
 pub mod decision;
 pub mod error;
 pub mod event;
+pub mod governance;
 pub mod inventory;
 pub mod lifecycle;
 pub mod scope;
+pub mod teardown;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{ApproverSite, Decision, Obligations};

@@ -13,6 +13,7 @@
 
 use crate::decision::{ApproverSite, Decision};
 use crate::event::{Actor, Event, EventKind};
+use crate::governance::{self, FiledWithKey, Hold, Parties, Standing};
 use crate::inventory::{Identity, IdentityKind};
 use crate::scope::Scope;
 use crate::{CoreError, Timestamp};
@@ -25,7 +26,6 @@ use utoipa::ToSchema;
 const START_SKEW: i64 = 300;
 /// How far ahead a planned window may be requested.
 const MAX_LEAD_DAYS: i64 = 90;
-const MAX_TEXT: usize = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -121,6 +121,9 @@ pub struct Request {
     /// Why the request reached its current state, when not obvious (denial, lapse).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_reason: Option<String>,
+    /// Set when the requester authenticated with an API key: which key, minted by whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filed_with_key: Option<FiledWithKey>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
@@ -224,6 +227,8 @@ pub struct NewRequest {
     pub reason: String,
     pub reference: String,
     pub path: AccessPath,
+    /// The API key the requester authenticated with, if any.
+    pub filed_with_key: Option<FiledWithKey>,
 }
 
 /// What a transition produced: the values to save and the events to append.
@@ -233,6 +238,9 @@ pub struct Outcome {
     pub grant: Option<Grant>,
     pub approval: Option<Approval>,
     pub events: Vec<Event>,
+    /// The transition was refused, and the outcome records why (e.g. a request that no
+    /// longer stands is lapsed or denied): save the outcome, then answer with this error.
+    pub refused: Option<CoreError>,
 }
 
 fn wrong_state(what: String, state: &str, needed: &str) -> CoreError {
@@ -249,9 +257,8 @@ pub fn validate_new(new: &NewRequest, now: Timestamp) -> Result<(), CoreError> {
     if new.reason.trim().is_empty() {
         return bad("a reason is required (--reason): say what work the access is for");
     }
-    if new.reason.len() > MAX_TEXT || new.reference.len() > MAX_TEXT {
-        return bad("reason and reference are limited to 2000 bytes each");
-    }
+    governance::check_free_text("reason", &new.reason, true)?;
+    governance::check_free_text("reference", &new.reference, false)?;
     if new.duration_secs <= 0 {
         return bad("duration must be positive, e.g. --for 2h");
     }
@@ -266,6 +273,8 @@ pub fn validate_new(new: &NewRequest, now: Timestamp) -> Result<(), CoreError> {
     if !new.subject.is_active() {
         return Err(CoreError::IdentityDisabled(new.subject.id.clone()));
     }
+    governance::may_hold_access(&new.requester)?;
+    governance::may_hold_access(&new.subject)?;
     if new.subject.id != new.requester.id {
         let owns = new.subject.kind == IdentityKind::Workload
             && new.subject.owners.iter().any(|o| o == &new.requester.id);
@@ -297,6 +306,7 @@ pub fn validate_new(new: &NewRequest, now: Timestamp) -> Result<(), CoreError> {
 pub fn submit(
     new: NewRequest,
     decision: Decision,
+    context: &SubmitContext<'_>,
     grant_id: &str,
     now: Timestamp,
 ) -> Result<Outcome, CoreError> {
@@ -326,9 +336,27 @@ pub fn submit(
         decision,
         grant_id: None,
         state_reason: None,
+        filed_with_key: new.filed_with_key,
         created_at: now,
         updated_at: now,
     };
+    // What holds whatever the policy set says (lockout, suspension, a revoked filing key)
+    // turns an allowed decision into a denial, recorded with its reason.
+    let standing = Standing {
+        requester: Some(&new.requester),
+        subject: Some(&new.subject),
+        orgs: context.orgs,
+        assets: context.assets,
+        decision: &request.decision,
+        approvals: &[],
+        filing_key_usable: context.filing_key_usable,
+    };
+    if let Err(hold) = governance::still_allowed(&request, &standing, false) {
+        if request.decision.allowed {
+            request.decision.allowed = false;
+            request.decision.reasons.push(hold.to_string());
+        }
+    }
     let actor = Actor::identity(&request.requester);
     let mut events = vec![Event::new(EventKind::RequestSubmitted, actor.clone(), now)
         .request(&request.id)
@@ -364,6 +392,7 @@ pub fn submit(
             grant: None,
             approval: None,
             events,
+            refused: None,
         });
     }
     let after =
@@ -380,7 +409,7 @@ pub fn submit(
             .data(decision_data),
     );
     if request.path == AccessPath::Emergency {
-        let mut out = activate(request, grant_id, now)?;
+        let mut out = issue(request, grant_id, now)?;
         events.append(&mut out.events);
         out.events = events;
         return Ok(out);
@@ -390,6 +419,7 @@ pub fn submit(
         grant: None,
         approval: None,
         events,
+        refused: None,
     })
 }
 
@@ -397,6 +427,7 @@ pub fn submit(
 fn check_approver(
     request: &Request,
     approver: &Identity,
+    parties: &Parties<'_>,
     existing: &[Approval],
     asset_sites: &[String],
     now: Timestamp,
@@ -425,17 +456,12 @@ fn check_approver(
             approver.kind.as_str()
         )));
     }
-    if approver.id == request.requester {
-        return Err(CoreError::SeparationOfDuties(format!(
-            "{} filed request {}; someone else must decide on it",
-            approver.id, request.id
-        )));
-    }
-    if approver.id == request.subject {
-        return Err(CoreError::SeparationOfDuties(format!(
-            "{} is the subject of request {}; nobody approves access for themself",
-            approver.id, request.id
-        )));
+    if let Some(conflict) = governance::conflict_of_interest(&approver.id, request, parties) {
+        return Err(CoreError::ConflictOfInterest {
+            who: approver.id.clone(),
+            request: request.id.clone(),
+            conflict: conflict.describe().to_string(),
+        });
     }
     let ob = &request.decision.obligations;
     let missing: Vec<&String> = ob
@@ -486,6 +512,7 @@ fn check_approver(
 pub fn is_eligible_approver(
     request: &Request,
     identity: &Identity,
+    parties: &Parties<'_>,
     asset_sites: &[String],
 ) -> bool {
     let mut probe = request.clone();
@@ -494,6 +521,7 @@ pub fn is_eligible_approver(
     check_approver(
         &probe,
         identity,
+        parties,
         &[],
         asset_sites,
         far_before_end.min(probe.created_at),
@@ -515,15 +543,32 @@ pub struct ApprovalInput {
 
 /// Record an approver's yes or no. `existing` are the approvals already recorded;
 /// `asset_sites` are the sites of the request's assets (for site-bound eligibility).
+///
+/// `standing` is the request's context loaded now, with the current policy set's decision:
+/// a request that no longer stands is lapsed or denied instead (the outcome's `refused`
+/// says why), whoever approves it.
 pub fn decide(
     mut request: Request,
     approver: &Identity,
     input: ApprovalInput,
     existing: &[Approval],
     asset_sites: &[String],
+    standing: &Standing<'_>,
     now: Timestamp,
 ) -> Result<Outcome, CoreError> {
-    check_approver(&request, approver, existing, asset_sites, now)?;
+    let (Some(requester), Some(subject)) = (standing.requester, standing.subject) else {
+        let missing = if standing.requester.is_none() {
+            &request.requester
+        } else {
+            &request.subject
+        };
+        let hold = Hold::IdentityRemoved {
+            identity: missing.clone(),
+        };
+        return void(request, hold, now);
+    };
+    let parties = Parties { requester, subject };
+    check_approver(&request, approver, &parties, existing, asset_sites, now)?;
     if input.scope_digest != request.scope_digest {
         return Err(CoreError::ScopeDigestMismatch {
             given: input.scope_digest,
@@ -535,10 +580,9 @@ pub fn decide(
             "a denial needs a comment (--comment) telling the requester why".into(),
         ));
     }
-    if input.comment.len() > MAX_TEXT {
-        return Err(CoreError::InvalidRequest(
-            "comment is limited to 2000 bytes".into(),
-        ));
+    governance::check_free_text("comment", &input.comment, true)?;
+    if let Err(hold) = governance::still_allowed(&request, standing, false) {
+        return void(request, hold, now);
     }
     if input.verdict == ApprovalVerdict::Approve
         && request.decision.obligations.step_up
@@ -557,16 +601,13 @@ pub fn decide(
         at: now,
     };
     let before = request.state;
-    let approvals_so_far = existing
-        .iter()
-        .filter(|a| a.verdict == ApprovalVerdict::Approve)
-        .map(|a| a.approver.as_str())
-        .chain(
-            std::iter::once(approver.id.as_str())
-                .filter(|_| approval.verdict == ApprovalVerdict::Approve),
-        )
-        .collect::<std::collections::BTreeSet<_>>()
-        .len() as u32;
+    // Approvals recorded earlier count only if their approver is not conflicted today (an
+    // approver who since became an owner of the workload no longer counts).
+    let mut counting = governance::counting_approvers(&request, existing, &parties);
+    if approval.verdict == ApprovalVerdict::Approve {
+        counting.insert(approver.id.as_str());
+    }
+    let approvals_so_far = counting.len() as u32;
     let after = match approval.verdict {
         ApprovalVerdict::Deny => RequestState::Denied,
         ApprovalVerdict::Approve if approvals_so_far >= request.decision.obligations.approvals => {
@@ -610,6 +651,7 @@ pub fn decide(
         grant: None,
         approval: Some(approval),
         events,
+        refused: None,
     })
 }
 
@@ -639,17 +681,30 @@ pub fn withdraw(mut request: Request, by: &str, now: Timestamp) -> Result<Outcom
         grant: None,
         approval: None,
         events: vec![event],
+        refused: None,
     })
 }
 
 /// Close an ended grant once its teardown verdict is final (`verified` or `partial`): the
 /// grant and its request become `closed`.
+///
+/// `session_ended_seqs` are the sequence numbers of the `session.ended` events of every
+/// session under the grant ([`crate::teardown::sessions_recorded`]): the verdict names them,
+/// and is only recorded once they are in the log.
 pub fn close_grant(
     mut request: Request,
     mut grant: Grant,
-    verdict: &str,
+    verdict: crate::teardown::TeardownVerdict,
+    session_ended_seqs: &[i64],
     now: Timestamp,
 ) -> Result<Outcome, CoreError> {
+    if !verdict.is_final() {
+        return Err(CoreError::InvalidRequest(format!(
+            "teardown verdict {} does not close grant {}",
+            verdict.as_str(),
+            grant.id
+        )));
+    }
     if grant.state != GrantState::Ending {
         return Err(wrong_state(
             format!("grant {}", grant.id),
@@ -665,12 +720,13 @@ pub fn close_grant(
         .request(&request.id)
         .grant(&grant.id)
         .states(Some(before.as_str()), RequestState::Closed.as_str())
-        .data(json!({ "verdict": verdict, "final": true }));
+        .data(json!({ "verdict": verdict, "final": true, "session_ended_events": session_ended_seqs }));
     Ok(Outcome {
         request,
         grant: Some(grant),
         approval: None,
         events: vec![event],
+        refused: None,
     })
 }
 
@@ -712,6 +768,7 @@ pub fn withdraw_approval(
             "withdrawing an approval needs a reason (--reason)".into(),
         ));
     }
+    governance::check_free_text("reason", reason, true)?;
     let before = request.state;
     let effect = match before {
         RequestState::Pending => WithdrawalEffect::StillPending,
@@ -759,13 +816,25 @@ pub fn due_for_lapse(request: &Request, now: Timestamp) -> bool {
     ) && now >= request.window_end()
 }
 
-/// Issue the grant of an approved request whose window is open. The grant never outlives
-/// the window nor the policy maximum.
+/// Issue the grant of an approved request whose window is open, if the request still stands
+/// under `standing` (loaded now, with the current policy set's decision); otherwise it lapses
+/// or is denied, with the reason (the outcome's `refused` says why). The grant never
+/// outlives the window nor the policy maximum.
 pub fn activate(
-    mut request: Request,
+    request: Request,
     grant_id: &str,
+    standing: &Standing<'_>,
     now: Timestamp,
 ) -> Result<Outcome, CoreError> {
+    if request.state == RequestState::Approved && now < request.window_end() {
+        if let Err(hold) = governance::still_allowed(&request, standing, true) {
+            return void(request, hold, now);
+        }
+    }
+    issue(request, grant_id, now)
+}
+
+fn issue(mut request: Request, grant_id: &str, now: Timestamp) -> Result<Outcome, CoreError> {
     if request.state != RequestState::Approved {
         return Err(wrong_state(
             format!("request {}", request.id),
@@ -824,6 +893,7 @@ pub fn activate(
         grant: Some(grant),
         approval: None,
         events: vec![event],
+        refused: None,
     })
 }
 
@@ -851,6 +921,7 @@ pub fn lapse(mut request: Request, now: Timestamp) -> Result<Outcome, CoreError>
         grant: None,
         approval: None,
         events: vec![event],
+        refused: None,
     })
 }
 
@@ -883,6 +954,7 @@ pub fn end_grant(
                 "a revocation needs a reason (--reason)".into(),
             ));
         }
+        governance::check_free_text("reason", reason, true)?;
     }
     // An expiry is recorded at the moment it took effect, even when noticed late (e.g. the
     // server was down): access ended at expires-at, not when we got round to writing it.
@@ -910,5 +982,103 @@ pub fn end_grant(
         grant: Some(grant),
         approval: None,
         events: vec![event],
+        refused: None,
     })
+}
+
+/// What a request's filing is checked against besides the policy decision.
+#[derive(Debug, Clone, Copy)]
+pub struct SubmitContext<'a> {
+    pub orgs: &'a [crate::Org],
+    pub assets: &'a [crate::Asset],
+    /// For a request filed with an API key: whether the key is usable (see [`Standing`]).
+    pub filing_key_usable: Option<bool>,
+}
+
+/// What [`void`] records about why a request no longer stands.
+#[derive(Debug, Clone, Serialize)]
+struct VoidedData<'a> {
+    hold: &'a Hold,
+    reason: String,
+}
+
+/// A pending or approved request that no longer stands under the current context: denied
+/// when the policy set now says no, lapsed otherwise (an identity disabled, an asset locked
+/// out, ...). The outcome carries [`CoreError::NoLongerAllowed`] in `refused`.
+pub fn void(mut request: Request, hold: Hold, now: Timestamp) -> Result<Outcome, CoreError> {
+    let before = request.state;
+    if !matches!(before, RequestState::Pending | RequestState::Approved) {
+        return Err(wrong_state(
+            format!("request {}", request.id),
+            before.as_str(),
+            "pending or approved",
+        ));
+    }
+    let (after, kind) = match hold {
+        Hold::PolicyDenies { .. } | Hold::DurationAboveMaximum { .. } => {
+            (RequestState::Denied, EventKind::RequestDecided)
+        }
+        _ => (RequestState::Lapsed, EventKind::RequestLapsed),
+    };
+    let reason = hold.to_string();
+    request.state = after;
+    request.state_reason = Some(reason.clone());
+    request.updated_at = now;
+    let data = serde_json::to_value(VoidedData {
+        hold: &hold,
+        reason: reason.clone(),
+    })
+    .map_err(|e| CoreError::InvalidRequest(format!("event data: {e}")))?;
+    let event = Event::new(kind, Actor::system(), now)
+        .request(&request.id)
+        .states(Some(before.as_str()), after.as_str())
+        .data(data);
+    let refused = CoreError::NoLongerAllowed {
+        request: request.id.clone(),
+        why: reason,
+        outcome: after.as_str().to_string(),
+    };
+    Ok(Outcome {
+        request,
+        grant: None,
+        approval: None,
+        events: vec![event],
+        refused: Some(refused),
+    })
+}
+
+/// After a change of context (inventory, an identity's or org's status, a policy reload,
+/// an API key revoked): does this open request or active grant still stand? `None` when it
+/// does (or is not open); otherwise the outcome that voids the request or ends the grant.
+pub fn reconsider(
+    request: Request,
+    grant: Option<Grant>,
+    standing: &Standing<'_>,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<Option<Outcome>, CoreError> {
+    match (request.state, grant) {
+        (RequestState::Pending, _) => match governance::still_allowed(&request, standing, false) {
+            Ok(()) => Ok(None),
+            Err(hold) => void(request, hold, now).map(Some),
+        },
+        (RequestState::Approved, _) => match governance::still_allowed(&request, standing, true) {
+            Ok(()) => Ok(None),
+            Err(hold) => void(request, hold, now).map(Some),
+        },
+        (RequestState::Active, Some(g)) if g.state == GrantState::Active => {
+            let reason = if due_for_expiry(&g, now) {
+                EndReason::Expired
+            } else {
+                match governance::still_allowed(&request, standing, true) {
+                    Ok(()) => return Ok(None),
+                    Err(hold) => EndReason::ContextChanged {
+                        what: hold.to_string(),
+                    },
+                }
+            };
+            end_grant(request, g, reason, actor, now).map(Some)
+        }
+        _ => Ok(None),
+    }
 }

@@ -170,6 +170,8 @@ pub enum AuthVia {
 pub struct Caller {
     pub identity: Identity,
     pub via: AuthVia,
+    /// The API key the caller authenticated with (id and minter), for `AuthVia::ApiKey`.
+    pub api_key: Option<jitgate_core::governance::FiledWithKey>,
 }
 
 impl Caller {
@@ -231,7 +233,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
             "token is not a jitgate session token or API key; run `jitgate login`".into(),
         ));
     }
-    let (identity, via) = match state.store.bearer(&token_hash(token)).await? {
+    let now = state.clock.now();
+    let (identity, via, api_key) = match state.store.bearer(&token_hash(token)).await? {
         None => {
             return Err(ServerError::Unauthenticated(
                 "token is unknown, logged out or revoked; run `jitgate login`".into(),
@@ -242,16 +245,50 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
                 "session expired; run `jitgate login` again".into(),
             ))
         }
-        Some(Bearer::Session { identity, .. }) => (identity, AuthVia::Session),
-        Some(Bearer::ApiKey { revoked: true, .. }) => {
-            return Err(ServerError::Unauthenticated("API key is revoked".into()))
+        Some(Bearer::Session { identity, .. }) => (identity, AuthVia::Session, None),
+        Some(Bearer::ApiKey { revoked: true, key_id, .. }) => {
+            return Err(ServerError::Unauthenticated(format!(
+                "API key {key_id} is revoked; ask an administrator for a new one (`jitgate apikey create`)"
+            )))
         }
-        Some(Bearer::ApiKey { identity, .. }) => (identity, AuthVia::ApiKey),
+        Some(Bearer::ApiKey {
+            expires_at: Some(t),
+            key_id,
+            ..
+        }) if t <= now => {
+            return Err(ServerError::Unauthenticated(format!(
+                "API key {key_id} expired at {}; ask an administrator for a new one (`jitgate apikey create --expires-in ...`)",
+                jitgate_core::event::rfc3339(t)
+            )))
+        }
+        Some(Bearer::ApiKey {
+            identity,
+            key_id,
+            minted_by,
+            minter,
+            ..
+        }) => {
+            // A key stands on the person who minted it: it stops working when they are
+            // disabled or leave the inventory.
+            if let Some(by) = &minted_by {
+                if !minter.as_ref().is_some_and(Identity::is_active) {
+                    return Err(ServerError::Unauthenticated(format!(
+                        "API key {key_id} was minted by {by}, who is disabled or no longer in the inventory; the key no longer works. Ask an administrator for a new one"
+                    )));
+                }
+            }
+            let key = jitgate_core::governance::FiledWithKey { key_id, minted_by };
+            (identity, AuthVia::ApiKey, Some(key))
+        }
     };
     if !identity.is_active() {
         return Err(jitgate_core::CoreError::IdentityDisabled(identity.id).into());
     }
-    Ok(Caller { identity, via })
+    Ok(Caller {
+        identity,
+        via,
+        api_key,
+    })
 }
 
 #[cfg(test)]

@@ -1,73 +1,133 @@
-//! Changes of context that end active grants on their own: an identity disabled, a vendor
-//! org suspended, an asset locked out (e.g. a safety shutdown), a policy reload after which
-//! the grant's request would no longer be allowed, an approver withdrawing an approval.
+//! The context a request stands in, loaded for the core's governance rules
+//! (`jitgate_core::governance::still_allowed`, `lifecycle::reconsider`), and the pass that
+//! applies a change of context to every open request and active grant.
 //!
-//! Each runs inside the write transaction that records the change, so the change and the
-//! ends of the grants it affects commit together; the caller then pushes the revocations
-//! ([`crate::teardown::push_revocations`]) after the commit.
+//! A change of context — an identity disabled, a vendor org suspended, an asset locked out or
+//! removed, a policy reload, an API key revoked — acts on *pending* and *approved* requests
+//! as well as *active* grants: the core decides, for each, whether it still stands; this
+//! module only loads what the core needs and saves what it returns. Each pass runs inside the
+//! write transaction that records the change, so the change and its consequences commit
+//! together; the caller then pushes the revocations ([`crate::teardown::push_revocations`]).
 
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
 use jitgate_core::event::Actor;
+use jitgate_core::governance::Standing;
 use jitgate_core::lifecycle::{self, EndReason};
-use jitgate_core::{Grant, GrantState, OrgStatus};
-use jitgate_store::{GrantFilter, Tx};
+use jitgate_core::{
+    Approval, Asset, Decision, Grant, GrantState, Identity, Org, Request, RequestState, Timestamp,
+};
+use jitgate_store::{GrantFilter, RequestFilter, Tx};
 
-/// Largest number of active grants examined per change (far above any plant's count).
-const MAX_ACTIVE: i64 = 100_000;
+/// Largest number of open requests or active grants examined per change (far above any
+/// plant's count).
+const MAX_OPEN: i64 = 100_000;
 
-/// A change that may end grants.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    IdentityDisabled(String),
-    OrgSuspended(String),
-    AssetLockedOut(String),
+/// Everything [`Standing`] borrows, loaded now for one request.
+pub struct Loaded {
+    pub requester: Option<Identity>,
+    pub subject: Option<Identity>,
+    pub orgs: Vec<Org>,
+    pub assets: Vec<Asset>,
+    pub decision: Decision,
+    pub approvals: Vec<Approval>,
+    pub filing_key_usable: Option<bool>,
 }
 
-impl Change {
-    fn describe(&self) -> String {
-        match self {
-            Change::IdentityDisabled(id) => format!("identity {id} disabled"),
-            Change::OrgSuspended(id) => format!("org {id} suspended"),
-            Change::AssetLockedOut(id) => format!("asset {id} locked out"),
+impl Loaded {
+    pub fn standing(&self) -> Standing<'_> {
+        Standing {
+            requester: self.requester.as_ref(),
+            subject: self.subject.as_ref(),
+            orgs: &self.orgs,
+            assets: &self.assets,
+            decision: &self.decision,
+            approvals: &self.approvals,
+            filing_key_usable: self.filing_key_usable,
         }
     }
 }
 
-/// The inventory changes between `old` and `new` values that end grants.
-pub fn identity_change(
-    old: Option<&jitgate_core::Identity>,
-    new: &jitgate_core::Identity,
-) -> Option<Change> {
-    let was_active = old.is_none_or(|o| o.status == jitgate_core::IdentityStatus::Active);
-    (was_active && new.status == jitgate_core::IdentityStatus::Disabled)
-        .then(|| Change::IdentityDisabled(new.id.clone()))
+/// Whether an API key can still be used at `now`: not revoked, not expired, its minter (if
+/// recorded) present and active.
+pub async fn api_key_usable(tx: &mut Tx, key_id: &str, now: Timestamp) -> ApiResult<bool> {
+    let Some(k) = tx.get_api_key(key_id).await? else {
+        return Ok(false);
+    };
+    if k.revoked || k.expires_at.is_some_and(|t| t <= now) {
+        return Ok(false);
+    }
+    match &k.minted_by {
+        None => Ok(true),
+        Some(by) => Ok(tx.get_identity(by).await?.is_some_and(|i| i.is_active())),
+    }
 }
 
-pub fn org_change(old: Option<&jitgate_core::Org>, new: &jitgate_core::Org) -> Option<Change> {
-    let was_active = old.is_none_or(|o| o.status == OrgStatus::Active);
-    (was_active && new.status == OrgStatus::Suspended).then(|| Change::OrgSuspended(new.id.clone()))
+/// Load the context of `r` as it is now, with the current policy set's decision on it.
+/// `orgs` may be passed in when the caller already holds them (a pass over many requests).
+pub async fn load(
+    tx: &mut Tx,
+    state: &AppState,
+    r: &Request,
+    orgs: Option<&[Org]>,
+) -> ApiResult<Loaded> {
+    let now = state.clock.now();
+    let requester = tx.get_identity(&r.requester).await?;
+    let subject = if r.subject == r.requester {
+        requester.clone()
+    } else {
+        tx.get_identity(&r.subject).await?
+    };
+    let orgs = match orgs {
+        Some(o) => o.to_vec(),
+        None => tx.list_orgs().await?,
+    };
+    let mut assets = Vec::new();
+    for id in r.scope.assets() {
+        if let Some(a) = tx.get_asset(&id).await? {
+            assets.push(a);
+        }
+    }
+    let approvals = tx.list_approvals(&r.id).await?;
+    let filing_key_usable = match &r.filed_with_key {
+        Some(k) => Some(api_key_usable(tx, &k.key_id, now).await?),
+        None => None,
+    };
+    let decision = match (&requester, &subject) {
+        (Some(req), Some(sub)) => {
+            let policies = state.policies();
+            crate::policy::decide(
+                &policies.set,
+                req,
+                sub,
+                &orgs,
+                &assets,
+                &r.scope,
+                r.path,
+                r.duration_secs,
+            )
+        }
+        // A missing identity is a hold of its own; the decision is not consulted.
+        _ => Decision {
+            allowed: false,
+            determining_policies: vec![],
+            policy_set_hash: state.policies().set.hash().to_string(),
+            obligations: Default::default(),
+            reasons: vec!["an identity of the request is no longer in the inventory".into()],
+        },
+    };
+    Ok(Loaded {
+        requester,
+        subject,
+        orgs,
+        assets,
+        decision,
+        approvals,
+        filing_key_usable,
+    })
 }
 
-pub fn asset_change(
-    old: Option<&jitgate_core::Asset>,
-    new: &jitgate_core::Asset,
-) -> Option<Change> {
-    let was_open = old.is_none_or(|o| !o.lockout);
-    (was_open && new.lockout).then(|| Change::AssetLockedOut(new.id.clone()))
-}
-
-async fn active_grants(tx: &mut Tx) -> ApiResult<Vec<Grant>> {
-    Ok(tx
-        .list_grants(&GrantFilter {
-            state: Some(GrantState::Active),
-            subject: None,
-            limit: MAX_ACTIVE,
-        })
-        .await?)
-}
-
-/// End one grant for a change of context, in `tx`.
+/// End one active grant for a change of context, in `tx` (an approval withdrawn).
 pub async fn end_for_context(
     tx: &mut Tx,
     g: Grant,
@@ -95,87 +155,64 @@ pub async fn end_for_context(
     Ok(ended)
 }
 
-/// End, in `tx`, every active grant a change affects. Returns the ended grants.
-pub async fn end_affected(
+/// After a change of context, in `tx`: ask the core whether every pending or approved
+/// request and every active grant still stands, and save what it decides (requests lapsed
+/// or denied, grants ended). Returns the ended grants, whose revocations the caller pushes
+/// after the commit.
+pub async fn reconsider_open(
     tx: &mut Tx,
     state: &AppState,
     actor: &Actor,
-    changes: &[Change],
 ) -> ApiResult<Vec<Grant>> {
-    if changes.is_empty() {
-        return Ok(Vec::new());
+    let now = state.clock.now();
+    let orgs = tx.list_orgs().await?;
+    let mut open: Vec<(Request, Option<Grant>)> = Vec::new();
+    for st in [RequestState::Pending, RequestState::Approved] {
+        let filter = RequestFilter {
+            state: Some(st),
+            limit: MAX_OPEN,
+            ..Default::default()
+        };
+        open.extend(
+            tx.list_requests(&filter)
+                .await?
+                .into_iter()
+                .map(|r| (r, None)),
+        );
+    }
+    let active = tx
+        .list_grants(&GrantFilter {
+            state: Some(GrantState::Active),
+            subject: None,
+            limit: MAX_OPEN,
+        })
+        .await?;
+    for g in active {
+        if let Some(r) = tx.get_request(&g.request_id).await? {
+            open.push((r, Some(g)));
+        }
     }
     let mut ended = Vec::new();
-    for g in active_grants(tx).await? {
-        let mut hit = None;
-        for c in changes {
-            let affected = match c {
-                Change::IdentityDisabled(id) => &g.subject == id,
-                Change::OrgSuspended(org) => tx
-                    .get_identity(&g.subject)
-                    .await?
-                    .is_some_and(|s| s.org.as_deref() == Some(org.as_str())),
-                Change::AssetLockedOut(asset) => g.scope.assets().iter().any(|a| a == asset),
-            };
-            if affected {
-                hit = Some(c.describe());
-                break;
-            }
+    for (r, g) in open {
+        let loaded = load(tx, state, &r, Some(&orgs)).await?;
+        let Some(out) = lifecycle::reconsider(r, g, &loaded.standing(), actor.clone(), now)? else {
+            continue;
+        };
+        tx.update_request(&out.request).await?;
+        if let Some(g) = &out.grant {
+            tx.update_grant(g).await?;
+            ended.push(g.clone());
         }
-        if let Some(what) = hit {
-            ended.push(end_for_context(tx, g, what, actor, state).await?);
-        }
+        tx.append_events(&out.events).await?;
     }
     Ok(ended)
 }
 
-/// After a policy reload: decide every active grant's request again under the new set and
-/// end those it no longer allows. Returns the ended grants (already committed) — the caller
-/// pushes their revocations.
+/// After a policy reload: [`reconsider_open`] in its own transaction. Returns the ended
+/// grants (already committed) — the caller pushes their revocations.
 pub async fn reevaluate_after_reload(state: &AppState, actor: &Actor) -> ApiResult<Vec<Grant>> {
-    let policies = state.policies();
     let mut tx = state.store.write().await?;
-    let orgs = tx.list_orgs().await?;
-    let mut ended = Vec::new();
-    for g in active_grants(&mut tx).await? {
-        let Some(r) = tx.get_request(&g.request_id).await? else {
-            continue;
-        };
-        let (Some(requester), Some(subject)) = (
-            tx.get_identity(&r.requester).await?,
-            tx.get_identity(&r.subject).await?,
-        ) else {
-            continue;
-        };
-        let mut assets = Vec::new();
-        for id in r.scope.assets() {
-            if let Some(a) = tx.get_asset(&id).await? {
-                assets.push(a);
-            }
-        }
-        let decision = crate::policy::decide(
-            &policies.set,
-            &requester,
-            &subject,
-            &orgs,
-            &assets,
-            &r.scope,
-            r.path,
-            r.duration_secs,
-        );
-        if !decision.allowed {
-            let why = if decision.reasons.is_empty() {
-                decision.determining_policies.join(", ")
-            } else {
-                decision.reasons.join("; ")
-            };
-            let what = format!(
-                "policy set {} no longer allows it ({why})",
-                decision.policy_set_hash
-            );
-            ended.push(end_for_context(&mut tx, g, what, actor, state).await?);
-        }
-    }
+    let ended = reconsider_open(&mut tx, state, actor).await?;
     tx.commit().await?;
     Ok(ended)
 }

@@ -39,8 +39,25 @@ pub enum ServerError {
     /// The evidence log fails verification: nothing is signed or exported over it.
     #[error("{0}")]
     EvidenceBroken(String),
+    /// A gateway sent something outside what a gateway may say (see `api::gateway`).
+    #[error("{message}")]
+    GatewayTrust {
+        code: GatewayTrustCode,
+        message: String,
+    },
     #[error("{0}")]
     Internal(String),
+}
+
+/// Why a gateway's events were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayTrustCode {
+    /// The batch skips gateway sequence numbers.
+    SequenceGap,
+    /// An event is dated too far ahead of the server or before its grant existed.
+    TimeOutOfBounds,
+    /// An event names a grant on assets the gateway does not front.
+    GrantNotFronted,
 }
 
 impl ServerError {
@@ -57,8 +74,12 @@ impl ServerError {
                     CoreError::WrongState { .. }
                     | CoreError::Lapsed(_)
                     | CoreError::AlreadyApproved { .. }
-                    | CoreError::ScopeDigestMismatch { .. } => S::CONFLICT,
+                    | CoreError::ScopeDigestMismatch { .. }
+                    | CoreError::NoLongerAllowed { .. }
+                    | CoreError::LastAdministrator => S::CONFLICT,
+                    CoreError::ControlCharacter { .. } => S::UNPROCESSABLE_ENTITY,
                     CoreError::SeparationOfDuties(_)
+                    | CoreError::ConflictOfInterest { .. }
                     | CoreError::NotEligible(_)
                     | CoreError::IdentityDisabled(_)
                     | CoreError::Forbidden(_) => S::FORBIDDEN,
@@ -79,6 +100,13 @@ impl ServerError {
             ServerError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             ServerError::Policy(_) => (S::UNPROCESSABLE_ENTITY, "invalid_policy"),
             ServerError::EvidenceBroken(_) => (S::CONFLICT, "evidence_broken"),
+            ServerError::GatewayTrust { code, .. } => match code {
+                GatewayTrustCode::SequenceGap => (S::CONFLICT, "gseq_gap"),
+                GatewayTrustCode::TimeOutOfBounds => {
+                    (S::UNPROCESSABLE_ENTITY, "event_time_out_of_bounds")
+                }
+                GatewayTrustCode::GrantNotFronted => (S::FORBIDDEN, "grant_not_fronted"),
+            },
             ServerError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

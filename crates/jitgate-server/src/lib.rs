@@ -256,6 +256,7 @@ pub fn app(state: AppState) -> Router {
             api::evidence::router()
                 .merge(api::routes::router())
                 .merge(api::gateway::router())
+                .merge(api::api_keys::router())
                 .merge(api::reviews::router())
                 .merge(api::sessions::router())
                 .merge(api::teardown::router())
@@ -277,6 +278,7 @@ pub fn app(state: AppState) -> Router {
 async fn openapi() -> impl IntoResponse {
     let mut doc = api::routes::ApiDoc::openapi();
     doc.merge(api::reviews::ReviewsDoc::openapi());
+    doc.merge(api::api_keys::ApiKeysDoc::openapi());
     doc.merge(api::teardown::TeardownDoc::openapi());
     doc.merge(api::sessions::SessionsDoc::openapi());
     Json(doc)

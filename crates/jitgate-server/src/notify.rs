@@ -448,11 +448,15 @@ pub async fn request_filed(tx: &mut Tx, state: &AppState, out: &Outcome) -> ApiR
     if r.state == RequestState::Pending && state.notifier.wants(AWAITING_APPROVAL) {
         let assets = r.scope.assets();
         let sites = sites_of(tx, &assets).await?;
-        let mut approvers: Vec<String> = tx
-            .list_identities()
-            .await?
+        let everyone = tx.list_identities().await?;
+        let find = |id: &str| everyone.iter().find(|i| i.id == id);
+        let (Some(requester), Some(subject)) = (find(&r.requester), find(&r.subject)) else {
+            return Ok(());
+        };
+        let parties = jitgate_core::governance::Parties { requester, subject };
+        let mut approvers: Vec<String> = everyone
             .iter()
-            .filter(|i| lifecycle::is_eligible_approver(r, i, &sites))
+            .filter(|i| lifecycle::is_eligible_approver(r, i, &parties, &sites))
             .map(|i| i.id.clone())
             .collect();
         approvers.sort();

@@ -94,28 +94,43 @@ async fn save(
 
 /// If a transition left the request `approved` with its window already open, issue its grant
 /// in the same step (otherwise the scheduler does it when the window opens). Merging the two
-/// outcomes keeps it to one save: fewer statements while the write lock is held.
-fn then_activate_if_due(mut out: Outcome, now: Timestamp) -> ApiResult<Outcome> {
+/// outcomes keeps it to one save: fewer statements while the write lock is held. The
+/// context was loaded for the approval just decided, in the same transaction.
+fn then_activate_if_due(
+    mut out: Outcome,
+    loaded: &crate::context::Loaded,
+    now: Timestamp,
+) -> ApiResult<Outcome> {
     if !lifecycle::due_for_activation(&out.request, now) {
         return Ok(out);
     }
-    let mut activated = lifecycle::activate(out.request, &new_id("grant"), now)?;
+    let mut approvals = loaded.approvals.clone();
+    approvals.extend(out.approval.clone());
+    let standing = jitgate_core::governance::Standing {
+        approvals: &approvals,
+        ..loaded.standing()
+    };
+    let mut activated = lifecycle::activate(out.request, &new_id("grant"), &standing, now)?;
     out.events.append(&mut activated.events);
     out.request = activated.request;
     out.grant = activated.grant;
+    out.refused = out.refused.or(activated.refused);
     Ok(out)
 }
 
-/// The scheduler's activation of an approved request whose window has opened.
+/// The scheduler's activation of an approved request whose window has opened: the core
+/// re-decides under the current context first, and a request that no longer stands lapses.
 async fn activate_if_due(
     tx: &mut Tx,
+    state: &AppState,
     request: &Request,
     now: Timestamp,
 ) -> ApiResult<Option<Grant>> {
     if !lifecycle::due_for_activation(request, now) {
         return Ok(None);
     }
-    let out = lifecycle::activate(request.clone(), &new_id("grant"), now)?;
+    let loaded = crate::context::load(tx, state, request, None).await?;
+    let out = lifecycle::activate(request.clone(), &new_id("grant"), &loaded.standing(), now)?;
     save(tx, &out, false, true).await?;
     Ok(out.grant)
 }
@@ -154,6 +169,8 @@ pub async fn submit_request(
     let scope = Scope::new(items)?;
     let orgs = tx.list_orgs().await?;
     drop(tx);
+    // Who filed it and with which key is recorded: the key's minter never approves it.
+    let filed_with_key = caller.api_key.clone();
 
     let new = NewRequest {
         id: new_id("req"),
@@ -165,6 +182,7 @@ pub async fn submit_request(
         reason: body.reason,
         reference: body.reference,
         path: body.path,
+        filed_with_key: filed_with_key.clone(),
     };
     lifecycle::validate_new(&new, now)?;
     let policies = state.policies();
@@ -178,8 +196,23 @@ pub async fn submit_request(
         new.path,
         duration_secs,
     );
-    let out = lifecycle::submit(new, decision, &new_id("grant"), now)?;
-    let out = then_activate_if_due(out, now)?;
+    let context = lifecycle::SubmitContext {
+        orgs: &orgs,
+        assets: &assets,
+        // The caller just authenticated with it, so it is usable.
+        filing_key_usable: filed_with_key.as_ref().map(|_| true),
+    };
+    let out = lifecycle::submit(new, decision, &context, &new_id("grant"), now)?;
+    let loaded = crate::context::Loaded {
+        requester: Some(requester),
+        subject: Some(subject),
+        orgs: orgs.clone(),
+        assets: assets.clone(),
+        decision: out.request.decision.clone(),
+        approvals: vec![],
+        filing_key_usable: context.filing_key_usable,
+    };
+    let out = then_activate_if_due(out, &loaded, now)?;
     let mut tx = state.store.write().await?;
     save(&mut tx, &out, true, true).await?;
     crate::notify::request_filed(&mut tx, state, &out).await?;
@@ -263,7 +296,8 @@ pub async fn can_view(tx: &mut Tx, caller: &Caller, r: &Request) -> ApiResult<bo
             Ok(false)
         }
         IdentityKind::Human => {
-            if let Some(subject) = tx.get_identity(&r.subject).await? {
+            let subject = tx.get_identity(&r.subject).await?;
+            if let Some(subject) = &subject {
                 if subject.owners.iter().any(|o| o == me.id.as_str()) {
                     return Ok(true);
                 }
@@ -279,8 +313,25 @@ pub async fn can_view(tx: &mut Tx, caller: &Caller, r: &Request) -> ApiResult<bo
             // The plant's own staff see what happens at their sites (they may be asked about
             // it, or notice it on the floor); approving still needs eligibility.
             let sites = asset_sites(tx, &r.scope).await?;
-            Ok(sites.iter().any(|s| me.at_site(s))
-                || lifecycle::is_eligible_approver(r, me, &sites))
+            if sites.iter().any(|s| me.at_site(s)) {
+                return Ok(true);
+            }
+            // An eligible approver of a request that waits for approvers sees it; a request
+            // that needed none (break-glass, auto-approved) or was denied outright is not
+            // theirs to see from another site.
+            if r.state != RequestState::Pending || r.decision.obligations.approvals == 0 {
+                return Ok(false);
+            }
+            let requester = tx.get_identity(&r.requester).await?;
+            Ok(match (&requester, &subject) {
+                (Some(requester), Some(subject)) => lifecycle::is_eligible_approver(
+                    r,
+                    me,
+                    &jitgate_core::governance::Parties { requester, subject },
+                    &sites,
+                ),
+                _ => false,
+            })
         }
     }
 }
@@ -340,7 +391,17 @@ pub async fn list_requests(
         if awaiting_me {
             let sites = asset_sites(&mut tx, &r.scope).await?;
             let decided = approvals.iter().any(|a| a.approver == caller.id());
-            if decided || !lifecycle::is_eligible_approver(&r, &caller.identity, &sites) {
+            let (Some(requester), Some(subject)) = (
+                tx.get_identity(&r.requester).await?,
+                tx.get_identity(&r.subject).await?,
+            ) else {
+                continue;
+            };
+            let parties = jitgate_core::governance::Parties {
+                requester: &requester,
+                subject: &subject,
+            };
+            if decided || !lifecycle::is_eligible_approver(&r, &caller.identity, &parties, &sites) {
                 continue;
             }
         }
@@ -387,7 +448,10 @@ pub async fn decide(
 
     let mut tx = state.store.write().await?;
     let r = request(&mut tx, id).await?;
-    let approvals = tx.list_approvals(id).await?;
+    // The context now, with the current policy set's decision: the core re-decides at every
+    // approval, and a request that no longer stands lapses or is denied instead.
+    let loaded = crate::context::load(&mut tx, state, &r, None).await?;
+    let approvals = loaded.approvals.clone();
     let input = ApprovalInput {
         approval_id: new_id("appr"),
         verdict,
@@ -395,13 +459,24 @@ pub async fn decide(
         comment,
         step_up_verified,
     };
-    let out = lifecycle::decide(r, &caller.identity, input, &approvals, &sites, now)?;
-    let out = then_activate_if_due(out, now)?;
+    let out = lifecycle::decide(
+        r,
+        &caller.identity,
+        input,
+        &approvals,
+        &sites,
+        &loaded.standing(),
+        now,
+    )?;
+    let out = then_activate_if_due(out, &loaded, now)?;
     save(&mut tx, &out, false, true).await?;
     if let Some(g) = &out.grant {
         crate::notify::grant_activated(&mut tx, state, &out.request, g).await?;
     }
     tx.commit().await?;
+    if let Some(refused) = out.refused {
+        return Err(refused.into());
+    }
     notify_deadlines(state, &out);
     let mut all = approvals;
     all.extend(out.approval);
@@ -654,7 +729,7 @@ pub async fn tick(state: &AppState) -> ApiResult<usize> {
             save(&mut tx, &out, false, false).await?;
             n += 1;
         } else if lifecycle::due_for_activation(&r, now) {
-            if let Some(g) = activate_if_due(&mut tx, &r, now).await? {
+            if let Some(g) = activate_if_due(&mut tx, state, &r, now).await? {
                 crate::notify::grant_activated(&mut tx, state, &r, &g).await?;
             }
             n += 1;
@@ -676,7 +751,7 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
     for s in &inv.sites {
         tx.upsert_site(s).await?;
     }
-    let mut changes = Vec::new();
+    let admins_before = tx.list_identities().await?;
     for o in &inv.orgs {
         let old = tx.get_org(&o.id).await?;
         if let Some(old) = &old {
@@ -684,12 +759,10 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
                 events.push(context_event(&actor, now, "org", &o.id, json!(o.status)));
             }
         }
-        changes.extend(crate::context::org_change(old.as_ref(), o));
         tx.upsert_org(o).await?;
     }
     for i in &inv.identities {
         let old = tx.get_identity(&i.id).await?;
-        changes.extend(crate::context::identity_change(old.as_ref(), i));
         if let Some(old) = old {
             if old.status != i.status {
                 events.push(context_event(
@@ -705,7 +778,6 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
     }
     for a in &inv.assets {
         let old = tx.get_asset(&a.id).await?;
-        changes.extend(crate::context::asset_change(old.as_ref(), a));
         if let Some(old) = old {
             if old.lockout != a.lockout {
                 events.push(context_event(
@@ -728,7 +800,11 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
         })),
     );
     tx.append_events(&events).await?;
-    let ended = crate::context::end_affected(&mut tx, state, &actor, &changes).await?;
+    jitgate_core::governance::keeps_an_admin(&admins_before, &tx.list_identities().await?)?;
+    // Every open request and active grant is re-decided under the new inventory: a locked
+    // out asset, a suspended org or a disabled identity stops pending and approved requests
+    // too, not only active grants.
+    let ended = crate::context::reconsider_open(&mut tx, state, &actor).await?;
     tx.commit().await?;
     crate::teardown::push_revocations(state, &ended).await;
     Ok(())
@@ -765,9 +841,10 @@ pub async fn set_identity_status(
     let mut i = identity(&mut tx, id).await?;
     let mut ended = Vec::new();
     if i.status != status {
-        let before = i.clone();
+        let admins_before = tx.list_identities().await?;
         i.status = status;
         tx.upsert_identity(&i).await?;
+        jitgate_core::governance::keeps_an_admin(&admins_before, &tx.list_identities().await?)?;
         let actor = Actor::identity(caller.id());
         tx.append_events(&[context_event(
             &actor,
@@ -777,10 +854,7 @@ pub async fn set_identity_status(
             json!({"status": status, "reason": reason}),
         )])
         .await?;
-        let changes: Vec<_> = crate::context::identity_change(Some(&before), &i)
-            .into_iter()
-            .collect();
-        ended = crate::context::end_affected(&mut tx, state, &actor, &changes).await?;
+        ended = crate::context::reconsider_open(&mut tx, state, &actor).await?;
     }
     tx.commit().await?;
     crate::teardown::push_revocations(state, &ended).await;

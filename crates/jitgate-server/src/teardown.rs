@@ -27,6 +27,7 @@ use crate::state::AppState;
 use jitgate_core::event::{Actor, Event, EventKind};
 use jitgate_core::lifecycle;
 use jitgate_core::scope::Protocol;
+use jitgate_core::teardown::{CheckOutcome, TeardownVerdict};
 use jitgate_core::{Asset, Enforcement, Grant, GrantState, Timestamp};
 use jitgate_credential::{AssetClaim, ClientKey, GrantClaims};
 use jitgate_gateway::connect::{ConnectError, Target};
@@ -38,6 +39,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// How many attempts may find a grant's sessions closed but their `session.ended` events not
+/// yet in the log before that counts as a failed check (attempts are ~50 ms apart).
+const MAX_WAITS_FOR_SESSION_EVIDENCE: i64 = 200;
 
 /// Longest wait between two attempts of a failed teardown.
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -53,7 +58,7 @@ pub struct Check {
     /// The gateway (first two checks) or asset (downstream) it is about.
     pub target: String,
     /// `ok`, `partial` or `failed`.
-    pub outcome: String,
+    pub outcome: CheckOutcome,
     /// What was seen, in words.
     pub detail: String,
     #[schema(value_type = Object)]
@@ -64,29 +69,23 @@ impl Check {
     fn new(
         check: &str,
         target: &str,
-        outcome: &str,
+        outcome: CheckOutcome,
         detail: String,
         evidence: serde_json::Value,
     ) -> Self {
         Check {
             check: check.into(),
             target: target.into(),
-            outcome: outcome.into(),
+            outcome,
             detail,
             evidence,
         }
     }
 }
 
-/// The verdict over a set of checks.
-pub fn verdict_of(checks: &[Check]) -> &'static str {
-    if checks.iter().any(|c| c.outcome == "failed") {
-        "failed"
-    } else if checks.iter().any(|c| c.outcome == "partial") {
-        "partial"
-    } else {
-        "verified"
-    }
+/// The verdict over a set of checks (the rule is the core's).
+pub fn verdict_of(checks: &[Check]) -> TeardownVerdict {
+    jitgate_core::teardown::verdict_of(checks.iter().map(|c| c.outcome))
 }
 
 /// The revocation a gateway enforces for an ended grant.
@@ -285,7 +284,7 @@ async fn run_one(
         checks.push(Check::new(
             "downstream",
             &id,
-            "partial",
+            CheckOutcome::Partial,
             format!(
                 "asset {id} is no longer in the inventory; jitgate cannot say what remains on it"
             ),
@@ -306,7 +305,7 @@ async fn run_one(
     saved
         .await
         .map_err(|_| ServerError::Internal("the teardown writer has stopped".into()))??;
-    Ok(verdict)
+    Ok(verdict.as_str())
 }
 
 /// Sessions closed and credential refused, at one gateway.
@@ -326,7 +325,7 @@ async fn check_gateway(
         Some(ack) if ack.live_sessions == 0 => Check::new(
             "sessions_closed",
             gateway,
-            "ok",
+            CheckOutcome::Ok,
             format!(
                 "gateway {gateway} acknowledged the revocation: {} session(s) under the grant, none live",
                 ack.sessions.len()
@@ -336,7 +335,7 @@ async fn check_gateway(
         Some(ack) => Check::new(
             "sessions_closed",
             gateway,
-            "failed",
+            CheckOutcome::Failed,
             format!(
                 "gateway {gateway} still reports {} live session(s) under the grant",
                 ack.live_sessions
@@ -346,7 +345,7 @@ async fn check_gateway(
         None => Check::new(
             "sessions_closed",
             gateway,
-            "failed",
+            CheckOutcome::Failed,
             format!(
                 "gateway {gateway} did not acknowledge the revocation within {} ({}); retrying until it does",
                 humantime::format_duration(timeout),
@@ -373,7 +372,13 @@ async fn probe(
     timeout: Duration,
 ) -> Check {
     let failed = |detail: String, evidence| {
-        Check::new("credential_refused", gateway, "failed", detail, evidence)
+        Check::new(
+            "credential_refused",
+            gateway,
+            CheckOutcome::Failed,
+            detail,
+            evidence,
+        )
     };
     let hello: Option<GatewayHello> = match state.store.read().await {
         Ok(mut tx) => tx
@@ -443,15 +448,28 @@ async fn probe(
             "asset": asset.id,
         });
         return match tokio::time::timeout(timeout, jitgate_gateway::connect::open_tunnel(&target)).await {
-            Ok(Err(ConnectError::Refused { code, message })) => {
+            Ok(Err(ConnectError::Refused { code, message }))
+                if jitgate_core::teardown::refusal_proves_end(&code) =>
+            {
                 let mut evidence = evidence;
                 evidence["refusal_code"] = json!(code);
                 evidence["refusal"] = json!(message);
                 Check::new(
                     "credential_refused",
                     gateway,
-                    "ok",
+                    CheckOutcome::Ok,
                     format!("gateway {gateway} refused a valid credential for the ended grant ({code})"),
+                    evidence,
+                )
+            }
+            // A refusal for another reason (an unknown key, the gateway unable to reach the
+            // server, ...) says nothing about whether the gateway knows the grant ended.
+            Ok(Err(ConnectError::Refused { code, message })) => {
+                let mut evidence = evidence;
+                evidence["refusal_code"] = json!(code);
+                evidence["refusal"] = json!(message);
+                failed(
+                    format!("gateway {gateway} refused the probe with {code}, which does not show it knows the grant ended (expected {})", jitgate_core::teardown::PROOF_OF_END_CODES.join(" or ")),
                     evidence,
                 )
             }
@@ -478,7 +496,7 @@ fn downstream_check(a: &Asset) -> Check {
         (Enforcement::Legacy, _) => Check::new(
             "downstream",
             &a.id,
-            "partial",
+            CheckOutcome::Partial,
             format!(
                 "legacy asset: {}",
                 a.limitation
@@ -495,14 +513,14 @@ fn downstream_check(a: &Asset) -> Check {
         (Enforcement::Brokered, Some(gw)) => Check::new(
             "downstream",
             &a.id,
-            "ok",
+            CheckOutcome::Ok,
             format!("brokered: access to {} passes only through gateway {gw}; no authorization remains on the device", a.id),
             json!({"enforcement": "brokered", "gateway": gw}),
         ),
         (Enforcement::Brokered, None) => Check::new(
             "downstream",
             &a.id,
-            "partial",
+            CheckOutcome::Partial,
             format!("no jitgate gateway fronts {}; jitgate cannot verify that access to it ended", a.id),
             json!({"enforcement": "brokered", "gateway": null}),
         ),
@@ -514,7 +532,7 @@ pub(crate) struct Attempt {
     grant: Grant,
     assets: Vec<Asset>,
     checks: Vec<Check>,
-    verdict: &'static str,
+    verdict: TeardownVerdict,
     written: oneshot::Sender<ApiResult<()>>,
 }
 
@@ -582,7 +600,7 @@ async fn record_in(
     a: &Attempt,
     now: Timestamp,
 ) -> ApiResult<bool> {
-    let (g, assets, checks, verdict) = (&a.grant, &a.assets, &a.checks, a.verdict);
+    let (g, assets) = (&a.grant, &a.assets);
     let Some(g_now) = tx.get_grant(&g.id).await? else {
         return Ok(false);
     };
@@ -591,6 +609,43 @@ async fn record_in(
     }
     let previous = tx.get_teardown(&g.id).await?;
     let attempts = previous.as_ref().map_or(0, |p| p.attempts) + 1;
+    // Evidence order: a final verdict is recorded only once every session under the grant
+    // has its `session.ended` in the log (the gateway delivers it over the event spool,
+    // which may trail the acknowledgement by milliseconds). Until then the attempt is
+    // `pending` and retried at once, without an alert; if the ends never arrive, that is a
+    // failed check of its own.
+    let mut checks = a.checks.clone();
+    let mut ended_seqs = Vec::new();
+    if a.verdict.is_final() {
+        match jitgate_core::teardown::sessions_recorded(&tx.session_evidence(&g.id).await?) {
+            Ok(seqs) => ended_seqs = seqs,
+            Err(missing) if attempts <= MAX_WAITS_FOR_SESSION_EVIDENCE => {
+                tx.put_teardown(&TeardownRecord {
+                    grant_id: g.id.clone(),
+                    verdict: "pending".into(),
+                    report: json!({ "checks": checks, "attempt": attempts, "waiting_for_session_ended": missing }),
+                    attempts,
+                    next_attempt_at: Some(now),
+                    started_at: previous.as_ref().map_or(now, |p| p.started_at),
+                    updated_at: now,
+                })
+                .await?;
+                return Ok(false);
+            }
+            Err(missing) => checks.push(Check::new(
+                "sessions_recorded",
+                &g.id,
+                CheckOutcome::Failed,
+                format!(
+                    "the gateway closed the sessions but the log has no session.ended for {}; the gateway's event delivery is stuck",
+                    missing.join(", ")
+                ),
+                json!({ "missing": missing }),
+            )),
+        }
+    }
+    let checks = &checks;
+    let verdict = verdict_of(checks);
     let mut events: Vec<Event> = checks
         .iter()
         .map(|c| {
@@ -611,10 +666,10 @@ async fn record_in(
         "verdict": verdict,
         "attempt": attempts,
         "checks": checks.len(),
-        "failed": checks.iter().filter(|c| c.outcome == "failed").count(),
-        "partial": checks.iter().filter(|c| c.outcome == "partial").count(),
+        "failed": checks.iter().filter(|c| c.outcome == CheckOutcome::Failed).count(),
+        "partial": checks.iter().filter(|c| c.outcome == CheckOutcome::Partial).count(),
     });
-    let final_verdict = verdict != "failed";
+    let final_verdict = verdict.is_final();
     let next_attempt_at: Option<Timestamp> = (!final_verdict).then(|| {
         let backoff = Duration::from_secs(1 << attempts.clamp(0, 5)).min(RETRY_MAX);
         now + chrono::Duration::from_std(backoff).unwrap_or_default()
@@ -624,7 +679,7 @@ async fn record_in(
             .get_request(&g.request_id)
             .await?
             .ok_or_else(|| ServerError::not_found("request", &g.request_id))?;
-        let mut out = lifecycle::close_grant(r, g_now, verdict, now)?;
+        let mut out = lifecycle::close_grant(r, g_now, verdict, &ended_seqs, now)?;
         for e in &mut out.events {
             if let Some(obj) = e.data.as_object_mut() {
                 obj.extend(summary.as_object().cloned().unwrap_or_default());
@@ -658,7 +713,7 @@ async fn record_in(
                 request_id: g.request_id.clone(),
                 subject: g.subject.clone(),
                 detail: json!({
-                    "failed": checks.iter().filter(|c| c.outcome == "failed").map(|c| &c.detail).collect::<Vec<_>>(),
+                    "failed": checks.iter().filter(|c| c.outcome == CheckOutcome::Failed).map(|c| &c.detail).collect::<Vec<_>>(),
                     "attempt": attempts,
                 }),
             },
@@ -704,7 +759,7 @@ async fn record_in(
     }
     tx.put_teardown(&TeardownRecord {
         grant_id: g.id.clone(),
-        verdict: verdict.to_string(),
+        verdict: verdict.as_str().to_string(),
         report: json!({ "checks": checks, "attempt": attempts }),
         attempts,
         next_attempt_at,

@@ -26,7 +26,14 @@ pub struct ApiKeyRecord {
     pub key_hash: String,
     pub created_at: Timestamp,
     pub revoked: bool,
+    /// Who minted the key (`None` for keys minted before minters were recorded).
+    pub minted_by: Option<String>,
+    /// When the key stops working (`None`: minted before expiries existed).
+    pub expires_at: Option<Timestamp>,
 }
+
+const API_KEY_COLUMNS: &str =
+    "id, identity, name, key_hash, created_at, revoked, minted_by, expires_at";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -48,6 +55,11 @@ fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
             &format!("api_keys id={id} created_at"),
         )?,
         revoked: row.try_get::<i64, _>("revoked")? != 0,
+        minted_by: row.try_get("minted_by")?,
+        expires_at: crate::codec::opt_from_ms(
+            row.try_get("expires_at")?,
+            &format!("api_keys id={id} expires_at"),
+        )?,
         id,
     })
 }
@@ -166,8 +178,8 @@ impl Tx {
     pub async fn insert_api_key(&mut self, k: &ApiKeyRecord) -> Result<()> {
         self.need_write("insert_api_key")?;
         let done = sqlx::query(
-            "INSERT INTO api_keys (id, identity, name, key_hash, created_at, revoked) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO api_keys (id, identity, name, key_hash, created_at, revoked, minted_by, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(&k.id)
         .bind(&k.identity)
@@ -175,6 +187,8 @@ impl Tx {
         .bind(&k.key_hash)
         .bind(ms(k.created_at))
         .bind(flag(k.revoked))
+        .bind(k.minted_by.clone())
+        .bind(k.expires_at.map(ms))
         .execute(self.conn())
         .await?;
         if done.rows_affected() == 0 {
@@ -188,9 +202,9 @@ impl Tx {
 
     /// The key with this hash, revoked or not (the caller refuses revoked keys).
     pub async fn find_api_key(&mut self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
-        let row = sqlx::query(
-            "SELECT id, identity, name, key_hash, created_at, revoked FROM api_keys WHERE key_hash = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+        ))
         .bind(key_hash)
         .fetch_optional(self.conn())
         .await?;
@@ -199,14 +213,35 @@ impl Tx {
 
     /// An identity's keys, oldest first, revoked ones included.
     pub async fn list_api_keys(&mut self, identity: &str) -> Result<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, identity, name, key_hash, created_at, revoked FROM api_keys \
-             WHERE identity = $1 ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE identity = $1 ORDER BY created_at, id"
+        ))
         .bind(identity)
         .fetch_all(self.conn())
         .await?;
         rows.iter().map(api_key_from_row).collect()
+    }
+
+    /// Every key, oldest first, revoked ones included (at most `limit`).
+    pub async fn list_all_api_keys(&mut self, limit: i64) -> Result<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(api_key_from_row).collect()
+    }
+
+    /// One key by id, revoked or not.
+    pub async fn get_api_key(&mut self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await?;
+        row.as_ref().map(api_key_from_row).transpose()
     }
 
     /// Mark a key revoked (it stays listed). [`StoreError::NotFound`] if absent.
@@ -323,7 +358,13 @@ pub enum Bearer {
     },
     ApiKey {
         identity: Identity,
+        key_id: String,
         revoked: bool,
+        expires_at: Option<Timestamp>,
+        /// The minter's identity as stored now (`None`: not recorded, or no longer in the
+        /// inventory — the caller tells the two apart by `minted_by`).
+        minted_by: Option<String>,
+        minter: Option<Identity>,
     },
 }
 
@@ -332,11 +373,14 @@ impl Store {
     /// transaction: this runs on every API call, so it must cost one round trip, not four.
     pub async fn bearer(&self, token_hash: &str) -> Result<Option<Bearer>> {
         let row = sqlx::query(
-            "SELECT 's' AS kind, s.expires_at AS expires_at, 0 AS revoked, i.doc AS doc \
+            "SELECT 's' AS kind, s.expires_at AS expires_at, 0 AS revoked, i.doc AS doc, \
+             NULL AS key_id, NULL AS minted_by, NULL AS minter_doc \
              FROM sessions s JOIN identities i ON i.id = s.identity WHERE s.token_hash = $1 \
              UNION ALL \
-             SELECT 'k' AS kind, 0 AS expires_at, k.revoked AS revoked, i.doc AS doc \
-             FROM api_keys k JOIN identities i ON i.id = k.identity WHERE k.key_hash = $1",
+             SELECT 'k' AS kind, k.expires_at AS expires_at, k.revoked AS revoked, i.doc AS doc, \
+             k.id AS key_id, k.minted_by AS minted_by, m.doc AS minter_doc \
+             FROM api_keys k JOIN identities i ON i.id = k.identity \
+             LEFT JOIN identities m ON m.id = k.minted_by WHERE k.key_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
@@ -353,9 +397,19 @@ impl Store {
             }
         } else {
             let revoked: i64 = row.try_get("revoked")?;
+            let expires: Option<i64> = row.try_get("expires_at")?;
+            let minter_doc: Option<String> = row.try_get("minter_doc")?;
             Bearer::ApiKey {
                 identity,
+                key_id: row
+                    .try_get::<Option<String>, _>("key_id")?
+                    .unwrap_or_default(),
                 revoked: revoked != 0,
+                expires_at: crate::codec::opt_from_ms(expires, "api_keys.expires_at")?,
+                minted_by: row.try_get("minted_by")?,
+                minter: minter_doc
+                    .map(|d| from_json(&d, "identities (key minter)"))
+                    .transpose()?,
             }
         }))
     }

@@ -6,6 +6,7 @@
 
 use crate::codec::{from_json, limit, ms, Arg, Sql};
 use crate::{Result, StoreError, Tx};
+use jitgate_core::teardown::SessionEvidence;
 use jitgate_core::Event;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
@@ -227,6 +228,35 @@ impl Tx {
         sql.push(&format!(" ORDER BY seq LIMIT {p}"));
         let rows = sql.query().fetch_all(self.conn()).await?;
         rows.iter().map(stored_from_row).collect()
+    }
+
+    /// A grant's session evidence: which sessions have a `session.started` event and which a
+    /// `session.ended` one (with its sequence number). Reads only those two kinds, so a grant
+    /// with many operations costs no more.
+    pub async fn session_evidence(&mut self, grant_id: &str) -> Result<SessionEvidence> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, canonical FROM events WHERE grant_id = $1 \
+             AND kind IN ('session.started', 'session.ended') ORDER BY seq",
+        )
+        .bind(grant_id)
+        .fetch_all(self.conn())
+        .await?;
+        let mut ev = SessionEvidence::default();
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let kind: String = row.try_get("kind")?;
+            let canonical: String = row.try_get("canonical")?;
+            let event: Event = from_json(&canonical, &format!("events seq={seq}"))?;
+            let Some(session) = event.data.get("session_id").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            if kind == "session.started" {
+                ev.started.push(session.to_string());
+            } else {
+                ev.ended.push((session.to_string(), seq));
+            }
+        }
+        Ok(ev)
     }
 
     /// The sequence number and hash of the last event ((0, [`GENESIS_HASH`]) when empty).

@@ -58,7 +58,7 @@ impl Default for GrantFilter {
 
 const REQUEST_COLUMNS: &str = "id, requester, subject, scope, scope_digest, window_start, \
     duration_secs, reason, reference, path, state, decision, grant_id, state_reason, \
-    created_at, updated_at";
+    filed_with_key, created_at, updated_at";
 
 const GRANT_COLUMNS: &str = "id, request_id, subject, scope, scope_digest, not_before, \
     expires_at, state, emergency, review_required, ended_at, end_reason, created_at";
@@ -86,6 +86,10 @@ fn request_from_row(row: &AnyRow) -> Result<Request> {
         )?,
         grant_id: row.try_get("grant_id")?,
         state_reason: row.try_get("state_reason")?,
+        filed_with_key: row
+            .try_get::<Option<String>, _>("filed_with_key")?
+            .map(|text| from_json(&text, &format!("{at} filed_with_key")))
+            .transpose()?,
         created_at: from_ms(row.try_get("created_at")?, &format!("{at} created_at"))?,
         updated_at: from_ms(row.try_get("updated_at")?, &format!("{at} updated_at"))?,
         id,
@@ -150,6 +154,12 @@ fn request_args(r: &Request) -> Result<Vec<Arg>> {
         Arg::Text(to_json(&r.decision, "request decision")?),
         Arg::OptText(r.grant_id.clone()),
         Arg::OptText(r.state_reason.clone()),
+        Arg::OptText(
+            r.filed_with_key
+                .as_ref()
+                .map(|k| to_json(k, "request filed_with_key"))
+                .transpose()?,
+        ),
         Arg::Int(ms(r.created_at)),
         Arg::Int(ms(r.updated_at)),
         Arg::Int(ms(r.window_end())),

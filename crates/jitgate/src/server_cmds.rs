@@ -104,7 +104,21 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let inventory = Inventory::from_toml(SAMPLE_INVENTORY)
         .context("the embedded sample inventory is invalid")?;
     let server = jitgate_server::start(config, Arc::new(SystemClock)).await?;
-    jitgate_server::service::load_inventory(&server.state, Actor::system(), &inventory).await?;
+    // The sample plant goes only into an empty data directory. Loading it again on every
+    // start would undo what the plant's people changed since: an identity security disabled
+    // would come back active, an asset an admin moved would point back at its sample address.
+    let stored = {
+        let mut tx = server.state.store.read().await?;
+        tx.list_identities().await?.len()
+    };
+    if stored == 0 {
+        jitgate_server::service::load_inventory(&server.state, Actor::system(), &inventory).await?;
+    } else {
+        eprintln!(
+            "keeping the inventory in {} ({stored} identities); the sample plant is loaded only into an empty data directory",
+            args.data_dir.display()
+        );
+    }
     let creds = bootstrap_credentials(&server.state, &inventory, &args.data_dir).await?;
     print_walkthrough(&server.addr.to_string(), &creds, &args.data_dir);
     server.run_until_signal().await;
@@ -143,6 +157,14 @@ async fn bootstrap_credentials(
                         key_hash: jitgate_server::auth::token_hash(&key),
                         created_at: chrono::Utc::now(),
                         revoked: false,
+                        // Minted by the quickstart itself, for its own sample workload.
+                        minted_by: None,
+                        expires_at: Some(
+                            chrono::Utc::now()
+                                + chrono::Duration::days(
+                                    jitgate_server::api::api_keys::DEFAULT_LIFETIME_DAYS,
+                                ),
+                        ),
                     })
                     .await?;
                     creds.api_keys.insert(identity.id.clone(), key);

@@ -145,13 +145,13 @@ proptest! {
         let people = cast();
         let max_secs = max_hours * 3600;
         let d = decision(approvals, max_secs, false);
-        let out = lifecycle::submit(new_request(&people[0], 3600, AccessPath::Planned), d, "g-1", t0()).unwrap();
+        let out = submit(new_request(&people[0], 3600, AccessPath::Planned), d, "g-1", t0()).unwrap();
         let mut w = World { request: out.request, grant: None, approvals: vec![], now: t0(), max_secs };
         let sites = vec!["north".to_string()];
         for op in ops {
             let result = match op {
                 Op::Approve(i, step) => {
-                    lifecycle::decide(w.request.clone(), &people[i], ApprovalInput {
+                    decide(w.request.clone(), &people[i], ApprovalInput {
                         approval_id: format!("a-{}", w.approvals.len()),
                         verdict: ApprovalVerdict::Approve,
                         scope_digest: w.request.scope_digest.clone(),
@@ -159,7 +159,7 @@ proptest! {
                         step_up_verified: step,
                     }, &w.approvals, &sites, w.now)
                 }
-                Op::Deny(i) => lifecycle::decide(w.request.clone(), &people[i], ApprovalInput {
+                Op::Deny(i) => decide(w.request.clone(), &people[i], ApprovalInput {
                     approval_id: format!("a-{}", w.approvals.len()),
                     verdict: ApprovalVerdict::Deny,
                     scope_digest: w.request.scope_digest.clone(),
@@ -168,7 +168,7 @@ proptest! {
                 }, &w.approvals, &sites, w.now),
                 Op::Withdraw(i) => lifecycle::withdraw(w.request.clone(), &people[i].id, w.now),
                 Op::Advance(secs) => { w.now += Duration::seconds(secs); continue; }
-                Op::Activate => lifecycle::activate(w.request.clone(), "g-1", w.now),
+                Op::Activate => activate_with(w.request.clone(), &w.approvals, "g-1", w.now),
                 Op::Revoke(i) | Op::Complete(i) => match w.grant.clone() {
                     Some(g) => {
                         let reason = if matches!(op, Op::Revoke(_)) {
@@ -190,7 +190,7 @@ proptest! {
                         let out = lifecycle::lapse(w.request.clone(), w.now).unwrap();
                         w.apply(out);
                     } else if lifecycle::due_for_activation(&w.request, w.now) {
-                        let out = lifecycle::activate(w.request.clone(), "g-1", w.now).unwrap();
+                        let out = activate_with(w.request.clone(), &w.approvals, "g-1", w.now).unwrap();
                         w.apply(out);
                     }
                     if let Some(g) = &w.grant {

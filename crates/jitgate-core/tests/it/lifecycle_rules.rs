@@ -9,7 +9,7 @@ fn approve_as(
     at: Timestamp,
     step_up: bool,
 ) -> Result<Outcome, CoreError> {
-    lifecycle::decide(
+    decide(
         out.request.clone(),
         who,
         ApprovalInput {
@@ -30,7 +30,7 @@ fn two_of_n_approvals_then_grant_within_policy_maximum() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);
     let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
     let bob = person("bob", IdentityKind::Human, &["engineer"], &["north"]);
-    let out = lifecycle::submit(
+    let out = submit(
         new_request(&vera, 7200, AccessPath::Planned),
         decision(2, 7200, false),
         "g-1",
@@ -57,7 +57,8 @@ fn two_of_n_approvals_then_grant_within_policy_maximum() {
         .any(|e| e.kind == EventKind::RequestApproved));
 
     let at = t0() + Duration::minutes(5);
-    let g = lifecycle::activate(a2.request, "g-1", at).unwrap();
+    let approvals = [first.clone(), a2.approval.clone().unwrap()];
+    let g = activate_with(a2.request, &approvals, "g-1", at).unwrap();
     let grant = g.grant.unwrap();
     assert_eq!(grant.not_before, at);
     // The window is start+2h; activated 5 minutes late it still closes at start+2h.
@@ -68,7 +69,7 @@ fn two_of_n_approvals_then_grant_within_policy_maximum() {
 #[test]
 fn separation_of_duties() {
     let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
-    let out = lifecycle::submit(
+    let out = submit(
         new_request(&alice, 3600, AccessPath::Planned),
         decision(1, 7200, false),
         "g",
@@ -83,7 +84,7 @@ fn separation_of_duties() {
     svc.owners = vec!["alice".into()];
     let mut req = new_request(&alice, 3600, AccessPath::Planned);
     req.subject = svc.clone();
-    let out = lifecycle::submit(req, decision(1, 7200, false), "g", t0()).unwrap();
+    let out = submit(req, decision(1, 7200, false), "g", t0()).unwrap();
     assert_eq!(
         approve_as(&out, &svc, &[], t0(), false).unwrap_err().code(),
         "not_eligible_approver"
@@ -99,7 +100,7 @@ fn separation_of_duties() {
 #[test]
 fn eligibility_roles_and_site() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);
-    let out = lifecycle::submit(
+    let out = submit(
         new_request(&vera, 3600, AccessPath::Planned),
         decision(1, 7200, false),
         "g",
@@ -129,7 +130,7 @@ fn eligibility_roles_and_site() {
 fn step_up_digest_and_lapse() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);
     let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
-    let out = lifecycle::submit(
+    let out = submit(
         new_request(&vera, 3600, AccessPath::Planned),
         decision(1, 7200, true),
         "g",
@@ -143,7 +144,7 @@ fn step_up_digest_and_lapse() {
         "step_up_required"
     );
 
-    let wrong_digest = lifecycle::decide(
+    let wrong_digest = decide(
         out.request.clone(),
         &alice,
         ApprovalInput {
@@ -181,7 +182,7 @@ fn step_up_digest_and_lapse() {
 #[test]
 fn duration_above_policy_maximum_is_refused() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);
-    let err = lifecycle::submit(
+    let err = submit(
         new_request(&vera, 4 * 3600, AccessPath::Planned),
         decision(2, 7200, false),
         "g",
@@ -203,8 +204,7 @@ fn denial_is_recorded_with_reasons() {
     let mut d = decision(2, 7200, false);
     d.allowed = false;
     d.reasons = vec!["denied by policy `no-vendors`: vendors may not".into()];
-    let out =
-        lifecycle::submit(new_request(&vera, 3600, AccessPath::Planned), d, "g", t0()).unwrap();
+    let out = submit(new_request(&vera, 3600, AccessPath::Planned), d, "g", t0()).unwrap();
     assert_eq!(out.request.state, RequestState::Denied);
     assert!(out.request.state_reason.unwrap().contains("no-vendors"));
     assert!(out.grant.is_none());
@@ -215,7 +215,7 @@ fn break_glass_is_active_at_once_and_reviewed() {
     let oscar = person("oscar", IdentityKind::Human, &["oncall"], &["north"]);
     let mut d = decision(0, 1800, false);
     d.obligations.review = true;
-    let out = lifecycle::submit(
+    let out = submit(
         new_request(&oscar, 1800, AccessPath::Emergency),
         d,
         "g-bg",
@@ -232,7 +232,7 @@ fn break_glass_is_active_at_once_and_reviewed() {
 #[test]
 fn expiry_is_recorded_at_expires_at_even_when_noticed_late() {
     let oscar = person("oscar", IdentityKind::Human, &["oncall"], &["north"]);
-    let out = lifecycle::submit(
+    let out = submit(
         new_request(&oscar, 1800, AccessPath::Emergency),
         decision(0, 1800, false),
         "g",
@@ -259,7 +259,7 @@ fn expiry_is_recorded_at_expires_at_even_when_noticed_late() {
 #[test]
 fn revocation_needs_a_reason_and_an_active_grant() {
     let oscar = person("oscar", IdentityKind::Human, &["oncall"], &["north"]);
-    let out = lifecycle::submit(
+    let out = submit(
         new_request(&oscar, 1800, AccessPath::Emergency),
         decision(0, 1800, false),
         "g",
@@ -326,7 +326,7 @@ fn withdrawing_an_approval_depends_on_the_request_state() {
     let carol = person("carol", IdentityKind::Human, &["engineer"], &["north"]);
     let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
     let bob = person("bob", IdentityKind::Human, &["engineer"], &["north"]);
-    let out = lifecycle::submit(
+    let out = submit(
         new_request(&carol, 3600, AccessPath::Planned),
         decision(2, 3600, false),
         "g-1",
@@ -360,7 +360,8 @@ fn withdrawing_an_approval_depends_on_the_request_state() {
     assert_eq!(r.state, RequestState::Pending);
     assert_eq!(event.state_after.as_deref(), Some("pending"));
     // Active: the grant must end.
-    let g = lifecycle::activate(a2.request, "g-1", t0()).unwrap();
+    let approvals = [first.clone(), a2.approval.clone().unwrap()];
+    let g = activate_with(a2.request, &approvals, "g-1", t0()).unwrap();
     let (r, effect, _) =
         lifecycle::withdraw_approval(g.request.clone(), &first, "alice", "incident", t0()).unwrap();
     assert_eq!(effect, lifecycle::WithdrawalEffect::EndGrant);
@@ -378,18 +379,41 @@ fn withdrawing_an_approval_depends_on_the_request_state() {
         .unwrap_err();
     assert_eq!(err.code(), "wrong_state");
     // Closing: only an ending grant, once its teardown verdict is final.
+    use jitgate_core::teardown::TeardownVerdict;
+    let failed = lifecycle::close_grant(
+        ended.request.clone(),
+        ended.grant.clone().unwrap(),
+        TeardownVerdict::Failed,
+        &[],
+        t0(),
+    );
+    assert!(
+        failed.is_err(),
+        "a failed teardown does not close the grant"
+    );
     let closed = lifecycle::close_grant(
         ended.request,
         ended.grant.unwrap(),
-        "verified",
+        TeardownVerdict::Verified,
+        &[41, 42],
         t0() + Duration::hours(2),
     )
     .unwrap();
+    assert_eq!(
+        closed.events[0].data["session_ended_events"],
+        serde_json::json!([41, 42])
+    );
     assert_eq!(closed.request.state, RequestState::Closed);
     assert_eq!(closed.grant.as_ref().unwrap().state, GrantState::Closed);
     assert_eq!(closed.events[0].kind, EventKind::TeardownVerdict);
     assert_eq!(closed.events[0].data["verdict"], "verified");
-    let err = lifecycle::close_grant(closed.request, closed.grant.unwrap(), "verified", t0())
-        .unwrap_err();
+    let err = lifecycle::close_grant(
+        closed.request,
+        closed.grant.unwrap(),
+        TeardownVerdict::Verified,
+        &[],
+        t0(),
+    )
+    .unwrap_err();
     assert_eq!(err.code(), "wrong_state");
 }

@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod governance_props;
 mod lifecycle_props;
 mod lifecycle_rules;
 
 use chrono::TimeZone;
 use jitgate_core::inventory::*;
-use jitgate_core::lifecycle::NewRequest;
+use jitgate_core::lifecycle::{self, NewRequest};
 use jitgate_core::scope::{parse_rule, Protocol};
 use jitgate_core::*;
 
@@ -16,7 +17,101 @@ pub fn t0() -> Timestamp {
     chrono::Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap()
 }
 
+thread_local! {
+    /// Every identity a test made with [`person`] (or [`remember`]), by id: the wrappers
+    /// below load a request's parties from it, as the server loads them from the store.
+    static KNOWN: std::cell::RefCell<std::collections::HashMap<String, Identity>> =
+        Default::default();
+}
+
+/// Record (or replace) an identity as "the inventory now".
+pub fn remember(i: &Identity) {
+    KNOWN.with(|k| k.borrow_mut().insert(i.id.clone(), i.clone()));
+}
+
+pub fn known(id: &str) -> Option<Identity> {
+    KNOWN.with(|k| k.borrow().get(id).cloned())
+}
+
+pub fn orgs() -> Vec<Org> {
+    vec![Org {
+        id: "acme".into(),
+        name: String::new(),
+        vendor: true,
+        status: OrgStatus::Active,
+    }]
+}
+
+/// [`lifecycle::submit`] against the sample context (org acme active, plc-7 not locked out).
+pub fn submit(
+    new: NewRequest,
+    decision: Decision,
+    grant_id: &str,
+    at: Timestamp,
+) -> Result<lifecycle::Outcome, CoreError> {
+    remember(&new.requester);
+    remember(&new.subject);
+    let (orgs, assets) = (orgs(), vec![plc()]);
+    let ctx = lifecycle::SubmitContext {
+        orgs: &orgs,
+        assets: &assets,
+        filing_key_usable: None,
+    };
+    lifecycle::submit(new, decision, &ctx, grant_id, at)
+}
+
+/// [`lifecycle::decide`] with the request's context as the known identities have it, and the
+/// request's own decision as the current policy's.
+pub fn decide(
+    request: Request,
+    approver: &Identity,
+    input: lifecycle::ApprovalInput,
+    existing: &[Approval],
+    sites: &[String],
+    at: Timestamp,
+) -> Result<lifecycle::Outcome, CoreError> {
+    let (requester, subject) = (known(&request.requester), known(&request.subject));
+    let (orgs, assets, decision) = (orgs(), vec![plc()], request.decision.clone());
+    let standing = governance::Standing {
+        requester: requester.as_ref(),
+        subject: subject.as_ref(),
+        orgs: &orgs,
+        assets: &assets,
+        decision: &decision,
+        approvals: existing,
+        filing_key_usable: None,
+    };
+    lifecycle::decide(request, approver, input, existing, sites, &standing, at)
+}
+
+/// [`lifecycle::activate`] in the same context as [`decide`], with these approvals recorded.
+pub fn activate_with(
+    request: Request,
+    approvals: &[Approval],
+    grant_id: &str,
+    at: Timestamp,
+) -> Result<lifecycle::Outcome, CoreError> {
+    let (requester, subject) = (known(&request.requester), known(&request.subject));
+    let (orgs, assets, decision) = (orgs(), vec![plc()], request.decision.clone());
+    let standing = governance::Standing {
+        requester: requester.as_ref(),
+        subject: subject.as_ref(),
+        orgs: &orgs,
+        assets: &assets,
+        decision: &decision,
+        approvals,
+        filing_key_usable: None,
+    };
+    lifecycle::activate(request, grant_id, &standing, at)
+}
+
 pub fn person(id: &str, kind: IdentityKind, roles: &[&str], sites: &[&str]) -> Identity {
+    let i = person_unregistered(id, kind, roles, sites);
+    remember(&i);
+    i
+}
+
+fn person_unregistered(id: &str, kind: IdentityKind, roles: &[&str], sites: &[&str]) -> Identity {
     Identity {
         id: id.into(),
         kind,
@@ -90,5 +185,6 @@ pub fn new_request(requester: &Identity, duration_secs: i64, path: AccessPath) -
         reason: "replace valve positioner".into(),
         reference: "WO-1234".into(),
         path,
+        filed_with_key: None,
     }
 }

@@ -4,7 +4,7 @@
 use super::extract::ApiJson;
 use super::types::*;
 use crate::auth::Caller;
-use crate::error::{ApiResult, ServerError};
+use crate::error::{ApiResult, GatewayTrustCode, ServerError};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -14,6 +14,7 @@ use jitgate_core::scope::Protocol;
 use jitgate_core::{Asset, GrantState, IdentityKind};
 use jitgate_credential::{AssetClaim, GrantClaims};
 use serde_json::json;
+use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,6 +31,10 @@ pub fn router() -> Router<AppState> {
 pub(crate) fn gateway_key(id: &str) -> String {
     format!("gateway/{id}")
 }
+/// How far ahead of the server's clock a gateway's event may be dated (clock skew). Events
+/// naming a grant may also not be dated before the grant was issued, less this skew.
+pub const MAX_EVENT_SKEW_SECS: i64 = 300;
+
 fn gateway_seq_key(id: &str) -> String {
     format!("gateway/{id}/delivered_seq")
 }
@@ -138,6 +143,7 @@ pub(crate) async fn gateway_events(
         ));
     }
     let actor = Actor::identity(caller.id());
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut delivered: i64 = tx
         .get_setting(&gateway_seq_key(caller.id()))
@@ -145,10 +151,24 @@ pub(crate) async fn gateway_events(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut events = Vec::new();
-    let mut request_of = std::collections::HashMap::new();
+    // What each named grant is, as far as this gateway may speak of it: its request, and
+    // whether one of its assets is fronted by this gateway.
+    let mut grants: HashMap<String, Option<(jitgate_core::Grant, bool)>> = HashMap::new();
     for e in body.events {
         if e.gseq <= delivered {
             continue; // already recorded: a redelivery after an outage
+        }
+        // A gateway numbers its events without gaps; a jump would make the server skip real
+        // events later as "already delivered", so it is refused, never absorbed.
+        if e.gseq != delivered + 1 {
+            return Err(ServerError::GatewayTrust {
+                code: GatewayTrustCode::SequenceGap,
+                message: format!(
+                    "event gseq {} does not follow the last recorded gseq {delivered}; send gseq {} next (gateway event numbers never skip)",
+                    e.gseq,
+                    delivered + 1
+                ),
+            });
         }
         let kind = match e.kind.as_str() {
             "session.started" => EventKind::SessionStarted,
@@ -162,20 +182,71 @@ pub(crate) async fn gateway_events(
                 )))
             }
         };
+        if e.at > now + chrono::Duration::seconds(MAX_EVENT_SKEW_SECS) {
+            return Err(ServerError::GatewayTrust {
+                code: GatewayTrustCode::TimeOutOfBounds,
+                message: format!(
+                    "event gseq {} is dated {}, more than {MAX_EVENT_SKEW_SECS}s after the server's time {}; fix the gateway's clock (NTP)",
+                    e.gseq,
+                    jitgate_core::event::rfc3339(e.at),
+                    jitgate_core::event::rfc3339(now)
+                ),
+            });
+        }
         let mut event = Event::new(kind, actor.clone(), e.at).data(json!({
             "gseq": e.gseq,
             "session_id": e.session_id,
             "detail": e.data,
         }));
         if let Some(gid) = &e.grant_id {
-            if !request_of.contains_key(gid) {
-                let rid = tx.get_grant(gid).await?.map(|g| g.request_id);
-                request_of.insert(gid.clone(), rid);
+            if !grants.contains_key(gid) {
+                let found = match tx.get_grant(gid).await? {
+                    Some(g) => {
+                        let mut fronts = false;
+                        for id in g.scope.assets() {
+                            if let Some(a) = tx.get_asset(&id).await? {
+                                fronts |= a.gateway.as_deref() == Some(caller.id());
+                            }
+                        }
+                        Some((g, fronts))
+                    }
+                    None => None,
+                };
+                grants.insert(gid.clone(), found);
             }
-            match request_of.get(gid).cloned().flatten() {
-                Some(rid) => event = event.grant(gid).request(&rid),
-                // A refused session may name a grant that does not exist (a forged token).
-                None => event.data["claimed_grant_id"] = json!(gid),
+            match grants.get(gid).cloned().flatten() {
+                Some((g, true)) => {
+                    let earliest =
+                        g.created_at - chrono::Duration::seconds(MAX_EVENT_SKEW_SECS);
+                    if e.at < earliest {
+                        return Err(ServerError::GatewayTrust {
+                            code: GatewayTrustCode::TimeOutOfBounds,
+                            message: format!(
+                                "event gseq {} is dated {}, before grant {gid} was issued ({}); fix the gateway's clock (NTP)",
+                                e.gseq,
+                                jitgate_core::event::rfc3339(e.at),
+                                jitgate_core::event::rfc3339(g.created_at)
+                            ),
+                        });
+                    }
+                    event = event.grant(gid).request(&g.request_id);
+                }
+                // A refused session may name a grant that does not exist (a forged token) or
+                // one for an asset this gateway does not front (a token brought to the wrong
+                // gateway): recorded, but not linked to that grant's evidence.
+                _ if kind == EventKind::SessionRefused => {
+                    event.data["claimed_grant_id"] = json!(gid)
+                }
+                _ => {
+                    return Err(ServerError::GatewayTrust {
+                        code: GatewayTrustCode::GrantNotFronted,
+                        message: format!(
+                            "event gseq {}: gateway {} fronts no asset of grant {gid}; a gateway reports sessions only for the assets it fronts",
+                            e.gseq,
+                            caller.id()
+                        ),
+                    })
+                }
             }
         }
         delivered = e.gseq;

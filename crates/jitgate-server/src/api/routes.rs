@@ -16,7 +16,7 @@ use jitgate_core::event::Actor;
 use jitgate_core::{
     ApprovalVerdict, Asset, EndReason, Identity, IdentityKind, IdentityStatus, Inventory, Org, Site,
 };
-use jitgate_store::{ApiKeyRecord, SessionRecord};
+use jitgate_store::SessionRecord;
 use utoipa::OpenApi;
 
 pub fn router() -> Router<AppState> {
@@ -26,7 +26,6 @@ pub fn router() -> Router<AppState> {
         .route("/auth/whoami", get(whoami))
         .route("/auth/totp/enroll", post(totp_enroll))
         .route("/auth/totp/confirm", post(totp_confirm))
-        .route("/api-keys", post(create_api_key))
         .route("/identities", get(list_identities))
         .route("/identities/{id}", get(get_identity).put(put_identity))
         .route("/identities/{id}/disable", post(disable_identity))
@@ -56,7 +55,7 @@ pub fn router() -> Router<AppState> {
 #[openapi(
     info(title = "jitgate API", description = "Just-in-time privileged access for OT: requests, decisions, approvals, grants, evidence."),
     paths(
-        login, logout, whoami, totp_enroll, totp_confirm, create_api_key,
+        login, logout, whoami, totp_enroll, totp_confirm,
         list_identities, get_identity, put_identity, disable_identity, enable_identity, set_password,
         list_assets, get_asset, put_asset, list_sites, put_site, list_orgs, put_org, load_inventory,
         create_request, list_requests, get_request, approve, deny, withdraw,
@@ -241,55 +240,6 @@ async fn totp_confirm(
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(post, path = "/api/v1/api-keys", request_body = ApiKeyCreateBody, responses((status = 200, body = ApiKeyCreated), (status = 403, body = ApiError)))]
-async fn create_api_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(body): ApiJson<ApiKeyCreateBody>,
-) -> ApiResult<Json<ApiKeyCreated>> {
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
-    let target = tx
-        .get_identity(&body.identity)
-        .await?
-        .ok_or_else(|| ServerError::not_found("identity", &body.identity))?;
-    if target.kind != IdentityKind::Workload {
-        return Err(ServerError::BadRequest(format!(
-            "{} is a {}; API keys are for workloads — people log in with a password and TOTP",
-            target.id,
-            target.kind.as_str()
-        )));
-    }
-    if !caller.is_admin() && !target.owners.iter().any(|o| o == caller.id()) {
-        return Err(ServerError::Forbidden(format!(
-            "only an owner of {} ({}) or an admin can create its API keys",
-            target.id,
-            target.owners.join(", ")
-        )));
-    }
-    if body.name.trim().is_empty() {
-        return Err(ServerError::BadRequest(
-            "name the key (e.g. where it is deployed)".into(),
-        ));
-    }
-    let key = auth::new_token(auth::API_KEY_PREFIX);
-    let id = service::new_id("key");
-    tx.insert_api_key(&ApiKeyRecord {
-        id: id.clone(),
-        identity: target.id.clone(),
-        name: body.name.clone(),
-        key_hash: auth::token_hash(&key),
-        created_at: now,
-        revoked: false,
-    })
-    .await?;
-    tx.append_events(&[jitgate_core::Event::new(jitgate_core::EventKind::AuthEnrolled, Actor::identity(caller.id()), now)
-        .data(serde_json::json!({"factor": "api_key", "identity": target.id, "key_id": id, "name": body.name}))])
-    .await?;
-    tx.commit().await?;
-    Ok(Json(ApiKeyCreated { id, key }))
 }
 
 // ---------------------------------------------------------------- inventory

@@ -63,6 +63,9 @@ pub struct ApiKeyCreateBody {
     /// The workload the key authenticates.
     pub identity: String,
     pub name: String,
+    /// How long the key works, e.g. `30d` (default 90d, at most 365d).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -70,6 +73,9 @@ pub struct ApiKeyCreated {
     pub id: String,
     /// Shown once; only its hash is stored. Use as `Authorization: Bearer <key>`.
     pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<jitgate_core::Timestamp>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -115,6 +115,8 @@ async fn api_keys() {
             key_hash: "aa".repeat(32),
             created_at: t(0),
             revoked: false,
+            minted_by: None,
+            expires_at: None,
         };
         let k2 = ApiKeyRecord {
             id: "k2".into(),
@@ -151,6 +153,8 @@ async fn api_keys() {
         let mut tx = store.read().await.unwrap();
         let revoked = ApiKeyRecord {
             revoked: true,
+            minted_by: None,
+            expires_at: None,
             ..k1.clone()
         };
         assert_eq!(

@@ -69,6 +69,7 @@ pub fn request(
         decision: decision(),
         grant_id: None,
         state_reason: None,
+        filed_with_key: None,
         created_at: t(created),
         updated_at: t(created),
     }

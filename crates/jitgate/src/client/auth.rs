@@ -5,6 +5,7 @@ use super::profile::{self, Source};
 use super::text::{self, list_or_dash, Detail};
 use super::{prompt, settings_summary, usage, Ctx};
 use clap::{Args, Subcommand};
+use jitgate_server::api::api_keys::{ApiKeyView, RevokeApiKeyBody};
 use jitgate_server::api::types::{
     ApiKeyCreateBody, ApiKeyCreated, LoginBody, LoginResponse, TotpCodeBody, TotpEnrollResponse,
     WhoAmI,
@@ -52,6 +53,32 @@ pub enum ApiKeyCmd {
         /// A name for the key, saying where it is used.
         #[arg(long)]
         name: String,
+        /// How long the key works, e.g. 30d (default 90d, at most 365d). A key also stops
+        /// working when its workload or you (its minter) are disabled.
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+    },
+    /// List API keys (never their secrets): yours, your workloads', or all for admins,
+    /// security and auditors.
+    #[command(
+        after_help = "Examples:\n  jitgate apikey list\n  jitgate apikey list --identity svc-historian"
+    )]
+    List {
+        /// Only the keys of this workload.
+        #[arg(long, value_name = "ID")]
+        identity: Option<String>,
+    },
+    /// Revoke an API key at once. Requests filed with it that are still pending or approved
+    /// lapse, and grants issued from them end.
+    #[command(
+        after_help = "Example:\n  jitgate apikey revoke key-k3m9x2p7qa4d --reason \"laptop lost\""
+    )]
+    Revoke {
+        /// The key's id (from `jitgate apikey list`), not the key itself.
+        id: String,
+        /// Why (recorded in the evidence log).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -229,10 +256,43 @@ pub async fn totp(ctx: &Ctx, cmd: TotpCmd) -> anyhow::Result<()> {
 }
 
 pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
-    let ApiKeyCmd::Create { identity, name } = cmd;
+    let (identity, name, expires_in) = match cmd {
+        ApiKeyCmd::Create {
+            identity,
+            name,
+            expires_in,
+        } => (identity, name, expires_in),
+        ApiKeyCmd::List { identity } => {
+            let query: Vec<(&str, String)> =
+                identity.into_iter().map(|id| ("identity", id)).collect();
+            let raw = ctx.http.get(&["api-keys"], &query).await?;
+            if ctx.printed_json(&raw) {
+                return Ok(());
+            }
+            let keys: Vec<ApiKeyView> = decode(raw)?;
+            print!("{}", render_api_keys(&keys));
+            return Ok(());
+        }
+        ApiKeyCmd::Revoke { id, reason } => {
+            let raw = ctx
+                .http
+                .post(&["api-keys", &id, "revoke"], &RevokeApiKeyBody { reason })
+                .await?;
+            if ctx.printed_json(&raw) {
+                return Ok(());
+            }
+            let k: ApiKeyView = decode(raw)?;
+            println!(
+                "API key {} of {} is {}; requests filed with it no longer stand",
+                k.id, k.identity, k.status
+            );
+            return Ok(());
+        }
+    };
     let body = ApiKeyCreateBody {
         identity: identity.clone(),
         name: name.clone(),
+        expires_in,
     };
     let raw = ctx.http.post(&["api-keys"], &body).await?;
     if ctx.printed_json(&raw) {
@@ -246,9 +306,38 @@ pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key list as a table; free text is escaped by the table renderer's caller.
+pub fn render_api_keys(keys: &[ApiKeyView]) -> String {
+    if keys.is_empty() {
+        return "no API keys you can see\n".into();
+    }
+    let mut out = format!(
+        "{:<18} {:<18} {:<20} {:<12} {:<16} {}\n",
+        "ID", "WORKLOAD", "NAME", "MINTED BY", "EXPIRES", "STATUS"
+    );
+    for k in keys {
+        out.push_str(&format!(
+            "{:<18} {:<18} {:<20} {:<12} {:<16} {}\n",
+            k.id,
+            k.identity,
+            k.name.escape_debug(),
+            k.minted_by.as_deref().unwrap_or("-"),
+            k.expires_at
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "never".into()),
+            k.status
+        ));
+    }
+    out
+}
+
 pub fn render_api_key(k: &ApiKeyCreated, identity: &str, name: &str, server: &str) -> String {
+    let expiry = k
+        .expires_at
+        .map(|t| format!(" It works until {}.", t.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_default();
     format!(
-        "API key {name} (id {id}) for {identity}. It is shown only this once: store it now.\n\n  \
+        "API key {name} (id {id}) for {identity}.{expiry} It is shown only this once: store it now.\n\n  \
          {key}\n\nThe workload uses it as its token:\n  \
          export JITGATE_SERVER={server}\n  \
          export JITGATE_TOKEN='{key}'\n  \
@@ -285,6 +374,7 @@ mod tests {
         let k = ApiKeyCreated {
             id: "key-1".into(),
             key: "jgk_secret".into(),
+            expires_at: None,
         };
         let out = render_api_key(&k, "svc-historian", "nightly-export", "http://h:1");
         assert!(out.contains("export JITGATE_TOKEN='jgk_secret'"), "{out}");

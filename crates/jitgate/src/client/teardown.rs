@@ -3,6 +3,7 @@
 
 use super::http::decode;
 use super::{usage, Ctx};
+use jitgate_core::teardown::CheckOutcome;
 use jitgate_server::api::teardown::{GatewayStatus, TeardownView, WithdrawApprovalBody};
 use jitgate_server::api::types::RequestView;
 
@@ -29,7 +30,9 @@ pub fn render(v: &TeardownView) -> String {
         "pending" if v.grant_state.as_str() == "active" => {
             out.push_str("  the grant has not ended; its teardown runs when it does\n")
         }
-        "pending" => out.push_str("  the checks have not run yet\n"),
+        "pending" => out.push_str(
+            "  the checks have not run yet, or wait for the gateway's session.ended events to reach the log\n",
+        ),
         "failed" => out.push_str(&format!(
             "  retried automatically{}\n",
             v.next_attempt_at
@@ -39,10 +42,10 @@ pub fn render(v: &TeardownView) -> String {
         _ => {}
     }
     for c in &v.checks {
-        let mark = match c.outcome.as_str() {
-            "ok" => "ok     ",
-            "partial" => "PARTIAL",
-            _ => "FAILED ",
+        let mark = match c.outcome {
+            CheckOutcome::Ok => "ok     ",
+            CheckOutcome::Partial => "PARTIAL",
+            CheckOutcome::Failed => "FAILED ",
         };
         out.push_str(&format!(
             "  [{mark}] {:<18} {:<14} {}\n",

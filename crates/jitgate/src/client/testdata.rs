@@ -101,6 +101,7 @@ pub fn request_view(state: RequestState) -> RequestView {
         },
         grant_id: None,
         state_reason: None,
+        filed_with_key: None,
         created_at: at(5, 0),
         updated_at: at(5, 30),
     };
