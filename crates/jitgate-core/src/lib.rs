@@ -5,6 +5,7 @@
 //! saves the result together with the events the transition produced, in one transaction.
 //!
 //! ## Layout
+//! - [`access`]    — who may see and act on what through the API (one table).
 //! - [`clock`]     — the injected [`Clock`] (system clock, and a manual one for tests).
 //! - [`inventory`] — identities, orgs, sites/zones and assets, and the TOML inventory file.
 //! - [`scope`]     — the scope language (Modbus, DNP3, SSH), its canonical form and digest.
@@ -17,6 +18,7 @@
 //! - [`event`]     — the evidence event shape every transition appends, and its canonical bytes.
 //! - [`error`]     — [`CoreError`], one variant per rule a caller can break, each with a code.
 
+pub mod access;
 pub mod clock;
 pub mod decision;
 pub mod error;

@@ -184,9 +184,7 @@ impl Caller {
     }
     /// Security staff and auditors see everything; security can also revoke.
     pub fn sees_everything(&self) -> bool {
-        ["admin", "security", "auditor"]
-            .iter()
-            .any(|r| self.identity.has_role(r))
+        jitgate_core::access::sees_everything(&self.identity)
     }
     pub fn require_admin(&self) -> Result<(), ServerError> {
         if self.is_admin() {

@@ -276,64 +276,57 @@ pub async fn get_request_view(
     Ok(view_of(r, approvals, g))
 }
 
-/// Who may see a request: everyone involved, eligible approvers, people of the same vendor
-/// org, and security/audit staff.
+/// Who may see a request: the core's access table (`jitgate_core::access`), over the facts
+/// loaded here.
 pub async fn can_view(tx: &mut Tx, caller: &Caller, r: &Request) -> ApiResult<bool> {
-    if caller.sees_everything() || caller.id() == r.requester || caller.id() == r.subject {
+    let me = &caller.identity;
+    // The cheap answers first: no loading for staff who see everything or for the parties.
+    if jitgate_core::access::sees_everything(me) || me.id == r.requester || me.id == r.subject {
         return Ok(true);
     }
-    let me = &caller.identity;
-    match me.kind {
-        IdentityKind::Workload => Ok(false),
-        IdentityKind::Vendor => {
-            for other in [&r.requester, &r.subject] {
-                if let Some(i) = tx.get_identity(other).await? {
-                    if i.org.is_some() && i.org == me.org {
-                        return Ok(true);
-                    }
-                }
-            }
-            Ok(false)
-        }
-        IdentityKind::Human => {
-            let subject = tx.get_identity(&r.subject).await?;
-            if let Some(subject) = &subject {
-                if subject.owners.iter().any(|o| o == me.id.as_str()) {
-                    return Ok(true);
-                }
-            }
-            if tx
-                .list_approvals(&r.id)
-                .await?
-                .iter()
-                .any(|a| a.approver == me.id)
-            {
-                return Ok(true);
-            }
-            // The plant's own staff see what happens at their sites (they may be asked about
-            // it, or notice it on the floor); approving still needs eligibility.
-            let sites = asset_sites(tx, &r.scope).await?;
-            if sites.iter().any(|s| me.at_site(s)) {
-                return Ok(true);
-            }
-            // An eligible approver of a request that waits for approvers sees it; a request
-            // that needed none (break-glass, auto-approved) or was denied outright is not
-            // theirs to see from another site.
-            if r.state != RequestState::Pending || r.decision.obligations.approvals == 0 {
-                return Ok(false);
-            }
-            let requester = tx.get_identity(&r.requester).await?;
-            Ok(match (&requester, &subject) {
-                (Some(requester), Some(subject)) => lifecycle::is_eligible_approver(
-                    r,
-                    me,
-                    &jitgate_core::governance::Parties { requester, subject },
-                    &sites,
-                ),
-                _ => false,
-            })
-        }
+    if me.kind == IdentityKind::Workload {
+        return Ok(false);
     }
+    let requester = tx.get_identity(&r.requester).await?;
+    let subject = tx.get_identity(&r.subject).await?;
+    let party_orgs: Vec<String> = [&requester, &subject]
+        .into_iter()
+        .filter_map(|i| i.as_ref().and_then(|i| i.org.clone()))
+        .collect();
+    let subject_owners = subject
+        .as_ref()
+        .map(|s| s.owners.clone())
+        .unwrap_or_default();
+    let approvers: Vec<String> = tx
+        .list_approvals(&r.id)
+        .await?
+        .into_iter()
+        .map(|a| a.approver)
+        .collect();
+    let sites = asset_sites(tx, &r.scope).await?;
+    let caller_eligible = match (&requester, &subject) {
+        (Some(requester), Some(subject)) => lifecycle::is_eligible_approver(
+            r,
+            me,
+            &jitgate_core::governance::Parties { requester, subject },
+            &sites,
+        ),
+        _ => false,
+    };
+    Ok(jitgate_core::access::may_see_request(
+        me,
+        &jitgate_core::access::RequestFacts {
+            requester: &r.requester,
+            subject: &r.subject,
+            state: Some(r.state),
+            approvals_needed: r.decision.obligations.approvals,
+            subject_owners: &subject_owners,
+            party_orgs: &party_orgs,
+            approvers: &approvers,
+            asset_sites: &sites,
+            caller_eligible,
+        },
+    ))
 }
 
 /// Query options of `GET /requests`.
@@ -663,15 +656,21 @@ pub async fn end_grant(
             }
         }
         EndReason::Revoked { .. } => {
-            let may = caller.is_admin()
-                || caller.identity.has_role("security")
-                || caller.id() == g.subject
-                || caller.id() == r.requester
-                || tx
-                    .list_approvals(&r.id)
-                    .await?
-                    .iter()
-                    .any(|a| a.approver == caller.id());
+            let approvers: Vec<String> = tx
+                .list_approvals(&r.id)
+                .await?
+                .into_iter()
+                .map(|a| a.approver)
+                .collect();
+            let may = jitgate_core::access::may_revoke(
+                &caller.identity,
+                &jitgate_core::access::RequestFacts {
+                    requester: &r.requester,
+                    subject: &g.subject,
+                    approvers: &approvers,
+                    ..Default::default()
+                },
+            );
             if !may {
                 return Err(ServerError::Forbidden(format!(
                     "{} may not revoke grant {id}: revocation is for security staff, admins, its approvers and its subject",

@@ -278,7 +278,15 @@ pub(crate) async fn issue_token(
         .await?
         .ok_or_else(|| ServerError::not_found("grant", &id))?;
     if g.subject != caller.id() {
-        // Only the subject holds the credential: not the requester, not an approver.
+        // Only the subject holds the credential: not the requester, not an approver. Whose
+        // grant it is is said only to those who may see the grant anyway.
+        let visible = match tx.get_request(&g.request_id).await? {
+            Some(r) => crate::service::can_view(&mut tx, &caller, &r).await?,
+            None => false,
+        };
+        if !visible {
+            return Err(ServerError::not_found("grant", &id));
+        }
         return Err(ServerError::Forbidden(format!(
             "grant {id} is for {}; only its subject can obtain its credential",
             g.subject

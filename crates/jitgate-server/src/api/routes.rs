@@ -351,17 +351,36 @@ async fn set_password(
 }
 
 #[utoipa::path(get, path = "/api/v1/assets", responses((status = 200, body = Vec<Asset>)))]
-async fn list_assets(
-    State(state): State<AppState>,
-    _caller: Caller,
-) -> ApiResult<Json<Vec<Asset>>> {
-    Ok(Json(state.store.read().await?.list_assets().await?))
+async fn list_assets(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Asset>>> {
+    let assets = state.store.read().await?.list_assets().await?;
+    Ok(Json(
+        assets.into_iter().map(|a| for_caller(&caller, a)).collect(),
+    ))
+}
+
+/// An asset as `caller` may see it: device addresses only for those with a reason to know
+/// them (`jitgate_core::access::may_see_device_addresses`); others reach devices through a
+/// gateway and get what they need in their grant's credential.
+fn for_caller(caller: &Caller, mut a: Asset) -> Asset {
+    if !jitgate_core::access::may_see_device_addresses(&caller.identity) {
+        const HIDDEN: &str = "(hidden: reached through the gateway)";
+        if let Some(m) = &mut a.endpoints.modbus {
+            m.address = HIDDEN.into();
+        }
+        if let Some(d) = &mut a.endpoints.dnp3 {
+            d.address = HIDDEN.into();
+        }
+        if let Some(s) = &mut a.endpoints.ssh {
+            s.host = HIDDEN.into();
+        }
+    }
+    a
 }
 
 #[utoipa::path(get, path = "/api/v1/assets/{id}", params(("id" = String, Path)), responses((status = 200, body = Asset), (status = 404, body = ApiError)))]
 async fn get_asset(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Asset>> {
     state
@@ -370,7 +389,7 @@ async fn get_asset(
         .await?
         .get_asset(&id)
         .await?
-        .map(Json)
+        .map(|a| Json(for_caller(&caller, a)))
         .ok_or_else(|| ServerError::not_found("asset", &id))
 }
 

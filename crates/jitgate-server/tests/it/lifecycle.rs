@@ -24,7 +24,7 @@ pub(crate) async fn enroll_totp(h: &mut Harness, who: &str) -> String {
     secret
 }
 
-trait NowTs {
+pub(crate) trait NowTs {
     fn now_ts(&self) -> Timestamp;
 }
 impl NowTs for ManualClock {

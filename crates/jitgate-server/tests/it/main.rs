@@ -7,6 +7,7 @@ mod bad_input;
 mod console;
 mod evidence;
 mod gateway;
+mod governance;
 mod lifecycle;
 mod notify;
 mod restart;
