@@ -1,6 +1,7 @@
 //! Every rule of the lifecycle a caller can break has its own variant, so the server can map
 //! it to a stable error code and HTTP status and the user is told what to do next.
 
+use crate::codes::Code;
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -56,27 +57,28 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    /// The stable, documented error code of this error (never changes once released).
-    pub fn code(&self) -> &'static str {
+    /// The stable, documented error code of this error (the table: [`crate::codes`]).
+    pub fn code(&self) -> Code {
         match self {
-            CoreError::InvalidScope(_) => "invalid_scope",
-            CoreError::ScopeNotExposed { .. } => "scope_not_exposed",
-            CoreError::InvalidInventory(_) => "invalid_inventory",
-            CoreError::InvalidRequest(_) => "invalid_request",
-            CoreError::DurationAboveMaximum { .. } => "duration_above_maximum",
-            CoreError::WrongState { .. } => "wrong_state",
-            CoreError::Lapsed(_) => "request_lapsed",
-            CoreError::SeparationOfDuties(_) => "separation_of_duties",
-            CoreError::NotEligible(_) => "not_eligible_approver",
-            CoreError::AlreadyApproved { .. } => "already_approved",
-            CoreError::ScopeDigestMismatch { .. } => "scope_digest_mismatch",
-            CoreError::StepUpRequired => "step_up_required",
-            CoreError::IdentityDisabled(_) => "identity_disabled",
-            CoreError::Forbidden(_) => "forbidden",
-            CoreError::ControlCharacter { .. } => "control_character",
-            CoreError::NoLongerAllowed { .. } => "no_longer_allowed",
-            CoreError::ConflictOfInterest { .. } => "separation_of_duties",
-            CoreError::LastAdministrator => "last_administrator",
+            CoreError::InvalidScope(_) => Code::InvalidScope,
+            CoreError::ScopeNotExposed { .. } => Code::ScopeNotExposed,
+            CoreError::InvalidInventory(_) => Code::InvalidInventory,
+            CoreError::InvalidRequest(_) => Code::InvalidRequest,
+            CoreError::DurationAboveMaximum { .. } => Code::DurationAboveMaximum,
+            CoreError::WrongState { .. } => Code::WrongState,
+            CoreError::Lapsed(_) => Code::RequestLapsed,
+            CoreError::SeparationOfDuties(_) | CoreError::ConflictOfInterest { .. } => {
+                Code::SeparationOfDuties
+            }
+            CoreError::NotEligible(_) => Code::NotEligibleApprover,
+            CoreError::AlreadyApproved { .. } => Code::AlreadyApproved,
+            CoreError::ScopeDigestMismatch { .. } => Code::ScopeDigestMismatch,
+            CoreError::StepUpRequired => Code::StepUpRequired,
+            CoreError::IdentityDisabled(_) => Code::IdentityDisabled,
+            CoreError::Forbidden(_) => Code::Forbidden,
+            CoreError::ControlCharacter { .. } => Code::ControlCharacter,
+            CoreError::NoLongerAllowed { .. } => Code::NoLongerAllowed,
+            CoreError::LastAdministrator => Code::LastAdministrator,
         }
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! ## Layout
 //! - [`access`]    — who may see and act on what through the API (one table).
+//! - [`codes`]     — every API error code with its HTTP status and meaning, in one table.
 //! - [`clock`]     — the injected [`Clock`] (system clock, and a manual one for tests).
 //! - [`inventory`] — identities, orgs, sites/zones and assets, and the TOML inventory file.
 //! - [`scope`]     — the scope language (Modbus, DNP3, SSH), its canonical form and digest.
@@ -20,6 +21,7 @@
 
 pub mod access;
 pub mod clock;
+pub mod codes;
 pub mod decision;
 pub mod error;
 pub mod event;
@@ -30,6 +32,7 @@ pub mod scope;
 pub mod teardown;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use codes::Code;
 pub use decision::{ApproverSite, Decision, Obligations};
 pub use error::CoreError;
 pub use event::{Actor, Event, EventKind};

@@ -5,7 +5,7 @@ use crate::api::types::ApiError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use jitgate_core::CoreError;
+use jitgate_core::{Code, CoreError};
 use jitgate_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,54 +61,38 @@ pub enum GatewayTrustCode {
 }
 
 impl ServerError {
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        use StatusCode as S;
+    /// This error's code in the one table (`jitgate_core::codes`).
+    pub fn code(&self) -> Code {
         match self {
-            ServerError::Core(e) => {
-                let status = match e {
-                    CoreError::InvalidScope(_)
-                    | CoreError::InvalidInventory(_)
-                    | CoreError::InvalidRequest(_)
-                    | CoreError::ScopeNotExposed { .. }
-                    | CoreError::DurationAboveMaximum { .. } => S::UNPROCESSABLE_ENTITY,
-                    CoreError::WrongState { .. }
-                    | CoreError::Lapsed(_)
-                    | CoreError::AlreadyApproved { .. }
-                    | CoreError::ScopeDigestMismatch { .. }
-                    | CoreError::NoLongerAllowed { .. }
-                    | CoreError::LastAdministrator => S::CONFLICT,
-                    CoreError::ControlCharacter { .. } => S::UNPROCESSABLE_ENTITY,
-                    CoreError::SeparationOfDuties(_)
-                    | CoreError::ConflictOfInterest { .. }
-                    | CoreError::NotEligible(_)
-                    | CoreError::IdentityDisabled(_)
-                    | CoreError::Forbidden(_) => S::FORBIDDEN,
-                    CoreError::StepUpRequired => S::UNAUTHORIZED,
-                };
-                (status, e.code())
+            ServerError::Core(e) => e.code(),
+            ServerError::Store(StoreError::NotFound { .. }) | ServerError::NotFound { .. } => {
+                Code::NotFound
             }
-            ServerError::Store(StoreError::NotFound { .. }) => (S::NOT_FOUND, "not_found"),
-            ServerError::Store(StoreError::Conflict(_)) => (S::CONFLICT, "conflict"),
-            ServerError::Store(_) => (S::INTERNAL_SERVER_ERROR, "storage_error"),
-            ServerError::NotFound { .. } => (S::NOT_FOUND, "not_found"),
-            ServerError::BadRequest(_) => (S::BAD_REQUEST, "bad_request"),
-            ServerError::MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
-            ServerError::InvalidBody(_) => (S::UNPROCESSABLE_ENTITY, "invalid_body"),
-            ServerError::Unauthenticated(_) => (S::UNAUTHORIZED, "unauthenticated"),
-            ServerError::TotpRequired => (S::UNAUTHORIZED, "totp_required"),
-            ServerError::BadTotp(_) => (S::UNAUTHORIZED, "bad_totp"),
-            ServerError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
-            ServerError::Policy(_) => (S::UNPROCESSABLE_ENTITY, "invalid_policy"),
-            ServerError::EvidenceBroken(_) => (S::CONFLICT, "evidence_broken"),
+            ServerError::Store(StoreError::Conflict(_)) => Code::Conflict,
+            ServerError::Store(_) => Code::StorageError,
+            ServerError::BadRequest(_) => Code::BadRequest,
+            ServerError::MalformedJson(_) => Code::MalformedJson,
+            ServerError::InvalidBody(_) => Code::InvalidBody,
+            ServerError::Unauthenticated(_) => Code::Unauthenticated,
+            ServerError::TotpRequired => Code::TotpRequired,
+            ServerError::BadTotp(_) => Code::BadTotp,
+            ServerError::Forbidden(_) => Code::Forbidden,
+            ServerError::Policy(_) => Code::InvalidPolicy,
+            ServerError::EvidenceBroken(_) => Code::EvidenceBroken,
             ServerError::GatewayTrust { code, .. } => match code {
-                GatewayTrustCode::SequenceGap => (S::CONFLICT, "gseq_gap"),
-                GatewayTrustCode::TimeOutOfBounds => {
-                    (S::UNPROCESSABLE_ENTITY, "event_time_out_of_bounds")
-                }
-                GatewayTrustCode::GrantNotFronted => (S::FORBIDDEN, "grant_not_fronted"),
+                GatewayTrustCode::SequenceGap => Code::GseqGap,
+                GatewayTrustCode::TimeOutOfBounds => Code::EventTimeOutOfBounds,
+                GatewayTrustCode::GrantNotFronted => Code::GrantNotFronted,
             },
-            ServerError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
+            ServerError::Internal(_) => Code::InternalError,
         }
+    }
+
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        let code = self.code();
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, code.as_str())
     }
 
     pub fn not_found(what: &'static str, id: &str) -> Self {

@@ -350,8 +350,10 @@ pub(crate) async fn issue_token(
         now,
         chrono::Duration::days(crate::state::MAX_TOKEN_LIFETIME_DAYS),
     )
-    .map_err(|e| match e.code() {
-        "grant_not_usable" | "bad_claims" | "invalid_public_key" => {
+    .map_err(|e| match e {
+        jitgate_credential::CredentialError::GrantNotUsable(_)
+        | jitgate_credential::CredentialError::BadClaims(_)
+        | jitgate_credential::CredentialError::InvalidPublicKey { .. } => {
             ServerError::BadRequest(e.to_string())
         }
         _ => ServerError::Internal(e.to_string()),

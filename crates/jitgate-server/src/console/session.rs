@@ -102,7 +102,7 @@ fn csrf_refused(message: &str) -> Response {
     (
         StatusCode::FORBIDDEN,
         Json(ApiError {
-            code: "csrf_refused".into(),
+            code: jitgate_core::Code::CsrfRefused.as_str().into(),
             message: message.to_string(),
         }),
     )

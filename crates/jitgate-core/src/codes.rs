@@ -1,0 +1,126 @@
+//! Every error code the API answers with, in one table: the code (stable, documented in
+//! docs/api.md, never reused), its HTTP status, and what it means. Every crate's errors map
+//! to a [`Code`] (`CoreError::code`, the server's `ServerError::code`); nothing matches on
+//! code strings. The HTTP status is a number here so that the core needs no HTTP crate.
+
+use std::fmt;
+
+macro_rules! error_codes {
+    ($( $variant:ident = $code:literal, $status:literal, $meaning:literal; )*) => {
+        /// A stable error code of the API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code { $($variant),* }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The code as clients see it.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code),* }
+            }
+
+            /// The HTTP status answered with it.
+            pub fn http_status(self) -> u16 {
+                match self { $(Code::$variant => $status),* }
+            }
+
+            /// What it means, in words (the docs' table says the same).
+            pub fn meaning(self) -> &'static str {
+                match self { $(Code::$variant => $meaning),* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson = "malformed_json", 400, "the body is not JSON, or not sent as application/json";
+    InvalidBody = "invalid_body", 422, "JSON of the wrong shape: wrong type, missing or unknown field";
+    BadRequest = "bad_request", 400, "a bad query parameter or argument";
+    Unauthenticated = "unauthenticated", 401, "no, unknown, expired or revoked token or API key; wrong identity or password";
+    TotpRequired = "totp_required", 401, "this identity has TOTP: send the current code";
+    BadTotp = "bad_totp", 401, "TOTP code wrong, old, already used, or no TOTP enrolled";
+    StepUpRequired = "step_up_required", 401, "this approval needs a fresh TOTP code";
+    Forbidden = "forbidden", 403, "the caller's roles do not allow this";
+    IdentityDisabled = "identity_disabled", 403, "the identity is disabled";
+    SeparationOfDuties = "separation_of_duties", 403, "the approver is the requester, the subject, an owner of a workload requester or subject, or minted the key that filed it";
+    NotEligibleApprover = "not_eligible_approver", 403, "the approver lacks the role, group or site the obligations name";
+    GrantNotFronted = "grant_not_fronted", 403, "a gateway reported events for a grant on assets it does not front";
+    NotFound = "not_found", 404, "unknown (or invisible to you) request, grant, identity, asset, key, route";
+    WrongState = "wrong_state", 409, "the request or grant is not in a state that allows this";
+    RequestLapsed = "request_lapsed", 409, "the request's window closed before it became active";
+    NoLongerAllowed = "no_longer_allowed", 409, "the request no longer stands under the current context or policy; it was lapsed or denied and recorded";
+    AlreadyApproved = "already_approved", 409, "this approver already decided; each approver counts once";
+    ScopeDigestMismatch = "scope_digest_mismatch", 409, "the approval names another scope than the request's";
+    LastAdministrator = "last_administrator", 409, "the change would leave no active administrator";
+    GseqGap = "gseq_gap", 409, "a gateway's events skip sequence numbers; nothing of the batch was recorded";
+    Conflict = "conflict", 409, "a duplicate";
+    EvidenceBroken = "evidence_broken", 409, "the evidence log fails verification: nothing is signed or exported over it";
+    InvalidScope = "invalid_scope", 422, "a scope rule does not parse";
+    ScopeNotExposed = "scope_not_exposed", 422, "the asset has no such protocol endpoint or unit id";
+    DurationAboveMaximum = "duration_above_maximum", 422, "longer than the policy allows";
+    InvalidRequest = "invalid_request", 422, "missing reason, bad duration, window in the past, ...";
+    ControlCharacter = "control_character", 422, "free text carries a control character, terminal escape or bidirectional override";
+    EventTimeOutOfBounds = "event_time_out_of_bounds", 422, "a gateway's event is dated too far ahead of the server or before its grant existed";
+    InvalidInventory = "invalid_inventory", 422, "the inventory is invalid (names the table and id)";
+    InvalidPolicy = "invalid_policy", 422, "a policy file does not parse or validate; the previous set stays in force";
+    CsrfRefused = "csrf_refused", 403, "a console change lacked its CSRF token or came from another origin";
+    StorageError = "storage_error", 500, "the database failed; see the server log";
+    InternalError = "internal_error", 500, "an internal failure; see the server log";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// So tests and clients can write `assert_eq!(err.code(), "wrong_state")`.
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for Code {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_with_sane_statuses() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "{c} twice");
+            assert!(
+                c.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{c}"
+            );
+            assert!((400..600).contains(&c.http_status()), "{c}");
+            assert!(!c.meaning().is_empty(), "{c}");
+        }
+    }
+
+    #[test]
+    fn the_api_docs_list_every_code_with_its_status() {
+        let doc = include_str!("../../../docs/api.md");
+        for c in Code::ALL {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with('|') && l.contains(&format!("`{}`", c.as_str())))
+                .unwrap_or_else(|| panic!("docs/api.md has no row for `{c}`"));
+            assert!(
+                row.contains(&format!("| {} |", c.http_status())),
+                "docs/api.md gives `{c}` another status than {}: {row}",
+                c.http_status()
+            );
+        }
+    }
+}
