@@ -16,6 +16,7 @@
 //!   stands under the current context, free-text hygiene.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
+//! - [`payload`]   — typed payloads of the lifecycle's events (written and read as structs).
 //! - [`event`]     — the evidence event shape every transition appends, and its canonical bytes.
 //! - [`error`]     — [`CoreError`], one variant per rule a caller can break, each with a code.
 
@@ -28,6 +29,7 @@ pub mod event;
 pub mod governance;
 pub mod inventory;
 pub mod lifecycle;
+pub mod payload;
 pub mod scope;
 pub mod teardown;
 

@@ -15,11 +15,11 @@ use crate::decision::{ApproverSite, Decision};
 use crate::event::{Actor, Event, EventKind};
 use crate::governance::{self, FiledWithKey, Hold, Parties, Standing};
 use crate::inventory::{Identity, IdentityKind};
+use crate::payload;
 use crate::scope::Scope;
 use crate::{CoreError, Timestamp};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 /// How far in the past a requested start may lie (clock skew between client and server).
@@ -358,34 +358,33 @@ pub fn submit(
         }
     }
     let actor = Actor::identity(&request.requester);
-    let mut events = vec![Event::new(EventKind::RequestSubmitted, actor.clone(), now)
-        .request(&request.id)
-        .data(json!({
-            "requester": request.requester,
-            "subject": request.subject,
-            "scope_digest": request.scope_digest,
-            "scope": request.scope.canonical(),
-            "window_start": crate::event::rfc3339(request.window_start),
-            "duration_secs": request.duration_secs,
-            "reason": request.reason,
-            "reference": request.reference,
-            "path": request.path.as_str(),
-        }))];
-    let decision_data = json!({
-        "allowed": request.decision.allowed,
-        "determining_policies": request.decision.determining_policies,
-        "policy_set_hash": request.decision.policy_set_hash,
-        "obligations": request.decision.obligations,
-        "reasons": request.decision.reasons,
-    });
+    let submitted = payload::RequestSubmitted {
+        requester: request.requester.clone(),
+        subject: request.subject.clone(),
+        scope_digest: request.scope_digest.clone(),
+        scope: request.scope.canonical(),
+        window_start: request.window_start,
+        duration_secs: request.duration_secs,
+        reason: request.reason.clone(),
+        reference: request.reference.clone(),
+        path: request.path,
+    };
+    let mut events =
+        vec![Event::with_payload(actor.clone(), now, &submitted)?.request(&request.id)];
+    let decided = payload::RequestDecided {
+        allowed: request.decision.allowed,
+        determining_policies: request.decision.determining_policies.clone(),
+        policy_set_hash: request.decision.policy_set_hash.clone(),
+        obligations: request.decision.obligations.clone(),
+        reasons: request.decision.reasons.clone(),
+    };
     if !request.decision.allowed {
         request.state = RequestState::Denied;
         request.state_reason = Some(request.decision.reasons.join("; "));
         events.push(
-            Event::new(EventKind::RequestDecided, Actor::system(), now)
+            Event::with_payload(Actor::system(), now, &decided)?
                 .request(&request.id)
-                .states(None, RequestState::Denied.as_str())
-                .data(decision_data),
+                .states(None, RequestState::Denied.as_str()),
         );
         return Ok(Outcome {
             request,
@@ -403,10 +402,9 @@ pub fn submit(
         };
     request.state = after;
     events.push(
-        Event::new(EventKind::RequestDecided, Actor::system(), now)
+        Event::with_payload(Actor::system(), now, &decided)?
             .request(&request.id)
-            .states(None, after.as_str())
-            .data(decision_data),
+            .states(None, after.as_str()),
     );
     if request.path == AccessPath::Emergency {
         let mut out = issue(request, grant_id, now)?;
@@ -616,18 +614,18 @@ pub fn decide(
         ApprovalVerdict::Approve => RequestState::Pending,
     };
     let actor = Actor::identity(&approver.id);
-    let mut events = vec![Event::new(EventKind::ApprovalRecorded, actor.clone(), now)
+    let recorded = payload::ApprovalRecorded {
+        verdict: approval.verdict,
+        scope_digest: approval.scope_digest.clone(),
+        comment: approval.comment.clone(),
+        step_up: approval.step_up,
+        approvals: approvals_so_far,
+        required: request.decision.obligations.approvals,
+    };
+    let mut events = vec![Event::with_payload(actor.clone(), now, &recorded)?
         .request(&request.id)
         .approval(&approval.id)
-        .states(Some(before.as_str()), after.as_str())
-        .data(json!({
-            "verdict": approval.verdict,
-            "scope_digest": approval.scope_digest,
-            "comment": approval.comment,
-            "step_up": approval.step_up,
-            "approvals": approvals_so_far,
-            "required": request.decision.obligations.approvals,
-        }))];
+        .states(Some(before.as_str()), after.as_str())];
     if after != before {
         let kind = if after == RequestState::Denied {
             EventKind::RequestDenied
@@ -720,7 +718,14 @@ pub fn close_grant(
         .request(&request.id)
         .grant(&grant.id)
         .states(Some(before.as_str()), RequestState::Closed.as_str())
-        .data(json!({ "verdict": verdict, "final": true, "session_ended_events": session_ended_seqs }));
+        .data(
+            serde_json::to_value(payload::TeardownVerdictData {
+                verdict,
+                is_final: true,
+                session_ended_events: session_ended_seqs.to_vec(),
+            })
+            .map_err(|e| CoreError::InvalidRequest(format!("event payload: {e}")))?,
+        );
     Ok(Outcome {
         request,
         grant: Some(grant),
@@ -786,14 +791,13 @@ pub fn withdraw_approval(
         }
     };
     request.updated_at = now;
-    let mut event = Event::new(EventKind::ApprovalWithdrawn, Actor::identity(by), now)
-        .request(&request.id)
-        .data(json!({
-            "approval_id": approval.id,
-            "approved_at": crate::event::rfc3339(approval.at),
-            "scope_digest": approval.scope_digest,
-            "reason": reason,
-        }));
+    let withdrawn = payload::ApprovalWithdrawn {
+        approval_id: approval.id.clone(),
+        approved_at: approval.at,
+        scope_digest: approval.scope_digest.clone(),
+        reason: reason.to_string(),
+    };
+    let mut event = Event::with_payload(Actor::identity(by), now, &withdrawn)?.request(&request.id);
     event.approval_id = Some(approval.id.clone());
     if request.state != before {
         event = event.states(Some(before.as_str()), request.state.as_str());
@@ -876,18 +880,18 @@ fn issue(mut request: Request, grant_id: &str, now: Timestamp) -> Result<Outcome
     request.state = RequestState::Active;
     request.grant_id = Some(grant.id.clone());
     request.updated_at = now;
-    let event = Event::new(EventKind::GrantIssued, Actor::scheduler(), now)
+    let issued = payload::GrantIssued {
+        subject: grant.subject.clone(),
+        scope_digest: grant.scope_digest.clone(),
+        not_before: grant.not_before,
+        expires_at: grant.expires_at,
+        emergency: grant.emergency,
+        review_required: grant.review_required,
+    };
+    let event = Event::with_payload(Actor::scheduler(), now, &issued)?
         .request(&request.id)
         .grant(&grant.id)
-        .states(Some(before.as_str()), RequestState::Active.as_str())
-        .data(json!({
-            "subject": grant.subject,
-            "scope_digest": grant.scope_digest,
-            "not_before": crate::event::rfc3339(grant.not_before),
-            "expires_at": crate::event::rfc3339(grant.expires_at),
-            "emergency": grant.emergency,
-            "review_required": grant.review_required,
-        }));
+        .states(Some(before.as_str()), RequestState::Active.as_str());
     Ok(Outcome {
         request,
         grant: Some(grant),
@@ -968,15 +972,15 @@ pub fn end_grant(
     let before = request.state;
     request.state = RequestState::Ending;
     request.updated_at = now;
-    let event = Event::new(EventKind::GrantEnded, actor, now)
+    let ended = payload::GrantEnded {
+        end_reason: reason,
+        ended_at,
+        expires_at: grant.expires_at,
+    };
+    let event = Event::with_payload(actor, now, &ended)?
         .request(&request.id)
         .grant(&grant.id)
-        .states(Some(before.as_str()), RequestState::Ending.as_str())
-        .data(json!({
-            "end_reason": reason,
-            "ended_at": crate::event::rfc3339(ended_at),
-            "expires_at": crate::event::rfc3339(grant.expires_at),
-        }));
+        .states(Some(before.as_str()), RequestState::Ending.as_str());
     Ok(Outcome {
         request,
         grant: Some(grant),
@@ -995,13 +999,6 @@ pub struct SubmitContext<'a> {
     pub filing_key_usable: Option<bool>,
 }
 
-/// What [`void`] records about why a request no longer stands.
-#[derive(Debug, Clone, Serialize)]
-struct VoidedData<'a> {
-    hold: &'a Hold,
-    reason: String,
-}
-
 /// A pending or approved request that no longer stands under the current context: denied
 /// when the policy set now says no, lapsed otherwise (an identity disabled, an asset locked
 /// out, ...). The outcome carries [`CoreError::NoLongerAllowed`] in `refused`.
@@ -1016,7 +1013,7 @@ pub fn void(mut request: Request, hold: Hold, now: Timestamp) -> Result<Outcome,
     }
     let (after, kind) = match hold {
         Hold::PolicyDenies { .. } | Hold::DurationAboveMaximum { .. } => {
-            (RequestState::Denied, EventKind::RequestDecided)
+            (RequestState::Denied, EventKind::RequestDenied)
         }
         _ => (RequestState::Lapsed, EventKind::RequestLapsed),
     };
@@ -1024,11 +1021,14 @@ pub fn void(mut request: Request, hold: Hold, now: Timestamp) -> Result<Outcome,
     request.state = after;
     request.state_reason = Some(reason.clone());
     request.updated_at = now;
-    let data = serde_json::to_value(VoidedData {
-        hold: &hold,
+    // Denied by the policy now: a `request.denied` (the filing's `request.decided` stays the
+    // only decision event); otherwise a `request.lapsed`. Both carry the same typed payload.
+    let voided = payload::RequestVoided {
+        hold: hold.clone(),
         reason: reason.clone(),
-    })
-    .map_err(|e| CoreError::InvalidRequest(format!("event data: {e}")))?;
+    };
+    let data = serde_json::to_value(&voided)
+        .map_err(|e| CoreError::InvalidRequest(format!("event payload: {e}")))?;
     let event = Event::new(kind, Actor::system(), now)
         .request(&request.id)
         .states(Some(before.as_str()), after.as_str())

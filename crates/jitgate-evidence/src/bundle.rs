@@ -926,18 +926,8 @@ fn check_attestation(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<(), Bu
 pub(crate) fn determining_policies(events: &[VerifiedEvent]) -> Vec<String> {
     events
         .iter()
-        .filter(|e| e.event.kind == EventKind::RequestDecided)
-        .flat_map(|e| {
-            e.event
-                .data
-                .get("determining_policies")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
+        .filter_map(|e| e.event.payload::<jitgate_core::payload::RequestDecided>())
+        .flat_map(|d| d.determining_policies)
         .collect()
 }
 
@@ -1098,17 +1088,13 @@ fn check_chain(
                 if decided.is_some() {
                     return Err(causality(i, seq, "a second request.decided".into()));
                 }
-                let allowed = e
-                    .data
-                    .get("allowed")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                let required = e
-                    .data
-                    .get("obligations")
-                    .and_then(|o| o.get("approvals"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
+                // Unreadable decision data counts as a denial requiring nothing: what follows
+                // it (approvals, a grant) then fails the causality check.
+                let (allowed, required) = e
+                    .payload::<jitgate_core::payload::RequestDecided>()
+                    .map_or((false, 0), |d| {
+                        (d.allowed, u64::from(d.obligations.approvals))
+                    });
                 decided = Some((allowed, required));
             }
             EventKind::ApprovalRecorded => {

@@ -4,7 +4,9 @@
 use crate::bundle::{VerifiedBundle, VerifiedEvent};
 use crate::checkpoint::truncate;
 use crate::Timestamp;
-use jitgate_core::{Event, EventKind};
+use jitgate_core::event::rfc3339;
+use jitgate_core::payload;
+use jitgate_core::{ApprovalVerdict, Event, EventKind};
 use serde_json::Value;
 
 /// Longest summary line; details beyond it are in the bundle.
@@ -74,68 +76,67 @@ pub fn summary(e: &Event) -> String {
             s(d, "reference").unwrap_or("-"),
             s(d, "scope_digest").unwrap_or("?"),
         ),
-        EventKind::RequestDecided => {
-            let allowed = d.get("allowed").and_then(Value::as_bool).unwrap_or(false);
-            let policies = d
-                .get("determining_policies")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().map(scalar).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default();
-            let approvals = d
-                .get("obligations")
-                .and_then(|o| o.get("approvals"))
-                .map(scalar)
-                .unwrap_or_else(|| "?".into());
-            format!(
-                "policy {} (determining: {}; policy set {}); approvals required: {approvals}",
-                if allowed { "allows" } else { "denies" },
-                if policies.is_empty() {
+        EventKind::RequestDecided => match e.payload::<payload::RequestDecided>() {
+            Some(p) => format!(
+                "policy {} (determining: {}; policy set {}); approvals required: {}",
+                if p.allowed { "allows" } else { "denies" },
+                if p.determining_policies.is_empty() {
                     "none".into()
                 } else {
-                    policies
+                    p.determining_policies.join(", ")
                 },
-                s(d, "policy_set_hash").unwrap_or("?"),
-            )
-        }
-        EventKind::ApprovalRecorded => format!(
-            "{} {} scope digest {} (approval {}{}){}",
-            e.actor.0,
-            match s(d, "verdict") {
-                Some("approve") => "approves",
-                Some("deny") => "denies",
-                _ => "answers",
-            },
-            s(d, "scope_digest").unwrap_or("?"),
-            e.approval_id.as_deref().unwrap_or("?"),
-            if d.get("step_up").and_then(Value::as_bool) == Some(true) {
-                ", with step-up"
-            } else {
-                ""
-            },
-            match s(d, "comment") {
-                Some(c) if !c.is_empty() => format!(": {c}"),
-                _ => String::new(),
-            }
-        ),
-        EventKind::GrantIssued => format!(
-            "grant {} issued to {} valid {} – {}{}",
-            e.grant_id.as_deref().unwrap_or("?"),
-            s(d, "subject").unwrap_or("?"),
-            s(d, "not_before").unwrap_or("?"),
-            s(d, "expires_at").unwrap_or("?"),
-            if d.get("emergency").and_then(Value::as_bool) == Some(true) {
-                " (break-glass)"
-            } else {
-                ""
-            }
-        ),
-        EventKind::GrantEnded => format!(
-            "grant ended ({}) at {}",
-            d.get("end_reason")
-                .map(scalar)
-                .unwrap_or_else(|| "?".into()),
-            s(d, "ended_at").unwrap_or("?")
-        ),
+                p.policy_set_hash,
+                p.obligations.approvals,
+            ),
+            None => format!("decision (unreadable data: {})", pairs(d)),
+        },
+        EventKind::RequestDenied => match e.payload_as::<payload::RequestVoided>() {
+            // A request that no longer stood when approved or activated.
+            Some(v) => format!("request denied on re-decision: {}", v.reason),
+            None => format!("request denied by {}", e.actor.0),
+        },
+        EventKind::RequestLapsed => match e.payload::<payload::RequestVoided>() {
+            Some(v) => format!("request lapsed: {}", v.reason),
+            None => "request lapsed: its window closed before it became active".into(),
+        },
+        EventKind::ApprovalRecorded => match e.payload::<payload::ApprovalRecorded>() {
+            Some(p) => format!(
+                "{} {} scope digest {} (approval {}{}){}",
+                e.actor.0,
+                match p.verdict {
+                    ApprovalVerdict::Approve => "approves",
+                    ApprovalVerdict::Deny => "denies",
+                },
+                p.scope_digest,
+                e.approval_id.as_deref().unwrap_or("?"),
+                if p.step_up { ", with step-up" } else { "" },
+                if p.comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", p.comment)
+                }
+            ),
+            None => format!("{} answers (unreadable data: {})", e.actor.0, pairs(d)),
+        },
+        EventKind::GrantIssued => match e.payload::<payload::GrantIssued>() {
+            Some(p) => format!(
+                "grant {} issued to {} valid {} – {}{}",
+                e.grant_id.as_deref().unwrap_or("?"),
+                p.subject,
+                rfc3339(p.not_before),
+                rfc3339(p.expires_at),
+                if p.emergency { " (break-glass)" } else { "" }
+            ),
+            None => format!("grant issued (unreadable data: {})", pairs(d)),
+        },
+        EventKind::GrantEnded => match e.payload::<payload::GrantEnded>() {
+            Some(p) => format!(
+                "grant ended ({}) at {}",
+                scalar(&serde_json::to_value(&p.end_reason).unwrap_or_default()),
+                rfc3339(p.ended_at)
+            ),
+            None => format!("grant ended (unreadable data: {})", pairs(d)),
+        },
         _ => {
             // Gateway events wrap their details in `detail`; show the session first.
             let mut parts = Vec::new();
