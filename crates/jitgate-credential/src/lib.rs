@@ -33,7 +33,7 @@ pub use claims::{AssetClaim, GrantClaims};
 pub use error::CredentialError;
 pub use keyring::{KeyRing, PublicKeyInfo, KEY_FILE_NAME};
 pub use pop::{verify_pop, Challenge, ClientKey, NonceCache};
-pub use verify::{token_fingerprint, Verifier, MAX_TOKEN_LEN};
+pub use verify::{token_fingerprint, token_kid, Verifier, MAX_TOKEN_LEN};
 
 /// Timestamps are UTC everywhere (same type as in `jitgate-core`).
 pub type Timestamp = jitgate_core::Timestamp;
