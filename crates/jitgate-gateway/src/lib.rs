@@ -26,6 +26,7 @@ pub mod config;
 pub mod connect;
 pub mod control;
 pub mod modbus;
+pub mod refusals;
 pub mod revocations;
 pub mod runtime;
 pub mod server_api;
