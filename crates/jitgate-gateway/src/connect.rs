@@ -5,7 +5,8 @@
 //!
 //! When the local client leaves, the tunnel is closed with a TLS close_notify, so the gateway
 //! records a normal end (`client_closed`). At start, [`probe`] checks the grant without
-//! opening a session (nothing is recorded unless it is refused).
+//! opening a session (nothing is recorded unless it is refused), and a local connection
+//! gets its tunnel only once it sends its first byte, so port checks open no sessions.
 
 use crate::tunnel::{self, ChallengeMsg, HelloMsg, Proof, Verdict};
 use crate::wire::TokenResponse;
@@ -188,6 +189,13 @@ pub async fn serve_local(
             let target = target.clone();
             let on_event = on_event.clone();
             tokio::spawn(async move {
+                // Modbus clients speak first. A local connection that closes without a byte
+                // (a port check, a health probe) opens no tunnel, so no empty session is
+                // recorded at the gateway.
+                let mut first = [0u8; 1];
+                if !matches!(local.peek(&mut first).await, Ok(n) if n > 0) {
+                    return;
+                }
                 match open_tunnel(&target).await {
                     Ok((mut tunnel, verdict)) => {
                         on_event(format!(
