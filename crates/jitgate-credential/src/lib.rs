@@ -12,7 +12,8 @@
 //! - [`claims`]  — [`GrantClaims`] / [`AssetClaim`] (the token payload), their consistency rules,
 //!   and [`GrantClaims::for_grant`], which derives claims from an active grant.
 //! - [`keyring`] — [`KeyRing`], the server's signing keys in `token-keys.json` (owner-only file),
-//!   rotation, the public-key list for gateways, and [`KeyRing::issue`].
+//!   rotation, emergency retirement ([`KeyRing::retire_now`]), the public-key list for
+//!   gateways, and [`KeyRing::issue`].
 //! - [`verify`]  — [`Verifier`], the gateway-side token check in a fixed order, and
 //!   [`token_fingerprint`] for the evidence log.
 //! - [`pop`]     — proof of possession: [`Challenge`], [`NonceCache`] (single-use nonces),
