@@ -14,8 +14,17 @@ pub enum CredentialError {
     #[error("grant token is malformed ({0}); present the token exactly as the server issued it")]
     TokenMalformed(String),
 
-    #[error("grant token was signed with key {kid}, which this gateway does not know or has retired; refresh the gateway's public keys from the server, or request a new token")]
+    #[error("grant token was signed with key {kid}, which this gateway does not know; refresh the gateway's public keys from the server, or request a new token")]
     UnknownKey { kid: String },
+
+    #[error("grant token was signed with key {kid}, which has been retired; every token it signed is refused. Request a new token (it is signed with the current key)")]
+    KeyRetired { kid: String },
+
+    #[error("there is no token-signing key {kid}; `jitgate keys show` lists the keys")]
+    NoSuchKey { kid: String },
+
+    #[error("key {kid} is the current signing key and cannot be retired: rotate first (`jitgate keys rotate`), then retire it (`jitgate keys retire {kid} --now`)")]
+    KeyIsCurrent { kid: String },
 
     #[error("grant token signature is invalid (forged or altered token); request a new token from the server")]
     BadSignature,
@@ -73,6 +82,9 @@ impl CredentialError {
             CredentialError::TokenTooLong { .. } => "token_too_long",
             CredentialError::TokenMalformed(_) => "token_malformed",
             CredentialError::UnknownKey { .. } => "unknown_key",
+            CredentialError::KeyRetired { .. } => "key_retired",
+            CredentialError::NoSuchKey { .. } => "no_such_key",
+            CredentialError::KeyIsCurrent { .. } => "key_is_current",
             CredentialError::BadSignature => "bad_signature",
             CredentialError::WrongAudience { .. } => "wrong_audience",
             CredentialError::NotYetValid { .. } => "not_yet_valid",

@@ -9,6 +9,14 @@
 //! they have all expired; after that the key is left out of [`KeyRing::public_keys`] (gateways
 //! refuse its tokens as `unknown_key`) and the next rotation drops it from the file.
 //!
+//! Emergency retirement ([`KeyRing::retire_now`], `jitgate keys retire <kid> --now`) is for a
+//! key that leaked: its `retire_at` becomes now, so gateways refuse its tokens at once
+//! (`key_retired`), and it is marked `retired_early_at`. Such a key stays in the file and in
+//! [`KeyRing::public_keys`] (with its past `retire_at`) until every token it could have
+//! signed has expired, so that a gateway that was away and fetches the list later still
+//! names the refusal `key_retired` rather than `unknown_key`. The current key cannot be
+//! retired: a ring must always have a key that signs, so rotate first.
+//!
 //! Key ids are PASERK ids (`k4.pid.…`) of the public keys: standard, collision-free, and
 //! checkable by anyone holding the public key.
 
@@ -80,6 +88,8 @@ struct SigningKey {
     public_b64: String,
     created_at: Timestamp,
     retire_at: Option<Timestamp>,
+    /// Set when the key was retired in an emergency, before its natural `retire_at`.
+    retired_early_at: Option<Timestamp>,
 }
 
 impl SigningKey {
@@ -110,7 +120,18 @@ impl SigningKey {
             public_b64: b64::encode(pair.pk.as_ref()),
             created_at,
             retire_at,
+            retired_early_at: None,
         })
+    }
+
+    fn copy_with_retire_at(
+        &self,
+        retire_at: Option<Timestamp>,
+    ) -> Result<SigningKey, CredentialError> {
+        let mut key = SigningKey::from_seed(self.seed.clone(), self.created_at, retire_at)
+            .map_err(CredentialError::Crypto)?;
+        key.retired_early_at = self.retired_early_at;
+        Ok(key)
     }
 
     fn info(&self) -> PublicKeyInfo {
@@ -149,6 +170,8 @@ struct KeyEntry {
     created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retire_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_early_at: Option<Timestamp>,
 }
 
 impl KeyRing {
@@ -212,8 +235,9 @@ impl KeyRing {
                         &format!("secret key of {} is not 32 bytes of base64url", entry.kid),
                     )
                 })?;
-            let key = SigningKey::from_seed(seed, entry.created_at, entry.retire_at)
+            let mut key = SigningKey::from_seed(seed, entry.created_at, entry.retire_at)
                 .map_err(|e| invalid(path, &format!("key {}: {e}", entry.kid)))?;
+            key.retired_early_at = entry.retired_early_at;
             // A mismatch means the file was edited or corrupted: signing with a key whose id
             // gateways map to another public key would only produce refused tokens.
             if key.kid != entry.kid || key.public_b64 != entry.public_key {
@@ -274,14 +298,15 @@ impl KeyRing {
             } else {
                 key.retire_at
             };
-            if key_retire.is_some_and(|t| t <= now) {
+            // A key retired early stays listed until its tokens have all expired (see the
+            // module notes); any other key is dropped once past its `retire_at`.
+            let still_listed = key
+                .retired_early_at
+                .is_some_and(|t| t + max_token_lifetime > now);
+            if key_retire.is_some_and(|t| t <= now) && !still_listed {
                 continue;
             }
-            let seed = key.seed.clone();
-            keys.push(
-                SigningKey::from_seed(seed, key.created_at, key_retire)
-                    .map_err(CredentialError::Crypto)?,
-            );
+            keys.push(key.copy_with_retire_at(key_retire)?);
         }
         keys.push(fresh);
         let next = KeyRing {
@@ -304,14 +329,59 @@ impl KeyRing {
             .unwrap_or_default()
     }
 
-    /// The public keys gateways need at `now`: the current key and retired keys whose
-    /// `retire_at` is still ahead.
+    /// The public keys gateways need at `now`: the current key, superseded keys whose
+    /// `retire_at` is still ahead, and keys retired early (with their past `retire_at`, so
+    /// gateways refuse their tokens as `key_retired`).
     pub fn public_keys(&self, now: Timestamp) -> Vec<PublicKeyInfo> {
         self.keys
             .iter()
-            .filter(|k| k.retire_at.is_none_or(|t| t > now))
+            .filter(|k| k.retire_at.is_none_or(|t| t > now) || k.retired_early_at.is_some())
             .map(SigningKey::info)
             .collect()
+    }
+
+    /// Retire key `kid` now (emergency: the key leaked): from `now` on it verifies nothing.
+    /// The file is replaced before the ring changes in memory. Refused for the current key
+    /// (`key_is_current`: rotate first) and for a kid the ring does not hold (`no_such_key`).
+    /// Returns `false` if the key was already retired by `now` (nothing changed).
+    pub fn retire_now(&mut self, kid: &str, now: Timestamp) -> Result<bool, CredentialError> {
+        let index = self.keys.iter().position(|k| k.kid == kid).ok_or_else(|| {
+            CredentialError::NoSuchKey {
+                kid: kid.chars().take(64).collect(),
+            }
+        })?;
+        if index == self.current {
+            return Err(CredentialError::KeyIsCurrent {
+                kid: kid.to_string(),
+            });
+        }
+        let already = self
+            .keys
+            .get(index)
+            .is_some_and(|k| k.retired_early_at.is_some() || k.retire_at.is_some_and(|t| t <= now));
+        if already {
+            return Ok(false);
+        }
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for (i, key) in self.keys.iter().enumerate() {
+            if i == index {
+                let mut retired = key.copy_with_retire_at(Some(now))?;
+                retired.retired_early_at = Some(now);
+                keys.push(retired);
+            } else {
+                keys.push(key.copy_with_retire_at(key.retire_at)?);
+            }
+        }
+        let next = KeyRing {
+            path: self.path.clone(),
+            current: self.current,
+            keys,
+        };
+        if let Some(path) = &self.path {
+            replace_file(path, &next.file_bytes()?)?;
+        }
+        *self = next;
+        Ok(true)
     }
 
     /// Sign `claims` with the current key as a PASETO v4.public token, footer `{"kid":…}`,
@@ -362,6 +432,7 @@ impl KeyRing {
                     public_key: k.public_b64.clone(),
                     created_at: k.created_at,
                     retire_at: k.retire_at,
+                    retired_early_at: k.retired_early_at,
                 })
                 .collect(),
         };
@@ -494,6 +565,38 @@ mod tests {
         assert_ne!(old, new);
         assert_eq!(ring.public_keys(now).len(), 2);
         assert_eq!(ring.public_keys(now + Duration::minutes(5)).len(), 1);
+    }
+
+    #[test]
+    fn retire_now_refuses_the_current_key_and_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now();
+        let mut ring = KeyRing::open_or_create(dir.path(), now).unwrap();
+        let old = ring.current_kid().to_string();
+        let err = ring.retire_now(&old, now).unwrap_err();
+        assert_eq!(err.code(), "key_is_current");
+        assert!(err.to_string().contains("jitgate keys rotate"), "{err}");
+        assert_eq!(
+            ring.retire_now("k4.pid.nope", now).unwrap_err().code(),
+            "no_such_key"
+        );
+        ring.rotate(now, Duration::days(30)).unwrap();
+        assert!(ring.retire_now(&old, now).unwrap());
+        assert!(!ring.retire_now(&old, now).unwrap(), "idempotent");
+        // Listed with its past retire_at, in memory and after a reload.
+        for ring in [ring, KeyRing::open_or_create(dir.path(), now).unwrap()] {
+            let listed = ring.public_keys(now + Duration::seconds(1));
+            let info = listed.iter().find(|k| k.kid == old).unwrap();
+            assert_eq!(info.retire_at, Some(now));
+        }
+        // Kept through rotations until its tokens have all expired, then dropped.
+        let mut ring = KeyRing::open_or_create(dir.path(), now).unwrap();
+        ring.rotate(now + Duration::days(1), Duration::days(30))
+            .unwrap();
+        assert!(ring.public_keys(now).iter().any(|k| k.kid == old));
+        ring.rotate(now + Duration::days(31), Duration::days(30))
+            .unwrap();
+        assert!(!ring.public_keys(now).iter().any(|k| k.kid == old));
     }
 
     #[test]

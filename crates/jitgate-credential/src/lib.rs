@@ -12,7 +12,8 @@
 //! - [`claims`]  — [`GrantClaims`] / [`AssetClaim`] (the token payload), their consistency rules,
 //!   and [`GrantClaims::for_grant`], which derives claims from an active grant.
 //! - [`keyring`] — [`KeyRing`], the server's signing keys in `token-keys.json` (owner-only file),
-//!   rotation, the public-key list for gateways, and [`KeyRing::issue`].
+//!   rotation, emergency retirement ([`KeyRing::retire_now`]), the public-key list for
+//!   gateways, and [`KeyRing::issue`].
 //! - [`verify`]  — [`Verifier`], the gateway-side token check in a fixed order, and
 //!   [`token_fingerprint`] for the evidence log.
 //! - [`pop`]     — proof of possession: [`Challenge`], [`NonceCache`] (single-use nonces),
@@ -33,7 +34,7 @@ pub use claims::{AssetClaim, GrantClaims};
 pub use error::CredentialError;
 pub use keyring::{KeyRing, PublicKeyInfo, KEY_FILE_NAME};
 pub use pop::{verify_pop, Challenge, ClientKey, NonceCache};
-pub use verify::{token_fingerprint, Verifier, MAX_TOKEN_LEN};
+pub use verify::{token_fingerprint, token_kid, Verifier, MAX_TOKEN_LEN};
 
 /// Timestamps are UTC everywhere (same type as in `jitgate-core`).
 pub type Timestamp = jitgate_core::Timestamp;

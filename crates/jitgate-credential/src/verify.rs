@@ -37,6 +37,8 @@ pub struct Verifier {
 struct VerifyKey {
     key: AsymmetricPublicKey<V4>,
     retire_at: Option<Timestamp>,
+    /// Retired at once by the server's order (emergency retirement), whatever the clock says.
+    retired: bool,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +72,7 @@ impl Verifier {
                 VerifyKey {
                     key,
                     retire_at: info.retire_at,
+                    retired: false,
                 },
             );
         }
@@ -124,10 +127,14 @@ impl Verifier {
         let key = self
             .keys
             .get(&footer.kid)
-            .filter(|k| k.retire_at.is_none_or(|t| now < t))
             .ok_or_else(|| CredentialError::UnknownKey {
                 kid: printable(&footer.kid),
             })?;
+        if key.retired || key.retire_at.is_some_and(|t| now >= t) {
+            return Err(CredentialError::KeyRetired {
+                kid: printable(&footer.kid),
+            });
+        }
 
         let trusted =
             PublicToken::verify(&key.key, &untrusted, None, Some(TOKEN_PURPOSE.as_bytes()))
@@ -159,6 +166,18 @@ impl Verifier {
         Ok(claims)
     }
 
+    /// Refuse every token signed by `kid` from now on, whatever its `retire_at` says (the
+    /// server retired the key in an emergency). Returns whether the key was known.
+    pub fn retire(&mut self, kid: &str) -> bool {
+        match self.keys.get_mut(kid) {
+            Some(k) => {
+                k.retired = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Key ids this verifier knows (for the gateway's status report).
     pub fn kids(&self) -> Vec<String> {
         let mut kids: Vec<String> = self.keys.keys().cloned().collect();
@@ -178,6 +197,21 @@ fn printable(kid: &str) -> String {
         .take(64)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
+}
+
+/// The key id a token's footer names, or `None` if the token has no readable footer. Only
+/// meaningful for a token that [`Verifier::verify`] accepted (before that the footer is
+/// untrusted text); the gateway uses it to find the live sessions of a retired key.
+pub fn token_kid(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let untrusted = UntrustedToken::<Public, V4>::try_from(token).ok()?;
+    let footer = untrusted.untrusted_footer();
+    if footer.len() > MAX_FOOTER_LEN {
+        return None;
+    }
+    serde_json::from_slice::<Footer>(footer).ok().map(|f| f.kid)
 }
 
 /// `sha256:<hex>` of a token, for evidence and logs: it identifies the token without being

@@ -2,13 +2,18 @@
 //! unmodified client (pymodbus, mbpoll, an HMI, an engineering tool) connects to. Each local
 //! connection becomes one TLS tunnel to the gateway, proving possession of the session key
 //! the token is bound to, with a fresh challenge each time.
+//!
+//! When the local client leaves, the tunnel is closed with a TLS close_notify, so the gateway
+//! records a normal end (`client_closed`). At start, [`probe`] checks the grant without
+//! opening a session (nothing is recorded unless it is refused), and a local connection
+//! gets its tunnel only once it sends its first byte, so port checks open no sessions.
 
-use crate::tunnel::{self, ChallengeMsg, Hello, Proof, Verdict};
+use crate::tunnel::{self, ChallengeMsg, HelloMsg, Proof, Verdict};
 use crate::wire::TokenResponse;
 use jitgate_credential::ClientKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::BufReader;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,28 @@ pub struct Target {
 /// Open one tunnel and complete the handshake; returns the TLS stream ready for Modbus.
 pub async fn open_tunnel(
     target: &Target,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Verdict), ConnectError> {
+    handshake(target, false).await
+}
+
+/// Ask the gateway whether a session would be accepted, without opening one: the same
+/// checks as a session (token, proof of possession, the grant at the server, the device
+/// reachable), no session recorded. The tunnel is closed cleanly afterwards.
+pub async fn probe(target: &Target) -> Result<Verdict, ConnectError> {
+    let (mut tls, verdict) = handshake(target, true).await?;
+    close(&mut tls).await;
+    Ok(verdict)
+}
+
+/// Close a tunnel the way TLS means it: close_notify, then the TCP write side. Bounded, so a
+/// gateway that stopped reading cannot hold the client.
+pub async fn close(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), tls.shutdown()).await;
+}
+
+async fn handshake(
+    target: &Target,
+    probe: bool,
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Verdict), ConnectError> {
     let t = &target.token;
     let gw_err = |m: String| ConnectError::Gateway {
@@ -63,10 +90,11 @@ pub async fn open_tunnel(
     let err = |e: tunnel::TunnelError| ConnectError::Tunnel(e.to_string());
     tunnel::write_msg(
         &mut stream,
-        &Hello {
+        &HelloMsg {
             v: tunnel::VERSION,
             token: t.token.clone(),
             asset: t.asset.clone(),
+            probe,
         },
     )
     .await
@@ -117,14 +145,20 @@ async fn relay_until_either_closes(
     tunnel: &mut tokio_rustls::client::TlsStream<TcpStream>,
 ) -> std::io::Result<()> {
     let (mut local_r, mut local_w) = local.into_split();
-    let (mut tunnel_r, mut tunnel_w) = tokio::io::split(tunnel);
+    let (mut tunnel_r, mut tunnel_w) = tokio::io::split(&mut *tunnel);
     let result = tokio::select! {
         r = tokio::io::copy(&mut local_r, &mut tunnel_w) => r.map(|_| ()),
         r = tokio::io::copy(&mut tunnel_r, &mut local_w) => r.map(|_| ()),
     };
-    // Dropping the halves closes the local socket; the tunnel is closed by the caller's drop.
+    // Dropping the halves closes the local socket.
     drop(local_w);
     drop(local_r);
+    drop(tunnel_w);
+    drop(tunnel_r);
+    // Say goodbye on the tunnel (close_notify): the gateway records a normal end rather than
+    // a connection that was cut. After the gateway closed first this answers its
+    // close_notify, as TLS expects.
+    close(tunnel).await;
     result
 }
 
@@ -155,6 +189,13 @@ pub async fn serve_local(
             let target = target.clone();
             let on_event = on_event.clone();
             tokio::spawn(async move {
+                // Modbus clients speak first. A local connection that closes without a byte
+                // (a port check, a health probe) opens no tunnel, so no empty session is
+                // recorded at the gateway.
+                let mut first = [0u8; 1];
+                if !matches!(local.peek(&mut first).await, Ok(n) if n > 0) {
+                    return;
+                }
                 match open_tunnel(&target).await {
                     Ok((mut tunnel, verdict)) => {
                         on_event(format!(

@@ -2,7 +2,10 @@
 //! (`/api/v1/gateway/control`, authenticated with the gateway's API key) that stays open,
 //! reconnecting with backoff. The server pushes revocations (and, on every connection, the
 //! list of ended grants so a gateway that was away catches up); the gateway applies each
-//! (persist, cut sessions) and acknowledges with what it closed.
+//! (persist, cut sessions) and acknowledges with what it closed. It also pushes emergency
+//! key retirements, applied at once (refuse the key, cut its sessions); on every connection
+//! the gateway fetches the key list again, so a retirement it missed while away is applied
+//! too.
 
 use crate::runtime::Gateway;
 use crate::wire::{ControlDown, ControlUp, Revocation};
@@ -84,6 +87,17 @@ async fn serve(gw: &Arc<Gateway>, ws: Ws, stop: &mut watch::Receiver<bool>) -> S
                             for r in revoked {
                                 spawn_apply(gw, r, &up_tx);
                             }
+                            // Keys retired while the channel was down: the list the server
+                            // serves now no longer verifies them.
+                            let gw = gw.clone();
+                            tokio::spawn(async move {
+                                if let Err(e) = gw.refresh_now().await {
+                                    tracing::warn!(error = %e, "cannot refresh the token keys after reconnecting");
+                                }
+                            });
+                        }
+                        Ok(ControlDown::RetireKey { kid }) => {
+                            gw.retire_key(&kid);
                         }
                         Err(e) => tracing::warn!(error = %e, "control channel: unknown message ignored"),
                     },

@@ -17,8 +17,10 @@
 //!   refresh keys and assets, accept tunnels, the registry of live sessions), [`session`]
 //!   (one tunnel: handshake, online check, the inspection loop, expiry at the edge),
 //!   [`spool`] (ordered, at-least-once delivery of events with a disk spool), [`server_api`],
-//!   [`control`] (the WebSocket control channel: revocations in, acknowledgements out) and
-//!   [`revocations`] (the persisted list of ended grants whose credentials are refused).
+//!   [`control`] (the WebSocket control channel: revocations and key retirements in,
+//!   acknowledgements out), [`revocations`] (the persisted list of ended grants whose
+//!   credentials are refused) and [`refusals`] (pre-authentication refusals counted per
+//!   client address, summarised once a minute, with a throttle; pure, no I/O).
 //! - Both ends of a tunnel: [`tunnel`] (the handshake messages), [`tls`] (certificates and
 //!   fingerprint pinning), [`connect`] (the client side behind `jitgate connect`).
 
@@ -26,6 +28,7 @@ pub mod config;
 pub mod connect;
 pub mod control;
 pub mod modbus;
+pub mod refusals;
 pub mod revocations;
 pub mod runtime;
 pub mod server_api;

@@ -1,16 +1,19 @@
 //! The gateway process: announce itself to the server, keep the token keys and its assets
-//! current, hold the control channel (revocations), accept tunnels, and keep a registry of
-//! live sessions (so a revocation or a shutdown can end them) and of ended grants (the
-//! persisted revocation list).
+//! current, hold the control channel (revocations, key retirements), accept tunnels, and
+//! keep a registry of live sessions (so a revocation, a key retirement or a shutdown can end
+//! them), of ended grants (the persisted revocation list) and of pre-authentication
+//! refusals (counted per address, summarised once a minute: `crate::refusals`).
 
 use crate::config::GatewayConfig;
+use crate::refusals::{Disposition, PreAuthRefusals};
 use crate::revocations::RevocationList;
 use crate::server_api::{ApiError, ServerApi};
 use crate::spool::EventLog;
 use crate::wire::{GatewayHello, GatewaySetup, Revocation, RevocationAck, SessionClosed};
 use jitgate_core::{Asset, GrantState, Timestamp};
 use jitgate_credential::{Challenge, CredentialError, GrantClaims, NonceCache, Verifier};
-use std::collections::HashMap;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -38,6 +41,8 @@ pub enum GatewayError {
 /// A live session's entry in the registry.
 pub struct SessionHandle {
     pub grant_id: String,
+    /// The key that signed the session's token.
+    pub kid: String,
     kill: watch::Sender<String>,
 }
 
@@ -63,6 +68,11 @@ pub struct Gateway {
     closed: Mutex<HashMap<String, (Timestamp, Vec<SessionClosed>)>>,
     /// Whether the control channel to the server is up (for status and tests).
     pub control_connected: std::sync::atomic::AtomicBool,
+    /// Pre-authentication refusals of the current window.
+    refusals: Mutex<PreAuthRefusals>,
+    /// Keys the server retired in an emergency while this process runs: refused even if a
+    /// key list fetched later does not show it yet (the list is fetched every 30 s).
+    retired_kids: Mutex<HashSet<String>>,
 }
 
 impl Gateway {
@@ -108,10 +118,37 @@ impl Gateway {
             .consume(nonce, now)
     }
 
-    /// The online check at session start: the grant must still be active at the server.
-    /// Unreachable server: refuse (fail closed), unless within the configured offline grace.
-    pub async fn check_grant_online(&self, grant: &str) -> Result<(), (&'static str, String)> {
+    /// The online check at session start: the grant must still be active at the server, and
+    /// the token must carry the grant's own scope digest and subject (a token whose claims
+    /// were signed for another scope or person is refused, even with a valid signature).
+    /// Unreachable server: refuse (fail closed), unless within the configured offline grace
+    /// (then only the token itself is checked).
+    pub async fn check_grant_online(
+        &self,
+        claims: &GrantClaims,
+    ) -> Result<(), (&'static str, String)> {
+        let grant = claims.grant_id.as_str();
         match self.api.grant_status(grant).await {
+            Ok(s) if s.scope_digest != claims.scope_digest => {
+                self.touch();
+                Err((
+                    "scope_mismatch",
+                    format!(
+                        "the token's scope digest {} is not grant {grant}'s ({}): the token does not carry the scope that was approved; request a new token",
+                        claims.scope_digest, s.scope_digest
+                    ),
+                ))
+            }
+            Ok(s) if s.subject != claims.subject => {
+                self.touch();
+                Err((
+                    "subject_mismatch",
+                    format!(
+                        "the token is for {}, but grant {grant} is for {}; only the grant's subject can use it",
+                        claims.subject, s.subject
+                    ),
+                ))
+            }
             Ok(s) if s.state == GrantState::Active => {
                 self.touch();
                 Ok(())
@@ -212,7 +249,7 @@ impl Gateway {
     }
 
     /// Add a live session; the receiver yields the reason when it must end.
-    pub fn register(&self, session: &str, grant: &str) -> watch::Receiver<String> {
+    pub fn register(&self, session: &str, grant: &str, kid: &str) -> watch::Receiver<String> {
         let (tx, rx) = watch::channel(String::new());
         self.sessions
             .lock()
@@ -221,10 +258,110 @@ impl Gateway {
                 session.to_string(),
                 SessionHandle {
                     grant_id: grant.to_string(),
+                    kid: kid.to_string(),
                     kill: tx,
                 },
             );
         rx
+    }
+
+    /// The server retired token-signing key `kid` now: refuse its tokens from this instant
+    /// (whatever key list arrives later) and end every live session opened with one.
+    /// Returns how many sessions were cut. Idempotent.
+    pub fn retire_key(&self, kid: &str) -> usize {
+        self.retired_kids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kid.to_string());
+        self.verifier
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retire(kid);
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        for handle in sessions.values().filter(|h| h.kid == kid) {
+            let _ = handle.kill.send("key_retired".to_string());
+            n += 1;
+        }
+        if n > 0 {
+            tracing::warn!(%kid, sessions = n, "token-signing key retired: sessions cut");
+        }
+        n
+    }
+
+    /// Was `kid` retired while this gateway runs?
+    pub fn key_is_retired(&self, kid: &str) -> bool {
+        self.retired_kids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(kid)
+    }
+
+    /// Live sessions whose token `kid` signed.
+    pub fn live_sessions_of_key(&self, kid: &str) -> usize {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|h| h.kid == kid)
+            .count()
+    }
+
+    /// Should a new connection from `ip` be closed before the TLS handshake?
+    pub fn pre_auth_throttled(&self, ip: std::net::IpAddr) -> bool {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .throttled(ip)
+    }
+
+    /// Count a refusal that happened before the token was accepted; record it as an event
+    /// of its own only within the per-address allowance (see `crate::refusals`).
+    pub fn pre_auth_refused(
+        &self,
+        peer: std::net::SocketAddr,
+        code: &'static str,
+        session: Option<&str>,
+        message: &str,
+        token_fingerprint: Option<&str>,
+    ) {
+        let now = self.clock_now();
+        let disposition = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(peer.ip(), code, now);
+        if disposition == Disposition::Detailed {
+            // The message is bounded: it comes from our own errors, which quote at most a
+            // printable, truncated key id of the client's.
+            self.events.record(
+                "session.refused",
+                now,
+                None,
+                session,
+                json!({"code": code, "reason": message, "peer": peer.to_string(), "token_fingerprint": token_fingerprint, "pre_auth": true}),
+            );
+        }
+    }
+
+    /// Close the current window of pre-authentication refusals now and record its summary
+    /// event (if some refusals were not recorded in detail). Called once a minute by the
+    /// runtime and at shutdown; public so tests can close a window without waiting for it.
+    /// Returns whether a summary was recorded.
+    pub fn flush_pre_auth_refusals(&self) -> bool {
+        let now = self.clock_now();
+        let summary = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .close_window(now);
+        match summary {
+            Some(data) => {
+                self.events.record("session.refused", now, None, None, data);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Remove a session from the registry; `closed` (for a session that ran) is kept for
@@ -298,8 +435,18 @@ impl Gateway {
     }
 
     fn apply_setup(&self, setup: &GatewaySetup) -> Result<(), GatewayError> {
-        let verifier = Verifier::new(&setup.token_keys)
+        let mut verifier = Verifier::new(&setup.token_keys)
             .map_err(|e| GatewayError::Other(format!("token keys from the server: {e}")))?;
+        // A retirement pushed over the control channel wins over a list that may have been
+        // read at the server just before it.
+        for kid in self
+            .retired_kids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            verifier.retire(kid);
+        }
         *self.verifier.write().unwrap_or_else(|p| p.into_inner()) = verifier;
         let assets = setup
             .assets
@@ -345,6 +492,8 @@ impl RunningGateway {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The refusals counted so far would be lost with the process.
+        self.gateway.flush_pre_auth_refusals();
         if !self
             .gateway
             .events
@@ -429,6 +578,8 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         revoked: Mutex::new(revoked),
         closed: Mutex::new(HashMap::new()),
         control_connected: std::sync::atomic::AtomicBool::new(false),
+        refusals: Mutex::new(PreAuthRefusals::default()),
+        retired_kids: Mutex::new(HashSet::new()),
     });
     gateway.apply_setup(&setup)?;
     tracing::info!(gateway = %gateway.id, %addr, assets = setup.assets.len(), "gateway listening");
@@ -473,6 +624,20 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
             }
         }
     });
+    // Pre-authentication refusals: one summary per window, on the gateway's clock.
+    let refusals_gw = gateway.clone();
+    let mut refusals_stop = stop.subscribe();
+    let refusals = tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::refusals::WINDOW);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                _ = every.tick() => { refusals_gw.flush_pre_auth_refusals(); }
+                _ = refusals_stop.changed() => return,
+            }
+        }
+    });
     // The spool task is not stopped with the rest: it keeps delivering (or spooling to disk)
     // what sessions recorded until the process ends.
     drop(spool_task);
@@ -480,6 +645,6 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         addr,
         gateway,
         stop,
-        tasks: vec![accept, refresh, control],
+        tasks: vec![accept, refresh, control, refusals],
     })
 }

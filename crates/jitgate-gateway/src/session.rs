@@ -1,10 +1,17 @@
 //! One tunnel session: TLS, handshake (token + proof of possession), the online grant check,
 //! then Modbus/TCP frame by frame — inspected against the allow-list compiled once from the
-//! token's scope — until the client leaves, the token expires, or the grant is revoked.
+//! token's scope — until the client leaves, the token expires, the grant is revoked or the
+//! key that signed the token is retired.
+//!
+//! Refusals before the token is accepted are counted per client address
+//! ([`crate::refusals`]); later ones are recorded one event each. Why a session ended is one
+//! of: `client_closed` (TLS close_notify), `client_disconnected` (TCP closed without it),
+//! `expired`, `grant_<reason>`, `key_retired`, `gateway_shutdown`, or an error
+//! (`client_error: …`, `device_*`, `malformed_*`, `bad_device_response: …`).
 
 use crate::modbus::{self, Verdict};
 use crate::runtime::Gateway;
-use crate::tunnel::{self, ChallengeMsg, Hello, Proof};
+use crate::tunnel::{self, ChallengeMsg, HelloMsg, Proof};
 use crate::wire::SessionClosed;
 use jitgate_core::event::rfc3339;
 use jitgate_core::Asset;
@@ -34,33 +41,51 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 }
 
 pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr) {
+    // An address that keeps failing before authentication is cut before the TLS handshake,
+    // the expensive part (see `crate::refusals`).
+    if gw.pre_auth_throttled(peer.ip()) {
+        gw.pre_auth_refused(
+            peer,
+            "throttled",
+            None,
+            "too many failed handshakes from this address; try again in a minute",
+            None,
+        );
+        return;
+    }
     let _ = tcp.set_nodelay(true);
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, gw.acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            gw.pre_auth_refused(peer, "tls_failed", None, &e.to_string(), None);
             return;
         }
-        Err(_) => return,
+        Err(_) => {
+            gw.pre_auth_refused(peer, "tls_timeout", None, "no TLS handshake in 10 s", None);
+            return;
+        }
     };
     let mut stream = BufReader::with_capacity(FRAME_BUF, tls);
     let session_id = crate::new_session_id();
     let started = gw.clock_now();
-    let mut fingerprint = None;
+    let mut progress = Progress::default();
     let outcome = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        handshake(&gw, &mut stream, &mut fingerprint),
+        handshake(&gw, &mut stream, &mut progress),
     )
     .await;
-    let (claims, asset) = match outcome {
+    let accepted = match outcome {
         Ok(Ok(ok)) => ok,
         Ok(Err((refusal, grant))) => {
-            gw.events.record(
-                "session.refused",
-                started,
+            refused(
+                &gw,
+                &progress,
                 grant.as_deref(),
-                Some(&session_id),
-                json!({"code": refusal.code, "reason": refusal.message, "peer": peer.to_string(), "token_fingerprint": fingerprint}),
+                &session_id,
+                started,
+                peer,
+                &refusal,
             );
             let verdict = tunnel::Verdict {
                 ok: false,
@@ -74,16 +99,26 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
             return;
         }
         Err(_) => {
-            gw.events.record(
-                "session.refused",
+            let refusal = refuse("handshake_timeout", "the handshake took longer than 10 s");
+            let grant = progress.grant.clone();
+            refused(
+                &gw,
+                &progress,
+                grant.as_deref(),
+                &session_id,
                 started,
-                None,
-                Some(&session_id),
-                json!({"code": "handshake_timeout", "peer": peer.to_string()}),
+                peer,
+                &refusal,
             );
             return;
         }
     };
+    let Accepted {
+        claims,
+        asset,
+        kid,
+        probe,
+    } = accepted;
 
     // Connect to the device before saying yes, so a dead device is reported as such.
     let Some(address) = asset.endpoints.modbus.as_ref().map(|m| m.address.clone()) else {
@@ -113,19 +148,46 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
             return;
         }
     };
+    if probe {
+        // Every check passed: say so, open nothing, record nothing (no session existed).
+        drop(device);
+        let verdict = tunnel::Verdict {
+            ok: true,
+            session: None,
+            expires_at: Some(rfc3339(claims.expires_at)),
+            code: None,
+            message: None,
+        };
+        let _ = tunnel::write_msg(&mut stream, &verdict).await;
+        let _ = stream.get_mut().shutdown().await;
+        return;
+    }
     let _ = device.set_nodelay(true);
     let allow = modbus::AllowList::compile(&asset.id, &claims.scope);
-    let mut kill = gw.register(&session_id, &claims.grant_id);
-    // A revocation that arrived between the handshake's check and the registration found
-    // no session to cut: look again now that this one is registered.
-    if let Some(reason) = gw.revoked_reason(&claims.grant_id) {
+    let mut kill = gw.register(&session_id, &claims.grant_id, &kid);
+    // A revocation (or key retirement) that arrived between the handshake's check and the
+    // registration found no session to cut: look again now that this one is registered.
+    let late = match gw.revoked_reason(&claims.grant_id) {
+        Some(reason) => Some((
+            "grant_revoked",
+            format!("grant {} has ended ({reason})", claims.grant_id),
+        )),
+        None if gw.key_is_retired(&kid) => Some((
+            "key_retired",
+            format!(
+                "the token was signed with key {kid}, which has been retired; request a new token"
+            ),
+        )),
+        None => None,
+    };
+    if let Some((code, message)) = late {
         gw.unregister(&session_id, None);
         let verdict = tunnel::Verdict {
             ok: false,
             session: None,
             expires_at: None,
-            code: Some("grant_revoked".into()),
-            message: Some(format!("grant {} has ended ({reason})", claims.grant_id)),
+            code: Some(code.into()),
+            message: Some(message),
         };
         let _ = tunnel::write_msg(&mut stream, &verdict).await;
         return;
@@ -185,6 +247,36 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
     );
 }
 
+/// Record a refused handshake: one event of its own once the token was accepted (it names
+/// a real grant), else counted with the other pre-authentication refusals of the window.
+fn refused(
+    gw: &Gateway,
+    progress: &Progress,
+    grant: Option<&str>,
+    session_id: &str,
+    at: jitgate_core::Timestamp,
+    peer: std::net::SocketAddr,
+    refusal: &Refusal,
+) {
+    if progress.grant.is_none() {
+        gw.pre_auth_refused(
+            peer,
+            refusal.code,
+            Some(session_id),
+            &refusal.message,
+            progress.fingerprint.as_deref(),
+        );
+        return;
+    }
+    gw.events.record(
+        "session.refused",
+        at,
+        grant,
+        Some(session_id),
+        json!({"code": refusal.code, "reason": refusal.message, "peer": peer.to_string(), "token_fingerprint": progress.fingerprint}),
+    );
+}
+
 #[derive(Default)]
 struct Stats {
     operations: u64,
@@ -195,17 +287,34 @@ struct Stats {
 
 type Stream = BufReader<tokio_rustls::server::TlsStream<TcpStream>>;
 
-/// Token, proof of possession, online check. Returns the claims and the asset.
+/// How far a handshake got, for the refusal record: the token's fingerprint once read, the
+/// grant once the token was accepted (from then on refusals are post-authentication).
+#[derive(Default)]
+struct Progress {
+    fingerprint: Option<String>,
+    grant: Option<String>,
+}
+
+/// A handshake that passed every check.
+struct Accepted {
+    claims: GrantClaims,
+    asset: Asset,
+    /// The key that signed the token (to cut the session if that key is retired).
+    kid: String,
+    probe: bool,
+}
+
+/// Token, proof of possession, online check.
 async fn handshake(
     gw: &Gateway,
     stream: &mut Stream,
-    fingerprint: &mut Option<String>,
-) -> Result<(GrantClaims, Asset), (Refusal, Option<String>)> {
-    let hello: Hello = tunnel::read_msg(stream)
+    progress: &mut Progress,
+) -> Result<Accepted, (Refusal, Option<String>)> {
+    let hello: HelloMsg = tunnel::read_msg(stream)
         .await
         .map_err(|e| (refuse("bad_handshake", e.to_string()), None))?;
     // The evidence log gets the token's fingerprint, never the token.
-    *fingerprint = Some(jitgate_credential::token_fingerprint(&hello.token));
+    progress.fingerprint = Some(jitgate_credential::token_fingerprint(&hello.token));
     if hello.v != tunnel::VERSION {
         return Err((
             refuse(
@@ -228,7 +337,10 @@ async fn handshake(
         other => other,
     }
     .map_err(|e| (refuse(e.code(), format!("token refused: {e}")), None))?;
+    // Verified: the footer's key id is the key that signed it.
+    let kid = jitgate_credential::token_kid(&hello.token).unwrap_or_default();
     let grant = Some(claims.grant_id.clone());
+    progress.grant = grant.clone();
     // The revocation list first: an ended grant's credential is refused here without asking
     // the server (and across restarts: the list is on disk).
     if let Some(reason) = gw.revoked_reason(&claims.grant_id) {
@@ -282,10 +394,15 @@ async fn handshake(
                 grant.clone(),
             )
         })?;
-    gw.check_grant_online(&claims.grant_id)
+    gw.check_grant_online(&claims)
         .await
         .map_err(|(code, message)| (refuse(code, message), grant.clone()))?;
-    Ok((claims, asset))
+    Ok(Accepted {
+        claims,
+        asset,
+        kid,
+        probe: hello.probe,
+    })
 }
 
 /// The inspection loop: one request at a time, each answered before the next is read.
@@ -319,10 +436,17 @@ async fn relay(
                 }
             }
             match client.read(&mut chunk).await {
+                // The client said goodbye (TLS close_notify): a normal end.
                 Ok(0) => return "client_closed".into(),
                 Ok(n) => {
                     stats.bytes_in += n as u64;
                     inbuf.extend_from_slice(&chunk[..n]);
+                }
+                // The connection ended without close_notify (client killed, network cut, an
+                // old client): not an error of the session, but not a clean close either.
+                // Only complete frames ever reach the device, so nothing was truncated.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return "client_disconnected".into()
                 }
                 Err(e) => return format!("client_error: {e}"),
             }

@@ -1,7 +1,7 @@
 //! The tunnel handshake between `jitgate connect` and a gateway, over TLS.
 //!
 //! ```text
-//! client → gateway   {"v":1,"token":"v4.public...","asset":"plc-7"}\n
+//! client → gateway   {"v":1,"token":"v4.public...","asset":"plc-7"}\n     (+ "probe":true: check only)
 //! gateway → client   {"challenge":"<base64url 32 bytes>"}\n
 //! client → gateway   {"pop":"<base64url Ed25519 signature>"}\n
 //! gateway → client   {"ok":true,"session":"sess-...","expires_at":"..."}\n   (or ok:false, code, message; then close)
@@ -23,6 +23,21 @@ pub struct Hello {
     pub v: u32,
     pub token: String,
     pub asset: String,
+}
+
+/// What the gateway reads first: a [`Hello`], with `"probe": true` when the client only wants
+/// to know whether a session would be accepted (`jitgate connect` checks its grant at start
+/// this way). A probe goes through every check of a session — token, proof of possession,
+/// online grant check, device reachable — and gets the same verdict, but no session is
+/// opened or recorded; a refused probe is recorded like any refusal.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelloMsg {
+    pub v: u32,
+    pub token: String,
+    pub asset: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probe: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -32,6 +32,12 @@ pub struct GrantStatus {
     pub state: jitgate_core::GrantState,
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
+    /// `sha256:<hex>` of the grant's canonical scope (what the approvers approved): the
+    /// gateway refuses a token whose `scope_digest` differs (`scope_mismatch`).
+    pub scope_digest: String,
+    /// The identity the grant is for: the gateway refuses a token for anyone else
+    /// (`subject_mismatch`).
+    pub subject: String,
 }
 
 /// One thing a gateway saw: a session starting, refused or ending, or an operation.
@@ -100,8 +106,14 @@ pub enum ControlDown {
     /// The gateway answers with [`ControlUp::Ack`].
     Revoke(Revocation),
     /// Sent first on every (re)connection: every ended grant whose credential could still
-    /// be valid, so that a gateway that was away catches up. Each is acknowledged.
+    /// be valid, so that a gateway that was away catches up. Each is acknowledged. The
+    /// gateway also fetches the token keys again on it, so a key retired while it was away
+    /// is refused from then on.
     Sync { revoked: Vec<Revocation> },
+    /// A token-signing key was retired in an emergency (`jitgate keys retire <kid> --now`):
+    /// refuse every token it signed (`key_retired`) and cut the live sessions opened with
+    /// one. Not acknowledged: the gateway's next key refresh confirms it anyway.
+    RetireKey { kid: String },
 }
 
 /// One ended grant, as a gateway must enforce it.

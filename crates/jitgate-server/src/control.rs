@@ -72,6 +72,22 @@ impl ControlHub {
         sent
     }
 
+    /// Send a message to every connected gateway; returns the ids of those it reached.
+    pub fn broadcast(&self, msg: &ControlDown) -> Vec<String> {
+        let conns = self.lock_conns();
+        let mut reached: Vec<String> = conns
+            .iter()
+            .filter(|(_, senders)| {
+                senders
+                    .iter()
+                    .fold(false, |sent, (_, tx)| tx.send(msg.clone()).is_ok() || sent)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        reached.sort();
+        reached
+    }
+
     pub fn ack(&self, gateway: &str, grant: &str) -> Option<RevocationAck> {
         self.acks
             .lock()

@@ -6,6 +6,13 @@
 //! - `server_cmds.rs` — `serve`, `up`, `check` (owned by the server side).
 //! - `gateway_cmds.rs` — `gateway`: the enforcement point process.
 //! - `client/`        — every verb that talks to a server over HTTP; see `client/mod.rs`.
+//! - `output.rs`      — the only writer of stdout: control characters from the server shown
+//!   escaped, a closed pipe (`| head`) ends the process quietly.
+
+// Every stdout write goes through `output` (escaping, closed pipes).
+#![deny(clippy::print_stdout)]
+
+mod output;
 
 mod client;
 mod gateway_cmds;
@@ -141,17 +148,21 @@ fn report(err: &anyhow::Error) -> u8 {
     match err.downcast_ref::<CliError>() {
         Some(CliError::Reported) => exit::FAILURE,
         Some(e) => {
-            eprintln!("error: {e}");
+            // Server messages may quote what a user typed: no raw control characters.
+            eprintln!("error: {}", output::escape_controls(&e.to_string(), false));
             if let CliError::Api {
                 hint: Some(hint), ..
             } = e
             {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", output::escape_controls(hint, false));
             }
             e.exit_code()
         }
         None => {
-            eprintln!("error: {err:#}");
+            eprintln!(
+                "error: {}",
+                output::escape_controls(&format!("{err:#}"), false)
+            );
             exit::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! The server-side verbs: `serve`, `up` (quickstart), `check` and `policy test`. They run
 //! locally and never talk to a remote server; the client verbs live in `client/`.
 
+use crate::output::outln;
 use anyhow::{bail, Context};
 use clap::Args;
 use jitgate_core::event::Actor;
@@ -217,7 +218,7 @@ fn print_walkthrough(addr: &str, creds: &BootstrapCredentials, data_dir: &Path) 
             .cloned()
             .unwrap_or_else(|| "<see credentials file>".into())
     };
-    println!(
+    outln!(
         r#"
 jitgate is running at http://{addr} (SQLite in {dir}; Ctrl-C stops it).
 Web console: http://{addr}/console/ (sign in with the passwords below).
@@ -257,7 +258,7 @@ Walkthrough — in another terminal:
 
 pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_deref())?;
-    println!(
+    outln!(
         "config: ok ({})",
         args.config
             .as_deref()
@@ -266,14 +267,14 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
     );
     let policy_dir = args.policies.or(config.policy_dir.clone());
     let loaded = jitgate_server::policy::load(policy_dir.as_deref())?;
-    println!(
+    outln!(
         "policies: ok — {} policies from {}, hash {}",
         loaded.set.len(),
         loaded.source,
         loaded.set.hash()
     );
     for w in loaded.set.warnings() {
-        println!("  warning: {w}");
+        outln!("  warning: {w}");
     }
     match args.inventory.or(config.inventory.clone()) {
         Some(path) => {
@@ -281,7 +282,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot read inventory {}", path.display()))?;
             let inv = Inventory::from_toml(&text)
                 .with_context(|| format!("inventory {}", path.display()))?;
-            println!(
+            outln!(
                 "inventory: ok — {} sites, {} orgs, {} identities, {} assets ({})",
                 inv.sites.len(),
                 inv.orgs.len(),
@@ -290,7 +291,7 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
                 path.display()
             );
         }
-        None => println!("inventory: none configured (pass --inventory to check a file)"),
+        None => outln!("inventory: none configured (pass --inventory to check a file)"),
     }
     Ok(())
 }
@@ -318,7 +319,7 @@ pub fn policy_test(
             .iter()
             .map(|r| serde_json::json!({"name": r.name, "passed": r.passed, "decision": r.decision, "message": r.message}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::output::json(&serde_json::Value::Array(out));
     } else {
         let mut table = comfy_table::Table::new();
         table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
@@ -366,8 +367,8 @@ pub fn policy_test(
                 detail,
             ]);
         }
-        println!("{table}");
-        println!("{} passed, {} failed", results.len() - failed, failed);
+        outln!("{table}");
+        outln!("{} passed, {} failed", results.len() - failed, failed);
     }
     if failed > 0 {
         bail!("{failed} scenario(s) did not decide as expected");

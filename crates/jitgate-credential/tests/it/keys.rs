@@ -119,7 +119,7 @@ fn tampered_key_files_are_refused_cleanly() {
 }
 
 #[test]
-fn rotation_keeps_old_tokens_valid_until_retire_at_then_unknown_key() {
+fn rotation_keeps_old_tokens_valid_until_retire_at_then_refuses_them() {
     let tmp = tempfile::tempdir().unwrap();
     let mut ring = KeyRing::open_or_create(tmp.path(), t0()).unwrap();
     let old_kid = ring.current_kid().to_string();
@@ -160,7 +160,7 @@ fn rotation_keeps_old_tokens_valid_until_retire_at_then_unknown_key() {
     lv.verify(&long_token, GATEWAY, retire_at - Duration::seconds(1))
         .unwrap();
     let err = lv.verify(&long_token, GATEWAY, retire_at).unwrap_err();
-    assert_eq!(err.code(), "unknown_key", "{err}");
+    assert_eq!(err.code(), "key_retired", "{err}");
 
     // After retire_at the server stops publishing the old key.
     let later = ring.public_keys(retire_at);
@@ -187,4 +187,52 @@ fn base64_footer(kid: &str) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     URL_SAFE_NO_PAD.encode(format!("{{\"kid\":\"{kid}\"}}"))
+}
+
+#[test]
+fn a_key_retired_now_refuses_its_tokens_at_once_as_key_retired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ring = KeyRing::open_or_create(tmp.path(), t0()).unwrap();
+    let leaked = ring.current_kid().to_string();
+    let client = ClientKey::generate();
+    let old_token = ring.issue(&claims_for(&client, "alice", t0())).unwrap();
+    assert_eq!(
+        jitgate_credential::token_kid(&old_token).as_deref(),
+        Some(leaked.as_str())
+    );
+    let at = t0() + Duration::minutes(1);
+    ring.rotate(at, Duration::days(30)).unwrap();
+    let new_token = ring.issue(&claims_for(&client, "alice", at)).unwrap();
+    // Before: the superseded key still verifies (30 days). After: refused at once.
+    Verifier::new(&ring.public_keys(at))
+        .unwrap()
+        .verify(&old_token, GATEWAY, at)
+        .unwrap();
+    assert!(ring.retire_now(&leaked, at).unwrap());
+    let v = Verifier::new(&ring.public_keys(at)).unwrap();
+    let err = v.verify(&old_token, GATEWAY, at).unwrap_err();
+    assert_eq!(err.code(), "key_retired", "{err}");
+    v.verify(&new_token, GATEWAY, at).unwrap();
+
+    // A gateway told over the control channel retires the key whatever its clock says
+    // (here: a key list that does not show the retirement yet).
+    let mut stale = Verifier::new(
+        &ring
+            .public_keys(at)
+            .into_iter()
+            .map(|mut k| {
+                k.retire_at = None;
+                k
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    stale.verify(&old_token, GATEWAY, at).unwrap();
+    assert!(stale.retire(&leaked));
+    assert_eq!(
+        stale.verify(&old_token, GATEWAY, at).unwrap_err().code(),
+        "key_retired"
+    );
+    assert!(!stale.retire("k4.pid.unknown"));
+    stale.verify(&new_token, GATEWAY, at).unwrap();
 }

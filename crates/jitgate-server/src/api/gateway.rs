@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/grants/{id}/token", post(issue_token))
         .route("/keys", get(keys_info))
         .route("/keys/rotate", post(rotate_keys))
+        .route("/keys/{kid}/retire", post(retire_key))
 }
 
 /// The settings key under which a gateway's announced address is kept.
@@ -126,6 +127,8 @@ pub(crate) async fn grant_status(
         grant_id: g.id,
         state: state_now,
         expires_at: g.expires_at,
+        scope_digest: g.scope_digest,
+        subject: g.subject,
     }))
 }
 
@@ -414,4 +417,60 @@ pub(crate) async fn rotate_keys(
         .await?;
     tx.commit().await?;
     Ok(Json(state.keys_info()))
+}
+
+/// Retire a token-signing key now (it leaked): persisted in the key file, recorded in the
+/// evidence log (`key.rotated` with `retired_kid` and `now: true`), pushed to every connected
+/// gateway, which refuses its tokens (`key_retired`) and cuts the sessions opened with them.
+/// The current key cannot be retired: rotate first.
+#[utoipa::path(post, path = "/api/v1/keys/{kid}/retire", params(("kid" = String, Path)), request_body = RetireKeyBody,
+    responses((status = 200, body = KeyRetired), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub(crate) async fn retire_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(kid): Path<String>,
+    ApiJson(body): ApiJson<RetireKeyBody>,
+) -> ApiResult<Json<KeyRetired>> {
+    caller.require_admin()?;
+    if !body.now {
+        return Err(ServerError::BadRequest(
+            "retirement is immediate: send {\"now\": true}. Without an emergency, `POST /keys/rotate` retires the previous key once every token it signed has expired".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let changed = state
+        .keyring
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retire_now(&kid, now)
+        .map_err(|e| match e.code() {
+            "no_such_key" => ServerError::not_found("key", &kid),
+            "key_is_current" => ServerError::BadRequest(e.to_string()),
+            _ => ServerError::Internal(format!("key retirement: {e}")),
+        })?;
+    // Gateways first: every second counts when a key leaked. A gateway that is not connected
+    // fetches the key list when it reconnects (and every 30 s).
+    let gateways_notified = state
+        .control
+        .broadcast(&jitgate_gateway::wire::ControlDown::RetireKey { kid: kid.clone() });
+    let mut tx = state.store.write().await?;
+    tx.append_events(&[
+        Event::new(EventKind::KeyRotated, Actor::identity(caller.id()), now).data(json!({
+            "key": "token-signing",
+            "retired_kid": kid,
+            "now": true,
+            "changed": changed,
+            "gateways_notified": gateways_notified,
+        })),
+    ])
+    .await?;
+    tx.commit().await?;
+    let info = state.keys_info();
+    Ok(Json(KeyRetired {
+        retired_kid: kid,
+        changed,
+        gateways_notified,
+        current_kid: info.current_kid,
+        keys: info.keys,
+    }))
 }

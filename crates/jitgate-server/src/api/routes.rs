@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
         super::evidence::export_bundle, super::evidence::grant_report,
         super::gateway::hello, super::gateway::grant_status, super::gateway::gateway_events,
         super::gateway::issue_token, super::gateway::keys_info, super::gateway::rotate_keys,
+        super::gateway::retire_key,
     ),
     components(schemas(ApiError)),
     modifiers(&BearerAuth),

@@ -214,3 +214,26 @@ pub struct KeysInfo {
     #[schema(value_type = Vec<Object>)]
     pub keys: Vec<jitgate_credential::PublicKeyInfo>,
 }
+
+/// `POST /keys/{kid}/retire`: retire a token-signing key now (it leaked).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetireKeyBody {
+    /// Must be `true`: retirement is immediate. (Without an emergency there is nothing to
+    /// do: `POST /keys/rotate` already retires the previous key once its tokens expire.)
+    pub now: bool,
+}
+
+/// The answer to a key retirement.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyRetired {
+    pub retired_kid: String,
+    /// `false` when the key was already retired (nothing changed; gateways were told again).
+    pub changed: bool,
+    /// Gateways whose control channel was up and got the order at once; the others refuse
+    /// the key when they reconnect (they fetch the key list again then).
+    pub gateways_notified: Vec<String>,
+    pub current_kid: String,
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<jitgate_credential::PublicKeyInfo>,
+}

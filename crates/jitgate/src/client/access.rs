@@ -2,10 +2,11 @@
 //! active grant) and `jitgate keys` (the server's token-signing keys).
 
 use super::Ctx;
+use crate::output::outln;
 use clap::{Args, Subcommand};
 use jitgate_gateway::connect::{serve_local, Target};
 use jitgate_gateway::wire::{TokenRequest, TokenResponse};
-use jitgate_server::api::types::KeysInfo;
+use jitgate_server::api::types::{KeyRetired, KeysInfo, RetireKeyBody};
 use serde_json::Value;
 use std::net::SocketAddr;
 
@@ -31,6 +32,24 @@ pub enum KeysCmd {
         after_help = "Example:\n  jitgate keys rotate\n\nGateways pick up the new key within 30 s, or at once when they meet a token signed by it."
     )]
     Rotate,
+    /// Retire a token-signing key now, because it leaked (admin).
+    #[command(
+        long_about = "Retire a token-signing key now, because it leaked (admin).\n\n\
+Every connected gateway is told at once: tokens signed by the key are refused (key_retired) \
+and live sessions opened with one are cut. A gateway that is not connected refuses the key \
+as soon as it reconnects. The current signing key cannot be retired: rotate first.\n\n\
+--now is required: there is no delayed variant, because `jitgate keys rotate` already \
+retires the previous key once every token it signed has expired (30 days). The flag is \
+there so that nobody cuts live sessions by accident.",
+        after_help = "Example (a leaked key):\n  jitgate keys rotate\n  jitgate keys retire k4.pid.Xy... --now\n\nSubjects whose sessions are cut get a new token by running `jitgate connect` again."
+    )]
+    Retire {
+        /// The key id (`k4.pid.…`), as `jitgate keys show` lists it.
+        kid: String,
+        /// Retire it now (required; see above).
+        #[arg(long, required = true)]
+        now: bool,
+    },
 }
 
 fn decode<T: serde::de::DeserializeOwned>(raw: Value) -> anyhow::Result<T> {
@@ -59,12 +78,12 @@ pub async fn connect(ctx: &Ctx, args: ConnectArgs) -> anyhow::Result<()> {
         token.gateway_address,
         token.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
-    // Check the tunnel once before announcing the port, so a refusal is reported at once.
+    // Check the grant at the gateway once before announcing the port, so a refusal is
+    // reported at once. A probe: every check of a session, but no session is opened.
     let target = Target { token, key };
-    let (probe, _) = jitgate_gateway::connect::open_tunnel(&target)
+    jitgate_gateway::connect::probe(&target)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    drop(probe);
     eprintln!(
         "Modbus/TCP clients can now connect to {} (Ctrl-C to stop)",
         args.listen
@@ -72,9 +91,10 @@ pub async fn connect(ctx: &Ctx, args: ConnectArgs) -> anyhow::Result<()> {
     let json = ctx.json;
     serve_local(args.listen, target, move |line| {
         if json {
-            println!("{}", serde_json::json!({ "event": line }));
+            crate::output::json_line(&serde_json::json!({ "event": line }));
         } else {
-            eprintln!("{line}");
+            // The lines quote the gateway's refusal messages.
+            eprintln!("{}", crate::output::escape_controls(&line, false));
         }
     })
     .await
@@ -85,18 +105,55 @@ pub async fn keys(ctx: &Ctx, cmd: KeysCmd) -> anyhow::Result<()> {
     let raw = match cmd {
         KeysCmd::Show => ctx.http.get(&["keys"], &[]).await?,
         KeysCmd::Rotate => ctx.http.post_empty(&["keys", "rotate"]).await?,
+        KeysCmd::Retire { kid, now } => {
+            let raw = ctx
+                .http
+                .post(&["keys", &kid, "retire"], &RetireKeyBody { now })
+                .await?;
+            if ctx.printed_json(&raw) {
+                return Ok(());
+            }
+            let done: KeyRetired = decode(raw)?;
+            if done.changed {
+                outln!(
+                    "retired {}: its tokens are refused from now on",
+                    done.retired_kid
+                );
+            } else {
+                outln!("{} was already retired", done.retired_kid);
+            }
+            if done.gateways_notified.is_empty() {
+                outln!("no gateway is connected; each refuses the key when it reconnects");
+            } else {
+                outln!(
+                    "told gateways {} (they cut the sessions opened with it)",
+                    done.gateways_notified.join(", ")
+                );
+            }
+            print_keys(&KeysInfo {
+                current_kid: done.current_kid,
+                keys: done.keys,
+            });
+            return Ok(());
+        }
     };
     if ctx.printed_json(&raw) {
         return Ok(());
     }
     let info: KeysInfo = decode(raw)?;
-    println!("current signing key: {}", info.current_kid);
-    for k in info.keys {
-        let retire = k
-            .retire_at
-            .map(|t| format!("retires {}", t.format("%Y-%m-%d %H:%M UTC")))
-            .unwrap_or_else(|| "current".into());
-        println!("  {}  {}", k.kid, retire);
-    }
+    print_keys(&info);
     Ok(())
+}
+
+fn print_keys(info: &KeysInfo) {
+    let now = chrono::Utc::now();
+    outln!("current signing key: {}", info.current_kid);
+    for k in &info.keys {
+        let retire = match k.retire_at {
+            None => "current".to_string(),
+            Some(t) if t <= now => format!("retired {}", t.format("%Y-%m-%d %H:%M UTC")),
+            Some(t) => format!("retires {}", t.format("%Y-%m-%d %H:%M UTC")),
+        };
+        outln!("  {}  {}", k.kid, retire);
+    }
 }

@@ -4,6 +4,7 @@ use super::http::{decode, CliError};
 use super::profile::{self, Source};
 use super::text::{self, list_or_dash, Detail};
 use super::{prompt, settings_summary, usage, Ctx};
+use crate::output::{out, outln};
 use clap::{Args, Subcommand};
 use jitgate_server::api::api_keys::{ApiKeyView, RevokeApiKeyBody};
 use jitgate_server::api::types::{
@@ -122,14 +123,14 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
     if ctx.printed_json(&raw) {
         return Ok(());
     }
-    println!(
+    outln!(
         "logged in as {} ({}) at {}; the session expires {}",
         resp.identity.id,
         resp.identity.kind.as_str(),
         ctx.http.server(),
         text::time(resp.expires_at)
     );
-    println!("token saved in {}", path.display());
+    outln!("token saved in {}", path.display());
     if matches!(ctx.settings.token_source, Some(Source::Env | Source::Flag)) {
         eprintln!(
             "note: a token from --token or JITGATE_TOKEN takes precedence over the profile; \
@@ -137,7 +138,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         );
     }
     if !resp.totp_enrolled {
-        println!(
+        outln!(
             "TOTP is not enrolled: approvals that require step-up need it. Run `jitgate totp enroll`."
         );
     }
@@ -167,7 +168,7 @@ pub async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
     if ctx.printed_json(&raw) {
         return Ok(());
     }
-    println!(
+    outln!(
         "{}",
         if already_gone {
             "the session had already ended"
@@ -176,7 +177,7 @@ pub async fn logout(ctx: &Ctx) -> anyhow::Result<()> {
         }
     );
     if let Some(path) = cleared {
-        println!("token removed from {}", path.display());
+        outln!("token removed from {}", path.display());
     }
     Ok(())
 }
@@ -187,7 +188,7 @@ pub async fn whoami(ctx: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     let me: WhoAmI = decode(raw)?;
-    print!("{}", render_whoami(&me, &settings_summary(&ctx.settings)));
+    out!("{}", render_whoami(&me, &settings_summary(&ctx.settings)));
     Ok(())
 }
 
@@ -235,8 +236,8 @@ pub async fn totp(ctx: &Ctx, cmd: TotpCmd) -> anyhow::Result<()> {
             let e: TotpEnrollResponse = decode(raw)?;
             let mut d = Detail::new();
             d.row("secret", e.secret).row("otpauth URL", e.otpauth_url);
-            print!("{}", d.render());
-            println!(
+            out!("{}", d.render());
+            outln!(
                 "\nAdd the secret to your authenticator app (type it in, or turn the otpauth URL \
                  into a QR code),\nthen prove it works with: jitgate totp confirm <code>"
             );
@@ -249,7 +250,7 @@ pub async fn totp(ctx: &Ctx, cmd: TotpCmd) -> anyhow::Result<()> {
             if ctx.printed_json(&raw) {
                 return Ok(());
             }
-            println!("TOTP confirmed: approvals that require step-up will ask for a code");
+            outln!("TOTP confirmed: approvals that require step-up will ask for a code");
         }
     }
     Ok(())
@@ -299,7 +300,7 @@ pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
         return Ok(());
     }
     let created: ApiKeyCreated = decode(raw)?;
-    print!(
+    out!(
         "{}",
         render_api_key(&created, &identity, &name, &ctx.http.server())
     );

@@ -3,6 +3,7 @@
 use super::http::decode;
 use super::text::{self, list_or_dash, Detail};
 use super::{prompt, usage, Ctx};
+use crate::output::{out, outln};
 use clap::Subcommand;
 use jitgate_core::{Asset, Enforcement, Identity, IdentityStatus, Org, OrgStatus, Site};
 use jitgate_server::api::types::{InventoryLoadBody, InventorySummary, ReasonBody};
@@ -82,7 +83,7 @@ pub async fn identities(ctx: &Ctx, cmd: Option<IdentitiesCmd>) -> anyhow::Result
                 return Ok(());
             }
             let list: Vec<Identity> = decode(raw)?;
-            println!("{}", identities_table(&list));
+            outln!("{}", identities_table(&list));
         }
         IdentitiesCmd::Show { id } => {
             let raw = ctx.http.get(&["identities", &id], &[]).await?;
@@ -90,7 +91,7 @@ pub async fn identities(ctx: &Ctx, cmd: Option<IdentitiesCmd>) -> anyhow::Result
                 return Ok(());
             }
             let i: Identity = decode(raw)?;
-            print!("{}", render_identity(&i));
+            out!("{}", render_identity(&i));
         }
         IdentitiesCmd::Disable { id, reason } => {
             if reason.trim().is_empty() {
@@ -104,7 +105,7 @@ pub async fn identities(ctx: &Ctx, cmd: Option<IdentitiesCmd>) -> anyhow::Result
                 return Ok(());
             }
             let i: Identity = decode(raw)?;
-            println!(
+            outln!(
                 "disabled {}: its active grants end and new requests are refused",
                 i.id
             );
@@ -115,7 +116,7 @@ pub async fn identities(ctx: &Ctx, cmd: Option<IdentitiesCmd>) -> anyhow::Result
                 return Ok(());
             }
             let i: Identity = decode(raw)?;
-            println!("enabled {}", i.id);
+            outln!("enabled {}", i.id);
         }
         IdentitiesCmd::SetPassword { id, password_stdin } => {
             let password =
@@ -128,7 +129,7 @@ pub async fn identities(ctx: &Ctx, cmd: Option<IdentitiesCmd>) -> anyhow::Result
             if ctx.printed_json(&raw) {
                 return Ok(());
             }
-            println!("password of {id} set");
+            outln!("password of {id} set");
         }
     }
     Ok(())
@@ -142,7 +143,7 @@ pub async fn assets(ctx: &Ctx, cmd: Option<AssetsCmd>) -> anyhow::Result<()> {
                 return Ok(());
             }
             let list: Vec<Asset> = decode(raw)?;
-            println!("{}", assets_table(&list));
+            outln!("{}", assets_table(&list));
         }
         AssetsCmd::Show { id } => {
             let raw = ctx.http.get(&["assets", &id], &[]).await?;
@@ -150,7 +151,7 @@ pub async fn assets(ctx: &Ctx, cmd: Option<AssetsCmd>) -> anyhow::Result<()> {
                 return Ok(());
             }
             let a: Asset = decode(raw)?;
-            print!("{}", render_asset(&a));
+            out!("{}", render_asset(&a));
         }
     }
     Ok(())
@@ -166,7 +167,7 @@ pub async fn sites(ctx: &Ctx) -> anyhow::Result<()> {
     for s in &list {
         t.add_row(vec![s.id.clone(), s.name.clone(), list_or_dash(&s.zones)]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -192,7 +193,7 @@ pub async fn orgs(ctx: &Ctx) -> anyhow::Result<()> {
             },
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -217,7 +218,7 @@ pub async fn inventory(ctx: &Ctx, cmd: InventoryCmd) -> anyhow::Result<()> {
         return Ok(());
     }
     let s: InventorySummary = decode(raw)?;
-    println!(
+    outln!(
         "loaded {}: {} sites, {} orgs, {} identities, {} assets",
         file.display(),
         s.sites,

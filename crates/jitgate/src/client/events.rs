@@ -3,6 +3,7 @@
 use super::http::decode;
 use super::text;
 use super::Ctx;
+use crate::output::outln;
 use clap::Args;
 use jitgate_server::api::types::EventView;
 
@@ -51,9 +52,9 @@ pub async fn list(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<()> {
     }
     let events: Vec<EventView> = decode(raw)?;
     if events.is_empty() {
-        println!("no events match");
+        outln!("no events match");
     } else {
-        println!("{}", events_table(&events));
+        outln!("{}", events_table(&events));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use super::http::{decode, CliError};
 use super::Ctx;
+use crate::output::{out, outln};
 use anyhow::Context;
 use clap::Subcommand;
 use jitgate_evidence::{Bundle, EvidencePublicKey, SignedCheckpoint, VerifiedBundle};
@@ -130,11 +131,14 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
                 let view: SignedCheckpointView = decode(raw)?;
                 let signed: SignedCheckpoint = view.into();
                 let c = &signed.checkpoint;
-                println!(
+                outln!(
                     "checkpoint signed: {} events, root {}, {} by key {}\n",
-                    c.tree_size, c.root_hash, c.time, c.key_id
+                    c.tree_size,
+                    c.root_hash,
+                    c.time,
+                    c.key_id
                 );
-                print!("{}", signed.to_note().unwrap_or_default());
+                out!("{}", signed.to_note().unwrap_or_default());
             }
             Ok(())
         }
@@ -143,7 +147,7 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
             if let Some(path) = output {
                 let views: Vec<SignedCheckpointView> = decode(raw.clone())?;
                 write_file(&path, serde_json::to_string_pretty(&raw)?.as_bytes())?;
-                println!("wrote {} checkpoints to {}", views.len(), path.display());
+                outln!("wrote {} checkpoints to {}", views.len(), path.display());
                 return Ok(());
             }
             if !ctx.printed_json(&raw) {
@@ -158,7 +162,7 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
                         c.root_hash.clone(),
                     ]);
                 }
-                println!("{table}");
+                outln!("{table}");
             }
             Ok(())
         }
@@ -168,7 +172,7 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
             match output {
                 Some(path) => {
                     write_file(&path, keys.key_file.as_bytes())?;
-                    println!(
+                    outln!(
                         "wrote {} evidence public key(s) of log {} to {} (current key {})",
                         keys.keys.len(),
                         keys.log_id,
@@ -178,7 +182,7 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
                 }
                 None => {
                     if !ctx.printed_json(&raw) {
-                        print!("{}", keys.key_file);
+                        out!("{}", keys.key_file);
                     }
                 }
             }
@@ -188,7 +192,7 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
             let raw = ctx.http.post_empty(&["evidence", "keys", "rotate"]).await?;
             if !ctx.printed_json(&raw) {
                 let keys: EvidenceKeysView = decode(raw)?;
-                println!(
+                outln!(
                     "evidence key rotated: new checkpoints and bundles are signed with {}; the \
                      key file now lists {} keys — give auditors the new one: jitgate evidence \
                      public-key -o <file>",
@@ -215,13 +219,13 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
                 c.key_id
             );
             if ctx.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"file": output.display().to_string(), "grant_id": bundle.grant_id,
                            "events": bundle.events.len(), "tree_size": c.tree_size, "key_id": c.key_id})
                 );
             } else {
-                println!("{line}\nverify offline: jitgate evidence verify-bundle {} --key <evidence public key file>", output.display());
+                outln!("{line}\nverify offline: jitgate evidence verify-bundle {} --key <evidence public key file>", output.display());
             }
             Ok(())
         }
@@ -236,7 +240,7 @@ async fn chain(ctx: &Ctx) -> anyhow::Result<()> {
         let status: ChainStatus = decode(raw)?;
         let (line, ok) = render_chain(&status);
         if ok {
-            println!("{line}");
+            outln!("{line}");
         } else {
             eprintln!("{line}");
         }
@@ -255,7 +259,7 @@ async fn verify(ctx: &Ctx) -> anyhow::Result<()> {
         let view: LogVerifyView = decode(raw)?;
         let (line, ok) = render_verify(&view);
         if ok {
-            println!("{line}");
+            outln!("{line}");
         } else {
             eprintln!("{line}");
         }
@@ -329,9 +333,9 @@ pub fn offline(cmd: EvidenceCmd, json: bool) -> anyhow::Result<()> {
                 None => return Err(CliError::Reported.into()),
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&bundle_json(&verified))?);
+                crate::output::json(&bundle_json(&verified));
             } else {
-                print!("{}", render_verified(&verified, &bundle));
+                out!("{}", render_verified(&verified, &bundle));
             }
             Ok(())
         }
@@ -346,12 +350,12 @@ pub fn offline(cmd: EvidenceCmd, json: bool) -> anyhow::Result<()> {
             let html = jitgate_evidence::report_html(&verified);
             write_file(&output, html.as_bytes())?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": true, "file": output.display().to_string(), "grant_id": verified.grant_id})
                 );
             } else {
-                println!(
+                outln!(
                     "bundle verified; report of grant {} written to {}",
                     verified.grant_id,
                     output.display()
@@ -380,7 +384,7 @@ fn check_bundle(bundle: &Path, key: &Path, json: bool) -> anyhow::Result<Option<
         Ok(v) => Ok(Some(v)),
         Err(e) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&json!({"ok": false, "error": e.to_string()}))?
                 );

@@ -3,6 +3,7 @@
 use super::http::decode;
 use super::text::{self, humane_secs, Detail};
 use super::{usage, Ctx};
+use crate::output::{out, outln};
 use clap::Args;
 use jitgate_core::{EndReason, Grant, GrantState};
 use jitgate_server::api::types::{GrantView, ReasonBody};
@@ -41,9 +42,9 @@ pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     }
     let views: Vec<GrantView> = decode(raw)?;
     if views.is_empty() {
-        println!("no grants match");
+        outln!("no grants match");
     } else {
-        println!("{}", grants_table(&views));
+        outln!("{}", grants_table(&views));
     }
     Ok(())
 }
@@ -54,7 +55,7 @@ pub async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let view: GrantView = decode(raw)?;
-    print!("{}", render_grant(&view));
+    out!("{}", render_grant(&view));
     Ok(())
 }
 
@@ -70,7 +71,7 @@ pub async fn revoke(ctx: &Ctx, id: &str, reason: String) -> anyhow::Result<()> {
         return Ok(());
     }
     let view: GrantView = decode(raw)?;
-    println!(
+    outln!(
         "revoked grant {}: now {}",
         view.grant.id,
         teardown_words(view.grant.state)
@@ -84,7 +85,7 @@ pub async fn complete(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let view: GrantView = decode(raw)?;
-    println!(
+    outln!(
         "completed grant {}: now {}",
         view.grant.id,
         teardown_words(view.grant.state)

@@ -315,8 +315,10 @@ pub enum ClientCommand {
         The token is bound to a key made for this run; it ends when the grant does.")]
     Connect(access::ConnectArgs),
 
-    /// The server's token-signing keys: show them, or rotate (admin).
-    #[command(after_help = "Examples:\n  jitgate keys show\n  jitgate keys rotate")]
+    /// The server's token-signing keys: show them, rotate, or retire a leaked one (admin).
+    #[command(
+        after_help = "Examples:\n  jitgate keys show\n  jitgate keys rotate\n  jitgate keys retire k4.pid.Xy... --now"
+    )]
     Keys {
         #[command(subcommand)]
         cmd: access::KeysCmd,
@@ -338,10 +340,7 @@ impl Ctx {
             return false;
         }
         if !raw.is_null() {
-            match serde_json::to_string_pretty(raw) {
-                Ok(text) => println!("{text}"),
-                Err(_) => println!("{raw}"),
-            }
+            crate::output::json(raw);
         }
         true
     }

@@ -3,6 +3,7 @@
 use super::http::decode;
 use super::text::Detail;
 use super::Ctx;
+use crate::output::{out, outln};
 use clap::Subcommand;
 use jitgate_server::api::types::PolicyInfo;
 use std::path::PathBuf;
@@ -49,9 +50,9 @@ pub async fn run(ctx: &Ctx, cmd: PolicyCmd) -> anyhow::Result<()> {
     }
     let info: PolicyInfo = decode(raw)?;
     if reloaded {
-        println!("policy set reloaded");
+        outln!("policy set reloaded");
     }
-    print!("{}", render_policy_info(&info));
+    out!("{}", render_policy_info(&info));
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use super::grants::grant_rows;
 use super::http::{decode, CliError};
 use super::text::{self, humane_secs, obligations_words, truncate, Detail};
 use super::{prompt, usage, Ctx};
+use crate::output::{out, outln};
 use clap::{Args, ValueEnum};
 use jitgate_core::scope::ScopeRequest;
 use jitgate_core::{AccessPath, ApprovalVerdict, RequestState, Timestamp};
@@ -156,9 +157,9 @@ pub async fn create(ctx: &Ctx, args: RequestArgs) -> anyhow::Result<()> {
     let denied = raw.get("state").and_then(|s| s.as_str()) == Some(RequestState::Denied.as_str());
     if !ctx.printed_json(&raw) {
         let view: RequestView = decode(raw)?;
-        print!("{}", render_request(&view, chrono::Utc::now()));
+        out!("{}", render_request(&view, chrono::Utc::now()));
         if let Some(next) = next_step(&view) {
-            println!("\n{next}");
+            outln!("\n{next}");
         }
     }
     if denied {
@@ -184,9 +185,9 @@ pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     }
     let views: Vec<RequestView> = decode(raw)?;
     if views.is_empty() {
-        println!("no requests match");
+        outln!("no requests match");
     } else {
-        println!("{}", requests_table(&views));
+        outln!("{}", requests_table(&views));
     }
     Ok(())
 }
@@ -197,7 +198,7 @@ pub async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let view: RequestView = decode(raw)?;
-    print!("{}", render_full(&view, chrono::Utc::now()));
+    out!("{}", render_full(&view, chrono::Utc::now()));
     Ok(())
 }
 
@@ -206,7 +207,7 @@ pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> anyhow::Result<()> {
     let raw = ctx.http.get(&["requests", &args.request], &[]).await?;
     let view: RequestView = decode(raw)?;
     if !ctx.json {
-        print!("{}", render_preview(&view));
+        out!("{}", render_preview(&view));
     }
     let mut body = ApproveBody {
         scope_digest: view.request.scope_digest.clone(),
@@ -230,9 +231,9 @@ pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let after: RequestView = decode(raw)?;
-    println!("\n{}", outcome_line("approved", &after));
+    outln!("\n{}", outcome_line("approved", &after));
     if let Some(next) = next_step(&after) {
-        println!("{next}");
+        outln!("{next}");
     }
     Ok(())
 }
@@ -253,7 +254,7 @@ pub async fn deny(ctx: &Ctx, args: DenyArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let after: RequestView = decode(raw)?;
-    println!("{}", outcome_line("denied", &after));
+    outln!("{}", outcome_line("denied", &after));
     Ok(())
 }
 
@@ -263,7 +264,7 @@ pub async fn withdraw(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let after: RequestView = decode(raw)?;
-    println!("{}", outcome_line("withdrew", &after));
+    outln!("{}", outcome_line("withdrew", &after));
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 use super::http::decode;
 use super::text::{self, Detail};
 use super::{usage, Ctx};
+use crate::output::{out, outln};
 use clap::{ArgGroup, Args, ValueEnum};
 use jitgate_server::api::reviews::{NotificationView, ReviewBody};
 use jitgate_server::reviews::{ReviewOutcome, ReviewReason, ReviewView};
@@ -112,7 +113,7 @@ pub async fn review(ctx: &Ctx, args: ReviewArgs) -> anyhow::Result<()> {
     }
     let done: Vec<ReviewView> = decode(raw)?;
     for r in &done {
-        println!(
+        outln!(
             "completed the {} review of grant {}: {}",
             reason_words(r.reason),
             r.grant_id,
@@ -145,13 +146,13 @@ pub async fn list(ctx: &Ctx, args: ReviewsArgs) -> anyhow::Result<()> {
     }
     let views: Vec<ReviewView> = decode(raw)?;
     if views.is_empty() {
-        println!("no reviews match");
+        outln!("no reviews match");
     } else if args.grant.is_some() {
         // One grant's reviews: in full, notes and all.
         let blocks: Vec<String> = views.iter().map(render_review).collect();
-        print!("{}", blocks.join("\n"));
+        out!("{}", blocks.join("\n"));
     } else {
-        println!("{}", reviews_table(&views));
+        outln!("{}", reviews_table(&views));
     }
     Ok(())
 }
@@ -175,9 +176,9 @@ pub async fn notifications(ctx: &Ctx, args: NotificationsArgs) -> anyhow::Result
     }
     let views: Vec<NotificationView> = decode(raw)?;
     if views.is_empty() {
-        println!("no notifications match");
+        outln!("no notifications match");
     } else {
-        println!("{}", notifications_table(&views));
+        outln!("{}", notifications_table(&views));
     }
     Ok(())
 }

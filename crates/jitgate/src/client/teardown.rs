@@ -3,6 +3,7 @@
 
 use super::http::decode;
 use super::{usage, Ctx};
+use crate::output::{out, outln};
 use jitgate_core::teardown::CheckOutcome;
 use jitgate_server::api::teardown::{GatewayStatus, TeardownView, WithdrawApprovalBody};
 use jitgate_server::api::types::RequestView;
@@ -13,7 +14,7 @@ pub async fn show(ctx: &Ctx, grant: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let view: TeardownView = decode(raw)?;
-    print!("{}", render(&view));
+    out!("{}", render(&view));
     Ok(())
 }
 
@@ -95,15 +96,17 @@ pub async fn gateways(ctx: &Ctx) -> anyhow::Result<()> {
     }
     let list: Vec<GatewayStatus> = decode(raw)?;
     if list.is_empty() {
-        println!("no gateways in the inventory (identities with the `gateway` role)");
+        outln!("no gateways in the inventory (identities with the `gateway` role)");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<16} {:<9} {:<22} ASSETS",
-        "GATEWAY", "CONTROL", "ADDRESS"
+        "GATEWAY",
+        "CONTROL",
+        "ADDRESS"
     );
     for g in list {
-        println!(
+        outln!(
             "{:<16} {:<9} {:<22} {}",
             g.id,
             if g.control_connected { "up" } else { "DOWN" },
@@ -131,7 +134,7 @@ pub async fn unapprove(ctx: &Ctx, request: &str, reason: String) -> anyhow::Resu
         return Ok(());
     }
     let view: RequestView = decode(raw)?;
-    println!(
+    outln!(
         "approval withdrawn: request {} is now {}{}",
         view.request.id,
         view.request.state.as_str(),

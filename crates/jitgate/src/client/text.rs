@@ -182,6 +182,8 @@ pub fn table(header: &[&str]) -> Table {
 /// Shorten free text for a table cell; the full text is in `show`.
 pub fn truncate(text: &str, max: usize) -> String {
     let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Escaped before cutting, so the cut never leaves half an escape's effect behind.
+    let one_line = crate::output::escape_controls(&one_line, false).into_owned();
     if one_line.chars().count() <= max {
         one_line
     } else {
@@ -210,19 +212,30 @@ impl Detail {
         Self::default()
     }
 
+    /// One single-line row. The value is often free text from another person (a reason, a
+    /// comment): every control character in it, newlines included, is shown escaped, so it
+    /// cannot draw a line of its own that looks like one of ours (a fake `scope` row).
     pub fn row(&mut self, key: &str, value: impl Into<String>) -> &mut Self {
-        self.rows.push((key.to_string(), value.into()));
+        let value = value.into();
+        let value = crate::output::escape_controls(&value, false).into_owned();
+        self.rows.push((key.to_string(), value));
         self
     }
 
-    /// One row whose value is several lines (e.g. a scope description).
+    /// One row whose value is several lines (e.g. a scope description); each line is
+    /// escaped as in [`Detail::row`].
     pub fn lines(&mut self, key: &str, lines: &[String]) -> &mut Self {
         let value = if lines.is_empty() {
             "-".to_string()
         } else {
-            lines.join("\n")
+            lines
+                .iter()
+                .map(|l| crate::output::escape_controls(l, false))
+                .collect::<Vec<_>>()
+                .join("\n")
         };
-        self.row(key, value)
+        self.rows.push((key.to_string(), value));
+        self
     }
 
     pub fn render(&self) -> String {
@@ -400,6 +413,18 @@ mod tests {
         let mut d = Detail::new();
         d.row("id", "r-1").lines("scope", &["a".into(), "b".into()]);
         assert_eq!(d.render(), "id     r-1\nscope  a\n       b\n");
+    }
+
+    #[test]
+    fn detail_rows_show_control_characters_escaped() {
+        let mut d = Detail::new();
+        d.row("reason", "fix\x1b[2J\rscope  write holding 0-65535\n")
+            .lines("reasons", &["ok\u{202e}".into()]);
+        assert_eq!(
+            d.render(),
+            "reason   fix\\x1b[2J\\rscope  write holding 0-65535\\n\nreasons  ok\\u{202e}\n"
+        );
+        assert_eq!(truncate("a\x1bb", 20), "a\\x1bb");
     }
 
     #[test]

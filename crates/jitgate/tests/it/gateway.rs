@@ -53,7 +53,7 @@ fn wait_port(port: u16, child: &mut Child, what: &str) {
     panic!("{what} did not listen on {port}");
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -78,7 +78,7 @@ fn client(port: u16, scenario: &str) -> Value {
 }
 
 /// Request read access to plc-7 as alice for `duration`, approved by bob; returns the grant id.
-fn granted(cli: &Cli, duration: &str) -> String {
+pub(crate) fn granted(cli: &Cli, duration: &str) -> String {
     let req = cli.json(
         "alice",
         &[
@@ -101,7 +101,7 @@ fn granted(cli: &Cli, duration: &str) -> String {
     approved["grant"]["id"].as_str().unwrap().to_string()
 }
 
-fn connect(cli: &Cli, grant: &str, port: u16) -> Killed {
+pub(crate) fn connect(cli: &Cli, grant: &str, port: u16) -> Killed {
     let mut child = Command::new(BIN)
         .args(["--server", &cli.server, "--profile"])
         .arg(cli.dir.join("alice.toml"))
@@ -117,21 +117,26 @@ fn connect(cli: &Cli, grant: &str, port: u16) -> Killed {
 /// The whole plant for an end-to-end test: `jitgate up` (sample inventory, optionally a
 /// policy directory), the Rust simulated PLC behind plc-7 (register n holds n), a pymodbus
 /// PLC behind plc-3, `jitgate gateway` as gw-north, and alice, bob and sam logged in.
-struct Plant {
+pub(crate) struct Plant {
     rt: tokio::runtime::Runtime,
-    plc: jitgate_gateway::modbus::sim::SimPlc,
+    pub(crate) plc: jitgate_gateway::modbus::sim::SimPlc,
     up: Up,
-    cli: Cli,
+    pub(crate) cli: Cli,
     py_port: u16,
     gw: Option<Killed>,
     gw_config: std::path::PathBuf,
     gw_port: u16,
-    _py_plc: Killed,
+    _py_plc: Option<Killed>,
     _tmp: tempfile::TempDir,
 }
 
 impl Plant {
     fn start(policies: Option<&Path>) -> Plant {
+        Self::start_with(policies, true)
+    }
+
+    /// `with_python`: false leaves plc-3 without a device (for tests that need no pymodbus).
+    pub(crate) fn start_with(policies: Option<&Path>, with_python: bool) -> Plant {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let plc = rt
             .block_on(jitgate_gateway::modbus::sim::start(
@@ -160,15 +165,18 @@ impl Plant {
         }
         // A pymodbus server as a second simulated PLC, behind plc-3.
         let py_port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/plc_server.py");
-        let mut py_plc = Command::new(python())
-            .arg(script)
-            .arg(py_port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_port(py_port, &mut py_plc, "pymodbus PLC");
+        let py_plc = with_python.then(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/plc_server.py");
+            let mut py_plc = Command::new(python())
+                .arg(script)
+                .arg(py_port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            wait_port(py_port, &mut py_plc, "pymodbus PLC");
+            Killed(py_plc)
+        });
         let plant = include_str!("../../../../examples/plant.toml")
             .replace("127.0.0.1:5020", &plc_addr.to_string())
             .replace("127.0.0.1:5021", &format!("127.0.0.1:{py_port}"));
@@ -197,7 +205,7 @@ impl Plant {
             gw: None,
             gw_config,
             gw_port,
-            _py_plc: Killed(py_plc),
+            _py_plc: py_plc,
             _tmp: tmp,
         };
         plant.start_gateway();
@@ -234,7 +242,7 @@ impl Plant {
         }
     }
 
-    fn stop(self) {
+    pub(crate) fn stop(self) {
         drop(self.gw);
         self.up.stop();
         self.rt.block_on(self.plc.shutdown());

@@ -5,4 +5,5 @@
 
 mod evidence;
 mod gateway;
+mod governance;
 mod quickstart;
