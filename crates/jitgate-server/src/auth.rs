@@ -269,7 +269,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
             // A key stands on the person who minted it: it stops working when they are
             // disabled or leave the inventory.
             if let Some(by) = &minted_by {
-                if !minter.as_ref().is_some_and(Identity::is_active) {
+                if !minter.as_ref().is_some_and(|m| m.is_active()) {
                     return Err(ServerError::Unauthenticated(format!(
                         "API key {key_id} was minted by {by}, who is disabled or no longer in the inventory; the key no longer works. Ask an administrator for a new one"
                     )));

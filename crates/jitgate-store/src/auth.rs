@@ -364,7 +364,7 @@ pub enum Bearer {
         /// The minter's identity as stored now (`None`: not recorded, or no longer in the
         /// inventory — the caller tells the two apart by `minted_by`).
         minted_by: Option<String>,
-        minter: Option<Identity>,
+        minter: Option<Box<Identity>>,
     },
 }
 
@@ -408,7 +408,7 @@ impl Store {
                 expires_at: crate::codec::opt_from_ms(expires, "api_keys.expires_at")?,
                 minted_by: row.try_get("minted_by")?,
                 minter: minter_doc
-                    .map(|d| from_json(&d, "identities (key minter)"))
+                    .map(|d| from_json(&d, "identities (key minter)").map(Box::new))
                     .transpose()?,
             }
         }))

@@ -271,7 +271,7 @@ pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
                 return Ok(());
             }
             let keys: Vec<ApiKeyView> = decode(raw)?;
-            print!("{}", render_api_keys(&keys));
+            out!("{}", render_api_keys(&keys));
             return Ok(());
         }
         ApiKeyCmd::Revoke { id, reason } => {
@@ -283,9 +283,11 @@ pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
                 return Ok(());
             }
             let k: ApiKeyView = decode(raw)?;
-            println!(
+            outln!(
                 "API key {} of {} is {}; requests filed with it no longer stand",
-                k.id, k.identity, k.status
+                k.id,
+                k.identity,
+                k.status
             );
             return Ok(());
         }
@@ -307,7 +309,7 @@ pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The key list as a table; free text is escaped by the table renderer's caller.
+/// The key list as a table (control characters are escaped when it is printed).
 pub fn render_api_keys(keys: &[ApiKeyView]) -> String {
     if keys.is_empty() {
         return "no API keys you can see\n".into();
@@ -321,7 +323,7 @@ pub fn render_api_keys(keys: &[ApiKeyView]) -> String {
             "{:<18} {:<18} {:<20} {:<12} {:<16} {}\n",
             k.id,
             k.identity,
-            k.name.escape_debug(),
+            k.name,
             k.minted_by.as_deref().unwrap_or("-"),
             k.expires_at
                 .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
