@@ -64,23 +64,42 @@ fn cli_output_escapes_control_characters_and_survives_a_closed_pipe() {
     // A reason that would clear the approver's screen and overwrite the line with a fake
     // scope, and a reference with a right-to-left override.
     let reason = "valve\x1b[2J\x1b[H\rscope  read holding 0-1 unit 1";
-    let req = cli.json(
-        "alice",
-        &[
-            "request",
-            "--asset",
-            "plc-7",
-            "--modbus",
-            "write holding 0-99 unit 1",
-            "--for",
-            "1h",
-            "--reason",
-            reason,
-            "--ref",
-            "WO-\u{202e}1",
-        ],
-    );
+    let request_args = |reason: &str, reference: &str| -> Vec<String> {
+        [
+            "request", "--asset", "plc-7", "--modbus", "write holding 0-99 unit 1", "--for",
+            "1h", "--reason", reason, "--ref", reference,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // The server refuses such text...
+    let args = request_args(reason, "WO-\u{202e}1");
+    let refused = cli.run("alice", &args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("control_character"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "the error itself is escaped: {stderr}");
+    // ...but records written before it did (or by other means) may still carry it: put it
+    // in the database behind the server's back, and the CLI must still show it harmlessly.
+    let args = request_args("replace positioner", "WO-1");
+    let req = cli.json("alice", &args.iter().map(String::as_str).collect::<Vec<_>>());
     let id = req["id"].as_str().unwrap();
+    let db = data.join("jitgate.db");
+    let edit = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute('UPDATE requests SET reason=?, reference=? WHERE id=?', (sys.argv[2], sys.argv[3], sys.argv[4])); \
+             c.commit()",
+        ])
+        .arg(&db)
+        .arg(reason)
+        .arg("WO-\u{202e}1")
+        .arg(id)
+        .output()
+        .unwrap();
+    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
     for who in ["alice", "sam"] {
         let shown = cli.ok(who, &["show", id]);
         assert!(
