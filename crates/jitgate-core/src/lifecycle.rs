@@ -241,6 +241,55 @@ pub struct Outcome {
     /// The transition was refused, and the outcome records why (e.g. a request that no
     /// longer stands is lapsed or denied): save the outcome, then answer with this error.
     pub refused: Option<CoreError>,
+    /// What the server carries out besides saving: notices, reviews, revocations.
+    pub effects: Vec<Effect>,
+}
+
+/// An effect of a transition, decided here and carried out by the server: in the same
+/// transaction (notices, reviews) or right after its commit (revocations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Tell the request's eligible approvers that it waits for them.
+    AskApprovers,
+    /// Announce a grant that became active (break-glass: that the glass was broken).
+    AnnounceGrant,
+    /// Open a post-session review of the grant.
+    OpenReview(ReviewReason),
+    /// Push the grant's revocation to the gateways fronting its assets, at once.
+    PushRevocation,
+}
+
+/// Why a post-session review is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewReason {
+    /// Break-glass access: used without approval, so it is looked at afterwards (opened
+    /// when the grant is issued).
+    BreakGlass,
+    /// A legacy asset kept local accounts: teardown was `partial`, someone checks the
+    /// compensating controls (opened when the teardown is final).
+    LegacyAsset,
+    /// The policy that allowed the grant asks for a review afterwards (`@review("true")`,
+    /// e.g. every vendor session); opened when the grant's teardown is final.
+    Policy,
+}
+
+impl ReviewReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewReason::BreakGlass => "break_glass",
+            ReviewReason::LegacyAsset => "legacy_asset",
+            ReviewReason::Policy => "policy",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "break_glass" => Some(ReviewReason::BreakGlass),
+            "legacy_asset" => Some(ReviewReason::LegacyAsset),
+            "policy" => Some(ReviewReason::Policy),
+            _ => None,
+        }
+    }
 }
 
 fn wrong_state(what: String, state: &str, needed: &str) -> CoreError {
@@ -392,6 +441,7 @@ pub fn submit(
             approval: None,
             events,
             refused: None,
+            effects: vec![],
         });
     }
     let after =
@@ -412,12 +462,18 @@ pub fn submit(
         out.events = events;
         return Ok(out);
     }
+    let effects = if request.state == RequestState::Pending {
+        vec![Effect::AskApprovers]
+    } else {
+        vec![]
+    };
     Ok(Outcome {
         request,
         grant: None,
         approval: None,
         events,
         refused: None,
+        effects,
     })
 }
 
@@ -650,6 +706,7 @@ pub fn decide(
         approval: Some(approval),
         events,
         refused: None,
+        effects: vec![],
     })
 }
 
@@ -680,12 +737,14 @@ pub fn withdraw(mut request: Request, by: &str, now: Timestamp) -> Result<Outcom
         approval: None,
         events: vec![event],
         refused: None,
+        effects: vec![],
     })
 }
 
 /// Close an ended grant once its teardown verdict is final (`verified` or `partial`): the
 /// grant and its request become `closed`.
 ///
+/// `legacy_assets`: whether any asset of the grant is `legacy` (a review is opened).
 /// `session_ended_seqs` are the sequence numbers of the `session.ended` events of every
 /// session under the grant ([`crate::teardown::sessions_recorded`]): the verdict names them,
 /// and is only recorded once they are in the log.
@@ -694,6 +753,7 @@ pub fn close_grant(
     mut grant: Grant,
     verdict: crate::teardown::TeardownVerdict,
     session_ended_seqs: &[i64],
+    legacy_assets: bool,
     now: Timestamp,
 ) -> Result<Outcome, CoreError> {
     if !verdict.is_final() {
@@ -726,12 +786,22 @@ pub fn close_grant(
             })
             .map_err(|e| CoreError::InvalidRequest(format!("event payload: {e}")))?,
         );
+    // Reviews after the fact: a legacy asset's local accounts (its compensating controls are
+    // checked), and the policy's own demand (break-glass has its review from the start).
+    let mut effects = Vec::new();
+    if legacy_assets {
+        effects.push(Effect::OpenReview(ReviewReason::LegacyAsset));
+    }
+    if grant.review_required && !grant.emergency {
+        effects.push(Effect::OpenReview(ReviewReason::Policy));
+    }
     Ok(Outcome {
         request,
         grant: Some(grant),
         approval: None,
         events: vec![event],
         refused: None,
+        effects,
     })
 }
 
@@ -898,6 +968,14 @@ fn issue(mut request: Request, grant_id: &str, now: Timestamp) -> Result<Outcome
         approval: None,
         events: vec![event],
         refused: None,
+        effects: if emergency {
+            vec![
+                Effect::AnnounceGrant,
+                Effect::OpenReview(ReviewReason::BreakGlass),
+            ]
+        } else {
+            vec![Effect::AnnounceGrant]
+        },
     })
 }
 
@@ -926,6 +1004,7 @@ pub fn lapse(mut request: Request, now: Timestamp) -> Result<Outcome, CoreError>
         approval: None,
         events: vec![event],
         refused: None,
+        effects: vec![],
     })
 }
 
@@ -987,6 +1066,7 @@ pub fn end_grant(
         approval: None,
         events: vec![event],
         refused: None,
+        effects: vec![Effect::PushRevocation],
     })
 }
 
@@ -1044,6 +1124,7 @@ pub fn void(mut request: Request, hold: Hold, now: Timestamp) -> Result<Outcome,
         approval: None,
         events: vec![event],
         refused: Some(refused),
+        effects: vec![],
     })
 }
 

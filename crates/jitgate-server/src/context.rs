@@ -35,6 +35,18 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Read the request's parties and approvals again (under the write lock).
+    pub async fn refresh_parties(&mut self, tx: &mut Tx, r: &Request) -> ApiResult<()> {
+        self.requester = tx.get_identity(&r.requester).await?;
+        self.subject = if r.subject == r.requester {
+            self.requester.clone()
+        } else {
+            tx.get_identity(&r.subject).await?
+        };
+        self.approvals = tx.list_approvals(&r.id).await?;
+        Ok(())
+    }
+
     pub fn standing(&self) -> Standing<'_> {
         Standing {
             requester: self.requester.as_ref(),
@@ -201,9 +213,11 @@ pub async fn reconsider_open(
         tx.update_request(&out.request).await?;
         if let Some(g) = &out.grant {
             tx.update_grant(g).await?;
-            ended.push(g.clone());
         }
         tx.append_events(&out.events).await?;
+        ended.extend(
+            crate::effects::apply_in_tx(tx, state, &out, crate::effects::no_details).await?,
+        );
     }
     Ok(ended)
 }

@@ -9,6 +9,8 @@
 //! - [`service`]   — lifecycle orchestration: load → core transition → save with events, one
 //!   transaction each. Domain rules stay in `jitgate-core`; this only wires them.
 //! - [`policy`]    — loading/reloading the Cedar policy set and taking decisions.
+//! - [`effects`]   — carrying out what a core transition decided: notices and reviews in its
+//!   transaction, revocations pushed after its commit.
 //! - [`scheduler`] — expiry, lapse and activation on time.
 //! - [`notify`]    — outgoing webhooks: outbox rows written with the state change, a delivery
 //!   worker (signed, retried with backoff); [`reviews`] — mandatory post-session reviews.
@@ -36,6 +38,7 @@ pub mod config;
 pub mod console;
 pub mod context;
 pub mod control;
+pub mod effects;
 pub mod error;
 pub mod evidence;
 pub mod notify;

@@ -12,12 +12,12 @@
 
 use crate::config::{ConfigError, NotifyConfig, WebhookFormat};
 use crate::error::ApiResult;
-use crate::reviews::{self, ReviewReason};
+use crate::reviews;
 use crate::service::new_id;
 use crate::state::AppState;
 use hmac::{Hmac, Mac};
 use jitgate_core::event::{millis, rfc3339};
-use jitgate_core::lifecycle::{self, Outcome};
+use jitgate_core::lifecycle;
 use jitgate_core::{Grant, Request, RequestState, Timestamp};
 use jitgate_store::{Notification, Tx};
 use serde::Serialize;
@@ -440,11 +440,9 @@ async fn sites_of(tx: &mut Tx, assets: &[String]) -> ApiResult<Vec<String>> {
     Ok(sites)
 }
 
-/// Hook for `submit_request`, after its outcome is saved, in the same transaction: a
-/// pending request asks its eligible approvers; a grant issued at once (break-glass, no
-/// approvals needed) is announced.
-pub async fn request_filed(tx: &mut Tx, state: &AppState, out: &Outcome) -> ApiResult<()> {
-    let r = &out.request;
+/// The `AskApprovers` effect (`crate::effects`), in the filing's transaction: a pending
+/// request asks its eligible approvers.
+pub async fn ask_approvers(tx: &mut Tx, state: &AppState, r: &Request) -> ApiResult<()> {
     if r.state == RequestState::Pending && state.notifier.wants(AWAITING_APPROVAL) {
         let assets = r.scope.assets();
         let sites = sites_of(tx, &assets).await?;
@@ -479,35 +477,19 @@ pub async fn request_filed(tx: &mut Tx, state: &AppState, out: &Outcome) -> ApiR
         };
         enqueue(tx, state, &notice).await?;
     }
-    if let Some(g) = &out.grant {
-        grant_activated(tx, state, r, g).await?;
-    }
     Ok(())
 }
 
-/// Hook for every transition that makes a grant active (submit, approval, the scheduler
-/// opening a window), in its transaction. A break-glass grant also opens its mandatory
-/// review and raises [`Notice::BreakGlassStarted`] to every webhook that wants it.
-pub async fn grant_activated(
+/// The `AnnounceGrant` effect, in the transaction that made the grant active (submit,
+/// approval, the scheduler opening a window). A break-glass grant also raises
+/// [`Notice::BreakGlassStarted`] (its review is an effect of its own).
+pub async fn announce_grant(
     tx: &mut Tx,
     state: &AppState,
     request: &Request,
     grant: &Grant,
 ) -> ApiResult<()> {
     let review_due_at = if grant.emergency {
-        reviews::open_review(
-            tx,
-            state,
-            grant,
-            ReviewReason::BreakGlass,
-            json!({
-                "why": "break-glass access was used without approval",
-                "requester": request.requester,
-                "reason": request.reason,
-                "reference": request.reference,
-            }),
-        )
-        .await?;
         Some(reviews::review_due_at(state, grant)?)
     } else {
         None

@@ -16,37 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-/// Why a review was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewReason {
-    /// Break-glass access: used without approval, so it is looked at afterwards.
-    BreakGlass,
-    /// A legacy asset kept local accounts: teardown was `partial`, someone checks the
-    /// compensating controls.
-    LegacyAsset,
-    /// The policy that allowed the grant asks for a review afterwards (`@review("true")`,
-    /// e.g. every vendor session); opened when the grant's teardown is final.
-    Policy,
-}
-
-impl ReviewReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReviewReason::BreakGlass => "break_glass",
-            ReviewReason::LegacyAsset => "legacy_asset",
-            ReviewReason::Policy => "policy",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "break_glass" => Some(ReviewReason::BreakGlass),
-            "legacy_asset" => Some(ReviewReason::LegacyAsset),
-            "policy" => Some(ReviewReason::Policy),
-            _ => None,
-        }
-    }
-}
+/// Why a review was opened (the rule of when is the core's: `lifecycle::Effect::OpenReview`).
+pub use jitgate_core::lifecycle::ReviewReason;
 
 /// What the reviewer concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -66,13 +66,16 @@ async fn asset_sites(tx: &mut Tx, scope: &Scope) -> ApiResult<Vec<String>> {
     Ok(sites)
 }
 
-/// Save what a transition produced: request, grant, approval, then the events.
+/// Save what a transition produced — request, grant, approval, then the events — and carry
+/// out the effects that belong in its transaction (`crate::effects`). Returns the grants
+/// whose revocations the caller pushes after the commit.
 async fn save(
     tx: &mut Tx,
+    state: &AppState,
     out: &Outcome,
     request_is_new: bool,
     grant_is_new: bool,
-) -> ApiResult<()> {
+) -> ApiResult<Vec<Grant>> {
     if request_is_new {
         tx.insert_request(&out.request).await?;
     } else {
@@ -89,7 +92,7 @@ async fn save(
         }
     }
     tx.append_events(&out.events).await?;
-    Ok(())
+    crate::effects::apply_in_tx(tx, state, out, crate::effects::no_details).await
 }
 
 /// If a transition left the request `approved` with its window already open, issue its grant
@@ -115,6 +118,7 @@ fn then_activate_if_due(
     out.request = activated.request;
     out.grant = activated.grant;
     out.refused = out.refused.or(activated.refused);
+    out.effects.append(&mut activated.effects);
     Ok(out)
 }
 
@@ -131,7 +135,7 @@ async fn activate_if_due(
     }
     let loaded = crate::context::load(tx, state, request, None).await?;
     let out = lifecycle::activate(request.clone(), &new_id("grant"), &loaded.standing(), now)?;
-    save(tx, &out, false, true).await?;
+    save(tx, state, &out, false, true).await?;
     Ok(out.grant)
 }
 
@@ -214,8 +218,7 @@ pub async fn submit_request(
     };
     let out = then_activate_if_due(out, &loaded, now)?;
     let mut tx = state.store.write().await?;
-    save(&mut tx, &out, true, true).await?;
-    crate::notify::request_filed(&mut tx, state, &out).await?;
+    save(&mut tx, state, &out, true, true).await?;
     tx.commit().await?;
     notify_deadlines(state, &out);
     Ok(view_of(out.request, vec![], out.grant))
@@ -437,13 +440,19 @@ pub async fn decide(
         return Err(ServerError::not_found("request", id));
     }
     let sites = asset_sites(&mut tx, &r.scope).await?;
+    // The context now, with the current policy set's decision: the core re-decides at every
+    // approval, and a request that no longer stands lapses or is denied instead. The policy
+    // decision (the costly part) is taken before the write lock: every change of context
+    // (inventory, status, policy reload) re-decides open requests under that same lock, so
+    // one committed in between has already voided the request, whose state is read again
+    // below. The parties and approvals are read again under the lock: conflicts of interest
+    // are computed from them.
+    let mut loaded = crate::context::load(&mut tx, state, &r, None).await?;
     drop(tx);
 
     let mut tx = state.store.write().await?;
     let r = request(&mut tx, id).await?;
-    // The context now, with the current policy set's decision: the core re-decides at every
-    // approval, and a request that no longer stands lapses or is denied instead.
-    let loaded = crate::context::load(&mut tx, state, &r, None).await?;
+    loaded.refresh_parties(&mut tx, &r).await?;
     let approvals = loaded.approvals.clone();
     let input = ApprovalInput {
         approval_id: new_id("appr"),
@@ -462,10 +471,7 @@ pub async fn decide(
         now,
     )?;
     let out = then_activate_if_due(out, &loaded, now)?;
-    save(&mut tx, &out, false, true).await?;
-    if let Some(g) = &out.grant {
-        crate::notify::grant_activated(&mut tx, state, &out.request, g).await?;
-    }
+    save(&mut tx, state, &out, false, true).await?;
     tx.commit().await?;
     if let Some(refused) = out.refused {
         return Err(refused.into());
@@ -484,7 +490,7 @@ pub async fn withdraw(state: &AppState, caller: &Caller, id: &str) -> ApiResult<
         return Err(ServerError::not_found("request", id));
     }
     let out = lifecycle::withdraw(r, caller.id(), now)?;
-    save(&mut tx, &out, false, false).await?;
+    save(&mut tx, state, &out, false, false).await?;
     let approvals = tx.list_approvals(id).await?;
     tx.commit().await?;
     Ok(view_of(out.request, approvals, None))
@@ -691,14 +697,14 @@ pub async fn end_grant(
         reason
     };
     let out = lifecycle::end_grant(r, g, reason, Actor::identity(caller.id()), now)?;
-    save(&mut tx, &out, false, false).await?;
+    let to_push = save(&mut tx, state, &out, false, false).await?;
     tx.commit().await?;
     // No scheduler wake-up: ending a grant only removes a deadline. The gateways are told
     // before the caller gets the answer.
+    crate::effects::push_after_commit(state, &to_push).await;
     let g = out
         .grant
         .ok_or_else(|| ServerError::Internal("end_grant returned no grant".into()))?;
-    crate::teardown::push_revocations(state, std::slice::from_ref(&g)).await;
     Ok(grant_view(g, &out.request, now))
 }
 
@@ -718,26 +724,21 @@ pub async fn tick(state: &AppState) -> ApiResult<usize> {
     for g in tx.grants_expired(now).await? {
         let r = request(&mut tx, &g.request_id).await?;
         let out = lifecycle::end_grant(r, g, EndReason::Expired, Actor::scheduler(), now)?;
-        save(&mut tx, &out, false, false).await?;
-        ended.extend(out.grant);
+        ended.extend(save(&mut tx, state, &out, false, false).await?);
         n += 1;
     }
     for r in tx.requests_due(now).await? {
         if lifecycle::due_for_lapse(&r, now) {
             let out = lifecycle::lapse(r, now)?;
-            save(&mut tx, &out, false, false).await?;
+            save(&mut tx, state, &out, false, false).await?;
             n += 1;
         } else if lifecycle::due_for_activation(&r, now) {
-            if let Some(g) = activate_if_due(&mut tx, state, &r, now).await? {
-                crate::notify::grant_activated(&mut tx, state, &r, &g).await?;
-            }
+            activate_if_due(&mut tx, state, &r, now).await?;
             n += 1;
         }
     }
     tx.commit().await?;
-    if !ended.is_empty() {
-        crate::teardown::push_revocations(state, &ended).await;
-    }
+    crate::effects::push_after_commit(state, &ended).await;
     Ok(n)
 }
 

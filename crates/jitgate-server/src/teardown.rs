@@ -674,12 +674,14 @@ async fn record_in(
         let backoff = Duration::from_secs(1 << attempts.clamp(0, 5)).min(RETRY_MAX);
         now + chrono::Duration::from_std(backoff).unwrap_or_default()
     });
+    let mut closing = None;
     if final_verdict {
         let r = tx
             .get_request(&g.request_id)
             .await?
             .ok_or_else(|| ServerError::not_found("request", &g.request_id))?;
-        let mut out = lifecycle::close_grant(r, g_now, verdict, &ended_seqs, now)?;
+        let legacy = assets.iter().any(|a| a.enforcement == Enforcement::Legacy);
+        let mut out = lifecycle::close_grant(r, g_now, verdict, &ended_seqs, legacy, now)?;
         for e in &mut out.events {
             if let Some(obj) = e.data.as_object_mut() {
                 obj.extend(summary.as_object().cloned().unwrap_or_default());
@@ -690,6 +692,7 @@ async fn record_in(
             tx.update_grant(closed).await?;
         }
         events.append(&mut out.events);
+        closing = Some(out);
     } else {
         let mut data = summary.clone();
         data["final"] = json!(false);
@@ -720,9 +723,9 @@ async fn record_in(
         )
         .await?;
     }
-    if final_verdict {
-        // One review for all the grant's legacy assets: their limitations and the
-        // compensating controls to check.
+    if let Some(out) = &closing {
+        // The reviews the core asked for: one for all the grant's legacy assets (their
+        // limitations and the compensating controls to check), and the policy's own.
         let legacy: Vec<serde_json::Value> = assets
             .iter()
             .filter(|a| a.enforcement == Enforcement::Legacy)
@@ -734,28 +737,11 @@ async fn record_in(
                 })
             })
             .collect();
-        if !legacy.is_empty() {
-            crate::reviews::open_review(
-                tx,
-                state,
-                g,
-                crate::reviews::ReviewReason::LegacyAsset,
-                json!({ "verdict": verdict, "assets": legacy }),
-            )
-            .await?;
-        }
-        // The policy asked for a review of this grant (break-glass has its own, opened at
-        // the start).
-        if g.review_required && !g.emergency {
-            crate::reviews::open_review(
-                tx,
-                state,
-                g,
-                crate::reviews::ReviewReason::Policy,
-                json!({ "verdict": verdict }),
-            )
-            .await?;
-        }
+        crate::effects::apply_in_tx(tx, state, out, |reason| match reason {
+            lifecycle::ReviewReason::LegacyAsset => json!({ "verdict": verdict, "assets": legacy }),
+            _ => json!({ "verdict": verdict }),
+        })
+        .await?;
     }
     tx.put_teardown(&TeardownRecord {
         grant_id: g.id.clone(),

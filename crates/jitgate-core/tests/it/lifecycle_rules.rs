@@ -385,6 +385,7 @@ fn withdrawing_an_approval_depends_on_the_request_state() {
         ended.grant.clone().unwrap(),
         TeardownVerdict::Failed,
         &[],
+        false,
         t0(),
     );
     assert!(
@@ -396,6 +397,7 @@ fn withdrawing_an_approval_depends_on_the_request_state() {
         ended.grant.unwrap(),
         TeardownVerdict::Verified,
         &[41, 42],
+        true,
         t0() + Duration::hours(2),
     )
     .unwrap();
@@ -412,8 +414,61 @@ fn withdrawing_an_approval_depends_on_the_request_state() {
         closed.grant.unwrap(),
         TeardownVerdict::Verified,
         &[],
+        false,
         t0(),
     )
     .unwrap_err();
     assert_eq!(err.code(), "wrong_state");
+}
+
+#[test]
+fn transitions_name_their_effects() {
+    use lifecycle::{Effect, ReviewReason};
+    let alice = person(
+        "alice",
+        IdentityKind::Human,
+        &["engineer", "oncall"],
+        &["north"],
+    );
+    let bob = person("bob", IdentityKind::Human, &["engineer"], &["north"]);
+    let pending = submit(
+        new_request(&alice, 3600, AccessPath::Planned),
+        decision(1, 7200, false),
+        "g-1",
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(pending.effects, vec![Effect::AskApprovers]);
+    let approved = approve_as(&pending, &bob, &[], t0(), false).unwrap();
+    assert!(
+        approved.effects.is_empty(),
+        "approving alone announces nothing"
+    );
+    let issued = activate_with(
+        approved.request.clone(),
+        &[approved.approval.clone().unwrap()],
+        "g-1",
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(issued.effects, vec![Effect::AnnounceGrant]);
+    let ended = lifecycle::end_grant(
+        issued.request,
+        issued.grant.unwrap(),
+        EndReason::Expired,
+        Actor::scheduler(),
+        t0() + Duration::hours(2),
+    )
+    .unwrap();
+    assert_eq!(ended.effects, vec![Effect::PushRevocation]);
+    let mut new = new_request(&alice, 1800, AccessPath::Emergency);
+    new.id = "req-2".into();
+    let glass = submit(new, decision(0, 3600, false), "g-2", t0()).unwrap();
+    assert_eq!(
+        glass.effects,
+        vec![
+            Effect::AnnounceGrant,
+            Effect::OpenReview(ReviewReason::BreakGlass)
+        ]
+    );
 }

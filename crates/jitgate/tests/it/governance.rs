@@ -66,8 +66,17 @@ fn cli_output_escapes_control_characters_and_survives_a_closed_pipe() {
     let reason = "valve\x1b[2J\x1b[H\rscope  read holding 0-1 unit 1";
     let request_args = |reason: &str, reference: &str| -> Vec<String> {
         [
-            "request", "--asset", "plc-7", "--modbus", "write holding 0-99 unit 1", "--for",
-            "1h", "--reason", reason, "--ref", reference,
+            "request",
+            "--asset",
+            "plc-7",
+            "--modbus",
+            "write holding 0-99 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            reason,
+            "--ref",
+            reference,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -75,15 +84,25 @@ fn cli_output_escapes_control_characters_and_survives_a_closed_pipe() {
     };
     // The server refuses such text...
     let args = request_args(reason, "WO-\u{202e}1");
-    let refused = cli.run("alice", &args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    let refused = cli.run(
+        "alice",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("control_character"), "{stderr}");
-    assert!(!stderr.contains('\x1b'), "the error itself is escaped: {stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "the error itself is escaped: {stderr}"
+    );
     // ...but records written before it did (or by other means) may still carry it: put it
     // in the database behind the server's back, and the CLI must still show it harmlessly.
     let args = request_args("replace positioner", "WO-1");
-    let req = cli.json("alice", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let req = cli.json(
+        "alice",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let id = req["id"].as_str().unwrap();
     let db = data.join("jitgate.db");
     let edit = Command::new("python3")
@@ -99,7 +118,11 @@ fn cli_output_escapes_control_characters_and_survives_a_closed_pipe() {
         .arg(id)
         .output()
         .unwrap();
-    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
+    assert!(
+        edit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edit.stderr)
+    );
     for who in ["alice", "sam"] {
         let shown = cli.ok(who, &["show", id]);
         assert!(
