@@ -17,6 +17,11 @@
 //! | a vendor of the same org as a party      | yes                    | no      | no               |
 //! | anyone else, workloads (other than as a party) | no               | no      | no               |
 //!
+//! Post-session reviews: never by anyone conflicted on the request (requester, subject, an
+//! owner of a workload party, the filing key's minter); then admins, security and its
+//! approvers. API keys: minted, listed and revoked by admins and the workload's owners; the
+//! minter sees and revokes its own; security also revokes; auditors see.
+//!
 //! A request that needed no approver (break-glass, auto-approved) or was denied outright is
 //! never visible from another site through approver eligibility.
 
@@ -86,6 +91,63 @@ pub fn may_revoke(caller: &Identity, f: &RequestFacts<'_>) -> bool {
 /// the address in their grant's credential, never from the inventory.
 pub fn may_see_device_addresses(caller: &Identity) -> bool {
     sees_everything(caller) || caller.kind == IdentityKind::Human
+}
+
+/// Who may complete a grant's post-session review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewAuthority {
+    Allowed,
+    /// Never the requester, the subject, an owner of a workload party, the key's minter.
+    Conflicted(crate::governance::Conflict),
+    /// Reviews are for security staff, admins and the request's approvers.
+    NotAuthorized,
+}
+
+/// May `caller` complete the review of `request`'s grant? `approved_it`: the caller recorded
+/// an approval of the request.
+pub fn may_complete_review(
+    caller: &Identity,
+    request: &crate::lifecycle::Request,
+    parties: &crate::governance::Parties<'_>,
+    approved_it: bool,
+) -> ReviewAuthority {
+    if let Some(c) = crate::governance::conflict_of_interest(&caller.id, request, parties) {
+        return ReviewAuthority::Conflicted(c);
+    }
+    if caller.has_role("admin") || caller.has_role("security") || approved_it {
+        ReviewAuthority::Allowed
+    } else {
+        ReviewAuthority::NotAuthorized
+    }
+}
+
+/// May `caller` mint keys for `workload` (and list and revoke them)? Admins and its owners.
+pub fn may_manage_workload_keys(caller: &Identity, workload: &Identity) -> bool {
+    caller.has_role("admin") || workload.owners.iter().any(|o| o == &caller.id)
+}
+
+/// May `caller` see an API key (never its secret)? Who sees everything, its minter, and
+/// whoever manages its workload.
+pub fn may_see_api_key(
+    caller: &Identity,
+    workload: Option<&Identity>,
+    minted_by: Option<&str>,
+) -> bool {
+    sees_everything(caller)
+        || minted_by == Some(caller.id.as_str())
+        || workload.is_some_and(|w| may_manage_workload_keys(caller, w))
+}
+
+/// May `caller` revoke an API key? Security staff too (a leaked key is an incident).
+pub fn may_revoke_api_key(
+    caller: &Identity,
+    workload: Option<&Identity>,
+    minted_by: Option<&str>,
+) -> bool {
+    caller.has_role("admin")
+        || caller.has_role("security")
+        || minted_by == Some(caller.id.as_str())
+        || workload.is_some_and(|w| may_manage_workload_keys(caller, w))
 }
 
 #[cfg(test)]
@@ -225,6 +287,68 @@ mod tests {
         for (caller, facts, sees, revokes) in rows {
             assert_eq!(may_see_request(&caller, facts), sees, "{} sees", caller.id);
             assert_eq!(may_revoke(&caller, facts), revokes, "{} revokes", caller.id);
+        }
+    }
+
+    #[test]
+    fn api_key_table() {
+        use IdentityKind::*;
+        let mut svc = who("svc", Workload, &[], &[], None);
+        svc.owners = vec!["alice".into()];
+        // (caller, sees, revokes, mints)
+        let rows = [
+            (
+                who("alice", Human, &["engineer"], &[], None),
+                true,
+                true,
+                true,
+            ),
+            (
+                who("bob", Human, &["engineer"], &[], None),
+                true,
+                true,
+                false,
+            ), // minted it
+            (who("sam", Human, &["admin"], &[], None), true, true, true),
+            (
+                who("sec", Human, &["security"], &[], None),
+                true,
+                true,
+                false,
+            ),
+            (
+                who("aud", Human, &["auditor"], &[], None),
+                true,
+                false,
+                false,
+            ),
+            (
+                who("carol", Human, &["engineer"], &[], None),
+                false,
+                false,
+                false,
+            ),
+            (who("svc", Workload, &[], &[], None), false, false, false),
+        ];
+        for (caller, sees, revokes, mints) in rows {
+            assert_eq!(
+                may_see_api_key(&caller, Some(&svc), Some("bob")),
+                sees,
+                "{} sees",
+                caller.id
+            );
+            assert_eq!(
+                may_revoke_api_key(&caller, Some(&svc), Some("bob")),
+                revokes,
+                "{} revokes",
+                caller.id
+            );
+            assert_eq!(
+                may_manage_workload_keys(&caller, &svc),
+                mints,
+                "{} mints",
+                caller.id
+            );
         }
     }
 

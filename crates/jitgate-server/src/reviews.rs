@@ -158,42 +158,57 @@ pub async fn open_review(
     Ok(())
 }
 
-/// May `caller` complete reviews of this grant? The subject and the requester never; then
-/// security staff, admins, and people who approved the request.
+/// May `caller` complete reviews of this grant? The core's rule
+/// (`jitgate_core::access::may_complete_review`) over the request's parties as they are now.
 async fn authorize(tx: &mut Tx, caller: &Caller, g: &Grant, r: &Request) -> ApiResult<()> {
+    use jitgate_core::access::{may_complete_review, ReviewAuthority};
     let me = caller.id();
-    if me == g.subject {
-        return Err(CoreError::SeparationOfDuties(format!(
-            "{me} is the subject of grant {}; its post-session review must be completed by \
-             someone else: security staff, an admin or an approver of request {}",
-            g.id, r.id
-        ))
-        .into());
-    }
-    if me == r.requester {
-        return Err(CoreError::SeparationOfDuties(format!(
-            "{me} filed request {} of grant {}; its post-session review must be completed by \
-             someone else: security staff, an admin or an approver of the request",
-            r.id, g.id
-        ))
-        .into());
-    }
-    if caller.is_admin() || caller.identity.has_role("security") {
-        return Ok(());
-    }
-    let approved = tx
+    let approved_it = tx
         .list_approvals(&r.id)
         .await?
         .iter()
         .any(|a| a.approver == me && a.verdict == ApprovalVerdict::Approve);
-    if approved {
-        return Ok(());
+    let (Some(requester), Some(subject)) = (
+        tx.get_identity(&r.requester).await?,
+        tx.get_identity(&r.subject).await?,
+    ) else {
+        // A party gone from the inventory: fall back to the ids alone (no owners known).
+        return if me == r.requester || me == g.subject {
+            Err(CoreError::SeparationOfDuties(format!(
+                "{me} took part in request {}; its post-session review must be completed by someone else",
+                r.id
+            ))
+            .into())
+        } else if caller.is_admin() || caller.identity.has_role("security") || approved_it {
+            Ok(())
+        } else {
+            Err(ServerError::Forbidden(format!(
+                "{me} may not complete the review of grant {}: reviews are for security staff (role \
+                 `security`), admins and the request's approvers",
+                g.id
+            )))
+        };
+    };
+    let parties = jitgate_core::governance::Parties {
+        requester: &requester,
+        subject: &subject,
+    };
+    match may_complete_review(&caller.identity, r, &parties, approved_it) {
+        ReviewAuthority::Allowed => Ok(()),
+        ReviewAuthority::Conflicted(c) => Err(CoreError::SeparationOfDuties(format!(
+            "{me} {} (grant {}); its post-session review must be completed by someone else: \
+             security staff, an admin or an approver of request {}",
+            c.describe(),
+            g.id,
+            r.id
+        ))
+        .into()),
+        ReviewAuthority::NotAuthorized => Err(ServerError::Forbidden(format!(
+            "{me} may not complete the review of grant {}: reviews are for security staff (role \
+             `security`), admins and the request's approvers",
+            g.id
+        ))),
     }
-    Err(ServerError::Forbidden(format!(
-        "{me} may not complete the review of grant {}: reviews are for security staff (role \
-         `security`), admins and the request's approvers",
-        g.id
-    )))
 }
 
 /// Complete the open review(s) of a grant: the one for `reason`, or every open one when no

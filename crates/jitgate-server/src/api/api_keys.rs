@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use jitgate_core::event::Actor;
-use jitgate_core::{Event, EventKind, Identity, IdentityKind, Timestamp};
+use jitgate_core::{Event, EventKind, IdentityKind, Timestamp};
 use jitgate_store::{ApiKeyRecord, Tx};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -69,11 +69,6 @@ pub struct RevokeApiKeyBody {
 pub struct ApiKeyQuery {
     /// Only keys of this workload.
     pub identity: Option<String>,
-}
-
-/// Who may mint, list and revoke the keys of `workload`: admins, and its owners.
-fn manages(caller: &Caller, workload: &Identity) -> bool {
-    caller.is_admin() || workload.owners.iter().any(|o| o == caller.id())
 }
 
 async fn status_of(tx: &mut Tx, k: &ApiKeyRecord, now: Timestamp) -> ApiResult<&'static str> {
@@ -130,7 +125,7 @@ pub(crate) async fn create_api_key(
             target.kind.as_str()
         )));
     }
-    if !manages(&caller, &target) {
+    if !jitgate_core::access::may_manage_workload_keys(&caller.identity, &target) {
         return Err(ServerError::Forbidden(format!(
             "only an owner of {} ({}) or an admin can create its API keys",
             target.id,
@@ -189,9 +184,11 @@ pub(crate) async fn list_api_keys(
     let mut out = Vec::new();
     for k in keys {
         let workload = tx.get_identity(&k.identity).await?;
-        let visible = caller.sees_everything()
-            || k.minted_by.as_deref() == Some(caller.id())
-            || workload.as_ref().is_some_and(|w| manages(&caller, w));
+        let visible = jitgate_core::access::may_see_api_key(
+            &caller.identity,
+            workload.as_ref(),
+            k.minted_by.as_deref(),
+        );
         if !visible {
             continue;
         }
@@ -229,10 +226,11 @@ pub(crate) async fn revoke_api_key(
         return Err(ServerError::not_found("API key", &id));
     };
     let workload = tx.get_identity(&k.identity).await?;
-    let may = caller.is_admin()
-        || caller.identity.has_role("security")
-        || k.minted_by.as_deref() == Some(caller.id())
-        || workload.as_ref().is_some_and(|w| manages(&caller, w));
+    let may = jitgate_core::access::may_revoke_api_key(
+        &caller.identity,
+        workload.as_ref(),
+        k.minted_by.as_deref(),
+    );
     if !may {
         // Same answer as for a key that does not exist: do not reveal which keys exist.
         return Err(ServerError::not_found("API key", &id));

@@ -151,6 +151,22 @@ async fn revocation_cuts_the_live_session_and_the_teardown_is_verified() {
         let verdict_at = kinds.iter().position(|k| *k == "teardown.verdict").unwrap();
         let last_check = kinds.iter().rposition(|k| *k == "teardown.check").unwrap();
         assert!(verdict_at > last_check, "{kinds:?}");
+        // Evidence order: the session's end is in the log before the verdict, and the
+        // verdict names it.
+        let all = events.as_array().unwrap();
+        let ended: Vec<i64> = all
+            .iter()
+            .filter(|e| e["kind"] == "session.ended")
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ended.len(), 1, "{kinds:?}");
+        let verdict = &all[verdict_at];
+        assert!(verdict["seq"].as_i64().unwrap() > ended[0], "{kinds:?}");
+        assert_eq!(
+            verdict["data"]["session_ended_events"],
+            json!(ended),
+            "{verdict}"
+        );
         // The probe's refusal is in the log too (delivered by the gateway's spool).
         let events = super::gateway::events_until(&mut r.h, &format!("grant={g}"), |ev| {
             ev.iter().filter(|e| e["kind"] == "session.refused").count() >= 2
