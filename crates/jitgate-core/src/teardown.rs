@@ -65,7 +65,8 @@ pub fn refusal_proves_end(code: &str) -> bool {
 /// A grant's session events as they are in the log.
 #[derive(Debug, Clone, Default)]
 pub struct SessionEvidence {
-    /// Session ids with a `session.started` event.
+    /// Session ids that must have ended: those with a `session.started` event, and those a
+    /// gateway acknowledged closing (whose events may not have reached the log yet).
     pub started: Vec<String>,
     /// Session ids with a `session.ended` event, and that event's sequence number.
     pub ended: Vec<(String, i64)>,

@@ -15,6 +15,16 @@ const S = {
 
 // ------------------------------------------------------------------ DOM helpers
 
+/**
+ * Text as shown: control characters (other than newline and tab), DEL, C1 controls and the
+ * bidirectional overrides that would reorder what is shown are written visibly as \u{XXXX}.
+ * The server refuses them in free text; records from before or from elsewhere may hold them.
+ */
+const HIDDEN_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function visible(text) {
+  return String(text).replace(HIDDEN_CHARS, (c) => `\\u{${c.codePointAt(0).toString(16).padStart(4, '0')}}`);
+}
+
 /** h('div', {class: 'x', onclick: f}, child, 'text', [more]) — never parses HTML. */
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -22,7 +32,7 @@ function h(tag, attrs, ...children) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
+    else if (k === 'text') el.textContent = visible(v);
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));
   }
@@ -32,7 +42,7 @@ function h(tag, attrs, ...children) {
 function append(el, children) {
   for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(visible(c)));
   }
   return el;
 }

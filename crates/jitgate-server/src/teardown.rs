@@ -292,13 +292,32 @@ async fn run_one(
         ));
     }
     let verdict = verdict_of(&checks);
+    // The grant's session evidence, read after the checks (so after the gateway's
+    // acknowledgement) and outside the writer's lock: an end found now stays in the log.
+    // The sessions that must have ended in the log: those it shows started, and those each
+    // gateway acknowledged closing (their events may not have arrived at all yet).
+    let sessions = if verdict.is_final() {
+        let mut tx = state.store.read().await?;
+        let mut evidence = tx.session_evidence(&g.id).await?;
+        for c in checks.iter().filter(|c| c.check == "sessions_closed") {
+            let acked = c.evidence["sessions"].as_array().into_iter().flatten();
+            for id in acked.filter_map(|s| s["session_id"].as_str()) {
+                if !evidence.started.iter().any(|s| s == id) {
+                    evidence.started.push(id.to_string());
+                }
+            }
+        }
+        Some(jitgate_core::teardown::sessions_recorded(&evidence))
+    } else {
+        None
+    };
     let (written, saved) = oneshot::channel();
     writer
         .send(Attempt {
             grant: g,
             assets,
             checks,
-            verdict,
+            sessions,
             written,
         })
         .map_err(|_| ServerError::Internal("the teardown writer has stopped".into()))?;
@@ -532,7 +551,9 @@ pub(crate) struct Attempt {
     grant: Grant,
     assets: Vec<Asset>,
     checks: Vec<Check>,
-    verdict: TeardownVerdict,
+    /// For a final verdict: the `session.ended` sequence numbers of every session under the
+    /// grant, or the sessions whose end is not in the log yet.
+    sessions: Option<Result<Vec<i64>, Vec<String>>>,
     written: oneshot::Sender<ApiResult<()>>,
 }
 
@@ -616,8 +637,8 @@ async fn record_in(
     // failed check of its own.
     let mut checks = a.checks.clone();
     let mut ended_seqs = Vec::new();
-    if a.verdict.is_final() {
-        match jitgate_core::teardown::sessions_recorded(&tx.session_evidence(&g.id).await?) {
+    if let Some(sessions) = &a.sessions {
+        match sessions.clone() {
             Ok(seqs) => ended_seqs = seqs,
             Err(missing) if attempts <= MAX_WAITS_FOR_SESSION_EVIDENCE => {
                 tx.put_teardown(&TeardownRecord {

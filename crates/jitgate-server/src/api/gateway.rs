@@ -147,6 +147,14 @@ pub(crate) async fn gateway_events(
     }
     let actor = Actor::identity(caller.id());
     let now = state.clock.now();
+    // The assets this gateway fronts, read before the write lock (the inventory rarely
+    // changes; an asset moved to another gateway meanwhile only affects events already
+    // being sent by the old one).
+    let fronted: std::collections::HashSet<String> = fronted_assets(&state, caller.id())
+        .await?
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
     let mut tx = state.store.write().await?;
     let mut delivered: i64 = tx
         .get_setting(&gateway_seq_key(caller.id()))
@@ -203,18 +211,10 @@ pub(crate) async fn gateway_events(
         }));
         if let Some(gid) = &e.grant_id {
             if !grants.contains_key(gid) {
-                let found = match tx.get_grant(gid).await? {
-                    Some(g) => {
-                        let mut fronts = false;
-                        for id in g.scope.assets() {
-                            if let Some(a) = tx.get_asset(&id).await? {
-                                fronts |= a.gateway.as_deref() == Some(caller.id());
-                            }
-                        }
-                        Some((g, fronts))
-                    }
-                    None => None,
-                };
+                let found = tx.get_grant(gid).await?.map(|g| {
+                    let fronts = g.scope.assets().iter().any(|id| fronted.contains(id));
+                    (g, fronts)
+                });
                 grants.insert(gid.clone(), found);
             }
             match grants.get(gid).cloned().flatten() {

@@ -265,3 +265,36 @@ fn connect_sessions_end_as_client_closed_and_a_retired_key_cuts_its_sessions() {
     drop(fresh);
     p.stop();
 }
+
+/// Restarting `jitgate up` keeps what the plant's people changed: the sample inventory goes
+/// only into an empty data directory (an identity security disabled stays disabled).
+#[test]
+fn restarting_up_keeps_the_live_inventory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let up = Up::start(&data, port);
+    let creds: toml::Value =
+        toml::from_str(&std::fs::read_to_string(data.join("bootstrap-credentials.toml")).unwrap())
+            .unwrap();
+    let cli = Cli {
+        server: up.server.clone(),
+        dir: tmp.path().to_path_buf(),
+    };
+    cli.login("sam", creds["passwords"]["sam"].as_str().unwrap());
+    cli.ok(
+        "sam",
+        &[
+            "identities",
+            "disable",
+            "victor",
+            "--reason",
+            "contract ended",
+        ],
+    );
+    up.stop();
+    let up = Up::start(&data, port);
+    let victor = cli.json("sam", &["identities", "show", "victor"]);
+    assert_eq!(victor["status"], "disabled", "{victor}");
+    up.stop();
+}
