@@ -35,14 +35,23 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Read the request's parties and approvals again (under the write lock).
+    /// Read the request's approvals again under the write lock, and its parties when one is a
+    /// workload: conflicts of interest depend on a workload's owners, which an inventory
+    /// change may have moved since the read. (Other parties' conflicts depend on ids alone,
+    /// and a status change has already voided the request under the same lock.)
     pub async fn refresh_parties(&mut self, tx: &mut Tx, r: &Request) -> ApiResult<()> {
-        self.requester = tx.get_identity(&r.requester).await?;
-        self.subject = if r.subject == r.requester {
-            self.requester.clone()
-        } else {
-            tx.get_identity(&r.subject).await?
+        let is_workload = |i: &Option<Identity>| {
+            i.as_ref()
+                .is_none_or(|i| i.kind == jitgate_core::IdentityKind::Workload)
         };
+        if is_workload(&self.requester) || is_workload(&self.subject) {
+            self.requester = tx.get_identity(&r.requester).await?;
+            self.subject = if r.subject == r.requester {
+                self.requester.clone()
+            } else {
+                tx.get_identity(&r.subject).await?
+            };
+        }
         self.approvals = tx.list_approvals(&r.id).await?;
         Ok(())
     }

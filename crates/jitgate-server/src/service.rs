@@ -292,31 +292,44 @@ pub async fn can_view(tx: &mut Tx, caller: &Caller, r: &Request) -> ApiResult<bo
     }
     let requester = tx.get_identity(&r.requester).await?;
     let subject = tx.get_identity(&r.subject).await?;
-    let party_orgs: Vec<String> = [&requester, &subject]
-        .into_iter()
-        .filter_map(|i| i.as_ref().and_then(|i| i.org.clone()))
-        .collect();
-    let subject_owners = subject
-        .as_ref()
-        .map(|s| s.owners.clone())
-        .unwrap_or_default();
-    let approvers: Vec<String> = tx
-        .list_approvals(&r.id)
-        .await?
-        .into_iter()
-        .map(|a| a.approver)
-        .collect();
+    let approvals = tx.list_approvals(&r.id).await?;
     let sites = asset_sites(tx, &r.scope).await?;
-    let caller_eligible = match (&requester, &subject) {
+    Ok(visible_with(
+        caller,
+        r,
+        requester.as_ref(),
+        subject.as_ref(),
+        &approvals,
+        &sites,
+    ))
+}
+
+/// [`can_view`] over facts already loaded (no queries).
+pub fn visible_with(
+    caller: &Caller,
+    r: &Request,
+    requester: Option<&Identity>,
+    subject: Option<&Identity>,
+    approvals: &[jitgate_core::Approval],
+    sites: &[String],
+) -> bool {
+    let me = &caller.identity;
+    let party_orgs: Vec<String> = [requester, subject]
+        .into_iter()
+        .filter_map(|i| i.and_then(|i| i.org.clone()))
+        .collect();
+    let subject_owners = subject.map(|s| s.owners.clone()).unwrap_or_default();
+    let approvers: Vec<String> = approvals.iter().map(|a| a.approver.clone()).collect();
+    let caller_eligible = match (requester, subject) {
         (Some(requester), Some(subject)) => lifecycle::is_eligible_approver(
             r,
             me,
             &jitgate_core::governance::Parties { requester, subject },
-            &sites,
+            sites,
         ),
         _ => false,
     };
-    Ok(jitgate_core::access::may_see_request(
+    jitgate_core::access::may_see_request(
         me,
         &jitgate_core::access::RequestFacts {
             requester: &r.requester,
@@ -326,10 +339,10 @@ pub async fn can_view(tx: &mut Tx, caller: &Caller, r: &Request) -> ApiResult<bo
             subject_owners: &subject_owners,
             party_orgs: &party_orgs,
             approvers: &approvers,
-            asset_sites: &sites,
+            asset_sites: sites,
             caller_eligible,
         },
-    ))
+    )
 }
 
 /// Query options of `GET /requests`.
@@ -432,23 +445,35 @@ pub async fn decide(
         }
         None => false,
     };
-    // Visibility and the assets' sites come from the inventory: read them before taking
-    // the write lock. The request and its approvals are read again under the lock.
+    // The context now, with the current policy set's decision: the core re-decides at every
+    // approval, and a request that no longer stands lapses or is denied instead. It is read
+    // before the write lock, and visibility and the assets' sites are taken from it. The
+    // policy decision (the costly part) is not repeated under the lock: every change of
+    // context (inventory, status, policy reload) re-decides open requests under that same
+    // lock, so one committed in between has already voided the request, whose state is read
+    // again below. The parties and approvals are read again under the lock: conflicts of
+    // interest are computed from them.
     let mut tx = state.store.read().await?;
     let r = request(&mut tx, id).await?;
-    if !can_view(&mut tx, caller, &r).await? {
-        return Err(ServerError::not_found("request", id));
-    }
-    let sites = asset_sites(&mut tx, &r.scope).await?;
-    // The context now, with the current policy set's decision: the core re-decides at every
-    // approval, and a request that no longer stands lapses or is denied instead. The policy
-    // decision (the costly part) is taken before the write lock: every change of context
-    // (inventory, status, policy reload) re-decides open requests under that same lock, so
-    // one committed in between has already voided the request, whose state is read again
-    // below. The parties and approvals are read again under the lock: conflicts of interest
-    // are computed from them.
     let mut loaded = crate::context::load(&mut tx, state, &r, None).await?;
     drop(tx);
+    let mut sites: Vec<String> = Vec::new();
+    for a in &loaded.assets {
+        if !sites.contains(&a.site) {
+            sites.push(a.site.clone());
+        }
+    }
+    let visible = visible_with(
+        caller,
+        &r,
+        loaded.requester.as_ref(),
+        loaded.subject.as_ref(),
+        &loaded.approvals,
+        &sites,
+    );
+    if !visible {
+        return Err(ServerError::not_found("request", id));
+    }
 
     let mut tx = state.store.write().await?;
     let r = request(&mut tx, id).await?;
