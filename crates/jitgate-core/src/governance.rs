@@ -81,10 +81,12 @@ pub fn conflict_of_interest(
 ) -> Option<Conflict> {
     let owns =
         |i: &Identity| i.kind == IdentityKind::Workload && i.owners.iter().any(|o| o == approver);
-    if approver == request.requester {
-        Some(Conflict::Requester)
-    } else if approver == request.subject {
+    // The subject first: when one person is both, "would use the access" is the reason
+    // that matters to them.
+    if approver == request.subject {
         Some(Conflict::Subject)
+    } else if approver == request.requester {
+        Some(Conflict::Requester)
     } else if owns(parties.requester) {
         Some(Conflict::OwnsRequester)
     } else if owns(parties.subject) {

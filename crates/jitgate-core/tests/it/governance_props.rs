@@ -223,7 +223,7 @@ fn owner_minter_requester_and_subject_are_all_conflicted() {
     };
     use governance::Conflict;
     let c = |who: &str| governance::conflict_of_interest(who, &out.request, &parties);
-    assert_eq!(c("svc-export"), Some(Conflict::Requester));
+    assert_eq!(c("svc-export"), Some(Conflict::Subject));
     assert_eq!(c("alice"), Some(Conflict::OwnsRequester));
     assert_eq!(c("bob"), Some(Conflict::MintedFilingKey));
     assert_eq!(c("carol"), None);
