@@ -433,9 +433,19 @@ test('live sessions: security terminates a Modbus session and the client connect
   console.log(`# connection closed ${closedAt - clicked} ms after Terminate was clicked`);
   await row.waitFor({ state: 'detached', timeout: 10000 });
   await page.locator('#main .empty', { hasText: 'No live sessions.' }).waitFor();
-  // The same port refuses to carry on: a new connection is closed too.
+  // The same port refuses to carry on: a new connection is closed as soon as its client
+  // speaks (`jitgate connect` opens a tunnel only when the local client sends, so a port
+  // check opens no session), and nothing is answered.
   const again = net.connect(localPort, '127.0.0.1');
-  await waitFor('a refused reconnect', () => new Promise((r) => { again.once('close', () => r(true)); again.once('error', () => r(true)); }), 10000);
+  let answered = 0;
+  again.on('data', (d) => { answered += d.length; });
+  const ended = new Promise((r) => { again.once('close', () => r(true)); again.once('error', () => r(true)); });
+  await new Promise((r) => again.once('connect', r));
+  again.write(readHolding(2, 1, 0, 10));
+  let done = false;
+  ended.then(() => { done = true; });
+  await waitFor('a refused reconnect', () => done, 10000);
+  assert.equal(answered, 0, 'no Modbus answer after Terminate');
 });
 
 test('grant timeline: from request to teardown verdict, with evidence downloads', async () => {
