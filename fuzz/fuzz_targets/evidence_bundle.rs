@@ -45,7 +45,8 @@ fn fixture() -> &'static Fixture {
                 .states(None, "approved")
                 .data(
                     json!({"allowed": true, "determining_policies": ["break-glass"],
-                             "policy_set_hash": "sha256:01", "obligations": {"approvals": 0}}),
+                             "policy_set_hash": "sha256:01",
+                             "obligations": {"approvals": 0, "max_duration_secs": 3600}}),
                 ),
             Event::new(EventKind::GrantIssued, Actor::scheduler(), t)
                 .request("req-1")

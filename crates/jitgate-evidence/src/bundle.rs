@@ -1088,14 +1088,16 @@ fn check_chain(
                 if decided.is_some() {
                     return Err(causality(i, seq, "a second request.decided".into()));
                 }
-                // Unreadable decision data counts as a denial requiring nothing: what follows
-                // it (approvals, a grant) then fails the causality check.
-                let (allowed, required) = e
-                    .payload::<jitgate_core::payload::RequestDecided>()
-                    .map_or((false, 0), |d| {
-                        (d.allowed, u64::from(d.obligations.approvals))
-                    });
-                decided = Some((allowed, required));
+                let Some(d) = e.payload::<jitgate_core::payload::RequestDecided>() else {
+                    return Err(causality(
+                        i,
+                        seq,
+                        "request.decided does not carry a readable decision (allowed, \
+                         determining policies, policy set, obligations)"
+                            .into(),
+                    ));
+                };
+                decided = Some((d.allowed, u64::from(d.obligations.approvals)));
             }
             EventKind::ApprovalRecorded => {
                 need_decided("an approval")?;
