@@ -72,9 +72,18 @@ impl Loaded {
 /// Whether an API key can still be used at `now`: not revoked, not expired, its minter (if
 /// recorded) present and active.
 pub async fn api_key_usable(tx: &mut Tx, key_id: &str, now: Timestamp) -> ApiResult<bool> {
-    let Some(k) = tx.get_api_key(key_id).await? else {
-        return Ok(false);
-    };
+    match tx.get_api_key(key_id).await? {
+        Some(k) => key_record_usable(tx, &k, now).await,
+        None => Ok(false),
+    }
+}
+
+/// [`api_key_usable`] for a key already read.
+pub async fn key_record_usable(
+    tx: &mut Tx,
+    k: &jitgate_store::ApiKeyRecord,
+    now: Timestamp,
+) -> ApiResult<bool> {
     if k.revoked || k.expires_at.is_some_and(|t| t <= now) {
         return Ok(false);
     }

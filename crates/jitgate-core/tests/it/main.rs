@@ -60,8 +60,27 @@ pub fn submit(
     lifecycle::submit(new, decision, &ctx, grant_id, at)
 }
 
-/// [`lifecycle::decide`] with the request's context as the known identities have it, and the
-/// request's own decision as the current policy's.
+/// Call `f` with the request's context as the known identities have it, plc-7 as it is in
+/// [`plc`], and the request's own decision as the current policy's.
+fn with_standing<T>(
+    request: &Request,
+    approvals: &[Approval],
+    f: impl FnOnce(&governance::Standing<'_>) -> T,
+) -> T {
+    let (requester, subject) = (known(&request.requester), known(&request.subject));
+    let (orgs, assets, decision) = (orgs(), vec![plc()], request.decision.clone());
+    f(&governance::Standing {
+        requester: requester.as_ref(),
+        subject: subject.as_ref(),
+        orgs: &orgs,
+        assets: &assets,
+        decision: &decision,
+        approvals,
+        filing_key_usable: None,
+    })
+}
+
+/// [`lifecycle::decide`] in the context of [`with_standing`].
 pub fn decide(
     request: Request,
     approver: &Identity,
@@ -70,39 +89,21 @@ pub fn decide(
     sites: &[String],
     at: Timestamp,
 ) -> Result<lifecycle::Outcome, CoreError> {
-    let (requester, subject) = (known(&request.requester), known(&request.subject));
-    let (orgs, assets, decision) = (orgs(), vec![plc()], request.decision.clone());
-    let standing = governance::Standing {
-        requester: requester.as_ref(),
-        subject: subject.as_ref(),
-        orgs: &orgs,
-        assets: &assets,
-        decision: &decision,
-        approvals: existing,
-        filing_key_usable: None,
-    };
-    lifecycle::decide(request, approver, input, existing, sites, &standing, at)
+    with_standing(&request.clone(), existing, |standing| {
+        lifecycle::decide(request, approver, input, existing, sites, standing, at)
+    })
 }
 
-/// [`lifecycle::activate`] in the same context as [`decide`], with these approvals recorded.
+/// [`lifecycle::activate`] in the same context, with these approvals recorded.
 pub fn activate_with(
     request: Request,
     approvals: &[Approval],
     grant_id: &str,
     at: Timestamp,
 ) -> Result<lifecycle::Outcome, CoreError> {
-    let (requester, subject) = (known(&request.requester), known(&request.subject));
-    let (orgs, assets, decision) = (orgs(), vec![plc()], request.decision.clone());
-    let standing = governance::Standing {
-        requester: requester.as_ref(),
-        subject: subject.as_ref(),
-        orgs: &orgs,
-        assets: &assets,
-        decision: &decision,
-        approvals,
-        filing_key_usable: None,
-    };
-    lifecycle::activate(request, grant_id, &standing, at)
+    with_standing(&request.clone(), approvals, |standing| {
+        lifecycle::activate(request, grant_id, standing, at)
+    })
 }
 
 pub fn person(id: &str, kind: IdentityKind, roles: &[&str], sites: &[&str]) -> Identity {

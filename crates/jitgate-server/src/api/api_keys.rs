@@ -71,12 +71,24 @@ pub struct ApiKeyQuery {
     pub identity: Option<String>,
 }
 
+fn view_of(k: ApiKeyRecord, status: &str) -> ApiKeyView {
+    ApiKeyView {
+        id: k.id,
+        identity: k.identity,
+        name: k.name,
+        minted_by: k.minted_by,
+        created_at: k.created_at,
+        expires_at: k.expires_at,
+        status: status.to_string(),
+    }
+}
+
 async fn status_of(tx: &mut Tx, k: &ApiKeyRecord, now: Timestamp) -> ApiResult<&'static str> {
     Ok(if k.revoked {
         "revoked"
     } else if k.expires_at.is_some_and(|t| t <= now) {
         "expired"
-    } else if !crate::context::api_key_usable(tx, &k.id, now).await? {
+    } else if !crate::context::key_record_usable(tx, k, now).await? {
         "minter_disabled"
     } else {
         "active"
@@ -192,16 +204,8 @@ pub(crate) async fn list_api_keys(
         if !visible {
             continue;
         }
-        let status = status_of(&mut tx, &k, now).await?.to_string();
-        out.push(ApiKeyView {
-            id: k.id,
-            identity: k.identity,
-            name: k.name,
-            minted_by: k.minted_by,
-            created_at: k.created_at,
-            expires_at: k.expires_at,
-            status,
-        });
+        let status = status_of(&mut tx, &k, now).await?;
+        out.push(view_of(k, status));
     }
     Ok(Json(out))
 }
@@ -250,16 +254,8 @@ pub(crate) async fn revoke_api_key(
         .get_api_key(&id)
         .await?
         .ok_or_else(|| ServerError::not_found("API key", &id))?;
-    let status = status_of(&mut tx, &k, now).await?.to_string();
+    let status = status_of(&mut tx, &k, now).await?;
     tx.commit().await?;
     crate::teardown::push_revocations(&state, &ended).await;
-    Ok(Json(ApiKeyView {
-        id: k.id,
-        identity: k.identity,
-        name: k.name,
-        minted_by: k.minted_by,
-        created_at: k.created_at,
-        expires_at: k.expires_at,
-        status,
-    }))
+    Ok(Json(view_of(k, status)))
 }
