@@ -4,6 +4,8 @@
 //!
 //! Tokens are 32 random bytes, base64url, prefixed `jgs_` (session) or `jgk_` (API key) so a
 //! leaked value is recognisable in logs and secret scanners. Only their SHA-256 is stored.
+//!
+//! No HTTP here: the extractor that reads the bearer header is in [`crate::api::extract`].
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -11,8 +13,6 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use base64::Engine;
 use jitgate_core::{Identity, Timestamp};
 use jitgate_store::Bearer;
@@ -186,6 +186,18 @@ impl Caller {
     pub fn sees_everything(&self) -> bool {
         jitgate_core::access::sees_everything(&self.identity)
     }
+    /// Gateways: workload identities with the `gateway` role, using their API key.
+    pub fn require_gateway(&self) -> Result<(), ServerError> {
+        if self.identity.kind == jitgate_core::IdentityKind::Workload
+            && self.identity.has_role("gateway")
+        {
+            Ok(())
+        } else {
+            Err(ServerError::Forbidden(
+                "only gateways (workload identities with the `gateway` role, using their API key) call /gateway endpoints".into(),
+            ))
+        }
+    }
     pub fn require_admin(&self) -> Result<(), ServerError> {
         if self.is_admin() {
             Ok(())
@@ -195,33 +207,6 @@ impl Caller {
                 self.identity.id
             )))
         }
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ServerError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ServerError::Unauthenticated(
-                    "no credentials: run `jitgate login` (or send `Authorization: Bearer <token>`)"
-                        .into(),
-                )
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .ok_or_else(|| {
-                ServerError::Unauthenticated("Authorization header must be `Bearer <token>`".into())
-            })?;
-        authenticate(state, token).await
     }
 }
 

@@ -7,7 +7,7 @@
 //! as well as *active* grants: the core decides, for each, whether it still stands; this
 //! module only loads what the core needs and saves what it returns. Each pass runs inside the
 //! write transaction that records the change, so the change and its consequences commit
-//! together; the caller then pushes the revocations ([`crate::teardown::push_revocations`]).
+//! together; the caller then pushes the revocations ([`crate::revocations::push_revocations`]).
 
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
@@ -247,4 +247,22 @@ pub async fn reevaluate_after_reload(state: &AppState, actor: &Actor) -> ApiResu
     let ended = reconsider_open(&mut tx, state, actor).await?;
     tx.commit().await?;
     Ok(ended)
+}
+
+/// Re-read the configured policies. A set that does not parse or validate is refused and the
+/// previous set stays in force; the error names file, line and column.
+pub async fn reload_policies(
+    state: &AppState,
+    actor: Actor,
+) -> ApiResult<crate::views::PolicyInfo> {
+    let loaded = crate::policy::load(state.config.policy_dir.as_deref())
+        .map_err(|e| ServerError::Policy(format!("{e}; the previous policy set stays in force")))?;
+    let info = crate::policy::info(&loaded);
+    crate::evidence::archive_policies(&state.store, &loaded.set).await?;
+    crate::policy::record_loaded(state, actor.clone(), &info).await?;
+    state.set_policies(loaded);
+    // Every active grant is decided again under the new set; those it no longer allows end.
+    let ended = reevaluate_after_reload(state, &actor).await?;
+    crate::revocations::push_revocations(state, &ended).await;
+    Ok(info)
 }

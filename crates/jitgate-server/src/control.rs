@@ -1,29 +1,20 @@
-//! The server's end of the gateways' control channel (`GET /api/v1/gateway/control`, a
-//! WebSocket authenticated with the gateway's API key). [`ControlHub`] knows which gateways
-//! are connected, pushes revocations to them the moment a grant ends, and collects their
-//! acknowledgements for the teardown verification.
-//!
-//! On every connection the server first sends the list of ended grants whose credentials
-//! could still be valid and that involve the gateway's assets ([`ControlDown::Sync`]): a
-//! gateway that was down or cut off during a revocation catches up before anything else.
+//! The gateways' control channels as the rest of the server sees them. [`ControlHub`] knows
+//! which gateways are connected, pushes revocations to them the moment a grant ends, and
+//! collects their acknowledgements for the teardown verification. The WebSocket itself
+//! (`GET /api/v1/gateway/control`) is served by [`crate::api::control`]; nothing here is HTTP.
 
-use crate::api::gateway::require_gateway;
-use crate::auth::Caller;
-use crate::error::ApiResult;
-use crate::state::AppState;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
-use jitgate_gateway::wire::{ControlDown, ControlUp, Revocation, RevocationAck};
+use jitgate_gateway::wire::{ControlDown, Revocation, RevocationAck};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
-/// How often the server pings each gateway (the gateway treats 30 s of silence as a loss).
-const PING_EVERY: Duration = Duration::from_secs(10);
+/// The settings key under which a gateway's announcement (`POST /gateway/hello`: address,
+/// TLS fingerprint) is kept.
+pub fn gateway_key(id: &str) -> String {
+    format!("gateway/{id}")
+}
 
 /// Open connections per gateway id: (connection id, where to send its messages).
 type Connections = HashMap<String, Vec<(u64, mpsc::UnboundedSender<ControlDown>)>>;
@@ -115,7 +106,7 @@ impl ControlHub {
         }
     }
 
-    fn record_ack(&self, gateway: &str, ack: RevocationAck) {
+    pub(crate) fn record_ack(&self, gateway: &str, ack: RevocationAck) {
         self.acks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -131,7 +122,7 @@ impl ControlHub {
             .retain(|(_, g), _| g != grant);
     }
 
-    fn add(&self, gateway: &str) -> (u64, mpsc::UnboundedReceiver<ControlDown>) {
+    pub(crate) fn add(&self, gateway: &str) -> (u64, mpsc::UnboundedReceiver<ControlDown>) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock_conns()
@@ -141,70 +132,10 @@ impl ControlHub {
         (id, rx)
     }
 
-    fn remove(&self, gateway: &str, id: u64) {
+    pub(crate) fn remove(&self, gateway: &str, id: u64) {
         let mut conns = self.lock_conns();
         if let Some(v) = conns.get_mut(gateway) {
             v.retain(|(c, _)| *c != id);
         }
     }
-}
-
-/// `GET /api/v1/gateway/control`: upgrade to the control channel (gateways only).
-pub(crate) async fn control(
-    State(state): State<AppState>,
-    caller: Caller,
-    ws: WebSocketUpgrade,
-) -> ApiResult<Response> {
-    require_gateway(&caller)?;
-    let gateway = caller.id().to_string();
-    Ok(ws.on_upgrade(move |socket| serve(state, gateway, socket)))
-}
-
-async fn serve(state: AppState, gateway: String, socket: WebSocket) {
-    let (id, mut down) = state.control.add(&gateway);
-    tracing::info!(%gateway, "gateway control channel connected");
-    let (mut sink, mut stream) = socket.split();
-    // Catch-up first: every ended grant the gateway must still refuse.
-    match crate::teardown::revocations_for_gateway(&state, &gateway).await {
-        Ok(revoked) => {
-            if let Ok(text) = serde_json::to_string(&ControlDown::Sync { revoked }) {
-                if sink.send(Message::Text(text.into())).await.is_err() {
-                    state.control.remove(&gateway, id);
-                    return;
-                }
-            }
-        }
-        Err(e) => tracing::error!(%gateway, error = %e, "cannot list revocations for the sync"),
-    }
-    state
-        .teardown_retry_now
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    state.teardown_wake.notify_one();
-    let mut ping = tokio::time::interval(PING_EVERY);
-    let mut shutdown = state.shutdown.clone();
-    loop {
-        tokio::select! {
-            Some(msg) = down.recv() => {
-                let Ok(text) = serde_json::to_string(&msg) else { continue };
-                if sink.send(Message::Text(text.into())).await.is_err() { break; }
-            }
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<ControlUp>(&text) {
-                    Ok(ControlUp::Ack(ack)) => state.control.record_ack(&gateway, ack),
-                    Err(e) => tracing::warn!(%gateway, error = %e, "control channel: message ignored"),
-                },
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break; }
-            }
-            _ = shutdown.changed() => {
-                let _ = sink.send(Message::Close(None)).await;
-                break;
-            }
-        }
-    }
-    state.control.remove(&gateway, id);
-    tracing::info!(%gateway, "gateway control channel closed");
 }

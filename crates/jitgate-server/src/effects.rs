@@ -51,7 +51,7 @@ pub async fn apply_in_tx(
 /// After the commit: push the revocations [`apply_in_tx`] collected.
 pub async fn push_after_commit(state: &AppState, grants: &[Grant]) {
     if !grants.is_empty() {
-        crate::teardown::push_revocations(state, grants).await;
+        crate::revocations::push_revocations(state, grants).await;
     }
 }
 

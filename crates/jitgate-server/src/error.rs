@@ -1,10 +1,7 @@
-//! The one place where errors of every crate become an HTTP status, a stable error code and
-//! a message that says what to do. Codes are documented in docs/api.md and never reused.
+//! The server's error: errors of every crate, each mapped to its code in the one table
+//! (`jitgate_core::codes`, documented in docs/api.md) and a message that says what to do.
+//! No HTTP here: [`crate::api::response`] turns it into a status and a JSON body.
 
-use crate::api::types::ApiError;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use jitgate_core::{Code, CoreError};
 use jitgate_store::StoreError;
 
@@ -88,13 +85,6 @@ impl ServerError {
         }
     }
 
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
-        let code = self.code();
-        let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, code.as_str())
-    }
-
     pub fn not_found(what: &'static str, id: &str) -> Self {
         let hint = match what {
             "asset" => "`jitgate assets` lists the inventory",
@@ -108,27 +98,6 @@ impl ServerError {
             id: id.to_string(),
             hint,
         }
-    }
-}
-
-impl IntoResponse for ServerError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            // Details of internal failures go to the log, not to the client.
-            tracing::error!(error = %self, "internal error");
-            "internal error; the server log has the details".to_string()
-        } else {
-            self.to_string()
-        };
-        (
-            status,
-            Json(ApiError {
-                code: code.to_string(),
-                message,
-            }),
-        )
-            .into_response()
     }
 }
 

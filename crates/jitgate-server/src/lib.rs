@@ -2,31 +2,48 @@
 //!
 //! The HTTP API in front of the lifecycle, and the scheduler that ends access on time.
 //!
-//! ## Layout
-//! - [`config`]    — the server's TOML configuration, `JITGATE_*` overrides, validation.
-//! - [`state`]     — [`state::AppState`]: store, clock, policy set in force, scheduler wake-up.
-//! - [`auth`]      — passwords (argon2id), TOTP, API keys, session tokens, the `Caller` extractor.
-//! - [`service`]   — lifecycle orchestration: load → core transition → save with events, one
-//!   transaction each. Domain rules stay in `jitgate-core`; this only wires them.
-//! - [`policy`]    — loading/reloading the Cedar policy set and taking decisions.
-//! - [`effects`]   — carrying out what a core transition decided: notices and reviews in its
-//!   transaction, revocations pushed after its commit.
-//! - [`scheduler`] — expiry, lapse and activation on time.
-//! - [`notify`]    — outgoing webhooks: outbox rows written with the state change, a delivery
-//!   worker (signed, retried with backoff); [`reviews`] — mandatory post-session reviews.
-//! - [`control`]   — the gateways' control channel (WebSocket): revocations pushed the moment
-//!   a grant ends, acknowledgements collected.
-//! - [`context`]   — changes of context that end grants (identity disabled, org suspended,
-//!   asset locked out, policy reload, approval withdrawn).
-//! - [`teardown`]  — after every end of a grant: sessions closed, credential refused (probed),
-//!   downstream authorization gone → `verified` / `partial` / `failed` (retried).
-//! - [`evidence`]  — the evidence key (data dir), checkpoints (periodic, on demand, at stop),
-//!   in-place verification of the log, per-grant bundles and reports; [`siem`] — streaming
-//!   events to SIEM collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
-//! - [`api`]       — axum handlers (`/api/v1`), body types shared with the CLI, OpenAPI.
-//! - [`console`]   — the web console: embedded page, cookie sign-in with CSRF protection and
-//!   idle timeout in front of the same `/api/v1` handlers, live updates (SSE).
-//! - [`error`]     — every error → HTTP status + stable code + message saying what to do.
+//! ## Layout, bottom layer first
+//!
+//! A module imports only modules of its own or lower layers; `tests/it/layers.rs` checks
+//! that the imports have no cycle and that nothing below the HTTP layer uses axum.
+//!
+//! 1. Foundations, importing no other part of the server:
+//!    - [`config`]  — the server's TOML configuration, `JITGATE_*` overrides, validation,
+//!      including the `[evidence]`, `[[siem]]` and `[console]` sections.
+//!    - [`error`]   — [`error::ServerError`]: every crate's errors mapped to the one code
+//!      table (the HTTP status and JSON body are made in [`api::response`]).
+//!    - [`views`]   — the JSON bodies of the API, shared with the CLI (`api::types`).
+//!    - [`ids`]     — ids of the things the server creates.
+//! 2. Handles the state holds, each knowing nothing of the rest: [`control`] (connected
+//!    gateways, revocations out, acknowledgements in), `evidence::log` (evidence key, log
+//!    id, Merkle tree), `notify::webhooks` (the webhooks in force).
+//! 3. [`state`] — [`state::AppState`]: store, clock, policy set in force, those handles.
+//! 4. Who is calling and what they may see:
+//!    - [`auth`]       — passwords (argon2id), TOTP, API keys, session tokens, [`auth::Caller`].
+//!    - [`visibility`] — who may see a request (the core's access table over loaded facts).
+//!    - [`policy`]     — loading the Cedar policy set and taking decisions.
+//! 5. Carrying out what the core decided:
+//!    - [`notify`]      — outgoing webhooks: outbox rows written with the state change, a
+//!      delivery worker (signed, retried with backoff); [`reviews`] — post-session reviews.
+//!    - [`revocations`] — revocations pushed to gateways the moment a grant ends.
+//!    - [`effects`]     — a core transition's effects: notices and reviews in its
+//!      transaction, revocations pushed after its commit.
+//!    - [`teardown`]    — after every end of a grant: sessions closed, credential refused
+//!      (probed), downstream authorization gone → `verified` / `partial` / `failed`.
+//!    - [`context`]     — changes of context (identity disabled, org suspended, asset locked
+//!      out, policy reload, key revoked) applied to every open request and grant.
+//! 6. Orchestration and workers:
+//!    - [`service`]   — lifecycle orchestration: load → core transition → save with events,
+//!      one transaction each. Domain rules stay in `jitgate-core`; this only wires them.
+//!    - [`scheduler`] — expiry, lapse and activation on time.
+//!    - [`evidence`]  — checkpoints (periodic, on demand, at stop), in-place verification of
+//!      the log, per-grant bundles and reports; [`siem`] — streaming events to SIEM
+//!      collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
+//! 7. HTTP, imported by nothing below:
+//!    - [`api`]     — axum handlers (`/api/v1`), extractors, the control-channel WebSocket,
+//!      OpenAPI.
+//!    - [`console`] — the web console: embedded page, cookie sign-in with CSRF protection
+//!      and idle timeout in front of the same `/api/v1` handlers, live updates (SSE).
 //!
 //! Start-up order matters: the store is opened and migrated, the policy set loaded (a broken
 //! set stops the start), then one scheduler pass ends every grant whose expiry passed while
@@ -41,14 +58,18 @@ pub mod control;
 pub mod effects;
 pub mod error;
 pub mod evidence;
+pub mod ids;
 pub mod notify;
 pub mod policy;
 pub mod reviews;
+pub mod revocations;
 pub mod scheduler;
 pub mod service;
 pub mod siem;
 pub mod state;
 pub mod teardown;
+pub mod views;
+pub mod visibility;
 
 use axum::response::IntoResponse;
 use axum::routing::get;

@@ -1,9 +1,11 @@
 //! The server's side of policy: loading the set in force (a directory or the built-in
-//! default), reloading it without ever dropping to "no policy", and taking decisions.
+//! default), recording which set is in force, and taking decisions. Reloading (which also
+//! reconsiders every open request and grant) is a change of context:
+//! [`crate::context::reload_policies`].
 
-use crate::api::types::PolicyInfo;
-use crate::error::{ApiResult, ServerError};
+use crate::error::ApiResult;
 use crate::state::{AppState, LoadedPolicies};
+use crate::views::PolicyInfo;
 use jitgate_core::event::{Actor, Event, EventKind};
 use jitgate_core::scope::Scope;
 use jitgate_core::{AccessPath, Asset, Decision, Identity, Org};
@@ -30,21 +32,6 @@ pub fn info(p: &LoadedPolicies) -> PolicyInfo {
         policies: p.set.ids().into_iter().map(String::from).collect(),
         source: p.source.clone(),
     }
-}
-
-/// Re-read the configured policies. A set that does not parse or validate is refused and the
-/// previous set stays in force; the error names file, line and column.
-pub async fn reload(state: &AppState, actor: Actor) -> ApiResult<PolicyInfo> {
-    let loaded = load(state.config.policy_dir.as_deref())
-        .map_err(|e| ServerError::Policy(format!("{e}; the previous policy set stays in force")))?;
-    let info = info(&loaded);
-    crate::evidence::archive_policies(&state.store, &loaded.set).await?;
-    record_loaded(state, actor.clone(), &info).await?;
-    state.set_policies(loaded);
-    // Every active grant is decided again under the new set; those it no longer allows end.
-    let ended = crate::context::reevaluate_after_reload(state, &actor).await?;
-    crate::teardown::push_revocations(state, &ended).await;
-    Ok(info)
 }
 
 /// Append a `policy.loaded` event when the set in force changes (and at first start).

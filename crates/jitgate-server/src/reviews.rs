@@ -7,7 +7,6 @@
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
 use crate::notify::{self, Notice};
-use crate::service;
 use crate::state::AppState;
 use jitgate_core::event::{rfc3339, Actor, Event, EventKind};
 use jitgate_core::{ApprovalVerdict, CoreError, Grant, GrantState, Request, Timestamp};
@@ -107,15 +106,7 @@ fn view(r: ReviewRecord, now: Timestamp) -> ApiResult<ReviewView> {
     })
 }
 
-/// When a review of `grant` is due: `review_due_after` (config, default 24h) after the
-/// grant's expiry.
-pub fn review_due_at(state: &AppState, grant: &Grant) -> ApiResult<Timestamp> {
-    let secs = state
-        .config
-        .review_due_after_secs()
-        .map_err(|e| ServerError::Internal(format!("configuration: {e}")))?;
-    Ok(grant.expires_at + chrono::Duration::seconds(secs))
-}
+pub use crate::config::review_due_at;
 
 /// Open a review of `grant` for `reason`, in the caller's transaction, with a
 /// `review.opened` event. Idempotent: a second call for the same grant and reason changes
@@ -128,7 +119,7 @@ pub async fn open_review(
     detail: Value,
 ) -> ApiResult<()> {
     let now = state.clock.now();
-    let due_at = review_due_at(state, grant)?;
+    let due_at = review_due_at(&state.config, grant)?;
     let record = ReviewRecord {
         grant_id: grant.id.clone(),
         request_id: grant.request_id.clone(),
@@ -242,7 +233,7 @@ pub async fn complete_review(
         .get_request(&g.request_id)
         .await?
         .ok_or_else(|| ServerError::not_found("request", &g.request_id))?;
-    if !service::can_view(&mut tx, caller, &r).await? {
+    if !crate::visibility::can_view(&mut tx, caller, &r).await? {
         return Err(ServerError::not_found("grant", grant_id));
     }
     authorize(&mut tx, caller, &g, &r).await?;
@@ -373,7 +364,7 @@ pub async fn list_reviews(
             Some(v) => *v,
             None => {
                 let v = match tx.get_request(&rv.request_id).await? {
-                    Some(r) => service::can_view(&mut tx, caller, &r).await?,
+                    Some(r) => crate::visibility::can_view(&mut tx, caller, &r).await?,
                     None => caller.sees_everything(),
                 };
                 visible.insert(rv.request_id.clone(), v);

@@ -2,31 +2,22 @@
 //! policy decision, call the core transition, and save the result with its events in one
 //! write transaction. Handlers stay thin; the scheduler and the tests call these directly.
 
-use crate::api::types::{GrantView, NewRequestBody, RequestView};
 use crate::auth::{self, Caller};
 use crate::config::parse_duration_secs;
 use crate::error::{ApiResult, ServerError};
+pub use crate::ids::new_id;
 use crate::state::AppState;
+use crate::views::{GrantView, NewRequestBody, RequestView};
+use crate::visibility::{asset_sites, can_view, visible_with};
 use jitgate_core::event::{Actor, Event, EventKind};
 use jitgate_core::lifecycle::{self, ApprovalInput, NewRequest, Outcome};
 use jitgate_core::scope::{self, Scope};
 use jitgate_core::{
-    ApprovalVerdict, Asset, CoreError, EndReason, Grant, GrantState, Identity, IdentityKind,
-    IdentityStatus, Inventory, Org, Request, RequestState, Timestamp,
+    ApprovalVerdict, Asset, CoreError, EndReason, Grant, GrantState, Identity, IdentityStatus,
+    Inventory, Org, Request, RequestState, Timestamp,
 };
 use jitgate_store::{GrantFilter, RequestFilter, Tx};
-use rand::Rng;
 use serde_json::json;
-
-/// A short random id with a type prefix, e.g. `req-k3m9x2p7qa4d`: easy to type, ~62 bits.
-pub fn new_id(prefix: &str) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
-    let mut rng = rand::thread_rng();
-    let tail: String = (0..12)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("{prefix}-{tail}")
-}
 
 async fn identity(tx: &mut Tx, id: &str) -> ApiResult<Identity> {
     tx.get_identity(id)
@@ -50,20 +41,6 @@ async fn grant(tx: &mut Tx, id: &str) -> ApiResult<Grant> {
     tx.get_grant(id)
         .await?
         .ok_or_else(|| ServerError::not_found("grant", id))
-}
-
-async fn asset_sites(tx: &mut Tx, scope: &Scope) -> ApiResult<Vec<String>> {
-    let mut sites = Vec::new();
-    for id in scope.assets() {
-        // An asset removed from the inventory after the request keeps its site unknown;
-        // site-bound approvals then fail closed.
-        if let Some(a) = tx.get_asset(&id).await? {
-            if !sites.contains(&a.site) {
-                sites.push(a.site);
-            }
-        }
-    }
-    Ok(sites)
 }
 
 /// Save what a transition produced — request, grant, approval, then the events — and carry
@@ -277,72 +254,6 @@ pub async fn get_request_view(
         None => None,
     };
     Ok(view_of(r, approvals, g))
-}
-
-/// Who may see a request: the core's access table (`jitgate_core::access`), over the facts
-/// loaded here.
-pub async fn can_view(tx: &mut Tx, caller: &Caller, r: &Request) -> ApiResult<bool> {
-    let me = &caller.identity;
-    // The cheap answers first: no loading for staff who see everything or for the parties.
-    if jitgate_core::access::sees_everything(me) || me.id == r.requester || me.id == r.subject {
-        return Ok(true);
-    }
-    if me.kind == IdentityKind::Workload {
-        return Ok(false);
-    }
-    let requester = tx.get_identity(&r.requester).await?;
-    let subject = tx.get_identity(&r.subject).await?;
-    let approvals = tx.list_approvals(&r.id).await?;
-    let sites = asset_sites(tx, &r.scope).await?;
-    Ok(visible_with(
-        caller,
-        r,
-        requester.as_ref(),
-        subject.as_ref(),
-        &approvals,
-        &sites,
-    ))
-}
-
-/// [`can_view`] over facts already loaded (no queries).
-pub fn visible_with(
-    caller: &Caller,
-    r: &Request,
-    requester: Option<&Identity>,
-    subject: Option<&Identity>,
-    approvals: &[jitgate_core::Approval],
-    sites: &[String],
-) -> bool {
-    let me = &caller.identity;
-    let party_orgs: Vec<String> = [requester, subject]
-        .into_iter()
-        .filter_map(|i| i.and_then(|i| i.org.clone()))
-        .collect();
-    let subject_owners = subject.map(|s| s.owners.clone()).unwrap_or_default();
-    let approvers: Vec<String> = approvals.iter().map(|a| a.approver.clone()).collect();
-    let caller_eligible = match (requester, subject) {
-        (Some(requester), Some(subject)) => lifecycle::is_eligible_approver(
-            r,
-            me,
-            &jitgate_core::governance::Parties { requester, subject },
-            sites,
-        ),
-        _ => false,
-    };
-    jitgate_core::access::may_see_request(
-        me,
-        &jitgate_core::access::RequestFacts {
-            requester: &r.requester,
-            subject: &r.subject,
-            state: Some(r.state),
-            approvals_needed: r.decision.obligations.approvals,
-            subject_owners: &subject_owners,
-            party_orgs: &party_orgs,
-            approvers: &approvers,
-            asset_sites: sites,
-            caller_eligible,
-        },
-    )
 }
 
 /// Query options of `GET /requests`.
@@ -570,7 +481,7 @@ pub async fn withdraw_approval(
         }
     }
     tx.commit().await?;
-    crate::teardown::push_revocations(state, &ended).await;
+    crate::revocations::push_revocations(state, &ended).await;
     drop(ended);
     get_request_view(state, caller, id).await
 }
@@ -831,7 +742,7 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
     // too, not only active grants.
     let ended = crate::context::reconsider_open(&mut tx, state, &actor).await?;
     tx.commit().await?;
-    crate::teardown::push_revocations(state, &ended).await;
+    crate::revocations::push_revocations(state, &ended).await;
     Ok(())
 }
 
@@ -882,7 +793,7 @@ pub async fn set_identity_status(
         ended = crate::context::reconsider_open(&mut tx, state, &actor).await?;
     }
     tx.commit().await?;
-    crate::teardown::push_revocations(state, &ended).await;
+    crate::revocations::push_revocations(state, &ended).await;
     Ok(i)
 }
 

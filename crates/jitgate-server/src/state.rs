@@ -1,8 +1,8 @@
 //! Shared server state handed to every handler and to the scheduler.
 
-use crate::api::types::KeysInfo;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::views::KeysInfo;
 use jitgate_core::{Clock, Timestamp};
 use jitgate_credential::{GrantClaims, KeyRing, PublicKeyInfo};
 use jitgate_policy::PolicySet;
@@ -32,7 +32,7 @@ pub struct AppState {
     /// Token-signing keys (in the data directory, owner-only).
     pub keyring: Arc<Mutex<KeyRing>>,
     /// Evidence key, log id and the Merkle tree over the log (see `crate::evidence`).
-    pub evidence: Arc<crate::evidence::Evidence>,
+    pub evidence: Arc<crate::evidence::log::Evidence>,
     /// Connected gateways' control channels: revocations out, acknowledgements in.
     pub control: Arc<crate::control::ControlHub>,
     /// Wakes the teardown worker (a grant ended, a gateway connected).
@@ -42,7 +42,7 @@ pub struct AppState {
     /// Becomes `true` when the server stops (long-lived connections close on it).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Webhooks in force (keys read at start) and the delivery worker's wake-up.
-    pub notifier: Arc<crate::notify::Notifier>,
+    pub notifier: Arc<crate::notify::webhooks::Notifier>,
 }
 
 /// Longest a grant token can live; old signing keys stay published this long after rotation.

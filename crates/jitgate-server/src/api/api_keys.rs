@@ -10,7 +10,6 @@ use super::extract::{ApiJson, ApiQuery};
 use super::types::{ApiError, ApiKeyCreateBody, ApiKeyCreated};
 use crate::auth::{self, AuthVia, Caller};
 use crate::error::{ApiResult, ServerError};
-use crate::service;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::routing::post;
@@ -150,7 +149,7 @@ pub(crate) async fn create_api_key(
         ));
     }
     let key = auth::new_token(auth::API_KEY_PREFIX);
-    let id = service::new_id("key");
+    let id = crate::ids::new_id("key");
     let expires_at = now + lifetime;
     tx.insert_api_key(&ApiKeyRecord {
         id: id.clone(),
@@ -256,6 +255,6 @@ pub(crate) async fn revoke_api_key(
         .ok_or_else(|| ServerError::not_found("API key", &id))?;
     let status = status_of(&mut tx, &k, now).await?;
     tx.commit().await?;
-    crate::teardown::push_revocations(&state, &ended).await;
+    crate::revocations::push_revocations(&state, &ended).await;
     Ok(Json(view_of(k, status)))
 }

@@ -5,7 +5,6 @@ use super::extract::ApiQuery;
 use super::types::{ApiError, ChainStatus, EventView};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
-use crate::service;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -13,10 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::event::Actor;
-use jitgate_evidence::{Checkpoint, SignedCheckpoint};
 use jitgate_store::EventFilter;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,118 +30,12 @@ pub fn router() -> Router<AppState> {
         .route("/grants/{id}/evidence/report", get(grant_report))
 }
 
-// ---------------------------------------------------------------- views
+pub use crate::views::{
+    CheckpointView, EvidenceKeyView, EvidenceKeysView, LogProblemView, LogVerifyView,
+    SignedCheckpointView,
+};
 
-/// What `GET /evidence/verify` found.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct LogVerifyView {
-    pub ok: bool,
-    pub log_id: String,
-    /// Rows read.
-    pub events: u64,
-    /// Events verified from the start (chain and Merkle tree) before the first problem.
-    pub verified: u64,
-    /// How many events the store's chain head records.
-    pub chain_head: i64,
-    /// Hex Merkle root of the first `verified` events.
-    pub root_hash: String,
-    /// Chain hash of the last verified event.
-    pub head_hash: String,
-    /// Checkpoints stored.
-    pub checkpoints: usize,
-    /// Checkpoints whose signature and root both verified.
-    pub checkpoints_verified: usize,
-    /// Tree size of the largest verified checkpoint; later events are chain-protected only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latest_checkpoint: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub problem: Option<LogProblemView>,
-}
-
-/// The first problem in the log (see docs/evidence.md for every kind).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct LogProblemView {
-    /// `altered`, `deleted`, `inserted`, `reordered`, `broken-link`, `malformed`,
-    /// `truncated`, `bad-checkpoint`, `root-mismatch`, `checkpoint-regression`,
-    /// `foreign-checkpoint`.
-    pub kind: String,
-    /// The event (or, for checkpoint problems, the checkpoint's tree size).
-    pub seq: i64,
-    pub message: String,
-}
-
-/// A signed checkpoint, exactly as `jitgate-evidence` writes it (and bundles carry it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SignedCheckpointView {
-    pub checkpoint: CheckpointView,
-    /// Standard base64 of the Ed25519 signature over the checkpoint's text.
-    pub signature: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointView {
-    pub log_id: String,
-    pub tree_size: u64,
-    /// Lowercase hex Merkle root of the first `tree_size` events.
-    pub root_hash: String,
-    /// RFC 3339 UTC with milliseconds.
-    pub time: String,
-    /// Evidence key that signed it.
-    pub key_id: String,
-}
-
-impl From<SignedCheckpoint> for SignedCheckpointView {
-    fn from(s: SignedCheckpoint) -> Self {
-        let c = s.checkpoint;
-        SignedCheckpointView {
-            checkpoint: CheckpointView {
-                log_id: c.log_id,
-                tree_size: c.tree_size,
-                root_hash: c.root_hash,
-                time: c.time,
-                key_id: c.key_id,
-            },
-            signature: s.signature,
-        }
-    }
-}
-
-impl From<SignedCheckpointView> for SignedCheckpoint {
-    fn from(s: SignedCheckpointView) -> Self {
-        let c = s.checkpoint;
-        SignedCheckpoint {
-            checkpoint: Checkpoint {
-                log_id: c.log_id,
-                tree_size: c.tree_size,
-                root_hash: c.root_hash,
-                time: c.time,
-                key_id: c.key_id,
-            },
-            signature: s.signature,
-        }
-    }
-}
-
-/// The server's evidence keys (public halves only).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidenceKeysView {
-    pub log_id: String,
-    /// The key that signs new checkpoints and bundles.
-    pub current_key_id: String,
-    /// Every key, oldest first (old keys verify old checkpoints).
-    pub keys: Vec<EvidenceKeyView>,
-    /// The public key file auditors pass with `--key`.
-    pub key_file: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidenceKeyView {
-    pub key_id: String,
-    /// Standard base64 of the 32-byte Ed25519 public key.
-    pub public_key: String,
-}
+// ---------------------------------------------------------------- events and chain
 
 fn require_evidence_role(caller: &Caller, what: &str) -> ApiResult<()> {
     if caller.sees_everything() {
@@ -155,8 +46,6 @@ fn require_evidence_role(caller: &Caller, what: &str) -> ApiResult<()> {
         )))
     }
 }
-
-// ---------------------------------------------------------------- events and chain
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -190,7 +79,7 @@ pub(crate) async fn list_events(
             .get_request(&request_id)
             .await?
             .ok_or_else(|| ServerError::not_found("request", &request_id))?;
-        if !service::can_view(&mut tx, &caller, &r).await? {
+        if !crate::visibility::can_view(&mut tx, &caller, &r).await? {
             return Err(ServerError::not_found("request", &request_id));
         }
     }

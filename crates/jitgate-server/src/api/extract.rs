@@ -1,9 +1,13 @@
-//! JSON body and query extractors whose rejections are JSON `ApiError`s with a stable code,
-//! instead of axum's plain-text defaults: a malformed body must get a clear, typed answer.
+//! Extractors. The JSON body and query extractors reject with JSON `ApiError`s with a stable
+//! code instead of axum's plain-text defaults: a malformed body must get a clear, typed
+//! answer. [`Caller`] is read from the `Authorization: Bearer` header.
 
+use crate::auth::{authenticate, Caller};
 use crate::error::ServerError;
+use crate::state::AppState;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
 
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ServerError))]
@@ -38,5 +42,33 @@ impl From<JsonRejection> for ServerError {
 impl From<QueryRejection> for ServerError {
     fn from(r: QueryRejection) -> Self {
         ServerError::BadRequest(format!("query string is invalid: {}", r.body_text()))
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer <session token or API key>`.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ServerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ServerError::Unauthenticated(
+                    "no credentials: run `jitgate login` (or send `Authorization: Bearer <token>`)"
+                        .into(),
+                )
+            })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .ok_or_else(|| {
+                ServerError::Unauthenticated("Authorization header must be `Bearer <token>`".into())
+            })?;
+        authenticate(state, token).await
     }
 }

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::event::{Actor, Event, EventKind};
 use jitgate_core::scope::Protocol;
-use jitgate_core::{Asset, GrantState, IdentityKind};
+use jitgate_core::{Asset, GrantState};
 use jitgate_credential::{AssetClaim, GrantClaims};
 use serde_json::json;
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use std::collections::HashMap;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/gateway/hello", post(hello))
-        .route("/gateway/control", get(crate::control::control))
+        .route("/gateway/control", get(super::control::control))
         .route("/gateway/grants/{id}", get(grant_status))
         .route("/gateway/events", post(gateway_events))
         .route("/grants/{id}/token", post(issue_token))
@@ -28,26 +28,12 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{kid}/retire", post(retire_key))
 }
 
-/// The settings key under which a gateway's announced address is kept.
-pub(crate) fn gateway_key(id: &str) -> String {
-    format!("gateway/{id}")
-}
 /// How far ahead of the server's clock a gateway's event may be dated (clock skew). Events
 /// naming a grant may also not be dated before the grant was issued, less this skew.
 pub const MAX_EVENT_SKEW_SECS: i64 = 300;
 
 fn gateway_seq_key(id: &str) -> String {
     format!("gateway/{id}/delivered_seq")
-}
-
-pub(crate) fn require_gateway(caller: &Caller) -> ApiResult<()> {
-    if caller.identity.kind == IdentityKind::Workload && caller.identity.has_role("gateway") {
-        Ok(())
-    } else {
-        Err(ServerError::Forbidden(
-            "only gateways (workload identities with the `gateway` role, using their API key) call /gateway endpoints".into(),
-        ))
-    }
 }
 
 async fn fronted_assets(state: &AppState, gateway: &str) -> ApiResult<Vec<Asset>> {
@@ -67,7 +53,7 @@ pub(crate) async fn hello(
     caller: Caller,
     ApiJson(body): ApiJson<GatewayHello>,
 ) -> ApiResult<Json<GatewaySetup>> {
-    require_gateway(&caller)?;
+    caller.require_gateway()?;
     if !body.tls_fingerprint.starts_with("sha256:") || body.tls_fingerprint.len() != 71 {
         return Err(ServerError::BadRequest(
             "tls_fingerprint must be `sha256:` + 64 hex digits".into(),
@@ -78,7 +64,8 @@ pub(crate) async fn hello(
     }
     let mut tx = state.store.write().await?;
     let record = serde_json::to_string(&body).map_err(|e| ServerError::Internal(e.to_string()))?;
-    tx.set_setting(&gateway_key(caller.id()), &record).await?;
+    tx.set_setting(&crate::control::gateway_key(caller.id()), &record)
+        .await?;
     let delivered_seq = tx
         .get_setting(&gateway_seq_key(caller.id()))
         .await?
@@ -102,7 +89,7 @@ pub(crate) async fn grant_status(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<GrantStatus>> {
-    require_gateway(&caller)?;
+    caller.require_gateway()?;
     let mut tx = state.store.read().await?;
     let g = tx
         .get_grant(&id)
@@ -139,7 +126,7 @@ pub(crate) async fn gateway_events(
     caller: Caller,
     ApiJson(body): ApiJson<GatewayEventBatch>,
 ) -> ApiResult<Json<GatewayEventAck>> {
-    require_gateway(&caller)?;
+    caller.require_gateway()?;
     if body.events.len() > 10_000 {
         return Err(ServerError::BadRequest(
             "at most 10000 events per batch".into(),
@@ -284,7 +271,7 @@ pub(crate) async fn issue_token(
         // Only the subject holds the credential: not the requester, not an approver. Whose
         // grant it is is said only to those who may see the grant anyway.
         let visible = match tx.get_request(&g.request_id).await? {
-            Some(r) => crate::service::can_view(&mut tx, &caller, &r).await?,
+            Some(r) => crate::visibility::can_view(&mut tx, &caller, &r).await?,
             None => false,
         };
         if !visible {
@@ -332,7 +319,7 @@ pub(crate) async fn issue_token(
         ServerError::BadRequest(format!("asset {asset_id} has no gateway in the inventory; it cannot be reached through jitgate connect"))
     })?;
     let hello: GatewayHello = tx
-        .get_setting(&gateway_key(&gateway_id))
+        .get_setting(&crate::control::gateway_key(&gateway_id))
         .await?
         .and_then(|v| serde_json::from_str(&v).ok())
         .ok_or_else(|| {

@@ -1,10 +1,14 @@
-//! The HTTP API: `/api/v1/...` handlers, the OpenAPI document, extractors and body types.
+//! The HTTP API: `/api/v1/...` handlers, the OpenAPI document and extractors. With
+//! [`crate::console`] this is the top layer: nothing below it imports it.
 pub mod api_keys;
+pub mod control;
 pub mod evidence;
 pub mod extract;
 pub mod gateway;
+pub mod response;
 pub mod reviews;
 pub mod routes;
 pub mod sessions;
 pub mod teardown;
-pub mod types;
+/// The bodies live below the HTTP layer ([`crate::views`]) so the services can build them.
+pub use crate::views as types;

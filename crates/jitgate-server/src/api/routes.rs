@@ -666,7 +666,7 @@ async fn policy_reload(
     caller: Caller,
 ) -> ApiResult<Json<PolicyInfo>> {
     caller.require_admin()?;
-    crate::policy::reload(&state, Actor::identity(caller.id()))
+    crate::context::reload_policies(&state, Actor::identity(caller.id()))
         .await
         .map(Json)
 }

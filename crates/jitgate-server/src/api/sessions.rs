@@ -10,7 +10,6 @@ use super::extract::ApiQuery;
 use super::types::ApiError;
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
-use crate::service;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
@@ -93,7 +92,9 @@ pub(crate) async fn list_sessions(
                 .get_request(&g.request_id)
                 .await?
                 .ok_or_else(|| ServerError::not_found("grant", id))?;
-            if !(all || g.subject == caller.id() || service::can_view(&mut tx, &caller, &r).await?)
+            if !(all
+                || g.subject == caller.id()
+                || crate::visibility::can_view(&mut tx, &caller, &r).await?)
             {
                 return Err(ServerError::not_found("grant", id));
             }

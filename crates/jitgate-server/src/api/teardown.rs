@@ -116,7 +116,7 @@ pub(crate) async fn list_gateways(
             continue;
         }
         let address = tx
-            .get_setting(&super::gateway::gateway_key(&i.id))
+            .get_setting(&crate::control::gateway_key(&i.id))
             .await?
             .and_then(|v| serde_json::from_str::<jitgate_gateway::wire::GatewayHello>(&v).ok())
             .map(|h| h.address);

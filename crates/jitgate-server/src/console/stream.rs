@@ -12,7 +12,6 @@
 use super::session::{self, session_cookie};
 use crate::auth::{self, Caller};
 use crate::error::{ApiResult, ServerError};
-use crate::service;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -140,7 +139,7 @@ async fn changes(w: &mut Watch) -> ApiResult<Vec<serde_json::Value>> {
                 Some(v) => *v,
                 None => {
                     let v = match tx.get_request(rid).await? {
-                        Some(r) => service::can_view(&mut tx, &w.caller, &r).await?,
+                        Some(r) => crate::visibility::can_view(&mut tx, &w.caller, &r).await?,
                         None => false,
                     };
                     visible.insert(rid.clone(), v);

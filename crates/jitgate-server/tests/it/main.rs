@@ -8,6 +8,7 @@ mod console;
 mod evidence;
 mod gateway;
 mod governance;
+mod layers;
 mod lifecycle;
 mod notify;
 mod restart;

@@ -1,6 +1,14 @@
 //! Server configuration: one TOML file, overridden by `JITGATE_*` environment variables,
 //! overridden by command-line flags (the binary applies flags last). Unknown keys are errors
 //! that name the key.
+//!
+//! The sections that belong to one part of the server have their types here too
+//! ([`evidence`], [`siem`], [`console`]), so configuration sits below everything it
+//! configures: no configuration type imports a part of the server.
+
+pub mod console;
+pub mod evidence;
+pub mod siem;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -30,10 +38,10 @@ pub struct ServerConfig {
     pub session_ttl: String,
     /// Evidence log: log id, checkpoint interval (`[evidence]`); see docs/evidence.md.
     #[serde(default)]
-    pub evidence: crate::evidence::EvidenceConfig,
+    pub evidence: evidence::EvidenceConfig,
     /// SIEM collectors events are streamed to (`[[siem]]`).
     #[serde(default)]
-    pub siem: Vec<crate::siem::SiemConfig>,
+    pub siem: Vec<siem::SiemConfig>,
     /// How long after a grant's expiry its post-session review is due, e.g. `24h`.
     #[serde(default = "default_review_due_after")]
     pub review_due_after: String,
@@ -46,7 +54,7 @@ pub struct ServerConfig {
     pub teardown_timeout: String,
     /// The web console (`[console]`): session cookie flags, idle timeout; see docs/console.md.
     #[serde(default)]
-    pub console: crate::console::ConsoleConfig,
+    pub console: console::ConsoleConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -75,12 +83,12 @@ impl Default for ServerConfig {
             policy_dir: None,
             inventory: None,
             session_ttl: default_session_ttl(),
-            evidence: crate::evidence::EvidenceConfig::default(),
+            evidence: evidence::EvidenceConfig::default(),
             siem: Vec::new(),
             review_due_after: default_review_due_after(),
             notify: NotifyConfig::default(),
             teardown_timeout: default_teardown_timeout(),
-            console: crate::console::ConsoleConfig::default(),
+            console: console::ConsoleConfig::default(),
         }
     }
 }
@@ -181,7 +189,7 @@ impl ServerConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.evidence.validate().map_err(ConfigError::Invalid)?;
-        crate::siem::validate_all(&self.siem).map_err(ConfigError::Invalid)?;
+        siem::validate_all(&self.siem).map_err(ConfigError::Invalid)?;
         let ttl = self.session_ttl_secs()?;
         if !(60..=86_400).contains(&ttl) {
             return Err(ConfigError::Invalid(format!(
@@ -238,6 +246,18 @@ impl ServerConfig {
         parse_duration_secs(&self.session_ttl)
             .map_err(|m| ConfigError::Invalid(format!("session_ttl {:?}: {m}", self.session_ttl)))
     }
+}
+
+/// When a review of `grant` is due: `review_due_after` (default 24h) after the grant's
+/// expiry.
+pub fn review_due_at(
+    config: &ServerConfig,
+    grant: &jitgate_core::Grant,
+) -> Result<jitgate_core::Timestamp, crate::error::ServerError> {
+    let secs = config
+        .review_due_after_secs()
+        .map_err(|e| crate::error::ServerError::Internal(format!("configuration: {e}")))?;
+    Ok(grant.expires_at + chrono::Duration::seconds(secs))
 }
 
 /// `30m`, `2h`, `1h30m`, `90s`, `1d` → seconds.

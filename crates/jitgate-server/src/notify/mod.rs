@@ -4,16 +4,16 @@
 //!
 //! - [`Notice`] — what happened, with what a person needs to act on it (who, what, where,
 //!   why, ids). [`enqueue`] turns one notice into one outbox row per subscribed webhook.
-//! - [`request_filed`] / [`grant_activated`] — the lifecycle hooks `service` calls inside its
-//!   write transactions (and which open the break-glass review).
+//! - [`ask_approvers`] / [`announce_grant`] — the `AskApprovers` and `AnnounceGrant` effects
+//!   ([`crate::effects`]), carried out inside the transition's write transaction.
+//! - [`webhooks`] — the webhooks in force ([`Notifier`], held in the state).
 //! - [`run`] — the delivery worker: claim due rows, POST them signed, mark or reschedule.
 //! - [`render`] / [`sign`] — the bodies (jitgate JSON or Slack-compatible) and the
 //!   `X-Jitgate-Signature` (`v1=` hex HMAC-SHA256 over `"{timestamp}.{body}"`).
 
-use crate::config::{ConfigError, NotifyConfig, WebhookFormat};
+use crate::config::WebhookFormat;
 use crate::error::ApiResult;
-use crate::reviews;
-use crate::service::new_id;
+use crate::ids::new_id;
 use crate::state::AppState;
 use hmac::{Hmac, Mac};
 use jitgate_core::event::{millis, rfc3339};
@@ -24,7 +24,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
+
+pub mod webhooks;
+pub use webhooks::{Notifier, Webhook};
 
 /// Notice kinds (the `event` of the envelope, and what `events = [...]` subscribes to).
 pub const AWAITING_APPROVAL: &str = "request.awaiting_approval";
@@ -300,101 +303,6 @@ fn reference_words(reference: &str) -> String {
     }
 }
 
-/// A configured webhook with its key read. `Debug` leaves the key and URL out.
-#[derive(Clone)]
-pub struct Webhook {
-    pub name: String,
-    url: reqwest::Url,
-    pub format: WebhookFormat,
-    events: Option<Vec<String>>,
-    secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for Webhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook")
-            .field("name", &self.name)
-            .field("format", &self.format)
-            .field("events", &self.events)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Webhook {
-    pub fn wants(&self, kind: &str) -> bool {
-        match &self.events {
-            None => true,
-            Some(events) => events.iter().any(|e| e == kind),
-        }
-    }
-}
-
-/// The webhooks in force and the delivery worker's wake-up.
-#[derive(Debug, Default)]
-pub struct Notifier {
-    webhooks: Vec<Webhook>,
-    wake: Notify,
-}
-
-impl Notifier {
-    /// Validate the `[notify]` section and read every key.
-    pub fn from_config(config: &NotifyConfig) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let mut webhooks = Vec::new();
-        for w in &config.webhooks {
-            let url = reqwest::Url::parse(&w.url).map_err(|e| {
-                ConfigError::Invalid(format!("notify.webhook {:?}: url: {e}", w.name))
-            })?;
-            if url.scheme() == "http" && !is_loopback(&url) {
-                tracing::warn!(
-                    webhook = %w.name,
-                    "webhook uses plain http to another host: notices (names, assets, reasons) \
-                     travel unencrypted; prefer https"
-                );
-            }
-            webhooks.push(Webhook {
-                name: w.name.clone(),
-                url,
-                format: w.format,
-                events: w.events.clone(),
-                secret: w.secret()?,
-            });
-        }
-        Ok(Notifier {
-            webhooks,
-            wake: Notify::new(),
-        })
-    }
-
-    pub fn webhooks(&self) -> &[Webhook] {
-        &self.webhooks
-    }
-
-    pub fn webhook(&self, name: &str) -> Option<&Webhook> {
-        self.webhooks.iter().find(|w| w.name == name)
-    }
-
-    /// Is any webhook subscribed to `kind`? (Building some notices costs reads.)
-    pub fn wants(&self, kind: &str) -> bool {
-        self.webhooks.iter().any(|w| w.wants(kind))
-    }
-
-    /// Wake the delivery worker.
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let host = url.host_str().unwrap_or("");
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Write one outbox row per webhook subscribed to the notice, in the caller's transaction:
 /// if the state change commits, so do its notifications; if it rolls back, nothing is sent.
 ///
@@ -490,7 +398,7 @@ pub async fn announce_grant(
     grant: &Grant,
 ) -> ApiResult<()> {
     let review_due_at = if grant.emergency {
-        Some(reviews::review_due_at(state, grant)?)
+        Some(crate::config::review_due_at(&state.config, grant)?)
     } else {
         None
     };

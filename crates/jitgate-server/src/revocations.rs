@@ -1,0 +1,96 @@
+//! Revocations: what a gateway enforces for an ended grant, pushed over the control channel
+//! the moment the grant ends ([`push_revocations`], after the commit that ended it) and sent
+//! again to every gateway that connects ([`revocations_for_gateway`]). The teardown worker
+//! then verifies that they took effect (see [`crate::teardown`]).
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+use jitgate_core::{Asset, Grant};
+use jitgate_gateway::wire::Revocation;
+use std::collections::HashSet;
+
+/// The revocation a gateway enforces for an ended grant.
+pub(crate) fn revocation_of(g: &Grant) -> Revocation {
+    Revocation {
+        grant_id: g.id.clone(),
+        reason: g
+            .end_reason
+            .as_ref()
+            .map(|r| r.label().to_string())
+            .unwrap_or_else(|| "ended".into()),
+        expires_at: g.expires_at,
+    }
+}
+
+/// The grant's assets as stored (assets removed from the inventory are skipped: they have
+/// no gateway to ask, and the downstream check names them).
+pub(crate) async fn grant_assets(
+    state: &AppState,
+    g: &Grant,
+) -> ApiResult<(Vec<Asset>, Vec<String>)> {
+    let mut tx = state.store.read().await?;
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for id in g.scope.assets() {
+        match tx.get_asset(&id).await? {
+            Some(a) => found.push(a),
+            None => missing.push(id),
+        }
+    }
+    Ok((found, missing))
+}
+
+/// Push the revocation of ended grants to every gateway fronting one of their assets, at
+/// once (called right after the commit that ended them), and wake the teardown worker.
+pub async fn push_revocations(state: &AppState, grants: &[Grant]) {
+    for g in grants {
+        match grant_assets(state, g).await {
+            Ok((assets, _)) => {
+                let r = revocation_of(g);
+                let gateways: HashSet<&str> =
+                    assets.iter().filter_map(|a| a.gateway.as_deref()).collect();
+                for gw in gateways {
+                    if !state.control.revoke(gw, &r) {
+                        tracing::warn!(grant = %g.id, gateway = %gw, "gateway not connected; the revocation is delivered when it reconnects");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(grant = %g.id, error = %e, "cannot push the revocation; the teardown worker retries")
+            }
+        }
+    }
+    state.teardown_wake.notify_one();
+}
+
+/// Every ended grant a gateway must still refuse (its credential not yet expired), for the
+/// sync sent on each control-channel connection.
+pub async fn revocations_for_gateway(
+    state: &AppState,
+    gateway: &str,
+) -> ApiResult<Vec<Revocation>> {
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let fronted: HashSet<String> = tx
+        .list_assets()
+        .await?
+        .into_iter()
+        .filter(|a| a.gateway.as_deref() == Some(gateway))
+        .map(|a| a.id)
+        .collect();
+    let mut out = Vec::new();
+    for (grant_id, expires_at, scope) in tx.ended_unexpired_grants(now).await? {
+        if scope.assets().iter().any(|a| fronted.contains(a)) {
+            let reason = match tx.get_grant(&grant_id).await? {
+                Some(g) => revocation_of(&g).reason,
+                None => "ended".into(),
+            };
+            out.push(Revocation {
+                grant_id,
+                reason,
+                expires_at,
+            });
+        }
+    }
+    Ok(out)
+}
