@@ -51,9 +51,9 @@ fn code_of(path: &Path) -> String {
 fn resolve(path: &str, names: &BTreeSet<String>) -> Option<String> {
     let segs: Vec<&str> = path.split("::").map(str::trim).collect();
     (1..=segs.len())
+        .rev()
         .map(|n| segs[..n].join("::"))
-        .filter(|candidate| names.contains(candidate))
-        .last()
+        .find(|candidate| names.contains(candidate))
 }
 
 fn imports(code: &str, me: &str, names: &BTreeSet<String>) -> BTreeSet<String> {
