@@ -102,7 +102,10 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         totp: args.totp,
     };
     let raw = match ctx.http.post(&["auth", "login"], &body).await {
-        Err(e) if e.api_code() == Some("totp_required") && body.totp.is_none() => {
+        Err(e)
+            if e.api_code() == Some(jitgate_core::Code::TotpRequired.as_str())
+                && body.totp.is_none() =>
+        {
             if !prompt::can_prompt() {
                 return Err(e
                     .with_hint("no terminal to ask for the code on: pass --totp CODE")
