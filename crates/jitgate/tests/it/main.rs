@@ -7,3 +7,4 @@ mod evidence;
 mod gateway;
 mod governance;
 mod quickstart;
+mod tls;
