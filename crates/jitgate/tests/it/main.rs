@@ -6,4 +6,6 @@
 mod evidence;
 mod gateway;
 mod governance;
+mod netns;
 mod quickstart;
+mod tls;
