@@ -65,6 +65,15 @@ error_codes! {
     InvalidInventory = "invalid_inventory", 422, "the inventory is invalid (names the table and id)";
     InvalidPolicy = "invalid_policy", 422, "a policy file does not parse or validate; the previous set stays in force";
     CsrfRefused = "csrf_refused", 403, "a console change lacked its CSRF token or came from another origin";
+    MethodNotAllowed = "method_not_allowed", 405, "the path exists but not with this HTTP method";
+    RequestTimeout = "request_timeout", 408, "a request head or body did not arrive in time; the connection was closed";
+    PayloadTooLarge = "payload_too_large", 413, "the request body is larger than the server accepts";
+    TextTooLong = "text_too_long", 422, "a free-text field is longer than the one cap on free text";
+    TooManyScopeItems = "too_many_scope_items", 422, "a request carries more scope entries or rules than the server accepts";
+    WeakPassword = "weak_password", 422, "the password is too short, carries control characters, or repeats one character";
+    TooManyOpenRequests = "too_many_open_requests", 429, "the requester already has as many open requests as allowed";
+    TooManyStreams = "too_many_streams", 429, "this console session already has as many live streams as allowed";
+    TooManyConnections = "too_many_connections", 503, "the listener already holds as many connections as allowed";
     StorageError = "storage_error", 500, "the database failed; see the server log";
     InternalError = "internal_error", 500, "an internal failure; see the server log";
 }

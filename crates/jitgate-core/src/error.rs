@@ -46,6 +46,22 @@ pub enum CoreError {
         why: String,
         outcome: String,
     },
+    #[error("{field} is {len} bytes; free text is limited to {max} bytes")]
+    TextTooLong {
+        field: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("{0}")]
+    TooManyScopeItems(String),
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("{requester} already has {open} open requests (the limit is {max}); withdraw one or wait until one ends")]
+    TooManyOpenRequests {
+        requester: String,
+        open: usize,
+        max: usize,
+    },
     #[error("this change would leave no active administrator (a human with the `admin` role); make another identity an administrator first")]
     LastAdministrator,
     #[error("separation of duties: {who} {conflict} (request {request}); someone else must decide on it")]
@@ -77,6 +93,10 @@ impl CoreError {
             CoreError::IdentityDisabled(_) => Code::IdentityDisabled,
             CoreError::Forbidden(_) => Code::Forbidden,
             CoreError::ControlCharacter { .. } => Code::ControlCharacter,
+            CoreError::TextTooLong { .. } => Code::TextTooLong,
+            CoreError::TooManyScopeItems(_) => Code::TooManyScopeItems,
+            CoreError::WeakPassword(_) => Code::WeakPassword,
+            CoreError::TooManyOpenRequests { .. } => Code::TooManyOpenRequests,
             CoreError::NoLongerAllowed { .. } => Code::NoLongerAllowed,
             CoreError::LastAdministrator => Code::LastAdministrator,
         }

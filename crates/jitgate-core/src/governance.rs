@@ -319,9 +319,11 @@ pub const MAX_TEXT: usize = 2000;
 /// able to print a fake scope line or hide the real one).
 pub fn check_free_text(field: &str, text: &str, multiline: bool) -> Result<(), CoreError> {
     if text.len() > MAX_TEXT {
-        return Err(CoreError::InvalidRequest(format!(
-            "{field} is limited to {MAX_TEXT} bytes"
-        )));
+        return Err(CoreError::TextTooLong {
+            field: field.to_string(),
+            len: text.len(),
+            max: MAX_TEXT,
+        });
     }
     let bad = text.chars().find(|&c| {
         let allowed_ws = multiline && (c == '\n' || c == '\t');
@@ -337,8 +339,87 @@ pub fn check_free_text(field: &str, text: &str, multiline: bool) -> Result<(), C
     }
 }
 
+/// Shortest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Longest password accepted, in bytes (argon2 hashes it all; a cap keeps that bounded).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The password policy, one pure rule every place that sets a password calls: at least
+/// [`MIN_PASSWORD_CHARS`] characters, at most [`MAX_PASSWORD_BYTES`] bytes, no control
+/// characters (NUL included), and not one character repeated.
+pub fn check_password(password: &str) -> Result<(), CoreError> {
+    let weak = |why: String| Err(CoreError::WeakPassword(why));
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return weak(format!(
+            "passwords need at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return weak(format!(
+            "passwords are limited to {MAX_PASSWORD_BYTES} bytes"
+        ));
+    }
+    if let Some(c) = password.chars().find(|c| c.is_control()) {
+        return weak(format!(
+            "passwords may not carry control characters (found U+{:04X})",
+            c as u32
+        ));
+    }
+    let mut chars = password.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return weak("a password of one repeated character is refused; choose another".into());
+    }
+    Ok(())
+}
+
+/// Refuse a request whose scope is larger than `max_items` rules in all (each protocol rule
+/// of each entry counts one; an entry without rules counts one).
+pub fn check_scope_size(entries: usize, rules: usize, max_items: usize) -> Result<(), CoreError> {
+    let items = rules.max(entries);
+    if items > max_items {
+        return Err(CoreError::TooManyScopeItems(format!(
+            "the scope has {items} items; a request may carry at most {max_items} (split the work into several requests)"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a new request when its requester already has `open` requests (pending, approved,
+/// active) and the limit is `max`.
+pub fn check_open_requests(requester: &str, open: usize, max: usize) -> Result<(), CoreError> {
+    if open >= max {
+        return Err(CoreError::TooManyOpenRequests {
+            requester: requester.to_string(),
+            open,
+            max,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn password_policy() {
+        use super::check_password;
+        assert!(check_password("short").is_err());
+        assert!(check_password(&"\0".repeat(16)).is_err());
+        assert!(check_password(&"a".repeat(16)).is_err());
+        assert!(check_password("correct horse\u{7}battery").is_err());
+        assert!(check_password(&"ab".repeat(600)).is_err());
+        assert!(check_password("test-password-of-alice").is_ok());
+    }
+
+    #[test]
+    fn scope_and_open_request_limits() {
+        assert!(super::check_scope_size(1, 64, 64).is_ok());
+        assert!(super::check_scope_size(1, 65, 64).is_err());
+        assert!(super::check_scope_size(70, 0, 64).is_err());
+        assert!(super::check_open_requests("a", 19, 20).is_ok());
+        assert!(super::check_open_requests("a", 20, 20).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -25,6 +25,7 @@ pub const API_KEY_PREFIX: &str = "jgk_";
 const MIN_PASSWORD_LEN: usize = 12;
 
 pub fn hash_password(password: &str) -> Result<String, ServerError> {
+    jitgate_core::governance::check_password(password)?;
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(ServerError::BadRequest(format!(
             "passwords need at least {MIN_PASSWORD_LEN} characters"

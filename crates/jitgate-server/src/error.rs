@@ -42,6 +42,10 @@ pub enum ServerError {
         code: GatewayTrustCode,
         message: String,
     },
+    /// A limit of the HTTP layer (method, body size, streams, connections): the code says
+    /// which (`[limits]` in docs/configuration.md).
+    #[error("{message}")]
+    Limit { code: Code, message: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -81,6 +85,7 @@ impl ServerError {
                 GatewayTrustCode::TimeOutOfBounds => Code::EventTimeOutOfBounds,
                 GatewayTrustCode::GrantNotFronted => Code::GrantNotFronted,
             },
+            ServerError::Limit { code, .. } => *code,
             ServerError::Internal(_) => Code::InternalError,
         }
     }

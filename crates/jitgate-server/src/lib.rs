@@ -87,9 +87,6 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{watch, Notify};
 use utoipa::OpenApi;
 
-/// Largest request body accepted (inventory files are the biggest bodies).
-const BODY_LIMIT: usize = 4 * 1024 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the database: {0}")]
@@ -247,7 +244,8 @@ pub async fn start_with_store(
         .map_err(|e| StartError::Other(e.to_string()))?;
     let rx = shutdown_rx;
     let app = app(state.clone());
-    let server = tls::spawn_server(listener, app, server_tls.as_ref(), rx.clone());
+    let limits = api::limits::ConnLimits::from_config(&state.config.limits);
+    let server = tls::spawn_server(listener, app, server_tls.as_ref(), limits, rx.clone());
     let notifications = tokio::spawn(notify::run(state.clone(), rx.clone()));
     let teardowns = tokio::spawn(teardown::run(state.clone(), rx.clone()));
     let scheduler = tokio::spawn(scheduler::run(state.clone(), rx));
@@ -292,7 +290,11 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            state.config.limits.max_body_bytes,
+        ))
+        // Every error answer is `{code, message}`, also those axum and tower make (405, 413).
+        .layer(axum::middleware::map_response(api::limits::json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -303,6 +305,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::api_keys::ApiKeysDoc::openapi());
     doc.merge(api::teardown::TeardownDoc::openapi());
     doc.merge(api::sessions::SessionsDoc::openapi());
+    api::limits::declare_errors(&mut doc);
     Json(doc)
 }
 

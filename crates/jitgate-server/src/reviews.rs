@@ -202,11 +202,7 @@ pub async fn complete_review(
             "a finding needs a note saying what was found and who follows it up (--note)".into(),
         ));
     }
-    if note.chars().count() > 4000 {
-        return Err(ServerError::InvalidBody(
-            "the note is longer than 4000 characters; link to a ticket for the details".into(),
-        ));
-    }
+    jitgate_core::governance::check_free_text("note", note, true)?;
     let now = state.clock.now();
     let mut tx = state.store.read().await?;
     let g = tx
@@ -307,6 +303,7 @@ pub async fn complete_review(
 
 /// Query options of `GET /reviews`.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewQuery {
     /// `open` (overdue included), `overdue` or `done`; default: all.

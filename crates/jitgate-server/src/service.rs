@@ -260,6 +260,7 @@ pub async fn get_request_view(
 
 /// Query options of `GET /requests`.
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RequestQuery {
     /// Only requests in this state.
@@ -515,6 +516,7 @@ pub async fn get_grant_view(state: &AppState, caller: &Caller, id: &str) -> ApiR
 }
 
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GrantQuery {
     /// `active`, `ending`, `closed`, or `failed` (ended, teardown verification failed).

@@ -236,31 +236,16 @@ pub fn spawn_server(
     listener: TcpListener,
     app: Router,
     tls: Option<&ServerTls>,
-    mut shutdown: watch::Receiver<bool>,
+    limits: crate::api::limits::ConnLimits,
+    shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let stop = async move {
-        let _ = shutdown.changed().await;
-    };
+    // Connection cap, header-read and idle timeouts: `[limits]`, see `api::limits`.
     match tls {
-        None => tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        }),
+        None => tokio::spawn(crate::api::limits::serve(listener, app, limits, shutdown)),
         Some(tls) => {
             let app = app.layer(axum::middleware::map_response(add_hsts));
             let listener = TlsListener::new(listener, tls.config.clone());
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %e, "HTTPS server stopped");
-                }
-            })
+            tokio::spawn(crate::api::limits::serve(listener, app, limits, shutdown))
         }
     }
 }

@@ -64,6 +64,7 @@ pub struct TotpCodeBody {
 pub struct ApiKeyCreateBody {
     /// The workload the key authenticates.
     pub identity: String,
+    #[schema(max_length = 2000)]
     pub name: String,
     /// How long the key works, e.g. `30d` (default 90d, at most 365d).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,12 +88,16 @@ pub struct NewRequestBody {
     #[serde(default)]
     pub subject: Option<String>,
     /// Rules per asset, e.g. `{"asset":"plc-7","modbus":["read holding 0-99 unit 1"]}`.
+    /// At most `[limits] max_scope_items` rules in all (default 64).
+    #[schema(max_items = 64)]
     pub scope: Vec<ScopeRequest>,
     /// Human duration: `30m`, `2h`, `1h30m`.
     pub duration: String,
+    #[schema(max_length = 2000)]
     pub reason: String,
     /// Work order / change / incident / supplier case id.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub reference: String,
     pub path: AccessPath,
     /// Window start (RFC 3339); default now.
@@ -122,6 +127,7 @@ pub struct ApproveBody {
     /// Digest of the scope you reviewed (from `GET /requests/{id}`); must match.
     pub scope_digest: String,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub comment: String,
     /// Current TOTP code; required when the decision demands step-up.
     #[serde(default)]
@@ -131,6 +137,7 @@ pub struct ApproveBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DenyBody {
+    #[schema(max_length = 2000)]
     pub comment: String,
     /// Digest of the scope you reviewed; optional for denials.
     #[serde(default)]
@@ -140,6 +147,7 @@ pub struct DenyBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
+    #[schema(max_length = 2000)]
     pub reason: String,
 }
 
@@ -201,7 +209,8 @@ pub struct ChainStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
-    /// At least 12 characters.
+    /// At least 12 characters, not one character repeated, no control characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
 

@@ -61,10 +61,12 @@ pub struct ApiKeyView {
 #[serde(deny_unknown_fields)]
 pub struct RevokeApiKeyBody {
     /// Why (recorded in the evidence log).
+    #[schema(max_length = 2000)]
     pub reason: String,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyQuery {
     /// Only keys of this workload.

@@ -48,6 +48,7 @@ fn require_evidence_role(caller: &Caller, what: &str) -> ApiResult<()> {
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventQuery {
     request: Option<String>,

@@ -19,6 +19,9 @@ pub struct ApiQuery<T>(pub T);
 
 impl From<JsonRejection> for ServerError {
     fn from(r: JsonRejection) -> Self {
+        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            return super::limits::payload_too_large();
+        }
         match &r {
             JsonRejection::JsonDataError(_) => ServerError::InvalidBody(format!(
                 "request body has the wrong shape: {}; /openapi.json describes every body",

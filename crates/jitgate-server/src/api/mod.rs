@@ -5,6 +5,7 @@ pub mod control;
 pub mod evidence;
 pub mod extract;
 pub mod gateway;
+pub mod limits;
 pub mod response;
 pub mod reviews;
 pub mod routes;

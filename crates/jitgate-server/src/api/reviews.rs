@@ -39,6 +39,7 @@ pub struct ReviewBody {
     pub outcome: ReviewOutcome,
     /// What was checked or found; required for `finding`.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: String,
     /// Which review of the grant; default: every open one.
     #[serde(default)]
@@ -105,6 +106,7 @@ pub(crate) async fn complete_review(
 
 /// Query options of `GET /notifications`.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationQuery {
     /// `pending` or `delivered`; default: both.

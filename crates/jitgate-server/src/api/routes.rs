@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::event::Actor;
 use jitgate_core::{
-    ApprovalVerdict, Asset, EndReason, Identity, IdentityKind, IdentityStatus, Inventory, Org, Site,
+    ApprovalVerdict, Asset, EndReason, Identity, IdentityKind, IdentityStatus, Inventory, Org,
+    RequestState, Site,
 };
 use jitgate_store::SessionRecord;
 use utoipa::OpenApi;
@@ -312,6 +313,7 @@ async fn disable_identity(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> ApiResult<Json<Identity>> {
+    jitgate_core::governance::check_free_text("reason", &body.reason, true)?;
     service::set_identity_status(&state, &caller, &id, IdentityStatus::Disabled, &body.reason)
         .await
         .map(Json)
@@ -528,8 +530,43 @@ async fn create_request(
     caller: Caller,
     ApiJson(body): ApiJson<NewRequestBody>,
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    check_request_limits(&state, &caller, &body).await?;
     let view = service::submit_request(&state, &caller, body).await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `[limits] max_scope_items` and `max_open_requests`, checked before anything is decided.
+async fn check_request_limits(
+    state: &AppState,
+    caller: &Caller,
+    body: &NewRequestBody,
+) -> ApiResult<()> {
+    let limits = &state.config.limits;
+    let rules: usize = body
+        .scope
+        .iter()
+        .map(|s| (s.modbus.len() + s.dnp3.len() + s.ssh.len()).max(1))
+        .sum();
+    jitgate_core::governance::check_scope_size(body.scope.len(), rules, limits.max_scope_items)?;
+    let mut tx = state.store.read().await?;
+    let mut open = 0;
+    for s in [
+        RequestState::Pending,
+        RequestState::Approved,
+        RequestState::Active,
+        RequestState::Ending,
+    ] {
+        let filter = jitgate_store::RequestFilter {
+            state: Some(s),
+            requester: Some(caller.id().to_string()),
+            limit: limits.max_open_requests as i64 + 1,
+            ..Default::default()
+        };
+        open += tx.list_requests(&filter).await?.len();
+    }
+    drop(tx);
+    jitgate_core::governance::check_open_requests(caller.id(), open, limits.max_open_requests)?;
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/v1/requests", params(RequestQuery), responses((status = 200, body = Vec<RequestView>)))]

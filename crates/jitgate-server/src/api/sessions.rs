@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
 pub struct SessionsDoc;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
     /// `true`: only sessions still open.

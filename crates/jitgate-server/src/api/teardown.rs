@@ -138,6 +138,7 @@ pub(crate) async fn list_gateways(
 #[serde(deny_unknown_fields)]
 pub struct WithdrawApprovalBody {
     /// Why (recorded in the evidence log).
+    #[schema(max_length = 2000)]
     pub reason: String,
 }
 

@@ -8,6 +8,7 @@
 
 pub mod console;
 pub mod evidence;
+pub mod limits;
 pub mod siem;
 pub mod tls;
 
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     /// Serve plain HTTP on a non-loopback address. Off: `serve` refuses to start that way.
     #[serde(default)]
     pub insecure_plain_http_on_trusted_network: bool,
+    /// Connection, body, scope, open-request, page and stream limits (`[limits]`).
+    #[serde(default)]
+    pub limits: limits::LimitsConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -99,6 +103,7 @@ impl Default for ServerConfig {
             console: console::ConsoleConfig::default(),
             tls: tls::TlsConfig::default(),
             insecure_plain_http_on_trusted_network: false,
+            limits: limits::LimitsConfig::default(),
         }
     }
 }
@@ -194,6 +199,7 @@ impl ServerConfig {
             };
         }
         apply_tls_env(&mut cfg, &env)?;
+        cfg.limits.apply_env(&env)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -228,6 +234,7 @@ impl ServerConfig {
         }
         self.notify.validate()?;
         self.console.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         tls::check_plain_http(self).map_err(ConfigError::Invalid)?;
         let td = self.teardown_timeout()?;
