@@ -158,7 +158,7 @@ fn dummy_hash() -> ApiResult<String> {
     Ok(DUMMY.get_or_init(|| h).clone())
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/auth/logout", security((), ("bearer" = [])), responses((status = 204, description = "signed out, or nothing to sign out of")))]
 async fn logout(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
