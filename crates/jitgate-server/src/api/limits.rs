@@ -372,7 +372,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<I> {
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            let _ = Pin::new(&mut this.inner).poll_flush(cx);
+            // Send FIN after the answer, so the client reads all of it before the close.
+            if let Poll::Pending = Pin::new(&mut this.inner).poll_shutdown(cx) {
+                return Poll::Pending;
+            }
             return Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "request timeout",

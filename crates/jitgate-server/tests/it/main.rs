@@ -10,6 +10,7 @@ mod gateway;
 mod governance;
 mod layers;
 mod lifecycle;
+mod limits;
 mod notify;
 mod restart;
 mod teardown;
@@ -58,8 +59,18 @@ impl Harness {
         clock: Arc<ManualClock>,
         policy_dir: Option<PathBuf>,
     ) -> Harness {
+        Self::start_configured(store, clock, policy_dir, |_| {}).await
+    }
+
+    /// Start with the configuration changed by `configure` (e.g. `[limits]`).
+    pub async fn start_configured(
+        store: Store,
+        clock: Arc<ManualClock>,
+        policy_dir: Option<PathBuf>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Harness {
         let data = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.path().to_path_buf(),
             policy_dir,
@@ -67,6 +78,7 @@ impl Harness {
             session_ttl: "24h".into(),
             ..ServerConfig::default()
         };
+        configure(&mut config);
         let server = jitgate_server::start_with_store(config, clock.clone(), store)
             .await
             .expect("server starts");
