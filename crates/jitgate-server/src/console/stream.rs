@@ -34,6 +34,46 @@ struct Watch {
     last_seq: i64,
     polls: u32,
     done: bool,
+    _slot: StreamSlot,
+}
+
+/// Live streams open per console session (by session token hash), across this process.
+static OPEN_STREAMS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, usize>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// One of a session's `[limits] max_streams_per_session` streams; freed when dropped (the
+/// stream ended or the browser went away).
+struct StreamSlot(String);
+
+impl StreamSlot {
+    fn take(token: &str, max: usize) -> ApiResult<StreamSlot> {
+        let key = auth::token_hash(token);
+        let mut open = OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key.clone()).or_default();
+        if *n >= max {
+            return Err(ServerError::Limit {
+                code: jitgate_core::codes::Code::TooManyStreams,
+                message: format!(
+                    "this console session already has {max} live streams open \
+                     ([limits] max_streams_per_session); close another tab of the console"
+                ),
+            });
+        }
+        *n += 1;
+        Ok(StreamSlot(key))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = OPEN_STREAMS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.0);
+            }
+        }
+    }
 }
 
 pub async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -53,6 +93,7 @@ async fn open(state: AppState, headers: &HeaderMap) -> ApiResult<Watch> {
         .ok_or_else(|| ServerError::Unauthenticated("not signed in".into()))?;
     session::touch(&state, &token, false).await?;
     let caller = auth::authenticate(&state, &token).await?;
+    let slot = StreamSlot::take(&token, state.config.limits.max_streams_per_session)?;
     let (last_seq, _) = state.store.read().await?.chain_tip().await?;
     Ok(Watch {
         state,
@@ -61,6 +102,7 @@ async fn open(state: AppState, headers: &HeaderMap) -> ApiResult<Watch> {
         last_seq,
         polls: 0,
         done: false,
+        _slot: slot,
     })
 }
 
@@ -85,7 +127,11 @@ async fn next(mut w: Watch) -> Option<(Result<SseEvent, Infallible>, Watch)> {
         w.polls += 1;
         if w.polls.is_multiple_of(RECHECK_EVERY) {
             let alive = match session::touch(&w.state, &w.token, false).await {
-                Ok(()) => auth::authenticate(&w.state, &w.token).await.map(|_| ()),
+                // The identity's rights as they are now: a changed role changes what the
+                // stream shows; a disabled identity's stream ends.
+                Ok(()) => auth::authenticate(&w.state, &w.token)
+                    .await
+                    .map(|caller| w.caller = caller),
                 Err(e) => Err(e),
             };
             if let Err(e) = alive {

@@ -601,3 +601,79 @@ async fn live_sessions_come_from_gateway_events_and_terminate_revokes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn live_streams_per_session_are_capped_and_a_disabled_identity_s_stream_ends() {
+    each_backend(|store| async move {
+        let clock = Arc::new(jitgate_core::ManualClock::new(start_time()));
+        let mut h = Harness::start_configured(store, clock, None, |c| {
+            c.limits.max_streams_per_session = 2;
+        })
+        .await;
+        let bob = console_login(&h, "bob", None).await;
+        let open = |c: &Console| {
+            h.http
+                .get(format!("{}/console/stream", h.base))
+                .header("cookie", &c.cookie)
+                .send()
+        };
+        let first = open(&bob).await.unwrap();
+        let mut second = open(&bob).await.unwrap();
+        assert_eq!(
+            (first.status(), second.status()),
+            (StatusCode::OK, StatusCode::OK)
+        );
+        let third = open(&bob).await.unwrap();
+        assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+        let v: Value = third.json().await.unwrap();
+        assert_eq!(v["code"], "too_many_streams", "{v}");
+        // Another session is not held back by bob's.
+        let carol = console_login(&h, "carol", None).await;
+        assert_eq!(open(&carol).await.unwrap().status(), StatusCode::OK);
+        // A closed stream frees its slot (polled with a deadline).
+        drop(first);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut reopened = loop {
+            let r = open(&bob).await.unwrap();
+            if r.status() == StatusCode::OK {
+                break r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the slot was never freed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        // bob is disabled: his open streams say so and end.
+        let (s, v) = h
+            .call(
+                "sam",
+                "POST",
+                "/api/v1/identities/bob/disable",
+                Some(json!({"reason": "left the company"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        for stream in [&mut second, &mut reopened] {
+            let mut seen = String::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the stream did not end: {seen}"
+                );
+                match tokio::time::timeout(std::time::Duration::from_secs(2), stream.chunk()).await
+                {
+                    Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                    Ok(_) => break, // ended
+                    Err(_) => {}
+                }
+            }
+            assert!(seen.contains("event: signed-out"), "{seen}");
+        }
+        let (s, _) = h.call("alice", "GET", "/api/v1/auth/whoami", None).await;
+        assert_eq!(s, StatusCode::OK);
+        h.stop().await;
+    })
+    .await;
+}
