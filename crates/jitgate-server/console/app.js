@@ -141,6 +141,13 @@ async function api(method, path, body, opts = {}) {
     if (resp.status === 401 && err.code === 'unauthenticated' && S.me) signedOut(err.message);
     throw err;
   }
+  // A list comes in pages: load the following ones (`x-next-cursor`) unless a page was asked for.
+  const next = resp.headers.get('x-next-cursor');
+  if (method === 'GET' && next && Array.isArray(data) && !/[?&]limit=/.test(path)) {
+    const base = path.replace(/[?&]cursor=[^&]*$/, '');
+    const rest = await api('GET', `${base}${base.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(next)}`, undefined, opts);
+    return data.concat(rest);
+  }
   return data;
 }
 

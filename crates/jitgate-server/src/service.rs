@@ -269,7 +269,10 @@ pub struct RequestQuery {
     pub awaiting: Option<String>,
     /// Only requests I filed or that are for me.
     pub mine: Option<bool>,
+    /// Items per page (default `[limits] default_page_size`).
     pub limit: Option<i64>,
+    /// The previous page's `x-next-cursor` header.
+    pub cursor: Option<String>,
 }
 
 pub async fn list_requests(
@@ -523,7 +526,10 @@ pub struct GrantQuery {
     pub state: Option<String>,
     /// Only grants whose subject is me.
     pub mine: Option<bool>,
+    /// Items per page (default `[limits] default_page_size`).
     pub limit: Option<i64>,
+    /// The previous page's `x-next-cursor` header.
+    pub cursor: Option<String>,
 }
 
 pub async fn list_grants(

@@ -3,6 +3,7 @@
 //! annotations feed `/openapi.json`.
 
 use super::extract::{ApiJson, ApiQuery};
+use super::limits::{page_response, paginate, Page};
 use super::types::*;
 use crate::auth::{self, AuthVia, Caller};
 use crate::error::{ApiResult, ServerError};
@@ -10,6 +11,7 @@ use crate::service::{self, GrantQuery, RequestQuery};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::event::Actor;
@@ -253,8 +255,19 @@ async fn totp_confirm(
 
 // ---------------------------------------------------------------- inventory
 
-#[utoipa::path(get, path = "/api/v1/identities", responses((status = 200, body = Vec<Identity>)))]
+#[utoipa::path(get, path = "/api/v1/identities", params(Page), responses((status = 200, body = Vec<Identity>, description = "one page; `x-next-cursor` names the next")))]
 async fn list_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Response> {
+    let Json(all) = visible_identities(State(state.clone()), caller).await?;
+    let (items, next) = paginate(&state.config.limits, &page, all, |i| i.id.clone())?;
+    Ok(page_response(items, next))
+}
+
+/// The identities `caller` may see.
+async fn visible_identities(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<Identity>>> {
@@ -279,7 +292,7 @@ async fn get_identity(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Identity>> {
-    let Json(all) = list_identities(State(state), caller).await?;
+    let Json(all) = visible_identities(State(state), caller).await?;
     all.into_iter()
         .find(|i| i.id == id)
         .map(Json)
@@ -360,12 +373,16 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/assets", responses((status = 200, body = Vec<Asset>)))]
-async fn list_assets(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Asset>>> {
+#[utoipa::path(get, path = "/api/v1/assets", params(Page), responses((status = 200, body = Vec<Asset>, description = "one page; `x-next-cursor` names the next")))]
+async fn list_assets(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Response> {
     let assets = state.store.read().await?.list_assets().await?;
-    Ok(Json(
-        assets.into_iter().map(|a| for_caller(&caller, a)).collect(),
-    ))
+    let all = assets.into_iter().map(|a| for_caller(&caller, a)).collect();
+    let (items, next) = paginate(&state.config.limits, &page, all, |a: &Asset| a.id.clone())?;
+    Ok(page_response(items, next))
 }
 
 /// An asset as `caller` may see it: device addresses only for those with a reason to know
@@ -442,9 +459,15 @@ async fn upsert(state: &AppState, caller: &Caller, inv: Inventory) -> ApiResult<
     service::load_inventory(state, Actor::identity(caller.id()), &inv).await
 }
 
-#[utoipa::path(get, path = "/api/v1/sites", responses((status = 200, body = Vec<Site>)))]
-async fn list_sites(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Site>>> {
-    Ok(Json(state.store.read().await?.list_sites().await?))
+#[utoipa::path(get, path = "/api/v1/sites", params(Page), responses((status = 200, body = Vec<Site>, description = "one page; `x-next-cursor` names the next")))]
+async fn list_sites(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Response> {
+    let all = state.store.read().await?.list_sites().await?;
+    let (items, next) = paginate(&state.config.limits, &page, all, |s: &Site| s.id.clone())?;
+    Ok(page_response(items, next))
 }
 
 #[utoipa::path(put, path = "/api/v1/sites/{id}", params(("id" = String, Path)), request_body = Site, responses((status = 200, body = Site)))]
@@ -468,19 +491,24 @@ async fn put_site(
     Ok(Json(body))
 }
 
-#[utoipa::path(get, path = "/api/v1/orgs", responses((status = 200, body = Vec<Org>)))]
-async fn list_orgs(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Org>>> {
+#[utoipa::path(get, path = "/api/v1/orgs", params(Page), responses((status = 200, body = Vec<Org>, description = "one page; `x-next-cursor` names the next")))]
+async fn list_orgs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Response> {
     let all = state.store.read().await?.list_orgs().await?;
     let me = &caller.identity;
-    Ok(Json(
-        all.into_iter()
-            .filter(|o| {
-                caller.sees_everything()
-                    || me.kind == IdentityKind::Human
-                    || me.org.as_deref() == Some(o.id.as_str())
-            })
-            .collect(),
-    ))
+    let visible: Vec<Org> = all
+        .into_iter()
+        .filter(|o| {
+            caller.sees_everything()
+                || me.kind == IdentityKind::Human
+                || me.org.as_deref() == Some(o.id.as_str())
+        })
+        .collect();
+    let (items, next) = paginate(&state.config.limits, &page, visible, |o| o.id.clone())?;
+    Ok(page_response(items, next))
 }
 
 #[utoipa::path(put, path = "/api/v1/orgs/{id}", params(("id" = String, Path)), request_body = Org, responses((status = 200, body = Org)))]
@@ -569,14 +597,25 @@ async fn check_request_limits(
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v1/requests", params(RequestQuery), responses((status = 200, body = Vec<RequestView>)))]
+#[utoipa::path(get, path = "/api/v1/requests", params(RequestQuery), responses((status = 200, body = Vec<RequestView>, description = "one page; `x-next-cursor` names the next")))]
 async fn list_requests(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(q): ApiQuery<RequestQuery>,
-) -> ApiResult<Json<Vec<RequestView>>> {
-    service::list_requests(&state, &caller, q).await.map(Json)
+    ApiQuery(mut q): ApiQuery<RequestQuery>,
+) -> ApiResult<Response> {
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor.take(),
+    };
+    // Pages are cut from the newest `LIST_WINDOW` matching requests.
+    q.limit = Some(LIST_WINDOW);
+    let all = service::list_requests(&state, &caller, q).await?;
+    let (items, next) = paginate(&state.config.limits, &page, all, |r| r.request.id.clone())?;
+    Ok(page_response(items, next))
 }
+
+/// How many of the newest requests or grants a list pages through.
+const LIST_WINDOW: i64 = 1000;
 
 #[utoipa::path(get, path = "/api/v1/requests/{id}", params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 404, body = ApiError)))]
 async fn get_request(
@@ -642,13 +681,20 @@ async fn withdraw(
 
 // ---------------------------------------------------------------- grants
 
-#[utoipa::path(get, path = "/api/v1/grants", params(GrantQuery), responses((status = 200, body = Vec<GrantView>)))]
+#[utoipa::path(get, path = "/api/v1/grants", params(GrantQuery), responses((status = 200, body = Vec<GrantView>, description = "one page; `x-next-cursor` names the next")))]
 async fn list_grants(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(q): ApiQuery<GrantQuery>,
-) -> ApiResult<Json<Vec<GrantView>>> {
-    service::list_grants(&state, &caller, q).await.map(Json)
+    ApiQuery(mut q): ApiQuery<GrantQuery>,
+) -> ApiResult<Response> {
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor.take(),
+    };
+    q.limit = Some(LIST_WINDOW);
+    let all = service::list_grants(&state, &caller, q).await?;
+    let (items, next) = paginate(&state.config.limits, &page, all, |g| g.grant.id.clone())?;
+    Ok(page_response(items, next))
 }
 
 #[utoipa::path(get, path = "/api/v1/grants/{id}", params(("id" = String, Path)), responses((status = 200, body = GrantView), (status = 404, body = ApiError)))]

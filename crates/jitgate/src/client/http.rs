@@ -273,12 +273,40 @@ impl Client {
         Ok(url)
     }
 
+    /// GET. A list comes in pages (the server's `x-next-cursor` header names the next
+    /// one): every page is fetched and the items joined, unless the caller asked for one
+    /// page with `limit`.
     pub async fn get(
         &self,
         segments: &[&str],
         query: &[(&str, String)],
     ) -> Result<Value, CliError> {
-        self.send(Method::GET, segments, query, None::<&()>).await
+        let (first, mut next) = self
+            .send_paged(Method::GET, segments, query, None::<&()>)
+            .await?;
+        let Value::Array(mut items) = first else {
+            return Ok(first);
+        };
+        if query.iter().any(|(k, _)| *k == "limit") {
+            return Ok(Value::Array(items));
+        }
+        while let Some(cursor) = next.take() {
+            let mut q = query.to_vec();
+            q.push(("cursor", cursor));
+            let (page, more) = self
+                .send_paged(Method::GET, segments, &q, None::<&()>)
+                .await?;
+            match page {
+                Value::Array(more_items) => items.extend(more_items),
+                other => {
+                    return Err(CliError::BadResponse(format!(
+                        "a further page of a list is not a list: {other}"
+                    )))
+                }
+            }
+            next = more;
+        }
+        Ok(Value::Array(items))
     }
 
     /// POST with a JSON body.
@@ -302,6 +330,17 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<Value, CliError> {
+        Ok(self.send_paged(method, segments, query, body).await?.0)
+    }
+
+    /// Send; the answer and the next page's cursor, if the answer is a page of a list.
+    async fn send_paged<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<(Value, Option<String>), CliError> {
         if let Some(m) = &self.unpinned {
             return Err(CliError::Untrusted(m.clone()));
         }
@@ -315,6 +354,11 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
         let status = resp.status();
+        let next = resp
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
         if !status.is_success() {
             let err = api_error(status.as_u16(), &bytes);
@@ -333,11 +377,13 @@ impl Client {
             return Err(err);
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
+            return Ok((Value::Null, next));
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            CliError::BadResponse(format!("HTTP {status} with a body that is not JSON: {e}"))
-        })
+        serde_json::from_slice(&bytes)
+            .map(|v| (v, next))
+            .map_err(|e| {
+                CliError::BadResponse(format!("HTTP {status} with a body that is not JSON: {e}"))
+            })
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> CliError {

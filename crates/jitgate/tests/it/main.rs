@@ -6,6 +6,7 @@
 mod evidence;
 mod gateway;
 mod governance;
+mod limits;
 mod netns;
 mod quickstart;
 mod tls;
