@@ -373,7 +373,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<I> {
                 }
             }
             // Send FIN after the answer, so the client reads all of it before the close.
-            if let Poll::Pending = Pin::new(&mut this.inner).poll_shutdown(cx) {
+            if Pin::new(&mut this.inner).poll_shutdown(cx).is_pending() {
                 return Poll::Pending;
             }
             return Poll::Ready(Err(std::io::Error::new(

@@ -96,9 +96,7 @@ async fn every_error_is_json_with_a_code_405_404_413_at_any_size() {
             assert_eq!(v["code"], "payload_too_large", "{v}");
 
             let mut conn = TcpStream::connect(addr(&h)).await.unwrap();
-            let head = format!(
-                "POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-            );
+            let head = "POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
             conn.write_all(head.as_bytes()).await.unwrap();
             for chunk in body.as_bytes().chunks(64 * 1024) {
                 let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
