@@ -29,6 +29,44 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer for client and device: one Modbus/TCP ADU is at most 260 bytes.
 const FRAME_BUF: usize = 512;
 
+/// Connections one source address may have still authenticating (TLS handshake, token,
+/// proof) at once on a gateway; one more is closed at once and recorded as a
+/// `too_many_pending` refusal. Authenticated sessions do not count.
+pub const MAX_PENDING_PER_SOURCE: usize = 8;
+
+/// Connections still authenticating, per gateway and source address, in this process.
+static PENDING: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<(usize, std::net::IpAddr), usize>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// One of a source's [`MAX_PENDING_PER_SOURCE`] slots; freed when dropped.
+struct PendingSlot((usize, std::net::IpAddr));
+
+impl PendingSlot {
+    fn take(gw: &Arc<Gateway>, ip: std::net::IpAddr) -> Option<PendingSlot> {
+        let key = (Arc::as_ptr(gw) as usize, ip);
+        let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+        let n = pending.entry(key).or_default();
+        if *n >= MAX_PENDING_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot(key))
+    }
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = pending.get_mut(&self.0) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                pending.remove(&self.0);
+            }
+        }
+    }
+}
+
 /// Why a session was refused: a stable code (recorded in the evidence log and sent to the
 /// client) and a message saying what to do.
 struct Refusal {
@@ -44,6 +82,16 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 }
 
 pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr) {
+    let Some(pending) = PendingSlot::take(&gw, peer.ip()) else {
+        gw.pre_auth_refused(
+            peer,
+            "too_many_pending",
+            None,
+            "too many connections from this address are still authenticating; finish or close them first",
+            None,
+        );
+        return;
+    };
     // An address that keeps failing before authentication is cut before the TLS handshake,
     // the expensive part (see `crate::refusals`).
     if gw.pre_auth_throttled(peer.ip()) {
@@ -116,6 +164,8 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
             return;
         }
     };
+    // Authenticated: no longer counts against the source's pending connections.
+    drop(pending);
     let Accepted {
         claims,
         asset,

@@ -680,3 +680,58 @@ async fn events_survive_a_gateway_restart_while_the_server_is_down() {
     gw.stop().await;
     r.h.stop().await;
 }
+
+#[tokio::test]
+async fn a_source_holds_at_most_its_pending_connections_and_sessions_still_open() {
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let mut r = rig(store).await;
+    let g = grant(&mut r.h).await;
+    let key = ClientKey::generate();
+    let good = token_for(&mut r.h, &g, &key).await;
+    let max = jitgate_gateway::session::MAX_PENDING_PER_SOURCE;
+    // One connection more than the cap, none starting its handshake: exactly one is closed
+    // at once (the handshake itself would wait 10 s), the others are held.
+    let mut idle = Vec::new();
+    for _ in 0..=max {
+        idle.push(
+            tokio::net::TcpStream::connect(&good.gateway_address)
+                .await
+                .unwrap(),
+        );
+    }
+    // All read at once, well within the 10 s handshake timeout.
+    let reads = futures_util::future::join_all(idle.iter_mut().map(|conn| async move {
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_millis(1500),
+            tokio::io::AsyncReadExt::read(conn, &mut buf),
+        )
+        .await;
+        matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+    }))
+    .await;
+    let closed = reads.into_iter().filter(|c| *c).count();
+    assert_eq!(
+        closed, 1,
+        "one connection over the cap is closed, the others held"
+    );
+    // The held connections go away: a real session opens again (polled with a deadline).
+    drop(idle);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open_tunnel(&Target {
+            token: good.clone(),
+            key: key.clone(),
+        })
+        .await
+        {
+            Ok((_, verdict)) if verdict.ok => break,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "no session after the pending connections closed: {:?}",
+                other.map(|(_, v)| v.code)
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
