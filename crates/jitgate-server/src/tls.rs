@@ -241,11 +241,23 @@ pub fn spawn_server(
 ) -> tokio::task::JoinHandle<()> {
     // Connection cap, header-read and idle timeouts: `[limits]`, see `api::limits`.
     match tls {
-        None => tokio::spawn(crate::api::limits::serve(listener, app, limits, shutdown)),
+        None => tokio::spawn(crate::api::limits::serve(
+            listener,
+            app,
+            limits,
+            shutdown,
+            |peer: &SocketAddr| *peer,
+        )),
         Some(tls) => {
             let app = app.layer(axum::middleware::map_response(add_hsts));
             let listener = TlsListener::new(listener, tls.config.clone());
-            tokio::spawn(crate::api::limits::serve(listener, app, limits, shutdown))
+            tokio::spawn(crate::api::limits::serve(
+                listener,
+                app,
+                limits,
+                shutdown,
+                |peer: &SocketAddr| *peer,
+            ))
         }
     }
 }

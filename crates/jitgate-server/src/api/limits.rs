@@ -187,16 +187,18 @@ impl ConnLimits {
 }
 
 /// Serve `app` on `listener` within `limits` until `shutdown` flips, then finish the
-/// requests in flight.
-pub async fn serve<L>(
+/// requests in flight. Each request carries `ConnectInfo(conn_info(peer address))`.
+pub async fn serve<L, F, T>(
     mut listener: L,
     app: Router,
     limits: ConnLimits,
     mut shutdown: watch::Receiver<bool>,
+    conn_info: F,
 ) where
     L: axum::serve::Listener,
     L::Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    L::Addr: Clone + Send + Sync + 'static,
+    F: Fn(&L::Addr) -> T,
+    T: Clone + Send + Sync + 'static,
 {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
@@ -217,12 +219,13 @@ pub async fn serve<L>(
             continue;
         };
         let io = TokioIo::new(Guarded::new(io, limits));
+        let info = conn_info(&peer);
         let service = app
             .clone()
             .map_request(move |req: Request<hyper::body::Incoming>| {
                 let mut req = req.map(Body::new);
                 req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer.clone()));
+                    .insert(axum::extract::ConnectInfo(info.clone()));
                 req
             });
         let mut signal_rx = signal_rx.clone();
