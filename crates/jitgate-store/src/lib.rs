@@ -47,6 +47,7 @@ mod codec;
 mod events;
 mod inventory;
 mod lifecycle;
+mod login;
 mod outbox;
 mod reviews;
 mod scan;
