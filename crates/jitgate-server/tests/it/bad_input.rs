@@ -267,7 +267,7 @@ async fn refused_approvals_say_why_and_change_nothing() {
             "wrong_state",
         )
         .await;
-        // A disabled identity cannot even log in.
+        // A disabled identity cannot even log in, and is told only what a wrong password is.
         let (s, v) = h
             .raw(
                 "POST",
@@ -278,7 +278,7 @@ async fn refused_approvals_say_why_and_change_nothing() {
             .await;
         assert_eq!(
             (s, v["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("identity_disabled")),
+            (StatusCode::UNAUTHORIZED, Some("unauthenticated")),
             "{v}"
         );
 

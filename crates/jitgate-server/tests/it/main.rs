@@ -10,6 +10,7 @@ mod gateway;
 mod governance;
 mod layers;
 mod lifecycle;
+mod login;
 mod notify;
 mod restart;
 mod teardown;
@@ -58,15 +59,24 @@ impl Harness {
         clock: Arc<ManualClock>,
         policy_dir: Option<PathBuf>,
     ) -> Harness {
+        Self::start_configured(store, clock, |c| c.policy_dir = policy_dir).await
+    }
+
+    /// Start with the test configuration changed by `configure`.
+    pub async fn start_configured(
+        store: Store,
+        clock: Arc<ManualClock>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Harness {
         let data = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.path().to_path_buf(),
-            policy_dir,
             // Tests move the clock by hours; keep logins valid across that.
             session_ttl: "24h".into(),
             ..ServerConfig::default()
         };
+        configure(&mut config);
         let server = jitgate_server::start_with_store(config, clock.clone(), store)
             .await
             .expect("server starts");
