@@ -12,6 +12,7 @@ async fn expect_error(
     status: StatusCode,
     code: &str,
 ) -> String {
+    h.login(who).await; // a sign-in is an event of its own
     let before = h.event_count().await;
     let (s, v) = h.call(who, method, path, body).await;
     assert_eq!(
