@@ -260,10 +260,7 @@ mod tests {
         let rec = fail_n(&P, 5, now);
         let retry_at = now + chrono::Duration::seconds(2);
         assert_eq!(P.gate(rec.as_ref(), now), Gate::Backoff { retry_at });
-        assert_eq!(
-            P.gate(rec.as_ref(), now).retry_after_secs(now),
-            Some(2)
-        );
+        assert_eq!(P.gate(rec.as_ref(), now).retry_after_secs(now), Some(2));
         assert_eq!(
             P.gate(rec.as_ref(), now + chrono::Duration::milliseconds(1999)),
             Gate::Backoff { retry_at }

@@ -45,8 +45,11 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.join("old.jsonl"), b"x").unwrap();
-        std::fs::set_permissions(dir.join("old.jsonl"), std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(
+            dir.join("old.jsonl"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         state_dir(&dir).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);

@@ -62,11 +62,11 @@ pub mod effects;
 pub mod error;
 pub mod evidence;
 pub mod ids;
+pub mod login;
 pub mod notify;
 pub mod policy;
 pub mod reviews;
 pub mod revocations;
-pub mod login;
 pub mod scheduler;
 pub mod secrets;
 pub mod service;
@@ -220,7 +220,10 @@ pub async fn start_with_store(
         .await
         .map_err(|e| StartError::Other(format!("encrypting stored TOTP secrets: {e}")))?;
     if sealed > 0 {
-        tracing::info!(secrets = sealed, "TOTP secrets stored in clear are now encrypted");
+        tracing::info!(
+            secrets = sealed,
+            "TOTP secrets stored in clear are now encrypted"
+        );
     }
     policy::record_loaded(&state, Actor::system(), &policy_info)
         .await

@@ -123,7 +123,11 @@ async fn record_failure(
         },
     )?);
     if let (true, Some(until)) = (f.locked_now, f.record.locked_until) {
-        tracing::warn!(identity = name, failures = f.record.failures, "identity locked out");
+        tracing::warn!(
+            identity = name,
+            failures = f.record.failures,
+            "identity locked out"
+        );
         events.push(lock_event(LockKey::Identity, name, &f.record, until, now)?);
     }
     if let Some(source) = source {
@@ -131,7 +135,11 @@ async fn record_failure(
         let s = by_source.after_failure(before.as_ref(), now);
         tx.put_auth_failures(SOURCE, source, &s.record).await?;
         if let (true, Some(until)) = (s.locked_now, s.record.locked_until) {
-            tracing::warn!(source, failures = s.record.failures, "source address locked out");
+            tracing::warn!(
+                source,
+                failures = s.record.failures,
+                "source address locked out"
+            );
             events.push(lock_event(LockKey::Source, source, &s.record, until, now)?);
         }
     }
@@ -235,7 +243,15 @@ pub async fn sign_in(
     };
     let (name_ref, source_ref) = (name.as_str(), source.as_str());
     let fail = |failure| async move {
-        record_failure(state, name_ref, Some(source_ref), AuthStage::Login, failure, now).await?;
+        record_failure(
+            state,
+            name_ref,
+            Some(source_ref),
+            AuthStage::Login,
+            failure,
+            now,
+        )
+        .await?;
         Err(refused())
     };
     // With TOTP enrolled the code is asked for whatever the password was: being asked does

@@ -180,7 +180,11 @@ mod tests {
         let key = TotpKey::open_or_create(dir.path()).unwrap();
         let sealed = key.seal("alice", "JBSWY3DPEHPK3PXP").unwrap();
         assert!(is_sealed(&sealed) && !sealed.contains("JBSWY3DPEHPK3PXP"));
-        assert_ne!(sealed, key.seal("alice", "JBSWY3DPEHPK3PXP").unwrap(), "fresh nonce");
+        assert_ne!(
+            sealed,
+            key.seal("alice", "JBSWY3DPEHPK3PXP").unwrap(),
+            "fresh nonce"
+        );
         assert_eq!(key.open("alice", &sealed).unwrap(), "JBSWY3DPEHPK3PXP");
         assert!(key.open("bob", &sealed).is_err(), "bound to the identity");
         assert_eq!(key.open("alice", "CLEARTEXT").unwrap(), "CLEARTEXT");

@@ -121,9 +121,8 @@ mod tests {
         // One runs (blocked on the channel), one waits, the third is refused.
         let t1 = t.clone();
         let r1 = rx.clone();
-        let first = tokio::spawn(async move {
-            t1.hash(move || r1.lock().unwrap().recv().ok()).await
-        });
+        let first =
+            tokio::spawn(async move { t1.hash(move || r1.lock().unwrap().recv().ok()).await });
         while t.pool.available_permits() > 0 {
             tokio::task::yield_now().await;
         }

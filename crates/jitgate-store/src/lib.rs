@@ -203,7 +203,8 @@ impl Store {
         // The database holds password hashes and TOTP secrets: owner-only, created so (SQLite
         // gives its -wal and -shm files the database file's mode).
         create_private_file(&file).map_err(dir_err)?;
-        let store = Store::open(&format!("sqlite://{}?mode=rwc", percent_encode_path(path))).await?;
+        let store =
+            Store::open(&format!("sqlite://{}?mode=rwc", percent_encode_path(path))).await?;
         for suffix in ["", "-wal", "-shm"] {
             let f = dir.join(format!("{SQLITE_FILE}{suffix}"));
             if f.exists() {

@@ -58,7 +58,9 @@ pub struct LockoutSettings {
 
 impl LockoutSettings {
     fn from_policy(p: &LockoutPolicy) -> Self {
-        let d = |s: i64| humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string();
+        let d = |s: i64| {
+            humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
+        };
         LockoutSettings {
             free_failures: p.free_failures,
             backoff: d(p.backoff_base_secs),
@@ -121,7 +123,10 @@ mod tests {
     #[test]
     fn defaults_are_the_core_defaults() {
         let c = LoginConfig::default();
-        assert_eq!(c.identity_policy().unwrap(), LockoutPolicy::IDENTITY_DEFAULT);
+        assert_eq!(
+            c.identity_policy().unwrap(),
+            LockoutPolicy::IDENTITY_DEFAULT
+        );
         assert_eq!(c.source_policy().unwrap(), LockoutPolicy::SOURCE_DEFAULT);
         assert_eq!(c.identity.lockout, "15m");
         c.validate().unwrap();
@@ -135,7 +140,15 @@ mod tests {
         .unwrap();
         assert_eq!(c.hash_concurrency(), 2);
         let p = c.identity_policy().unwrap();
-        assert_eq!((p.free_failures, p.backoff_base_secs, p.lockout_after, p.lockout_secs), (1, 2, 3, 300));
+        assert_eq!(
+            (
+                p.free_failures,
+                p.backoff_base_secs,
+                p.lockout_after,
+                p.lockout_secs
+            ),
+            (1, 2, 3, 300)
+        );
         let bad: LoginConfig = toml::from_str(
             "[identity]\nfree_failures = 5\nbackoff = \"1s\"\nbackoff_max = \"1m\"\nlockout_after = 5\nlockout = \"5m\"\nforget_after = \"1h\"\n",
         )

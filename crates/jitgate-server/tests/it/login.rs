@@ -41,8 +41,13 @@ async fn others_still_served(h: &mut Harness) {
     let (s, v) = try_login(h, "oscar", &password("oscar")).await;
     assert_eq!(s, StatusCode::OK, "oscar still signs in: {v}");
     let token = v["token"].as_str().unwrap().to_string();
-    let (s, v) = h.raw("GET", "/api/v1/auth/whoami", Some(&token), None).await;
-    assert_eq!((s, v["identity"]["id"].as_str()), (StatusCode::OK, Some("oscar")));
+    let (s, v) = h
+        .raw("GET", "/api/v1/auth/whoami", Some(&token), None)
+        .await;
+    assert_eq!(
+        (s, v["identity"]["id"].as_str()),
+        (StatusCode::OK, Some("oscar"))
+    );
 }
 
 #[tokio::test]
@@ -77,26 +82,44 @@ async fn identity_backoff_then_lockout_refuses_the_right_password_until_an_admin
         // 999 ms later: still waiting; at 1 s: checked again.
         h.clock.advance(chrono::Duration::milliseconds(999));
         let (s, v) = try_login(&h, "vera", "wrong-password-4").await;
-        assert_eq!((s, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "login_backoff"));
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "login_backoff")
+        );
         h.clock.advance(chrono::Duration::milliseconds(1));
         // Failures 5..=10, each after its wait (1, 2, 4, 8, 16, 32 s): the 10th locks.
         let mut wait = 2;
         for i in 5..=10 {
             let (s, v) = try_login(&h, "vera", &format!("wrong-password-{i}")).await;
-            assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "#{i}");
+            assert_eq!(
+                (s, code(&v)),
+                (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                "#{i}"
+            );
             if i < 10 {
                 let (s, v) = try_login(&h, "vera", &password("vera")).await;
-                assert_eq!((s, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "login_backoff"));
+                assert_eq!(
+                    (s, code(&v)),
+                    (StatusCode::TOO_MANY_REQUESTS, "login_backoff")
+                );
                 h.clock.advance(chrono::Duration::seconds(wait));
                 wait *= 2;
             }
         }
         let (s, v) = try_login(&h, "vera", &password("vera")).await;
-        assert_eq!((s, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "locked_out"), "{v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
+            "{v}"
+        );
         // Long after any backoff, still locked (15 minutes).
         h.clock.advance(chrono::Duration::minutes(14));
         let (s, v) = try_login(&h, "vera", &password("vera")).await;
-        assert_eq!((s, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "locked_out"), "{v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
+            "{v}"
+        );
         others_still_served(&mut h).await;
         let locked = events_of(&mut h, "auth.locked").await;
         assert_eq!(locked.len(), 1, "{locked:?}");
@@ -107,19 +130,27 @@ async fn identity_backoff_then_lockout_refuses_the_right_password_until_an_admin
         assert_eq!(failed[0]["data"]["failure"], "wrong_password");
 
         // Only an administrator unlocks.
-        let (s, v) = h.call("bob", "POST", "/api/v1/identities/vera/unlock", None).await;
+        let (s, v) = h
+            .call("bob", "POST", "/api/v1/identities/vera/unlock", None)
+            .await;
         assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
-        let (s, v) = h.call("sam", "POST", "/api/v1/identities/vera/unlock", None).await;
+        let (s, v) = h
+            .call("sam", "POST", "/api/v1/identities/vera/unlock", None)
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        assert_eq!((v["was_locked"].as_bool(), v["failures"].as_u64()), (Some(true), Some(10)));
+        assert_eq!(
+            (v["was_locked"].as_bool(), v["failures"].as_u64()),
+            (Some(true), Some(10))
+        );
         let (s, v) = try_login(&h, "vera", &password("vera")).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let unlocked = events_of(&mut h, "auth.unlocked").await;
         assert_eq!(unlocked.len(), 1);
         assert_eq!(unlocked[0]["actor"], "sam");
         let logins = events_of(&mut h, "auth.login").await;
-        assert!(logins.iter().any(|e| e["data"]["identity"] == "vera"
-            && e["data"]["source"] == "127.0.0.1"));
+        assert!(logins
+            .iter()
+            .any(|e| e["data"]["identity"] == "vera" && e["data"]["source"] == "127.0.0.1"));
         h.stop().await;
     })
     .await;
@@ -163,10 +194,18 @@ async fn a_source_guessing_many_identities_backs_off_and_locks() {
         // Each name fails once (no identity backoff): the source's count climbs.
         for i in 0..6 {
             let (s, v) = try_login(&h, &format!("guess-{i}"), "some-password-123").await;
-            assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "#{i}");
+            assert_eq!(
+                (s, code(&v)),
+                (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                "#{i}"
+            );
         }
         let (s, v) = try_login(&h, "guess-6", "some-password-123").await;
-        assert_eq!((s, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "login_backoff"), "{v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "login_backoff"),
+            "{v}"
+        );
         // Bob's session is not a sign-in: still served.
         let (s, _) = h.raw("GET", "/api/v1/auth/whoami", Some(&bob), None).await;
         assert_eq!(s, StatusCode::OK);
@@ -178,7 +217,11 @@ async fn a_source_guessing_many_identities_backs_off_and_locks() {
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         // The 8th failure locked the address: even a right password is refused from it.
         let (s, v) = try_login(&h, "bob", &password("bob")).await;
-        assert_eq!((s, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "locked_out"), "{v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
+            "{v}"
+        );
         let (s, _) = h.raw("GET", "/api/v1/auth/whoami", Some(&bob), None).await;
         assert_eq!(s, StatusCode::OK, "sessions keep working");
         let locked = events_of(&mut h, "auth.locked").await;
@@ -200,16 +243,37 @@ async fn every_failed_sign_in_gets_one_answer() {
         let mut h = Harness::start(store).await;
         let secret = enroll_totp(&mut h, "alice").await;
         let (s, reference) = try_login(&h, "bob", "wrong-password-of-bob").await;
-        assert_eq!((s, code(&reference)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+        assert_eq!(
+            (s, code(&reference)),
+            (StatusCode::UNAUTHORIZED, "unauthenticated")
+        );
         let now = h.clock.now_ts();
         let right_code = jitgate_server::auth::totp_code_at(&secret, now).unwrap();
-        let wrong_code = format!("{:06}", (right_code.parse::<u32>().unwrap() + 500_000) % 1_000_000);
+        let wrong_code = format!(
+            "{:06}",
+            (right_code.parse::<u32>().unwrap() + 500_000) % 1_000_000
+        );
         let cases = [
-            ("nobody-here", json!({"identity": "nobody-here", "password": "whatever-password"})),
-            ("disabled, right password", json!({"identity": "dave", "password": password("dave")})),
-            ("workload", json!({"identity": "svc-historian", "password": "whatever-password"})),
-            ("TOTP: wrong password, right code", json!({"identity": "alice", "password": "wrong-password-x", "totp": right_code})),
-            ("TOTP: right password, wrong code", json!({"identity": "alice", "password": password("alice"), "totp": wrong_code})),
+            (
+                "nobody-here",
+                json!({"identity": "nobody-here", "password": "whatever-password"}),
+            ),
+            (
+                "disabled, right password",
+                json!({"identity": "dave", "password": password("dave")}),
+            ),
+            (
+                "workload",
+                json!({"identity": "svc-historian", "password": "whatever-password"}),
+            ),
+            (
+                "TOTP: wrong password, right code",
+                json!({"identity": "alice", "password": "wrong-password-x", "totp": right_code}),
+            ),
+            (
+                "TOTP: right password, wrong code",
+                json!({"identity": "alice", "password": password("alice"), "totp": wrong_code}),
+            ),
         ];
         for (what, body) in cases {
             let (s, v) = h.raw("POST", LOGIN, None, Some(body)).await;
@@ -225,7 +289,13 @@ async fn every_failed_sign_in_gets_one_answer() {
             .iter()
             .map(|e| e["data"]["failure"].as_str().unwrap().to_string())
             .collect();
-        for k in ["unknown_identity", "identity_disabled", "no_password", "wrong_password", "wrong_totp"] {
+        for k in [
+            "unknown_identity",
+            "identity_disabled",
+            "no_password",
+            "wrong_password",
+            "wrong_totp",
+        ] {
             assert!(kinds.iter().any(|x| x == k), "{k} logged: {kinds:?}");
         }
         h.stop().await;
@@ -260,7 +330,9 @@ async fn wrong_step_up_codes_count_toward_the_lockout() {
         let mut answered = 0;
         let mut refused = 0;
         for _ in 0..300 {
-            let (s, v) = h.call("bob", "POST", approve, Some(body(&next_wrong()))).await;
+            let (s, v) = h
+                .call("bob", "POST", approve, Some(body(&next_wrong())))
+                .await;
             match code(&v) {
                 "bad_totp" => answered += 1,
                 "login_backoff" | "locked_out" => {
@@ -270,14 +342,19 @@ async fn wrong_step_up_codes_count_toward_the_lockout() {
                 other => panic!("{other}: {v}"),
             }
         }
-        assert_eq!(answered, 4, "three free failures and the one that starts the backoff");
+        assert_eq!(
+            answered, 4,
+            "three free failures and the one that starts the backoff"
+        );
         assert_eq!(refused, 296);
         // Walk the backoff to the lockout.
         let mut wait = 1;
         while answered < 10 {
             h.clock.advance(chrono::Duration::seconds(wait));
             wait *= 2;
-            let (_, v) = h.call("bob", "POST", approve, Some(body(&next_wrong()))).await;
+            let (_, v) = h
+                .call("bob", "POST", approve, Some(body(&next_wrong())))
+                .await;
             assert_eq!(code(&v), "bad_totp", "{v}");
             answered += 1;
         }
@@ -285,18 +362,33 @@ async fn wrong_step_up_codes_count_toward_the_lockout() {
         let now = h.clock.now_ts();
         let right_now = jitgate_server::auth::totp_code_at(&secret, now).unwrap();
         let (s, v) = h.call("bob", "POST", approve, Some(body(&right_now))).await;
-        assert_eq!((s, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "locked_out"), "{v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
+            "{v}"
+        );
         let (s, v) = h
-            .raw("POST", LOGIN, None, Some(json!({"identity": "bob", "password": password("bob"), "totp": right_now})))
+            .raw(
+                "POST",
+                LOGIN,
+                None,
+                Some(json!({"identity": "bob", "password": password("bob"), "totp": right_now})),
+            )
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "locked_out"), "{v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "locked_out"),
+            "{v}"
+        );
         assert_ne!(right, "");
         let failed = events_of(&mut h, "auth.login_failed").await;
         assert!(failed.iter().all(|e| e["data"]["stage"] == "step_up"));
         assert_eq!(failed.len(), 10);
         others_still_served(&mut h).await;
         // Unlocked, the right code passes the step-up (and the request is then unknown).
-        let (s, _) = h.call("sam", "POST", "/api/v1/identities/bob/unlock", None).await;
+        let (s, _) = h
+            .call("sam", "POST", "/api/v1/identities/bob/unlock", None)
+            .await;
         assert_eq!(s, StatusCode::OK);
         let (s, v) = h.call("bob", "POST", approve, Some(body(&right_now))).await;
         assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
@@ -315,15 +407,34 @@ async fn changing_ones_password_needs_the_current_one_and_ends_the_other_session
         let new_pw = "carols-new-password-2026";
         let change = |current: &str| json!({"current": current, "new": new_pw});
         let (s, v) = h
-            .raw("POST", "/api/v1/auth/password", Some(a), Some(change("not-the-current-one")))
+            .raw(
+                "POST",
+                "/api/v1/auth/password",
+                Some(a),
+                Some(change("not-the-current-one")),
+            )
             .await;
         assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
         let (s, v) = h
-            .raw("POST", "/api/v1/auth/password", Some(a), Some(json!({"current": password("carol"), "new": "short"})))
+            .raw(
+                "POST",
+                "/api/v1/auth/password",
+                Some(a),
+                Some(json!({"current": password("carol"), "new": "short"})),
+            )
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "{v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{v}"
+        );
         let (s, v) = h
-            .raw("POST", "/api/v1/auth/password", Some(a), Some(change(&password("carol"))))
+            .raw(
+                "POST",
+                "/api/v1/auth/password",
+                Some(a),
+                Some(change(&password("carol"))),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["sessions_ended"], 1);
@@ -342,7 +453,12 @@ async fn changing_ones_password_needs_the_current_one_and_ends_the_other_session
         // An administrator's reset ends every session of the person; an administrator
         // changes their own password like everyone else.
         let (s, v) = h
-            .call("sam", "POST", "/api/v1/identities/carol/password", Some(json!({"password": "reset-by-security-1"})))
+            .call(
+                "sam",
+                "POST",
+                "/api/v1/identities/carol/password",
+                Some(json!({"password": "reset-by-security-1"})),
+            )
             .await;
         assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
         let (s, _) = h.raw("GET", "/api/v1/auth/whoami", Some(a), None).await;
@@ -351,19 +467,47 @@ async fn changing_ones_password_needs_the_current_one_and_ends_the_other_session
         assert_eq!((reset.len(), reset[0]["actor"].as_str()), (1, Some("sam")));
         assert_eq!(reset[0]["data"]["sessions_ended"], 2);
         let (s, v) = h
-            .call("sam", "POST", "/api/v1/identities/sam/password", Some(json!({"password": "no-current-needed?"})))
+            .call(
+                "sam",
+                "POST",
+                "/api/v1/identities/sam/password",
+                Some(json!({"password": "no-current-needed?"})),
+            )
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "{v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{v}"
+        );
 
         // With TOTP enrolled, the change needs the code too.
         let secret = enroll_totp(&mut h, "oscar").await;
         let token = h.login("oscar").await;
         let body = json!({"current": password("oscar"), "new": "oscars-new-password-1"});
-        let (s, v) = h.raw("POST", "/api/v1/auth/password", Some(&token), Some(body.clone())).await;
-        assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "totp_required"), "{v}");
+        let (s, v) = h
+            .raw(
+                "POST",
+                "/api/v1/auth/password",
+                Some(&token),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNAUTHORIZED, "totp_required"),
+            "{v}"
+        );
         let mut with_code = body;
-        with_code["totp"] = json!(jitgate_server::auth::totp_code_at(&secret, h.clock.now_ts()).unwrap());
-        let (s, v) = h.raw("POST", "/api/v1/auth/password", Some(&token), Some(with_code)).await;
+        with_code["totp"] =
+            json!(jitgate_server::auth::totp_code_at(&secret, h.clock.now_ts()).unwrap());
+        let (s, v) = h
+            .raw(
+                "POST",
+                "/api/v1/auth/password",
+                Some(&token),
+                Some(with_code),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         h.stop().await;
     })
@@ -380,7 +524,12 @@ async fn logout_everywhere_ends_every_session() {
             tokens.push(v["token"].as_str().unwrap().to_string());
         }
         let (s, v) = h
-            .raw("POST", "/api/v1/auth/logout/everywhere", Some(&tokens[0]), None)
+            .raw(
+                "POST",
+                "/api/v1/auth/logout/everywhere",
+                Some(&tokens[0]),
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["sessions_ended"], 3);
@@ -434,7 +583,10 @@ async fn a_full_password_pool_answers_server_busy_and_recovers() {
             other => panic!("{other}"),
         }
     }
-    assert!(busy > 0, "one running and two waiting: the rest of 24 at once are refused");
+    assert!(
+        busy > 0,
+        "one running and two waiting: the rest of 24 at once are refused"
+    );
     others_still_served(&mut h).await;
     h.stop().await;
 }
@@ -448,7 +600,10 @@ async fn totp_secrets_are_stored_encrypted_and_clear_ones_are_encrypted_at_start
         let mut tx = h.state().store.read().await.unwrap();
         tx.get_totp("alice").await.unwrap().unwrap().secret_b32
     };
-    assert!(stored.starts_with("enc1:") && !stored.contains(&secret), "{stored}");
+    assert!(
+        stored.starts_with("enc1:") && !stored.contains(&secret),
+        "{stored}"
+    );
     // A secret stored in clear by an earlier version is encrypted at the next start and
     // keeps working.
     let clear = jitgate_server::auth::new_totp_secret();
@@ -462,13 +617,21 @@ async fn totp_secrets_are_stored_encrypted_and_clear_ones_are_encrypted_at_start
         let mut tx = h.state().store.read().await.unwrap();
         tx.get_totp("bob").await.unwrap().unwrap().secret_b32
     };
-    assert!(stored.starts_with("enc1:") && !stored.contains(&clear), "{stored}");
+    assert!(
+        stored.starts_with("enc1:") && !stored.contains(&clear),
+        "{stored}"
+    );
     let key = std::fs::metadata(h.data.path().join("totp.key")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
     let code = jitgate_server::auth::totp_code_at(&clear, h.clock.now_ts()).unwrap();
     let (s, v) = h
-        .raw("POST", LOGIN, None, Some(json!({"identity": "bob", "password": password("bob"), "totp": code})))
+        .raw(
+            "POST",
+            LOGIN,
+            None,
+            Some(json!({"identity": "bob", "password": password("bob"), "totp": code})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     h.stop().await;

@@ -56,7 +56,11 @@ fn up_is_owner_only_and_sessions_end_everywhere_through_the_cli() {
         &["password", "--password-stdin"],
         Some(&format!("{}\nalices-new-password-1\n", pw("alice"))),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 other session(s) ended"));
     assert!(!elsewhere.run("alice", &["whoami"], None).status.success());
     here.ok("alice", &["whoami"]);
@@ -76,7 +80,10 @@ fn up_is_owner_only_and_sessions_end_everywhere_through_the_cli() {
     );
     assert!(!bad.status.success());
     let out = here.ok("sam", &["identities", "unlock", "bob"]);
-    assert!(out.contains("was not locked out; 1 failed attempt(s) forgotten"), "{out}");
+    assert!(
+        out.contains("was not locked out; 1 failed attempt(s) forgotten"),
+        "{out}"
+    );
     let not_admin = here.run("alice", &["identities", "unlock", "bob"], None);
     assert!(!not_admin.status.success());
     up.stop();
