@@ -18,6 +18,9 @@
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
 //! - [`payload`]   — typed payloads of the lifecycle's events (written and read as structs).
+//! - [`server_payload`] — typed payloads of the events the server records around the
+//!   lifecycle (context, inventory, policy, keys, factors, reviews, teardown checks, gateway
+//!   reports).
 //! - [`event`]     — the evidence event shape every transition appends, and its canonical bytes.
 //! - [`error`]     — [`CoreError`], one variant per rule a caller can break, each with a code.
 
@@ -33,6 +36,7 @@ pub mod lifecycle;
 pub mod lockout;
 pub mod payload;
 pub mod scope;
+pub mod server_payload;
 pub mod teardown;
 
 pub use clock::{Clock, ManualClock, SystemClock};

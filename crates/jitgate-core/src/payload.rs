@@ -45,7 +45,7 @@ impl Event {
 
     /// This event's data read as `P` whatever the event's kind (for payloads more than one
     /// kind carries, e.g. [`RequestVoided`] in a `request.decided` denial).
-    pub fn payload_as<P: Payload>(&self) -> Option<P> {
+    pub fn payload_as<P: DeserializeOwned>(&self) -> Option<P> {
         serde_json::from_value(self.data.clone()).ok()
     }
 }

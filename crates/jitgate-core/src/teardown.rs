@@ -32,6 +32,15 @@ impl TeardownVerdict {
             TeardownVerdict::Failed => "failed",
         }
     }
+    /// The verdict `as_str` names (as stored by the teardown table).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "verified" => Some(TeardownVerdict::Verified),
+            "partial" => Some(TeardownVerdict::Partial),
+            "failed" => Some(TeardownVerdict::Failed),
+            _ => None,
+        }
+    }
     /// `verified` and `partial` close the grant; `failed` is retried.
     pub fn is_final(self) -> bool {
         self != TeardownVerdict::Failed

@@ -7,6 +7,7 @@
 
 use crate::bundle::{determining_policies, VerifiedBundle, VerifiedEvent};
 use crate::timeline::summary;
+use jitgate_core::server_payload::{GatewayReport, OperationOutcome};
 use jitgate_core::EventKind;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -85,9 +86,14 @@ fn seqs(events: &[&VerifiedEvent]) -> String {
 
 /// Allowed (`Some(true)`), denied (`Some(false)`) or unknown, from an operation's details.
 fn op_allowed(e: &VerifiedEvent) -> Option<bool> {
-    let d = e.event.data.get("detail").unwrap_or(&e.event.data);
-    if let Some(b) = d.get("allowed").and_then(Value::as_bool) {
-        return Some(b);
+    GatewayReport::of(&e.event).and_then(|r| detail_allowed(&r.detail))
+}
+
+/// Allowed or denied, from a gateway's operation detail: the `allowed` every protocol
+/// writes ([`OperationOutcome`]), else a verdict word of a gateway that words it.
+pub(crate) fn detail_allowed(d: &Value) -> Option<bool> {
+    if let Ok(o) = serde_json::from_value::<OperationOutcome>(d.clone()) {
+        return Some(o.allowed);
     }
     for key in ["verdict", "decision", "outcome", "result"] {
         match d.get(key).and_then(Value::as_str) {
@@ -459,7 +465,11 @@ pub fn report_html(b: &VerifiedBundle) -> String {
     let step_up: Vec<&VerifiedEvent> = approvals
         .iter()
         .copied()
-        .filter(|e| e.event.data.get("step_up").and_then(Value::as_bool) == Some(true))
+        .filter(|e| {
+            e.event
+                .payload::<jitgate_core::payload::ApprovalRecorded>()
+                .is_some_and(|a| a.step_up)
+        })
         .collect();
     let denied_ops: Vec<&VerifiedEvent> = operations
         .iter()

@@ -7,6 +7,9 @@
 //! nothing is lost to the mapping.
 
 use crate::timeline::summary;
+use jitgate_core::lifecycle::{AccessPath, ApprovalVerdict};
+use jitgate_core::payload::{ApprovalRecorded, GrantIssued, RequestDecided, RequestSubmitted};
+use jitgate_core::server_payload::GatewayReport;
 use jitgate_core::{Event, EventKind};
 use serde_json::{json, Value};
 
@@ -19,28 +22,26 @@ const FACILITY: u8 = 13;
 
 /// Did the event record something refused or denied?
 fn is_denial(e: &Event) -> bool {
-    let d = e.data.get("detail").unwrap_or(&e.data);
-    let denied_word = |k: &str| {
-        matches!(
-            d.get(k).and_then(Value::as_str),
-            Some("denied" | "deny" | "refused" | "blocked")
-        )
-    };
-    matches!(e.kind, EventKind::RequestDenied)
-        || e.kind.as_str() == "session.refused"
-        || d.get("allowed").and_then(Value::as_bool) == Some(false)
-        || denied_word("verdict")
-        || denied_word("decision")
-        || (e.kind == EventKind::RequestDecided
-            && e.data.get("allowed").and_then(Value::as_bool) == Some(false))
-        || (e.kind == EventKind::ApprovalRecorded
-            && e.data.get("verdict").and_then(Value::as_str) == Some("deny"))
-        || e.kind.as_str().ends_with(".failed")
+    match e.kind {
+        EventKind::RequestDenied | EventKind::SessionRefused => true,
+        EventKind::RequestDecided => e.payload::<RequestDecided>().is_some_and(|d| !d.allowed),
+        EventKind::ApprovalRecorded => e
+            .payload::<ApprovalRecorded>()
+            .is_some_and(|a| a.verdict == ApprovalVerdict::Deny),
+        EventKind::Operation => GatewayReport::of(e)
+            .is_some_and(|r| crate::report::detail_allowed(&r.detail) == Some(false)),
+        _ => e.kind.as_str().ends_with(".failed"),
+    }
 }
 
 fn is_emergency(e: &Event) -> bool {
-    e.data.get("emergency").and_then(Value::as_bool) == Some(true)
-        || e.data.get("path").and_then(Value::as_str) == Some("emergency")
+    match e.kind {
+        EventKind::GrantIssued => e.payload::<GrantIssued>().is_some_and(|g| g.emergency),
+        EventKind::RequestSubmitted => e
+            .payload::<RequestSubmitted>()
+            .is_some_and(|r| r.path == AccessPath::Emergency),
+        _ => false,
+    }
 }
 
 /// (class_uid, class_name, activity_id, activity_name)
@@ -57,7 +58,8 @@ fn ocsf_class(e: &Event) -> (u32, &'static str, u32, &'static str) {
         "session.ended" => (AUTHN, 2, "Logoff"),
         "credential.issued" => (AUTHN, 3, "Authentication Ticket"),
         "operation" => {
-            let d = e.data.get("detail").unwrap_or(&e.data);
+            let report = GatewayReport::of(e);
+            let d = report.as_ref().map_or(&e.data, |r| &r.detail);
             let op = ["operation", "function", "access"]
                 .iter()
                 .find_map(|k| d.get(*k).and_then(Value::as_str))

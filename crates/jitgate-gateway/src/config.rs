@@ -7,8 +7,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// jitgate server URL, e.g. `http://127.0.0.1:8080`.
+    /// jitgate server URL, e.g. `https://jitgate.plant.example:8443`.
     pub server: String,
+    /// With an `https://` server: the SHA-256 fingerprint of the server's certificate
+    /// (`sha256:…`, printed by `jitgate serve`). Exactly that certificate is accepted.
+    #[serde(default)]
+    pub server_fingerprint: Option<String>,
+    /// With an `https://` server: PEM CA certificate(s) the server's certificate must chain
+    /// to (e.g. the `tls/ca-cert.pem` `jitgate serve` generates in its data directory).
+    #[serde(default)]
+    pub server_ca_file: Option<PathBuf>,
     /// The gateway's API key (`jgk_...`), or use `api_key_file` / `JITGATE_GATEWAY_KEY`.
     #[serde(default)]
     pub api_key: Option<String>,
@@ -92,7 +100,37 @@ impl GatewayConfig {
                 self.server
             )));
         }
+        self.server_trust()?;
         Ok(())
+    }
+
+    /// How the server is recognised: `None` for a plain `http://` server, else its pin. An
+    /// `https://` server without a pin is an error: the gateway would otherwise send its API
+    /// key to whoever answers.
+    pub fn server_trust(&self) -> Result<Option<crate::server_trust::ServerTrust>, ConfigError> {
+        use crate::server_trust::{parse_fingerprint, ServerTrust};
+        let https = self.server.starts_with("https://");
+        match (&self.server_fingerprint, &self.server_ca_file) {
+            (Some(_), Some(_)) => Err(ConfigError::Invalid(
+                "set server_fingerprint or server_ca_file, not both".into(),
+            )),
+            (Some(_), None) | (None, Some(_)) if !https => Err(ConfigError::Invalid(format!(
+                "server_fingerprint / server_ca_file pin a TLS server, but server {:?} is plain \
+                 http://; use the https:// URL `jitgate serve` prints",
+                self.server
+            ))),
+            (Some(fp), None) => parse_fingerprint(fp)
+                .map(|fp| Some(ServerTrust::Fingerprint(fp)))
+                .map_err(|m| ConfigError::Invalid(format!("server_fingerprint: {m}"))),
+            (None, Some(ca)) => Ok(Some(ServerTrust::CaFile(ca.clone()))),
+            (None, None) if https => Err(ConfigError::Invalid(format!(
+                "server {:?} is https:// but nothing pins it: set server_fingerprint = \
+                 \"sha256:…\" (printed by `jitgate serve`) or server_ca_file = \
+                 \"/path/to/ca-cert.pem\" (the server's data directory holds tls/ca-cert.pem)",
+                self.server
+            ))),
+            (None, None) => Ok(None),
+        }
     }
 
     pub fn offline_grace(&self) -> Result<std::time::Duration, ConfigError> {

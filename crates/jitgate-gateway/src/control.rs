@@ -8,6 +8,7 @@
 //! too.
 
 use crate::runtime::Gateway;
+use crate::server_trust::ServerIo;
 use crate::wire::{ControlDown, ControlUp, Revocation};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
@@ -22,10 +23,16 @@ const SILENCE: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-pub async fn run(gw: Arc<Gateway>, url: String, key: String, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    gw: Arc<Gateway>,
+    url: String,
+    key: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        match connect(&url, &key).await {
+        match connect(&url, &key, tls.clone()).await {
             Ok(ws) => {
                 backoff = BACKOFF_MIN;
                 gw.control_connected.store(true, Ordering::SeqCst);
@@ -48,22 +55,38 @@ pub async fn run(gw: Arc<Gateway>, url: String, key: String, mut stop: watch::Re
     }
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<Box<dyn ServerIo>>;
 
-async fn connect(url: &str, key: &str) -> Result<Ws, String> {
+/// Open the WebSocket: `wss://` over TLS pinned like the API calls (`tls`), or `ws://`. The
+/// API key is sent only once the server's certificate has been verified.
+async fn connect(
+    url: &str,
+    key: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Ws, String> {
     let mut req = url.into_client_request().map_err(|e| e.to_string())?;
     let auth = format!("Bearer {key}")
         .parse()
         .map_err(|_| "the API key is not a valid header value".to_string())?;
     req.headers_mut().insert("authorization", auth);
-    let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .map_err(|_| "timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+    let uri = req.uri().clone();
+    let secure = uri.scheme_str() == Some("wss");
+    if secure != tls.is_some() {
+        return Err(format!(
+            "{url}: wss:// needs the server's pin and ws:// must not have one"
+        ));
+    }
+    let host = uri.host().ok_or_else(|| format!("{url} has no host"))?;
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let open = async {
+        let stream = crate::server_trust::connect(host, port, tls).await?;
+        tokio_tungstenite::client_async(req, stream)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let (ws, _) = tokio::time::timeout(Duration::from_secs(5), open)
+        .await
+        .map_err(|_| "timed out".to_string())??;
     Ok(ws)
 }
 

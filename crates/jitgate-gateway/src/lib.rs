@@ -16,7 +16,8 @@
 //! - The gateway process: [`config`] (`gateway.toml`), [`runtime`] (announce to the server,
 //!   refresh keys and assets, accept tunnels, the registry of live sessions), [`session`]
 //!   (one tunnel: handshake, online check, the inspection loop, expiry at the edge),
-//!   [`spool`] (ordered, at-least-once delivery of events with a disk spool), [`server_api`],
+//!   [`spool`] (ordered, at-least-once delivery of events with a disk spool), [`server_api`]
+//!   (HTTPS calls to the server, pinned by [`server_trust`]: fingerprint or CA file),
 //!   [`control`] (the WebSocket control channel: revocations and key retirements in,
 //!   acknowledgements out), [`revocations`] (the persisted list of ended grants whose
 //!   credentials are refused) and [`refusals`] (pre-authentication refusals counted per
@@ -33,6 +34,7 @@ pub mod refusals;
 pub mod revocations;
 pub mod runtime;
 pub mod server_api;
+pub mod server_trust;
 pub mod session;
 pub mod spool;
 pub mod tls;

@@ -505,12 +505,36 @@ impl RunningGateway {
     }
 }
 
+/// Is the server URL's host a loopback address (or `localhost`)?
+fn server_is_loopback(server: &str) -> bool {
+    let Some(host) = reqwest::Url::parse(server)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+    else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Start: TLS material, announce to the server (which must answer: a gateway without keys
 /// cannot verify anything), spool delivery, accept loop, periodic refresh.
 pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError> {
     config.validate()?;
     let key = config.api_key()?;
-    let api = ServerApi::new(&config.server, &key).map_err(GatewayError::Server)?;
+    let trust = config.server_trust()?;
+    if trust.is_none() && !server_is_loopback(&config.server) {
+        tracing::warn!(
+            server = %config.server,
+            "the server is plain http:// off loopback: the API key, revocations and token keys \
+             cross the network in clear; use the server's https:// URL with server_fingerprint \
+             or server_ca_file"
+        );
+    }
+    let api = ServerApi::new(&config.server, &key, trust.as_ref()).map_err(GatewayError::Server)?;
     crate::private::state_dir(&config.state_dir).map_err(|e| {
         GatewayError::Other(format!("state_dir {}: {e}", config.state_dir.display()))
     })?;
@@ -606,6 +630,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         gateway.clone(),
         control_url,
         key.clone(),
+        api.tls(),
         stop_rx.clone(),
     ));
     let refresh_gw = gateway.clone();

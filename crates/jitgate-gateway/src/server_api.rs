@@ -1,9 +1,11 @@
 //! The gateway's client of the server API (`/api/v1/gateway/...`), authenticated with the
 //! gateway's API key.
 
+use crate::server_trust::ServerTrust;
 use crate::wire::{
     GatewayEvent, GatewayEventAck, GatewayEventBatch, GatewayHello, GatewaySetup, GrantStatus,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +16,19 @@ pub enum ApiError {
     /// The server answered with an error.
     #[error("server refused ({status}): {body}")]
     Refused { status: u16, body: String },
+    /// The server's TLS certificate is not the pinned one (or does not chain to the pinned
+    /// CA): nothing was sent to it.
+    #[error("the server's certificate is not trusted: {0}; check server_fingerprint / server_ca_file in gateway.toml")]
+    Untrusted(String),
+}
+
+fn send_error(e: reqwest::Error) -> ApiError {
+    let text = crate::server_trust::error_chain(&e);
+    if crate::server_trust::is_certificate_error(&text) {
+        ApiError::Untrusted(text)
+    } else {
+        ApiError::Unreachable(text)
+    }
 }
 
 #[derive(Clone)]
@@ -21,20 +36,47 @@ pub struct ServerApi {
     base: String,
     key: String,
     http: reqwest::Client,
+    /// TLS to the server (`https://`), pinned; `None` for plain `http://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ServerApi {
-    pub fn new(server: &str, key: &str) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
+    /// A client of `server`; an `https://` server must come with its pin (`trust`).
+    pub fn new(server: &str, key: &str, trust: Option<&ServerTrust>) -> Result<Self, ApiError> {
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_secs(2));
+        let tls = match trust {
+            Some(t) => Some(
+                crate::server_trust::client_config(t)
+                    .map_err(|e| ApiError::Untrusted(e.to_string()))?,
+            ),
+            None if server.starts_with("https://") => {
+                return Err(ApiError::Untrusted(
+                    "an https:// server needs server_fingerprint or server_ca_file".into(),
+                ))
+            }
+            None => None,
+        };
+        if let Some(config) = &tls {
+            builder = builder
+                .use_preconfigured_tls((**config).clone())
+                .https_only(true);
+        }
+        let http = builder
             .build()
             .map_err(|e| ApiError::Unreachable(e.to_string()))?;
         Ok(ServerApi {
             base: format!("{}/api/v1", server.trim_end_matches('/')),
             key: key.to_string(),
             http,
+            tls,
         })
+    }
+
+    /// The pinned TLS configuration for the control channel (`None`: plain `ws://`).
+    pub fn tls(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.tls.clone()
     }
 
     async fn send<T: serde::de::DeserializeOwned>(
@@ -45,7 +87,7 @@ impl ServerApi {
             .bearer_auth(&self.key)
             .send()
             .await
-            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
+            .map_err(send_error)?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
@@ -59,14 +101,18 @@ impl ServerApi {
             .map_err(|e| ApiError::Unreachable(format!("reading the answer: {e}")))
     }
 
-    /// The control channel's WebSocket URL (`ws://…/api/v1/gateway/control`).
+    /// The control channel's WebSocket URL: `wss://…/api/v1/gateway/control` for an
+    /// `https://` server (same pin as the API calls), `ws://…` for a plain one.
     pub fn control_url(&self) -> Result<String, String> {
         if let Some(rest) = self.base.strip_prefix("http://") {
             Ok(format!("ws://{rest}/gateway/control"))
-        } else if self.base.starts_with("https://") {
-            Err("the control channel speaks ws:// only: give the server as http://host:port (on a trusted network or loopback), or put both behind a TLS tunnel".into())
+        } else if let Some(rest) = self.base.strip_prefix("https://") {
+            Ok(format!("wss://{rest}/gateway/control"))
         } else {
-            Err(format!("server URL {} must start with http://", self.base))
+            Err(format!(
+                "server URL {} must start with https:// or http://",
+                self.base
+            ))
         }
     }
 

@@ -14,6 +14,9 @@ use crate::runtime::Gateway;
 use crate::tunnel::{self, ChallengeMsg, HelloMsg, Proof};
 use crate::wire::SessionClosed;
 use jitgate_core::event::rfc3339;
+use jitgate_core::server_payload::{
+    SessionEndedDetail, SessionRefusedDetail, SessionStartedDetail,
+};
 use jitgate_core::Asset;
 use jitgate_credential::GrantClaims;
 use serde_json::json;
@@ -208,7 +211,14 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
         started,
         Some(&claims.grant_id),
         Some(&session_id),
-        json!({"subject": claims.subject, "asset": asset.id, "device": address, "peer": peer.to_string(), "token_id": claims.token_id, "expires_at": rfc3339(claims.expires_at)}),
+        detail(&SessionStartedDetail {
+            subject: claims.subject.clone(),
+            asset: asset.id.clone(),
+            device: Some(address.to_string()),
+            peer: Some(peer.to_string()),
+            token_id: Some(claims.token_id.clone()),
+            expires_at: Some(claims.expires_at),
+        }),
     );
 
     // Expiry at the edge: from the token's own expiry, whatever the server says or does.
@@ -243,7 +253,13 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
         closed_at,
         Some(&claims.grant_id),
         Some(&session_id),
-        json!({"reason": end, "operations": stats.operations, "denied": stats.denied, "bytes_from_client": stats.bytes_in, "bytes_to_client": stats.bytes_out}),
+        detail(&SessionEndedDetail {
+            reason: end,
+            operations: stats.operations,
+            denied: stats.denied,
+            bytes_from_client: stats.bytes_in,
+            bytes_to_client: stats.bytes_out,
+        }),
     );
 }
 
@@ -273,7 +289,12 @@ fn refused(
         at,
         grant,
         Some(session_id),
-        json!({"code": refusal.code, "reason": refusal.message, "peer": peer.to_string(), "token_fingerprint": progress.fingerprint}),
+        detail(&SessionRefusedDetail {
+            code: refusal.code.to_string(),
+            reason: refusal.message.clone(),
+            peer: Some(peer.to_string()),
+            token_fingerprint: progress.fingerprint.clone(),
+        }),
     );
 }
 
@@ -331,7 +352,9 @@ async fn handshake(
     let now = gw.clock_now();
     let claims = match gw.verify_token(&hello.token, now) {
         // A key the gateway has not seen may be a fresh rotation: refetch the keys once.
-        Err(e) if e.code() == "unknown_key" && gw.refresh_if_stale().await => {
+        Err(jitgate_credential::CredentialError::UnknownKey { .. })
+            if gw.refresh_if_stale().await =>
+        {
             gw.verify_token(&hello.token, now)
         }
         other => other,
@@ -577,4 +600,9 @@ fn record_op(
     }
     gw.events
         .record("operation", at, Some(&claims.grant_id), Some(session), data);
+}
+
+/// An event detail as the JSON the server records (the shapes are the core's).
+fn detail<T: serde::Serialize>(d: &T) -> serde_json::Value {
+    serde_json::to_value(d).unwrap_or_default()
 }

@@ -121,6 +121,8 @@ async fn gateway(
     .await;
     let config = jitgate_gateway::config::GatewayConfig {
         server: base.to_string(),
+        server_fingerprint: None,
+        server_ca_file: None,
         api_key: Some(key["key"].as_str().unwrap().to_string()),
         api_key_file: None,
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -149,6 +149,8 @@ async fn gateway(
         .await;
     let config = GatewayConfig {
         server: api.base.clone(),
+        server_fingerprint: None,
+        server_ca_file: None,
         api_key: Some(key["key"].as_str().unwrap().to_string()),
         api_key_file: None,
         listen: "127.0.0.1:0".parse().unwrap(),

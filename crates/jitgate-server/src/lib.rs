@@ -9,7 +9,7 @@
 //!
 //! 1. Foundations, importing no other part of the server:
 //!    - [`config`]  — the server's TOML configuration, `JITGATE_*` overrides, validation,
-//!      including the `[evidence]`, `[[siem]]` and `[console]` sections.
+//!      including the `[evidence]`, `[[siem]]`, `[console]` and `[tls]` sections.
 //!    - [`error`]   — [`error::ServerError`]: every crate's errors mapped to the one code
 //!      table (the HTTP status and JSON body are made in [`api::response`]).
 //!    - [`views`]   — the JSON bodies of the API, shared with the CLI (`api::types`).
@@ -47,6 +47,8 @@
 //!      OpenAPI.
 //!    - [`console`] — the web console: embedded page, cookie sign-in with CSRF protection
 //!      and idle timeout in front of the same `/api/v1` handlers, live updates (SSE).
+//!    - [`tls`]     — serving HTTPS: certificate from files or a CA generated in the data
+//!      dir, HSTS, and the refusal to serve plain HTTP off loopback.
 //!
 //! Start-up order matters: the store is opened and migrated, the policy set loaded (a broken
 //! set stops the start), then one scheduler pass ends every grant whose expiry passed while
@@ -74,6 +76,7 @@ pub mod siem;
 pub mod state;
 pub mod teardown;
 pub mod throttle;
+pub mod tls;
 pub mod views;
 pub mod visibility;
 
@@ -114,6 +117,8 @@ pub enum StartError {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// The certificate served, when TLS is on (its fingerprint is what clients pin).
+    pub tls: Option<tls::TlsInfo>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -177,6 +182,8 @@ pub async fn start_with_store(
     clock: Arc<dyn Clock>,
     store: Store,
 ) -> Result<RunningServer, StartError> {
+    // Before anything else: plain HTTP off loopback stops the start here.
+    let server_tls = tls::prepare(&config).map_err(StartError::Other)?;
     let loaded = policy::load(config.policy_dir.as_deref())?;
     let policy_info = policy::info(&loaded);
     let keyring = jitgate_credential::KeyRing::open_or_create(&config.data_dir, clock.now())
@@ -263,19 +270,7 @@ pub async fn start_with_store(
         .map_err(|e| StartError::Other(e.to_string()))?;
     let rx = shutdown_rx;
     let app = app(state.clone());
-    let mut serve_rx = rx.clone();
-    let server = tokio::spawn(async move {
-        // The peer address is kept: failed sign-ins are also counted per source.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = serve_rx.changed().await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    let server = tls::spawn_server(listener, app, server_tls.as_ref(), rx.clone());
     let notifications = tokio::spawn(notify::run(state.clone(), rx.clone()));
     let teardowns = tokio::spawn(teardown::run(state.clone(), rx.clone()));
     let scheduler = tokio::spawn(scheduler::run(state.clone(), rx));
@@ -285,10 +280,11 @@ pub async fn start_with_store(
         shutdown.subscribe(),
     ))];
     evidence_tasks.extend(siem::spawn(&state, &shutdown.subscribe()));
-    tracing::info!(%addr, "jitgate server listening");
+    tracing::info!(%addr, tls = server_tls.is_some(), "jitgate server listening");
     Ok(RunningServer {
         addr,
         state,
+        tls: server_tls.map(|t| t.info),
         shutdown,
         tasks: vec![server, scheduler, notifications, teardowns]
             .into_iter()

@@ -6,7 +6,7 @@
 use crate::error::ApiResult;
 use crate::state::{AppState, LoadedPolicies};
 use crate::views::PolicyInfo;
-use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::event::{Actor, Event};
 use jitgate_core::scope::Scope;
 use jitgate_core::{AccessPath, Asset, Decision, Identity, Org};
 use jitgate_policy::{DecisionInput, PolicySet};
@@ -40,15 +40,14 @@ pub async fn record_loaded(state: &AppState, actor: Actor, info: &PolicyInfo) ->
     let previous = tx.get_setting("policy_set_hash").await?;
     if previous.as_deref() != Some(info.hash.as_str()) {
         tx.set_setting("policy_set_hash", &info.hash).await?;
-        tx.append_events(&[
-            Event::new(EventKind::PolicyLoaded, actor, state.clock.now()).data(serde_json::json!({
-                "hash": info.hash,
-                "previous": previous,
-                "policies": info.policies,
-                "source": info.source,
-            })),
-        ])
-        .await?;
+        let loaded = jitgate_core::server_payload::PolicyLoaded {
+            hash: info.hash.clone(),
+            previous,
+            policies: info.policies.clone(),
+            source: info.source.clone(),
+        };
+        tx.append_events(&[Event::with_payload(actor, state.clock.now(), &loaded)?])
+            .await?;
     }
     tx.commit().await?;
     Ok(())

@@ -8,34 +8,18 @@ use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
 use crate::notify::{self, Notice};
 use crate::state::AppState;
-use jitgate_core::event::{rfc3339, Actor, Event, EventKind};
+use jitgate_core::event::{Actor, Event};
+use jitgate_core::server_payload::{ReviewCompleted, ReviewOpened};
 use jitgate_core::{ApprovalVerdict, CoreError, Grant, GrantState, Request, Timestamp};
 use jitgate_store::{ReviewFilter, ReviewRecord, ReviewState, StoreError, Tx};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 /// Why a review was opened (the rule of when is the core's: `lifecycle::Effect::OpenReview`).
 pub use jitgate_core::lifecycle::ReviewReason;
 
-/// What the reviewer concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewOutcome {
-    /// Nothing to follow up.
-    Ok,
-    /// Something needs follow-up; the note says what.
-    Finding,
-}
-
-impl ReviewOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReviewOutcome::Ok => "ok",
-            ReviewOutcome::Finding => "finding",
-        }
-    }
-}
+pub use jitgate_core::server_payload::ReviewOutcome;
 
 /// A review as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -135,16 +119,16 @@ pub async fn open_review(
         completed_at: None,
     };
     if tx.open_review(&record).await? {
-        tx.append_events(&[Event::new(EventKind::ReviewOpened, Actor::system(), now)
+        let opened = ReviewOpened {
+            reason,
+            subject: grant.subject.clone(),
+            due_at,
+            detail,
+        };
+        tx.append_events(&[Event::with_payload(Actor::system(), now, &opened)?
             .request(&grant.request_id)
-            .grant(&grant.id)
-            .data(json!({
-                "reason": reason.as_str(),
-                "subject": grant.subject,
-                "due_at": rfc3339(due_at),
-                "detail": detail,
-            }))])
-        .await?;
+            .grant(&grant.id)])
+            .await?;
     }
     Ok(())
 }
@@ -293,20 +277,21 @@ pub async fn complete_review(
         )
         .await?;
         events.push(
-            Event::new(
-                EventKind::ReviewCompleted,
+            Event::with_payload(
                 Actor::identity(caller.id()),
                 now,
-            )
+                &ReviewCompleted {
+                    reason: ReviewReason::parse(&rv.reason).ok_or_else(|| {
+                        ServerError::Internal(format!("stored review reason {:?}", rv.reason))
+                    })?,
+                    outcome,
+                    note: note.to_string(),
+                    due_at: rv.due_at,
+                    late: now > rv.due_at,
+                },
+            )?
             .request(&rv.request_id)
-            .grant(grant_id)
-            .data(json!({
-                "reason": rv.reason,
-                "outcome": outcome.as_str(),
-                "note": note,
-                "due_at": rfc3339(rv.due_at),
-                "late": now > rv.due_at,
-            })),
+            .grant(grant_id),
         );
         let mut completed = rv.clone();
         completed.reviewer = Some(caller.id().to_string());

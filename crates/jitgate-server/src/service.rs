@@ -9,15 +9,17 @@ pub use crate::ids::new_id;
 use crate::state::AppState;
 use crate::views::{GrantView, NewRequestBody, RequestView};
 use crate::visibility::{asset_sites, can_view, visible_with};
-use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::event::{Actor, Event};
 use jitgate_core::lifecycle::{self, ApprovalInput, NewRequest, Outcome};
 use jitgate_core::scope::{self, Scope};
+use jitgate_core::server_payload::{
+    ContextChange, ContextChanged, ContextTarget, InventoryChanged,
+};
 use jitgate_core::{
     ApprovalVerdict, Asset, CoreError, EndReason, Grant, GrantState, Identity, IdentityStatus,
     Inventory, Org, Request, RequestState, Timestamp,
 };
 use jitgate_store::{GrantFilter, RequestFilter, Tx};
-use serde_json::json;
 
 async fn identity(tx: &mut Tx, id: &str) -> ApiResult<Identity> {
     tx.get_identity(id)
@@ -691,7 +693,13 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
         let old = tx.get_org(&o.id).await?;
         if let Some(old) = &old {
             if old.status != o.status {
-                events.push(context_event(&actor, now, "org", &o.id, json!(o.status)));
+                events.push(context_event(
+                    &actor,
+                    now,
+                    ContextTarget::Org,
+                    &o.id,
+                    ContextChange::Status(o.status.into()),
+                )?);
             }
         }
         tx.upsert_org(o).await?;
@@ -703,10 +711,10 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
                 events.push(context_event(
                     &actor,
                     now,
-                    "identity",
+                    ContextTarget::Identity,
                     &i.id,
-                    json!(i.status),
-                ));
+                    ContextChange::Status(i.status.into()),
+                )?);
             }
         }
         tx.upsert_identity(i).await?;
@@ -718,22 +726,25 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
                 events.push(context_event(
                     &actor,
                     now,
-                    "asset",
+                    ContextTarget::Asset,
                     &a.id,
-                    json!({"lockout": a.lockout}),
-                ));
+                    ContextChange::Lockout { lockout: a.lockout },
+                )?);
             }
         }
         tx.upsert_asset(a).await?;
     }
-    events.push(
-        Event::new(EventKind::InventoryChanged, actor.clone(), now).data(json!({
-            "sites": inv.sites.iter().map(|s| &s.id).collect::<Vec<_>>(),
-            "orgs": inv.orgs.iter().map(|o| &o.id).collect::<Vec<_>>(),
-            "identities": inv.identities.iter().map(|i| &i.id).collect::<Vec<_>>(),
-            "assets": inv.assets.iter().map(|a| &a.id).collect::<Vec<_>>(),
-        })),
-    );
+    let ids = |it: &mut dyn Iterator<Item = &String>| it.cloned().collect::<Vec<_>>();
+    events.push(Event::with_payload(
+        actor.clone(),
+        now,
+        &InventoryChanged {
+            sites: ids(&mut inv.sites.iter().map(|s| &s.id)),
+            orgs: ids(&mut inv.orgs.iter().map(|o| &o.id)),
+            identities: ids(&mut inv.identities.iter().map(|i| &i.id)),
+            assets: ids(&mut inv.assets.iter().map(|a| &a.id)),
+        },
+    )?);
     tx.append_events(&events).await?;
     jitgate_core::governance::keeps_an_admin(&admins_before, &tx.list_identities().await?)?;
     // Every open request and active grant is re-decided under the new inventory: a locked
@@ -748,13 +759,16 @@ pub async fn load_inventory(state: &AppState, actor: Actor, inv: &Inventory) -> 
 fn context_event(
     actor: &Actor,
     now: Timestamp,
-    what: &str,
+    what: ContextTarget,
     id: &str,
-    change: serde_json::Value,
-) -> Event {
-    Event::new(EventKind::ContextChanged, actor.clone(), now).data(json!({
-        "what": what, "id": id, "change": change,
-    }))
+    change: ContextChange,
+) -> ApiResult<Event> {
+    let payload = ContextChanged {
+        what,
+        id: id.to_string(),
+        change,
+    };
+    Ok(Event::with_payload(actor.clone(), now, &payload)?)
 }
 
 /// Disable or enable an identity; disabling is a context change that later ends its grants.
@@ -784,10 +798,13 @@ pub async fn set_identity_status(
         tx.append_events(&[context_event(
             &actor,
             now,
-            "identity",
+            ContextTarget::Identity,
             id,
-            json!({"status": status, "reason": reason}),
-        )])
+            ContextChange::IdentityStatusSet {
+                status,
+                reason: reason.to_string(),
+            },
+        )?])
         .await?;
         ended = crate::context::reconsider_open(&mut tx, state, &actor).await?;
     }

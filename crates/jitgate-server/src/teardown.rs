@@ -25,9 +25,10 @@
 use crate::error::{ApiResult, ServerError};
 use crate::revocations::{grant_assets, revocation_of};
 use crate::state::AppState;
-use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::event::{Actor, Event};
 use jitgate_core::lifecycle;
 use jitgate_core::scope::Protocol;
+use jitgate_core::server_payload::{CheckKind, TeardownCheck, TeardownTally};
 use jitgate_core::teardown::{CheckOutcome, TeardownVerdict};
 use jitgate_core::{Asset, Enforcement, Grant, GrantState, Timestamp};
 use jitgate_credential::{AssetClaim, ClientKey, GrantClaims};
@@ -54,8 +55,7 @@ const WAKE_GATHER: Duration = Duration::from_millis(10);
 /// One check of a teardown and its evidence.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Check {
-    /// `sessions_closed`, `credential_refused` or `downstream`.
-    pub check: String,
+    pub check: CheckKind,
     /// The gateway (first two checks) or asset (downstream) it is about.
     pub target: String,
     /// `ok`, `partial` or `failed`.
@@ -68,14 +68,14 @@ pub struct Check {
 
 impl Check {
     fn new(
-        check: &str,
+        check: CheckKind,
         target: &str,
         outcome: CheckOutcome,
         detail: String,
         evidence: serde_json::Value,
     ) -> Self {
         Check {
-            check: check.into(),
+            check,
             target: target.into(),
             outcome,
             detail,
@@ -200,7 +200,7 @@ async fn run_one(
     checks.extend(assets.iter().map(downstream_check));
     for id in missing {
         checks.push(Check::new(
-            "downstream",
+            CheckKind::Downstream,
             &id,
             CheckOutcome::Partial,
             format!(
@@ -217,7 +217,10 @@ async fn run_one(
     let sessions = if verdict.is_final() {
         let mut tx = state.store.read().await?;
         let mut evidence = tx.session_evidence(&g.id).await?;
-        for c in checks.iter().filter(|c| c.check == "sessions_closed") {
+        for c in checks
+            .iter()
+            .filter(|c| c.check == CheckKind::SessionsClosed)
+        {
             let acked = c.evidence["sessions"].as_array().into_iter().flatten();
             for id in acked.filter_map(|s| s["session_id"].as_str()) {
                 if !evidence.started.iter().any(|s| s == id) {
@@ -260,7 +263,7 @@ async fn check_gateway(
     }
     let sessions = match state.control.wait_ack(gateway, &g.id, timeout).await {
         Some(ack) if ack.live_sessions == 0 => Check::new(
-            "sessions_closed",
+            CheckKind::SessionsClosed,
             gateway,
             CheckOutcome::Ok,
             format!(
@@ -270,7 +273,7 @@ async fn check_gateway(
             serde_json::to_value(&ack).unwrap_or_default(),
         ),
         Some(ack) => Check::new(
-            "sessions_closed",
+            CheckKind::SessionsClosed,
             gateway,
             CheckOutcome::Failed,
             format!(
@@ -280,7 +283,7 @@ async fn check_gateway(
             serde_json::to_value(&ack).unwrap_or_default(),
         ),
         None => Check::new(
-            "sessions_closed",
+            CheckKind::SessionsClosed,
             gateway,
             CheckOutcome::Failed,
             format!(
@@ -310,7 +313,7 @@ async fn probe(
 ) -> Check {
     let failed = |detail: String, evidence| {
         Check::new(
-            "credential_refused",
+            CheckKind::CredentialRefused,
             gateway,
             CheckOutcome::Failed,
             detail,
@@ -392,7 +395,7 @@ async fn probe(
                 evidence["refusal_code"] = json!(code);
                 evidence["refusal"] = json!(message);
                 Check::new(
-                    "credential_refused",
+                    CheckKind::CredentialRefused,
                     gateway,
                     CheckOutcome::Ok,
                     format!("gateway {gateway} refused a valid credential for the ended grant ({code})"),
@@ -431,7 +434,7 @@ async fn probe(
 fn downstream_check(a: &Asset) -> Check {
     match (a.enforcement, &a.gateway) {
         (Enforcement::Legacy, _) => Check::new(
-            "downstream",
+            CheckKind::Downstream,
             &a.id,
             CheckOutcome::Partial,
             format!(
@@ -448,14 +451,14 @@ fn downstream_check(a: &Asset) -> Check {
             }),
         ),
         (Enforcement::Brokered, Some(gw)) => Check::new(
-            "downstream",
+            CheckKind::Downstream,
             &a.id,
             CheckOutcome::Ok,
             format!("brokered: access to {} passes only through gateway {gw}; no authorization remains on the device", a.id),
             json!({"enforcement": "brokered", "gateway": gw}),
         ),
         (Enforcement::Brokered, None) => Check::new(
-            "downstream",
+            CheckKind::Downstream,
             &a.id,
             CheckOutcome::Partial,
             format!("no jitgate gateway fronts {}; jitgate cannot verify that access to it ended", a.id),
@@ -572,7 +575,7 @@ async fn record_in(
                 return Ok(false);
             }
             Err(missing) => checks.push(Check::new(
-                "sessions_recorded",
+                CheckKind::SessionsRecorded,
                 &g.id,
                 CheckOutcome::Failed,
                 format!(
@@ -588,31 +591,38 @@ async fn record_in(
     let mut events: Vec<Event> = checks
         .iter()
         .map(|c| {
-            Event::new(EventKind::TeardownCheck, Actor::scheduler(), now)
+            let check = TeardownCheck {
+                attempt: attempts,
+                check: c.check,
+                target: c.target.clone(),
+                outcome: c.outcome,
+                detail: c.detail.clone(),
+                evidence: c.evidence.clone(),
+            };
+            Ok(Event::with_payload(Actor::scheduler(), now, &check)?
                 .request(&g.request_id)
-                .grant(&g.id)
-                .data(json!({
-                    "attempt": attempts,
-                    "check": c.check,
-                    "target": c.target,
-                    "outcome": c.outcome,
-                    "detail": c.detail,
-                    "evidence": c.evidence,
-                }))
+                .grant(&g.id))
         })
-        .collect();
-    let summary = json!({
-        "verdict": verdict,
-        "attempt": attempts,
-        "checks": checks.len(),
-        "failed": checks.iter().filter(|c| c.outcome == CheckOutcome::Failed).count(),
-        "partial": checks.iter().filter(|c| c.outcome == CheckOutcome::Partial).count(),
-    });
+        .collect::<ApiResult<_>>()?;
     let final_verdict = verdict.is_final();
     let next_attempt_at: Option<Timestamp> = (!final_verdict).then(|| {
         let backoff = Duration::from_secs(1 << attempts.clamp(0, 5)).min(RETRY_MAX);
         now + chrono::Duration::from_std(backoff).unwrap_or_default()
     });
+    let tally = TeardownTally {
+        verdict,
+        attempt: attempts,
+        checks: checks.len(),
+        failed: checks
+            .iter()
+            .filter(|c| c.outcome == CheckOutcome::Failed)
+            .count(),
+        partial: checks
+            .iter()
+            .filter(|c| c.outcome == CheckOutcome::Partial)
+            .count(),
+        next_attempt_at,
+    };
     let mut closing = None;
     if final_verdict {
         let r = tx
@@ -622,9 +632,7 @@ async fn record_in(
         let legacy = assets.iter().any(|a| a.enforcement == Enforcement::Legacy);
         let mut out = lifecycle::close_grant(r, g_now, verdict, &ended_seqs, legacy, now)?;
         for e in &mut out.events {
-            if let Some(obj) = e.data.as_object_mut() {
-                obj.extend(summary.as_object().cloned().unwrap_or_default());
-            }
+            tally.add_to(e)?;
         }
         tx.update_request(&out.request).await?;
         if let Some(closed) = &out.grant {
@@ -633,18 +641,22 @@ async fn record_in(
         events.append(&mut out.events);
         closing = Some(out);
     } else {
-        let mut data = summary.clone();
-        data["final"] = json!(false);
-        data["next_attempt_at"] = json!(next_attempt_at.map(jitgate_core::event::rfc3339));
-        events.push(
-            Event::new(EventKind::TeardownVerdict, Actor::scheduler(), now)
-                .request(&g.request_id)
-                .grant(&g.id)
-                .data(data),
-        );
+        let pending = jitgate_core::payload::TeardownVerdictData {
+            verdict,
+            is_final: false,
+            session_ended_events: Vec::new(),
+        };
+        let mut event = Event::with_payload(Actor::scheduler(), now, &pending)?
+            .request(&g.request_id)
+            .grant(&g.id);
+        tally.add_to(&mut event)?;
+        events.push(event);
     }
     tx.append_events(&events).await?;
-    let newly_failed = !final_verdict && previous.as_ref().is_none_or(|p| p.verdict != "failed");
+    let newly_failed = !final_verdict
+        && previous
+            .as_ref()
+            .is_none_or(|p| TeardownVerdict::parse(&p.verdict) != Some(TeardownVerdict::Failed));
     if newly_failed {
         tracing::error!(grant = %g.id, "ALERT: teardown failed; see `jitgate teardown {}`", g.id);
         crate::notify::enqueue(

@@ -40,6 +40,10 @@ pub struct UpArgs {
     /// `jitgate policy reload` (active grants the new set no longer allows end at once).
     #[arg(long)]
     pub policies: Option<PathBuf>,
+    /// Serve HTTPS with a CA and server certificate generated in the data directory (their
+    /// fingerprint is printed; clients pin it). Needed to listen off loopback.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Args)]
@@ -79,7 +83,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.validate()?;
     let server = jitgate_server::start(config, Arc::new(SystemClock)).await?;
-    eprintln!("jitgate listening on http://{}", server.addr);
+    match &server.tls {
+        Some(tls) => {
+            eprintln!("jitgate listening on https://{}", server.addr);
+            print_tls(tls);
+        }
+        None => eprintln!("jitgate listening on http://{}", server.addr),
+    }
     server.run_until_signal().await;
     Ok(())
 }
@@ -92,6 +102,28 @@ struct BootstrapCredentials {
     api_keys: std::collections::BTreeMap<String, String>,
 }
 
+/// What clients need to pin the server (stderr: the walkthrough goes to stdout).
+fn print_tls(tls: &jitgate_server::tls::TlsInfo) {
+    eprintln!(
+        "TLS certificate {}{}",
+        tls.cert_file.display(),
+        if tls.generated {
+            " (generated now)"
+        } else {
+            ""
+        }
+    );
+    eprintln!("TLS certificate fingerprint: {}", tls.fingerprint);
+    if let Some(ca) = &tls.ca_file {
+        eprintln!("TLS CA certificate: {}", ca.display());
+    }
+    eprintln!(
+        "Clients pin it: `jitgate login --server-fingerprint {fp}`, gateways \
+         `server_fingerprint = \"{fp}\"` in gateway.toml",
+        fp = tls.fingerprint
+    );
+}
+
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     init_tracing();
     std::fs::create_dir_all(&args.data_dir)
@@ -100,6 +132,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
         policy_dir: args.policies.clone(),
+        tls: jitgate_server::tls::TlsConfig {
+            enabled: args.tls,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let inventory = Inventory::from_toml(SAMPLE_INVENTORY)
@@ -121,7 +157,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         );
     }
     let creds = bootstrap_credentials(&server.state, &inventory, &args.data_dir).await?;
-    print_walkthrough(&server.addr.to_string(), &creds, &args.data_dir);
+    if let Some(tls) = &server.tls {
+        print_tls(tls);
+    }
+    print_walkthrough(
+        &server.addr.to_string(),
+        server.tls.as_ref().map(|t| t.fingerprint.as_str()),
+        &creds,
+        &args.data_dir,
+    );
     server.run_until_signal().await;
     Ok(())
 }
@@ -210,7 +254,21 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_walkthrough(addr: &str, creds: &BootstrapCredentials, data_dir: &Path) {
+fn print_walkthrough(
+    addr: &str,
+    fingerprint: Option<&str>,
+    creds: &BootstrapCredentials,
+    data_dir: &Path,
+) {
+    let scheme = if fingerprint.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    // Over TLS, a non-interactive login names the certificate it trusts.
+    let pin = fingerprint
+        .map(|fp| format!(" --server-fingerprint {fp}"))
+        .unwrap_or_default();
     let pw = |id: &str| {
         creds
             .passwords
@@ -220,8 +278,8 @@ fn print_walkthrough(addr: &str, creds: &BootstrapCredentials, data_dir: &Path) 
     };
     outln!(
         r#"
-jitgate is running at http://{addr} (SQLite in {dir}; Ctrl-C stops it).
-Web console: http://{addr}/console/ (sign in with the passwords below).
+jitgate is running at {scheme}://{addr} (SQLite in {dir}; Ctrl-C stops it).
+Web console: {scheme}://{addr}/console/ (sign in with the passwords below).
 
 Sample plant loaded: sites north and south, safety PLC plc-7, RTU, HMI, engineering
 workstation, a legacy asset, vendor vera (acme-automation), workload svc-historian.
@@ -229,15 +287,15 @@ Bootstrap passwords are in {dir}/{CREDENTIALS_FILE} (owner-only).
 
 Walkthrough — in another terminal:
 
-  export JITGATE_SERVER=http://{addr}
+  export JITGATE_SERVER={scheme}://{addr}
 
   # 1. alice (engineer, site north) asks to read PLC-7's holding registers for an hour
-  echo '{alice}' | jitgate --profile alice.toml login --identity alice --password-stdin
+  echo '{alice}' | jitgate --profile alice.toml login --identity alice --password-stdin{pin}
   jitgate --profile alice.toml request --asset plc-7 --modbus 'read holding 0-99 unit 1' \
       --for 1h --reason "check valve positions" --ref WO-1234
 
   # 2. bob, a second engineer at the site, sees it waiting and approves it
-  echo '{bob}' | jitgate --profile bob.toml login --identity bob --password-stdin
+  echo '{bob}' | jitgate --profile bob.toml login --identity bob --password-stdin{pin}
   jitgate --profile bob.toml requests --awaiting-me
   jitgate --profile bob.toml approve <request-id> --comment "ok for WO-1234"
 
@@ -245,7 +303,7 @@ Walkthrough — in another terminal:
   jitgate --profile alice.toml grants
 
   # 4. sam (security) revokes it; the event log shows every step
-  echo '{sam}' | jitgate --profile sam.toml login --identity sam --password-stdin
+  echo '{sam}' | jitgate --profile sam.toml login --identity sam --password-stdin{pin}
   jitgate --profile sam.toml revoke <grant-id> --reason "walkthrough finished"
   jitgate --profile sam.toml events --request <request-id>
 "#,

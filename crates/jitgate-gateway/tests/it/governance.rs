@@ -188,6 +188,8 @@ async fn rig() -> Rig {
     let state = tempfile::tempdir().unwrap();
     let config = GatewayConfig {
         server: format!("http://{server}"),
+        server_fingerprint: None,
+        server_ca_file: None,
         api_key: Some("jgk_test".into()),
         api_key_file: None,
         listen: "127.0.0.1:0".parse().unwrap(),

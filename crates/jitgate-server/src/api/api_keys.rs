@@ -15,7 +15,8 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use jitgate_core::event::Actor;
-use jitgate_core::{Event, EventKind, IdentityKind, Timestamp};
+use jitgate_core::server_payload::{AuthEnrolled, AuthRevoked, Factor};
+use jitgate_core::{Event, IdentityKind, Timestamp};
 use jitgate_store::{ApiKeyRecord, Tx};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -162,14 +163,19 @@ pub(crate) async fn create_api_key(
         expires_at: Some(expires_at),
     })
     .await?;
-    tx.append_events(&[
-        Event::new(EventKind::AuthEnrolled, Actor::identity(caller.id()), now).data(
-            serde_json::json!({
-                "factor": "api_key", "identity": target.id, "key_id": id, "name": body.name,
-                "minted_by": caller.id(), "expires_at": jitgate_core::event::rfc3339(expires_at),
-            }),
-        ),
-    ])
+    let enrolled = AuthEnrolled {
+        factor: Factor::ApiKey,
+        identity: Some(target.id.clone()),
+        key_id: Some(id.clone()),
+        name: Some(body.name.clone()),
+        minted_by: Some(caller.id().to_string()),
+        expires_at: Some(expires_at),
+    };
+    tx.append_events(&[Event::with_payload(
+        Actor::identity(caller.id()),
+        now,
+        &enrolled,
+    )?])
     .await?;
     tx.commit().await?;
     Ok(Json(ApiKeyCreated {
@@ -242,10 +248,14 @@ pub(crate) async fn revoke_api_key(
     let mut ended = Vec::new();
     if !k.revoked {
         tx.revoke_api_key(&id).await?;
-        tx.append_events(&[Event::new(EventKind::AuthRevoked, actor.clone(), now).data(
-            serde_json::json!({"factor": "api_key", "identity": k.identity, "key_id": id, "reason": body.reason}),
-        )])
-        .await?;
+        let revoked = AuthRevoked {
+            factor: Factor::ApiKey,
+            identity: k.identity.clone(),
+            key_id: id.clone(),
+            reason: body.reason.clone(),
+        };
+        tx.append_events(&[Event::with_payload(actor.clone(), now, &revoked)?])
+            .await?;
         // Requests filed with the key stop standing; grants issued from them end.
         ended = crate::context::reconsider_open(&mut tx, &state, &actor).await?;
     }

@@ -85,8 +85,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
         Ok(Peer(
             parts
                 .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .get::<axum::extract::ConnectInfo<crate::tls::ClientAddr>>()
+                .map(|c| c.0 .0.ip()),
         ))
     }
 }

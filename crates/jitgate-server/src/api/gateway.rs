@@ -11,9 +11,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::event::{Actor, Event, EventKind};
 use jitgate_core::scope::Protocol;
+use jitgate_core::server_payload::{CredentialIssued, GatewayReport, KeyPurpose, KeyRotated};
 use jitgate_core::{Asset, GrantState};
 use jitgate_credential::{AssetClaim, GrantClaims};
-use serde_json::json;
 use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
@@ -142,6 +142,23 @@ pub(crate) async fn gateway_events(
         .into_iter()
         .map(|a| a.id)
         .collect();
+    // What each named grant is, as far as this gateway may speak of it: its request, and
+    // whether one of its assets is fronted by this gateway. Read before the write lock too:
+    // a grant's scope, request and issue time never change, and the lock is what every
+    // writer waits for.
+    let mut grants: HashMap<String, Option<(jitgate_core::Grant, bool)>> = HashMap::new();
+    {
+        let mut tx = state.store.read().await?;
+        for gid in body.events.iter().filter_map(|e| e.grant_id.as_ref()) {
+            if !grants.contains_key(gid) {
+                let found = tx.get_grant(gid).await?.map(|g| {
+                    let fronts = g.scope.assets().iter().any(|id| fronted.contains(id));
+                    (g, fronts)
+                });
+                grants.insert(gid.clone(), found);
+            }
+        }
+    }
     let mut tx = state.store.write().await?;
     let mut delivered: i64 = tx
         .get_setting(&gateway_seq_key(caller.id()))
@@ -149,9 +166,6 @@ pub(crate) async fn gateway_events(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut events = Vec::new();
-    // What each named grant is, as far as this gateway may speak of it: its request, and
-    // whether one of its assets is fronted by this gateway.
-    let mut grants: HashMap<String, Option<(jitgate_core::Grant, bool)>> = HashMap::new();
     for e in body.events {
         if e.gseq <= delivered {
             continue; // already recorded: a redelivery after an outage
@@ -191,19 +205,14 @@ pub(crate) async fn gateway_events(
                 ),
             });
         }
-        let mut event = Event::new(kind, actor.clone(), e.at).data(json!({
-            "gseq": e.gseq,
-            "session_id": e.session_id,
-            "detail": e.data,
-        }));
+        let mut report = GatewayReport {
+            gseq: e.gseq,
+            session_id: e.session_id.clone(),
+            detail: e.data.clone(),
+            claimed_grant_id: None,
+        };
+        let mut link = None;
         if let Some(gid) = &e.grant_id {
-            if !grants.contains_key(gid) {
-                let found = tx.get_grant(gid).await?.map(|g| {
-                    let fronts = g.scope.assets().iter().any(|id| fronted.contains(id));
-                    (g, fronts)
-                });
-                grants.insert(gid.clone(), found);
-            }
             match grants.get(gid).cloned().flatten() {
                 Some((g, true)) => {
                     let earliest =
@@ -219,13 +228,13 @@ pub(crate) async fn gateway_events(
                             ),
                         });
                     }
-                    event = event.grant(gid).request(&g.request_id);
+                    link = Some((gid.clone(), g.request_id.clone()));
                 }
                 // A refused session may name a grant that does not exist (a forged token) or
                 // one for an asset this gateway does not front (a token brought to the wrong
                 // gateway): recorded, but not linked to that grant's evidence.
                 _ if kind == EventKind::SessionRefused => {
-                    event.data["claimed_grant_id"] = json!(gid)
+                    report.claimed_grant_id = Some(gid.clone())
                 }
                 _ => {
                     return Err(ServerError::GatewayTrust {
@@ -238,6 +247,10 @@ pub(crate) async fn gateway_events(
                     })
                 }
             }
+        }
+        let mut event = report.event(kind, actor.clone(), e.at)?;
+        if let Some((gid, rid)) = link {
+            event = event.grant(&gid).request(&rid);
         }
         delivered = e.gseq;
         events.push(event);
@@ -351,21 +364,19 @@ pub(crate) async fn issue_token(
     let token = state.issue_token(&claims)?;
     let fingerprint = jitgate_credential::token_fingerprint(&token);
     let mut tx = state.store.write().await?;
-    tx.append_events(&[Event::new(
-        EventKind::CredentialIssued,
-        Actor::identity(caller.id()),
-        now,
-    )
-    .request(&g.request_id)
-    .grant(&g.id)
-    .data(json!({
-        "token_fingerprint": fingerprint,
-        "token_id": claims.token_id,
-        "asset": asset_id,
-        "gateway": gateway_id,
-        "client_key": body.public_key,
-        "expires_at": jitgate_core::event::rfc3339(g.expires_at),
-    }))])
+    let issued = CredentialIssued {
+        token_fingerprint: fingerprint.clone(),
+        token_id: claims.token_id.clone(),
+        asset: asset_id.clone(),
+        gateway: gateway_id.clone(),
+        client_key: body.public_key.clone(),
+        expires_at: g.expires_at,
+    };
+    tx.append_events(&[
+        Event::with_payload(Actor::identity(caller.id()), now, &issued)?
+            .request(&g.request_id)
+            .grant(&g.id),
+    ])
     .await?;
     tx.commit().await?;
     Ok(Json(TokenResponse {
@@ -395,13 +406,21 @@ pub(crate) async fn rotate_keys(
     caller.require_admin()?;
     let kid = state.rotate_keys()?;
     let mut tx = state.store.write().await?;
-    tx.append_events(&[Event::new(
-        EventKind::KeyRotated,
+    let rotated = KeyRotated {
+        key: KeyPurpose::TokenSigning,
+        new_kid: Some(kid),
+        previous_kid: None,
+        retired_kid: None,
+        now: None,
+        changed: None,
+        gateways_notified: None,
+    };
+    tx.append_events(&[Event::with_payload(
         Actor::identity(caller.id()),
         state.clock.now(),
-    )
-    .data(json!({"key": "token-signing", "new_kid": kid}))])
-        .await?;
+        &rotated,
+    )?])
+    .await?;
     tx.commit().await?;
     Ok(Json(state.keys_info()))
 }
@@ -430,9 +449,13 @@ pub(crate) async fn retire_key(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .retire_now(&kid, now)
-        .map_err(|e| match e.code() {
-            "no_such_key" => ServerError::not_found("key", &kid),
-            "key_is_current" => ServerError::BadRequest(e.to_string()),
+        .map_err(|e| match e {
+            jitgate_credential::CredentialError::NoSuchKey { .. } => {
+                ServerError::not_found("key", &kid)
+            }
+            jitgate_credential::CredentialError::KeyIsCurrent { .. } => {
+                ServerError::BadRequest(e.to_string())
+            }
             _ => ServerError::Internal(format!("key retirement: {e}")),
         })?;
     // Gateways first: every second counts when a key leaked. A gateway that is not connected
@@ -441,15 +464,20 @@ pub(crate) async fn retire_key(
         .control
         .broadcast(&jitgate_gateway::wire::ControlDown::RetireKey { kid: kid.clone() });
     let mut tx = state.store.write().await?;
-    tx.append_events(&[
-        Event::new(EventKind::KeyRotated, Actor::identity(caller.id()), now).data(json!({
-            "key": "token-signing",
-            "retired_kid": kid,
-            "now": true,
-            "changed": changed,
-            "gateways_notified": gateways_notified,
-        })),
-    ])
+    let retired = KeyRotated {
+        key: KeyPurpose::TokenSigning,
+        new_kid: None,
+        previous_kid: None,
+        retired_kid: Some(kid.clone()),
+        now: Some(true),
+        changed: Some(changed),
+        gateways_notified: Some(gateways_notified.clone()),
+    };
+    tx.append_events(&[Event::with_payload(
+        Actor::identity(caller.id()),
+        now,
+        &retired,
+    )?])
     .await?;
     tx.commit().await?;
     let info = state.keys_info();

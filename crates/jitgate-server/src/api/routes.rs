@@ -243,13 +243,20 @@ async fn totp_confirm(
     .await?;
     let mut tx = state.store.write().await?;
     tx.set_totp(caller.id(), &rec.secret_b32, true).await?;
-    tx.append_events(&[jitgate_core::Event::new(
-        jitgate_core::EventKind::AuthEnrolled,
+    let enrolled = jitgate_core::server_payload::AuthEnrolled {
+        factor: jitgate_core::server_payload::Factor::Totp,
+        identity: None,
+        key_id: None,
+        name: None,
+        minted_by: None,
+        expires_at: None,
+    };
+    tx.append_events(&[jitgate_core::Event::with_payload(
         Actor::identity(caller.id()),
         now,
-    )
-    .data(serde_json::json!({"factor": "totp"}))])
-        .await?;
+        &enrolled,
+    )?])
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

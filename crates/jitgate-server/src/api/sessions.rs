@@ -14,6 +14,9 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use jitgate_core::server_payload::{
+    GatewayReport, OperationOutcome, SessionEndedDetail, SessionStartedDetail,
+};
 use jitgate_core::{EventKind, Grant, GrantState, Timestamp};
 use jitgate_store::{EventFilter, GrantFilter};
 use serde::{Deserialize, Serialize};
@@ -149,34 +152,44 @@ pub(crate) async fn list_sessions(
 
 /// Apply one event of a grant to its sessions.
 fn fold(sessions: &mut Vec<SessionView>, g: &Grant, e: jitgate_core::Event) {
-    let Some(sid) = e.data["session_id"].as_str().map(str::to_string) else {
+    let Some(report) = GatewayReport::of(&e) else {
         return;
     };
-    let detail = &e.data["detail"];
+    let Some(sid) = report.session_id.clone() else {
+        return;
+    };
     match e.kind {
-        EventKind::SessionStarted => sessions.push(SessionView {
-            session_id: sid,
-            grant_id: g.id.clone(),
-            request_id: g.request_id.clone(),
-            subject: detail["subject"]
-                .as_str()
-                .unwrap_or(g.subject.as_str())
-                .to_string(),
-            asset: detail["asset"].as_str().unwrap_or_default().to_string(),
-            gateway: e.actor.0.clone(),
-            peer: detail["peer"].as_str().map(str::to_string),
-            started_at: e.at,
-            expires_at: g.expires_at,
-            live: true,
-            ended_at: None,
-            end_reason: None,
-            operations: 0,
-            denied: 0,
-        }),
+        EventKind::SessionStarted => {
+            let started = report.detail_as::<SessionStartedDetail>();
+            sessions.push(SessionView {
+                session_id: sid,
+                grant_id: g.id.clone(),
+                request_id: g.request_id.clone(),
+                subject: started
+                    .as_ref()
+                    .map_or_else(|| g.subject.clone(), |d| d.subject.clone()),
+                asset: started
+                    .as_ref()
+                    .map(|d| d.asset.clone())
+                    .unwrap_or_default(),
+                gateway: e.actor.0.clone(),
+                peer: started.and_then(|d| d.peer),
+                started_at: e.at,
+                expires_at: g.expires_at,
+                live: true,
+                ended_at: None,
+                end_reason: None,
+                operations: 0,
+                denied: 0,
+            })
+        }
         EventKind::Operation => {
             if let Some(s) = sessions.iter_mut().find(|s| s.session_id == sid) {
                 s.operations += 1;
-                if detail["allowed"].as_bool() == Some(false) {
+                if report
+                    .detail_as::<OperationOutcome>()
+                    .is_some_and(|o| !o.allowed)
+                {
                     s.denied += 1;
                 }
             }
@@ -185,13 +198,11 @@ fn fold(sessions: &mut Vec<SessionView>, g: &Grant, e: jitgate_core::Event) {
             if let Some(s) = sessions.iter_mut().find(|s| s.session_id == sid) {
                 s.live = false;
                 s.ended_at = Some(e.at);
-                s.end_reason = detail["reason"].as_str().map(str::to_string);
                 // The gateway's own totals win (operations it could not report one by one).
-                if let Some(n) = detail["operations"].as_u64() {
-                    s.operations = s.operations.max(n);
-                }
-                if let Some(n) = detail["denied"].as_u64() {
-                    s.denied = s.denied.max(n);
+                if let Some(ended) = report.detail_as::<SessionEndedDetail>() {
+                    s.end_reason = Some(ended.reason);
+                    s.operations = s.operations.max(ended.operations);
+                    s.denied = s.denied.max(ended.denied);
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod console;
 pub mod evidence;
 pub mod login;
 pub mod siem;
+pub mod tls;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -59,6 +60,13 @@ pub struct ServerConfig {
     /// The web console (`[console]`): session cookie flags, idle timeout; see docs/console.md.
     #[serde(default)]
     pub console: console::ConsoleConfig,
+    /// HTTPS (`[tls]`): certificate files, or a CA generated in `data_dir`; see
+    /// docs/configuration.md.
+    #[serde(default)]
+    pub tls: tls::TlsConfig,
+    /// Serve plain HTTP on a non-loopback address. Off: `serve` refuses to start that way.
+    #[serde(default)]
+    pub insecure_plain_http_on_trusted_network: bool,
 }
 
 fn default_teardown_timeout() -> String {
@@ -94,6 +102,8 @@ impl Default for ServerConfig {
             notify: NotifyConfig::default(),
             teardown_timeout: default_teardown_timeout(),
             console: console::ConsoleConfig::default(),
+            tls: tls::TlsConfig::default(),
+            insecure_plain_http_on_trusted_network: false,
         }
     }
 }
@@ -188,6 +198,7 @@ impl ServerConfig {
                 }
             };
         }
+        apply_tls_env(&mut cfg, &env)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -223,6 +234,8 @@ impl ServerConfig {
         self.notify.validate()?;
         self.console.validate().map_err(ConfigError::Invalid)?;
         self.login.validate().map_err(ConfigError::Invalid)?;
+        self.tls.validate().map_err(ConfigError::Invalid)?;
+        tls::check_plain_http(self).map_err(ConfigError::Invalid)?;
         let td = self.teardown_timeout()?;
         if td < std::time::Duration::from_millis(100) || td > std::time::Duration::from_secs(300) {
             return Err(ConfigError::Invalid(format!(
@@ -264,6 +277,37 @@ pub fn review_due_at(
         .review_due_after_secs()
         .map_err(|e| crate::error::ServerError::Internal(format!("configuration: {e}")))?;
     Ok(grant.expires_at + chrono::Duration::seconds(secs))
+}
+
+/// `JITGATE_TLS`, `JITGATE_TLS_CERT_FILE`, `JITGATE_TLS_KEY_FILE`,
+/// `JITGATE_INSECURE_PLAIN_HTTP_ON_TRUSTED_NETWORK`.
+fn apply_tls_env(
+    cfg: &mut ServerConfig,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let flag = |var: &'static str, v: String| match v.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ConfigError::Env {
+            var,
+            value: v.clone(),
+            message: "expected true or false".into(),
+        }),
+    };
+    if let Some(v) = env("JITGATE_TLS") {
+        cfg.tls.enabled = flag("JITGATE_TLS", v)?;
+    }
+    if let Some(v) = env("JITGATE_TLS_CERT_FILE") {
+        cfg.tls.cert_file = Some(v.into());
+    }
+    if let Some(v) = env("JITGATE_TLS_KEY_FILE") {
+        cfg.tls.key_file = Some(v.into());
+    }
+    if let Some(v) = env("JITGATE_INSECURE_PLAIN_HTTP_ON_TRUSTED_NETWORK") {
+        cfg.insecure_plain_http_on_trusted_network =
+            flag("JITGATE_INSECURE_PLAIN_HTTP_ON_TRUSTED_NETWORK", v)?;
+    }
+    Ok(())
 }
 
 /// `30m`, `2h`, `1h30m`, `90s`, `1d` → seconds.

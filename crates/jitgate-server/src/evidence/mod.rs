@@ -21,7 +21,7 @@ pub use crate::config::evidence::EvidenceConfig;
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
 use crate::views::{LogProblemView, LogVerifyView};
-use jitgate_core::event::{Actor, Event, EventKind};
+use jitgate_core::event::{Actor, Event};
 use jitgate_core::Timestamp;
 use jitgate_evidence::{
     empty_root, Bundle, Checkpoint, LeafRef, LogProblem, LogVerifier, MerkleLog, SignedCheckpoint,
@@ -485,14 +485,17 @@ pub async fn rotate_key(state: &AppState, actor: Actor) -> ApiResult<String> {
         (previous, new)
     };
     let mut tx = state.store.write().await?;
-    tx.append_events(
-        &[
-            Event::new(EventKind::KeyRotated, actor, state.clock.now()).data(
-                serde_json::json!({"key": "evidence", "new_kid": new, "previous_kid": previous}),
-            ),
-        ],
-    )
-    .await?;
+    let rotated = jitgate_core::server_payload::KeyRotated {
+        key: jitgate_core::server_payload::KeyPurpose::Evidence,
+        new_kid: Some(new.clone()),
+        previous_kid: Some(previous),
+        retired_kid: None,
+        now: None,
+        changed: None,
+        gateways_notified: None,
+    };
+    tx.append_events(&[Event::with_payload(actor, state.clock.now(), &rotated)?])
+        .await?;
     tx.commit().await?;
     if let Err(e) = sign_checkpoint(state, false).await {
         tracing::warn!(error = %e, "could not sign a checkpoint with the new evidence key");

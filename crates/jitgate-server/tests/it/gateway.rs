@@ -46,6 +46,8 @@ pub(crate) async fn rig(store: Store) -> Rig {
     let state = tempfile::tempdir().unwrap();
     let config = GatewayConfig {
         server: h.base.clone(),
+        server_fingerprint: None,
+        server_ca_file: None,
         api_key: Some(key["key"].as_str().unwrap().to_string()),
         api_key_file: None,
         listen: "127.0.0.1:0".parse().unwrap(),

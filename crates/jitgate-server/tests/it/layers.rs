@@ -1,5 +1,5 @@
 //! The server's module layering, checked from its source: the modules import each other
-//! without a cycle, and only the HTTP layer (`api`, `console`, `lib.rs`) uses axum. A new
+//! without a cycle, and only the HTTP layer (`api`, `console`, `tls`, `lib.rs`) uses axum. A new
 //! import that closes a cycle or pulls HTTP into a lower layer fails here, naming the modules.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -119,6 +119,7 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
 
 fn is_http_layer(module: &str) -> bool {
     module == "lib"
+        || module == "tls"
         || module == "api"
         || module.starts_with("api::")
         || module == "console"

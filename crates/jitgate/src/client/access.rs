@@ -14,9 +14,14 @@ use std::net::SocketAddr;
 pub struct ConnectArgs {
     /// The active grant to use (yours: only the grant's subject can connect).
     pub grant: String,
-    /// Local address where Modbus/TCP clients connect.
+    /// Local address where Modbus/TCP clients connect. Loopback only, unless
+    /// `--allow-remote` is given.
     #[arg(long, default_value = "127.0.0.1:5020")]
     pub listen: SocketAddr,
+    /// Accept a non-loopback `--listen` address. The local port has no authentication of
+    /// its own: anyone who can reach it uses the grant.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// The asset to reach, when the grant covers several.
     #[arg(long)]
     pub asset: Option<String>,
@@ -52,12 +57,28 @@ there so that nobody cuts live sessions by accident.",
     },
 }
 
+/// The local port carries the grant to whoever reaches it: loopback only, unless the user
+/// says otherwise with `--allow-remote`.
+fn check_listen(listen: SocketAddr, allow_remote: bool) -> Result<(), super::http::CliError> {
+    if listen.ip().is_loopback() || allow_remote {
+        return Ok(());
+    }
+    Err(super::http::CliError::Usage(format!(
+        "--listen {listen} is not a loopback address: the local port has no authentication of \
+         its own, so anyone who can reach {listen} would use this grant. Listen on \
+         127.0.0.1:{port} (or [::1]:{port}), or pass --allow-remote if the network in front of \
+         this port is trusted",
+        port = listen.port()
+    )))
+}
+
 fn decode<T: serde::de::DeserializeOwned>(raw: Value) -> anyhow::Result<T> {
     serde_json::from_value(raw)
         .map_err(|e| anyhow::anyhow!("unexpected answer from the server: {e}"))
 }
 
 pub async fn connect(ctx: &Ctx, args: ConnectArgs) -> anyhow::Result<()> {
+    check_listen(args.listen, args.allow_remote)?;
     // A fresh key pair for this connection's lifetime: the token is useless without it, and
     // it never leaves this process.
     let key = jitgate_credential::ClientKey::generate();

@@ -91,6 +91,9 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
     let path = ctx.settings.profile_path.clone().ok_or_else(|| {
         usage("no place to save the profile: pass --profile PATH or set HOME / XDG_CONFIG_HOME")
     })?;
+    // Over TLS, decide which certificate to trust before anything secret is sent.
+    let pinned = confirm_server_certificate(ctx).await?;
+    let http = super::http::Client::with_pin(&ctx.http.server(), None, pinned.clone())?;
     let password = prompt::password(
         args.password_stdin,
         &format!("Password for {identity}: "),
@@ -101,23 +104,27 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         password,
         totp: args.totp,
     };
-    let raw = match ctx.http.post(&["auth", "login"], &body).await {
-        Err(e) if e.api_code() == Some("totp_required") && body.totp.is_none() => {
+    let raw = match http.post(&["auth", "login"], &body).await {
+        Err(e)
+            if e.api_code() == Some(jitgate_core::Code::TotpRequired.as_str())
+                && body.totp.is_none() =>
+        {
             if !prompt::can_prompt() {
                 return Err(e
                     .with_hint("no terminal to ask for the code on: pass --totp CODE")
                     .into());
             }
             body.totp = Some(prompt::totp("TOTP code: ")?);
-            ctx.http.post(&["auth", "login"], &body).await?
+            http.post(&["auth", "login"], &body).await?
         }
         other => other?,
     };
     let resp: LoginResponse = decode(raw.clone())?;
     let saved = profile::Profile {
-        server: Some(ctx.http.server()),
+        server: Some(http.server()),
         token: Some(resp.token.clone()),
         identity: Some(resp.identity.id.clone()),
+        server_fingerprint: pinned,
     };
     profile::save(&path, &saved)?;
     if ctx.printed_json(&raw) {
@@ -143,6 +150,67 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// For an `https://` server: the fingerprint of the certificate it presents, shown, then
+/// checked against `--server-fingerprint` / `JITGATE_SERVER_FINGERPRINT` / the profile's pin,
+/// or confirmed by the person at the terminal. Without a terminal and without a pin, refused:
+/// a script must say which certificate it trusts. `None` for plain `http://`.
+async fn confirm_server_certificate(ctx: &Ctx) -> Result<Option<String>, CliError> {
+    let url = super::http::normalise_server(&ctx.http.server())?;
+    if url.scheme() != "https" {
+        return Ok(None);
+    }
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let presented = jitgate_gateway::server_trust::peer_fingerprint(&host, port)
+        .await
+        .map_err(|detail| CliError::Unreachable {
+            url: ctx.http.server(),
+            detail,
+        })?;
+    eprintln!(
+        "server {} presents the TLS certificate {presented}",
+        ctx.http.server()
+    );
+    if let Some(expected) = &ctx.settings.server_fingerprint {
+        if *expected == presented {
+            return Ok(Some(presented));
+        }
+        let from = ctx
+            .settings
+            .fingerprint_source
+            .map(Source::label)
+            .unwrap_or("settings");
+        return Err(CliError::Untrusted(format!(
+            "refusing the server at {}: it presents the certificate {presented}, but {expected} \
+             is pinned (from {from}); nothing was sent. This is another server, or its \
+             certificate was replaced: check the fingerprint with its operator before logging \
+             in with --server-fingerprint set to the new one",
+            ctx.http.server()
+        )));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(CliError::Usage(format!(
+            "the server's certificate is not pinned yet and there is no terminal to confirm it \
+             on: compare {presented} with the fingerprint `jitgate serve` printed, then pass \
+             --server-fingerprint {presented}"
+        )));
+    }
+    eprint!(
+        "Compare it with the fingerprint the server's operator gave you (`jitgate serve` \
+         prints it). Trust this certificate and pin it in the profile? [y/N] "
+    );
+    let mut answer = String::new();
+    std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut answer)
+        .map_err(|e| CliError::Usage(format!("cannot read the answer: {e}")))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(Some(presented))
+    } else {
+        Err(CliError::Usage(
+            "not confirmed: nothing was sent to the server".into(),
+        ))
+    }
 }
 
 pub async fn logout(ctx: &Ctx) -> anyhow::Result<()> {

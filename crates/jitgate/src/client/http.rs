@@ -42,6 +42,9 @@ pub enum CliError {
     Unreachable { url: String, detail: String },
     /// The server answered something that is not the documented shape (exit 1).
     BadResponse(String),
+    /// The server's TLS certificate is not the pinned one, or nothing pins an `https://`
+    /// server (exit 1): nothing was sent to it.
+    Untrusted(String),
     /// The verb has already told the user what went wrong (e.g. a denied request); exit 1
     /// without printing anything more.
     Reported,
@@ -52,7 +55,10 @@ impl CliError {
         match self {
             CliError::Usage(_) => exit::USAGE,
             CliError::Unreachable { .. } => exit::UNREACHABLE,
-            CliError::Api { .. } | CliError::BadResponse(_) | CliError::Reported => exit::FAILURE,
+            CliError::Api { .. }
+            | CliError::BadResponse(_)
+            | CliError::Untrusted(_)
+            | CliError::Reported => exit::FAILURE,
         }
     }
 
@@ -94,6 +100,7 @@ impl fmt::Display for CliError {
                  --server URL or JITGATE_SERVER"
             ),
             CliError::BadResponse(m) => write!(f, "unexpected response from the server: {m}"),
+            CliError::Untrusted(m) => write!(f, "{m}"),
             CliError::Reported => write!(f, "failed"),
         }
     }
@@ -170,6 +177,9 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: Option<String>,
+    /// Set when the server is `https://` and no fingerprint pins it: every call is refused
+    /// with this message before anything is sent.
+    unpinned: Option<String>,
 }
 
 impl fmt::Debug for Client {
@@ -182,15 +192,62 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    #[cfg(test)]
     pub fn new(server: &str, token: Option<String>) -> Result<Self, CliError> {
+        Self::with_pin(server, token, None)
+    }
+
+    /// A client that accepts an `https://` server only if its certificate has `fingerprint`
+    /// (`sha256:<hex>`). Without one, an `https://` client refuses every call (say how to
+    /// pin); a plain `http://` server takes no fingerprint.
+    pub fn with_pin(
+        server: &str,
+        token: Option<String>,
+        fingerprint: Option<String>,
+    ) -> Result<Self, CliError> {
         let base = normalise_server(server)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("jitgate-cli/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("jitgate-cli/", env!("CARGO_PKG_VERSION")));
+        let mut unpinned = None;
+        match (base.scheme(), fingerprint) {
+            ("https", Some(fp)) => {
+                let trust = jitgate_gateway::server_trust::ServerTrust::Fingerprint(fp);
+                let config = jitgate_gateway::server_trust::client_config(&trust)
+                    .map_err(|e| CliError::Usage(format!("cannot set up TLS: {e}")))?;
+                builder = builder
+                    .use_preconfigured_tls((*config).clone())
+                    .https_only(true);
+            }
+            ("https", None) => {
+                unpinned = Some(format!(
+                    "the server {} is https:// but no certificate fingerprint is pinned for \
+                     it, so nothing is sent to it: run `jitgate login` (it shows the server's \
+                     fingerprint and saves it in the profile), or pass --server-fingerprint \
+                     sha256:… / set JITGATE_SERVER_FINGERPRINT to the fingerprint `jitgate \
+                     serve` printed",
+                    base.as_str().trim_end_matches('/')
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(CliError::Usage(format!(
+                    "--server-fingerprint pins a TLS server, but {} is plain http://; use the \
+                     server's https:// URL",
+                    base.as_str().trim_end_matches('/')
+                )))
+            }
+            _ => {}
+        }
+        let http = builder
             .build()
             .map_err(|e| CliError::Usage(format!("cannot set up HTTP: {e}")))?;
-        Ok(Client { http, base, token })
+        Ok(Client {
+            http,
+            base,
+            token,
+            unpinned,
+        })
     }
 
     /// The server's base URL as shown to people (no trailing slash).
@@ -245,6 +302,9 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<Value, CliError> {
+        if let Some(m) = &self.unpinned {
+            return Err(CliError::Untrusted(m.clone()));
+        }
         let url = self.url(segments, query)?;
         let mut req = self.http.request(method, url);
         if let Some(token) = &self.token {
@@ -281,6 +341,19 @@ impl Client {
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> CliError {
+        let chain = jitgate_gateway::server_trust::error_chain(e);
+        if jitgate_gateway::server_trust::is_certificate_error(&chain) {
+            let reason = chain
+                .split_once("server certificate mismatch: ")
+                .map(|(_, r)| r.to_string())
+                .unwrap_or(chain);
+            return CliError::Untrusted(format!(
+                "refusing the server at {}: its TLS certificate is not the pinned one \
+                 ({reason}); nothing was sent. If its operator confirms a new certificate, \
+                 log in again with --server-fingerprint set to the new fingerprint",
+                self.server()
+            ));
+        }
         // The innermost cause is the useful part ("Connection refused (os error 111)").
         let mut detail = e.to_string();
         let mut source = std::error::Error::source(e);

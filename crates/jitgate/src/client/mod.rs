@@ -76,6 +76,17 @@ pub struct GlobalArgs {
         help_heading = "Global options"
     )]
     pub profile: Option<PathBuf>,
+
+    /// SHA-256 fingerprint of an https:// server's certificate (`sha256:…`, as `jitgate
+    /// serve` prints it); a server presenting another certificate is refused [env:
+    /// JITGATE_SERVER_FINGERPRINT; else the profile's, saved by `jitgate login`]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SHA256",
+        help_heading = "Global options"
+    )]
+    pub server_fingerprint: Option<String>,
 }
 
 impl GlobalArgs {
@@ -84,6 +95,7 @@ impl GlobalArgs {
             server: self.server.clone(),
             token: self.token.clone(),
             profile: self.profile.clone(),
+            server_fingerprint: self.server_fingerprint.clone(),
         }
     }
 }
@@ -388,7 +400,11 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
             eprintln!("warning: {w}");
         }
     }
-    let http = Client::new(&settings.server, settings.token.clone())?;
+    let http = Client::with_pin(
+        &settings.server,
+        settings.token.clone(),
+        settings.server_fingerprint.clone(),
+    )?;
     let ctx = Ctx {
         http,
         json: global.json,
@@ -445,6 +461,12 @@ pub fn settings_summary(settings: &Settings) -> Vec<(String, String)> {
     )];
     if let Some(source) = settings.token_source {
         rows.push(("token".into(), format!("from {}", source.label())));
+    }
+    if let (Some(fp), Some(source)) = (&settings.server_fingerprint, settings.fingerprint_source) {
+        rows.push((
+            "server certificate".into(),
+            format!("{fp} (pinned, from {})", source.label()),
+        ));
     }
     if let Some(path) = &settings.profile_path {
         rows.push(("profile".into(), path.display().to_string()));

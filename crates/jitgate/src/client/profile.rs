@@ -18,6 +18,7 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 pub const ENV_SERVER: &str = "JITGATE_SERVER";
 pub const ENV_TOKEN: &str = "JITGATE_TOKEN";
 pub const ENV_PROFILE: &str = "JITGATE_PROFILE";
+pub const ENV_SERVER_FINGERPRINT: &str = "JITGATE_SERVER_FINGERPRINT";
 
 /// The profile file: `{ server = "...", token = "...", identity = "..." }`. It holds a bearer
 /// token, so it is written with mode 0600.
@@ -30,6 +31,10 @@ pub struct Profile {
     pub token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// SHA-256 fingerprint of the `https://` server's certificate, confirmed at
+    /// `jitgate login`; a server presenting another certificate is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_fingerprint: Option<String>,
 }
 
 impl fmt::Debug for Profile {
@@ -38,6 +43,7 @@ impl fmt::Debug for Profile {
             .field("server", &self.server)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("identity", &self.identity)
+            .field("server_fingerprint", &self.server_fingerprint)
             .finish()
     }
 }
@@ -68,6 +74,7 @@ pub struct Overrides {
     pub server: Option<String>,
     pub token: Option<String>,
     pub profile: Option<PathBuf>,
+    pub server_fingerprint: Option<String>,
 }
 
 /// The effective settings of one invocation.
@@ -77,6 +84,9 @@ pub struct Settings {
     pub server_source: Source,
     pub token: Option<String>,
     pub token_source: Option<Source>,
+    /// The pinned certificate fingerprint of an `https://` server, and where it came from.
+    pub server_fingerprint: Option<String>,
+    pub fingerprint_source: Option<Source>,
     /// `None` only when neither `--profile`, `JITGATE_PROFILE`, `XDG_CONFIG_HOME` nor `HOME`
     /// gives a place for it.
     pub profile_path: Option<PathBuf>,
@@ -223,11 +233,33 @@ pub fn resolve(
     } else {
         (None, None)
     };
+    // Like the token, the profile's pin belongs to the profile's own server.
+    let (server_fingerprint, fingerprint_source) =
+        if let Some(f) = nonempty(flags.server_fingerprint.clone()) {
+            (Some(f), Some(Source::Flag))
+        } else if let Some(f) = nonempty(env(ENV_SERVER_FINGERPRINT)) {
+            (Some(f), Some(Source::Env))
+        } else if let (Some(f), true) = (
+            nonempty(profile.server_fingerprint.clone()),
+            profile_token_applies,
+        ) {
+            (Some(f), Some(Source::Profile))
+        } else {
+            (None, None)
+        };
+    let server_fingerprint = match server_fingerprint {
+        Some(f) => {
+            Some(jitgate_gateway::server_trust::parse_fingerprint(&f).map_err(CliError::Usage)?)
+        }
+        None => None,
+    };
     Ok(Settings {
         server: server.trim().to_string(),
         server_source,
         token: token.map(|t| t.trim().to_string()),
         token_source,
+        server_fingerprint,
+        fingerprint_source,
         profile_path,
         profile,
     })
@@ -251,6 +283,7 @@ mod tests {
             server: Some("http://file:1".into()),
             token: Some("file-token".into()),
             identity: Some("alice".into()),
+            server_fingerprint: None,
         }
     }
 
@@ -336,6 +369,7 @@ mod tests {
             server: Some("http://flag:1".into()),
             token: Some("flag-token".into()),
             profile: None,
+            server_fingerprint: None,
         };
         let s = resolve(&flags, &env)?;
         assert_eq!(

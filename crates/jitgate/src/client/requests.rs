@@ -216,7 +216,10 @@ pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> anyhow::Result<()> {
     };
     let path = ["requests", args.request.as_str(), "approve"];
     let raw = match ctx.http.post(&path, &body).await {
-        Err(e) if e.api_code() == Some("step_up_required") && body.totp.is_none() => {
+        Err(e)
+            if e.api_code() == Some(jitgate_core::Code::StepUpRequired.as_str())
+                && body.totp.is_none() =>
+        {
             if !prompt::can_prompt() {
                 return Err(e
                     .with_hint("no terminal to ask for the code on: pass --totp CODE")

@@ -7,4 +7,6 @@ mod account;
 mod evidence;
 mod gateway;
 mod governance;
+mod netns;
 mod quickstart;
+mod tls;
