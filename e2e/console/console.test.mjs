@@ -14,7 +14,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -32,7 +31,7 @@ const SHOTS = process.env.SCREENSHOTS || path.join(repo, 'target', 'console-scre
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-console-e2e-'));
 const children = [];
-let base, browser, creds, plcPort, serverCa, serverFingerprint;
+let base, browser, creds, plcPort, serverCa, serverFingerprint, tlsDir;
 const ctx = {}; // browser contexts and pages by person
 const shared = {};
 
@@ -219,7 +218,8 @@ before(async () => {
   const up = start('jitgate up', BIN, ['up', '--tls', '--data-dir', data, '--listen', `127.0.0.1:${port}`],
     { env: { ...process.env, JITGATE_LOG: 'warn' } });
   await waitPort(port, up);
-  serverCa = fs.readFileSync(path.join(data, 'tls', 'ca-cert.pem'));
+  tlsDir = path.join(data, 'tls');
+  serverCa = fs.readFileSync(path.join(tlsDir, 'ca-cert.pem'));
   const cert = new crypto.X509Certificate(fs.readFileSync(path.join(data, 'tls', 'server-cert.pem')));
   serverFingerprint = 'sha256:' + cert.fingerprint256.replaceAll(':', '').toLowerCase();
   const credsFile = path.join(data, 'bootstrap-credentials.toml');
@@ -285,7 +285,7 @@ test('sign-in: inline errors from the API, keyboard only, secure cookie', async 
   await password.fill('not the password');
   await page.getByRole('button', { name: 'Sign in' }).click();
   const pwError = page.locator('#' + (await password.getAttribute('id')) + '-error');
-  await pwError.filter({ hasText: 'identity or password is wrong' }).waitFor();
+  await pwError.filter({ hasText: 'sign-in refused' }).waitFor();
   assert.equal(await password.getAttribute('aria-invalid'), 'true');
   await shot(page, '02-sign-in-error');
   // Keyboard only: the identity field has focus, before it come the theme toggle, the home
@@ -561,10 +561,15 @@ test('grants list, and 360 px phone / 1920 px screen in the dark theme', async (
 test('a cross-site POST without the CSRF token is refused', async () => {
   const page = ctx.alice.page;
   const before = (await apiAs(await loginApi('alice'), 'GET', '/requests?mine=true')).length;
-  // A page on another origin (another port of this host: same *site*, so the SameSite=Strict
-  // cookie is still sent — the CSRF token is what stops it).
+  // A page on another origin (another port of this host, also HTTPS: same *site*, so the
+  // SameSite=Strict cookie is still sent — the CSRF token is what stops it). It borrows the
+  // server's certificate, which names 127.0.0.1.
   const evilPort = await freePort();
-  const evil = http.createServer((req, res) => {
+  const tlsFiles = {
+    key: fs.readFileSync(path.join(tlsDir, 'server-key.pem')),
+    cert: fs.readFileSync(path.join(tlsDir, 'server-cert.pem')),
+  };
+  const evil = https.createServer(tlsFiles, (req, res) => {
     res.setHeader('Content-Type', 'text/html');
     res.end(`<!doctype html><form id=f method=POST action="${base}/api/v1/requests" enctype="text/plain">
 <input name='{"scope":[{"asset":"plc-7","modbus":["write coil 0-99 unit 1"]}],"duration":"1h","reason":"csrf","path":"planned","x":"' value='"}'>
@@ -574,7 +579,7 @@ test('a cross-site POST without the CSRF token is refused', async () => {
   try {
     const [resp] = await Promise.all([
       page.waitForResponse((r) => r.url() === `${base}/api/v1/requests` && r.request().method() === 'POST'),
-      page.goto(`http://127.0.0.1:${evilPort}/`),
+      page.goto(`https://127.0.0.1:${evilPort}/`),
     ]);
     assert.equal(resp.status(), 403);
     const body = await resp.json();
