@@ -41,6 +41,9 @@ error_codes! {
     TotpRequired = "totp_required", 401, "this identity has TOTP: send the current code";
     BadTotp = "bad_totp", 401, "TOTP code wrong, old, already used, or no TOTP enrolled";
     StepUpRequired = "step_up_required", 401, "this approval needs a fresh TOTP code";
+    LoginBackoff = "login_backoff", 429, "too many failed sign-ins or step-up codes for this identity or from this address: wait Retry-After seconds";
+    LockedOut = "locked_out", 429, "too many failed sign-ins or step-up codes: refused until the lockout ends (Retry-After) or an administrator unlocks it";
+    ServerBusy = "server_busy", 503, "too many passwords are being checked at once: retry after Retry-After seconds";
     Forbidden = "forbidden", 403, "the caller's roles do not allow this";
     IdentityDisabled = "identity_disabled", 403, "the identity is disabled";
     SeparationOfDuties = "separation_of_duties", 403, "the approver is the requester, the subject, an owner of a workload requester or subject, or minted the key that filed it";

@@ -59,6 +59,25 @@ pub enum EventKind {
     /// A credential of jitgate's own (an API key) was revoked.
     #[serde(rename = "auth.revoked")]
     AuthRevoked,
+    /// Someone signed in with a password (and TOTP when enrolled).
+    #[serde(rename = "auth.login")]
+    AuthLogin,
+    /// A sign-in or step-up code was refused (wrong password or code, unknown or disabled
+    /// identity); the client was told only `unauthenticated`.
+    #[serde(rename = "auth.login_failed")]
+    AuthLoginFailed,
+    /// An identity or a source address was locked out after too many failures.
+    #[serde(rename = "auth.locked")]
+    AuthLocked,
+    /// An administrator ended a lockout.
+    #[serde(rename = "auth.unlocked")]
+    AuthUnlocked,
+    /// Someone changed their own password (their other sessions ended).
+    #[serde(rename = "auth.password_changed")]
+    AuthPasswordChanged,
+    /// An administrator set someone else's password (that person's sessions ended).
+    #[serde(rename = "auth.password_reset")]
+    AuthPasswordReset,
     /// A mandatory post-session review of a grant was opened (break-glass, legacy asset).
     #[serde(rename = "review.opened")]
     ReviewOpened,
@@ -113,6 +132,12 @@ impl EventKind {
             EventKind::PolicyLoaded => "policy.loaded",
             EventKind::AuthEnrolled => "auth.enrolled",
             EventKind::AuthRevoked => "auth.revoked",
+            EventKind::AuthLogin => "auth.login",
+            EventKind::AuthLoginFailed => "auth.login_failed",
+            EventKind::AuthLocked => "auth.locked",
+            EventKind::AuthUnlocked => "auth.unlocked",
+            EventKind::AuthPasswordChanged => "auth.password_changed",
+            EventKind::AuthPasswordReset => "auth.password_reset",
             EventKind::ReviewOpened => "review.opened",
             EventKind::ReviewCompleted => "review.completed",
             EventKind::CredentialIssued => "credential.issued",

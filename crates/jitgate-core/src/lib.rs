@@ -14,6 +14,7 @@
 //! - [`lifecycle`] — requests, approvals and grants, and every transition between their states.
 //! - [`governance`] — conflicts of interest, who may hold access, whether a request still
 //!   stands under the current context, free-text hygiene.
+//! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
 //! - [`payload`]   — typed payloads of the lifecycle's events (written and read as structs).
@@ -32,6 +33,7 @@ pub mod event;
 pub mod governance;
 pub mod inventory;
 pub mod lifecycle;
+pub mod lockout;
 pub mod payload;
 pub mod scope;
 pub mod server_payload;

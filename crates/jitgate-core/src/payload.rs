@@ -50,6 +50,120 @@ impl Event {
     }
 }
 
+/// `auth.login`: a sign-in that succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginSucceeded {
+    pub identity: String,
+    /// The client's address as the server saw it (`unknown` when not known).
+    pub source: String,
+    /// A TOTP code was checked too.
+    pub totp: bool,
+}
+impl Payload for LoginSucceeded {
+    const KIND: EventKind = EventKind::AuthLogin;
+}
+
+/// What was being checked when an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthStage {
+    /// `POST /auth/login` (API or console).
+    Login,
+    /// A step-up TOTP code (an approval).
+    StepUp,
+    /// Confirming a TOTP enrolment.
+    TotpConfirm,
+    /// Changing one's own password (the current password or code was wrong).
+    PasswordChange,
+}
+
+/// Why an attempt failed, for the log only: the client is told `unauthenticated` whatever
+/// the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthFailure {
+    UnknownIdentity,
+    WrongPassword,
+    WrongTotp,
+    IdentityDisabled,
+    /// A workload (API keys only) tried a password.
+    NoPassword,
+}
+
+/// `auth.login_failed`: one refused attempt that was checked (attempts refused by backoff or
+/// lockout are not checked and not logged one by one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginFailed {
+    /// The identity as the client named it (at most 128 characters).
+    pub identity: String,
+    pub source: String,
+    pub stage: AuthStage,
+    pub failure: AuthFailure,
+    /// Failures of this identity counted so far (since the last success, unlock or forget).
+    pub failures: u32,
+}
+impl Payload for LoginFailed {
+    const KIND: EventKind = EventKind::AuthLoginFailed;
+}
+
+/// Which key a lockout is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKey {
+    Identity,
+    Source,
+}
+
+/// `auth.locked`: an identity (as named by clients) or a source address locked out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockedOut {
+    pub key: LockKey,
+    /// The identity or the address.
+    pub value: String,
+    pub failures: u32,
+    #[serde(with = "millis")]
+    pub until: Timestamp,
+}
+impl Payload for LockedOut {
+    const KIND: EventKind = EventKind::AuthLocked;
+}
+
+/// `auth.unlocked`: an administrator ended an identity's (or an address's) lockout and
+/// forgot its failures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unlocked {
+    pub key: LockKey,
+    pub value: String,
+    /// It was locked out at the time (an unlock of a key with failures only forgets them).
+    pub was_locked: bool,
+}
+impl Payload for Unlocked {
+    const KIND: EventKind = EventKind::AuthUnlocked;
+}
+
+/// `auth.password_changed` (by the person, with the current password) and
+/// `auth.password_reset` (by an administrator, [`PasswordReset`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    pub identity: String,
+    /// Sessions ended by the change (every other session of the identity).
+    pub sessions_ended: u64,
+}
+impl Payload for PasswordChanged {
+    const KIND: EventKind = EventKind::AuthPasswordChanged;
+}
+
+/// `auth.password_reset`: an administrator set another identity's password; every session
+/// of that identity ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordReset {
+    pub identity: String,
+    pub sessions_ended: u64,
+}
+impl Payload for PasswordReset {
+    const KIND: EventKind = EventKind::AuthPasswordReset;
+}
+
 /// `request.submitted`: what was asked, as filed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestSubmitted {

@@ -29,6 +29,7 @@ pub mod config;
 pub mod connect;
 pub mod control;
 pub mod modbus;
+pub mod private;
 pub mod refusals;
 pub mod revocations;
 pub mod runtime;

@@ -87,7 +87,11 @@ impl RevocationList {
         }
         let tmp = self.path.with_extension("jsonl.tmp");
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = crate::private::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             f.write_all(&body)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
@@ -150,7 +154,7 @@ impl Append {
         line.push(b'\n');
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
+            let mut f = crate::private::options()
                 .create(true)
                 .append(true)
                 .open(&self.path)?;

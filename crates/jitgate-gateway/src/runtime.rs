@@ -535,7 +535,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         );
     }
     let api = ServerApi::new(&config.server, &key, trust.as_ref()).map_err(GatewayError::Server)?;
-    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+    crate::private::state_dir(&config.state_dir).map_err(|e| {
         GatewayError::Other(format!("state_dir {}: {e}", config.state_dir.display()))
     })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -564,6 +564,10 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
             )?
         }
     };
+    // Files written before (or by the TLS set-up just now) become owner-only too.
+    crate::private::state_dir(&config.state_dir).map_err(|e| {
+        GatewayError::Other(format!("state_dir {}: {e}", config.state_dir.display()))
+    })?;
     let fingerprint = certs
         .first()
         .map(crate::tls::fingerprint)

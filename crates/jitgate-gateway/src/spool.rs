@@ -107,7 +107,7 @@ fn read_spool(path: &Path) -> std::io::Result<Vec<GatewayEvent>> {
 }
 
 fn append_spool(path: &Path, events: &[GatewayEvent]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
+    let mut f = crate::private::options()
         .create(true)
         .append(true)
         .open(path)?;

@@ -3,6 +3,9 @@
 //! the asset running, so every revoked grant's teardown is verified in the background (and
 //! the time until all are verified is reported). Baseline in the same
 //! run: `GET /healthz` round trips with the same 32 clients (HTTP + runtime overhead alone).
+//! Each backend runs twice: plain HTTP on loopback (the quickstart), then TLS on the API and
+//! the gateway's control channel (a generated CA, clients trusting only it, the gateway
+//! pinning the certificate), as deployed.
 //!
 //! `cargo bench -p jitgate-server --bench lifecycle` (PostgreSQL from JITGATE_TEST_PG,
 //! default postgres://postgres@127.0.0.1:5432/test; skipped loudly when unreachable).
@@ -21,12 +24,18 @@ const CLIENTS: usize = 32;
 const LIFECYCLES_PER_CLIENT: usize = 40;
 const PLANT: &str = include_str!("../../../examples/plant.toml");
 
-async fn start(store: Store, data: &std::path::Path) -> (jitgate_server::RunningServer, String) {
-    let config = ServerConfig {
+async fn start(
+    store: Store,
+    data: &std::path::Path,
+    tls: bool,
+) -> (jitgate_server::RunningServer, String) {
+    let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.to_path_buf(),
         ..ServerConfig::default()
     };
+    // With TLS: a CA and a server certificate generated in the data dir, as `up --tls`.
+    config.tls.enabled = tls;
     let server = jitgate_server::start_with_store(config, Arc::new(SystemClock), store)
         .await
         .unwrap();
@@ -44,7 +53,8 @@ async fn start(store: Store, data: &std::path::Path) -> (jitgate_server::Running
         .unwrap();
     }
     tx.commit().await.unwrap();
-    let base = format!("http://{}", server.addr);
+    let scheme = if tls { "https" } else { "http" };
+    let base = format!("{scheme}://{}", server.addr);
     (server, base)
 }
 
@@ -111,6 +121,7 @@ async fn gateway(
     base: &str,
     sam: &str,
     state: &std::path::Path,
+    server_fingerprint: Option<String>,
 ) -> jitgate_gateway::runtime::RunningGateway {
     let key = post(
         http,
@@ -121,7 +132,7 @@ async fn gateway(
     .await;
     let config = jitgate_gateway::config::GatewayConfig {
         server: base.to_string(),
-        server_fingerprint: None,
+        server_fingerprint,
         server_ca_file: None,
         api_key: Some(key["key"].as_str().unwrap().to_string()),
         api_key_file: None,
@@ -144,18 +155,25 @@ async fn gateway(
     gw
 }
 
-async fn run(label: &str, store: Store) -> (f64, f64) {
+async fn run(label: &str, store: Store, tls: bool) -> (f64, f64) {
     let data = tempfile::tempdir().unwrap();
-    let (server, base) = start(store, data.path()).await;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
-        .build()
-        .unwrap();
+    let (server, base) = start(store, data.path(), tls).await;
+    let mut http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS);
+    let mut fingerprint = None;
+    if let Some(info) = &server.tls {
+        // Clients trust the generated CA only; the gateway pins the certificate.
+        let ca = std::fs::read(info.ca_file.as_ref().unwrap()).unwrap();
+        http = http
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        fingerprint = Some(info.fingerprint.clone());
+    }
+    let http = http.build().unwrap();
     let alice = login(&http, &base, "alice").await;
     let bob = login(&http, &base, "bob").await;
     let sam = login(&http, &base, "sam").await;
     let gw_state = tempfile::tempdir().unwrap();
-    let gw = gateway(&http, &base, &sam, gw_state.path()).await;
+    let gw = gateway(&http, &base, &sam, gw_state.path(), fingerprint).await;
     // Warm up connections and caches.
     for _ in 0..5 {
         one_lifecycle(&http, &base, &alice, &bob).await;
@@ -238,13 +256,18 @@ async fn run(label: &str, store: Store) -> (f64, f64) {
 async fn main() {
     println!("| backend | clients | lifecycles | wall time | lifecycles/s | baseline GET /healthz req/s | teardowns | events in chain |");
     println!("|---|---|---|---|---|---|---|---|");
-    let (store, _dir) = jitgate_testkit::sqlite_store().await;
-    run("SQLite (WAL)", store).await;
-    match jitgate_testkit::postgres_store().await {
-        Some(pg) => {
-            run("PostgreSQL", pg.store.clone()).await;
-            pg.cleanup().await;
+    // Plain HTTP on loopback (the quickstart), then TLS on the API and the control channel
+    // (a deployment), on each backend.
+    for tls in [false, true] {
+        let over = if tls { ", TLS" } else { "" };
+        let (store, _dir) = jitgate_testkit::sqlite_store().await;
+        run(&format!("SQLite (WAL){over}"), store, tls).await;
+        match jitgate_testkit::postgres_store().await {
+            Some(pg) => {
+                run(&format!("PostgreSQL{over}"), pg.store.clone(), tls).await;
+                pg.cleanup().await;
+            }
+            None => println!("| PostgreSQL | skipped: not reachable | | | | | | |"),
         }
-        None => println!("| PostgreSQL | skipped: not reachable | | | | | | |"),
     }
 }

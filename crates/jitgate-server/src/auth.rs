@@ -24,13 +24,19 @@ pub const SESSION_PREFIX: &str = "jgs_";
 pub const API_KEY_PREFIX: &str = "jgk_";
 const MIN_PASSWORD_LEN: usize = 12;
 
-pub fn hash_password(password: &str) -> Result<String, ServerError> {
+/// The password policy, checked before anything is hashed.
+pub fn check_password_policy(password: &str) -> Result<(), ServerError> {
     jitgate_core::governance::check_password(password)?;
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(ServerError::BadRequest(format!(
             "passwords need at least {MIN_PASSWORD_LEN} characters"
         )));
     }
+    Ok(())
+}
+
+pub fn hash_password(password: &str) -> Result<String, ServerError> {
+    check_password_policy(password)?;
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -135,8 +141,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Check a TOTP code for `identity` and mark its step used, inside the caller's transaction.
+/// Callers go through `crate::login::step_up` (or sign-in), which count failures.
 pub async fn check_totp(
     tx: &mut jitgate_store::Tx,
+    key: &crate::secrets::TotpKey,
     identity: &str,
     code: &str,
     now: Timestamp,
@@ -146,7 +154,8 @@ pub async fn check_totp(
             "{identity} has no TOTP enrolled; run `jitgate totp enroll` then `jitgate totp confirm <code>`"
         )));
     };
-    let Some(step) = totp_step(&rec.secret_b32, code, now)? else {
+    let secret = key.open(identity, &rec.secret_b32)?;
+    let Some(step) = totp_step(&secret, code, now)? else {
         return Err(ServerError::BadTotp(
             "TOTP code is wrong or too old; enter the current code".into(),
         ));

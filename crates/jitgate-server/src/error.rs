@@ -46,6 +46,14 @@ pub enum ServerError {
     /// which (`[limits]` in docs/configuration.md).
     #[error("{message}")]
     Limit { code: Code, message: String },
+    /// Refused without checking: backoff or lockout after failed sign-ins or step-up codes
+    /// (`jitgate_core::lockout`), or the password-hashing pool is full.
+    #[error("{message}")]
+    Throttled {
+        code: Code,
+        message: String,
+        retry_after_secs: i64,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -86,7 +94,18 @@ impl ServerError {
                 GatewayTrustCode::GrantNotFronted => Code::GrantNotFronted,
             },
             ServerError::Limit { code, .. } => *code,
+            ServerError::Throttled { code, .. } => *code,
             ServerError::Internal(_) => Code::InternalError,
+        }
+    }
+
+    /// Seconds a refused client should wait (`Retry-After`), for throttled answers.
+    pub fn retry_after_secs(&self) -> Option<i64> {
+        match self {
+            ServerError::Throttled {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 

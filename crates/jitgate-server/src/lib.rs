@@ -16,10 +16,13 @@
 //!    - [`ids`]     — ids of the things the server creates.
 //! 2. Handles the state holds, each knowing nothing of the rest: [`control`] (connected
 //!    gateways, revocations out, acknowledgements in), `evidence::log` (evidence key, log
-//!    id, Merkle tree), `notify::webhooks` (the webhooks in force).
+//!    id, Merkle tree), `notify::webhooks` (the webhooks in force), [`throttle`] (the
+//!    bounded password-hashing pool), [`secrets`] (the key TOTP secrets are stored under).
 //! 3. [`state`] — [`state::AppState`]: store, clock, policy set in force, those handles.
 //! 4. Who is calling and what they may see:
 //!    - [`auth`]       — passwords (argon2id), TOTP, API keys, session tokens, [`auth::Caller`].
+//!    - [`login`]      — sign-in, step-up codes and password changes under the core's
+//!      backoff and lockout rules (`jitgate_core::lockout`).
 //!    - [`visibility`] — who may see a request (the core's access table over loaded facts).
 //!    - [`policy`]     — loading the Cedar policy set and taking decisions.
 //! 5. Carrying out what the core decided:
@@ -61,15 +64,18 @@ pub mod effects;
 pub mod error;
 pub mod evidence;
 pub mod ids;
+pub mod login;
 pub mod notify;
 pub mod policy;
 pub mod reviews;
 pub mod revocations;
 pub mod scheduler;
+pub mod secrets;
 pub mod service;
 pub mod siem;
 pub mod state;
 pub mod teardown;
+pub mod throttle;
 pub mod tls;
 pub mod views;
 pub mod visibility;
@@ -191,6 +197,9 @@ pub async fn start_with_store(
     let evidence = evidence::Evidence::open(&config.evidence, &config.data_dir, &store)
         .await
         .map_err(|e| StartError::Other(format!("evidence: {e}")))?;
+    let totp_key = secrets::TotpKey::open_or_create(&config.data_dir)
+        .map_err(|e| StartError::Other(format!("TOTP key: {e}")))?;
+    let config_login = config.login.clone();
     let state = AppState {
         evidence: Arc::new(evidence),
         store,
@@ -205,7 +214,21 @@ pub async fn start_with_store(
         teardown_retry_now: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         shutdown: shutdown_rx.clone(),
         notifier: Arc::new(notifier),
+        throttle: Arc::new(throttle::Throttle::new(
+            config_login.hash_concurrency(),
+            config_login.hash_queue,
+        )),
+        totp_key: Arc::new(totp_key),
     };
+    let sealed = secrets::encrypt_stored_totp(&state.store, &state.totp_key)
+        .await
+        .map_err(|e| StartError::Other(format!("encrypting stored TOTP secrets: {e}")))?;
+    if sealed > 0 {
+        tracing::info!(
+            secrets = sealed,
+            "TOTP secrets stored in clear are now encrypted"
+        );
+    }
     policy::record_loaded(&state, Actor::system(), &policy_info)
         .await
         .map_err(|e| StartError::Other(e.to_string()))?;

@@ -2,7 +2,7 @@
 //! policy decision, call the core transition, and save the result with its events in one
 //! write transaction. Handlers stay thin; the scheduler and the tests call these directly.
 
-use crate::auth::{self, Caller};
+use crate::auth::Caller;
 use crate::config::parse_duration_secs;
 use crate::error::{ApiResult, ServerError};
 pub use crate::ids::new_id;
@@ -355,9 +355,8 @@ pub async fn decide(
     // so that a code seen once can never be replayed.
     let step_up_verified = match &totp {
         Some(code) => {
-            let mut tx = state.store.write().await?;
-            auth::check_totp(&mut tx, caller.id(), code, now).await?;
-            tx.commit().await?;
+            let stage = jitgate_core::payload::AuthStage::StepUp;
+            crate::login::step_up(state, caller.id(), code, stage).await?;
             true
         }
         None => false,

@@ -43,6 +43,10 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Webhooks in force (keys read at start) and the delivery worker's wake-up.
     pub notifier: Arc<crate::notify::webhooks::Notifier>,
+    /// The password-hashing pool and the sign-ins being checked.
+    pub throttle: Arc<crate::throttle::Throttle>,
+    /// The key TOTP secrets are stored under (`totp.key` in the data directory).
+    pub totp_key: Arc<crate::secrets::TotpKey>,
 }
 
 /// Longest a grant token can live; old signing keys stay published this long after rotation.

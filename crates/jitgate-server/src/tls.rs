@@ -246,7 +246,7 @@ pub fn spawn_server(
             app,
             limits,
             shutdown,
-            |peer: &SocketAddr| *peer,
+            |peer: &SocketAddr| ClientAddr(*peer),
         )),
         Some(tls) => {
             let app = app.layer(axum::middleware::map_response(add_hsts));
@@ -256,7 +256,7 @@ pub fn spawn_server(
                 app,
                 limits,
                 shutdown,
-                |peer: &SocketAddr| *peer,
+                |peer: &SocketAddr| ClientAddr(*peer),
             ))
         }
     }
@@ -271,6 +271,27 @@ async fn add_hsts(mut resp: axum::response::Response) -> axum::response::Respons
 }
 
 type TlsConn = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// The client's address, kept with every request over plain HTTP or TLS (read by
+/// `api::extract::Peer`: failed sign-ins are also counted per source).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
 
 /// A listener that yields connections whose TLS handshake has completed. Handshakes run in
 /// their own tasks (bounded in number and time); the accept task ends when the listener is

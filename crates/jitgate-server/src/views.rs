@@ -214,6 +214,35 @@ pub struct PasswordBody {
     pub password: String,
 }
 
+/// `POST /auth/password`: change one's own password.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    /// The password in force now.
+    pub current: String,
+    /// The new one, at least 12 characters.
+    pub new: String,
+    /// The current TOTP code, when TOTP is enrolled.
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+/// Sessions ended (`POST /auth/password`, `POST /auth/logout/everywhere`, a reset).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionsEnded {
+    pub sessions_ended: u64,
+}
+
+/// `POST /identities/{id}/unlock`: what the unlock forgot.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UnlockView {
+    pub identity: String,
+    /// The identity was locked out.
+    pub was_locked: bool,
+    /// Failures counted before the unlock.
+    pub failures: u32,
+}
+
 pub use jitgate_gateway::wire::{
     GatewayEvent, GatewayEventAck, GatewayEventBatch, GatewayHello, GatewaySetup, GrantStatus,
     TokenRequest, TokenResponse,

@@ -47,6 +47,7 @@ mod codec;
 mod events;
 mod inventory;
 mod lifecycle;
+mod login;
 mod outbox;
 mod reviews;
 mod scan;
@@ -189,7 +190,7 @@ impl Store {
         if !data_dir.exists() {
             create_private_dir(data_dir).map_err(dir_err)?;
         } else {
-            warn_if_shared(data_dir);
+            make_private(data_dir, 0o700);
         }
         let dir = std::fs::canonicalize(data_dir).map_err(dir_err)?;
         let file = dir.join(SQLITE_FILE);
@@ -199,7 +200,18 @@ impl Store {
                 file.display()
             )));
         };
-        Store::open(&format!("sqlite://{}?mode=rwc", percent_encode_path(path))).await
+        // The database holds password hashes and TOTP secrets: owner-only, created so (SQLite
+        // gives its -wal and -shm files the database file's mode).
+        create_private_file(&file).map_err(dir_err)?;
+        let store =
+            Store::open(&format!("sqlite://{}?mode=rwc", percent_encode_path(path))).await?;
+        for suffix in ["", "-wal", "-shm"] {
+            let f = dir.join(format!("{SQLITE_FILE}{suffix}"));
+            if f.exists() {
+                make_private(&f, 0o600);
+            }
+        }
+        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
@@ -398,26 +410,58 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-/// An existing directory is the operator's choice and is left as it is, but a database of
-/// credentials readable by others deserves a warning.
+/// The data directory and the database hold password hashes, TOTP secrets and signing
+/// keys: a directory or file accessible to others is made owner-only (`mode`), with a
+/// warning naming what was changed; if that fails, the warning says what to do.
 #[cfg(unix)]
-fn warn_if_shared(dir: &Path) {
+fn make_private(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(dir) {
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                dir = %dir.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "data directory is accessible to other users; it holds password hashes and \
-                 TOTP secrets: chmod 700 it"
-            );
+    if let Ok(meta) = std::fs::metadata(path) {
+        let was = meta.permissions().mode() & 0o777;
+        if was & 0o077 != 0 {
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+                Ok(()) => tracing::warn!(
+                    path = %path.display(),
+                    was = format!("{was:o}"),
+                    now = format!("{mode:o}"),
+                    "was accessible to other users; made owner-only (it holds password hashes \
+                     and TOTP secrets)"
+                ),
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{was:o}"),
+                    error = %e,
+                    "accessible to other users and cannot be changed; it holds password \
+                     hashes and TOTP secrets: chmod {:o} it",
+                    mode
+                ),
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-fn warn_if_shared(_dir: &Path) {}
+fn make_private(_path: &Path, _mode: u32) {}
+
+#[cfg(unix)]
+fn create_private_file(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private_file(_file: &Path) -> std::io::Result<()> {
+    Ok(())
+}
 
 #[cfg(not(unix))]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -75,3 +75,21 @@ impl FromRequestParts<AppState> for Caller {
         authenticate(state, token).await
     }
 }
+
+/// The client's address, when the server was started with connection info (always, except
+/// when the router is driven directly, as some tests do).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<crate::tls::ClientAddr>>()
+                .map(|c| c.0 .0.ip()),
+        ))
+    }
+}

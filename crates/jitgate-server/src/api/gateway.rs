@@ -142,6 +142,23 @@ pub(crate) async fn gateway_events(
         .into_iter()
         .map(|a| a.id)
         .collect();
+    // What each named grant is, as far as this gateway may speak of it: its request, and
+    // whether one of its assets is fronted by this gateway. Read before the write lock too:
+    // a grant's scope, request and issue time never change, and the lock is what every
+    // writer waits for.
+    let mut grants: HashMap<String, Option<(jitgate_core::Grant, bool)>> = HashMap::new();
+    {
+        let mut tx = state.store.read().await?;
+        for gid in body.events.iter().filter_map(|e| e.grant_id.as_ref()) {
+            if !grants.contains_key(gid) {
+                let found = tx.get_grant(gid).await?.map(|g| {
+                    let fronts = g.scope.assets().iter().any(|id| fronted.contains(id));
+                    (g, fronts)
+                });
+                grants.insert(gid.clone(), found);
+            }
+        }
+    }
     let mut tx = state.store.write().await?;
     let mut delivered: i64 = tx
         .get_setting(&gateway_seq_key(caller.id()))
@@ -149,9 +166,6 @@ pub(crate) async fn gateway_events(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut events = Vec::new();
-    // What each named grant is, as far as this gateway may speak of it: its request, and
-    // whether one of its assets is fronted by this gateway.
-    let mut grants: HashMap<String, Option<(jitgate_core::Grant, bool)>> = HashMap::new();
     for e in body.events {
         if e.gseq <= delivered {
             continue; // already recorded: a redelivery after an outage
@@ -199,13 +213,6 @@ pub(crate) async fn gateway_events(
         };
         let mut link = None;
         if let Some(gid) = &e.grant_id {
-            if !grants.contains_key(gid) {
-                let found = tx.get_grant(gid).await?.map(|g| {
-                    let fronts = g.scope.assets().iter().any(|id| fronted.contains(id));
-                    (g, fronts)
-                });
-                grants.insert(gid.clone(), found);
-            }
             match grants.get(gid).cloned().flatten() {
                 Some((g, true)) => {
                     let earliest =

@@ -19,13 +19,22 @@ impl IntoResponse for ServerError {
         } else {
             self.to_string()
         };
-        (
+        let retry_after = self.retry_after_secs();
+        let mut response = (
             status,
             Json(ApiError {
                 code: code.as_str().to_string(),
                 message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        response
     }
 }

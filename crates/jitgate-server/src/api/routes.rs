@@ -2,7 +2,7 @@
 //! action, then calls `service` (lifecycle) or the store (simple reads). The `#[utoipa::path]`
 //! annotations feed `/openapi.json`.
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, Peer};
 use super::limits::{page_response, paginate, Page};
 use super::types::*;
 use crate::auth::{self, AuthVia, Caller};
@@ -19,13 +19,14 @@ use jitgate_core::{
     ApprovalVerdict, Asset, EndReason, Identity, IdentityKind, IdentityStatus, Inventory, Org,
     RequestState, Site,
 };
-use jitgate_store::SessionRecord;
 use utoipa::OpenApi;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
+        .route("/auth/logout/everywhere", post(logout_everywhere))
+        .route("/auth/password", post(change_password))
         .route("/auth/whoami", get(whoami))
         .route("/auth/totp/enroll", post(totp_enroll))
         .route("/auth/totp/confirm", post(totp_confirm))
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/identities/{id}/disable", post(disable_identity))
         .route("/identities/{id}/enable", post(enable_identity))
         .route("/identities/{id}/password", post(set_password))
+        .route("/identities/{id}/unlock", post(unlock_identity))
         .route("/assets", get(list_assets))
         .route("/assets/{id}", get(get_asset).put(put_asset))
         .route("/sites", get(list_sites))
@@ -59,6 +61,7 @@ pub fn router() -> Router<AppState> {
     info(title = "jitgate API", description = "Just-in-time privileged access for OT: requests, decisions, approvals, grants, evidence."),
     paths(
         login, logout, whoami, totp_enroll, totp_confirm,
+        change_password, logout_everywhere, unlock_identity,
         list_identities, get_identity, put_identity, disable_identity, enable_identity, set_password,
         list_assets, get_asset, put_asset, list_sites, put_site, list_orgs, put_org, load_inventory,
         create_request, list_requests, get_request, approve, deny, withdraw,
@@ -92,72 +95,71 @@ impl utoipa::Modify for BearerAuth {
 // ---------------------------------------------------------------- authentication
 
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginBody, security(()),
-    responses((status = 200, body = LoginResponse), (status = 401, body = ApiError)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = ApiError),
+        (status = 429, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn login(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> ApiResult<Json<LoginResponse>> {
-    let now = state.clock.now();
-    let wrong = || ServerError::Unauthenticated("identity or password is wrong".into());
-    let mut tx = state.store.read().await?;
-    let identity = tx.get_identity(&body.identity).await?;
-    let phc = tx.get_password(&body.identity).await?;
-    let totp = tx.get_totp(&body.identity).await?;
-    drop(tx);
-    // Verify even for unknown identities (against a dummy hash) so timing does not reveal
-    // which identities exist.
-    let phc_for_check = match &phc {
-        Some(h) => h.clone(),
-        None => dummy_hash()?,
-    };
-    let password = body.password.clone();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc_for_check))
-        .await
-        .map_err(|e| ServerError::Internal(format!("password check: {e}")))?;
-    let (Some(identity), Some(_), true) = (identity, phc, ok) else {
-        return Err(wrong());
-    };
-    if !identity.is_active() {
-        return Err(jitgate_core::CoreError::IdentityDisabled(identity.id).into());
-    }
-    let totp_enrolled = totp.as_ref().is_some_and(|t| t.confirmed);
-    let mut tx = state.store.write().await?;
-    if totp_enrolled {
-        let code = body.totp.as_deref().ok_or(ServerError::TotpRequired)?;
-        auth::check_totp(&mut tx, &identity.id, code, now).await?;
-    }
-    let token = auth::new_token(auth::SESSION_PREFIX);
-    let ttl = state
-        .config
-        .session_ttl_secs()
-        .map_err(|e| ServerError::Internal(e.to_string()))?;
-    let expires_at = now + chrono::Duration::seconds(ttl);
-    tx.insert_session(&SessionRecord {
-        token_hash: auth::token_hash(&token),
-        identity: identity.id.clone(),
-        created_at: now,
-        expires_at,
-    })
-    .await?;
-    tx.delete_expired_sessions(now).await?;
-    tx.commit().await?;
-    Ok(Json(LoginResponse {
-        token,
-        expires_at,
-        identity,
-        totp_enrolled,
-    }))
+    crate::login::sign_in(
+        &state,
+        &body.identity,
+        &body.password,
+        body.totp.as_deref(),
+        peer,
+    )
+    .await
+    .map(Json)
 }
 
-/// argon2id hash of a random password nobody knows; verified against when the identity is
-/// unknown so that a failed login costs the same either way and timing reveals nothing.
-fn dummy_hash() -> ApiResult<String> {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    if let Some(h) = DUMMY.get() {
-        return Ok(h.clone());
-    }
-    let h = auth::hash_password(&auth::random_password())?;
-    Ok(DUMMY.get_or_init(|| h).clone())
+#[utoipa::path(post, path = "/api/v1/auth/password", request_body = ChangePasswordBody,
+    responses((status = 200, body = SessionsEnded), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 429, body = ApiError)))]
+async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<ChangePasswordBody>,
+) -> ApiResult<Json<SessionsEnded>> {
+    let keep = bearer_hash(&headers);
+    let sessions_ended = crate::login::change_own_password(
+        &state,
+        &caller,
+        keep.as_deref(),
+        &body.current,
+        &body.new,
+        body.totp.as_deref(),
+    )
+    .await?;
+    Ok(Json(SessionsEnded { sessions_ended }))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout/everywhere", responses((status = 200, body = SessionsEnded)))]
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<SessionsEnded>> {
+    let sessions_ended = crate::login::logout_everywhere(&state, &caller).await?;
+    Ok(Json(SessionsEnded { sessions_ended }))
+}
+
+#[utoipa::path(post, path = "/api/v1/identities/{id}/unlock", params(("id" = String, Path)),
+    responses((status = 200, body = UnlockView), (status = 403, body = ApiError)))]
+async fn unlock_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UnlockView>> {
+    crate::login::unlock(&state, &caller, &id).await.map(Json)
+}
+
+/// The SHA-256 of the bearer token of this request, if any.
+fn bearer_hash(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| auth::token_hash(t.trim()))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", security((), ("bearer" = [])), responses((status = 204, description = "signed out, or nothing to sign out of")))]
@@ -208,7 +210,8 @@ async fn totp_enroll(
         ));
     }
     let secret = auth::new_totp_secret();
-    tx.set_totp(caller.id(), &secret, false).await?;
+    let sealed = state.totp_key.seal(caller.id(), &secret)?;
+    tx.set_totp(caller.id(), &sealed, false).await?;
     tx.commit().await?;
     let otpauth_url = auth::totp_url(&secret, caller.id())?;
     Ok(Json(TotpEnrollResponse {
@@ -224,16 +227,24 @@ async fn totp_confirm(
     ApiJson(body): ApiJson<TotpCodeBody>,
 ) -> ApiResult<StatusCode> {
     let now = state.clock.now();
-    let mut tx = state.store.write().await?;
+    let mut tx = state.store.read().await?;
     let Some(rec) = tx.get_totp(caller.id()).await? else {
         return Err(ServerError::BadRequest(
             "no TOTP enrolment in progress; run `jitgate totp enroll` first".into(),
         ));
     };
+    drop(tx);
     if rec.confirmed {
         return Err(ServerError::BadRequest("TOTP is already confirmed".into()));
     }
-    auth::check_totp(&mut tx, caller.id(), &body.code, now).await?;
+    crate::login::step_up(
+        &state,
+        caller.id(),
+        &body.code,
+        jitgate_core::payload::AuthStage::TotpConfirm,
+    )
+    .await?;
+    let mut tx = state.store.write().await?;
     tx.set_totp(caller.id(), &rec.secret_b32, true).await?;
     let enrolled = jitgate_core::server_payload::AuthEnrolled {
         factor: jitgate_core::server_payload::Factor::Totp,
@@ -350,8 +361,11 @@ async fn set_password(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> ApiResult<StatusCode> {
-    if caller.id() != id {
-        caller.require_admin()?;
+    caller.require_admin()?;
+    if caller.id() == id {
+        return Err(ServerError::BadRequest(
+            "change your own password with your current one: `jitgate password` (POST /auth/password)".into(),
+        ));
     }
     let mut tx = state.store.read().await?;
     let target = tx
@@ -364,12 +378,7 @@ async fn set_password(
             "workloads use API keys (`jitgate apikey create`), not passwords".into(),
         ));
     }
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&body.password))
-        .await
-        .map_err(|e| ServerError::Internal(format!("hashing: {e}")))??;
-    let mut tx = state.store.write().await?;
-    tx.set_password(&id, &hash).await?;
-    tx.commit().await?;
+    crate::login::reset_password(&state, &caller, &id, &body.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

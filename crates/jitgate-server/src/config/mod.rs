@@ -9,6 +9,7 @@
 pub mod console;
 pub mod evidence;
 pub mod limits;
+pub mod login;
 pub mod siem;
 pub mod tls;
 
@@ -38,6 +39,9 @@ pub struct ServerConfig {
     /// Lifetime of a login session token, e.g. `1h`.
     #[serde(default = "default_session_ttl")]
     pub session_ttl: String,
+    /// Sign-in limits (`[login]`): password-hashing pool, backoff and lockout.
+    #[serde(default)]
+    pub login: login::LoginConfig,
     /// Evidence log: log id, checkpoint interval (`[evidence]`); see docs/evidence.md.
     #[serde(default)]
     pub evidence: evidence::EvidenceConfig,
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             policy_dir: None,
             inventory: None,
             session_ttl: default_session_ttl(),
+            login: login::LoginConfig::default(),
             evidence: evidence::EvidenceConfig::default(),
             siem: Vec::new(),
             review_due_after: default_review_due_after(),
@@ -235,6 +240,7 @@ impl ServerConfig {
         self.notify.validate()?;
         self.console.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.login.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         tls::check_plain_http(self).map_err(ConfigError::Invalid)?;
         let td = self.teardown_timeout()?;

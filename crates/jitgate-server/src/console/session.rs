@@ -253,19 +253,24 @@ async fn session_view(state: &AppState, token: &str, caller: Caller) -> ApiResul
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: crate::api::extract::Peer,
     body: ApiJson<LoginBody>,
 ) -> Response {
     if let Err(refused) = check_origin(&headers) {
         return csrf_refused(&refused);
     }
-    match login_inner(&state, body).await {
+    match login_inner(&state, peer, body).await {
         Ok(resp) => crate::console::harden(resp),
         Err(e) => e.into_response(),
     }
 }
 
-async fn login_inner(state: &AppState, body: ApiJson<LoginBody>) -> ApiResult<Response> {
-    let Json(logged_in) = crate::api::routes::login(State(state.clone()), body).await?;
+async fn login_inner(
+    state: &AppState,
+    peer: crate::api::extract::Peer,
+    body: ApiJson<LoginBody>,
+) -> ApiResult<Response> {
+    let Json(logged_in) = crate::api::routes::login(State(state.clone()), peer, body).await?;
     let (idle, ttl) = secs(state)?;
     let now = state.clock.now();
     let token = logged_in.token;

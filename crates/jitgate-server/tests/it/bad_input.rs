@@ -12,6 +12,7 @@ async fn expect_error(
     status: StatusCode,
     code: &str,
 ) -> String {
+    h.login(who).await; // a sign-in is an event of its own
     let before = h.event_count().await;
     let (s, v) = h.call(who, method, path, body).await;
     assert_eq!(
@@ -267,7 +268,7 @@ async fn refused_approvals_say_why_and_change_nothing() {
             "wrong_state",
         )
         .await;
-        // A disabled identity cannot even log in.
+        // A disabled identity cannot even log in, and is told only what a wrong password is.
         let (s, v) = h
             .raw(
                 "POST",
@@ -278,7 +279,7 @@ async fn refused_approvals_say_why_and_change_nothing() {
             .await;
         assert_eq!(
             (s, v["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("identity_disabled")),
+            (StatusCode::UNAUTHORIZED, Some("unauthenticated")),
             "{v}"
         );
 

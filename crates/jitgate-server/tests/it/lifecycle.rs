@@ -37,6 +37,9 @@ impl NowTs for ManualClock {
 async fn request_approve_grant_revoke_with_events() {
     each_backend(|store| async move {
         let mut h = Harness::start(store).await;
+        for who in ["alice", "bob", "carol", "sam"] {
+            h.login(who).await; // sign-ins are events of their own
+        }
         let events_before = h.event_count().await;
         let req = h.request("alice", read_plc7()).await;
         assert_eq!(req["state"], "pending", "{req}");

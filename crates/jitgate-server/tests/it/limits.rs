@@ -181,7 +181,7 @@ async fn free_text_has_one_cap_everywhere() {
 async fn scope_items_and_open_requests_per_requester_are_capped() {
     each_backend(|store| async move {
         let clock = Arc::new(ManualClock::new(start_time()));
-        let mut h = Harness::start_configured(store, clock, None, |c| {
+        let mut h = Harness::start_configured(store, clock, |c| {
             c.limits.max_scope_items = 8;
             c.limits.max_open_requests = 2;
         })
@@ -263,7 +263,7 @@ async fn passwords_follow_the_policy() {
 async fn half_sent_requests_time_out_with_408_and_others_are_served() {
     let (store, _dir) = jitgate_testkit::sqlite_store().await;
     let clock = Arc::new(ManualClock::new(start_time()));
-    let mut h = Harness::start_configured(store, clock, None, |c| {
+    let mut h = Harness::start_configured(store, clock, |c| {
         c.limits.header_read_timeout = "300ms".into();
         c.limits.idle_timeout = "600ms".into();
     })
@@ -305,7 +305,7 @@ async fn half_sent_requests_time_out_with_408_and_others_are_served() {
 async fn the_connection_cap_answers_503_and_frees_its_slots() {
     let (store, _dir) = jitgate_testkit::sqlite_store().await;
     let clock = Arc::new(ManualClock::new(start_time()));
-    let h = Harness::start_configured(store, clock, None, |c| c.limits.max_connections = 2).await;
+    let h = Harness::start_configured(store, clock, |c| c.limits.max_connections = 2).await;
     let a = TcpStream::connect(addr(&h)).await.unwrap();
     let b = TcpStream::connect(addr(&h)).await.unwrap();
     let mut third = TcpStream::connect(addr(&h)).await.unwrap();

@@ -11,6 +11,7 @@ mod governance;
 mod layers;
 mod lifecycle;
 mod limits;
+mod login;
 mod notify;
 mod restart;
 mod teardown;
@@ -59,21 +60,19 @@ impl Harness {
         clock: Arc<ManualClock>,
         policy_dir: Option<PathBuf>,
     ) -> Harness {
-        Self::start_configured(store, clock, policy_dir, |_| {}).await
+        Self::start_configured(store, clock, |c| c.policy_dir = policy_dir).await
     }
 
-    /// Start with the configuration changed by `configure` (e.g. `[limits]`).
+    /// Start with the test configuration changed by `configure`.
     pub async fn start_configured(
         store: Store,
         clock: Arc<ManualClock>,
-        policy_dir: Option<PathBuf>,
         configure: impl FnOnce(&mut ServerConfig),
     ) -> Harness {
         let data = tempfile::tempdir().unwrap();
         let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.path().to_path_buf(),
-            policy_dir,
             // Tests move the clock by hours; keep logins valid across that.
             session_ttl: "24h".into(),
             ..ServerConfig::default()

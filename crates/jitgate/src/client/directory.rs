@@ -40,7 +40,14 @@ pub enum IdentitiesCmd {
         /// Identity id.
         id: String,
     },
-    /// Set an identity's password (asked twice on the terminal, or one line of stdin).
+    /// End an identity's lockout after failed sign-ins or step-up codes (admin).
+    #[command(after_help = "Example:\n  jitgate identities unlock alice")]
+    Unlock {
+        /// Identity id (as people type it when signing in).
+        id: String,
+    },
+    /// Set another identity's password (admin; asked twice on the terminal, or one line of
+    /// stdin). Every session of that identity ends. Your own: `jitgate password`.
     #[command(after_help = "Examples:\n  jitgate identities set-password alice\n  \
         printf '%s' \"$PW\" | jitgate identities set-password alice --password-stdin")]
     SetPassword {
@@ -118,6 +125,7 @@ pub async fn identities(ctx: &Ctx, cmd: Option<IdentitiesCmd>) -> anyhow::Result
             let i: Identity = decode(raw)?;
             outln!("enabled {}", i.id);
         }
+        IdentitiesCmd::Unlock { id } => super::account::unlock(ctx, &id).await?,
         IdentitiesCmd::SetPassword { id, password_stdin } => {
             let password =
                 prompt::password(password_stdin, &format!("New password for {id}: "), true)?;

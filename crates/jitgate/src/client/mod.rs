@@ -17,6 +17,7 @@
 //! decodes it into the shared `jitgate_server::api::types` and renders it for people.
 
 pub mod access;
+pub mod account;
 pub mod auth;
 pub mod directory;
 pub mod events;
@@ -107,9 +108,16 @@ pub enum ClientCommand {
         printf '%s' \"$PW\" | jitgate login --identity alice --password-stdin --totp 123456")]
     Login(auth::LoginArgs),
 
-    /// End the session and remove its token from the profile.
-    #[command(after_help = "Example:\n  jitgate logout")]
-    Logout,
+    /// End the session and remove its token from the profile (`--everywhere`: every
+    /// session of yours).
+    #[command(after_help = "Examples:\n  jitgate logout\n  jitgate logout --everywhere")]
+    Logout(account::LogoutArgs),
+
+    /// Change your password (the current one is needed, and your TOTP code once enrolled);
+    /// your other sessions end.
+    #[command(after_help = "Examples:\n  jitgate password\n  \
+        printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | jitgate password --password-stdin --totp 123456")]
+    Password(account::PasswordArgs),
 
     /// Show who the current token authenticates, and where server and token came from.
     #[command(after_help = "Example:\n  jitgate whoami")]
@@ -404,7 +412,9 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
     };
     match cmd {
         ClientCommand::Login(args) => auth::login(&ctx, args).await,
-        ClientCommand::Logout => auth::logout(&ctx).await,
+        ClientCommand::Logout(a) if a.everywhere => account::logout_everywhere(&ctx).await,
+        ClientCommand::Logout(_) => auth::logout(&ctx).await,
+        ClientCommand::Password(a) => account::change_password(&ctx, a).await,
         ClientCommand::Whoami => auth::whoami(&ctx).await,
         ClientCommand::Totp { cmd } => auth::totp(&ctx, cmd).await,
         ClientCommand::ApiKey { cmd } => auth::apikey(&ctx, cmd).await,
