@@ -145,6 +145,8 @@ async fn free_text_has_one_cap_everywhere() {
             }),
         ];
         for (who, path, body) in cases {
+            // Signed in first: a sign-in is an event of its own.
+            h.login(who).await;
             let before = h.event_count().await;
             let (s, v) = h.call(who, "POST", &path, Some(body)).await;
             assert_eq!(
@@ -190,6 +192,7 @@ async fn scope_items_and_open_requests_per_requester_are_capped() {
         body["scope"][0]["modbus"] = json!((0..9)
             .map(|i| format!("read holding {i} unit 1"))
             .collect::<Vec<_>>());
+        h.login("alice").await;
         let before = h.event_count().await;
         let (s, v) = h
             .call("alice", "POST", "/api/v1/requests", Some(body))

@@ -425,7 +425,7 @@ async fn changing_ones_password_needs_the_current_one_and_ends_the_other_session
             .await;
         assert_eq!(
             (s, code(&v)),
-            (StatusCode::BAD_REQUEST, "bad_request"),
+            (StatusCode::UNPROCESSABLE_ENTITY, "weak_password"),
             "{v}"
         );
         let (s, v) = h
