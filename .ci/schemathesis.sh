@@ -22,15 +22,16 @@ port=$((20000 + RANDOM % 20000))
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
-# Ready when /healthz answers (bounded wait).
+# Ready when /healthz answers and the bootstrap credentials are written (bounded wait).
+creds="$work/data/bootstrap-credentials.toml"
 for _ in $(seq 1 120); do
-    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && [ -s "$creds" ] && break
     kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
     sleep 0.5
 done
 curl -sf "http://127.0.0.1:$port/healthz" >/dev/null
 
-key=$(sed -n 's/^svc-historian = "\(.*\)"$/\1/p' "$work/data/bootstrap-credentials.toml")
+key=$(sed -n 's/^svc-historian = "\(.*\)"$/\1/p' "$creds")
 [ -n "$key" ] || { echo "no API key for svc-historian in the bootstrap credentials" >&2; exit 1; }
 
 st run "http://127.0.0.1:$port/openapi.json" \
