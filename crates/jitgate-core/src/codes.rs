@@ -44,6 +44,8 @@ error_codes! {
     LoginBackoff = "login_backoff", 429, "too many failed sign-ins or step-up codes for this identity or from this address: wait Retry-After seconds";
     LockedOut = "locked_out", 429, "too many failed sign-ins or step-up codes: refused until the lockout ends (Retry-After) or an administrator unlocks it";
     ServerBusy = "server_busy", 503, "too many passwords are being checked at once: retry after Retry-After seconds";
+    ClientCertificateRequired = "client_certificate_required", 401, "a gateway called without its enrolled client certificate (mutual TLS)";
+    ClientCertificateRefused = "client_certificate_refused", 401, "the client certificate names another identity, or is not the gateway's current one";
     Forbidden = "forbidden", 403, "the caller's roles do not allow this";
     IdentityDisabled = "identity_disabled", 403, "the identity is disabled";
     SeparationOfDuties = "separation_of_duties", 403, "the approver is the requester, the subject, an owner of a workload requester or subject, or minted the key that filed it";
@@ -57,6 +59,7 @@ error_codes! {
     ScopeDigestMismatch = "scope_digest_mismatch", 409, "the approval names another scope than the request's";
     LastAdministrator = "last_administrator", 409, "the change would leave no active administrator";
     GseqGap = "gseq_gap", 409, "a gateway's events skip sequence numbers; nothing of the batch was recorded";
+    AlreadyEnrolled = "already_enrolled", 409, "the gateway already has a certificate: renew with it, or an administrator resets the enrolment";
     Conflict = "conflict", 409, "a duplicate";
     EvidenceBroken = "evidence_broken", 409, "the evidence log fails verification: nothing is signed or exported over it";
     InvalidScope = "invalid_scope", 422, "a scope rule does not parse";

@@ -62,6 +62,10 @@ pub enum EventKind {
     /// Someone signed in with a password (and TOTP when enrolled).
     #[serde(rename = "auth.login")]
     AuthLogin,
+    /// A call or enrolment refused for its gateway client certificate (missing, another
+    /// identity's, superseded): the API key may be in someone else's hands.
+    #[serde(rename = "auth.client_cert_refused")]
+    AuthClientCertRefused,
     /// A sign-in or step-up code was refused (wrong password or code, unknown or disabled
     /// identity); the client was told only `unauthenticated`.
     #[serde(rename = "auth.login_failed")]
@@ -133,6 +137,7 @@ impl EventKind {
             EventKind::AuthEnrolled => "auth.enrolled",
             EventKind::AuthRevoked => "auth.revoked",
             EventKind::AuthLogin => "auth.login",
+            EventKind::AuthClientCertRefused => "auth.client_cert_refused",
             EventKind::AuthLoginFailed => "auth.login_failed",
             EventKind::AuthLocked => "auth.locked",
             EventKind::AuthUnlocked => "auth.unlocked",

@@ -14,6 +14,8 @@
 //! - [`lifecycle`] — requests, approvals and grants, and every transition between their states.
 //! - [`governance`] — conflicts of interest, who may hold access, whether a request still
 //!   stands under the current context, free-text hygiene.
+//! - [`gateway_enrolment`] — a gateway's client certificate: when its calls and its
+//!   (re-)enrolment are accepted.
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
@@ -30,6 +32,7 @@ pub mod codes;
 pub mod decision;
 pub mod error;
 pub mod event;
+pub mod gateway_enrolment;
 pub mod governance;
 pub mod inventory;
 pub mod lifecycle;

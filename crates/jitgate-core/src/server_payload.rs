@@ -143,6 +143,8 @@ impl Payload for KeyRotated {
 pub enum Factor {
     Totp,
     ApiKey,
+    /// A gateway's client certificate (mutual TLS).
+    ClientCertificate,
 }
 
 /// `auth.enrolled`: a TOTP enrolment confirmed, or an API key minted.
@@ -160,6 +162,12 @@ pub struct AuthEnrolled {
     pub minted_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_millis")]
     pub expires_at: Option<Timestamp>,
+    /// For client certificates: `sha256:<hex>` of the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// For client certificates: first enrolment (by API key alone) or renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment: Option<crate::gateway_enrolment::EnrolmentKind>,
 }
 impl Payload for AuthEnrolled {
     const KIND: EventKind = EventKind::AuthEnrolled;
@@ -175,6 +183,24 @@ pub struct AuthRevoked {
 }
 impl Payload for AuthRevoked {
     const KIND: EventKind = EventKind::AuthRevoked;
+}
+
+/// `auth.client_cert_refused`: a gateway's call or enrolment refused for its client
+/// certificate. Recorded at most once per gateway, reason and ten minutes (a gateway
+/// retrying with backoff would otherwise flood the log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCertRefused {
+    /// The identity the bearer credentials authenticated.
+    pub identity: String,
+    pub reason: crate::gateway_enrolment::RefusalReason,
+    /// `sha256:<hex>` of the certificate presented, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presented: Option<String>,
+    /// The client's address.
+    pub source: String,
+}
+impl Payload for ClientCertRefused {
+    const KIND: EventKind = EventKind::AuthClientCertRefused;
 }
 
 /// `review.opened`.
@@ -520,6 +546,8 @@ mod tests {
             name: Some("sync".into()),
             minted_by: Some("erin".into()),
             expires_at: Some(t()),
+            fingerprint: None,
+            enrolment: None,
         };
         let e = Event::with_payload(Actor::system(), t(), &key).unwrap();
         assert_eq!(e.data["expires_at"], json!("2026-11-01T08:00:00.000Z"));

@@ -22,12 +22,15 @@
 //!   acknowledgements out), [`revocations`] (the persisted list of ended grants whose
 //!   credentials are refused) and [`refusals`] (pre-authentication refusals counted per
 //!   client address, summarised once a minute, with a throttle; pure, no I/O).
+//! - [`enrolment`] — the gateway's client certificate for mutual TLS to the server: the
+//!   request, the identity it names, renewal, its files (shared with the server).
 //! - Both ends of a tunnel: [`tunnel`] (the handshake messages), [`tls`] (certificates and
 //!   fingerprint pinning), [`connect`] (the client side behind `jitgate connect`).
 
 pub mod config;
 pub mod connect;
 pub mod control;
+pub mod enrolment;
 pub mod modbus;
 pub mod private;
 pub mod refusals;

@@ -54,6 +54,10 @@ pub enum ServerError {
         message: String,
         retry_after_secs: i64,
     },
+    /// A gateway's client certificate (or its absence) refused
+    /// (`jitgate_core::gateway_enrolment`).
+    #[error(transparent)]
+    ClientCert(#[from] jitgate_core::gateway_enrolment::CertRefusal),
     #[error("{0}")]
     Internal(String),
 }
@@ -95,6 +99,7 @@ impl ServerError {
             },
             ServerError::Limit { code, .. } => *code,
             ServerError::Throttled { code, .. } => *code,
+            ServerError::ClientCert(r) => r.code(),
             ServerError::Internal(_) => Code::InternalError,
         }
     }

@@ -14,13 +14,17 @@
 //!      table (the HTTP status and JSON body are made in [`api::response`]).
 //!    - [`views`]   — the JSON bodies of the API, shared with the CLI (`api::types`).
 //!    - [`ids`]     — ids of the things the server creates.
+//!    - [`files`]   — owner-only files and directories for secrets in the data directory.
 //! 2. Handles the state holds, each knowing nothing of the rest: [`control`] (connected
 //!    gateways, revocations out, acknowledgements in), `evidence::log` (evidence key, log
 //!    id, Merkle tree), `notify::webhooks` (the webhooks in force), [`throttle`] (the
-//!    bounded password-hashing pool), [`secrets`] (the key TOTP secrets are stored under).
+//!    bounded password-hashing pool), [`secrets`] (the key TOTP secrets are stored under),
+//!    [`gateway_ca`] (the CA of gateways' client certificates, and their records).
 //! 3. [`state`] — [`state::AppState`]: store, clock, policy set in force, those handles.
 //! 4. Who is calling and what they may see:
 //!    - [`auth`]       — passwords (argon2id), TOTP, API keys, session tokens, [`auth::Caller`].
+//!    - [`gateway_auth`] — gateways' client certificates checked on every call, enrolment,
+//!      renewal and reset (`jitgate_core::gateway_enrolment`).
 //!    - [`login`]      — sign-in, step-up codes and password changes under the core's
 //!      backoff and lockout rules (`jitgate_core::lockout`).
 //!    - [`visibility`] — who may see a request (the core's access table over loaded facts).
@@ -63,6 +67,9 @@ pub mod control;
 pub mod effects;
 pub mod error;
 pub mod evidence;
+pub mod gateway_auth;
+pub mod files;
+pub mod gateway_ca;
 pub mod ids;
 pub mod login;
 pub mod notify;
@@ -219,6 +226,8 @@ pub async fn start_with_store(
             config_login.hash_queue,
         )),
         totp_key: Arc::new(totp_key),
+        gateway_ca: server_tls.as_ref().map(|t| t.gateway_ca.clone()),
+        cert_refusals: Default::default(),
     };
     let sealed = secrets::encrypt_stored_totp(&state.store, &state.totp_key)
         .await
@@ -299,6 +308,7 @@ pub fn app(state: AppState) -> Router {
             api::evidence::router()
                 .merge(api::routes::router())
                 .merge(api::gateway::router())
+                .merge(api::enrol::router())
                 .merge(api::api_keys::router())
                 .merge(api::reviews::router())
                 .merge(api::sessions::router())
@@ -328,6 +338,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::api_keys::ApiKeysDoc::openapi());
     doc.merge(api::teardown::TeardownDoc::openapi());
     doc.merge(api::sessions::SessionsDoc::openapi());
+    doc.merge(api::enrol::EnrolDoc::openapi());
     api::limits::declare_errors(&mut doc);
     Json(doc)
 }

@@ -47,6 +47,11 @@ pub struct AppState {
     pub throttle: Arc<crate::throttle::Throttle>,
     /// The key TOTP secrets are stored under (`totp.key` in the data directory).
     pub totp_key: Arc<crate::secrets::TotpKey>,
+    /// The CA of gateways' client certificates; `None` when the server speaks plain HTTP.
+    pub gateway_ca: Option<Arc<crate::gateway_ca::GatewayCa>>,
+    /// Client-certificate refusals recorded lately (one event per gateway and reason per
+    /// window).
+    pub cert_refusals: Arc<crate::gateway_ca::RefusalWindow>,
 }
 
 /// Longest a grant token can live; old signing keys stay published this long after rotation.

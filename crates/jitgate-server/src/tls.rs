@@ -15,11 +15,14 @@
 //! each, so a client that opens a connection and says nothing holds up no one else.
 
 use crate::config::ServerConfig;
+use crate::files::{private_dir, write_private};
+use crate::gateway_ca::GatewayCa;
+use jitgate_core::gateway_enrolment::PresentedCert;
 use axum::http::{header, HeaderValue};
 use axum::Router;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -51,6 +54,8 @@ pub struct TlsInfo {
 pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
     pub info: TlsInfo,
+    /// The CA of gateways' client certificates (`data_dir/tls/gateway-ca-*.pem`).
+    pub gateway_ca: Arc<GatewayCa>,
 }
 
 /// Check the plain-HTTP rule, then load or generate the certificate (`None`: plain HTTP).
@@ -75,16 +80,32 @@ pub fn prepare(config: &ServerConfig) -> Result<Option<ServerTls>, String> {
         }
         _ => load_or_generate(config)?,
     };
+    let gateway_ca = GatewayCa::load_or_generate(&config.data_dir.join(TLS_DIR))?;
+    // Client certificates are asked for and, when sent, must chain to the gateway CA; a
+    // client without one (a person, the console) still connects: which callers must present
+    // one is decided per request (`jitgate_core::gateway_enrolment`).
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(gateway_ca.cert.clone())
+        .map_err(|e| format!("[tls] gateway CA certificate: {e}"))?;
+    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        jitgate_gateway::tls::provider(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| format!("[tls] gateway CA: {e}"))?;
     let mut server = rustls::ServerConfig::builder_with_provider(jitgate_gateway::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("[tls] {e}"))?
-        .with_no_client_auth()
+        .with_client_cert_verifier(client_verifier)
         .with_single_cert(certs, key)
         .map_err(|e| format!("[tls] the certificate and key do not go together: {e}"))?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(ServerTls {
         config: Arc::new(server),
         info,
+        gateway_ca: Arc::new(gateway_ca),
     }))
 }
 
@@ -208,28 +229,6 @@ fn server_names(config: &ServerConfig) -> Vec<String> {
     names
 }
 
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)?;
-    #[cfg(unix)]
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
 /// Serve `app` on `listener` until `shutdown` changes: over TLS (with HSTS) when `tls` is
 /// given, plain HTTP otherwise.
 pub fn spawn_server(
@@ -246,7 +245,10 @@ pub fn spawn_server(
             app,
             limits,
             shutdown,
-            |peer: &SocketAddr| ClientAddr(*peer),
+            |peer: &SocketAddr| ClientAddr {
+                addr: *peer,
+                client_cert: None,
+            },
         )),
         Some(tls) => {
             let app = app.layer(axum::middleware::map_response(add_hsts));
@@ -256,7 +258,10 @@ pub fn spawn_server(
                 app,
                 limits,
                 shutdown,
-                |peer: &SocketAddr| ClientAddr(*peer),
+                |peer: &TlsPeer| ClientAddr {
+                    addr: peer.addr,
+                    client_cert: peer.client_cert.clone(),
+                },
             ))
         }
     }
@@ -272,25 +277,42 @@ async fn add_hsts(mut resp: axum::response::Response) -> axum::response::Respons
 
 type TlsConn = tokio_rustls::server::TlsStream<TcpStream>;
 
-/// The client's address, kept with every request over plain HTTP or TLS (read by
-/// `api::extract::Peer`: failed sign-ins are also counted per source).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
+/// The client's address, and the gateway certificate it presented over TLS, kept with every
+/// request (read by `api::extract::Peer`: failed sign-ins are also counted per source; and by
+/// the `Caller` extractor: gateways must present their enrolled certificate).
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    pub addr: SocketAddr,
+    /// A client certificate that chained to the gateway CA in the handshake.
+    pub client_cert: Option<PresentedCert>,
+}
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
     for ClientAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
+        ClientAddr {
+            addr: *stream.remote_addr(),
+            client_cert: None,
+        }
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        ClientAddr(*stream.remote_addr())
-    }
+/// A TLS connection's peer: its address and the verified client certificate, if any.
+#[derive(Debug, Clone)]
+pub struct TlsPeer {
+    pub addr: SocketAddr,
+    pub client_cert: Option<PresentedCert>,
+}
+
+/// The gateway a verified client certificate names. A certificate that chains to the gateway
+/// CA but names no single gateway is treated as absent (it cannot vouch for anyone).
+fn presented_cert(conn: &TlsConn) -> Option<PresentedCert> {
+    let cert = conn.get_ref().1.peer_certificates()?.first()?;
+    Some(PresentedCert {
+        gateway: jitgate_gateway::enrolment::certificate_gateway(cert)?,
+        fingerprint: jitgate_gateway::tls::fingerprint(cert),
+    })
 }
 
 /// A listener that yields connections whose TLS handshake has completed. Handshakes run in
@@ -298,7 +320,7 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 /// dropped (the server stopped).
 pub struct TlsListener {
     local: std::io::Result<SocketAddr>,
-    ready: mpsc::Receiver<(TlsConn, SocketAddr)>,
+    ready: mpsc::Receiver<(TlsConn, TlsPeer)>,
 }
 
 impl TlsListener {
@@ -331,7 +353,16 @@ impl TlsListener {
                     let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(conn)) => {
-                            let _ = tx.send((conn, peer)).await;
+                            let client_cert = presented_cert(&conn);
+                            let _ = tx
+                                .send((
+                                    conn,
+                                    TlsPeer {
+                                        addr: peer,
+                                        client_cert,
+                                    },
+                                ))
+                                .await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -345,7 +376,7 @@ impl TlsListener {
 
 impl axum::serve::Listener for TlsListener {
     type Io = TlsConn;
-    type Addr = SocketAddr;
+    type Addr = TlsPeer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.ready.recv().await {
@@ -357,7 +388,10 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         match &self.local {
-            Ok(a) => Ok(*a),
+            Ok(a) => Ok(TlsPeer {
+                addr: *a,
+                client_cert: None,
+            }),
             Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
         }
     }

@@ -335,6 +335,15 @@ impl Tx {
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
+    pub async fn delete_setting(&mut self, key: &str) -> Result<()> {
+        self.need_write("delete_setting")?;
+        sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(key)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
         self.need_write("set_setting")?;
         sqlx::query(

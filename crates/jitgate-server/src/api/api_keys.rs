@@ -172,6 +172,8 @@ pub(crate) async fn create_api_key(
         name: Some(body.name.clone()),
         minted_by: Some(caller.id().to_string()),
         expires_at: Some(expires_at),
+        fingerprint: None,
+        enrolment: None,
     };
     tx.append_events(&[Event::with_payload(
         Actor::identity(caller.id()),

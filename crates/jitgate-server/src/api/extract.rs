@@ -48,7 +48,8 @@ impl From<QueryRejection> for ServerError {
     }
 }
 
-/// The authenticated caller, from `Authorization: Bearer <session token or API key>`.
+/// The authenticated caller, from `Authorization: Bearer <session token or API key>`; a
+/// gateway must also present its enrolled client certificate (`crate::gateway_auth`).
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ServerError;
 
@@ -56,24 +57,75 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ServerError::Unauthenticated(
-                    "no credentials: run `jitgate login` (or send `Authorization: Bearer <token>`)"
-                        .into(),
-                )
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .ok_or_else(|| {
-                ServerError::Unauthenticated("Authorization header must be `Bearer <token>`".into())
-            })?;
-        authenticate(state, token).await
+        let caller = bearer(parts, state).await?;
+        let conn = client_conn(parts);
+        crate::gateway_auth::check_call(
+            state,
+            &caller,
+            conn.as_ref().and_then(|c| c.client_cert.as_ref()),
+            &source(conn.as_ref()),
+        )
+        .await?;
+        Ok(caller)
     }
+}
+
+/// A caller authenticated by its bearer credentials only, with the client certificate it
+/// presented (if any): for enrolment, where the certificate is what is being obtained.
+pub struct Enrolling {
+    pub caller: Caller,
+    pub client_cert: Option<jitgate_core::gateway_enrolment::PresentedCert>,
+    pub source: String,
+}
+
+impl FromRequestParts<AppState> for Enrolling {
+    type Rejection = ServerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = bearer(parts, state).await?;
+        let conn = client_conn(parts);
+        Ok(Enrolling {
+            caller,
+            source: source(conn.as_ref()),
+            client_cert: conn.and_then(|c| c.client_cert),
+        })
+    }
+}
+
+fn client_conn(parts: &Parts) -> Option<crate::tls::ClientAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<crate::tls::ClientAddr>>()
+        .map(|c| c.0.clone())
+}
+
+fn source(conn: Option<&crate::tls::ClientAddr>) -> String {
+    conn.map(|c| c.addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `Authorization: Bearer <token>` → the caller.
+async fn bearer(parts: &Parts, state: &AppState) -> Result<Caller, ServerError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ServerError::Unauthenticated(
+                "no credentials: run `jitgate login` (or send `Authorization: Bearer <token>`)"
+                    .into(),
+            )
+        })?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or_else(|| {
+            ServerError::Unauthenticated("Authorization header must be `Bearer <token>`".into())
+        })?;
+    authenticate(state, token).await
 }
 
 /// The client's address, when the server was started with connection info (always, except
@@ -89,7 +141,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<crate::tls::ClientAddr>>()
-                .map(|c| c.0 .0.ip()),
+                .map(|c| c.0.addr.ip()),
         ))
     }
 }

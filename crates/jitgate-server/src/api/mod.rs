@@ -2,6 +2,7 @@
 //! [`crate::console`] this is the top layer: nothing below it imports it.
 pub mod api_keys;
 pub mod control;
+pub mod enrol;
 pub mod evidence;
 pub mod extract;
 pub mod gateway;

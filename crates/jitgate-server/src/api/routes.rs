@@ -253,6 +253,8 @@ async fn totp_confirm(
         name: None,
         minted_by: None,
         expires_at: None,
+        fingerprint: None,
+        enrolment: None,
     };
     tx.append_events(&[jitgate_core::Event::with_payload(
         Actor::identity(caller.id()),

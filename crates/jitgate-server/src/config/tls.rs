@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub const TLS_DIR: &str = "tls";
 
 /// `[tls]` in the server configuration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// Serve HTTPS. Implied by `cert_file`; without files, a CA and a server certificate are
@@ -25,6 +25,36 @@ pub struct TlsConfig {
     /// `localhost`, 127.0.0.1, ::1, this host's name and the listen address).
     #[serde(default)]
     pub names: Vec<String>,
+    /// Must gateways present the client certificate issued at their enrolment (mutual TLS)
+    /// besides their API key? `required` (default) or `optional`. Applies with TLS on.
+    #[serde(default)]
+    pub gateway_client_certs: jitgate_core::gateway_enrolment::ClientCertMode,
+    /// Lifetime of gateways' client certificates, in days; gateways renew them when a third
+    /// of it remains.
+    #[serde(default = "default_gateway_cert_days")]
+    pub gateway_cert_days: u32,
+}
+
+/// Default lifetime of a gateway's client certificate.
+pub const DEFAULT_GATEWAY_CERT_DAYS: u32 = 90;
+/// Longest lifetime of a gateway's client certificate (as public CAs' 397 days).
+pub const MAX_GATEWAY_CERT_DAYS: u32 = 397;
+
+fn default_gateway_cert_days() -> u32 {
+    DEFAULT_GATEWAY_CERT_DAYS
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: false,
+            cert_file: None,
+            key_file: None,
+            names: Vec::new(),
+            gateway_client_certs: Default::default(),
+            gateway_cert_days: DEFAULT_GATEWAY_CERT_DAYS,
+        }
+    }
 }
 
 impl TlsConfig {
@@ -46,6 +76,13 @@ impl TlsConfig {
                 jitgate_gateway::tls::load_pem(c, k).map_err(|e| format!("[tls] {e}"))?;
             }
             (None, None) => {}
+        }
+        if !(1..=MAX_GATEWAY_CERT_DAYS).contains(&self.gateway_cert_days) {
+            return Err(format!(
+                "[tls] gateway_cert_days = {}: give 1 to {MAX_GATEWAY_CERT_DAYS} days (default \
+                 {DEFAULT_GATEWAY_CERT_DAYS})",
+                self.gateway_cert_days
+            ));
         }
         for n in &self.names {
             if n.trim().is_empty() || n.contains(char::is_whitespace) {
