@@ -187,7 +187,13 @@ mod tests {
     fn a_gateway_call_needs_the_certificate_on_record() {
         let current = cert("gw-north", "sha256:aa");
         assert_eq!(
-            check_call(Required, "gw-north", true, Some(&current), Some("sha256:aa")),
+            check_call(
+                Required,
+                "gw-north",
+                true,
+                Some(&current),
+                Some("sha256:aa")
+            ),
             Ok(())
         );
         let missing = check_call(Required, "gw-north", true, None, Some("sha256:aa"));
@@ -200,7 +206,10 @@ mod tests {
             let e = check_call(mode, "gw-north", true, Some(&current), None);
             assert_eq!(e.unwrap_err().reason(), RefusalReason::NotCurrent);
         }
-        assert_eq!(check_call(Optional, "gw-north", true, None, Some("sha256:aa")), Ok(()));
+        assert_eq!(
+            check_call(Optional, "gw-north", true, None, Some("sha256:aa")),
+            Ok(())
+        );
     }
 
     #[test]

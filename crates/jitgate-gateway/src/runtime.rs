@@ -534,10 +534,19 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
              or server_ca_file"
         );
     }
-    let api = ServerApi::new(&config.server, &key, trust.as_ref()).map_err(GatewayError::Server)?;
     crate::private::state_dir(&config.state_dir).map_err(|e| {
         GatewayError::Other(format!("state_dir {}: {e}", config.state_dir.display()))
     })?;
+    // Over TLS: enrol (or renew) the client certificate first; every call presents it.
+    let api = crate::server_api::connect(
+        &config.server,
+        &key,
+        trust.as_ref(),
+        &config.state_dir,
+        "jitgate-gateway",
+    )
+    .await
+    .map_err(GatewayError::Server)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| GatewayError::Bind {

@@ -1,6 +1,8 @@
 //! The gateway's client of the server API (`/api/v1/gateway/...`), authenticated with the
-//! gateway's API key.
+//! gateway's API key and, over TLS, its enrolled client certificate ([`connect`] enrols or
+//! renews it first).
 
+use crate::enrolment::{ClientIdentity, EnrolRequest, Enrolled};
 use crate::server_trust::ServerTrust;
 use crate::wire::{
     GatewayEvent, GatewayEventAck, GatewayEventBatch, GatewayHello, GatewaySetup, GrantStatus,
@@ -43,12 +45,22 @@ pub struct ServerApi {
 impl ServerApi {
     /// A client of `server`; an `https://` server must come with its pin (`trust`).
     pub fn new(server: &str, key: &str, trust: Option<&ServerTrust>) -> Result<Self, ApiError> {
+        Self::with_identity(server, key, trust, None)
+    }
+
+    /// As [`ServerApi::new`], presenting the gateway's enrolled client certificate.
+    pub fn with_identity(
+        server: &str,
+        key: &str,
+        trust: Option<&ServerTrust>,
+        identity: Option<&ClientIdentity>,
+    ) -> Result<Self, ApiError> {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2));
         let tls = match trust {
             Some(t) => Some(
-                crate::server_trust::client_config(t)
+                crate::server_trust::client_config_with_identity(t, identity)
                     .map_err(|e| ApiError::Untrusted(e.to_string()))?,
             ),
             None if server.starts_with("https://") => {
@@ -129,6 +141,18 @@ impl ServerApi {
         .await
     }
 
+    /// `POST /gateway/enrol`: a certificate for the key behind `csr`.
+    pub async fn enrol(&self, csr: &str) -> Result<Enrolled, ApiError> {
+        self.send(
+            self.http
+                .post(format!("{}/gateway/enrol", self.base))
+                .json(&EnrolRequest {
+                    csr: csr.to_string(),
+                }),
+        )
+        .await
+    }
+
     pub async fn grant_status(&self, grant: &str) -> Result<GrantStatus, ApiError> {
         self.send(
             self.http
@@ -148,4 +172,67 @@ impl ServerApi {
         )
         .await
     }
+}
+
+/// A client of the configured server. Over `https://`, the gateway first makes sure it holds
+/// a current client certificate in `state_dir`: the first time it enrols with its API key
+/// alone; when a third of the certificate's lifetime remains it renews with the certificate
+/// itself. A plain `http://` server gets no certificate (nothing to present it over).
+pub async fn connect(
+    server: &str,
+    key: &str,
+    trust: Option<&ServerTrust>,
+    state_dir: &std::path::Path,
+    gateway_hint: &str,
+) -> Result<ServerApi, ApiError> {
+    let Some(trust) = trust else {
+        return ServerApi::new(server, key, None);
+    };
+    let local = |e: crate::tls::TlsError| {
+        ApiError::Untrusted(format!(
+            "client certificate in {}: {e}",
+            state_dir.display()
+        ))
+    };
+    let current = crate::enrolment::load(state_dir).map_err(local)?;
+    let now = chrono::Utc::now().timestamp();
+    let current = match current {
+        Some(id) if !id.due_for_renewal(now) => id,
+        Some(id) => {
+            let api = ServerApi::with_identity(server, key, Some(trust), Some(&id))?;
+            match enrol_with(&api, state_dir, gateway_hint).await {
+                Ok(renewed) => renewed,
+                // Still valid: keep working with it and try again at the next start.
+                Err(e) if id.not_after > now => {
+                    tracing::warn!(error = %e, not_after = id.not_after,
+                        "could not renew the gateway's client certificate; using the current one");
+                    id
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        None => {
+            let api = ServerApi::new(server, key, Some(trust))?;
+            let id = enrol_with(&api, state_dir, gateway_hint).await?;
+            tracing::info!(fingerprint = %id.fingerprint, "enrolled: client certificate issued");
+            id
+        }
+    };
+    ServerApi::with_identity(server, key, Some(trust), Some(&current))
+}
+
+async fn enrol_with(
+    api: &ServerApi,
+    state_dir: &std::path::Path,
+    gateway_hint: &str,
+) -> Result<ClientIdentity, ApiError> {
+    let (key_pem, csr) = crate::enrolment::new_request(gateway_hint)
+        .map_err(|e| ApiError::Unreachable(format!("making a key pair: {e}")))?;
+    let enrolled = api.enrol(&csr).await?;
+    crate::enrolment::save(state_dir, &key_pem, &enrolled.certificate).map_err(|e| {
+        ApiError::Unreachable(format!(
+            "saving the client certificate in {}: {e}",
+            state_dir.display()
+        ))
+    })
 }

@@ -77,21 +77,43 @@ pub fn load_ca(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
 
 /// A TLS client configuration that accepts only the server `trust` names.
 pub fn client_config(trust: &ServerTrust) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    client_config_with_identity(trust, None)
+}
+
+/// As [`client_config`], presenting `identity` (a gateway's enrolled client certificate)
+/// when the server asks for one.
+pub fn client_config_with_identity(
+    trust: &ServerTrust,
+    identity: Option<&crate::enrolment::ClientIdentity>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let mut config = match trust {
-        ServerTrust::Fingerprint(fp) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedServer {
-                fingerprint: fp.clone(),
-                provider,
-            }))
-            .with_no_client_auth(),
-        ServerTrust::CaFile(path) => builder
-            .with_root_certificates(load_ca(path)?)
-            .with_no_client_auth(),
+    let builder = match trust {
+        ServerTrust::Fingerprint(fp) => {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedServer {
+                    fingerprint: fp.clone(),
+                    provider,
+                }))
+        }
+        ServerTrust::CaFile(path) => builder.with_root_certificates(load_ca(path)?),
+    };
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(id) => builder
+            .with_client_auth_cert(id.certs.clone(), id.key()?)
+            .map_err(|e| {
+                TlsError::Config(format!(
+                    "the client certificate and key in the state directory do not go \
+                     together ({e}); reset the enrolment (`jitgate gateways reset-enrolment`) \
+                     and delete {} and {}",
+                    crate::enrolment::CERT_FILE,
+                    crate::enrolment::KEY_FILE
+                ))
+            })?,
     };
     // The server speaks HTTP/1.1 (the control channel's WebSocket upgrade needs it).
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -48,13 +48,8 @@ pub async fn check_call(
         None
     };
     let mode = state.config.tls.gateway_client_certs;
-    match gateway_enrolment::check_call(
-        mode,
-        caller.id(),
-        gateway,
-        presented,
-        enrolled.as_deref(),
-    ) {
+    match gateway_enrolment::check_call(mode, caller.id(), gateway, presented, enrolled.as_deref())
+    {
         Ok(()) => Ok(()),
         Err(refusal) => {
             note_refusal(state, caller.id(), refusal.reason(), presented, source).await;
@@ -203,7 +198,12 @@ async fn note_refusal(
     presented: Option<&PresentedCert>,
     source: &str,
 ) {
-    tracing::warn!(identity, ?reason, source, "gateway client certificate refused");
+    tracing::warn!(
+        identity,
+        ?reason,
+        source,
+        "gateway client certificate refused"
+    );
     let now = state.clock.now();
     if !state
         .cert_refusals

@@ -53,7 +53,10 @@ pub struct EnrolmentRecord {
 #[derive(Debug, Default)]
 pub struct RefusalWindow {
     seen: std::sync::Mutex<
-        std::collections::HashMap<(String, jitgate_core::gateway_enrolment::RefusalReason), Timestamp>,
+        std::collections::HashMap<
+            (String, jitgate_core::gateway_enrolment::RefusalReason),
+            Timestamp,
+        >,
     >,
 }
 

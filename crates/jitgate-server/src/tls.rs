@@ -17,9 +17,9 @@
 use crate::config::ServerConfig;
 use crate::files::{private_dir, write_private};
 use crate::gateway_ca::GatewayCa;
-use jitgate_core::gateway_enrolment::PresentedCert;
 use axum::http::{header, HeaderValue};
 use axum::Router;
+use jitgate_core::gateway_enrolment::PresentedCert;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::net::SocketAddr;
 use std::path::PathBuf;

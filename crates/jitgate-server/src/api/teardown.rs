@@ -24,7 +24,13 @@ pub fn router() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     paths(get_teardown, list_gateways, withdraw_approval),
-    components(schemas(TeardownView, Check, GatewayStatus, WithdrawApprovalBody))
+    components(schemas(
+        TeardownView,
+        Check,
+        GatewayStatus,
+        GatewayCertView,
+        WithdrawApprovalBody
+    ))
 )]
 pub struct TeardownDoc;
 
@@ -96,6 +102,19 @@ pub struct GatewayStatus {
     pub control_connected: bool,
     /// Assets it fronts.
     pub assets: Vec<String>,
+    /// Its enrolled client certificate (mutual TLS), if any.
+    #[serde(default)]
+    pub client_certificate: Option<GatewayCertView>,
+}
+
+/// A gateway's enrolled client certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GatewayCertView {
+    pub fingerprint: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub not_after: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub enrolled_at: Timestamp,
 }
 
 #[utoipa::path(get, path = "/api/v1/gateways", responses((status = 200, body = Vec<GatewayStatus>)))]
@@ -120,7 +139,17 @@ pub(crate) async fn list_gateways(
             .await?
             .and_then(|v| serde_json::from_str::<jitgate_gateway::wire::GatewayHello>(&v).ok())
             .map(|h| h.address);
+        let client_certificate = tx
+            .get_setting(&crate::gateway_ca::record_key(&i.id))
+            .await?
+            .and_then(|v| serde_json::from_str::<crate::gateway_ca::EnrolmentRecord>(&v).ok())
+            .map(|r| GatewayCertView {
+                fingerprint: r.fingerprint,
+                not_after: r.not_after,
+                enrolled_at: r.enrolled_at,
+            });
         out.push(GatewayStatus {
+            client_certificate,
             control_connected: state.control.is_connected(&i.id),
             assets: assets
                 .iter()

@@ -100,6 +100,24 @@ impl GlobalArgs {
     }
 }
 
+/// `jitgate gateways ...`
+#[derive(Subcommand, Debug)]
+pub enum GatewaysAction {
+    /// List gateways (the default).
+    List,
+    /// Forget a gateway's client certificate (admins). Its calls are refused until it enrols
+    /// again: delete `client-cert.pem` and `client-key.pem` in its state directory (or give it
+    /// a new one) and restart it; it then enrols with its API key. Use this when a gateway
+    /// host was replaced or its state directory lost, or to cut off a copied certificate.
+    ResetEnrolment {
+        /// The gateway identity.
+        gateway: String,
+        /// Why (recorded in the evidence log).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Log in with your password (and TOTP code once enrolled); saves the token in the profile.
@@ -219,9 +237,15 @@ pub enum ClientCommand {
         grant: String,
     },
 
-    /// Gateways and whether their control channel (revocations) is up.
-    #[command(after_help = "Example:\n  jitgate gateways")]
-    Gateways,
+    /// Gateways: whether their control channel (revocations) is up, their client
+    /// certificate; reset a gateway's enrolment.
+    #[command(
+        after_help = "Examples:\n  jitgate gateways\n  jitgate gateways reset-enrolment gw-north --reason 'cabinet PC replaced'"
+    )]
+    Gateways {
+        #[command(subcommand)]
+        action: Option<GatewaysAction>,
+    },
 
     /// Withdraw your approval of a request: it stops counting; if the grant is active it ends
     /// at once.
@@ -429,7 +453,13 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Revoke { grant, reason } => grants::revoke(&ctx, &grant, reason).await,
         ClientCommand::Complete { grant } => grants::complete(&ctx, &grant).await,
         ClientCommand::Teardown { grant } => teardown::show(&ctx, &grant).await,
-        ClientCommand::Gateways => teardown::gateways(&ctx).await,
+        ClientCommand::Gateways { action: None }
+        | ClientCommand::Gateways {
+            action: Some(GatewaysAction::List),
+        } => teardown::gateways(&ctx).await,
+        ClientCommand::Gateways {
+            action: Some(GatewaysAction::ResetEnrolment { gateway, reason }),
+        } => teardown::reset_enrolment(&ctx, &gateway, reason).await,
         ClientCommand::Unapprove { request, reason } => {
             teardown::unapprove(&ctx, &request, reason).await
         }

@@ -5,6 +5,7 @@ use super::http::decode;
 use super::{usage, Ctx};
 use crate::output::{out, outln};
 use jitgate_core::teardown::CheckOutcome;
+use jitgate_server::api::enrol::{EnrolmentReset, ResetEnrolmentBody};
 use jitgate_server::api::teardown::{GatewayStatus, TeardownView, WithdrawApprovalBody};
 use jitgate_server::api::types::RequestView;
 
@@ -100,19 +101,48 @@ pub async fn gateways(ctx: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     outln!(
-        "{:<16} {:<9} {:<22} ASSETS",
+        "{:<16} {:<9} {:<22} {:<24} ASSETS",
         "GATEWAY",
         "CONTROL",
-        "ADDRESS"
+        "ADDRESS",
+        "CERTIFICATE UNTIL"
     );
     for g in list {
         outln!(
-            "{:<16} {:<9} {:<22} {}",
+            "{:<16} {:<9} {:<22} {:<24} {}",
             g.id,
             if g.control_connected { "up" } else { "DOWN" },
             g.address.unwrap_or_else(|| "(never announced)".into()),
+            g.client_certificate
+                .map(|c| c.not_after.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| "(not enrolled)".into()),
             g.assets.join(", ")
         );
+    }
+    Ok(())
+}
+
+pub async fn reset_enrolment(ctx: &Ctx, gateway: &str, reason: String) -> anyhow::Result<()> {
+    if reason.trim().is_empty() {
+        return Err(usage("--reason is empty: say why the enrolment is reset"));
+    }
+    let raw = ctx
+        .http
+        .post(
+            &["gateways", gateway, "reset-enrolment"],
+            &ResetEnrolmentBody { reason },
+        )
+        .await?;
+    if ctx.printed_json(&raw) {
+        return Ok(());
+    }
+    let reset: EnrolmentReset = decode(raw)?;
+    match reset.previous_fingerprint {
+        Some(fp) => outln!(
+            "{gateway}: certificate {fp} is no longer accepted; the gateway enrols again with \
+             its API key at its next start (after its client-cert.pem and client-key.pem are removed)"
+        ),
+        None => outln!("{gateway}: no certificate was enrolled; it may enrol with its API key"),
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ mod evidence;
 mod gateway;
 mod governance;
 mod limits;
+mod mtls;
 mod netns;
 mod quickstart;
 mod tls;

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `jitgate up --tls` as a process, its stderr collected.
-struct TlsUp {
+pub(crate) struct TlsUp {
     child: Child,
-    stderr: Arc<Mutex<String>>,
-    server: String,
-    data: PathBuf,
+    pub(crate) stderr: Arc<Mutex<String>>,
+    pub(crate) server: String,
+    pub(crate) data: PathBuf,
 }
 
 impl Drop for TlsUp {
@@ -28,7 +28,7 @@ impl Drop for TlsUp {
 impl TlsUp {
     // Every path that does not hand the child to `TlsUp` (whose Drop reaps it) panics.
     #[allow(clippy::zombie_processes)]
-    fn start(data: &Path, port: u16) -> TlsUp {
+    pub(crate) fn start(data: &Path, port: u16) -> TlsUp {
         let mut child = Command::new(BIN)
             .args(["up", "--tls", "--data-dir", data.to_str().unwrap()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -77,7 +77,7 @@ impl TlsUp {
     }
 
     /// The fingerprint computed from the certificate file it generated.
-    fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         let tls = self.data.join("tls");
         let (certs, _) = jitgate_gateway::tls::load_pem(
             &tls.join("server-cert.pem"),
@@ -87,7 +87,7 @@ impl TlsUp {
         jitgate_gateway::tls::fingerprint(&certs[0])
     }
 
-    fn password(&self, who: &str) -> String {
+    pub(crate) fn password(&self, who: &str) -> String {
         let creds: toml::Value = toml::from_str(
             &std::fs::read_to_string(self.data.join("bootstrap-credentials.toml")).unwrap(),
         )
@@ -95,7 +95,7 @@ impl TlsUp {
         creds["passwords"][who].as_str().unwrap().to_string()
     }
 
-    fn gateway_key(&self) -> String {
+    pub(crate) fn gateway_key(&self) -> String {
         let creds: toml::Value = toml::from_str(
             &std::fs::read_to_string(self.data.join("bootstrap-credentials.toml")).unwrap(),
         )
@@ -104,11 +104,11 @@ impl TlsUp {
     }
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn login(cli: &Cli, who: &str, password: &str, extra: &[&str]) -> Output {
+pub(crate) fn login(cli: &Cli, who: &str, password: &str, extra: &[&str]) -> Output {
     let mut args = vec!["login", "--identity", who, "--password-stdin"];
     args.extend_from_slice(extra);
     cli.run(who, &args, Some(&format!("{password}\n")))
@@ -116,7 +116,7 @@ fn login(cli: &Cli, who: &str, password: &str, extra: &[&str]) -> Output {
 
 /// Run `jitgate gateway` with this config until the server reports its control channel up
 /// (`Ok`), or it exits (`Err(stderr)`).
-fn gateway(cli: &Cli, config: &Path) -> Result<Child, String> {
+pub(crate) fn gateway(cli: &Cli, config: &Path) -> Result<Child, String> {
     let mut gw = Command::new(BIN)
         .args(["gateway", "--config", config.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -144,7 +144,7 @@ fn gateway(cli: &Cli, config: &Path) -> Result<Child, String> {
     }
 }
 
-fn write_gateway_config(dir: &Path, name: &str, up: &TlsUp, pin: &str) -> PathBuf {
+pub(crate) fn write_gateway_config(dir: &Path, name: &str, up: &TlsUp, pin: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(
         &path,
@@ -153,7 +153,8 @@ fn write_gateway_config(dir: &Path, name: &str, up: &TlsUp, pin: &str) -> PathBu
             up.server,
             up.gateway_key(),
             free_port(),
-            dir.join(format!("{name}-state")).display()
+            dir.join(format!("{}-state", name.split('.').next().unwrap_or(name)))
+                .display()
         ),
     )
     .unwrap();
@@ -161,7 +162,7 @@ fn write_gateway_config(dir: &Path, name: &str, up: &TlsUp, pin: &str) -> PathBu
 }
 
 #[cfg(unix)]
-fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -258,7 +259,7 @@ fn the_server_over_tls_is_pinned_by_cli_and_gateway_and_another_certificate_is_r
     // The gateway pinned by fingerprint: its control channel (wss://) comes up.
     let gw_fp = write_gateway_config(
         tmp.path(),
-        "gw-fp",
+        "gw-fp.fp",
         &up,
         &format!("server_fingerprint = \"{fp}\""),
     );
@@ -266,10 +267,11 @@ fn the_server_over_tls_is_pinned_by_cli_and_gateway_and_another_certificate_is_r
     let _ = gw.kill();
     let _ = gw.wait();
 
-    // ... and by the generated CA.
+    // ... and by the generated CA (the same gateway: its state directory holds the client
+    // certificate it enrolled above; another one could not enrol with the same API key).
     let gw_ca = write_gateway_config(
         tmp.path(),
-        "gw-ca",
+        "gw-fp.ca",
         &up,
         &format!(
             "server_ca_file = \"{}\"",
