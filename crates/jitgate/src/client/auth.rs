@@ -6,6 +6,7 @@ use super::text::{self, list_or_dash, Detail};
 use super::{prompt, settings_summary, usage, Ctx};
 use crate::output::{out, outln};
 use clap::{Args, Subcommand};
+use jitgate_gateway::server_trust::ServerTrust;
 use jitgate_server::api::api_keys::{ApiKeyView, RevokeApiKeyBody};
 use jitgate_server::api::types::{
     ApiKeyCreateBody, ApiKeyCreated, LoginBody, LoginResponse, TotpCodeBody, TotpEnrollResponse,
@@ -92,8 +93,25 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         usage("no place to save the profile: pass --profile PATH or set HOME / XDG_CONFIG_HOME")
     })?;
     // Over TLS, decide which certificate to trust before anything secret is sent.
-    let pinned = confirm_server_certificate(ctx).await?;
-    let http = super::http::Client::with_pin(&ctx.http.server(), None, pinned.clone())?;
+    // A CA file pins by itself (the chain and name are checked at every connection); a
+    // fingerprint is shown and confirmed.
+    let ca_file = match &ctx.settings.server_ca_file {
+        Some(ca) => Some(
+            std::path::absolute(ca)
+                .map_err(|e| CliError::Usage(format!("--server-ca-file {}: {e}", ca.display())))?,
+        ),
+        None => None,
+    };
+    let pinned = match ca_file {
+        Some(_) => None,
+        None => confirm_server_certificate(ctx).await?,
+    };
+    let trust = match (&pinned, &ca_file) {
+        (Some(fp), _) => Some(ServerTrust::Fingerprint(fp.clone())),
+        (None, Some(ca)) => Some(ServerTrust::CaFile(ca.clone())),
+        (None, None) => None,
+    };
+    let http = super::http::Client::with_trust(&ctx.http.server(), None, trust)?;
     let password = prompt::password(
         args.password_stdin,
         &format!("Password for {identity}: "),
@@ -125,6 +143,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         token: Some(resp.token.clone()),
         identity: Some(resp.identity.id.clone()),
         server_fingerprint: pinned,
+        server_ca_file: ca_file,
     };
     profile::save(&path, &saved)?;
     if ctx.printed_json(&raw) {

@@ -4,6 +4,7 @@
 //! Responses are returned as raw JSON [`Value`]s so that `--json` can print exactly what the
 //! server said; [`decode`] then turns them into the shared API types.
 
+use jitgate_gateway::server_trust::ServerTrust;
 use jitgate_server::api::types::ApiError;
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -194,16 +195,16 @@ impl fmt::Debug for Client {
 impl Client {
     #[cfg(test)]
     pub fn new(server: &str, token: Option<String>) -> Result<Self, CliError> {
-        Self::with_pin(server, token, None)
+        Self::with_trust(server, token, None)
     }
 
-    /// A client that accepts an `https://` server only if its certificate has `fingerprint`
-    /// (`sha256:<hex>`). Without one, an `https://` client refuses every call (say how to
-    /// pin); a plain `http://` server takes no fingerprint.
-    pub fn with_pin(
+    /// A client that accepts an `https://` server only under `trust`: its certificate's
+    /// fingerprint, or a CA file it must chain to. Without one, an `https://` client refuses
+    /// every call (saying how to pin); a plain `http://` server takes no pin.
+    pub fn with_trust(
         server: &str,
         token: Option<String>,
-        fingerprint: Option<String>,
+        trust: Option<ServerTrust>,
     ) -> Result<Self, CliError> {
         let base = normalise_server(server)?;
         let mut builder = reqwest::Client::builder()
@@ -211,9 +212,8 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("jitgate-cli/", env!("CARGO_PKG_VERSION")));
         let mut unpinned = None;
-        match (base.scheme(), fingerprint) {
-            ("https", Some(fp)) => {
-                let trust = jitgate_gateway::server_trust::ServerTrust::Fingerprint(fp);
+        match (base.scheme(), trust) {
+            ("https", Some(trust)) => {
                 let config = jitgate_gateway::server_trust::client_config(&trust)
                     .map_err(|e| CliError::Usage(format!("cannot set up TLS: {e}")))?;
                 builder = builder
@@ -222,18 +222,19 @@ impl Client {
             }
             ("https", None) => {
                 unpinned = Some(format!(
-                    "the server {} is https:// but no certificate fingerprint is pinned for \
-                     it, so nothing is sent to it: run `jitgate login` (it shows the server's \
-                     fingerprint and saves it in the profile), or pass --server-fingerprint \
-                     sha256:… / set JITGATE_SERVER_FINGERPRINT to the fingerprint `jitgate \
-                     serve` printed",
+                    "the server {} is https:// but nothing pins its certificate, so nothing is \
+                     sent to it: run `jitgate login` (it shows the server's fingerprint and \
+                     saves it in the profile), or pass --server-fingerprint sha256:… (the \
+                     fingerprint `jitgate serve` printed; env JITGATE_SERVER_FINGERPRINT) or \
+                     --server-ca-file PATH (the CA that issued the server's certificate; env \
+                     JITGATE_SERVER_CA_FILE)",
                     base.as_str().trim_end_matches('/')
                 ));
             }
             (_, Some(_)) => {
                 return Err(CliError::Usage(format!(
-                    "--server-fingerprint pins a TLS server, but {} is plain http://; use the \
-                     server's https:// URL",
+                    "--server-fingerprint / --server-ca-file pin a TLS server, but {} is plain \
+                     http://; use the server's https:// URL",
                     base.as_str().trim_end_matches('/')
                 )))
             }
@@ -395,8 +396,9 @@ impl Client {
                 .unwrap_or(chain);
             return CliError::Untrusted(format!(
                 "refusing the server at {}: its TLS certificate is not the pinned one \
-                 ({reason}); nothing was sent. If its operator confirms a new certificate, \
-                 log in again with --server-fingerprint set to the new fingerprint",
+                 (or does not chain to the pinned CA file) ({reason}); nothing was sent. If \
+                 its operator confirms a new certificate, log in again with \
+                 --server-fingerprint set to the new fingerprint (or --server-ca-file)",
                 self.server()
             ));
         }

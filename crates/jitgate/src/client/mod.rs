@@ -87,6 +87,17 @@ pub struct GlobalArgs {
         help_heading = "Global options"
     )]
     pub server_fingerprint: Option<String>,
+
+    /// Or: a PEM CA certificate the https:// server's certificate must chain to (the plant's
+    /// CA, or the server's data_dir/tls/ca-cert.pem); the server's name must match [env:
+    /// JITGATE_SERVER_CA_FILE; else the profile's, saved by `jitgate login`]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    pub server_ca_file: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -96,6 +107,7 @@ impl GlobalArgs {
             token: self.token.clone(),
             profile: self.profile.clone(),
             server_fingerprint: self.server_fingerprint.clone(),
+            server_ca_file: self.server_ca_file.clone(),
         }
     }
 }
@@ -104,11 +116,15 @@ impl GlobalArgs {
 #[derive(Subcommand, Debug)]
 pub enum GatewaysAction {
     /// List gateways (the default).
+    #[command(after_help = "Example:\n  jitgate gateways list --json")]
     List,
     /// Forget a gateway's client certificate (admins). Its calls are refused until it enrols
     /// again: delete `client-cert.pem` and `client-key.pem` in its state directory (or give it
     /// a new one) and restart it; it then enrols with its API key. Use this when a gateway
     /// host was replaced or its state directory lost, or to cut off a copied certificate.
+    #[command(
+        after_help = "Example:\n  jitgate gateways reset-enrolment gw-north --reason 'cabinet PC replaced'"
+    )]
     ResetEnrolment {
         /// The gateway identity.
         gateway: String,
@@ -424,10 +440,10 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
             eprintln!("warning: {w}");
         }
     }
-    let http = Client::with_pin(
+    let http = Client::with_trust(
         &settings.server,
         settings.token.clone(),
-        settings.server_fingerprint.clone(),
+        settings.server_trust(),
     )?;
     let ctx = Ctx {
         http,
@@ -496,6 +512,16 @@ pub fn settings_summary(settings: &Settings) -> Vec<(String, String)> {
         rows.push((
             "server certificate".into(),
             format!("{fp} (pinned, from {})", source.label()),
+        ));
+    }
+    if let (Some(ca), Some(source)) = (&settings.server_ca_file, settings.ca_file_source) {
+        rows.push((
+            "server certificate".into(),
+            format!(
+                "chains to the CA in {} (from {})",
+                ca.display(),
+                source.label()
+            ),
         ));
     }
     if let Some(path) = &settings.profile_path {

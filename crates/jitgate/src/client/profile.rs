@@ -19,6 +19,7 @@ pub const ENV_SERVER: &str = "JITGATE_SERVER";
 pub const ENV_TOKEN: &str = "JITGATE_TOKEN";
 pub const ENV_PROFILE: &str = "JITGATE_PROFILE";
 pub const ENV_SERVER_FINGERPRINT: &str = "JITGATE_SERVER_FINGERPRINT";
+pub const ENV_SERVER_CA_FILE: &str = "JITGATE_SERVER_CA_FILE";
 
 /// The profile file: `{ server = "...", token = "...", identity = "..." }`. It holds a bearer
 /// token, so it is written with mode 0600.
@@ -35,6 +36,10 @@ pub struct Profile {
     /// `jitgate login`; a server presenting another certificate is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_fingerprint: Option<String>,
+    /// Or: PEM CA certificate(s) the `https://` server's certificate must chain to (for a
+    /// plant PKI whose server certificates are renewed), saved by `jitgate login`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for Profile {
@@ -44,6 +49,7 @@ impl fmt::Debug for Profile {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("identity", &self.identity)
             .field("server_fingerprint", &self.server_fingerprint)
+            .field("server_ca_file", &self.server_ca_file)
             .finish()
     }
 }
@@ -75,6 +81,7 @@ pub struct Overrides {
     pub token: Option<String>,
     pub profile: Option<PathBuf>,
     pub server_fingerprint: Option<String>,
+    pub server_ca_file: Option<PathBuf>,
 }
 
 /// The effective settings of one invocation.
@@ -87,10 +94,26 @@ pub struct Settings {
     /// The pinned certificate fingerprint of an `https://` server, and where it came from.
     pub server_fingerprint: Option<String>,
     pub fingerprint_source: Option<Source>,
+    /// Or the CA file that pins it, and where that came from.
+    pub server_ca_file: Option<PathBuf>,
+    pub ca_file_source: Option<Source>,
     /// `None` only when neither `--profile`, `JITGATE_PROFILE`, `XDG_CONFIG_HOME` nor `HOME`
     /// gives a place for it.
     pub profile_path: Option<PathBuf>,
     pub profile: Profile,
+}
+
+impl Settings {
+    /// How the `https://` server is recognised: its fingerprint or a CA file (at most one is
+    /// set, see [`resolve`]).
+    pub fn server_trust(&self) -> Option<jitgate_gateway::server_trust::ServerTrust> {
+        use jitgate_gateway::server_trust::ServerTrust;
+        match (&self.server_fingerprint, &self.server_ca_file) {
+            (Some(fp), _) => Some(ServerTrust::Fingerprint(fp.clone())),
+            (None, Some(ca)) => Some(ServerTrust::CaFile(ca.clone())),
+            (None, None) => None,
+        }
+    }
 }
 
 /// `$XDG_CONFIG_HOME/jitgate/profile.toml`, else `$HOME/.config/jitgate/profile.toml`.
@@ -247,6 +270,46 @@ pub fn resolve(
         } else {
             (None, None)
         };
+    let (server_ca_file, ca_file_source) = if let Some(f) = flags
+        .server_ca_file
+        .clone()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        (Some(f), Some(Source::Flag))
+    } else if let Some(f) = nonempty(env(ENV_SERVER_CA_FILE)) {
+        (Some(PathBuf::from(f)), Some(Source::Env))
+    } else if let (Some(f), true) = (profile.server_ca_file.clone(), profile_token_applies) {
+        (Some(f), Some(Source::Profile))
+    } else {
+        (None, None)
+    };
+    // One pin: the one from the stronger source (flag over environment over profile).
+    let rank = |s: Option<Source>| match s {
+        Some(Source::Flag) => 3,
+        Some(Source::Env) => 2,
+        Some(Source::Profile) => 1,
+        _ => 0,
+    };
+    let (server_fingerprint, fingerprint_source, server_ca_file, ca_file_source) =
+        match (server_fingerprint.is_some(), server_ca_file.is_some()) {
+            (true, true) if rank(fingerprint_source) == rank(ca_file_source) => {
+                return Err(CliError::Usage(
+                    "both a server fingerprint and a server CA file are given at the same \
+                     level: pin the server one way (--server-fingerprint or --server-ca-file)"
+                        .into(),
+                ))
+            }
+            (true, true) if rank(fingerprint_source) > rank(ca_file_source) => {
+                (server_fingerprint, fingerprint_source, None, None)
+            }
+            (true, true) => (None, None, server_ca_file, ca_file_source),
+            _ => (
+                server_fingerprint,
+                fingerprint_source,
+                server_ca_file,
+                ca_file_source,
+            ),
+        };
     let server_fingerprint = match server_fingerprint {
         Some(f) => {
             Some(jitgate_gateway::server_trust::parse_fingerprint(&f).map_err(CliError::Usage)?)
@@ -260,6 +323,8 @@ pub fn resolve(
         token_source,
         server_fingerprint,
         fingerprint_source,
+        server_ca_file,
+        ca_file_source,
         profile_path,
         profile,
     })
@@ -284,6 +349,7 @@ mod tests {
             token: Some("file-token".into()),
             identity: Some("alice".into()),
             server_fingerprint: None,
+            server_ca_file: None,
         }
     }
 
@@ -370,6 +436,7 @@ mod tests {
             token: Some("flag-token".into()),
             profile: None,
             server_fingerprint: None,
+            server_ca_file: None,
         };
         let s = resolve(&flags, &env)?;
         assert_eq!(

@@ -424,3 +424,65 @@ fn connect_keeps_its_port_on_loopback_unless_allowed() {
     let out = run(&["--allow-remote"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }
+
+#[test]
+fn the_cli_trusts_the_server_by_its_ca_file_and_refuses_another_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let up = TlsUp::start(&tmp.path().join("data"), port);
+    let ca = up.data.join("tls/ca-cert.pem");
+    let cli = Cli {
+        server: up.server.clone(),
+        dir: tmp.path().to_path_buf(),
+    };
+    // No terminal, no fingerprint: the CA file alone pins the server.
+    let alice = up.password("alice");
+    let out = login(
+        &cli,
+        "alice",
+        &alice,
+        &["--server-ca-file", ca.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let profile = std::fs::read_to_string(tmp.path().join("alice.toml")).unwrap();
+    assert!(
+        profile.contains(&format!("server_ca_file = \"{}\"", ca.display())),
+        "{profile}"
+    );
+    assert!(!profile.contains("server_fingerprint"), "{profile}");
+    let out = cli.run("alice", &["whoami"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("chains to the CA in"), "{shown}");
+    // Both pins at the same level: a usage error, nothing sent.
+    let fp = up.fingerprint();
+    let out = login(
+        &cli,
+        "sam",
+        &up.password("sam"),
+        &[
+            "--server-ca-file",
+            ca.to_str().unwrap(),
+            "--server-fingerprint",
+            &fp,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // Another server with another CA on the same address: refused under the saved CA, and a
+    // login naming the first CA is refused too.
+    let other_data = tmp.path().join("other");
+    drop(up);
+    let other = TlsUp::start(&other_data, port);
+    let out = cli.run("alice", &["whoami"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+    let out = login(
+        &cli,
+        "alice",
+        &other.password("alice"),
+        &["--server-ca-file", ca.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(&other.password("alice")));
+}
