@@ -25,12 +25,18 @@
 //! - Both ends of a tunnel: [`tunnel`] (the handshake messages), [`tls`] (certificates and
 //!   fingerprint pinning), [`connect`] (the client side behind `jitgate connect`).
 
+pub mod admission;
 pub mod config;
 pub mod connect;
 pub mod control;
+pub mod handshake;
+pub mod live;
 pub mod modbus;
+pub mod online;
 pub mod private;
+pub mod protocol;
 pub mod refusals;
+pub mod relay;
 pub mod revocations;
 pub mod runtime;
 pub mod server_api;

@@ -65,6 +65,26 @@ impl EventLog {
     }
 }
 
+/// An event log that delivers nowhere: what is recorded can be read back as
+/// `(kind, grant, session, data)`. For unit tests of the session machinery.
+#[cfg(test)]
+pub(crate) fn in_memory() -> (
+    EventLog,
+    impl FnMut() -> Vec<(String, Option<String>, Option<String>, serde_json::Value)>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let drain = move || {
+        let mut out = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Event((kind, _, grant, session, data)) = msg {
+                out.push((kind, grant, session, data));
+            }
+        }
+        out
+    };
+    (EventLog { tx }, drain)
+}
+
 /// Start the delivery task. `delivered_seq` is what the server has already recorded.
 pub fn start(
     api: ServerApi,

@@ -199,6 +199,7 @@ async fn rig() -> Rig {
         tls_key: None,
         offline_grace: "0s".into(),
         device_timeout: "1s".into(),
+        client_limits: Default::default(),
     };
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();
     let cert = std::fs::read(state.path().join("gateway-cert.pem")).unwrap();
