@@ -17,10 +17,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Relay `client` ⇄ `device` under `allow` until one side ends or breaks the protocol.
 /// Returns the reason, as `session.ended` records it.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the session's parts, each borrowed differently; a struct would only rename them"
-)]
 pub async fn relay<P, C, D>(
     handle: &SessionHandle,
     client: &mut C,

@@ -65,13 +65,14 @@ impl EventLog {
     }
 }
 
-/// An event log that delivers nowhere: what is recorded can be read back as
-/// `(kind, grant, session, data)`. For unit tests of the session machinery.
+/// An event as [`in_memory`] gives it back: kind, grant, session, data.
 #[cfg(test)]
-pub(crate) fn in_memory() -> (
-    EventLog,
-    impl FnMut() -> Vec<(String, Option<String>, Option<String>, serde_json::Value)>,
-) {
+pub(crate) type Recorded = (String, Option<String>, Option<String>, serde_json::Value);
+
+/// An event log that delivers nowhere: what is recorded can be read back. For unit tests
+/// of the session machinery.
+#[cfg(test)]
+pub(crate) fn in_memory() -> (EventLog, impl FnMut() -> Vec<Recorded>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let drain = move || {
         let mut out = Vec::new();

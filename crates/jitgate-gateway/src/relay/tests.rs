@@ -60,6 +60,10 @@ fn start(until_expiry: Duration, idle: Duration) -> Run {
         }];
         let allow = Modbus::compile("plc-7", &scope);
         let mut stats = SessionStats::default();
+        #[expect(
+            clippy::let_unit_value,
+            reason = "Modbus keeps no state; written as the gateway does for any protocol"
+        )]
         let mut state = Modbus::new_state(&allow);
         let reason = tokio::select! {
             r = relay::<Modbus, _, _>(&handle, &mut gw_client, &mut gw_device, &allow, &mut state, Duration::from_secs(5), &mut stats) => r,
