@@ -1,5 +1,5 @@
 //! The relay loop for framed request/response protocols, generic over
-//! [`FrameProtocol`](crate::protocol::FrameProtocol): one request at a time, each answered
+//! `FrameProtocol`: one request at a time, each answered
 //! (by the device or by the protocol's refusal) before the next is read. Only complete
 //! frames ever reach the device; a frame that breaks the protocol closes the session, never
 //! a resynchronisation by dropping bytes.

@@ -13,7 +13,7 @@ use crate::refusals::PreAuthRefusals;
 use crate::revocations::RevocationList;
 use crate::server_api::{ApiError, ServerApi};
 use crate::spool::EventLog;
-use crate::wire::{GatewayHello, GatewaySetup, Revocation, RevocationAck};
+use crate::wire::{GatewayHello, GatewaySetup};
 use jitgate_core::{Asset, Timestamp};
 use jitgate_credential::{Challenge, CredentialError, GrantClaims, NonceCache, Verifier};
 use std::collections::{HashMap, HashSet};
@@ -59,7 +59,7 @@ pub struct Gateway {
     pub(crate) admission: Arc<Admission>,
     pub(crate) api: ServerApi,
     pub(crate) offline_grace: Duration,
-    verifier: RwLock<Verifier>,
+    pub(crate) verifier: RwLock<Verifier>,
     assets: RwLock<HashMap<String, Asset>>,
     nonces: Mutex<NonceCache>,
     /// When the server last answered (for the offline grace).
@@ -68,14 +68,14 @@ pub struct Gateway {
     hello: GatewayHello,
     last_on_demand: Mutex<Option<std::time::Instant>>,
     /// Ended grants whose credentials are refused here (persisted).
-    revoked: Mutex<RevocationList>,
+    pub(crate) revoked: Mutex<RevocationList>,
     /// Whether the control channel to the server is up (for status and tests).
     pub control_connected: std::sync::atomic::AtomicBool,
     /// Pre-authentication refusals of the current window.
     pub(crate) refusals: Mutex<PreAuthRefusals>,
     /// Keys the server retired in an emergency while this process runs: refused even if a
     /// key list fetched later does not show it yet (the list is fetched every 30 s).
-    retired_kids: Mutex<HashSet<String>>,
+    pub(crate) retired_kids: Mutex<HashSet<String>>,
 }
 
 impl Gateway {
@@ -120,54 +120,6 @@ impl Gateway {
             .consume(nonce, now)
     }
 
-    /// Has this grant ended (its credential is refused here)? Returns the reason.
-    pub fn revoked_reason(&self, grant: &str) -> Option<String> {
-        self.revoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_revoked(grant)
-            .map(|e| e.reason.clone())
-    }
-
-    /// Apply a revocation from the server: persist it in the revocation list (so the
-    /// credential stays refused across restarts), end every live session of the grant, wait
-    /// until they are gone, and say what was closed. Idempotent.
-    pub async fn apply_revocation(&self, r: &Revocation) -> Result<RevocationAck, String> {
-        let now = self.clock_now();
-        // In memory first (new handshakes refuse at once), cut the sessions, then write the
-        // list to disk: the cut does not wait for an fsync.
-        let (revoked_at, append) = self
-            .revoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(r, now);
-        let ended = self
-            .live
-            .cut_grant(&r.grant_id, &format!("grant_{}", r.reason));
-        if let Some(append) = append {
-            tokio::task::spawn_blocking(move || append.write())
-                .await
-                .map_err(|e| e.to_string())??;
-        }
-        if ended > 0 {
-            tracing::info!(grant = %r.grant_id, sessions = ended, reason = %r.reason, "grant ended: sessions cut");
-        }
-        // Sessions leave the registry as soon as their loop sees the signal (milliseconds).
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        let mut live = self.live.count_of_grant(&r.grant_id);
-        while live > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            live = self.live.count_of_grant(&r.grant_id);
-        }
-        let sessions = self.live.closed_of(&r.grant_id);
-        Ok(RevocationAck {
-            grant_id: r.grant_id.clone(),
-            live_sessions: live,
-            sessions,
-            revoked_at,
-        })
-    }
-
     pub fn live_sessions_of(&self, grant: &str) -> usize {
         self.live.count_of_grant(grant)
     }
@@ -197,33 +149,6 @@ impl Gateway {
             ));
         }
         Ok(handle)
-    }
-
-    /// The server retired token-signing key `kid` now: refuse its tokens from this instant
-    /// (whatever key list arrives later) and end every live session opened with one.
-    /// Returns how many sessions were cut. Idempotent.
-    pub fn retire_key(&self, kid: &str) -> usize {
-        self.retired_kids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(kid.to_string());
-        self.verifier
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retire(kid);
-        let n = self.live.cut_key(kid, "key_retired");
-        if n > 0 {
-            tracing::warn!(%kid, sessions = n, "token-signing key retired: sessions cut");
-        }
-        n
-    }
-
-    /// Was `kid` retired while this gateway runs?
-    pub fn key_is_retired(&self, kid: &str) -> bool {
-        self.retired_kids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(kid)
     }
 
     /// Live sessions whose token `kid` signed.
