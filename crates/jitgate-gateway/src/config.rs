@@ -43,6 +43,11 @@ pub struct GatewayConfig {
     /// How long to wait for a device's answer before the session is closed.
     #[serde(default = "default_device_timeout")]
     pub device_timeout: String,
+
+    // --- Limits on the client-facing ports (`[client_limits]`; crate::admission). ---
+    /// Connection cap and idle timeout; defaults when the table is absent.
+    #[serde(default)]
+    pub client_limits: crate::admission::ClientLimits,
 }
 
 fn default_listen() -> SocketAddr {
@@ -88,6 +93,9 @@ impl GatewayConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.offline_grace()?;
         self.device_timeout()?;
+        self.client_limits
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert and tls_key, or neither (a self-signed pair is then created)"

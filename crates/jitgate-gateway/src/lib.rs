@@ -5,35 +5,60 @@
 //! into an allow-list; nothing here calls the policy engine per frame.
 //!
 //! ## Layout
-//! - [`modbus`] — Modbus/TCP, pure and synchronous (no I/O): MBAP framing, request decoding
-//!   with the protocol's length and quantity rules, the allow-list compiled from a grant's
-//!   scope, exception responses, the operation record sent to the event log, response
-//!   validation, and [`modbus::inspect`] tying them together per frame. With the `sim`
-//!   feature, `modbus::sim` is a fast in-memory Modbus/TCP server for tests and benchmarks.
-//!   See `docs/modbus.md`.
+//!
+//! One session machinery, shared by every protocol, and a module per protocol behind a
+//! small trait (docs/design-as-built.md, "Protocol seam"; docs/gateway.md, "Adding a
+//! protocol").
+//!
+//! - Shared session machinery:
+//!   - [`admission`] — before any TLS: the connection cap, connections still
+//!     authenticating per source, the throttle; `[client_limits]` in `gateway.toml`.
+//!   - [`handshake`] — the tunnel's credential check (token, proof of possession) for
+//!     protocols that travel in the tunnel; [`online`] — the online grant check every
+//!     session passes, whatever its credential.
+//!   - [`live`] — the live-session registry and the [`live::SessionHandle`] a session
+//!     holds: cut signal (revocation, key retirement, shutdown, expiry, idle timeout),
+//!     events, `session.ended`, closed-session records for revocation acknowledgements.
+//!     A protocol that terminates the client's connection itself (SSH) uses this directly.
+//!   - [`spool`] (ordered, at-least-once delivery of events with a disk spool),
+//!     [`refusals`] (pre-authentication refusals counted per client address, summarised
+//!     once a minute, with a throttle; pure, no I/O), [`revocations`] (the persisted list
+//!     of ended grants, and applying revocations and key retirements to live sessions).
+//! - The seam for framed protocols: [`protocol`] (the [`protocol::FrameProtocol`] trait:
+//!   compile an allow-list once per session, delimit frames, decide, check answers; pure),
+//!   [`relay`] (the generic relay loop doing the I/O and the evidence), [`session`] (one
+//!   tunnel connection front to back: admission, TLS, handshake, then the relay).
+//! - Protocols: [`modbus`] — Modbus/TCP, pure and synchronous (no I/O): MBAP framing,
+//!   request decoding with the protocol's length and quantity rules, the allow-list
+//!   compiled from a grant's scope, exception responses, the operation record sent to the
+//!   event log, response validation, [`modbus::inspect`] tying them together per frame, and
+//!   [`modbus::proto::Modbus`], its `FrameProtocol`. With the `sim` feature, `modbus::sim`
+//!   is a fast in-memory Modbus/TCP server for tests and benchmarks. See `docs/modbus.md`.
+//! - The gateway process: [`config`] (`gateway.toml`), [`runtime`] (the [`runtime::Gateway`]
+//!   every session shares; announce to the server, refresh keys and assets, accept
+//!   tunnels), [`server_api`] (HTTPS calls to the server, pinned by [`server_trust`]:
+//!   fingerprint or CA file), [`control`] (the WebSocket control channel: revocations and
+//!   key retirements in, acknowledgements out).
 //! - [`wire`] — messages between gateways and the server (`/api/v1/gateway/...`) and the
 //!   grant-token exchange, shared by both sides.
-//! - The gateway process: [`config`] (`gateway.toml`), [`runtime`] (announce to the server,
-//!   refresh keys and assets, accept tunnels, the registry of live sessions), [`session`]
-//!   (one tunnel: handshake, online check, the inspection loop, expiry at the edge),
-//!   [`spool`] (ordered, at-least-once delivery of events with a disk spool), [`server_api`]
-//!   (HTTPS calls to the server, pinned by [`server_trust`]: fingerprint or CA file),
-//!   [`control`] (the WebSocket control channel: revocations and key retirements in,
-//!   acknowledgements out), [`revocations`] (the persisted list of ended grants whose
-//!   credentials are refused) and [`refusals`] (pre-authentication refusals counted per
-//!   client address, summarised once a minute, with a throttle; pure, no I/O).
 //! - [`enrolment`] — the gateway's client certificate for mutual TLS to the server: the
 //!   request, the identity it names, renewal, its files (shared with the server).
 //! - Both ends of a tunnel: [`tunnel`] (the handshake messages), [`tls`] (certificates and
 //!   fingerprint pinning), [`connect`] (the client side behind `jitgate connect`).
 
+pub mod admission;
 pub mod config;
 pub mod connect;
 pub mod control;
 pub mod enrolment;
+pub mod handshake;
+pub mod live;
 pub mod modbus;
+pub mod online;
 pub mod private;
+pub mod protocol;
 pub mod refusals;
+pub mod relay;
 pub mod revocations;
 pub mod runtime;
 pub mod server_api;

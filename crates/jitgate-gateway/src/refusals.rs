@@ -24,7 +24,10 @@
 //! window has its further connections closed at once, before the TLS handshake (which is
 //! what costs the gateway CPU), until the window closes. Those are counted as `throttled`.
 //! A client that authenticates is never counted, so it is only throttled when it shares an
-//! address (NAT) with a client that keeps failing; see docs/gateway.md.
+//! address (NAT) with a client that keeps failing; see docs/gateway.md. Refusals that say
+//! the gateway is full ([`NOT_THE_CLIENTS_DOING`]) are counted and reported but do not
+//! move a source toward the throttle: it did nothing wrong, and would otherwise stay shut
+//! out for the rest of the minute after the gateway had room again.
 //!
 //! Pure and synchronous: the caller passes the time, the runtime closes windows from a tokio
 //! interval ([`crate::runtime`]), and tests drive it with explicit timestamps.
@@ -49,6 +52,10 @@ pub const THROTTLE_AFTER: u64 = 30;
 /// Addresses listed by name in a summary event (the busiest); the rest are under `other`.
 pub const SUMMARY_PEERS: usize = 20;
 
+/// Refusal codes that say the gateway is full, not that the client misbehaved: they do
+/// not count toward [`THROTTLE_AFTER`].
+pub const NOT_THE_CLIENTS_DOING: &[&str] = &["too_many_connections"];
+
 /// What to do with one refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -61,6 +68,8 @@ pub enum Disposition {
 #[derive(Debug, Default)]
 struct Peer {
     count: u64,
+    /// Refusals that count toward the throttle.
+    failures: u64,
     /// Detailed events per code (the codes are a small fixed set).
     detailed: BTreeMap<&'static str, u32>,
 }
@@ -113,6 +122,9 @@ impl PreAuthRefusals {
         }
         let peer = self.peers.entry(ip).or_default();
         peer.count += 1;
+        if !NOT_THE_CLIENTS_DOING.contains(&code) {
+            peer.failures += 1;
+        }
         let of_code = peer.detailed.entry(code).or_default();
         if *of_code < DETAILED_PER_PEER && self.detailed < self.max_detailed {
             *of_code += 1;
@@ -127,7 +139,7 @@ impl PreAuthRefusals {
     pub fn throttled(&self, ip: IpAddr) -> bool {
         self.peers
             .get(&ip)
-            .is_some_and(|p| p.count >= THROTTLE_AFTER)
+            .is_some_and(|p| p.failures >= THROTTLE_AFTER)
     }
 
     /// Refusals counted in the current window.
@@ -278,5 +290,19 @@ mod tests {
         assert!(!r.throttled(ip(2)), "other addresses are not affected");
         r.close_window(t(60));
         assert!(!r.throttled(ip(1)));
+    }
+
+    #[test]
+    fn a_full_gateway_is_reported_but_never_throttles_the_source() {
+        let mut r = PreAuthRefusals::default();
+        for _ in 0..THROTTLE_AFTER * 2 {
+            r.note(ip(1), "too_many_connections", t(0));
+        }
+        assert!(!r.throttled(ip(1)));
+        r.note(ip(1), "bad_handshake", t(0));
+        assert!(!r.throttled(ip(1)), "only its own failures count");
+        let s = r.close_window(t(60)).unwrap();
+        assert_eq!(s["by_code"]["too_many_connections"], THROTTLE_AFTER * 2);
+        assert_eq!(s["peers"]["10.0.0.1"], THROTTLE_AFTER * 2 + 1);
     }
 }

@@ -6,14 +6,18 @@
 //! the list is (rewriting a whole file per revocation would make a burst of n revocations
 //! cost O(n²)). At load the file is compacted: entries whose credentials expired more than
 //! an hour ago are dropped and the rest written to a temporary file, fsync'd and renamed.
+//!
+//! Also here: how the gateway applies what the control channel orders (a revocation, an
+//! emergency key retirement) to the list and to the live sessions ([`crate::live`]).
 
-use crate::wire::{Revocation, SessionClosed};
+use crate::wire::{Revocation, RevocationAck, SessionClosed};
 use jitgate_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One ended grant, as kept on disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +166,85 @@ impl Append {
             f.sync_data()
         };
         write().map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
+    }
+}
+
+/// Applying what the control channel orders: a revocation (cut the grant's sessions,
+/// persist it, say what was closed) and an emergency key retirement.
+impl crate::runtime::Gateway {
+    /// Has this grant ended (its credential is refused here)? Returns the reason.
+    pub fn revoked_reason(&self, grant: &str) -> Option<String> {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_revoked(grant)
+            .map(|e| e.reason.clone())
+    }
+
+    /// Apply a revocation from the server: persist it in the revocation list (so the
+    /// credential stays refused across restarts), end every live session of the grant, wait
+    /// until they are gone, and say what was closed. Idempotent.
+    pub async fn apply_revocation(&self, r: &Revocation) -> Result<RevocationAck, String> {
+        let now = self.clock_now();
+        // In memory first (new handshakes refuse at once), cut the sessions, then write the
+        // list to disk: the cut does not wait for an fsync.
+        let (revoked_at, append) = self
+            .revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(r, now);
+        let ended = self
+            .live
+            .cut_grant(&r.grant_id, &format!("grant_{}", r.reason));
+        if let Some(append) = append {
+            tokio::task::spawn_blocking(move || append.write())
+                .await
+                .map_err(|e| e.to_string())??;
+        }
+        if ended > 0 {
+            tracing::info!(grant = %r.grant_id, sessions = ended, reason = %r.reason, "grant ended: sessions cut");
+        }
+        // Sessions leave the registry as soon as their loop sees the signal (milliseconds).
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut live = self.live.count_of_grant(&r.grant_id);
+        while live > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            live = self.live.count_of_grant(&r.grant_id);
+        }
+        let sessions = self.live.closed_of(&r.grant_id);
+        Ok(RevocationAck {
+            grant_id: r.grant_id.clone(),
+            live_sessions: live,
+            sessions,
+            revoked_at,
+        })
+    }
+
+    /// The server retired token-signing key `kid` now: refuse its tokens from this instant
+    /// (whatever key list arrives later) and end every live session opened with one.
+    /// Returns how many sessions were cut. Idempotent.
+    pub fn retire_key(&self, kid: &str) -> usize {
+        self.retired_kids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kid.to_string());
+        self.verifier
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retire(kid);
+        let n = self.live.cut_key(kid, "key_retired");
+        if n > 0 {
+            tracing::warn!(%kid, sessions = n, "token-signing key retired: sessions cut");
+        }
+        n
+    }
+
+    /// Was `kid` retired while this gateway runs?
+    pub fn key_is_retired(&self, kid: &str) -> bool {
+        self.retired_kids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(kid)
     }
 }
 

@@ -1,18 +1,21 @@
 //! The gateway process: announce itself to the server, keep the token keys and its assets
-//! current, hold the control channel (revocations, key retirements), accept tunnels, and
-//! keep a registry of live sessions (so a revocation, a key retirement or a shutdown can end
-//! them), of ended grants (the persisted revocation list) and of pre-authentication
-//! refusals (counted per address, summarised once a minute: `crate::refusals`).
+//! current, hold the control channel (revocations, key retirements), accept tunnels. The
+//! [`Gateway`] holds what every protocol's sessions share: the live-session registry
+//! ([`crate::live`], so a revocation, a key retirement or a shutdown can end them), the
+//! ended grants (the persisted revocation list), admission and pre-authentication refusals
+//! ([`crate::admission`], [`crate::refusals`]) and the online grant check
+//! ([`crate::online`]).
 
+use crate::admission::Admission;
 use crate::config::GatewayConfig;
-use crate::refusals::{Disposition, PreAuthRefusals};
+use crate::live::{LiveSessions, SessionHandle, SessionInfo};
+use crate::refusals::PreAuthRefusals;
 use crate::revocations::RevocationList;
 use crate::server_api::{ApiError, ServerApi};
 use crate::spool::EventLog;
-use crate::wire::{GatewayHello, GatewaySetup, Revocation, RevocationAck, SessionClosed};
-use jitgate_core::{Asset, GrantState, Timestamp};
+use crate::wire::{GatewayHello, GatewaySetup};
+use jitgate_core::{Asset, Timestamp};
 use jitgate_credential::{Challenge, CredentialError, GrantClaims, NonceCache, Verifier};
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -38,12 +41,10 @@ pub enum GatewayError {
     Other(String),
 }
 
-/// A live session's entry in the registry.
-pub struct SessionHandle {
-    pub grant_id: String,
-    /// The key that signed the session's token.
-    pub kid: String,
-    kill: watch::Sender<String>,
+/// The gateway's clock, to the millisecond (what the evidence log stores).
+pub fn now_millis() -> Timestamp {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
 pub struct Gateway {
@@ -51,34 +52,35 @@ pub struct Gateway {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub device_timeout: Duration,
     pub events: EventLog,
-    api: ServerApi,
-    offline_grace: Duration,
-    verifier: RwLock<Verifier>,
+    /// The live sessions of every protocol.
+    pub live: Arc<LiveSessions>,
+    /// How long an authenticated session may go without traffic.
+    pub idle_timeout: Duration,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) api: ServerApi,
+    pub(crate) offline_grace: Duration,
+    pub(crate) verifier: RwLock<Verifier>,
     assets: RwLock<HashMap<String, Asset>>,
     nonces: Mutex<NonceCache>,
-    sessions: Mutex<HashMap<String, SessionHandle>>,
     /// When the server last answered (for the offline grace).
-    last_contact: Mutex<Option<std::time::Instant>>,
+    pub(crate) last_contact: Mutex<Option<std::time::Instant>>,
     /// What the gateway announces (address, certificate fingerprint) on every refresh.
     hello: GatewayHello,
     last_on_demand: Mutex<Option<std::time::Instant>>,
     /// Ended grants whose credentials are refused here (persisted).
-    revoked: Mutex<RevocationList>,
-    /// Sessions closed under each grant, with the grant's expiry (for acknowledgements).
-    closed: Mutex<HashMap<String, (Timestamp, Vec<SessionClosed>)>>,
+    pub(crate) revoked: Mutex<RevocationList>,
     /// Whether the control channel to the server is up (for status and tests).
     pub control_connected: std::sync::atomic::AtomicBool,
     /// Pre-authentication refusals of the current window.
-    refusals: Mutex<PreAuthRefusals>,
+    pub(crate) refusals: Mutex<PreAuthRefusals>,
     /// Keys the server retired in an emergency while this process runs: refused even if a
     /// key list fetched later does not show it yet (the list is fetched every 30 s).
-    retired_kids: Mutex<HashSet<String>>,
+    pub(crate) retired_kids: Mutex<HashSet<String>>,
 }
 
 impl Gateway {
     pub fn clock_now(&self) -> Timestamp {
-        let now = chrono::Utc::now();
-        chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+        now_millis()
     }
 
     pub fn verify_token(
@@ -118,294 +120,49 @@ impl Gateway {
             .consume(nonce, now)
     }
 
-    /// The online check at session start: the grant must still be active at the server, and
-    /// the token must carry the grant's own scope digest and subject (a token whose claims
-    /// were signed for another scope or person is refused, even with a valid signature).
-    /// Unreachable server: refuse (fail closed), unless within the configured offline grace
-    /// (then only the token itself is checked).
-    pub async fn check_grant_online(
-        &self,
-        claims: &GrantClaims,
-    ) -> Result<(), (&'static str, String)> {
-        let grant = claims.grant_id.as_str();
-        match self.api.grant_status(grant).await {
-            Ok(s) if s.scope_digest != claims.scope_digest => {
-                self.touch();
-                Err((
-                    "scope_mismatch",
-                    format!(
-                        "the token's scope digest {} is not grant {grant}'s ({}): the token does not carry the scope that was approved; request a new token",
-                        claims.scope_digest, s.scope_digest
-                    ),
-                ))
-            }
-            Ok(s) if s.subject != claims.subject => {
-                self.touch();
-                Err((
-                    "subject_mismatch",
-                    format!(
-                        "the token is for {}, but grant {grant} is for {}; only the grant's subject can use it",
-                        claims.subject, s.subject
-                    ),
-                ))
-            }
-            Ok(s) if s.state == GrantState::Active => {
-                self.touch();
-                Ok(())
-            }
-            Ok(s) => {
-                self.touch();
-                Err((
-                    "grant_not_active",
-                    format!("grant {grant} is {} at the server", s.state.as_str()),
-                ))
-            }
-            Err(ApiError::Refused { status: 404, .. }) => Err((
-                "grant_unknown",
-                format!("the server does not know grant {grant} for this gateway"),
-            )),
-            Err(e) => {
-                let within_grace = self
-                    .last_contact
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .is_some_and(|t| {
-                        !self.offline_grace.is_zero() && t.elapsed() <= self.offline_grace
-                    });
-                if within_grace {
-                    tracing::warn!(%grant, error = %e, "server unreachable; admitting within the offline grace");
-                    Ok(())
-                } else {
-                    Err(("server_unreachable", format!("the gateway cannot confirm grant {grant} with the server ({e}); new sessions are refused until it can")))
-                }
-            }
-        }
-    }
-
-    fn touch(&self) {
-        *self.last_contact.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(std::time::Instant::now());
-    }
-
-    /// Has this grant ended (its credential is refused here)? Returns the reason.
-    pub fn revoked_reason(&self, grant: &str) -> Option<String> {
-        self.revoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_revoked(grant)
-            .map(|e| e.reason.clone())
-    }
-
-    /// Apply a revocation from the server: persist it in the revocation list (so the
-    /// credential stays refused across restarts), end every live session of the grant, wait
-    /// until they are gone, and say what was closed. Idempotent.
-    pub async fn apply_revocation(&self, r: &Revocation) -> Result<RevocationAck, String> {
-        let now = self.clock_now();
-        // In memory first (new handshakes refuse at once), cut the sessions, then write the
-        // list to disk: the cut does not wait for an fsync.
-        let (revoked_at, append) = self
-            .revoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(r, now);
-        let ended = self.end_grant_sessions(&r.grant_id, &format!("grant_{}", r.reason));
-        if let Some(append) = append {
-            tokio::task::spawn_blocking(move || append.write())
-                .await
-                .map_err(|e| e.to_string())??;
-        }
-        if ended > 0 {
-            tracing::info!(grant = %r.grant_id, sessions = ended, reason = %r.reason, "grant ended: sessions cut");
-        }
-        // Sessions leave the registry as soon as their loop sees the signal (milliseconds).
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        let mut live = self.live_sessions_of(&r.grant_id);
-        while live > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            live = self.live_sessions_of(&r.grant_id);
-        }
-        let sessions = self
-            .closed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&r.grant_id)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_default();
-        Ok(RevocationAck {
-            grant_id: r.grant_id.clone(),
-            live_sessions: live,
-            sessions,
-            revoked_at,
-        })
-    }
-
     pub fn live_sessions_of(&self, grant: &str) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|h| h.grant_id == grant)
-            .count()
+        self.live.count_of_grant(grant)
     }
 
-    /// Add a live session; the receiver yields the reason when it must end.
-    pub fn register(&self, session: &str, grant: &str, kid: &str) -> watch::Receiver<String> {
-        let (tx, rx) = watch::channel(String::new());
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                session.to_string(),
-                SessionHandle {
-                    grant_id: grant.to_string(),
-                    kid: kid.to_string(),
-                    kill: tx,
-                },
-            );
-        rx
-    }
-
-    /// The server retired token-signing key `kid` now: refuse its tokens from this instant
-    /// (whatever key list arrives later) and end every live session opened with one.
-    /// Returns how many sessions were cut. Idempotent.
-    pub fn retire_key(&self, kid: &str) -> usize {
-        self.retired_kids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(kid.to_string());
-        self.verifier
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retire(kid);
-        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let mut n = 0;
-        for handle in sessions.values().filter(|h| h.kid == kid) {
-            let _ = handle.kill.send("key_retired".to_string());
-            n += 1;
+    /// Join a session to the registry, bounded by its credential's expiry and the idle
+    /// timeout. A revocation (or key retirement) that arrived between the session's checks
+    /// and now found no session to cut, so both are looked at again once it is registered:
+    /// a late one refuses the session (code, message) and leaves no trace of it.
+    pub fn open_session(&self, info: SessionInfo) -> Result<SessionHandle, (&'static str, String)> {
+        let until_expiry = (info.expires_at - self.clock_now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        let (grant, kid) = (info.grant_id.clone(), info.kid.clone());
+        let handle = self.live.join(info, until_expiry, self.idle_timeout);
+        if let Some(reason) = self.revoked_reason(&grant) {
+            return Err((
+                "grant_revoked",
+                format!("grant {grant} has ended ({reason})"),
+            ));
         }
-        if n > 0 {
-            tracing::warn!(%kid, sessions = n, "token-signing key retired: sessions cut");
+        if self.key_is_retired(&kid) {
+            return Err((
+                "key_retired",
+                format!(
+                    "the token was signed with key {kid}, which has been retired; request a new token"
+                ),
+            ));
         }
-        n
-    }
-
-    /// Was `kid` retired while this gateway runs?
-    pub fn key_is_retired(&self, kid: &str) -> bool {
-        self.retired_kids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(kid)
+        Ok(handle)
     }
 
     /// Live sessions whose token `kid` signed.
     pub fn live_sessions_of_key(&self, kid: &str) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|h| h.kid == kid)
-            .count()
-    }
-
-    /// Should a new connection from `ip` be closed before the TLS handshake?
-    pub fn pre_auth_throttled(&self, ip: std::net::IpAddr) -> bool {
-        self.refusals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .throttled(ip)
-    }
-
-    /// Count a refusal that happened before the token was accepted; record it as an event
-    /// of its own only within the per-address allowance (see `crate::refusals`).
-    pub fn pre_auth_refused(
-        &self,
-        peer: std::net::SocketAddr,
-        code: &'static str,
-        session: Option<&str>,
-        message: &str,
-        token_fingerprint: Option<&str>,
-    ) {
-        let now = self.clock_now();
-        let disposition = self
-            .refusals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .note(peer.ip(), code, now);
-        if disposition == Disposition::Detailed {
-            // The message is bounded: it comes from our own errors, which quote at most a
-            // printable, truncated key id of the client's.
-            self.events.record(
-                "session.refused",
-                now,
-                None,
-                session,
-                json!({"code": code, "reason": message, "peer": peer.to_string(), "token_fingerprint": token_fingerprint, "pre_auth": true}),
-            );
-        }
-    }
-
-    /// Close the current window of pre-authentication refusals now and record its summary
-    /// event (if some refusals were not recorded in detail). Called once a minute by the
-    /// runtime and at shutdown; public so tests can close a window without waiting for it.
-    /// Returns whether a summary was recorded.
-    pub fn flush_pre_auth_refusals(&self) -> bool {
-        let now = self.clock_now();
-        let summary = self
-            .refusals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .close_window(now);
-        match summary {
-            Some(data) => {
-                self.events.record("session.refused", now, None, None, data);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Remove a session from the registry; `closed` (for a session that ran) is kept for
-    /// the grant's acknowledgements until the grant's credential expires.
-    pub fn unregister(&self, session: &str, closed: Option<(Timestamp, SessionClosed)>) {
-        if let Some((expires_at, record)) = closed {
-            let grant = self
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(session)
-                .map(|h| h.grant_id.clone());
-            if let Some(grant) = grant {
-                let mut map = self.closed.lock().unwrap_or_else(|p| p.into_inner());
-                let horizon = self.clock_now() - chrono::Duration::hours(1);
-                map.retain(|_, (exp, _)| *exp > horizon);
-                map.entry(grant)
-                    .or_insert_with(|| (expires_at, Vec::new()))
-                    .1
-                    .push(record);
-            }
-        }
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(session);
+        self.live.count_of_key(kid)
     }
 
     /// End every live session of a grant (revocation); returns how many were ended.
     pub fn end_grant_sessions(&self, grant: &str, reason: &str) -> usize {
-        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let mut n = 0;
-        for handle in sessions.values().filter(|h| h.grant_id == grant) {
-            let _ = handle.kill.send(reason.to_string());
-            n += 1;
-        }
-        n
+        self.live.cut_grant(grant, reason)
     }
 
     pub fn live_sessions(&self) -> usize {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.live.count()
     }
 
     /// Refetch keys for an unknown key id, at most once every 5 s, so forged tokens cannot
@@ -472,15 +229,7 @@ impl RunningGateway {
     /// not yet delivered is written to the spool file before this returns.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        for s in self
-            .gateway
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            let _ = s.kill.send("gateway_shutdown".into());
-        }
+        self.gateway.live.cut_all("gateway_shutdown");
         for t in self.tasks {
             t.abort();
             let _ = t.await;
@@ -602,18 +351,22 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         id: setup.gateway_id.clone(),
         acceptor,
         device_timeout: config.device_timeout()?,
+        live: Arc::new(LiveSessions::new(events.clone())),
+        idle_timeout: config
+            .client_limits
+            .idle_timeout()
+            .map_err(GatewayError::Other)?,
+        admission: Admission::new(config.client_limits.max_connections),
         events,
         api: api.clone(),
         offline_grace: config.offline_grace()?,
         verifier: RwLock::new(Verifier::new(&[]).map_err(|e| GatewayError::Other(e.to_string()))?),
         assets: RwLock::new(HashMap::new()),
         nonces: Mutex::new(NonceCache::new(chrono::Duration::seconds(30), 100_000)),
-        sessions: Mutex::new(HashMap::new()),
         last_contact: Mutex::new(None),
         hello: hello.clone(),
         last_on_demand: Mutex::new(None),
         revoked: Mutex::new(revoked),
-        closed: Mutex::new(HashMap::new()),
         control_connected: std::sync::atomic::AtomicBool::new(false),
         refusals: Mutex::new(PreAuthRefusals::default()),
         retired_kids: Mutex::new(HashSet::new()),

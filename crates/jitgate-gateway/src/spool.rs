@@ -65,6 +65,27 @@ impl EventLog {
     }
 }
 
+/// An event as [`in_memory`] gives it back: kind, grant, session, data.
+#[cfg(test)]
+pub(crate) type Recorded = (String, Option<String>, Option<String>, serde_json::Value);
+
+/// An event log that delivers nowhere: what is recorded can be read back. For unit tests
+/// of the session machinery.
+#[cfg(test)]
+pub(crate) fn in_memory() -> (EventLog, impl FnMut() -> Vec<Recorded>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let drain = move || {
+        let mut out = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Event((kind, _, grant, session, data)) = msg {
+                out.push((kind, grant, session, data));
+            }
+        }
+        out
+    };
+    (EventLog { tx }, drain)
+}
+
 /// Start the delivery task. `delivered_seq` is what the server has already recorded.
 pub fn start(
     api: ServerApi,

@@ -160,6 +160,7 @@ async fn gateway(
         tls_key: None,
         offline_grace: "0s".into(),
         device_timeout: "2s".into(),
+        client_limits: Default::default(),
     };
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();
     while !gw

@@ -11,12 +11,15 @@
 //! - [`exception`] — exception codes and exception ADUs.
 //! - [`op`]        — the [`Operation`] record sent to the event log.
 //! - [`response`]  — checking a device's response against the request it answers.
+//! - [`proto`]     — [`proto::Modbus`], these pieces behind the gateway's protocol seam
+//!   (`crate::protocol::FrameProtocol`), as the relay loop drives them.
 //! - `sim`         — (feature `sim`) an in-memory Modbus/TCP server for tests and benchmarks.
 
 pub mod allow;
 pub mod exception;
 pub mod frame;
 pub mod op;
+pub mod proto;
 pub mod request;
 pub mod response;
 #[cfg(feature = "sim")]

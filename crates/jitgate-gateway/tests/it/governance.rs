@@ -144,11 +144,11 @@ async fn serve_one(fake: Shared, mut s: TcpStream) {
     }
 }
 
-struct Rig {
+pub(crate) struct Rig {
     fake: Shared,
     ring: KeyRing,
     plc: SimPlc,
-    gw: RunningGateway,
+    pub(crate) gw: RunningGateway,
     fingerprint: String,
     _state: tempfile::TempDir,
 }
@@ -163,6 +163,11 @@ fn asset(plc: &SimPlc) -> Asset {
 }
 
 async fn rig() -> Rig {
+    rig_with(|_| {}).await
+}
+
+/// The rig, with the gateway's configuration adjusted by `edit` before it starts.
+pub(crate) async fn rig_with(edit: impl FnOnce(&mut GatewayConfig)) -> Rig {
     let plc = sim::start("127.0.0.1:0".parse().unwrap(), vec![1])
         .await
         .unwrap();
@@ -186,7 +191,7 @@ async fn rig() -> Rig {
         }
     });
     let state = tempfile::tempdir().unwrap();
-    let config = GatewayConfig {
+    let mut config = GatewayConfig {
         server: format!("http://{server}"),
         server_fingerprint: None,
         server_ca_file: None,
@@ -199,7 +204,9 @@ async fn rig() -> Rig {
         tls_key: None,
         offline_grace: "0s".into(),
         device_timeout: "1s".into(),
+        client_limits: Default::default(),
     };
+    edit(&mut config);
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();
     let cert = std::fs::read(state.path().join("gateway-cert.pem")).unwrap();
     let der = rustls_pemfile::certs(&mut cert.as_slice())
@@ -229,7 +236,12 @@ async fn rig() -> Rig {
 impl Rig {
     /// An active grant at the fake server, and a token for it signed by the ring's current
     /// key with `claims` adjusted by `edit`.
-    fn grant(&self, id: &str, key: &ClientKey, edit: impl Fn(&mut GrantClaims)) -> Target {
+    pub(crate) fn grant(
+        &self,
+        id: &str,
+        key: &ClientKey,
+        edit: impl Fn(&mut GrantClaims),
+    ) -> Target {
         let now = chrono::Utc::now();
         self.fake.lock().unwrap().grants.insert(
             id.into(),
@@ -284,7 +296,10 @@ impl Rig {
 
     /// The events the gateway delivered, polled until `done` holds (delivery is
     /// asynchronous) or 10 s pass.
-    async fn events_until(&self, done: impl Fn(&[GatewayEvent]) -> bool) -> Vec<GatewayEvent> {
+    pub(crate) async fn events_until(
+        &self,
+        done: impl Fn(&[GatewayEvent]) -> bool,
+    ) -> Vec<GatewayEvent> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let events = self.fake.lock().unwrap().events.clone();
@@ -311,7 +326,7 @@ fn refused_code<T>(r: Result<T, ConnectError>) -> String {
 }
 
 /// One FC3 read of `count` registers at `addr` on unit 1.
-async fn read_holding(
+pub(crate) async fn read_holding(
     s: &mut (impl AsyncReadExt + AsyncWriteExt + Unpin),
     addr: u16,
     count: u16,
@@ -328,7 +343,7 @@ async fn read_holding(
     Ok(body)
 }
 
-fn of_kind<'a>(events: &'a [GatewayEvent], kind: &str) -> Vec<&'a GatewayEvent> {
+pub(crate) fn of_kind<'a>(events: &'a [GatewayEvent], kind: &str) -> Vec<&'a GatewayEvent> {
     events.iter().filter(|e| e.kind == kind).collect()
 }
 

@@ -7,6 +7,7 @@
 //! line, or fail when `JITGATE_REQUIRE_PEERS=1` (CI sets it).
 
 mod client;
+mod client_limits;
 mod governance;
 mod peers;
 mod relay;

@@ -1,0 +1,101 @@
+//! The online grant check every session passes before it opens, whatever the protocol
+//! and the credential (a grant token in the tunnel, an SSH certificate): the server must
+//! confirm the grant is still active and that the credential carries the grant's own scope
+//! digest and subject.
+
+use crate::runtime::Gateway;
+use crate::server_api::ApiError;
+use jitgate_core::GrantState;
+use jitgate_credential::GrantClaims;
+
+/// What a credential claims about its grant, as the online check compares it.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantClaim<'a> {
+    pub grant_id: &'a str,
+    /// `sha256:<hex>` of the scope the credential was issued for.
+    pub scope_digest: &'a str,
+    /// The identity the credential was issued to.
+    pub subject: &'a str,
+}
+
+impl<'a> From<&'a GrantClaims> for GrantClaim<'a> {
+    fn from(c: &'a GrantClaims) -> Self {
+        GrantClaim {
+            grant_id: &c.grant_id,
+            scope_digest: &c.scope_digest,
+            subject: &c.subject,
+        }
+    }
+}
+
+impl Gateway {
+    /// The online check at session start: the grant must still be active at the server, and
+    /// the token must carry the grant's own scope digest and subject (a token whose claims
+    /// were signed for another scope or person is refused, even with a valid signature).
+    /// Unreachable server: refuse (fail closed), unless within the configured offline grace
+    /// (then only the token itself is checked).
+    pub async fn check_grant_online(
+        &self,
+        claims: GrantClaim<'_>,
+    ) -> Result<(), (&'static str, String)> {
+        let grant = claims.grant_id;
+        match self.api.grant_status(grant).await {
+            Ok(s) if s.scope_digest != claims.scope_digest => {
+                self.touch();
+                Err((
+                    "scope_mismatch",
+                    format!(
+                        "the token's scope digest {} is not grant {grant}'s ({}): the token does not carry the scope that was approved; request a new token",
+                        claims.scope_digest, s.scope_digest
+                    ),
+                ))
+            }
+            Ok(s) if s.subject != claims.subject => {
+                self.touch();
+                Err((
+                    "subject_mismatch",
+                    format!(
+                        "the token is for {}, but grant {grant} is for {}; only the grant's subject can use it",
+                        claims.subject, s.subject
+                    ),
+                ))
+            }
+            Ok(s) if s.state == GrantState::Active => {
+                self.touch();
+                Ok(())
+            }
+            Ok(s) => {
+                self.touch();
+                Err((
+                    "grant_not_active",
+                    format!("grant {grant} is {} at the server", s.state.as_str()),
+                ))
+            }
+            Err(ApiError::Refused { status: 404, .. }) => Err((
+                "grant_unknown",
+                format!("the server does not know grant {grant} for this gateway"),
+            )),
+            Err(e) => {
+                let within_grace = self
+                    .last_contact
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_some_and(|t| {
+                        !self.offline_grace.is_zero() && t.elapsed() <= self.offline_grace
+                    });
+                if within_grace {
+                    tracing::warn!(%grant, error = %e, "server unreachable; admitting within the offline grace");
+                    Ok(())
+                } else {
+                    Err(("server_unreachable", format!("the gateway cannot confirm grant {grant} with the server ({e}); new sessions are refused until it can")))
+                }
+            }
+        }
+    }
+
+    /// The server answered: the offline grace counts from now.
+    pub(crate) fn touch(&self) {
+        *self.last_contact.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now());
+    }
+}

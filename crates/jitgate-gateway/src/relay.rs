@@ -1,0 +1,145 @@
+//! The relay loop for framed request/response protocols, generic over
+//! `FrameProtocol`: one request at a time, each answered
+//! (by the device or by the protocol's refusal) before the next is read. Only complete
+//! frames ever reach the device; a frame that breaks the protocol closes the session, never
+//! a resynchronisation by dropping bytes.
+//!
+//! The loop does the I/O and the evidence; the protocol module decides. It returns why the
+//! session ended; the caller races it against [`SessionHandle::cut`] for revocations,
+//! expiry and the idle timeout.
+
+use crate::live::{SessionHandle, SessionStats};
+use crate::protocol::{Answer, Decision, FrameProtocol};
+use crate::runtime::now_millis;
+use serde_json::json;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Relay `client` ⇄ `device` under `allow` until one side ends or breaks the protocol.
+/// Returns the reason, as `session.ended` records it.
+pub async fn relay<P, C, D>(
+    handle: &SessionHandle,
+    client: &mut C,
+    device: &mut D,
+    allow: &P::Allow,
+    state: &mut P::State,
+    device_timeout: Duration,
+    stats: &mut SessionStats,
+) -> String
+where
+    P: FrameProtocol,
+    C: AsyncRead + AsyncWrite + Unpin,
+    D: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut inbuf: Vec<u8> = Vec::with_capacity(P::FRAME_BUF);
+    let mut devbuf: Vec<u8> = Vec::with_capacity(P::FRAME_BUF);
+    let mut chunk = vec![0u8; P::FRAME_BUF];
+    loop {
+        // Take one complete request from what the client sent.
+        let consumed = loop {
+            match P::request_len(&inbuf) {
+                Ok(Some(used)) => break used,
+                Ok(None) => {}
+                Err(fault) => {
+                    handle.record(
+                        "operation",
+                        now_millis(),
+                        json!({"allowed": false, "malformed": fault.code, "reason": fault.message}),
+                    );
+                    return format!("malformed_frame: {}", fault.message);
+                }
+            }
+            match client.read(&mut chunk).await {
+                // The client said goodbye (TLS close_notify): a normal end.
+                Ok(0) => return "client_closed".into(),
+                Ok(n) => {
+                    stats.bytes_in += n as u64;
+                    handle.touch();
+                    inbuf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                }
+                // The connection ended without close_notify (client killed, network cut, an
+                // old client): not an error of the session, but not a clean close either.
+                // Only complete frames ever reach the device, so nothing was truncated.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return "client_disconnected".into()
+                }
+                Err(e) => return format!("client_error: {e}"),
+            }
+        };
+        let at = now_millis();
+        let started = std::time::Instant::now();
+        let Some(frame) = inbuf.get(..consumed) else {
+            return "internal: frame vanished".into();
+        };
+        let decision = P::decide(allow, state, frame);
+        stats.operations += 1;
+        match decision {
+            Decision::Allow { pending, operation } => {
+                if let Err(e) = device.write_all(frame).await {
+                    return format!("device_error: {e}");
+                }
+                inbuf.drain(..consumed);
+                // Read the device's answer, frame by frame, and check each fits the request;
+                // a device that answers garbage ends the session.
+                loop {
+                    let response_len = loop {
+                        match P::response_len(&devbuf) {
+                            Ok(Some(used)) => break used,
+                            Ok(None) => {}
+                            Err(fault) => {
+                                handle.operation(at, &operation, Some(fault.code), None);
+                                return format!("bad_device_response: {}", fault.message);
+                            }
+                        }
+                        match tokio::time::timeout(device_timeout, device.read(&mut chunk)).await {
+                            Ok(Ok(0)) => return "device_closed".into(),
+                            Ok(Ok(n)) => {
+                                devbuf.extend_from_slice(chunk.get(..n).unwrap_or_default())
+                            }
+                            Ok(Err(e)) => return format!("device_error: {e}"),
+                            Err(_) => {
+                                handle.operation(at, &operation, Some("device_timeout"), None);
+                                return "device_timeout".into();
+                            }
+                        }
+                    };
+                    let Some(response) = devbuf.get(..response_len) else {
+                        return "internal: frame vanished".into();
+                    };
+                    let answer = P::answer(state, &pending, response);
+                    if let Answer::Invalid(fault) = answer {
+                        handle.operation(at, &operation, Some(fault.code), None);
+                        return format!("bad_device_response: {}", fault.message);
+                    }
+                    if let Err(e) = client.write_all(response).await {
+                        return format!("client_error: {e}");
+                    }
+                    stats.bytes_out += response_len as u64;
+                    devbuf.drain(..response_len);
+                    if answer == Answer::Complete {
+                        break;
+                    }
+                }
+                handle.operation(at, &operation, None, Some(started.elapsed()));
+            }
+            Decision::Refuse { reply, operation } => {
+                inbuf.drain(..consumed);
+                stats.denied += 1;
+                if let Err(e) = client.write_all(&reply).await {
+                    return format!("client_error: {e}");
+                }
+                stats.bytes_out += reply.len() as u64;
+                handle.operation(at, &operation, None, None);
+            }
+            Decision::Malformed { fault, operation } => {
+                if let Some(operation) = operation {
+                    handle.operation(at, &operation, None, None);
+                }
+                return format!("malformed_request: {}", fault.message);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! The relay loop and the session handle under tokio's paused clock: in-memory streams
+//! for client and device, so time only moves when every task waits, and the idle timeout,
+//! expiry and cuts are checked to the millisecond without sleeping.
+
+use super::*;
+use crate::live::{LiveSessions, SessionInfo};
+use crate::modbus::proto::Modbus;
+use jitgate_core::scope::{ModbusOp, ModbusTable, ScopeItem};
+use std::sync::Arc;
+use tokio::io::DuplexStream;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+type Drain =
+    Box<dyn FnMut() -> Vec<(String, Option<String>, Option<String>, serde_json::Value)> + Send>;
+
+struct Run {
+    registry: Arc<LiveSessions>,
+    events: Drain,
+    client: DuplexStream,
+    session: JoinHandle<(String, SessionStats)>,
+}
+
+/// A device that answers every FC3 read of one register with the value 7.
+async fn device(mut io: DuplexStream) {
+    let mut req = [0u8; 12];
+    while io.read_exact(&mut req).await.is_ok() {
+        let resp = [req[0], req[1], 0, 0, 0, 5, req[6], 3, 2, 0, 7];
+        if io.write_all(&resp).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn info() -> SessionInfo {
+    SessionInfo {
+        session_id: "sess-1".into(),
+        grant_id: "grant-1".into(),
+        kid: "k1".into(),
+        expires_at: now_millis() + chrono::Duration::hours(1),
+    }
+}
+
+/// A session reading holding registers 0-9 of unit 1, relayed like the gateway does.
+fn start(until_expiry: Duration, idle: Duration) -> Run {
+    let (events, drain) = crate::spool::in_memory();
+    let registry = Arc::new(LiveSessions::new(events));
+    let (client, mut gw_client) = tokio::io::duplex(1024);
+    let (mut gw_device, dev) = tokio::io::duplex(1024);
+    tokio::spawn(device(dev));
+    let handle = registry.join(info(), until_expiry, idle);
+    let session = tokio::spawn(async move {
+        let scope = [ScopeItem::Modbus {
+            asset: "plc-7".into(),
+            unit: 1,
+            op: ModbusOp::Read,
+            table: Some(ModbusTable::Holding),
+            start: 0,
+            end: 9,
+        }];
+        let allow = Modbus::compile("plc-7", &scope);
+        let mut stats = SessionStats::default();
+        #[expect(
+            clippy::let_unit_value,
+            reason = "Modbus keeps no state; written as the gateway does for any protocol"
+        )]
+        let mut state = Modbus::new_state(&allow);
+        let reason = tokio::select! {
+            r = relay::<Modbus, _, _>(&handle, &mut gw_client, &mut gw_device, &allow, &mut state, Duration::from_secs(5), &mut stats) => r,
+            r = handle.cut() => r,
+        };
+        handle.end(reason.clone(), stats, now_millis());
+        (reason, stats)
+    });
+    Run {
+        registry,
+        events: Box::new(drain),
+        client,
+        session,
+    }
+}
+
+async fn read_register(client: &mut DuplexStream, addr: u8) -> Vec<u8> {
+    client
+        .write_all(&[0, 1, 0, 0, 0, 6, 1, 3, 0, addr, 0, 1])
+        .await
+        .unwrap();
+    let mut resp = vec![0u8; 11];
+    client.read_exact(&mut resp).await.unwrap();
+    resp
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn within_a_tick(elapsed: Duration, expected: Duration) {
+    assert!(
+        elapsed >= expected && elapsed < expected + Duration::from_millis(5),
+        "ended after {elapsed:?}, expected {expected:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_without_traffic_ends_at_the_idle_timeout() {
+    let t0 = Instant::now();
+    let mut run = start(HOUR, MINUTE);
+    let (reason, stats) = run.session.await.unwrap();
+    assert_eq!(reason, "idle_timeout");
+    within_a_tick(t0.elapsed(), MINUTE);
+    assert_eq!(stats, SessionStats::default());
+    let events = (run.events)();
+    let ended: Vec<_> = events.iter().filter(|e| e.0 == "session.ended").collect();
+    assert_eq!(ended.len(), 1, "{events:?}");
+    assert_eq!(ended[0].3["reason"], "idle_timeout");
+    assert_eq!(ended[0].1.as_deref(), Some("grant-1"));
+    assert_eq!(run.registry.count(), 0);
+    assert_eq!(run.registry.closed_of("grant-1")[0].reason, "idle_timeout");
+}
+
+#[tokio::test(start_paused = true)]
+async fn traffic_restarts_the_idle_timeout() {
+    let t0 = Instant::now();
+    let mut run = start(HOUR, MINUTE);
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert_eq!(
+        read_register(&mut run.client, 3).await,
+        [0, 1, 0, 0, 0, 5, 1, 3, 2, 0, 7]
+    );
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    // 100 s after the start, 50 s after the last request: still in.
+    assert_eq!(read_register(&mut run.client, 4).await[10], 7);
+    let (reason, stats) = run.session.await.unwrap();
+    assert_eq!(reason, "idle_timeout");
+    within_a_tick(t0.elapsed(), Duration::from_secs(160));
+    assert_eq!((stats.operations, stats.denied), (2, 0));
+    assert_eq!((stats.bytes_in, stats.bytes_out), (24, 22));
+    let ops = (run.events)()
+        .into_iter()
+        .filter(|e| e.0 == "operation")
+        .count();
+    assert_eq!(ops, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn expiry_comes_first_when_it_is_sooner() {
+    let t0 = Instant::now();
+    let run = start(Duration::from_secs(30), MINUTE);
+    let (reason, _) = run.session.await.unwrap();
+    assert_eq!(reason, "expired");
+    within_a_tick(t0.elapsed(), Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_through_the_registry_ends_the_session_with_its_reason() {
+    let mut run = start(HOUR, 15 * MINUTE);
+    assert_eq!(read_register(&mut run.client, 0).await[10], 7);
+    assert_eq!(run.registry.count_of_grant("grant-1"), 1);
+    assert_eq!(run.registry.count_of_key("k1"), 1);
+    assert_eq!(run.registry.cut_grant("grant-other", "grant_revoked"), 0);
+    assert_eq!(run.registry.cut_grant("grant-1", "grant_revoked"), 1);
+    let (reason, stats) = run.session.await.unwrap();
+    assert_eq!(reason, "grant_revoked");
+    assert_eq!(stats.operations, 1);
+    let closed = run.registry.closed_of("grant-1");
+    assert_eq!(closed.len(), 1);
+    assert_eq!(
+        (closed[0].reason.as_str(), closed[0].operations),
+        ("grant_revoked", 1)
+    );
+    assert_eq!(run.registry.count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_request_is_answered_by_the_protocol_and_a_broken_frame_ends_it() {
+    let mut run = start(HOUR, MINUTE);
+    // Register 50 is outside the grant: a Modbus exception, and the session goes on.
+    run.client
+        .write_all(&[0, 2, 0, 0, 0, 6, 1, 3, 0, 50, 0, 1])
+        .await
+        .unwrap();
+    let mut exception = [0u8; 9];
+    run.client.read_exact(&mut exception).await.unwrap();
+    assert_eq!(exception, [0, 2, 0, 0, 0, 3, 1, 0x83, 0x02]);
+    // A protocol id other than 0 is not Modbus/TCP: closed, never resynchronised.
+    run.client
+        .write_all(&[0, 3, 0, 9, 0, 6, 1, 3, 0, 0, 0, 1])
+        .await
+        .unwrap();
+    let (reason, stats) = run.session.await.unwrap();
+    assert!(reason.starts_with("malformed_frame: "), "{reason}");
+    assert_eq!((stats.operations, stats.denied), (1, 1));
+    let events = (run.events)();
+    let malformed = events
+        .iter()
+        .find(|e| e.3["malformed"] == "bad_protocol_id")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(malformed.3["allowed"], false);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_handle_leaves_the_registry_and_ends_a_started_session() {
+    let (events, mut drain) = crate::spool::in_memory();
+    let registry = Arc::new(LiveSessions::new(events));
+    let unstarted = registry.join(info(), HOUR, MINUTE);
+    assert_eq!(registry.count(), 1);
+    drop(unstarted);
+    assert_eq!(registry.count(), 0);
+    assert!(
+        drain().is_empty(),
+        "a session never started records nothing"
+    );
+    let mut started = registry.join(info(), HOUR, MINUTE);
+    started.started(
+        now_millis(),
+        &jitgate_core::server_payload::SessionStartedDetail {
+            subject: "alice".into(),
+            asset: "plc-7".into(),
+            device: None,
+            peer: None,
+            token_id: None,
+            expires_at: None,
+        },
+    );
+    // A cut ordered before anyone waits on it is not lost.
+    registry.cut_all("gateway_shutdown");
+    assert_eq!(started.cut().await, "gateway_shutdown");
+    drop(started);
+    let kinds: Vec<_> = drain()
+        .into_iter()
+        .map(|e| (e.0, e.3["reason"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("session.started".to_string(), serde_json::Value::Null),
+            (
+                "session.ended".to_string(),
+                serde_json::json!("internal: session dropped")
+            ),
+        ]
+    );
+    assert_eq!(registry.count(), 0);
+}
