@@ -1,7 +1,9 @@
 //! Modbus read round trips, in one run on loopback:
 //!   (1) direct to a fast simulated PLC (Rust, in this process: the device is not the bottleneck);
 //!   (2) through a generic TLS tunnel of two socat relays — what a TCP-tunnelling bastion gives;
-//!   (3) through `jitgate connect` + `jitgate gateway`, inspecting every frame.
+//!   (3) through `jitgate connect` + `jitgate gateway`, inspecting every frame, twice: with
+//!       the server on plain HTTP, and on TLS (HTTPS API, wss:// control channel, the
+//!       gateway's enrolled client certificate) as a plant deploys it.
 //! Steady-state p50/p99/mean latency, requests/s and CPU per request at 1 and 32 concurrent
 //! clients (connection set-up excluded), then the gateway's memory
 //! per idle session with 1,000 sessions open. Every jitgate part runs as its own process, as
@@ -176,26 +178,38 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-#[tokio::main]
-async fn main() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plc = jitgate_gateway::modbus::sim::start("127.0.0.1:0".parse().unwrap(), vec![1])
-        .await
-        .unwrap();
-    let plc_addr = plc.local_addr();
+/// One jitgate deployment: server, gateway and `jitgate connect`, each its own process, with
+/// a grant for `alice` to read the simulated PLC.
+struct Jitgate {
+    up: Proc,
+    gateway: Proc,
+    connect: Proc,
+    connect_port: u16,
+    http: reqwest::Client,
+    base: String,
+    alice: String,
+    grant: String,
+}
 
-    // jitgate: server, gateway, connect — each its own process.
-    let data = tmp.path().join("data");
+/// Bring up a deployment. With `tls`, the server speaks HTTPS (`up --tls`): the gateway and
+/// `connect` pin its certificate and the gateway enrols its client certificate (mutual TLS
+/// on the API and the control channel).
+async fn deploy(tmp: &std::path::Path, plc_addr: SocketAddr, tls: bool) -> Jitgate {
+    let data = tmp.join("data");
     let api_port = free_port();
+    let mut args = vec![
+        "up".to_string(),
+        "--data-dir".into(),
+        data.to_str().unwrap().into(),
+        "--listen".into(),
+        format!("127.0.0.1:{api_port}"),
+    ];
+    if tls {
+        args.push("--tls".into());
+    }
     let up = Proc(
         Command::new(BIN)
-            .args([
-                "up",
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--listen",
-                &format!("127.0.0.1:{api_port}"),
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -208,8 +222,27 @@ async fn main() {
     let creds: toml::Value =
         toml::from_str(&std::fs::read_to_string(data.join("bootstrap-credentials.toml")).unwrap())
             .unwrap();
-    let base = format!("http://127.0.0.1:{api_port}");
-    let http = reqwest::Client::new();
+    let (base, http, pin) = if tls {
+        let (certs, _) = jitgate_gateway::tls::load_pem(
+            &data.join("tls/server-cert.pem"),
+            &data.join("tls/server-key.pem"),
+        )
+        .unwrap();
+        let fp = jitgate_gateway::tls::fingerprint(&certs[0]);
+        let trust = jitgate_gateway::server_trust::ServerTrust::Fingerprint(fp.clone());
+        let config = jitgate_gateway::server_trust::client_config(&trust).unwrap();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls((*config).clone())
+            .build()
+            .unwrap();
+        (format!("https://127.0.0.1:{api_port}"), http, Some(fp))
+    } else {
+        (
+            format!("http://127.0.0.1:{api_port}"),
+            reqwest::Client::new(),
+            None,
+        )
+    };
     let mut tokens = std::collections::HashMap::new();
     for who in ["alice", "bob", "sam"] {
         let v = api(
@@ -234,8 +267,13 @@ async fn main() {
     )
     .await;
     let gw_port = free_port();
-    let gw_conf = tmp.path().join("gateway.toml");
-    std::fs::write(&gw_conf, format!("server = \"{base}\"\napi_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n", creds["api_keys"]["gw-north"].as_str().unwrap(), tmp.path().join("gw").display())).unwrap();
+    let gw_conf = tmp.join("gateway.toml");
+    let pin_line = pin
+        .as_ref()
+        .map(|fp| format!("server_fingerprint = \"{fp}\"\n"))
+        .unwrap_or_default();
+    // 1,000 idle sessions are opened below: above the default connection cap.
+    std::fs::write(&gw_conf, format!("server = \"{base}\"\n{pin_line}api_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n\n[client_limits]\nmax_connections = 2000\n", creds["api_keys"]["gw-north"].as_str().unwrap(), tmp.join("gw").display())).unwrap();
     let gateway = Proc(
         Command::new(BIN)
             .args(["gateway", "--config", gw_conf.to_str().unwrap()])
@@ -259,24 +297,50 @@ async fn main() {
     .await;
     let grant = approved["grant"]["id"].as_str().unwrap().to_string();
     let connect_port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--server", &base, "--token", &tokens["alice"]]);
+    if let Some(fp) = &pin {
+        cmd.args(["--server-fingerprint", fp]);
+    }
     let connect = Proc(
-        Command::new(BIN)
-            .args([
-                "--server",
-                &base,
-                "--token",
-                &tokens["alice"],
-                "connect",
-                &grant,
-                "--listen",
-                &format!("127.0.0.1:{connect_port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        cmd.args([
+            "connect",
+            &grant,
+            "--listen",
+            &format!("127.0.0.1:{connect_port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
     wait_port(connect_port).await;
+    Jitgate {
+        up,
+        gateway,
+        connect,
+        connect_port,
+        http,
+        base,
+        alice: tokens["alice"].clone(),
+        grant,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plc = jitgate_gateway::modbus::sim::start("127.0.0.1:0".parse().unwrap(), vec![1])
+        .await
+        .unwrap();
+    let plc_addr = plc.local_addr();
+
+    // jitgate twice: the server over plain HTTP (loopback quickstart) and over TLS (what a
+    // plant deploys: HTTPS API, wss:// control channel, gateway client certificate).
+    std::fs::create_dir_all(tmp.path().join("plain")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("tls")).unwrap();
+    let plain = deploy(&tmp.path().join("plain"), plc_addr, false).await;
+    let tls = deploy(&tmp.path().join("tls"), plc_addr, true).await;
 
     // The generic TLS tunnel: two socat relays with a TLS hop between them.
     jitgate_gateway::tls::load_or_create_self_signed(
@@ -308,31 +372,38 @@ async fn main() {
     );
     wait_port(plain_port).await;
 
-    let paths: [(&str, SocketAddr); 3] = [
+    let paths: [(&str, SocketAddr); 4] = [
         ("direct to the PLC", plc_addr),
         (
             "socat TLS tunnel (baseline)",
             format!("127.0.0.1:{plain_port}").parse().unwrap(),
         ),
         (
-            "jitgate connect + gateway",
-            format!("127.0.0.1:{connect_port}").parse().unwrap(),
+            "jitgate connect + gateway (server plain HTTP)",
+            format!("127.0.0.1:{}", plain.connect_port).parse().unwrap(),
+        ),
+        (
+            "jitgate connect + gateway (server TLS, gateway mTLS)",
+            format!("127.0.0.1:{}", tls.connect_port).parse().unwrap(),
         ),
     ];
     println!(
         "| path | clients | requests | p50 µs | p99 µs | mean µs | requests/s | machine CPU µs per request |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let procs = [
-        ("server (`jitgate up`)", up.0.id()),
-        ("gateway", gateway.0.id()),
-        ("`jitgate connect`", connect.0.id()),
-        ("clients + PLC (this process)", std::process::id()),
-    ];
+    let procs_of = |j: &Jitgate| {
+        [
+            ("server (`jitgate up`)", j.up.0.id()),
+            ("gateway", j.gateway.0.id()),
+            ("`jitgate connect`", j.connect.0.id()),
+            ("clients + PLC (this process)", std::process::id()),
+        ]
+    };
     let mut results = Vec::new();
     let mut split = Vec::new();
     for (clients, per_client) in [(1usize, 4000usize), (32, 1000)] {
         for (name, addr) in &paths {
+            let procs = procs_of(if name.contains("server TLS") { &tls } else { &plain });
             let before: Vec<Duration> = procs.iter().map(|p| process_cpu(p.1)).collect();
             let (mut lat, wall, cpu) = load(*addr, clients, 50, per_client).await;
             let after: Vec<Duration> = procs.iter().map(|p| process_cpu(p.1)).collect();
@@ -352,18 +423,19 @@ async fn main() {
                     .zip(&after)
                     .map(|(b, a)| a.saturating_sub(*b).as_secs_f64() * 1e6 / lat.len() as f64)
                     .collect();
-                split.push((clients, per));
+                split.push((clients, name.to_string(), per));
             }
         }
     }
     println!(
         "\nCPU µs per request through jitgate, by process (from /proc/<pid>/stat, 10 ms ticks):\n"
     );
-    println!("| clients | {} |", procs.map(|p| p.0).join(" | "));
-    println!("|---|{}", "---|".repeat(procs.len()));
-    for (clients, per) in &split {
+    let names = procs_of(&plain).map(|p| p.0);
+    println!("| path | clients | {} |", names.join(" | "));
+    println!("|---|---|{}", "---|".repeat(names.len()));
+    for (clients, name, per) in &split {
         println!(
-            "| {clients} | {} |",
+            "| {name} | {clients} | {} |",
             per.iter()
                 .map(|v| format!("{v:.1}"))
                 .collect::<Vec<_>>()
@@ -377,22 +449,28 @@ async fn main() {
                 .find(|r| r.0 == clients && r.1.starts_with(n))
                 .unwrap()
         };
-        let (tunnel, jit) = (get("socat"), get("jitgate"));
-        println!(
-            "\nAt {clients} client(s): jitgate p50 = {:.2}× the TLS tunnel's; throughput = {:.2}× the tunnel's.",
-            jit.2 / tunnel.2,
-            jit.3 / tunnel.3
-        );
+        let tunnel = get("socat");
+        for (label, jit) in [
+            ("plain-HTTP server", get("jitgate connect + gateway (server plain")),
+            ("TLS server", get("jitgate connect + gateway (server TLS")),
+        ] {
+            println!(
+                "\nAt {clients} client(s), {label}: jitgate p50 = {:.2}× the TLS tunnel's; throughput = {:.2}× the tunnel's.",
+                jit.2 / tunnel.2,
+                jit.3 / tunnel.3
+            );
+        }
     }
 
     // Memory per idle session: 1000 tunnels open at the gateway process.
     let client_key = jitgate_credential::ClientKey::generate();
+    let j = &tls;
     let token = api(
-        &http,
-        &base,
-        Some(&tokens["alice"]),
+        &j.http,
+        &j.base,
+        Some(&j.alice),
         "POST",
-        &format!("/grants/{grant}/token"),
+        &format!("/grants/{}/token", j.grant),
         json!({"public_key": client_key.public_b64()}),
     )
     .await;
@@ -402,7 +480,7 @@ async fn main() {
         key: client_key,
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = gateway.0.id();
+    let pid = j.gateway.0.id();
     let before = rss_kib(pid);
     let mut open = Vec::new();
     for _ in 0..1000 {
