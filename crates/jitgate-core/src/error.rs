@@ -64,6 +64,13 @@ pub enum CoreError {
     },
     #[error("this change would leave no active administrator (a human with the `admin` role); make another identity an administrator first")]
     LastAdministrator,
+    #[error("grant {grant} names no {what} on asset {asset}; {hint}")]
+    AssetNotGranted {
+        grant: String,
+        asset: String,
+        what: String,
+        hint: String,
+    },
     #[error("separation of duties: {who} {conflict} (request {request}); someone else must decide on it")]
     ConflictOfInterest {
         who: String,
@@ -99,6 +106,7 @@ impl CoreError {
             CoreError::TooManyOpenRequests { .. } => Code::TooManyOpenRequests,
             CoreError::NoLongerAllowed { .. } => Code::NoLongerAllowed,
             CoreError::LastAdministrator => Code::LastAdministrator,
+            CoreError::AssetNotGranted { .. } => Code::AssetNotGranted,
         }
     }
 }

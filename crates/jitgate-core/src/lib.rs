@@ -14,6 +14,8 @@
 //! - [`lifecycle`] — requests, approvals and grants, and every transition between their states.
 //! - [`governance`] — conflicts of interest, who may hold access, whether a request still
 //!   stands under the current context, free-text hygiene.
+//! - [`ssh`]       — what an OpenSSH certificate under a grant may say: for whom, when, with
+//!   which permissions (pty, port forwarding, force-command) on one asset.
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
@@ -37,6 +39,7 @@ pub mod lockout;
 pub mod payload;
 pub mod scope;
 pub mod server_payload;
+pub mod ssh;
 pub mod teardown;
 
 pub use clock::{Clock, ManualClock, SystemClock};
