@@ -71,6 +71,8 @@ pub enum CoreError {
         what: String,
         hint: String,
     },
+    #[error("this public key is already certified for another grant or identity; a key is certified for one grant only: make a fresh key pair (`jitgate ssh` makes one each time)")]
+    PublicKeyReused,
     #[error("separation of duties: {who} {conflict} (request {request}); someone else must decide on it")]
     ConflictOfInterest {
         who: String,
@@ -107,6 +109,7 @@ impl CoreError {
             CoreError::NoLongerAllowed { .. } => Code::NoLongerAllowed,
             CoreError::LastAdministrator => Code::LastAdministrator,
             CoreError::AssetNotGranted { .. } => Code::AssetNotGranted,
+            CoreError::PublicKeyReused => Code::PublicKeyReused,
         }
     }
 }

@@ -236,6 +236,34 @@ fn plan(
     })
 }
 
+/// A certificate issued earlier for the same public key (loaded by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EarlierCertificate<'a> {
+    pub grant_id: &'a str,
+    pub kind: CertificateKind,
+    pub principal: &'a str,
+}
+
+/// One key, one grant: a public key already certified under another grant, for another
+/// principal, or as the other kind of certificate is refused. Certifying someone else's
+/// public key (it is public) would otherwise tie their key to one's own grant in the
+/// evidence, and a key kept across grants would make a stolen key outlive the grant it was
+/// made for. The same key again under the same grant, kind and principal is a renewal. The
+/// refusal does not say whose grant holds the key.
+pub fn check_key_reuse(
+    plan: &CertificatePlan,
+    earlier: &[EarlierCertificate<'_>],
+) -> Result<(), CoreError> {
+    let renewal = |e: &EarlierCertificate<'_>| {
+        e.grant_id == plan.key_id && e.kind == plan.kind && e.principal == plan.principal
+    };
+    if earlier.iter().all(renewal) {
+        Ok(())
+    } else {
+        Err(CoreError::PublicKeyReused)
+    }
+}
+
 /// The validity of a certificate issued now under `grant`: whole seconds, starting up to
 /// [`CLOCK_SKEW_SECS`] before now but not before the grant opened (its first whole
 /// second), ending at the grant's
@@ -525,6 +553,30 @@ mod tests {
         // Less than a second left: refused rather than an empty certificate.
         let err = user_certificate(&g2, &vera, "hmi-1", true, t(100)).unwrap_err();
         assert_eq!(err.code(), "wrong_state");
+    }
+
+    #[test]
+    fn one_key_one_grant() {
+        let g = grant(vec![ssh("hmi-1", None)]);
+        let plan = user_certificate(&g, &identity("vera", &[]), "hmi-1", true, t(1)).unwrap();
+        let e = |grant_id, kind, principal| EarlierCertificate {
+            grant_id,
+            kind,
+            principal,
+        };
+        assert!(check_key_reuse(&plan, &[]).is_ok());
+        assert!(check_key_reuse(&plan, &[e("g-1", CertificateKind::User, "vera")]).is_ok());
+        for earlier in [
+            e("g-2", CertificateKind::User, "vera"),
+            e("g-1", CertificateKind::User, "alice"),
+            e("g-1", CertificateKind::Target, "vera"),
+        ] {
+            let err =
+                check_key_reuse(&plan, &[e("g-1", CertificateKind::User, "vera"), earlier])
+                    .unwrap_err();
+            assert_eq!(err.code(), "public_key_reused");
+            assert!(!err.to_string().contains("g-2"), "names no other grant: {err}");
+        }
     }
 
     proptest! {
