@@ -54,6 +54,9 @@ pub enum ServerError {
         message: String,
         retry_after_secs: i64,
     },
+    /// A client's SSH public key is unusable (`crate::ssh_ca::parse_public_key` says why).
+    #[error("{0}")]
+    InvalidSshPublicKey(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -95,6 +98,7 @@ impl ServerError {
             },
             ServerError::Limit { code, .. } => *code,
             ServerError::Throttled { code, .. } => *code,
+            ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,
             ServerError::Internal(_) => Code::InternalError,
         }
     }

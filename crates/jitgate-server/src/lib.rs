@@ -17,7 +17,8 @@
 //! 2. Handles the state holds, each knowing nothing of the rest: [`control`] (connected
 //!    gateways, revocations out, acknowledgements in), `evidence::log` (evidence key, log
 //!    id, Merkle tree), `notify::webhooks` (the webhooks in force), [`throttle`] (the
-//!    bounded password-hashing pool), [`secrets`] (the key TOTP secrets are stored under).
+//!    bounded password-hashing pool), [`secrets`] (the key TOTP secrets are stored under),
+//!    [`ssh_ca`] (the SSH user and host-access CAs: key file, signing what the core decided).
 //! 3. [`state`] — [`state::AppState`]: store, clock, policy set in force, those handles.
 //! 4. Who is calling and what they may see:
 //!    - [`auth`]       — passwords (argon2id), TOTP, API keys, session tokens, [`auth::Caller`].
@@ -73,6 +74,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod service;
 pub mod siem;
+pub mod ssh_ca;
 pub mod state;
 pub mod teardown;
 pub mod throttle;
@@ -199,6 +201,8 @@ pub async fn start_with_store(
         .map_err(|e| StartError::Other(format!("evidence: {e}")))?;
     let totp_key = secrets::TotpKey::open_or_create(&config.data_dir)
         .map_err(|e| StartError::Other(format!("TOTP key: {e}")))?;
+    let ssh_cas = ssh_ca::SshCas::open_or_create(&config.data_dir, clock.now())
+        .map_err(|e| StartError::Other(format!("SSH CA keys: {e}")))?;
     let config_login = config.login.clone();
     let state = AppState {
         evidence: Arc::new(evidence),
@@ -219,6 +223,7 @@ pub async fn start_with_store(
             config_login.hash_queue,
         )),
         totp_key: Arc::new(totp_key),
+        ssh_cas: Arc::new(ssh_cas),
     };
     let sealed = secrets::encrypt_stored_totp(&state.store, &state.totp_key)
         .await
@@ -303,6 +308,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::reviews::router())
                 .merge(api::sessions::router())
                 .merge(api::teardown::router())
+                .merge(api::ssh::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -328,6 +334,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::api_keys::ApiKeysDoc::openapi());
     doc.merge(api::teardown::TeardownDoc::openapi());
     doc.merge(api::sessions::SessionsDoc::openapi());
+    doc.merge(api::ssh::SshDoc::openapi());
     api::limits::declare_errors(&mut doc);
     Json(doc)
 }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub throttle: Arc<crate::throttle::Throttle>,
     /// The key TOTP secrets are stored under (`totp.key` in the data directory).
     pub totp_key: Arc<crate::secrets::TotpKey>,
+    /// The SSH user and host-access CAs (`ssh-ca-keys.json` in the data directory).
+    pub ssh_cas: Arc<crate::ssh_ca::SshCas>,
 }
 
 /// Longest a grant token can live; old signing keys stay published this long after rotation.
