@@ -571,11 +571,13 @@ mod tests {
             e("g-1", CertificateKind::User, "alice"),
             e("g-1", CertificateKind::Target, "vera"),
         ] {
-            let err =
-                check_key_reuse(&plan, &[e("g-1", CertificateKind::User, "vera"), earlier])
-                    .unwrap_err();
+            let err = check_key_reuse(&plan, &[e("g-1", CertificateKind::User, "vera"), earlier])
+                .unwrap_err();
             assert_eq!(err.code(), "public_key_reused");
-            assert!(!err.to_string().contains("g-2"), "names no other grant: {err}");
+            assert!(
+                !err.to_string().contains("g-2"),
+                "names no other grant: {err}"
+            );
         }
     }
 

@@ -150,12 +150,12 @@ impl SshCas {
                 if meta.len() > MAX_KEY_FILE_LEN {
                     return Err(invalid(&path, "far larger than a CA key file"));
                 }
-                let text = Zeroizing::new(
-                    std::fs::read_to_string(&path).map_err(|source| SshCaError::Io {
+                let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|source| {
+                    SshCaError::Io {
                         path: path.clone(),
                         source,
-                    })?,
-                );
+                    }
+                })?);
                 Self::parse(&path, &text)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -447,7 +447,10 @@ mod tests {
         }
         let key = client_key();
         let signed = cas.sign(CaRole::User, &plan(), &key).unwrap();
-        let user_fp = signed.certificate.signature_key().fingerprint(HashAlg::Sha256);
+        let user_fp = signed
+            .certificate
+            .signature_key()
+            .fingerprint(HashAlg::Sha256);
         let host_fp = cas.host_access.public.fingerprint(HashAlg::Sha256);
         let at = now().timestamp() as u64 + 10;
         signed.certificate.validate_at(at, [&user_fp]).unwrap();

@@ -18,7 +18,7 @@ use super::types::{
 };
 use crate::auth::Caller;
 use crate::error::{ApiResult, GatewayTrustCode, ServerError};
-use crate::ssh_ca::{CaRole, CaPublicKey};
+use crate::ssh_ca::{CaPublicKey, CaRole};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -41,7 +41,13 @@ pub fn router() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     paths(ssh_ca, user_certificate, target_certificate),
-    components(schemas(SshCaView, SshCaKeyView, SshCertificateBody, TargetCertificateBody, SshCertificateView))
+    components(schemas(
+        SshCaView,
+        SshCaKeyView,
+        SshCertificateBody,
+        TargetCertificateBody,
+        SshCertificateView
+    ))
 )]
 pub struct SshDoc;
 
@@ -104,7 +110,17 @@ pub(crate) async fn user_certificate(
     };
     let asset = tx.get_asset(&asset_id).await?;
     let plan = ssh::user_certificate(&g, &caller.identity, &asset_id, has_ssh(&asset), now)?;
-    let view = issue(&state, &mut tx, &g, &plan, &key, CaRole::User, &caller, None).await?;
+    let view = issue(
+        &state,
+        &mut tx,
+        &g,
+        &plan,
+        &key,
+        CaRole::User,
+        &caller,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(view))
 }
@@ -210,7 +226,10 @@ fn only_ssh_asset(g: &Grant) -> ApiResult<String> {
 
 /// One key, one grant (the core's rule over what was certified before), then sign, record
 /// and log — in the caller's write transaction.
-#[expect(clippy::too_many_arguments, reason = "one call site per kind; a struct would only rename them")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per kind; a struct would only rename them"
+)]
 async fn issue(
     state: &AppState,
     tx: &mut Tx,
@@ -276,10 +295,12 @@ async fn issue(
         force_command: plan.permissions.force_command.clone(),
         gateway,
     };
-    tx.append_events(&[Event::with_payload(Actor::identity(caller.id()), now, &issued)?
-        .request(&g.request_id)
-        .grant(&g.id)])
-        .await?;
+    tx.append_events(&[
+        Event::with_payload(Actor::identity(caller.id()), now, &issued)?
+            .request(&g.request_id)
+            .grant(&g.id),
+    ])
+    .await?;
     Ok(SshCertificateView {
         certificate: signed.line,
         key_id: plan.key_id.clone(),
