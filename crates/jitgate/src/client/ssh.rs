@@ -97,9 +97,15 @@ async fn ca(ctx: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     let cas: SshCaView = decode(raw)?;
-    outln!("# SSH user CA ({}): gateways trust it; users present certificates it signed.", cas.user_ca.fingerprint);
+    outln!(
+        "# SSH user CA ({}): gateways trust it; users present certificates it signed.",
+        cas.user_ca.fingerprint
+    );
     outln!("{}", cas.user_ca.public_key);
-    outln!("# Host-access CA ({}): put this line in each asset's TrustedUserCAKeys file.", cas.host_access_ca.fingerprint);
+    outln!(
+        "# Host-access CA ({}): put this line in each asset's TrustedUserCAKeys file.",
+        cas.host_access_ca.fingerprint
+    );
     outln!("{}", cas.host_access_ca.public_key);
     Ok(())
 }
@@ -107,7 +113,9 @@ async fn ca(ctx: &Ctx) -> anyhow::Result<()> {
 /// `host:port` or `[v6]:port` → (host as `ssh` takes it, port).
 fn parse_gateway(text: &str) -> anyhow::Result<(String, u16)> {
     let bad = || {
-        anyhow!("--gateway {text:?}: expected host:port, e.g. gw.plant.example:2222 or [fd00::1]:2222")
+        anyhow!(
+            "--gateway {text:?}: expected host:port, e.g. gw.plant.example:2222 or [fd00::1]:2222"
+        )
     };
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
     let host = match host.strip_prefix('[') {
@@ -180,7 +188,9 @@ async fn connect(ctx: &Ctx, args: SshRunArgs) -> anyhow::Result<()> {
         bail!("name the grant: jitgate ssh <grant> [--asset A] --gateway host:port [-- ssh args]");
     };
     let Some(gateway) = args.gateway else {
-        bail!("say where the gateway's SSH listener is: --gateway host:port (or JITGATE_SSH_GATEWAY)");
+        bail!(
+            "say where the gateway's SSH listener is: --gateway host:port (or JITGATE_SSH_GATEWAY)"
+        );
     };
     let (host, port) = parse_gateway(&gateway)?;
     let issued = issue(ctx, &grant, args.asset).await?;
@@ -197,9 +207,7 @@ async fn connect(ctx: &Ctx, args: SshRunArgs) -> anyhow::Result<()> {
         .args(&args.ssh_args);
     // Ctrl-C reaches `ssh` (same process group); this process waits for it and then removes
     // the key rather than dying with the key left on disk.
-    let interrupts = tokio::spawn(async {
-        while tokio::signal::ctrl_c().await.is_ok() {}
-    });
+    let interrupts = tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
     let status = tokio::task::spawn_blocking(move || cmd.status())
         .await
         .context("waiting for ssh")?
@@ -242,7 +250,11 @@ async fn cert(
 ) -> anyhow::Result<()> {
     let gateway = gateway.map(parse_gateway).transpose()?;
     create_private_dir(out)?;
-    let paths = [out.join(KEY_FILE), out.join(PUBLIC_FILE), out.join(CERT_FILE)];
+    let paths = [
+        out.join(KEY_FILE),
+        out.join(PUBLIC_FILE),
+        out.join(CERT_FILE),
+    ];
     if let Some(existing) = paths.iter().find(|p| p.exists()) {
         bail!(
             "{} exists; jitgate never overwrites a key: choose another --out directory",
@@ -252,7 +264,10 @@ async fn cert(
     let issued = issue(ctx, grant, asset).await?;
     write_private(&paths[0], issued.private.as_bytes())?;
     write_private(&paths[1], format!("{}\n", issued.public).as_bytes())?;
-    write_private(&paths[2], format!("{}\n", issued.cert.certificate).as_bytes())?;
+    write_private(
+        &paths[2],
+        format!("{}\n", issued.cert.certificate).as_bytes(),
+    )?;
     if ctx.json {
         let mut v = serde_json::to_value(&issued.cert)?;
         v["key_file"] = paths[0].display().to_string().into();
@@ -335,8 +350,19 @@ mod tests {
             parse_gateway("gw.plant.example:2222").unwrap(),
             ("gw.plant.example".into(), 2222)
         );
-        assert_eq!(parse_gateway("[fd00::1]:22").unwrap(), ("fd00::1".into(), 22));
-        for bad in ["gw", "gw:0", "gw:x", "fd00::1:22", ":22", "-oProxyCommand=x:22", "a@b:22"] {
+        assert_eq!(
+            parse_gateway("[fd00::1]:22").unwrap(),
+            ("fd00::1".into(), 22)
+        );
+        for bad in [
+            "gw",
+            "gw:0",
+            "gw:x",
+            "fd00::1:22",
+            ":22",
+            "-oProxyCommand=x:22",
+            "a@b:22",
+        ] {
             assert!(parse_gateway(bad).is_err(), "{bad}");
         }
     }
