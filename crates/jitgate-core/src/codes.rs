@@ -50,7 +50,8 @@ error_codes! {
     IdentityDisabled = "identity_disabled", 403, "the identity is disabled";
     SeparationOfDuties = "separation_of_duties", 403, "the approver is the requester, the subject, an owner of a workload requester or subject, or minted the key that filed it";
     NotEligibleApprover = "not_eligible_approver", 403, "the approver lacks the role, group or site the obligations name";
-    GrantNotFronted = "grant_not_fronted", 403, "a gateway reported events for a grant on assets it does not front";
+    GrantNotFronted = "grant_not_fronted", 403, "a gateway reported events for, or asked a credential of, a grant on assets it does not front";
+    AssetNotGranted = "asset_not_granted", 403, "the grant's scope names no access of this kind on that asset";
     NotFound = "not_found", 404, "unknown (or invisible to you) request, grant, identity, asset, key, route";
     WrongState = "wrong_state", 409, "the request or grant is not in a state that allows this";
     RequestLapsed = "request_lapsed", 409, "the request's window closed before it became active";
@@ -63,6 +64,8 @@ error_codes! {
     Conflict = "conflict", 409, "a duplicate";
     EvidenceBroken = "evidence_broken", 409, "the evidence log fails verification: nothing is signed or exported over it";
     InvalidScope = "invalid_scope", 422, "a scope rule does not parse";
+    InvalidSshPublicKey = "invalid_ssh_public_key", 422, "not one OpenSSH public key line of an accepted type and size";
+    PublicKeyReused = "public_key_reused", 409, "this public key was already certified for another grant or identity";
     ScopeNotExposed = "scope_not_exposed", 422, "the asset has no such protocol endpoint or unit id";
     DurationAboveMaximum = "duration_above_maximum", 422, "longer than the policy allows";
     InvalidRequest = "invalid_request", 422, "missing reason, bad duration, window in the past, ...";

@@ -64,6 +64,15 @@ pub enum CoreError {
     },
     #[error("this change would leave no active administrator (a human with the `admin` role); make another identity an administrator first")]
     LastAdministrator,
+    #[error("grant {grant} names no {what} on asset {asset}; {hint}")]
+    AssetNotGranted {
+        grant: String,
+        asset: String,
+        what: String,
+        hint: String,
+    },
+    #[error("this public key is already certified for another grant or identity; a key is certified for one grant only: make a fresh key pair (`jitgate ssh` makes one each time)")]
+    PublicKeyReused,
     #[error("separation of duties: {who} {conflict} (request {request}); someone else must decide on it")]
     ConflictOfInterest {
         who: String,
@@ -99,6 +108,8 @@ impl CoreError {
             CoreError::TooManyOpenRequests { .. } => Code::TooManyOpenRequests,
             CoreError::NoLongerAllowed { .. } => Code::NoLongerAllowed,
             CoreError::LastAdministrator => Code::LastAdministrator,
+            CoreError::AssetNotGranted { .. } => Code::AssetNotGranted,
+            CoreError::PublicKeyReused => Code::PublicKeyReused,
         }
     }
 }

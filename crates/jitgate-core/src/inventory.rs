@@ -189,6 +189,22 @@ pub struct Dnp3Endpoint {
 pub struct SshEndpoint {
     /// `host:port` of the SSH server.
     pub host: String,
+    /// The account the gateway logs in as on the asset, with a per-session certificate of
+    /// jitgate's host-access CA (the asset lists that CA in `TrustedUserCAKeys`). Without
+    /// it, no target certificate is issued for the asset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// A POSIX-portable user name, as OpenSSH principals for local accounts are: 1-32 of
+/// `a-z 0-9 _ . -`, not starting with `-`.
+pub fn valid_account(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        })
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -401,6 +417,14 @@ pub fn validate_asset(a: &Asset, sites: &BTreeMap<&str, &Site>) -> Result<(), Co
         if m.unit_ids.is_empty() {
             return bad(format!(
                 "asset {}: modbus endpoint needs at least one unit id",
+                a.id
+            ));
+        }
+    }
+    if let Some(account) = a.endpoints.ssh.as_ref().and_then(|s| s.account.as_ref()) {
+        if !valid_account(account) {
+            return bad(format!(
+                "asset {}: ssh account {account:?} must be 1-32 of [a-z0-9_.-], not starting with `-`",
                 a.id
             ));
         }

@@ -16,6 +16,8 @@
 //!   stands under the current context, free-text hygiene.
 //! - [`gateway_enrolment`] — a gateway's client certificate: when its calls and its
 //!   (re-)enrolment are accepted.
+//! - [`ssh`]       — what an OpenSSH certificate under a grant may say: for whom, when, with
+//!   which permissions (pty, port forwarding, force-command) on one asset.
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
@@ -40,6 +42,7 @@ pub mod lockout;
 pub mod payload;
 pub mod scope;
 pub mod server_payload;
+pub mod ssh;
 pub mod teardown;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -135,8 +135,11 @@ impl Dnp3Target {
 }
 
 /// One unit of access: on one asset, through one protocol, one operation on one range.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "protocol", rename_all = "lowercase")]
+///
+/// Its JSON (API, stored grants, token claims) is [`ScopeItemJson`]: every SSH item is
+/// `{"protocol": "ssh", "asset": …}` with at most one of `command`, `sftp`, `forward`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "ScopeItemJson", into = "ScopeItemJson")]
 pub enum ScopeItem {
     Modbus {
         asset: String,
@@ -159,9 +162,289 @@ pub enum ScopeItem {
     Ssh {
         asset: String,
         /// `None` = interactive shell; `Some(cmd)` = exactly this command.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         command: Option<String>,
     },
+    /// SSH file transfer (the `sftp` subsystem, which `scp` also uses).
+    SshSftp { asset: String },
+    /// SSH port forwarding from the asset to exactly this destination (`ssh -L`, `ssh -W`).
+    SshForward {
+        asset: String,
+        target: ForwardTarget,
+    },
+}
+
+/// The JSON form of a [`ScopeItem`]: what the API shows and tokens carry. SSH items share
+/// `"protocol": "ssh"`; unknown fields are refused so that an item is never read as less
+/// than it says (an `sftp` item mistaken for a shell).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "protocol", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ScopeItemJson {
+    Modbus {
+        asset: String,
+        unit: u8,
+        op: ModbusOp,
+        /// `None` only for `programming`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        table: Option<ModbusTable>,
+        /// Inclusive address range; `0-0` for `programming`.
+        start: u16,
+        end: u16,
+    },
+    Dnp3 {
+        asset: String,
+        op: Dnp3Op,
+        target: Dnp3Target,
+        start: u16,
+        end: u16,
+    },
+    /// Shell when none of `command`, `sftp`, `forward` is present.
+    Ssh {
+        asset: String,
+        /// Exactly this command.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        /// File transfer.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sftp: bool,
+        /// Port forwarding to this `host:port` (canonical form, see docs/scope.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forward: Option<String>,
+    },
+}
+
+impl TryFrom<ScopeItemJson> for ScopeItem {
+    type Error = String;
+    fn try_from(j: ScopeItemJson) -> Result<Self, String> {
+        Ok(match j {
+            ScopeItemJson::Modbus {
+                asset,
+                unit,
+                op,
+                table,
+                start,
+                end,
+            } => ScopeItem::Modbus {
+                asset,
+                unit,
+                op,
+                table,
+                start,
+                end,
+            },
+            ScopeItemJson::Dnp3 {
+                asset,
+                op,
+                target,
+                start,
+                end,
+            } => ScopeItem::Dnp3 {
+                asset,
+                op,
+                target,
+                start,
+                end,
+            },
+            ScopeItemJson::Ssh {
+                asset,
+                command,
+                sftp,
+                forward,
+            } => match (command, sftp, forward) {
+                (command, false, None) => ScopeItem::Ssh { asset, command },
+                (None, true, None) => ScopeItem::SshSftp { asset },
+                (None, false, Some(f)) => {
+                    let target = ForwardTarget::parse(&f)?;
+                    if target.to_string() != f {
+                        return Err(format!(
+                            "forward {f:?} is not in canonical form; write {target}"
+                        ));
+                    }
+                    ScopeItem::SshForward { asset, target }
+                }
+                _ => {
+                    return Err(
+                        "an SSH scope item has at most one of command, sftp and forward".into(),
+                    )
+                }
+            },
+        })
+    }
+}
+
+impl From<ScopeItem> for ScopeItemJson {
+    fn from(i: ScopeItem) -> Self {
+        match i {
+            ScopeItem::Modbus {
+                asset,
+                unit,
+                op,
+                table,
+                start,
+                end,
+            } => ScopeItemJson::Modbus {
+                asset,
+                unit,
+                op,
+                table,
+                start,
+                end,
+            },
+            ScopeItem::Dnp3 {
+                asset,
+                op,
+                target,
+                start,
+                end,
+            } => ScopeItemJson::Dnp3 {
+                asset,
+                op,
+                target,
+                start,
+                end,
+            },
+            ScopeItem::Ssh { asset, command } => ScopeItemJson::Ssh {
+                asset,
+                command,
+                sftp: false,
+                forward: None,
+            },
+            ScopeItem::SshSftp { asset } => ScopeItemJson::Ssh {
+                asset,
+                command: None,
+                sftp: true,
+                forward: None,
+            },
+            ScopeItem::SshForward { asset, target } => ScopeItemJson::Ssh {
+                asset,
+                command: None,
+                sftp: false,
+                forward: Some(target.to_string()),
+            },
+        }
+    }
+}
+
+impl utoipa::PartialSchema for ScopeItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        ScopeItemJson::schema()
+    }
+}
+
+impl ToSchema for ScopeItem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ScopeItem")
+    }
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        ScopeItemJson::schemas(schemas)
+    }
+}
+
+/// Where an SSH `forward` may connect, from the asset: a host (DNS name, IPv4 or IPv6
+/// address) and a port. Its text is canonical: lowercase name, IPv6 in brackets and
+/// compressed (`[fd00::1]:502`), port without leading zeros.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ForwardTarget {
+    host: ForwardHost,
+    port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum ForwardHost {
+    Name(String),
+    V4(std::net::Ipv4Addr),
+    V6(std::net::Ipv6Addr),
+}
+
+impl ForwardTarget {
+    /// Parse `host:port` (`[v6]:port` for IPv6), refusing what is not exactly one
+    /// destination: no wildcard, no port 0, no empty or malformed host name.
+    pub fn parse(text: &str) -> Result<ForwardTarget, String> {
+        let bad = |why: &str| format!("forward target {text:?}: {why}");
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (h, p) = rest
+                .split_once("]:")
+                .ok_or_else(|| bad("write an IPv6 destination as [address]:port"))?;
+            let ip: std::net::Ipv6Addr = h.parse().map_err(|_| bad("not an IPv6 address"))?;
+            (ForwardHost::V6(ip), p)
+        } else {
+            let (h, p) = text
+                .rsplit_once(':')
+                .ok_or_else(|| bad("expected host:port, e.g. 10.0.3.5:502"))?;
+            if h.contains(':') {
+                return Err(bad("write an IPv6 destination as [address]:port"));
+            }
+            let host = match h.parse::<std::net::Ipv4Addr>() {
+                Ok(ip) => ForwardHost::V4(ip),
+                Err(_) => ForwardHost::Name(host_name(h).ok_or_else(|| {
+                    bad("the host is not an IPv4 address nor a DNS name (letters, digits, `-`, dots; no wildcard)")
+                })?),
+            };
+            (host, p)
+        };
+        let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+        let port: u16 = match port.parse() {
+            Ok(p) if digits && p > 0 && !port.starts_with('0') => p,
+            _ => return Err(bad("the port must be 1-65535, without leading zeros")),
+        };
+        if let ForwardHost::V4(ip) = &host {
+            if ip.is_unspecified() || ip.is_broadcast() {
+                return Err(bad("not one destination"));
+            }
+        }
+        if let ForwardHost::V6(ip) = &host {
+            if ip.is_unspecified() {
+                return Err(bad("not one destination"));
+            }
+        }
+        Ok(ForwardTarget { host, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The host as written in the canonical form (IPv6 without brackets).
+    pub fn host(&self) -> String {
+        match &self.host {
+            ForwardHost::Name(n) => n.clone(),
+            ForwardHost::V4(ip) => ip.to_string(),
+            ForwardHost::V6(ip) => ip.to_string(),
+        }
+    }
+}
+
+/// A DNS name, lowercased: labels of 1-63 letters, digits and inner `-`, at most 253 bytes.
+fn host_name(h: &str) -> Option<String> {
+    let h = h.to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    // A numeric last label is an IP address in some notation (`010.0.0.1`, `10.1`), never a
+    // name: refused rather than resolved differently by different resolvers.
+    let numeric_tld = h
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    (!h.is_empty() && h.len() <= 253 && h.split('.').all(label_ok) && !numeric_tld).then_some(h)
+}
+
+impl fmt::Display for ForwardTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            ForwardHost::Name(n) => write!(f, "{n}:{}", self.port),
+            ForwardHost::V4(ip) => write!(f, "{ip}:{}", self.port),
+            ForwardHost::V6(ip) => write!(f, "[{ip}]:{}", self.port),
+        }
+    }
 }
 
 impl ScopeItem {
@@ -169,7 +452,9 @@ impl ScopeItem {
         match self {
             ScopeItem::Modbus { asset, .. }
             | ScopeItem::Dnp3 { asset, .. }
-            | ScopeItem::Ssh { asset, .. } => asset,
+            | ScopeItem::Ssh { asset, .. }
+            | ScopeItem::SshSftp { asset }
+            | ScopeItem::SshForward { asset, .. } => asset,
         }
     }
 
@@ -177,7 +462,9 @@ impl ScopeItem {
         match self {
             ScopeItem::Modbus { .. } => Protocol::Modbus,
             ScopeItem::Dnp3 { .. } => Protocol::Dnp3,
-            ScopeItem::Ssh { .. } => Protocol::Ssh,
+            ScopeItem::Ssh { .. } | ScopeItem::SshSftp { .. } | ScopeItem::SshForward { .. } => {
+                Protocol::Ssh
+            }
         }
     }
 
@@ -190,6 +477,8 @@ impl ScopeItem {
             ScopeItem::Ssh {
                 command: Some(_), ..
             } => "ssh:command".into(),
+            ScopeItem::SshSftp { .. } => "ssh:sftp".into(),
+            ScopeItem::SshForward { .. } => "ssh:forward".into(),
         }
     }
 
@@ -244,7 +533,7 @@ impl ScopeItem {
                 *start = s;
                 *end = e;
             }
-            ScopeItem::Ssh { .. } => {}
+            ScopeItem::Ssh { .. } | ScopeItem::SshSftp { .. } | ScopeItem::SshForward { .. } => {}
         }
         item
     }
@@ -318,6 +607,8 @@ impl fmt::Display for ScopeItem {
                 let quoted = serde_json::to_string(c).map_err(|_| fmt::Error)?;
                 write!(f, "{asset} ssh command {quoted}")
             }
+            ScopeItem::SshSftp { asset } => write!(f, "{asset} ssh sftp"),
+            ScopeItem::SshForward { asset, target } => write!(f, "{asset} ssh forward {target}"),
         }
     }
 }
@@ -457,6 +748,10 @@ impl Scope {
                     command: Some(c),
                 } => {
                     format!("SSH command `{c}` on {asset}")
+                }
+                ScopeItem::SshSftp { asset } => format!("SSH file transfer (sftp) on {asset}"),
+                ScopeItem::SshForward { asset, target } => {
+                    format!("SSH port forwarding from {asset} to {target}")
                 }
             })
             .collect()
@@ -718,16 +1013,36 @@ fn parse_ssh(asset: &Asset, text: &str) -> Result<Vec<ScopeItem>, CoreError> {
             command: None,
         }]);
     }
-    match trimmed.strip_prefix("command ") {
-        Some(cmd) if !cmd.trim().is_empty() && !cmd.contains(['\n', '\r', '\0']) => {
+    // Only the first word is case-insensitive: a command line and a host name keep their
+    // bytes (a host name is lowercased by its canonical form).
+    let (word, rest) = trimmed
+        .split_once(char::is_whitespace)
+        .map(|(w, r)| (w, r.trim()))
+        .unwrap_or((trimmed, ""));
+    match (word.to_ascii_lowercase().as_str(), rest) {
+        ("shell", "") => Ok(vec![ScopeItem::Ssh {
+            asset: asset.id.clone(),
+            command: None,
+        }]),
+        ("sftp", "") => Ok(vec![ScopeItem::SshSftp {
+            asset: asset.id.clone(),
+        }]),
+        ("command", cmd) if !cmd.is_empty() && !cmd.contains(['\n', '\r', '\0']) => {
             Ok(vec![ScopeItem::Ssh {
                 asset: asset.id.clone(),
-                command: Some(cmd.trim().to_string()),
+                command: Some(cmd.to_string()),
+            }])
+        }
+        ("forward", target) if !target.is_empty() && !target.contains(char::is_whitespace) => {
+            let target = ForwardTarget::parse(target).map_err(|why| invalid(text, why))?;
+            Ok(vec![ScopeItem::SshForward {
+                asset: asset.id.clone(),
+                target,
             }])
         }
         _ => Err(invalid(
             text,
-            "expected `shell` or `command <command line>`",
+            "expected `shell`, `command <command line>`, `sftp` or `forward <host:port>`",
         )),
     }
 }
@@ -830,6 +1145,173 @@ mod tests {
         }
         let err = parse_rule(&a, Protocol::Dnp3, "read class 0").unwrap_err();
         assert_eq!(err.code(), "scope_not_exposed");
+    }
+
+    fn hmi() -> Asset {
+        let mut a = plc(vec![1]);
+        a.id = "hmi-1".into();
+        a.endpoints.ssh = Some(SshEndpoint {
+            host: "10.0.3.5:22".into(),
+            account: None,
+        });
+        a
+    }
+
+    fn ssh_scope(rules: &[&str]) -> Scope {
+        let a = hmi();
+        let mut items = Vec::new();
+        for r in rules {
+            items.extend(parse_rule(&a, Protocol::Ssh, r).unwrap());
+        }
+        Scope::new(items).unwrap()
+    }
+
+    #[test]
+    fn ssh_shell_and_command_digests_are_unchanged() {
+        // Pinned before `sftp` and `forward` existed: adding words changed no earlier digest.
+        let s = ssh_scope(&["shell", "command systemctl status plc-bridge"]);
+        assert_eq!(
+            s.canonical(),
+            "jitgate-scope/v1\nhmi-1 ssh command \"systemctl status plc-bridge\"\nhmi-1 ssh shell\n"
+        );
+        assert_eq!(
+            s.digest(),
+            "sha256:9665928f2f2a8a0e5b18ae26edee6843d8d7ee8470e3fff43a4a99fc768ef546"
+        );
+        // The JSON of shell and command items is what earlier versions stored.
+        assert_eq!(
+            serde_json::to_string(s.items()).unwrap(),
+            r#"[{"protocol":"ssh","asset":"hmi-1","command":"systemctl status plc-bridge"},{"protocol":"ssh","asset":"hmi-1"}]"#
+        );
+    }
+
+    #[test]
+    fn sftp_and_forward_canonical_lines_and_digest() {
+        let s = ssh_scope(&[
+            "sftp",
+            "forward PLC-Gw.North.Example:0502"
+                .replace(":0502", ":502")
+                .as_str(),
+            "forward [FD00:0:0::7]:20000",
+            "SFTP",
+        ]);
+        assert_eq!(
+            s.canonical(),
+            "jitgate-scope/v1\nhmi-1 ssh forward [fd00::7]:20000\nhmi-1 ssh forward plc-gw.north.example:502\nhmi-1 ssh sftp\n"
+        );
+        // Pinned (docs/scope.md gives the printf | sha256sum that reproduces it).
+        assert_eq!(
+            s.digest(),
+            "sha256:dc1b6155b01e9803fa622b3e8938c1d7193f3048dee7458814c42df42ac544cb"
+        );
+        assert_eq!(
+            s.operations().into_iter().collect::<Vec<_>>(),
+            vec!["ssh:forward", "ssh:sftp"]
+        );
+        assert!(!s.is_read_only());
+        assert_eq!(
+            s.describe(),
+            vec![
+                "SSH port forwarding from hmi-1 to [fd00::7]:20000",
+                "SSH port forwarding from hmi-1 to plc-gw.north.example:502",
+                "SSH file transfer (sftp) on hmi-1",
+            ]
+        );
+        let json = serde_json::to_string(s.items()).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"protocol":"ssh","asset":"hmi-1","forward":"[fd00::7]:20000"},{"protocol":"ssh","asset":"hmi-1","forward":"plc-gw.north.example:502"},{"protocol":"ssh","asset":"hmi-1","sftp":true}]"#
+        );
+        let back: Vec<ScopeItem> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s.items());
+    }
+
+    #[test]
+    fn ssh_json_never_reads_as_more_than_it_says() {
+        for bad in [
+            r#"{"protocol":"ssh","asset":"a","sftp":true,"command":"ls"}"#,
+            r#"{"protocol":"ssh","asset":"a","forward":"h:1","sftp":true}"#,
+            r#"{"protocol":"ssh","asset":"a","forward":"H:1"}"#,
+            r#"{"protocol":"ssh","asset":"a","forward":"h:01"}"#,
+            r#"{"protocol":"ssh","asset":"a","subsystem":"sftp"}"#,
+            r#"{"protocol":"modbus","asset":"a","unit":1,"op":"read","start":0,"end":1,"x":1}"#,
+        ] {
+            assert!(serde_json::from_str::<ScopeItem>(bad).is_err(), "{bad}");
+        }
+        // `"sftp": false` is a shell, as it says.
+        let shell: ScopeItem =
+            serde_json::from_str(r#"{"protocol":"ssh","asset":"a","sftp":false}"#).unwrap();
+        assert_eq!(
+            shell,
+            ScopeItem::Ssh {
+                asset: "a".into(),
+                command: None
+            }
+        );
+    }
+
+    #[test]
+    fn bad_ssh_rules_say_why() {
+        let a = hmi();
+        for (rule, needle) in [
+            ("sftp now", "expected `shell`"),
+            ("forward", "expected `shell`"),
+            ("forward h", "host:port"),
+            ("forward h:0", "1-65535"),
+            ("forward h:65536", "1-65535"),
+            ("forward h:+22", "1-65535"),
+            ("forward h:022", "leading zeros"),
+            ("forward *.example:22", "DNS name"),
+            ("forward 010.0.0.1:22", "DNS name"),
+            ("forward 0.0.0.0:22", "one destination"),
+            ("forward [::]:22", "one destination"),
+            ("forward fd00::1:22", "[address]:port"),
+            ("forward [fd00::1:22", "[address]:port"),
+            ("forward a b:22", "expected `shell`"),
+            ("forward -a.example:22", "DNS name"),
+            ("shell please", "expected `shell`"),
+        ] {
+            let err = parse_rule(&a, Protocol::Ssh, rule).unwrap_err();
+            assert_eq!(err.code(), "invalid_scope", "{rule}");
+            assert!(err.to_string().contains(needle), "{rule}: {err}");
+        }
+        let err = parse_rule(&plc(vec![1]), Protocol::Ssh, "sftp").unwrap_err();
+        assert_eq!(err.code(), "scope_not_exposed");
+    }
+
+    use proptest::prelude::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn forward_targets_are_canonical_and_round_trip(
+            host in proptest::prop_oneof![
+                "[a-zA-Z][a-zA-Z0-9-]{0,10}[a-zA-Z0-9](\\.[a-zA-Z][a-zA-Z0-9]{0,5}){0,3}",
+                proptest::prelude::any::<[u8; 4]>().prop_map(|b| std::net::Ipv4Addr::from(b).to_string()),
+                proptest::prelude::any::<u128>().prop_map(|b| format!("[{}]", std::net::Ipv6Addr::from(b))),
+            ],
+            port in 1u16..,
+        ) {
+            let text = format!("{host}:{port}");
+            match ForwardTarget::parse(&text) {
+                Ok(t) => {
+                    // The canonical text is a fixed point, and case does not matter.
+                    proptest::prop_assert_eq!(ForwardTarget::parse(&t.to_string()), Ok(t.clone()));
+                    proptest::prop_assert_eq!(ForwardTarget::parse(&text.to_ascii_uppercase()), Ok(t.clone()));
+                    proptest::prop_assert_eq!(t.port(), port);
+                    // Spelling differences never change the digest.
+                    let a = hmi();
+                    let rule = |r: String| Scope::new(parse_rule(&a, Protocol::Ssh, &r).unwrap()).unwrap();
+                    let one = rule(format!("forward {text}"));
+                    let two = rule(format!("FORWARD   {}", text.to_ascii_uppercase()));
+                    proptest::prop_assert_eq!(one.digest(), two.digest());
+                    proptest::prop_assert_eq!(one.canonical(), format!("{CANONICAL_HEADER}\nhmi-1 ssh forward {t}\n"));
+                }
+                Err(e) => {
+                    // Only the unspecified and broadcast addresses are refused.
+                    proptest::prop_assert!(e.contains("one destination"), "{}: {}", text, e);
+                }
+            }
+        }
     }
 
     #[test]

@@ -347,6 +347,61 @@ impl Payload for CredentialIssued {
     const KIND: EventKind = EventKind::CredentialIssued;
 }
 
+/// `credential.issued` for an OpenSSH certificate under a grant (`jitgate_core::ssh`): the
+/// subject's user certificate, or a target certificate a gateway asked for one session. The
+/// `credential` field tells it from a grant token's [`CredentialIssued`]; read either with
+/// [`IssuedCredential`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshCertificateIssued {
+    pub credential: SshCredential,
+    pub asset: String,
+    /// The grant id, as the certificate's key id.
+    pub key_id: String,
+    pub principal: String,
+    /// Decimal text of the 64-bit serial.
+    pub serial: String,
+    /// `SHA256:<base64>` (OpenSSH's notation) of the certified public key.
+    pub key_fingerprint: String,
+    /// `SHA256:<base64>` of the CA key that signed it.
+    pub ca_fingerprint: String,
+    #[serde(with = "millis")]
+    pub valid_after: Timestamp,
+    #[serde(with = "millis")]
+    pub valid_before: Timestamp,
+    /// OpenSSH extensions granted (`permit-pty`, `permit-port-forwarding`).
+    pub extensions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_command: Option<String>,
+    /// For a target certificate: the gateway that asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+impl Payload for SshCertificateIssued {
+    const KIND: EventKind = EventKind::CredentialIssued;
+}
+
+/// Which OpenSSH certificate was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshCredential {
+    /// Signed by the SSH user CA; the subject presents it to the gateway.
+    SshUserCertificate,
+    /// Signed by the host-access CA; the gateway presents it to the asset.
+    SshTargetCertificate,
+}
+
+/// The payload of any `credential.issued` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IssuedCredential {
+    Ssh(SshCertificateIssued),
+    Token(CredentialIssued),
+}
+impl Payload for IssuedCredential {
+    const KIND: EventKind = EventKind::CredentialIssued;
+}
+
 /// What a gateway reported (`session.started`, `session.refused`, `session.ended`,
 /// `operation`), as the server records it: the gateway's sequence number and session, and
 /// the gateway's own detail (its shape is the gateway protocol's; see docs/gateway.md).
@@ -555,6 +610,41 @@ mod tests {
         let totp = Event::new(EventKind::AuthEnrolled, Actor::system(), t())
             .data(json!({"factor": "totp"}));
         assert_eq!(totp.payload::<AuthEnrolled>().unwrap().factor, Factor::Totp);
+    }
+
+    #[test]
+    fn credential_issued_reads_back_as_token_or_ssh_certificate() {
+        // A grant token's payload, as earlier versions wrote it.
+        let token = Event::new(EventKind::CredentialIssued, Actor::system(), t()).data(json!({
+            "token_fingerprint": "sha256:00", "token_id": "tok-1", "asset": "plc-7",
+            "gateway": "gw-north", "client_key": "AAAA", "expires_at": "2026-11-01T08:00:00.000Z",
+        }));
+        assert!(matches!(
+            token.payload::<IssuedCredential>(),
+            Some(IssuedCredential::Token(CredentialIssued { ref token_id, .. })) if token_id == "tok-1"
+        ));
+        let cert = SshCertificateIssued {
+            credential: SshCredential::SshUserCertificate,
+            asset: "hmi-1".into(),
+            key_id: "g-1".into(),
+            principal: "vera".into(),
+            serial: "18446744073709551615".into(),
+            key_fingerprint: "SHA256:abc".into(),
+            ca_fingerprint: "SHA256:def".into(),
+            valid_after: t(),
+            valid_before: t(),
+            extensions: vec!["permit-pty".into()],
+            force_command: None,
+            gateway: None,
+        };
+        let e = Event::with_payload(Actor::identity("vera"), t(), &cert).unwrap();
+        assert_eq!(e.kind, EventKind::CredentialIssued);
+        assert_eq!(e.data["credential"], json!("ssh_user_certificate"));
+        assert!(e.data.get("gateway").is_none());
+        assert_eq!(
+            e.payload::<IssuedCredential>(),
+            Some(IssuedCredential::Ssh(cert))
+        );
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct GatewaySetup {
     #[schema(value_type = Vec<Object>)]
     pub token_keys: Vec<jitgate_credential::PublicKeyInfo>,
     pub assets: Vec<jitgate_core::Asset>,
+    /// The SSH user CA's public keys (OpenSSH lines): user certificates signed by one of
+    /// them are the SSH credential (docs/credentials.md, "SSH certificates").
+    #[serde(default)]
+    pub ssh_user_ca_keys: Vec<String>,
     /// Highest gateway event sequence number already recorded (resume delivery after it).
     pub delivered_seq: i64,
 }

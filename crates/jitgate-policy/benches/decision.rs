@@ -147,12 +147,14 @@ fn plant(rng: &mut Rng) -> Plant {
                     }),
                     ssh: Some(SshEndpoint {
                         host: "127.0.0.1:22".into(),
+                        account: None,
                     }),
                     ..Default::default()
                 },
                 _ => Endpoints {
                     ssh: Some(SshEndpoint {
                         host: "127.0.0.1:22".into(),
+                        account: None,
                     }),
                     ..Default::default()
                 },

@@ -58,6 +58,9 @@ pub enum ServerError {
     /// (`jitgate_core::gateway_enrolment`).
     #[error(transparent)]
     ClientCert(#[from] jitgate_core::gateway_enrolment::CertRefusal),
+    /// A client's SSH public key is unusable (`crate::ssh_ca::parse_public_key` says why).
+    #[error("{0}")]
+    InvalidSshPublicKey(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -100,6 +103,7 @@ impl ServerError {
             ServerError::Limit { code, .. } => *code,
             ServerError::Throttled { code, .. } => *code,
             ServerError::ClientCert(r) => r.code(),
+            ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,
             ServerError::Internal(_) => Code::InternalError,
         }
     }

@@ -19,7 +19,8 @@
 //!    gateways, revocations out, acknowledgements in), `evidence::log` (evidence key, log
 //!    id, Merkle tree), `notify::webhooks` (the webhooks in force), [`throttle`] (the
 //!    bounded password-hashing pool), [`secrets`] (the key TOTP secrets are stored under),
-//!    [`gateway_ca`] (the CA of gateways' client certificates, and their records).
+//!    [`gateway_ca`] (the CA of gateways' client certificates, and their records),
+//!    [`ssh_ca`] (the SSH user and host-access CAs: key file, signing what the core decided).
 //! 3. [`state`] — [`state::AppState`]: store, clock, policy set in force, those handles.
 //! 4. Who is calling and what they may see:
 //!    - [`auth`]       — passwords (argon2id), TOTP, API keys, session tokens, [`auth::Caller`].
@@ -80,6 +81,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod service;
 pub mod siem;
+pub mod ssh_ca;
 pub mod state;
 pub mod teardown;
 pub mod throttle;
@@ -206,6 +208,8 @@ pub async fn start_with_store(
         .map_err(|e| StartError::Other(format!("evidence: {e}")))?;
     let totp_key = secrets::TotpKey::open_or_create(&config.data_dir)
         .map_err(|e| StartError::Other(format!("TOTP key: {e}")))?;
+    let ssh_cas = ssh_ca::SshCas::open_or_create(&config.data_dir, clock.now())
+        .map_err(|e| StartError::Other(format!("SSH CA keys: {e}")))?;
     let config_login = config.login.clone();
     let state = AppState {
         evidence: Arc::new(evidence),
@@ -228,6 +232,7 @@ pub async fn start_with_store(
         totp_key: Arc::new(totp_key),
         gateway_ca: server_tls.as_ref().map(|t| t.gateway_ca.clone()),
         cert_refusals: Default::default(),
+        ssh_cas: Arc::new(ssh_cas),
     };
     let sealed = secrets::encrypt_stored_totp(&state.store, &state.totp_key)
         .await
@@ -313,6 +318,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::reviews::router())
                 .merge(api::sessions::router())
                 .merge(api::teardown::router())
+                .merge(api::ssh::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -339,6 +345,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::teardown::TeardownDoc::openapi());
     doc.merge(api::sessions::SessionsDoc::openapi());
     doc.merge(api::enrol::EnrolDoc::openapi());
+    doc.merge(api::ssh::SshDoc::openapi());
     api::limits::declare_errors(&mut doc);
     Json(doc)
 }

@@ -52,6 +52,8 @@ pub struct AppState {
     /// Client-certificate refusals recorded lately (one event per gateway and reason per
     /// window).
     pub cert_refusals: Arc<crate::gateway_ca::RefusalWindow>,
+    /// The SSH user and host-access CAs (`ssh-ca-keys.json` in the data directory).
+    pub ssh_cas: Arc<crate::ssh_ca::SshCas>,
 }
 
 /// Longest a grant token can live; old signing keys stay published this long after rotation.

@@ -390,3 +390,80 @@ pub struct EvidenceKeyView {
     /// Standard base64 of the 32-byte Ed25519 public key.
     pub public_key: String,
 }
+
+/// `GET /ssh/ca`: jitgate's two SSH CAs' public keys, in OpenSSH format.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SshCaView {
+    /// Signs the certificates subjects present to gateways (`jitgate ssh`). Gateways trust it.
+    pub user_ca: SshCaKeyView,
+    /// Signs the per-session certificates gateways present to assets. Put its `public_key`
+    /// in each asset's `TrustedUserCAKeys` file.
+    pub host_access_ca: SshCaKeyView,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SshCaKeyView {
+    /// One OpenSSH public key line, e.g. `ssh-ed25519 AAAA… jitgate-ssh-user-ca`.
+    pub public_key: String,
+    /// `SHA256:<base64>`, as `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+}
+
+/// `POST /grants/{id}/ssh-certificate`: the subject asks for an OpenSSH user certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SshCertificateBody {
+    /// The asset to reach (default: the grant's only asset with SSH scope).
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub asset: Option<String>,
+    /// One OpenSSH public key line (`ssh-ed25519 AAAA… [comment]`, as in a `.pub` file):
+    /// Ed25519 (also `sk-`), ECDSA, or RSA of at least 3072 bits. A key is certified for one
+    /// grant only.
+    #[schema(max_length = 8192)]
+    pub public_key: String,
+}
+
+/// `POST /gateway/ssh/target-certificate`: a gateway asks for the certificate it presents
+/// to the asset for one session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetCertificateBody {
+    #[schema(max_length = 256)]
+    pub grant_id: String,
+    #[schema(max_length = 64)]
+    pub asset: String,
+    /// The gateway's fresh per-session public key, one OpenSSH line.
+    #[schema(max_length = 8192)]
+    pub public_key: String,
+}
+
+/// An OpenSSH certificate issued under a grant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SshCertificateView {
+    /// The certificate, one OpenSSH line (`ssh-ed25519-cert-v01@openssh.com AAAA…`): save it
+    /// as the file `-o CertificateFile=` names.
+    pub certificate: String,
+    /// The grant id.
+    pub key_id: String,
+    /// The one principal: the subject (user certificate) or the asset's account (target).
+    pub principals: Vec<String>,
+    /// Decimal text of the random 64-bit serial.
+    pub serial: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub valid_after: Timestamp,
+    /// Never after the grant's expiry.
+    #[schema(value_type = String, format = DateTime)]
+    pub valid_before: Timestamp,
+    /// `permit-pty` (scope `shell`), `permit-port-forwarding` (scope `forward`); never agent
+    /// or X11 forwarding nor `permit-user-rc`.
+    pub extensions: Vec<String>,
+    /// Set when the scope on the asset is exactly one `command` (and no shell or sftp).
+    #[serde(default)]
+    pub force_command: Option<String>,
+    pub asset: String,
+    /// `SHA256:<base64>` of the certified public key.
+    pub key_fingerprint: String,
+    /// `SHA256:<base64>` of the CA that signed it.
+    pub ca_fingerprint: String,
+}

@@ -20,6 +20,8 @@
 //!   for verifiers, one access's events for a bundle, the archive of policy texts.
 //! - `scan` — the evidence verifier's bulk read of the whole log in one snapshot, the one
 //!   read outside `sqlx::Any` (rusqlite on SQLite, binary `COPY` on PostgreSQL), for speed.
+//! - `ssh` — OpenSSH certificates issued under grants (serial, grant, key fingerprint,
+//!   validity): the record behind "one key, one grant" and the target certificates' expiry.
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
@@ -51,6 +53,7 @@ mod login;
 mod outbox;
 mod reviews;
 mod scan;
+mod ssh;
 mod teardown;
 
 pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
@@ -61,6 +64,7 @@ pub use lifecycle::{GrantFilter, RequestFilter};
 pub use outbox::{Notification, NotificationFilter};
 pub use reviews::{ReviewFilter, ReviewRecord, ReviewState};
 pub use scan::{LogPage, LogScan, PageLeaf, SCAN_PAGE_ROWS};
+pub use ssh::SshCertificateRecord;
 pub use teardown::TeardownRecord;
 
 use sqlx::any::{Any, AnyPoolOptions};

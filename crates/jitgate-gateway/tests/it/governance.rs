@@ -180,6 +180,7 @@ pub(crate) async fn rig_with(edit: impl FnOnce(&mut GatewayConfig)) -> Rig {
         gateway_id: GW.into(),
         token_keys: ring.public_keys(chrono::Utc::now()),
         assets: vec![asset(&plc)],
+        ssh_user_ca_keys: vec![],
         delivered_seq: 0,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

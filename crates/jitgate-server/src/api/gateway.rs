@@ -78,6 +78,7 @@ pub(crate) async fn hello(
         gateway_id: caller.id().to_string(),
         token_keys,
         assets,
+        ssh_user_ca_keys: vec![state.ssh_cas.public(crate::ssh_ca::CaRole::User).public_key],
         delivered_seq,
     }))
 }

@@ -14,6 +14,7 @@ mod limits;
 mod login;
 mod notify;
 mod restart;
+mod ssh;
 mod teardown;
 
 use jitgate_core::event::Actor;

@@ -11,7 +11,7 @@
 //!   [`auth`] (login, logout, whoami, totp, apikey), [`requests`] (request, requests, show,
 //!   approve, deny, withdraw), [`grants`], [`events`], [`directory`] (identities, assets,
 //!   sites, orgs, inventory), [`policy`], [`evidence`], [`reviews`] (review, reviews,
-//!   notifications).
+//!   notifications), [`ssh`] (an OpenSSH certificate per run and the system `ssh`).
 //!
 //! Every handler fetches the raw JSON first, prints it as-is under `--json`, and otherwise
 //! decodes it into the shared `jitgate_server::api::types` and renders it for people.
@@ -29,6 +29,7 @@ pub mod profile;
 pub mod prompt;
 pub mod requests;
 pub mod reviews;
+pub mod ssh;
 pub mod teardown;
 pub mod text;
 
@@ -375,6 +376,18 @@ pub enum ClientCommand {
         The token is bound to a key made for this run; it ends when the grant does.")]
     Connect(access::ConnectArgs),
 
+    /// SSH to an asset under your active grant: a fresh key pair, an OpenSSH certificate
+    /// from the server, then the system `ssh` through the gateway.
+    #[command(after_help = "Examples:
+          jitgate ssh grant-k3m9x2p7qa4d --gateway gw.plant.example:2222
+          jitgate ssh grant-k3m9x2p7qa4d --asset ews-1 --gateway gw.plant.example:2222 -- -v
+          jitgate ssh grant-k3m9x2p7qa4d --gateway gw.plant.example:2222 -- systemctl status plc-bridge
+          jitgate ssh cert grant-k3m9x2p7qa4d --asset hmi-1 --out ./hmi-1-ssh
+          jitgate ssh ca
+
+        The key pair lives in a private temporary directory (0700, files 0600) removed when ssh exits.         The certificate names the grant (key id) and you (principal), lasts at most an hour and never past         the grant, and permits a terminal only for `shell` scope and forwarding only for `forward` scope;         never agent or X11 forwarding. `--gateway` (or JITGATE_SSH_GATEWAY) is the gateway's SSH listener;         ssh logs in as <asset>@<gateway host>. ssh's exit status is jitgate's.")]
+    Ssh(ssh::SshArgs),
+
     /// The server's token-signing keys: show them, rotate, or retire a leaked one (admin).
     #[command(
         after_help = "Examples:\n  jitgate keys show\n  jitgate keys rotate\n  jitgate keys retire k4.pid.Xy... --now"
@@ -492,6 +505,7 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Evidence { cmd } => evidence::run(&ctx, cmd).await,
         ClientCommand::Connect(args) => access::connect(&ctx, args).await,
         ClientCommand::Keys { cmd } => access::keys(&ctx, cmd).await,
+        ClientCommand::Ssh(args) => ssh::run(&ctx, args).await,
     }
 }
 
