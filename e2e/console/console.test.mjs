@@ -279,10 +279,14 @@ test('sign-in: inline errors from the API, keyboard only, secure cookie', async 
   await page.getByRole('button', { name: 'Sign in' }).click();
   await assert.doesNotReject(page.locator('#' + (await identity.getAttribute('id')) + '-error', { hasText: 'Enter your identity.' }).waitFor());
   assert.equal(await identity.getAttribute('aria-invalid'), 'true');
-  // Wrong password: the API's message, under the password field.
+  // Wrong password: every failed sign-in without a code gets the same answer, so the console
+  // asks for a TOTP code (saying what else it means); sent again without one, the error is
+  // under the password field.
   await identity.fill('alice');
   const password = page.getByLabel('Password');
   await password.fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Authenticator code (TOTP)').waitFor();
   await page.getByRole('button', { name: 'Sign in' }).click();
   const pwError = page.locator('#' + (await password.getAttribute('id')) + '-error');
   await pwError.filter({ hasText: 'sign-in refused' }).waitFor();

@@ -38,7 +38,7 @@ error_codes! {
     InvalidBody = "invalid_body", 422, "JSON of the wrong shape: wrong type, missing or unknown field";
     BadRequest = "bad_request", 400, "a bad query parameter or argument";
     Unauthenticated = "unauthenticated", 401, "no, unknown, expired or revoked token or API key; wrong identity or password";
-    TotpRequired = "totp_required", 401, "this identity has TOTP: send the current code";
+    TotpRequired = "totp_required", 401, "a sign-in without a TOTP code did not succeed: send the code, or (without TOTP) the identity or password is wrong";
     BadTotp = "bad_totp", 401, "TOTP code wrong, old, already used, or no TOTP enrolled";
     StepUpRequired = "step_up_required", 401, "this approval needs a fresh TOTP code";
     LoginBackoff = "login_backoff", 429, "too many failed sign-ins or step-up codes for this identity or from this address: wait Retry-After seconds";

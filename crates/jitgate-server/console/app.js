@@ -411,9 +411,18 @@ function viewSignIn(message) {
         announce(`Signed in as ${session.identity.id}`);
         render();
       } catch (err) {
-        if (err.code === 'totp_required') {
+        if (err.code === 'totp_required' && !totpField.hidden && !totp.value.trim()) {
+          // Asked again with no code entered: this person has no TOTP, so the identity or
+          // password is wrong (the server answers every failed sign-in without a code alike).
+          const msg = 'sign-in refused: the identity or password is wrong';
+          setError(password, msg);
+          password.focus();
+          announce(msg);
+        } else if (err.code === 'totp_required') {
+          // Every sign-in without a code that does not succeed is answered this way, for
+          // people with TOTP whatever their password: ask for the code, say what else it means.
           totpField.hidden = false;
-          setError(totp, err.message);
+          setError(totp, 'Enter the code your authenticator app shows. No TOTP? Leave it empty and sign in again: the identity or password was wrong.');
           totp.focus();
           announce(err.message);
         } else {

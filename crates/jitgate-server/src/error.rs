@@ -25,7 +25,11 @@ pub enum ServerError {
     InvalidBody(String),
     #[error("{0}")]
     Unauthenticated(String),
-    #[error("this identity has TOTP enrolled: send the current code (`--totp`)")]
+    #[error(
+        "send the TOTP code your authenticator shows (`--totp`); at sign-in an identity \
+         without TOTP is never asked for one, so there this answer means the identity or \
+         password is wrong"
+    )]
     TotpRequired,
     #[error("{0}")]
     BadTotp(String),

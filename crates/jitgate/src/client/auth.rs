@@ -127,13 +127,31 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
             if e.api_code() == Some(jitgate_core::Code::TotpRequired.as_str())
                 && body.totp.is_none() =>
         {
+            // Every failed sign-in without a code is answered this way, so the server has
+            // not said the identity has TOTP: ask, and let the person say they have none.
             if !prompt::can_prompt() {
                 return Err(e
-                    .with_hint("no terminal to ask for the code on: pass --totp CODE")
+                    .with_hint(
+                        "check the identity and password; if the identity has TOTP, pass \
+                         --totp CODE",
+                    )
                     .into());
             }
-            body.totp = Some(prompt::totp("TOTP code: ")?);
-            http.post(&["auth", "login"], &body).await?
+            match prompt::optional_totp("TOTP code (press Enter if you have no TOTP): ")? {
+                Some(code) => {
+                    body.totp = Some(code);
+                    http.post(&["auth", "login"], &body).await?
+                }
+                None => {
+                    return Err(CliError::Api {
+                        status: 401,
+                        code: jitgate_core::Code::Unauthenticated.as_str().into(),
+                        message: "sign-in refused: the identity or password is wrong".into(),
+                        hint: None,
+                    }
+                    .into())
+                }
+            }
         }
         other => other?,
     };
