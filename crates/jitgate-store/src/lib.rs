@@ -20,6 +20,8 @@
 //!   for verifiers, one access's events for a bundle, the archive of policy texts.
 //! - `scan` — the evidence verifier's bulk read of the whole log in one snapshot, the one
 //!   read outside `sqlx::Any` (rusqlite on SQLite, binary `COPY` on PostgreSQL), for speed.
+//! - `page` — keyset pagination shared by the lists: continue after the row a cursor names,
+//!   compared on the list's order (with an index on that order), never by offset.
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
@@ -49,6 +51,7 @@ mod inventory;
 mod lifecycle;
 mod login;
 mod outbox;
+mod page;
 mod reviews;
 mod scan;
 mod teardown;
