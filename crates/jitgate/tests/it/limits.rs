@@ -44,7 +44,10 @@ fn the_cli_follows_every_page_of_a_list_to_the_end() {
     // The table (not only --json) holds every identity: the list spans three pages.
     let table = cli.ok("sam", &["identities"]);
     for i in 0..250 {
-        assert!(table.contains(&format!("tech-{i:03}")), "tech-{i:03} is printed");
+        assert!(
+            table.contains(&format!("tech-{i:03}")),
+            "tech-{i:03} is printed"
+        );
     }
 
     // `--limit` prints one page and, on stderr, how to get the next; following the
@@ -58,7 +61,11 @@ fn the_cli_follows_every_page_of_a_list_to_the_end() {
             args.extend(["--cursor", c.as_str()]);
         }
         let out = cli.run("sam", &args, None);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let page: Value = serde_json::from_slice(&out.stdout).unwrap();
         let page = page.as_array().unwrap();
         assert!(page.len() <= 120);
@@ -72,7 +79,10 @@ fn the_cli_follows_every_page_of_a_list_to_the_end() {
         }
         assert_eq!(page.len(), 120, "a page before the last is full");
     }
-    assert_eq!(printed, ids, "the pages, followed by hand, are the whole list");
+    assert_eq!(
+        printed, ids,
+        "the pages, followed by hand, are the whole list"
+    );
 
     // The API itself: one page, and its cursor leads on to the end.
     let token = std::fs::read_to_string(tmp.path().join("sam.toml")).unwrap();
