@@ -2,7 +2,7 @@
 //! evidence keys, and per-grant bundles and reports. The work is in [`crate::evidence`].
 
 use super::extract::ApiQuery;
-use super::limits::{page_response, Page};
+use super::limits::{page_response, page_response_after, Page};
 use super::types::{ApiError, ChainStatus, EventView};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
@@ -184,14 +184,12 @@ pub(crate) async fn list_checkpoints(
     let mut rows = crate::evidence::checkpoints_after(&state, after, page.limit + 1).await?;
     let more = rows.len() > page.limit;
     rows.truncate(page.limit);
-    // The key of a checkpoint is where it is stored: carried beside the view, then dropped.
-    let next = rows.last().map(|(pos, _)| pos.to_string());
+    // The key of a checkpoint is where it is stored, which its view does not show.
+    let next = more
+        .then(|| rows.last().map(|(pos, _)| pos.to_string()))
+        .flatten();
     let items: Vec<SignedCheckpointView> = rows.into_iter().map(|(_, c)| c.into()).collect();
-    Ok(page_response(
-        "evidence/checkpoints",
-        Paged { items, more },
-        |_| next.clone().unwrap_or_default(),
-    ))
+    Ok(page_response_after("evidence/checkpoints", items, next))
 }
 
 /// Sign a checkpoint of the whole log now (even if the log did not grow).

@@ -148,15 +148,19 @@ pub fn page_response<T: serde::Serialize>(
     page: Paged<T>,
     key: impl Fn(&T) -> String,
 ) -> Response {
-    let next = page
-        .more
-        .then(|| {
-            page.items
-                .last()
-                .map(|last| paging::encode_cursor(list, &key(last)))
-        })
-        .flatten();
-    let mut resp = axum::Json(page.items).into_response();
+    let next = page.more.then(|| page.items.last().map(&key)).flatten();
+    page_response_after(list, page.items, next)
+}
+
+/// A page as a JSON array; `next_after` is the key of the item the next page starts after
+/// (`None`: this is the last page).
+pub fn page_response_after<T: serde::Serialize>(
+    list: &str,
+    items: Vec<T>,
+    next_after: Option<String>,
+) -> Response {
+    let next = next_after.map(|k| paging::encode_cursor(list, &k));
+    let mut resp = axum::Json(items).into_response();
     if let Some(n) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
         resp.headers_mut().insert(NEXT_CURSOR, n);
     }
