@@ -116,7 +116,9 @@ impl GlobalArgs {
 #[derive(Subcommand, Debug)]
 pub enum GatewaysAction {
     /// List gateways (the default).
-    #[command(after_help = "Examples:\n  jitgate gateways list --json\n  jitgate gateways list --limit 20")]
+    #[command(
+        after_help = "Examples:\n  jitgate gateways list --json\n  jitgate gateways list --limit 20"
+    )]
     List(PageArgs),
     /// Forget a gateway's client certificate (admins). Its calls are refused until it enrols
     /// again: delete `client-cert.pem` and `client-key.pem` in its state directory (or give it
