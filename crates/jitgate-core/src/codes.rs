@@ -37,6 +37,7 @@ error_codes! {
     MalformedJson = "malformed_json", 400, "the body is not JSON, or not sent as application/json";
     InvalidBody = "invalid_body", 422, "JSON of the wrong shape: wrong type, missing or unknown field";
     BadRequest = "bad_request", 400, "a bad query parameter or argument";
+    InvalidCursor = "invalid_cursor", 400, "the page cursor was not given out by this list: start the list again without a cursor";
     Unauthenticated = "unauthenticated", 401, "no, unknown, expired or revoked token or API key; wrong identity or password";
     TotpRequired = "totp_required", 401, "a sign-in without a TOTP code did not succeed: send the code, or (without TOTP) the identity or password is wrong";
     BadTotp = "bad_totp", 401, "TOTP code wrong, old, already used, or no TOTP enrolled";

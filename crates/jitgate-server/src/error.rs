@@ -89,6 +89,7 @@ impl ServerError {
                 Code::NotFound
             }
             ServerError::Store(StoreError::Conflict(_)) => Code::Conflict,
+            ServerError::Store(StoreError::UnknownCursor { .. }) => Code::InvalidCursor,
             ServerError::Store(_) => Code::StorageError,
             ServerError::BadRequest(_) => Code::BadRequest,
             ServerError::MalformedJson(_) => Code::MalformedJson,

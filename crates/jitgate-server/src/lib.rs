@@ -15,6 +15,8 @@
 //!    - [`views`]   — the JSON bodies of the API, shared with the CLI (`api::types`).
 //!    - [`ids`]     — ids of the things the server creates.
 //!    - [`files`]   — owner-only files and directories for secrets in the data directory.
+//!    - [`paging`]  — pages of lists: keyset cursors, and filling a page while the
+//!      visibility rules drop rows (neither a short page nor a cursor reveals hidden rows).
 //! 2. Handles the state holds, each knowing nothing of the rest: [`control`] (connected
 //!    gateways, revocations out, acknowledgements in), `evidence::log` (evidence key, log
 //!    id, Merkle tree), `notify::webhooks` (the webhooks in force), [`throttle`] (the
@@ -74,6 +76,7 @@ pub mod gateway_ca;
 pub mod ids;
 pub mod login;
 pub mod notify;
+pub mod paging;
 pub mod policy;
 pub mod reviews;
 pub mod revocations;
@@ -347,6 +350,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::enrol::EnrolDoc::openapi());
     doc.merge(api::ssh::SshDoc::openapi());
     api::limits::declare_errors(&mut doc);
+    api::limits::declare_pages(&mut doc);
     Json(doc)
 }
 

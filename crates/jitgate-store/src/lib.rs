@@ -22,6 +22,8 @@
 //!   read outside `sqlx::Any` (rusqlite on SQLite, binary `COPY` on PostgreSQL), for speed.
 //! - `ssh` — OpenSSH certificates issued under grants (serial, grant, key fingerprint,
 //!   validity): the record behind "one key, one grant" and the target certificates' expiry.
+//! - `page` — keyset pagination shared by the lists: continue after the row a cursor names,
+//!   compared on the list's order (with an index on that order), never by offset.
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
@@ -51,6 +53,7 @@ mod inventory;
 mod lifecycle;
 mod login;
 mod outbox;
+mod page;
 mod reviews;
 mod scan;
 mod ssh;

@@ -468,6 +468,22 @@ pub async fn checkpoints(state: &AppState) -> ApiResult<Vec<SignedCheckpoint>> {
     Ok(records.iter().filter_map(|r| to_signed(r).ok()).collect())
 }
 
+/// At most `limit` stored checkpoints after the one stored at position `after`, by tree
+/// size, each with its position (what a next page continues after). A row that does not
+/// decode is skipped, as in [`checkpoints`].
+pub async fn checkpoints_after(
+    state: &AppState,
+    after: Option<i64>,
+    limit: usize,
+) -> ApiResult<Vec<(i64, SignedCheckpoint)>> {
+    let mut tx = state.store.read().await?;
+    let records = tx.list_checkpoints_after(after, limit as i64).await?;
+    Ok(records
+        .iter()
+        .filter_map(|(pos, r)| to_signed(r).ok().map(|s| (*pos, s)))
+        .collect())
+}
+
 /// Rotate the evidence key: the log's tail is signed with the old key first, the rotation is
 /// recorded in the log, and that is signed with the new key. Returns the new key id.
 pub async fn rotate_key(state: &AppState, actor: Actor) -> ApiResult<String> {

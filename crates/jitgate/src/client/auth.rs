@@ -69,6 +69,8 @@ pub enum ApiKeyCmd {
         /// Only the keys of this workload.
         #[arg(long, value_name = "ID")]
         identity: Option<String>,
+        #[command(flatten)]
+        page: super::PageArgs,
     },
     /// Revoke an API key at once. Requests filed with it that are still pending or approved
     /// lapse, and grants issued from them end.
@@ -368,10 +370,10 @@ pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
             name,
             expires_in,
         } => (identity, name, expires_in),
-        ApiKeyCmd::List { identity } => {
+        ApiKeyCmd::List { identity, page } => {
             let query: Vec<(&str, String)> =
                 identity.into_iter().map(|id| ("identity", id)).collect();
-            let raw = ctx.http.get(&["api-keys"], &query).await?;
+            let raw = ctx.list(&["api-keys"], &query, &page).await?;
             if ctx.printed_json(&raw) {
                 return Ok(());
             }

@@ -37,9 +37,11 @@ pub enum EvidenceCmd {
     #[command(after_help = "Examples:\n  jitgate evidence checkpoints\n  \
         jitgate evidence checkpoints -o checkpoints-2026-11.json")]
     Checkpoints {
-        /// Write every checkpoint as a JSON array to this file.
+        /// Write every checkpoint (or the page, with --limit) as a JSON array to this file.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        page: super::PageArgs,
     },
 
     /// Write the evidence public key file (every key, old ones included) for auditors.
@@ -142,8 +144,8 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        EvidenceCmd::Checkpoints { output } => {
-            let raw = ctx.http.get(&["evidence", "checkpoints"], &[]).await?;
+        EvidenceCmd::Checkpoints { output, page } => {
+            let raw = ctx.list(&["evidence", "checkpoints"], &[], &page).await?;
             if let Some(path) = output {
                 let views: Vec<SignedCheckpointView> = decode(raw.clone())?;
                 write_file(&path, serde_json::to_string_pretty(&raw)?.as_bytes())?;

@@ -310,6 +310,16 @@ impl Client {
         Ok(Value::Array(items))
     }
 
+    /// GET one page of a list: the items and the next page's cursor, if any.
+    pub async fn get_page(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<(Value, Option<String>), CliError> {
+        self.send_paged(Method::GET, segments, query, None::<&()>)
+            .await
+    }
+
     /// POST with a JSON body.
     pub async fn post<B: Serialize + ?Sized>(
         &self,
