@@ -40,6 +40,7 @@ pub mod inventory;
 pub mod lifecycle;
 pub mod lockout;
 pub mod payload;
+pub mod recording;
 pub mod scope;
 pub mod server_payload;
 pub mod ssh;
