@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod login;
 mod notify;
+mod recordings;
 mod restart;
 mod ssh;
 mod teardown;
