@@ -543,6 +543,17 @@ mod tests {
         ));
     }
 
+    /// The fuzz target's seed is two valid chained frames (written by an independent
+    /// encoder, so it also pins the hash input's byte layout).
+    #[test]
+    fn fuzz_seed_is_a_valid_recording() {
+        let seed = include_bytes!("../../../fuzz/seeds/recording_chunk/two_chunks");
+        let back = reparse(seed).unwrap();
+        let metas: Vec<ChunkMeta> = back.iter().map(|(m, _)| m.clone()).collect();
+        let state = check_chain("sess-seed", &metas).unwrap();
+        assert!(state.complete && state.next_index == 2);
+    }
+
     proptest! {
         /// Any cut of a cast into chunks reassembles to the same cast, through the framing.
         #[test]
