@@ -228,7 +228,10 @@ pub fn parse_frame(buf: &[u8]) -> Result<(ChunkMeta, &[u8], usize), FrameError> 
     let [tag, session, index, offset, length, last, prev, hash] = fields.as_slice() else {
         return Err(header_err(
             "header",
-            format!("{} fields; a header has 8 separated by one space", fields.len()),
+            format!(
+                "{} fields; a header has 8 separated by one space",
+                fields.len()
+            ),
         ));
     };
     if *tag != FRAME_TAG {
@@ -466,7 +469,11 @@ mod tests {
 
     #[test]
     fn frame_round_trip_and_header_shape() {
-        let c = chunks("sess-abc", b"{\"version\": 2}\n[0.5, \"o\", \"hi\"]\n", &[15]);
+        let c = chunks(
+            "sess-abc",
+            b"{\"version\": 2}\n[0.5, \"o\", \"hi\"]\n",
+            &[15],
+        );
         let frame = c[0].0.frame(&c[0].1);
         let text = String::from_utf8_lossy(&frame);
         assert!(text.starts_with("jitgate-recording-chunk/1 sess-abc 0 0 15 0 0000"));
@@ -500,10 +507,7 @@ mod tests {
             parse_frame(huge.as_bytes()),
             Err(FrameError::TooLarge { .. })
         ));
-        assert_eq!(
-            parse_frame(&[b'x'; 600]),
-            Err(FrameError::HeaderTooLong)
-        );
+        assert_eq!(parse_frame(&[b'x'; 600]), Err(FrameError::HeaderTooLong));
     }
 
     #[test]
@@ -522,7 +526,10 @@ mod tests {
         let dup = [metas[0].clone(), metas[0].clone()];
         assert!(matches!(
             check_chain("s", &dup),
-            Err(ChainError::Index { expected: 1, found: 0 })
+            Err(ChainError::Index {
+                expected: 1,
+                found: 0
+            })
         ));
         // Chunk 1 replaced by other bytes: its hash changes, so chunk 2 no longer follows.
         let other = ChunkMeta::of("s", 1, 2, false, metas[0].hash, b"XYZ");

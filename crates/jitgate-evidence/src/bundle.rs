@@ -752,7 +752,10 @@ fn check_shape(b: &Bundle, limits: &Limits) -> Result<(), BundleError> {
         if c.data.len() > max_b64 {
             return Err(field(
                 format!("recordings[{i}].data"),
-                format!("more than {} bytes", jitgate_core::recording::MAX_CHUNK_BYTES),
+                format!(
+                    "more than {} bytes",
+                    jitgate_core::recording::MAX_CHUNK_BYTES
+                ),
             ));
         }
     }

@@ -34,7 +34,8 @@ pub mod verify;
 
 pub use bundle::{
     parse_bundle, verify_bundle, verify_bundle_with, Attestation, Bundle, BundleChunk, BundleError,
-    BundleEvent, BundleKey, VerifiedRecording, Limits, ProofSource, VerifiedBundle, VerifiedEvent, BUNDLE_FORMAT,
+    BundleEvent, BundleKey, Limits, ProofSource, VerifiedBundle, VerifiedEvent, VerifiedRecording,
+    BUNDLE_FORMAT,
 };
 pub use checkpoint::{
     key_id_of, Checkpoint, CheckpointError, EvidenceKey, EvidencePublicKey, KeyError,

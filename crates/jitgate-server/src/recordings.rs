@@ -37,7 +37,10 @@ fn chain_err(gseq: i64, message: String) -> ServerError {
 /// Check one `recording.chunk` event of a gateway's batch against its session's chain (as
 /// stored, and as changed by earlier events of the same batch) and return the row to write
 /// with it. `grant` is the event's grant once the caller checked the gateway fronts it.
-#[allow(clippy::too_many_arguments, reason = "one event's fields, as the batch loop has them")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one event's fields, as the batch loop has them"
+)]
 pub async fn accept_chunk_event(
     tx: &mut Tx,
     chains: &mut HashMap<String, ChainState>,

@@ -94,7 +94,10 @@ impl Tx {
     }
 
     /// The chunk of a session with the highest index (the chain's head), without bytes.
-    pub async fn recording_head(&mut self, session_id: &str) -> Result<Option<RecordingChunkRecord>> {
+    pub async fn recording_head(
+        &mut self,
+        session_id: &str,
+    ) -> Result<Option<RecordingChunkRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {META} FROM recording_chunks WHERE session_id = $1 ORDER BY idx DESC LIMIT 1"
         ))

@@ -297,7 +297,11 @@ mod tests {
         assert!(!chunks.is_empty(), "closed by size");
         for c in &chunks {
             // At most the bound plus one event line.
-            assert!(c.bytes.len() < 1000 + MAX_EVENT_DATA + 40, "{}", c.bytes.len());
+            assert!(
+                c.bytes.len() < 1000 + MAX_EVENT_DATA + 40,
+                "{}",
+                c.bytes.len()
+            );
         }
         let before = chunks.len();
         chunks.extend(r.output(b"quiet"));

@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 fn asciinema() -> Option<String> {
     let bin = std::env::var("JITGATE_ASCIINEMA").unwrap_or_else(|_| "asciinema".into());
-    let ok = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("asciinema 2."));
+    let ok = Command::new(&bin).arg("--version").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("asciinema 2.")
+    });
     if ok {
         Some(bin)
     } else {
@@ -25,7 +24,9 @@ fn asciinema() -> Option<String> {
 #[test]
 fn asciinema_cat_reads_a_recorded_cast() {
     let Some(bin) = asciinema() else { return };
-    let clock = Arc::new(ManualClock::new(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+    ));
     let mut header = CastHeader::new(100, 30, 0);
     header.env.insert("TERM".into(), "xterm-256color".into());
     header.title = Some("sess-peer: alice@hmi-1".into());
@@ -33,7 +34,10 @@ fn asciinema_cat_reads_a_recorded_cast() {
         "sess-peer",
         header,
         clock.clone(),
-        RecorderLimits { chunk_bytes: 200, ..Default::default() },
+        RecorderLimits {
+            chunk_bytes: 200,
+            ..Default::default()
+        },
     );
     let mut chunks = r.exec("uname -a");
     let mut expected = Vec::new();
@@ -56,8 +60,22 @@ fn asciinema_cat_reads_a_recorded_cast() {
     assert!(chunks.len() > 3, "several chunks");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("session.cast");
-    std::fs::write(&path, chunks.iter().flat_map(|c| c.bytes.clone()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &path,
+        chunks
+            .iter()
+            .flat_map(|c| c.bytes.clone())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let out = Command::new(&bin).arg("cat").arg(&path).output().unwrap();
-    assert!(out.status.success(), "asciinema cat failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&expected));
+    assert!(
+        out.status.success(),
+        "asciinema cat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&expected)
+    );
 }

@@ -50,7 +50,8 @@ pub(crate) async fn post_chunk(
     body: Bytes,
 ) -> ApiResult<Json<RecordingChunkAck>> {
     caller.require_gateway()?;
-    let stored = crate::recordings::store_chunk(&state, caller.id(), &session, index, &body).await?;
+    let stored =
+        crate::recordings::store_chunk(&state, caller.id(), &session, index, &body).await?;
     Ok(Json(RecordingChunkAck {
         session_id: session,
         index,

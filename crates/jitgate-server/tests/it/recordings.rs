@@ -42,10 +42,19 @@ fn chunk_event(gseq: i64, at: Timestamp, grant: &Value, c: &RecordedChunk) -> Va
            "grant_id": grant, "session_id": c.meta.session_id, "data": c.detail()})
 }
 
-async fn post_frame(h: &Harness, key: &str, session: &str, index: u64, body: Vec<u8>) -> (StatusCode, Value) {
+async fn post_frame(
+    h: &Harness,
+    key: &str,
+    session: &str,
+    index: u64,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
     let resp = h
         .http
-        .post(format!("{}/api/v1/gateway/recordings/{session}/chunks/{index}", h.base))
+        .post(format!(
+            "{}/api/v1/gateway/recordings/{session}/chunks/{index}",
+            h.base
+        ))
         .bearer_auth(key)
         .header("content-type", "application/octet-stream")
         .body(body)
@@ -57,7 +66,11 @@ async fn post_frame(h: &Harness, key: &str, session: &str, index: u64, body: Vec
     (status, v)
 }
 
-async fn get_cast(h: &Harness, session: &str, token: String) -> (StatusCode, Option<String>, Vec<u8>) {
+async fn get_cast(
+    h: &Harness,
+    session: &str,
+    token: String,
+) -> (StatusCode, Option<String>, Vec<u8>) {
     let r = h
         .http
         .get(format!("{}/api/v1/sessions/{session}/recording", h.base))
@@ -66,20 +79,34 @@ async fn get_cast(h: &Harness, session: &str, token: String) -> (StatusCode, Opt
         .await
         .unwrap();
     let status = r.status();
-    let state = r.headers().get("x-jitgate-recording").map(|v| v.to_str().unwrap().to_string());
+    let state = r
+        .headers()
+        .get("x-jitgate-recording")
+        .map(|v| v.to_str().unwrap().to_string());
     (status, state, r.bytes().await.unwrap().to_vec())
 }
 
 async fn gateway_key(h: &mut Harness, workload: &str) -> String {
     let (s, v) = h
-        .call("sam", "POST", "/api/v1/api-keys", Some(json!({"identity": workload, "name": "rec"})))
+        .call(
+            "sam",
+            "POST",
+            "/api/v1/api-keys",
+            Some(json!({"identity": workload, "name": "rec"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v["key"].as_str().unwrap().to_string()
 }
 
 async fn events(h: &Harness, key: &str, events: Vec<Value>) -> (StatusCode, Value) {
-    h.raw("POST", "/api/v1/gateway/events", Some(key), Some(json!({"events": events}))).await
+    h.raw(
+        "POST",
+        "/api/v1/gateway/events",
+        Some(key),
+        Some(json!({"events": events})),
+    )
+    .await
 }
 
 async fn bundle_of(h: &mut Harness, grant: &str) -> (String, Vec<EvidencePublicKey>) {
@@ -94,7 +121,10 @@ async fn bundle_of(h: &mut Harness, grant: &str) -> (String, Vec<EvidencePublicK
     assert_eq!(resp.status(), StatusCode::OK);
     let text = resp.text().await.unwrap();
     let (_, keys) = h.call("sam", "GET", "/api/v1/evidence/keys", None).await;
-    (text, EvidencePublicKey::parse_file(keys["key_file"].as_str().unwrap()).unwrap())
+    (
+        text,
+        EvidencePublicKey::parse_file(keys["key_file"].as_str().unwrap()).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -258,7 +288,11 @@ async fn a_cut_recording_verifies_with_notes_naming_what_is_missing() {
         let at = h.clock.now() + chrono::Duration::seconds(1);
         let (chunks, _) = recorded("sess-cut", at);
         // The gateway died after logging chunks 0..=2 and delivering the bytes of 0 and 1.
-        let evs = chunks[..3].iter().enumerate().map(|(i, c)| chunk_event(1 + i as i64, at, &grant, c)).collect();
+        let evs = chunks[..3]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| chunk_event(1 + i as i64, at, &grant, c))
+            .collect();
         let (s, v) = events(&h, &north, evs).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         for c in &chunks[..2] {
@@ -270,8 +304,16 @@ async fn a_cut_recording_verifies_with_notes_naming_what_is_missing() {
         let r = &v.recordings[0];
         assert_eq!((r.chunks, r.chunks_with_bytes, r.complete), (3, 2, false));
         let notes = v.notes.join("\n");
-        assert!(notes.contains("session sess-cut: chunk(s) 2 are logged but their bytes are not in the bundle"), "{notes}");
-        assert!(notes.contains("session sess-cut ends at chunk 2 without its last chunk"), "{notes}");
+        assert!(
+            notes.contains(
+                "session sess-cut: chunk(s) 2 are logged but their bytes are not in the bundle"
+            ),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("session sess-cut ends at chunk 2 without its last chunk"),
+            "{notes}"
+        );
         h.stop().await;
     })
     .await;

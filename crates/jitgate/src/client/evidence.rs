@@ -425,7 +425,11 @@ fn render_verified(v: &VerifiedBundle, path: &Path) -> String {
                 r.chunks,
                 r.bytes,
                 r.chunks_with_bytes,
-                if r.complete { ", complete" } else { ", INCOMPLETE" }
+                if r.complete {
+                    ", complete"
+                } else {
+                    ", INCOMPLETE"
+                }
             ));
         }
     }

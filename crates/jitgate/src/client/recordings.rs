@@ -92,7 +92,8 @@ fn state_word(v: &RecordingView) -> &'static str {
 }
 
 async fn play(ctx: &Ctx, args: PlayArgs) -> anyhow::Result<()> {
-    if !(args.speed > 0.0 && args.speed.is_finite()) || !(args.max_idle > 0.0) {
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if !(positive(args.speed) && positive(args.max_idle)) {
         bail!(super::http::CliError::Usage(
             "--speed and --max-idle must be positive numbers".into()
         ));
