@@ -320,6 +320,8 @@ pub enum ChainError {
     AfterLast { index: u64 },
     #[error("chunk {index}: {length} bytes; at most {MAX_CHUNK_BYTES} are accepted")]
     TooLarge { index: u64, length: u64 },
+    #[error("chunk {index}: a recording has at most {MAX_CHUNKS} chunks")]
+    TooMany { index: u64 },
 }
 
 /// A recording's chunks checked so far, fed one at a time in order. The server uses it on
@@ -365,6 +367,9 @@ impl ChainState {
                 expected: self.next_index,
                 found: c.index,
             });
+        }
+        if c.index >= MAX_CHUNKS {
+            return Err(ChainError::TooMany { index: c.index });
         }
         if c.length > MAX_CHUNK_BYTES as u64 {
             return Err(ChainError::TooLarge {

@@ -20,12 +20,19 @@ use std::time::Duration;
 #[derive(Debug, Subcommand)]
 pub enum RecordingsCmd {
     /// The recordings you may see (those of the grants whose sessions you may see).
+    #[command(
+        after_help = "Examples:\n  jitgate recordings list\n  jitgate recordings list --grant grant-7hq2m4x9wd3c"
+    )]
     List {
         /// Only the recordings of this grant.
         #[arg(long)]
         grant: Option<String>,
     },
     /// Play a session's recording in this terminal with its timing, or write the cast.
+    #[command(after_help = "Examples:\n  \
+        jitgate recordings play sess-4hx8c2m9tq3z\n  \
+        jitgate recordings play sess-4hx8c2m9tq3z --speed 4 --max-idle 1\n  \
+        jitgate recordings play sess-4hx8c2m9tq3z --raw -o session.cast   # then: asciinema play session.cast")]
     Play(PlayArgs),
 }
 
