@@ -10,6 +10,7 @@ use jitgate_core::recording::ChunkMeta;
 use jitgate_core::Clock;
 use jitgate_evidence::{verify_bundle, BundleError, EvidencePublicKey};
 use jitgate_gateway::recording::{CastHeader, RecordedChunk, RecorderLimits, SessionRecorder};
+use std::time::Duration;
 
 /// A recorded session of several chunks (small chunk bound), and its cast.
 fn recorded(session: &str, start: Timestamp) -> (Vec<RecordedChunk>, Vec<u8>) {
@@ -317,4 +318,72 @@ async fn a_cut_recording_verifies_with_notes_naming_what_is_missing() {
         h.stop().await;
     })
     .await;
+}
+
+/// The gateway's own delivery: with the server away, the chunks' events and bytes go to the
+/// spool files; a gateway started again with the server back delivers both, and the server
+/// then serves the whole cast and the recordings spool is cleared.
+#[tokio::test]
+async fn a_gateway_spools_chunks_while_the_server_is_away_and_delivers_them_later() {
+    use jitgate_gateway::recording::deliver;
+    use jitgate_gateway::server_api::ServerApi;
+    let (store, _db) = jitgate_testkit::sqlite_store().await;
+    let mut h = Harness::start(store).await;
+    let req = h.request("alice", read_plc7()).await;
+    let (_, granted) = h.approve("bob", &req, None).await;
+    let grant_id = granted["grant"]["id"].as_str().unwrap().to_string();
+    let key = gateway_key(&mut h, "gw-north").await;
+    let state = tempfile::tempdir().unwrap();
+    let events_spool = state.path().join("events.spool");
+    let chunks_spool = state.path().join("recordings.spool");
+    let at = h.clock.now() + chrono::Duration::seconds(1);
+    let (chunks, cast) = recorded("sess-spooled", at);
+
+    // The server is away: nothing listens where the gateway sends.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let away = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let api = ServerApi::new(&away, &key, None).unwrap();
+    let (events, events_task) =
+        jitgate_gateway::spool::start(api.clone(), events_spool.clone(), 0).unwrap();
+    let (sink, chunks_task) = deliver::start(api, chunks_spool.clone(), events.clone()).unwrap();
+    for c in &chunks {
+        sink.chunk(&grant_id, at, c);
+    }
+    assert!(events.flush_to_disk(Duration::from_secs(10)).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while deliver::read_spool(&chunks_spool).unwrap().len() < chunks.len() {
+        assert!(tokio::time::Instant::now() < deadline, "chunks not spooled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    events_task.abort();
+    chunks_task.abort();
+
+    // Started again, with the server back.
+    let api = ServerApi::new(&h.base, &key, None).unwrap();
+    let (events, _t1) = jitgate_gateway::spool::start(api.clone(), events_spool, 0).unwrap();
+    let (_sink, _t2) = deliver::start(api, chunks_spool.clone(), events).unwrap();
+    let alice = h.login("alice").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, state, body) = get_cast(&h, "sess-spooled", alice.clone()).await;
+        if state.as_deref() == Some("complete") {
+            assert_eq!(body, cast);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered: {s} {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while chunks_spool.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the recordings spool is not cleared"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.stop().await;
 }
