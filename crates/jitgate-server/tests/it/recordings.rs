@@ -255,6 +255,9 @@ async fn chunks_are_logged_delivered_checked_served_and_bundled() {
         let r = &verified.recordings[0];
         assert!(r.complete && r.chunks_with_bytes == n_chunks as u64);
         assert_eq!(r.cast, cast);
+        let timeline = verified.timeline_text();
+        assert!(timeline.contains("session sess-rec1 recording chunk 0 ("), "{timeline}");
+        assert!(timeline.contains(&format!("recording chunk {} (last)", n_chunks - 1)), "{timeline}");
         assert!(verified.notes.iter().all(|n| !n.contains("recording")), "{:?}", verified.notes);
 
         // One byte of the recording changed: verification fails naming the chunk.
