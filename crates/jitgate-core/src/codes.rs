@@ -61,6 +61,10 @@ error_codes! {
     ScopeDigestMismatch = "scope_digest_mismatch", 409, "the approval names another scope than the request's";
     LastAdministrator = "last_administrator", 409, "the change would leave no active administrator";
     GseqGap = "gseq_gap", 409, "a gateway's events skip sequence numbers; nothing of the batch was recorded";
+    RecordingChainBroken = "recording_chain_broken", 409, "a recording.chunk event does not follow its session's previous chunk (index, offset, hash) or its session belongs to another gateway or grant; nothing of the batch was recorded";
+    RecordingChunkUnknown = "recording_chunk_unknown", 409, "no recording.chunk event was recorded for this chunk yet: deliver the gateway's events first, then retry";
+    RecordingChunkMismatch = "recording_chunk_mismatch", 409, "the chunk's framing or bytes differ from what its recording.chunk event recorded";
+    InvalidRecordingChunk = "invalid_recording_chunk", 422, "the body is not one valid recording chunk frame (docs/gateway.md, Recordings)";
     AlreadyEnrolled = "already_enrolled", 409, "the gateway already has a certificate: renew with it, or an administrator resets the enrolment";
     Conflict = "conflict", 409, "a duplicate";
     EvidenceBroken = "evidence_broken", 409, "the evidence log fails verification: nothing is signed or exported over it";

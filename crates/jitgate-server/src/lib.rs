@@ -38,6 +38,8 @@
 //!    - [`revocations`] — revocations pushed to gateways the moment a grant ends.
 //!    - [`effects`]     — a core transition's effects: notices and reviews in its
 //!      transaction, revocations pushed after its commit.
+//!    - [`recordings`]  — session recordings: the chunk chain rule on `recording.chunk`
+//!      events, chunk bytes checked against the logged hash, casts for readers.
 //!    - [`teardown`]    — after every end of a grant: sessions closed, credential refused
 //!      (probed), downstream authorization gone → `verified` / `partial` / `failed`.
 //!    - [`context`]     — changes of context (identity disabled, org suspended, asset locked
@@ -78,6 +80,7 @@ pub mod login;
 pub mod notify;
 pub mod paging;
 pub mod policy;
+pub mod recordings;
 pub mod reviews;
 pub mod revocations;
 pub mod scheduler;
@@ -322,6 +325,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::sessions::router())
                 .merge(api::teardown::router())
                 .merge(api::ssh::router())
+                .merge(api::recordings::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -349,6 +353,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::sessions::SessionsDoc::openapi());
     doc.merge(api::enrol::EnrolDoc::openapi());
     doc.merge(api::ssh::SshDoc::openapi());
+    doc.merge(api::recordings::RecordingsDoc::openapi());
     api::limits::declare_errors(&mut doc);
     api::limits::declare_pages(&mut doc);
     Json(doc)

@@ -14,6 +14,7 @@ mod limits;
 mod login;
 mod notify;
 mod pages;
+mod recordings;
 mod restart;
 mod ssh;
 mod teardown;

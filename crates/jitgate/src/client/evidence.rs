@@ -418,6 +418,23 @@ fn render_verified(v: &VerifiedBundle, path: &Path) -> String {
     if !out.ends_with('\n') {
         out.push('\n');
     }
+    if !v.recordings.is_empty() {
+        out.push_str("\nrecordings (every chunk checked against its logged hash):\n");
+        for r in &v.recordings {
+            out.push_str(&format!(
+                "  {}: {} chunks, {} bytes, {} with bytes in the bundle{}\n",
+                r.session_id,
+                r.chunks,
+                r.bytes,
+                r.chunks_with_bytes,
+                if r.complete {
+                    ", complete"
+                } else {
+                    ", INCOMPLETE"
+                }
+            ));
+        }
+    }
     if !v.notes.is_empty() {
         out.push_str("\nnotes:\n");
         for n in &v.notes {
@@ -441,6 +458,10 @@ fn bundle_json(v: &VerifiedBundle) -> Value {
             "actor": t.actor, "summary": t.summary,
         })).collect::<Vec<_>>(),
         "notes": v.notes,
+        "recordings": v.recordings.iter().map(|r| json!({
+            "session_id": r.session_id, "chunks": r.chunks, "bytes": r.bytes,
+            "chunks_with_bytes": r.chunks_with_bytes, "complete": r.complete,
+        })).collect::<Vec<_>>(),
     })
 }
 

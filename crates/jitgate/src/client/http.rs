@@ -397,6 +397,29 @@ impl Client {
             })
     }
 
+    /// GET a body that is not JSON (a recording): its bytes and headers.
+    pub async fn get_bytes(
+        &self,
+        segments: &[&str],
+    ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), CliError> {
+        if let Some(m) = &self.unpinned {
+            return Err(CliError::Untrusted(m.clone()));
+        }
+        let url = self.url(segments, &[])?;
+        let mut req = self.http.request(Method::GET, url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &bytes));
+        }
+        Ok((bytes.to_vec(), headers))
+    }
+
     fn transport_error(&self, e: &reqwest::Error) -> CliError {
         let chain = jitgate_gateway::server_trust::error_chain(e);
         if jitgate_gateway::server_trust::is_certificate_error(&chain) {

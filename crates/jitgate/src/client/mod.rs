@@ -11,7 +11,8 @@
 //!   [`auth`] (login, logout, whoami, totp, apikey), [`requests`] (request, requests, show,
 //!   approve, deny, withdraw), [`grants`], [`events`], [`directory`] (identities, assets,
 //!   sites, orgs, inventory), [`policy`], [`evidence`], [`reviews`] (review, reviews,
-//!   notifications), [`ssh`] (an OpenSSH certificate per run and the system `ssh`).
+//!   notifications), [`ssh`] (an OpenSSH certificate per run and the system `ssh`), [`recordings`]
+//!   (list and play session recordings).
 //!
 //! Every handler fetches the raw JSON first, prints it as-is under `--json`, and otherwise
 //! decodes it into the shared `jitgate_server::api::types` and renders it for people.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod policy;
 pub mod profile;
 pub mod prompt;
+pub mod recordings;
 pub mod requests;
 pub mod reviews;
 pub mod ssh;
@@ -390,6 +392,16 @@ pub enum ClientCommand {
         The key pair lives in a private temporary directory (0700, files 0600) removed when ssh exits.         The certificate names the grant (key id) and you (principal), lasts at most an hour and never past         the grant, and permits a terminal only for `shell` scope and forwarding only for `forward` scope;         never agent or X11 forwarding. `--gateway` (or JITGATE_SSH_GATEWAY) is the gateway's SSH listener;         ssh logs in as <asset>@<gateway host>. ssh's exit status is jitgate's.")]
     Ssh(ssh::SshArgs),
 
+    /// Session recordings (asciicast v2): list them, play one in this terminal or write it.
+    #[command(after_help = "Examples:\n  \
+        jitgate recordings list --grant grant-k3m9x2p7qa4d\n  \
+        jitgate recordings play sess-4hx8c2m9tq3z\n  \
+        jitgate recordings play sess-4hx8c2m9tq3z --raw -o session.cast   # asciinema play session.cast")]
+    Recordings {
+        #[command(subcommand)]
+        cmd: recordings::RecordingsCmd,
+    },
+
     /// The server's token-signing keys: show them, rotate, or retire a leaked one (admin).
     #[command(
         after_help = "Examples:\n  jitgate keys show\n  jitgate keys rotate\n  jitgate keys retire k4.pid.Xy... --now"
@@ -547,6 +559,7 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Connect(args) => access::connect(&ctx, args).await,
         ClientCommand::Keys { cmd } => access::keys(&ctx, cmd).await,
         ClientCommand::Ssh(args) => ssh::run(&ctx, args).await,
+        ClientCommand::Recordings { cmd } => recordings::run(&ctx, cmd).await,
     }
 }
 

@@ -11,4 +11,5 @@ mod limits;
 mod mtls;
 mod netns;
 mod quickstart;
+mod recordings;
 mod tls;
