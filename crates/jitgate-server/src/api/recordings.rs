@@ -69,18 +69,35 @@ pub(crate) async fn post_chunk(
 pub struct RecordingQuery {
     /// Only the recordings of this grant.
     pub grant: Option<String>,
+    /// Items per page (default `[limits] default_page_size`, 100; at most
+    /// `max_page_size`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// The previous page's `x-next-cursor` header.
+    #[param(max_length = 400)]
+    pub cursor: Option<String>,
 }
 
 /// The recordings the caller may see (those of the grants whose sessions they may see).
 #[utoipa::path(get, path = "/api/v1/recordings", params(RecordingQuery),
-    responses((status = 200, body = Vec<RecordingView>), (status = 404, body = ApiError)))]
+    responses((status = 200, body = Vec<RecordingView>, description = "one page, by session id; `x-next-cursor` names the next"),
+        (status = 404, body = ApiError)))]
 pub(crate) async fn list_recordings(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<RecordingQuery>,
-) -> ApiResult<Json<Vec<RecordingView>>> {
-    Ok(Json(
-        crate::recordings::list(&state, &caller, q.grant.as_deref()).await?,
+) -> ApiResult<Response> {
+    let page = super::limits::Page {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    }
+    .request("recordings", &state.config.limits)?;
+    let all = crate::recordings::list(&state, &caller, q.grant.as_deref()).await?;
+    let key = |r: &RecordingView| r.session_id.clone();
+    Ok(super::limits::page_response(
+        "recordings",
+        crate::paging::page_of(&page, all, key),
+        key,
     ))
 }
 

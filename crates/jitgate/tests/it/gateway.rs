@@ -34,19 +34,20 @@ fn skip(what: &str) {
     eprintln!("\n!!!!!!!!!!\n!!! SKIPPED: {what} is not available; set JITGATE_REQUIRE_PEERS=1 to make this a failure\n!!!!!!!!!!\n");
 }
 
+/// Wait until `child` listens on `port`. Its stderr is drained from now on (a long-running
+/// process must never block on a full pipe) and shown if it exits first.
 fn wait_port(port: u16, child: &mut Child, what: &str) {
+    let stderr = crate::quickstart::Drained::new(child.stderr.take());
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("{what} exited ({status}) before listening: {err}");
+            panic!(
+                "{what} exited ({status}) before listening: {}",
+                stderr.finish()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -2,6 +2,7 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_jitgate");
@@ -14,9 +15,59 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A child's pipe read to its end on a thread of its own: a server or gateway that logs while
+/// a test runs must never block on a full pipe (its event delivery or requests would stall).
+/// The text is kept (the last MiB) for messages and assertions.
+pub struct Drained {
+    text: Arc<Mutex<String>>,
+    done: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drained {
+    pub fn new<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> Drained {
+        let text = Arc::new(Mutex::new(String::new()));
+        let done = pipe.map(|mut pipe| {
+            let sink = text.clone();
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = pipe.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut t = sink.lock().unwrap();
+                    t.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                    if t.len() > 2 << 20 {
+                        let mut cut = t.len() - (1 << 20);
+                        while !t.is_char_boundary(cut) {
+                            cut += 1;
+                        }
+                        t.drain(..cut);
+                    }
+                }
+            })
+        });
+        Drained { text, done }
+    }
+
+    /// Everything read so far.
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Wait for the end of the pipe (the child exited), then everything read.
+    pub fn finish(mut self) -> String {
+        if let Some(done) = self.done.take() {
+            let _ = done.join();
+        }
+        self.text()
+    }
+}
+
 pub struct Up {
     /// `None` once stopped.
     child: Option<Child>,
+    stdout: Option<Drained>,
+    stderr: Option<Drained>,
     pub server: String,
 }
 
@@ -53,6 +104,8 @@ impl Up {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn jitgate up");
+        let stdout = Drained::new(child.stdout.take());
+        let stderr = Drained::new(child.stderr.take());
         let server = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -62,25 +115,29 @@ impl Up {
             {
                 return Up {
                     child: Some(child),
+                    stdout: Some(stdout),
+                    stderr: Some(stderr),
                     server,
                 };
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = child.kill();
-        let out = child.wait_with_output().unwrap();
+        let _ = child.wait();
         panic!(
             "jitgate up did not come up on port {port}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr.finish()
         );
     }
 
     pub fn stop(mut self) -> String {
         let child = self.child.take().unwrap();
         // SIGTERM (graceful) via kill(1); wait for the exit.
+        let mut child = child;
         let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let _ = child.wait();
+        let _ = self.stderr.take().map(Drained::finish);
+        self.stdout.take().map(Drained::finish).unwrap_or_default()
     }
 }
 

@@ -123,12 +123,12 @@ pub(crate) fn gateway(cli: &Cli, config: &Path) -> Result<Child, String> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drained from the start: a gateway logging while the test runs must not block.
+    let stderr = crate::quickstart::Drained::new(gw.stderr.take());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(_)) = gw.try_wait() {
-            let mut err = String::new();
-            gw.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            return Err(err);
+            return Err(stderr.finish());
         }
         let gateways = cli.json("sam", &["gateways"]);
         if gateways
