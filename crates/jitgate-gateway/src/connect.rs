@@ -59,10 +59,22 @@ pub async fn close(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), tls.shutdown()).await;
 }
 
+/// Handshakes this process runs at once, below the gateway's limit of connections still
+/// authenticating per source address (`admission::MAX_PENDING_PER_SOURCE`): a burst of local
+/// connections (a SCADA client opening 32 at once) or of teardown probes queues here instead
+/// of being refused by the gateway as `too_many_pending`.
+pub const MAX_HANDSHAKES_IN_FLIGHT: usize = crate::admission::MAX_PENDING_PER_SOURCE / 2;
+
 async fn handshake(
     target: &Target,
     probe: bool,
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Verdict), ConnectError> {
+    static IN_FLIGHT: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let _slot = IN_FLIGHT
+        .get_or_init(|| tokio::sync::Semaphore::new(MAX_HANDSHAKES_IN_FLIGHT))
+        .acquire()
+        .await
+        .map_err(|e| ConnectError::Tunnel(e.to_string()))?;
     let t = &target.token;
     let gw_err = |m: String| ConnectError::Gateway {
         addr: t.gateway_address.clone(),

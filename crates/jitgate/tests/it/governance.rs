@@ -298,3 +298,47 @@ fn restarting_up_keeps_the_live_inventory() {
     assert_eq!(victor["status"], "disabled", "{victor}");
     up.stop();
 }
+
+/// A client opening many connections at once through `jitgate connect` (a SCADA client's
+/// burst) gets a session on every one: `connect` queues its handshakes below the gateway's
+/// limit of connections still authenticating per address, instead of tripping it.
+#[test]
+fn a_burst_of_local_connections_through_connect_is_served_whole() {
+    let p = Plant::start_with(None, false);
+    let cli = &p.cli;
+    let grant = granted(cli, "1h");
+    let port = free_port();
+    let _connect = connect(cli, &grant, port);
+    let burst = 3 * jitgate_gateway::admission::MAX_PENDING_PER_SOURCE;
+    let go = std::sync::Arc::new(std::sync::Barrier::new(burst));
+    let clients: Vec<_> = (0..burst)
+        .map(|i| {
+            let go = go.clone();
+            std::thread::spawn(move || {
+                go.wait();
+                let mut s = local_client(port);
+                read_register(&mut s, (i % 90) as u16)
+            })
+        })
+        .collect();
+    let answers: Vec<Option<u16>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let expected: Vec<Option<u16>> = (0..burst).map(|i| Some((i % 90) as u16)).collect();
+    assert_eq!(answers, expected, "every connection of the burst is served");
+    // No refusal was recorded for the burst.
+    let events = events_until(cli, &grant, |ev| {
+        ev.iter().filter(|e| e["kind"] == "session.started").count() >= burst
+    });
+    let started = events
+        .iter()
+        .filter(|e| e["kind"] == "session.started")
+        .count();
+    assert_eq!(started, burst, "{events:?}");
+    let refused = cli.json("sam", &["events", "--limit", "1000"]);
+    let pending: Vec<_> = refused
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.to_string().contains("too_many_pending"))
+        .collect();
+    assert!(pending.is_empty(), "{pending:?}");
+}
