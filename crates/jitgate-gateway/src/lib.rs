@@ -65,6 +65,7 @@ pub mod server_api;
 pub mod server_trust;
 pub mod session;
 pub mod spool;
+pub mod ssh;
 pub mod tls;
 pub mod tunnel;
 pub mod wire;

@@ -403,7 +403,11 @@ async fn main() {
     let mut split = Vec::new();
     for (clients, per_client) in [(1usize, 4000usize), (32, 1000)] {
         for (name, addr) in &paths {
-            let procs = procs_of(if name.contains("server TLS") { &tls } else { &plain });
+            let procs = procs_of(if name.contains("server TLS") {
+                &tls
+            } else {
+                &plain
+            });
             let before: Vec<Duration> = procs.iter().map(|p| process_cpu(p.1)).collect();
             let (mut lat, wall, cpu) = load(*addr, clients, 50, per_client).await;
             let after: Vec<Duration> = procs.iter().map(|p| process_cpu(p.1)).collect();
@@ -451,7 +455,10 @@ async fn main() {
         };
         let tunnel = get("socat");
         for (label, jit) in [
-            ("plain-HTTP server", get("jitgate connect + gateway (server plain")),
+            (
+                "plain-HTTP server",
+                get("jitgate connect + gateway (server plain"),
+            ),
             ("TLS server", get("jitgate connect + gateway (server TLS")),
         ] {
             println!(

@@ -252,6 +252,7 @@ impl Rig {
                 expires_at: now + chrono::Duration::hours(1),
                 scope_digest: DIGEST.into(),
                 subject: "alice".into(),
+                scope: None,
             },
         );
         let mut claims = GrantClaims {
