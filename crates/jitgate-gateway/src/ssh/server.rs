@@ -8,7 +8,14 @@
 //! OpenSSH clients offer every key they hold); a valid one refused for its grant (ended,
 //! another subject, no SSH scope on the asset, the asset down or its host key changed…)
 //! is recorded as `session.refused` under the grant, and the connection is ended with the
-//! reason as the disconnect message (OpenSSH prints it). A refused channel request is an
+//! reason. To be sure the client shows that reason, such a refusal completes the SSH
+//! authentication step (an OpenSSH client told "failure" with no other key to try exits
+//! without reading further) and then refuses everything: the first shell, command or
+//! subsystem the client asks for gets the reason on its stderr and exit status 255, a
+//! forwarding gets it as the channel-open failure's text, and the connection is ended
+//! with it as the disconnect message after [`REFUSED_GRACE`] at most. Nothing is reachable
+//! in between — no channel has a twin on the asset — and the gateway has not connected
+//! to the asset (or has dropped that connection). A refused channel request is an
 //! `operation` event with `allowed: false` and its reason, also written to the user's
 //! stderr on that channel (or given as the channel-open failure's text).
 //!
@@ -32,7 +39,7 @@ use russh::{
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -42,6 +49,8 @@ const STDERR: u32 = 1;
 /// How long a cut waits for the message and disconnect to leave before it gives up on the
 /// client and ends the session anyway.
 const CUT_GRACE: Duration = Duration::from_secs(2);
+/// How long a connection refused for its grant may stay to read the reason.
+pub const REFUSED_GRACE: Duration = Duration::from_secs(10);
 
 /// Counts of one session, shared by its channels' tasks.
 #[derive(Default)]
@@ -88,16 +97,15 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
         return;
     };
     let session_id = crate::new_session_id();
-    let slot = Arc::new(OnceLock::new());
-    let (open_tx, open_rx) = oneshot::channel();
+    let (open_tx, open_rx) = oneshot::channel::<Result<Opened, String>>();
     let conn = Conn {
         svc: Arc::clone(&svc),
         peer,
         session_id: session_id.clone(),
         opened_at: svc.gw.clock_now(),
-        client: Arc::clone(&slot),
         open_tx: Some(open_tx),
         live: None,
+        refused: None,
     };
     let config = Arc::clone(&svc.server_config);
     let running =
@@ -125,13 +133,24 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
             }
         };
     let client = running.handle();
-    let _ = slot.set(client.clone());
     tokio::pin!(running);
     let opened = tokio::select! {
         _ = &mut running => return,
         opened = open_rx => match opened {
-            Ok(o) => o,
-            // Refused: the handler said why and disconnected.
+            Ok(Ok(o)) => o,
+            // Refused for its grant: the handler tells the client why on its first
+            // channel; the connection ends when the client leaves, or after a while.
+            Ok(Err(message)) => {
+                if tokio::time::timeout(REFUSED_GRACE, &mut running).await.is_ok() {
+                    return;
+                }
+                let _ = tokio::time::timeout(
+                    CUT_GRACE,
+                    client.disconnect(Disconnect::ByApplication, message, "en".into()),
+                ).await;
+                let _ = tokio::time::timeout(CUT_GRACE, &mut running).await;
+                return;
+            }
             Err(_) => { let _ = tokio::time::timeout(CUT_GRACE, &mut running).await; return; }
         },
         () = tokio::time::sleep(AUTH_TIMEOUT) => {
@@ -228,11 +247,11 @@ pub struct Conn {
     peer: SocketAddr,
     session_id: String,
     opened_at: Timestamp,
-    /// The connection's own handle (set right after the SSH handshake starts), for
-    /// disconnecting with a message.
-    client: Arc<OnceLock<server::Handle>>,
-    open_tx: Option<oneshot::Sender<Opened>>,
+    open_tx: Option<oneshot::Sender<Result<Opened, String>>>,
     live: Option<Live>,
+    /// Refused for its grant: why (shown on the client's channels), and how many
+    /// channels it opened to read it.
+    refused: Option<(String, usize)>,
 }
 
 /// A refusal of a certificate that names a grant.
@@ -361,24 +380,15 @@ impl Conn {
             recorder: Arc::clone(&recorder),
         });
         if let Some(tx) = self.open_tx.take() {
-            let _ = tx.send(Opened {
+            let _ = tx.send(Ok(Opened {
                 handle,
                 stats,
                 channels: session_channels,
                 target: target_handle,
                 recorder,
-            });
+            }));
         }
         Ok(())
-    }
-
-    /// Say why and end the connection.
-    async fn disconnect(&self, message: String) {
-        if let Some(client) = self.client.get() {
-            let _ = client
-                .disconnect(Disconnect::ByApplication, message, "en".into())
-                .await;
-        }
     }
 
     /// Record an operation (a channel request decided) under the session.
@@ -419,6 +429,33 @@ impl Conn {
         let _ = session.channel_failure(channel);
     }
 
+    /// Refuse a shell, command or subsystem: the channel ends at once with the reason on
+    /// its stderr and exit status 1. (Answered as a started program that failed rather than
+    /// with a channel failure: OpenSSH exits on a failed exec before it prints the stderr
+    /// that came with it.) Its twin on the asset is closed; nothing ran there.
+    async fn refuse_start(
+        &mut self,
+        session: &mut Session,
+        channel: ChannelId,
+        message: &str,
+        status: u32,
+    ) {
+        let _ = session.channel_success(channel);
+        let _ = session.extended_data(channel, STDERR, format!("{message}\r\n"));
+        let _ = session.exit_status_request(channel, status);
+        let _ = session.eof(channel);
+        let _ = session.close(channel);
+        if let Some(live) = self.live.as_mut() {
+            if let Some(chan) = live.channels.remove(&channel) {
+                let _ = chan.write.close().await;
+            }
+            live.session_channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|c| *c != channel);
+        }
+    }
+
     /// A channel request that starts something on a session channel (shell, exec,
     /// subsystem): decided, then sent to the asset's twin channel.
     async fn start(
@@ -427,6 +464,10 @@ impl Conn {
         req: Request<'_>,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
+        if let Some((message, _)) = self.refused.clone() {
+            self.refuse_start(session, channel, &message, 255).await;
+            return Ok(());
+        }
         let already = self
             .live
             .as_ref()
@@ -456,7 +497,7 @@ impl Conn {
             Some(false) => {}
         }
         if let Err(message) = self.decide(&req, true) {
-            Self::refuse_on(session, channel, &message);
+            self.refuse_start(session, channel, &message, 1).await;
             return Ok(());
         }
         let Some(live) = self.live.as_mut() else {
@@ -631,7 +672,9 @@ impl server::Handler for Conn {
         user: &str,
         certificate: &Certificate,
     ) -> Result<Auth, Self::Error> {
-        if self.live.is_some() {
+        // One certificate decides the connection: after a session opened or a refusal,
+        // nothing else is looked at.
+        if self.live.is_some() || self.open_tx.is_none() {
             return Ok(Auth::reject());
         }
         let now = u64::try_from(self.svc.gw.clock_now().timestamp()).unwrap_or(0);
@@ -669,8 +712,16 @@ impl server::Handler for Conn {
                         token_fingerprint: Some(claim.key_fingerprint.clone()),
                     }),
                 );
-                self.disconnect(format!("jitgate: {code}: {message}")).await;
-                Ok(Auth::reject())
+                // Completed, then ended with the reason (see the module note): no session.
+                let message = format!("jitgate: {code}: {message}");
+                match self.open_tx.take() {
+                    Some(tx) => {
+                        let _ = tx.send(Err(message.clone()));
+                        self.refused = Some((message, 0));
+                        Ok(Auth::Accept)
+                    }
+                    None => Ok(Auth::reject()),
+                }
             }
         }
     }
@@ -684,6 +735,14 @@ impl server::Handler for Conn {
         let id = channel.id();
         // The client side is driven by this handler's callbacks, not by the channel object.
         drop(channel);
+        if let Some((_, opened)) = self.refused.as_mut() {
+            // Opened only to carry the reason (see the module note); no twin on the asset.
+            *opened += 1;
+            if *opened <= MAX_CHANNELS {
+                reply.accept().await;
+            }
+            return Ok(());
+        }
         if self.too_many_channels() {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
@@ -712,6 +771,15 @@ impl server::Handler for Conn {
     ) -> Result<(), Self::Error> {
         let id = channel.id();
         drop(channel);
+        if let Some((message, _)) = &self.refused {
+            reply
+                .reject(ChannelOpenFailure::Other {
+                    code: 1,
+                    reason: message.clone(),
+                })
+                .await;
+            return Ok(());
+        }
         let req = Request::DirectTcpip {
             host: host_to_connect,
             port: port_to_connect,

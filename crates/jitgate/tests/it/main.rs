@@ -11,4 +11,5 @@ mod limits;
 mod mtls;
 mod netns;
 mod quickstart;
+mod ssh_gateway;
 mod tls;
