@@ -13,11 +13,13 @@
 //! - [`keys`] — the gateway's host key, and the pins of the assets' host keys;
 //! - [`target`] — the connection to the asset (target certificate, host key pin);
 //! - [`server`] — the russh server: authentication, channels, relay, cut;
-//! - [`record`] — the hook a session recorder plugs into.
+//! - [`record`] — the hook a session recorder plugs into;
+//! - [`probe`] — the teardown's SSH probe, the client side the server runs.
 
 pub mod allow;
 pub mod cert;
 pub mod keys;
+pub mod probe;
 pub mod record;
 pub mod server;
 pub mod target;

@@ -619,6 +619,89 @@ fn ssh_through_the_gateway_with_real_openssh() {
         text(&out.stderr)
     );
 
+    // The teardown probed the SSH listener with a fresh certificate for the ended grant.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let t = loop {
+        let t = cli.json("sam", &["teardown", &shell]);
+        if t["verdict"] == "verified" {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "teardown never verified: {t:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ssh_check = t["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "credential_refused" && c["evidence"]["protocol"] == "ssh")
+        .unwrap_or_else(|| panic!("no SSH probe in {t:#}"))
+        .clone();
+    assert_eq!(ssh_check["outcome"], "ok", "{ssh_check:#}");
+    assert_eq!(
+        ssh_check["evidence"]["refusal_code"], "grant_revoked",
+        "{ssh_check:#}"
+    );
+
+    // --- sftp and one forwarding, when the scope names them.
+    let files = ssh_grant(cli, &["sftp", &format!("forward 127.0.0.1:{sshd_port}")]);
+    let (fkey, fcert) = user_cert(cli, &files, &w.join("c-files"));
+    std::fs::write(w.join("hello.txt"), "hello over sftp\n").unwrap();
+    let mut sftp = Command::new("sftp");
+    sftp.args(["-F", "/dev/null", "-b", "-", "-i"])
+        .arg(&fkey)
+        .arg("-o")
+        .arg(format!("CertificateFile={}", fcert.display()))
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-P",
+            &gw_ssh_port.to_string(),
+            "historian@127.0.0.1",
+        ]);
+    let dest = w.join("uploaded.txt");
+    let out = run(
+        sftp,
+        &format!("put {} {}\n", w.join("hello.txt").display(), dest.display()),
+    );
+    assert_eq!(out.status.code(), Some(0), "sftp: {}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "hello over sftp\n");
+    // `ssh -W` to the named destination: the asset's own sshd answers with its banner.
+    let mut c = ssh_cmd(&fkey, &fcert, gw_ssh_port, "historian");
+    c.args(["-W", &format!("127.0.0.1:{sshd_port}")]);
+    let out = run(c, "");
+    assert!(
+        text(&out.stdout).starts_with("SSH-2.0-OpenSSH"),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // Still no shell and no other destination.
+    let out = run(ssh_cmd(&fkey, &fcert, gw_ssh_port, "historian"), "");
+    assert_ne!(out.status.code(), Some(0));
+    refused_op(cli, &files, "shell", None);
+    let mut c = ssh_cmd(&fkey, &fcert, gw_ssh_port, "historian");
+    c.args(["-W", &format!("127.0.0.1:{gw_ssh_port}")]);
+    let out = run(c, "");
+    assert!(
+        !text(&out.stdout).contains("SSH-2.0"),
+        "{}",
+        text(&out.stdout)
+    );
+    refused_op(
+        cli,
+        &files,
+        "direct-tcpip",
+        Some(&format!("127.0.0.1:{gw_ssh_port}")),
+    );
+
     // --- the asset's host key changed: refused.
     sshd.restart_with_host_key("../host_key_b");
     let mut c = ssh_cmd(&ckey, &ccert, gw_ssh_port, "historian");
