@@ -19,8 +19,12 @@ pub struct TargetHandler {
     inventory_pin: Option<String>,
     known: Arc<KnownAssets>,
     /// What the host key check found (read after the handshake).
-    outcome: Arc<Mutex<Option<Result<(Pin, String), String>>>>,
+    outcome: Arc<Mutex<Option<PinResult>>>,
 }
+
+/// The pin's verdict on the host key and the key's fingerprint, or why it could not be
+/// checked.
+type PinResult = Result<(Pin, String), String>;
 
 impl client::Handler for TargetHandler {
     type Error = russh::Error;
