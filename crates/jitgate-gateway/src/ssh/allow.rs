@@ -192,8 +192,8 @@ pub fn exec_allowed(allowed: &[String], cmd: &[u8]) -> bool {
 
 /// The destination of a `direct-tcpip` request in the scope's canonical form, or `None`
 /// when it is not one destination a scope could name (a port out of range, a wildcard,
-/// a malformed name).
-fn destination(host: &str, port: u32) -> Option<ForwardTarget> {
+/// a malformed name). The gateway asks the asset for this form, not the client's spelling.
+pub fn destination(host: &str, port: u32) -> Option<ForwardTarget> {
     let port = u16::try_from(port).ok()?;
     let text = if host.contains(':') {
         format!("[{host}]:{port}")

@@ -107,11 +107,24 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
         live: None,
         refused: None,
     };
+    // A second handle on the socket, to close it whatever state the SSH session is in (a
+    // client that stops reading can stall the session's own writes, and so its disconnect).
+    let Ok(std_tcp) = tcp.into_std() else { return };
+    let killer = std_tcp.try_clone().ok();
+    let kill = move || {
+        if let Some(k) = &killer {
+            let _ = k.shutdown(std::net::Shutdown::Both);
+        }
+    };
+    let Ok(tcp) = TcpStream::from_std(std_tcp) else {
+        return;
+    };
     let config = Arc::clone(&svc.server_config);
     let running =
         match tokio::time::timeout(AUTH_TIMEOUT, server::run_stream(config, tcp, conn)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
+                kill();
                 svc.gw.pre_auth_refused(
                     peer,
                     "ssh_handshake_failed",
@@ -122,6 +135,7 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
                 return;
             }
             Err(_) => {
+                kill();
                 svc.gw.pre_auth_refused(
                     peer,
                     "ssh_timeout",
@@ -149,9 +163,10 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
                     client.disconnect(Disconnect::ByApplication, message, "en".into()),
                 ).await;
                 let _ = tokio::time::timeout(CUT_GRACE, &mut running).await;
+                kill();
                 return;
             }
-            Err(_) => { let _ = tokio::time::timeout(CUT_GRACE, &mut running).await; return; }
+            Err(_) => { let _ = tokio::time::timeout(CUT_GRACE, &mut running).await; kill(); return; }
         },
         () = tokio::time::sleep(AUTH_TIMEOUT) => {
             svc.gw.pre_auth_refused(peer, "ssh_timeout", Some(&session_id), "no authentication within 30 s", None);
@@ -159,6 +174,7 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
                 CUT_GRACE,
                 client.disconnect(Disconnect::ByApplication, "jitgate: authentication took too long".into(), "en".into()),
             ).await;
+            kill();
             return;
         }
     };
@@ -197,6 +213,8 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
     let _ = target
         .disconnect(Disconnect::ByApplication, "session ended", "en")
         .await;
+    // Whatever the client does, its connection ends with the session.
+    kill();
     record(&recorder, |r| r.finish(Instant::now(), &reason));
     handle.end(reason, stats.snapshot(), svc.gw.clock_now());
     drop(admitted);
@@ -784,6 +802,7 @@ impl server::Handler for Conn {
             host: host_to_connect,
             port: port_to_connect,
         };
+        let destination = super::allow::destination(host_to_connect, port_to_connect);
         if self.decide(&req, true).is_err() {
             return {
                 // Recorded by decide; the reason goes in the open failure.
@@ -808,10 +827,15 @@ impl server::Handler for Conn {
         let Some(target) = self.live.as_ref().map(|l| Arc::clone(&l.target)) else {
             return Ok(());
         };
+        // Allowed means it parsed: the asset is asked for the scope's canonical spelling.
+        let Some(destination) = destination else {
+            reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            return Ok(());
+        };
         let twin = target
             .channel_open_direct_tcpip(
-                host_to_connect,
-                port_to_connect,
+                destination.host(),
+                u32::from(destination.port()),
                 originator_address,
                 originator_port,
             )
