@@ -683,6 +683,8 @@ fn ssh_through_the_gateway_with_real_openssh() {
         text(&out.stdout),
         text(&out.stderr)
     );
+    // At most 10 channels per session: the eleventh is refused, the ten work.
+    channel_limit(&fkey, &fcert, gw_ssh_port, sshd_port);
     // Still no shell and no other destination.
     let out = run(ssh_cmd(&fkey, &fcert, gw_ssh_port, "historian"), "");
     assert_ne!(out.status.code(), Some(0));
@@ -721,4 +723,70 @@ fn ssh_through_the_gateway_with_real_openssh() {
     drop(sshd);
     drop(live);
     p.stop();
+}
+
+/// Open 10 forwarding channels in one session (each reads the asset sshd's banner), then
+/// an eleventh: refused as a resource shortage.
+fn channel_limit(key: &Path, cert: &Path, gw_port: u16, dest_port: u16) {
+    struct AnyHost;
+    impl russh::client::Handler for AnyHost {
+        type Error = russh::Error;
+        async fn check_server_key(
+            &mut self,
+            _key: &russh::keys::PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(true)
+        }
+    }
+    let key = russh::keys::load_secret_key(key, None).unwrap();
+    let cert = russh::keys::load_openssh_certificate(cert).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = std::sync::Arc::new(russh::client::Config::default());
+        let mut h = russh::client::connect(config, ("127.0.0.1", gw_port), AnyHost)
+            .await
+            .unwrap();
+        let auth = h
+            .authenticate_openssh_cert("historian", std::sync::Arc::new(key), cert)
+            .await
+            .unwrap();
+        assert!(auth.success());
+        let mut open = Vec::new();
+        for _ in 0..10 {
+            let mut ch = h
+                .channel_open_direct_tcpip("127.0.0.1", u32::from(dest_port), "127.0.0.1", 1)
+                .await
+                .unwrap();
+            let banner = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    match ch.wait().await {
+                        Some(russh::ChannelMsg::Data { data }) => return data,
+                        Some(_) => {}
+                        None => panic!("channel closed before the banner"),
+                    }
+                }
+            })
+            .await
+            .unwrap();
+            assert!(banner.starts_with(b"SSH-2.0-"), "{banner:?}");
+            open.push(ch);
+        }
+        let eleventh = h
+            .channel_open_direct_tcpip("127.0.0.1", u32::from(dest_port), "127.0.0.1", 1)
+            .await;
+        assert!(
+            matches!(
+                eleventh,
+                Err(russh::Error::ChannelOpenFailure(
+                    russh::ChannelOpenFailure::ResourceShortage
+                ))
+            ),
+            "{:?}",
+            eleventh.err()
+        );
+        drop(open);
+        let _ = h
+            .disconnect(russh::Disconnect::ByApplication, "done", "en")
+            .await;
+    });
 }
