@@ -216,7 +216,9 @@ before(async () => {
   base = `https://127.0.0.1:${port}`;
   const data = path.join(tmp, 'data');
   const up = start('jitgate up', BIN, ['up', '--tls', '--data-dir', data, '--listen', `127.0.0.1:${port}`],
-    { env: { ...process.env, JITGATE_LOG: 'warn' } });
+    // Pages of 2: every list the console shows spans several pages, so each view must follow
+    // `x-next-cursor` to show its list whole.
+    { env: { ...process.env, JITGATE_LOG: 'warn', JITGATE_LIMITS_DEFAULT_PAGE_SIZE: '2' } });
   await waitPort(port, up);
   tlsDir = path.join(data, 'tls');
   serverCa = fs.readFileSync(path.join(tlsDir, 'ca-cert.pem'));
@@ -279,10 +281,14 @@ test('sign-in: inline errors from the API, keyboard only, secure cookie', async 
   await page.getByRole('button', { name: 'Sign in' }).click();
   await assert.doesNotReject(page.locator('#' + (await identity.getAttribute('id')) + '-error', { hasText: 'Enter your identity.' }).waitFor());
   assert.equal(await identity.getAttribute('aria-invalid'), 'true');
-  // Wrong password: the API's message, under the password field.
+  // Wrong password: every failed sign-in without a code gets the same answer, so the console
+  // asks for a TOTP code (saying what else it means); sent again without one, the error is
+  // under the password field.
   await identity.fill('alice');
   const password = page.getByLabel('Password');
   await password.fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Authenticator code (TOTP)').waitFor();
   await page.getByRole('button', { name: 'Sign in' }).click();
   const pwError = page.locator('#' + (await password.getAttribute('id')) + '-error');
   await pwError.filter({ hasText: 'sign-in refused' }).waitFor();
@@ -331,6 +337,15 @@ test('requester: bad input gets inline errors, then a request is filed', async (
   await page.getByRole('button', { name: 'Submit request' }).click();
   const asset = page.getByLabel('Asset', { exact: true });
   assert.equal(await asset.getAttribute('aria-invalid'), 'true');
+  // The assets come in pages of 2: the picker holds every one of them.
+  const token = await loginApi('sam');
+  const first = await request(`${base}/api/v1/assets`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(JSON.parse(first.text).length, 2, 'one page of the default size');
+  assert.ok(first.headers['x-next-cursor'], 'a next page is named');
+  const all = await apiAs(token, 'GET', '/assets?limit=1000');
+  assert.ok(all.length > 2, `${all.length} assets`);
+  const offered = await asset.locator('option').evaluateAll((os) => os.map((o) => o.value).filter(Boolean));
+  assert.deepEqual(offered.sort(), all.map((a) => a.id).sort(), 'every asset is offered');
   await asset.selectOption('plc-7');
   // A range backwards: the API's invalid_scope message, at the addresses field.
   const range = page.getByLabel('Addresses');

@@ -37,8 +37,9 @@ error_codes! {
     MalformedJson = "malformed_json", 400, "the body is not JSON, or not sent as application/json";
     InvalidBody = "invalid_body", 422, "JSON of the wrong shape: wrong type, missing or unknown field";
     BadRequest = "bad_request", 400, "a bad query parameter or argument";
+    InvalidCursor = "invalid_cursor", 400, "the page cursor was not given out by this list: start the list again without a cursor";
     Unauthenticated = "unauthenticated", 401, "no, unknown, expired or revoked token or API key; wrong identity or password";
-    TotpRequired = "totp_required", 401, "this identity has TOTP: send the current code";
+    TotpRequired = "totp_required", 401, "a sign-in without a TOTP code did not succeed: send the code, or (without TOTP) the identity or password is wrong";
     BadTotp = "bad_totp", 401, "TOTP code wrong, old, already used, or no TOTP enrolled";
     StepUpRequired = "step_up_required", 401, "this approval needs a fresh TOTP code";
     LoginBackoff = "login_backoff", 429, "too many failed sign-ins or step-up codes for this identity or from this address: wait Retry-After seconds";
@@ -60,6 +61,10 @@ error_codes! {
     ScopeDigestMismatch = "scope_digest_mismatch", 409, "the approval names another scope than the request's";
     LastAdministrator = "last_administrator", 409, "the change would leave no active administrator";
     GseqGap = "gseq_gap", 409, "a gateway's events skip sequence numbers; nothing of the batch was recorded";
+    RecordingChainBroken = "recording_chain_broken", 409, "a recording.chunk event does not follow its session's previous chunk (index, offset, hash) or its session belongs to another gateway or grant; nothing of the batch was recorded";
+    RecordingChunkUnknown = "recording_chunk_unknown", 409, "no recording.chunk event was recorded for this chunk yet: deliver the gateway's events first, then retry";
+    RecordingChunkMismatch = "recording_chunk_mismatch", 409, "the chunk's framing or bytes differ from what its recording.chunk event recorded";
+    InvalidRecordingChunk = "invalid_recording_chunk", 422, "the body is not one valid recording chunk frame (docs/gateway.md, Recordings)";
     AlreadyEnrolled = "already_enrolled", 409, "the gateway already has a certificate: renew with it, or an administrator resets the enrolment";
     Conflict = "conflict", 409, "a duplicate";
     EvidenceBroken = "evidence_broken", 409, "the evidence log fails verification: nothing is signed or exported over it";

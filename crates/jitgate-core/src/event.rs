@@ -102,6 +102,10 @@ pub enum EventKind {
     /// One protocol operation in a session, allowed or denied, as the gateway saw it.
     #[serde(rename = "operation")]
     Operation,
+    /// One closed chunk of a session's recording: its place and hash in the recording's
+    /// hash chain (`jitgate_core::recording`); the bytes are stored beside the log.
+    #[serde(rename = "recording.chunk")]
+    RecordingChunk,
     #[serde(rename = "key.rotated")]
     KeyRotated,
     /// An approver withdrew an approval (it stops counting; an active grant ends).
@@ -150,6 +154,7 @@ impl EventKind {
             EventKind::SessionRefused => "session.refused",
             EventKind::SessionEnded => "session.ended",
             EventKind::Operation => "operation",
+            EventKind::RecordingChunk => "recording.chunk",
             EventKind::KeyRotated => "key.rotated",
             EventKind::ApprovalWithdrawn => "approval.withdrawn",
             EventKind::RevocationSent => "revocation.sent",

@@ -18,6 +18,8 @@
 //!   (re-)enrolment are accepted.
 //! - [`ssh`]       — what an OpenSSH certificate under a grant may say: for whom, when, with
 //!   which permissions (pty, port forwarding, force-command) on one asset.
+//! - [`recording`] — session recordings as evidence: the chunk hash chain, the chunk framing
+//!   (a fuzzed parser of untrusted bytes) and the rule for what chunk may follow what.
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
@@ -40,6 +42,7 @@ pub mod inventory;
 pub mod lifecycle;
 pub mod lockout;
 pub mod payload;
+pub mod recording;
 pub mod scope;
 pub mod server_payload;
 pub mod ssh;

@@ -469,6 +469,26 @@ pub struct OperationOutcome {
     pub allowed: bool,
 }
 
+/// A gateway's detail of `recording.chunk`: one closed chunk of the session's recording
+/// (`jitgate_core::recording`: what the hash covers, and the chain rule). The session is
+/// the report's `session_id`, the grant the event's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingChunkDetail {
+    /// 0, 1, 2, … without gaps.
+    pub index: u64,
+    /// Offset of the chunk's first byte in the whole asciicast file.
+    pub offset: u64,
+    /// The chunk's length in bytes.
+    pub length: u64,
+    /// The recording ends with this chunk.
+    pub last: bool,
+    /// Lowercase hex SHA-256 of the previous chunk (64 zeros for chunk 0).
+    pub prev_hash: String,
+    /// Lowercase hex SHA-256 of this chunk (`jitgate_core::recording::chunk_hash`).
+    pub hash: String,
+}
+
 impl GatewayReport {
     /// The detail read as one of the shapes above (`None` when it has another shape).
     pub fn detail_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
@@ -476,11 +496,12 @@ impl GatewayReport {
     }
 
     /// The kinds of event a gateway reports.
-    pub const KINDS: [EventKind; 4] = [
+    pub const KINDS: [EventKind; 5] = [
         EventKind::SessionStarted,
         EventKind::SessionRefused,
         EventKind::SessionEnded,
         EventKind::Operation,
+        EventKind::RecordingChunk,
     ];
 
     /// The event recording this report as `kind` (one of [`GatewayReport::KINDS`]).

@@ -54,6 +54,8 @@ pub struct Limits {
     /// Ids: grant, policy, key.
     pub max_id_len: usize,
     pub max_keys: usize,
+    /// Recording chunks (each at most `jitgate_core::recording::MAX_CHUNK_BYTES`).
+    pub max_recording_chunks: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +69,7 @@ impl Default for Limits {
             max_policy_bytes: 1024 * 1024,
             max_id_len: 256,
             max_keys: 64,
+            max_recording_chunks: 1_000_000,
         }
     }
 }
@@ -93,6 +96,21 @@ pub struct Bundle {
     /// reference: trust comes only from the keys the auditor passes in).
     pub keys: Vec<BundleKey>,
     pub attestation: Attestation,
+    /// The bytes of the grant's session recordings, one entry per chunk, by session and
+    /// index: each is checked against the hash its `recording.chunk` event carries
+    /// (docs/evidence.md, "Recordings"). Left out when the grant has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<BundleChunk>,
+}
+
+/// One recording chunk's bytes in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleChunk {
+    pub session_id: String,
+    pub index: u64,
+    /// Standard base64 of the chunk's bytes.
+    pub data: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +141,9 @@ pub struct Attestation {
     /// SHA-256 (hex) of each policy's text (so an edited one is named).
     #[serde(deserialize_with = "unique_map")]
     pub policy_sha256: BTreeMap<String, String>,
+    /// The recording chunks exported, as `<session>/<index>` (so a removed one is named).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recording_chunks: Vec<String>,
     /// Standard base64 Ed25519 signature over [`Bundle::attested_text`].
     pub signature: String,
 }
@@ -215,6 +236,8 @@ pub enum BundleError {
     Incomplete(String),
     #[error("attestation: {0}")]
     Attestation(String),
+    #[error("{path}: {message}")]
+    Recording { path: String, message: String },
     #[error("cannot build the bundle: {0}")]
     Build(String),
 }
@@ -314,8 +337,10 @@ impl Bundle {
                 key_id: String::new(),
                 events: 0,
                 policy_sha256: BTreeMap::new(),
+                recording_chunks: Vec::new(),
                 signature: String::new(),
             },
+            recordings: Vec::new(),
             policies,
             keys: vec![BundleKey {
                 key_id: checkpoint_key.key_id.clone(),
@@ -349,9 +374,35 @@ impl Bundle {
                 .iter()
                 .map(|(id, text)| (id.clone(), sha256_hex(text.as_bytes())))
                 .collect(),
+            recording_chunks: self
+                .recordings
+                .iter()
+                .map(|c| format!("{}/{}", c.session_id, c.index))
+                .collect(),
             signature: String::new(),
         };
         self.attestation.signature = B64.encode(signer.sign(self.attested_text().as_bytes()));
+    }
+
+    /// Add the grant's recording chunks `(session, index, bytes)` and sign the bundle again
+    /// with `signer` (the attestation lists the chunks exported).
+    pub fn with_recordings(
+        mut self,
+        chunks: Vec<(String, u64, Vec<u8>)>,
+        signer: &EvidenceKey,
+    ) -> Bundle {
+        let mut chunks = chunks;
+        chunks.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        self.recordings = chunks
+            .into_iter()
+            .map(|(session_id, index, bytes)| BundleChunk {
+                session_id,
+                index,
+                data: B64.encode(bytes),
+            })
+            .collect();
+        self.attest(signer);
+        self
     }
 
     /// Compact JSON: what `jitgate evidence export` writes. Compact because proofs dominate
@@ -414,6 +465,20 @@ impl Bundle {
             put(id);
             put(digest);
         }
+        // Recordings only when there are some: bundles without keep their earlier text.
+        if !self.recordings.is_empty() || !self.attestation.recording_chunks.is_empty() {
+            put("recordings");
+            put(&self.recordings.len().to_string());
+            for c in &self.recordings {
+                put(&c.session_id);
+                put(&c.index.to_string());
+                put(&sha256_hex(c.data.as_bytes()));
+            }
+            put(&self.attestation.recording_chunks.len().to_string());
+            for c in &self.attestation.recording_chunks {
+                put(c);
+            }
+        }
         format!("{ATTESTATION_TAG}\n{}\n", hex::encode(h.finalize()))
     }
 }
@@ -468,6 +533,24 @@ pub struct VerifiedBundle {
     pub policies: BTreeMap<String, String>,
     /// Things worth an auditor's attention that do not make the bundle invalid.
     pub notes: Vec<String>,
+    /// The grant's session recordings, each chunk checked against its logged hash.
+    pub recordings: Vec<VerifiedRecording>,
+}
+
+/// One session's recording in a verified bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedRecording {
+    pub session_id: String,
+    /// Chunks whose `recording.chunk` event is in the bundle.
+    pub chunks: u64,
+    /// Of those, chunks whose bytes are in the bundle (each matched its hash).
+    pub chunks_with_bytes: u64,
+    /// Bytes of the cast as the events record it.
+    pub bytes: u64,
+    /// The last chunk's event is there (the recorder finished).
+    pub complete: bool,
+    /// The cast: the chunks' bytes from the first up to the first missing one.
+    pub cast: Vec<u8>,
 }
 
 impl VerifiedBundle {
@@ -647,6 +730,37 @@ fn check_shape(b: &Bundle, limits: &Limits) -> Result<(), BundleError> {
         if !seen.insert(k.key_id.as_str()) {
             return Err(field(format!("{path}.key_id"), "key listed twice"));
         }
+    }
+    if b.recordings.len() > limits.max_recording_chunks {
+        return Err(field(
+            "recordings",
+            format!(
+                "{} chunks; at most {} are accepted",
+                b.recordings.len(),
+                limits.max_recording_chunks
+            ),
+        ));
+    }
+    let max_b64 = jitgate_core::recording::MAX_CHUNK_BYTES.div_ceil(3) * 4;
+    for (i, c) in b.recordings.iter().enumerate() {
+        if !jitgate_core::recording::valid_session_id(&c.session_id) {
+            return Err(field(
+                format!("recordings[{i}].session_id"),
+                "1–128 characters of A-Z a-z 0-9 . _ -",
+            ));
+        }
+        if c.data.len() > max_b64 {
+            return Err(field(
+                format!("recordings[{i}].data"),
+                format!(
+                    "more than {} bytes",
+                    jitgate_core::recording::MAX_CHUNK_BYTES
+                ),
+            ));
+        }
+    }
+    if b.attestation.recording_chunks.len() > limits.max_recording_chunks {
+        return Err(field("attestation.recording_chunks", "too many entries"));
     }
     let a = &b.attestation;
     if !is_lower_hex(&a.key_id, 16) {
@@ -829,6 +943,9 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
     // Together: one request's and one grant's chain, in a possible order.
     let (request_id, mut notes) = check_chain(&b.grant_id, &events)?;
 
+    // Recordings: every chunk's bytes against the hash the signed log holds.
+    let recordings = check_recordings(b, &events, &mut notes)?;
+
     // The checkpoint itself, and its time against the events it covers.
     check_cp_signature()?;
     let limit = cp_time + chrono::Duration::seconds(CLOCK_SKEW_SECS);
@@ -862,7 +979,143 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
         events,
         policies: b.policies.clone(),
         notes,
+        recordings,
     })
+}
+
+/// Check the bundle's recording chunks against the `recording.chunk` events: each chunk's
+/// bytes match the logged hash (length, position, predecessor), each session's events form
+/// one chain, every chunk in `recordings` has its event, and every chunk the exporter listed
+/// is there. Chunks whose bytes the exporter did not have, and recordings without their
+/// last chunk, are notes (the gateway was cut or could not deliver) — never silent.
+fn check_recordings(
+    b: &Bundle,
+    events: &[VerifiedEvent],
+    notes: &mut Vec<String>,
+) -> Result<Vec<VerifiedRecording>, BundleError> {
+    use jitgate_core::recording::{ChainState, ChunkMeta};
+    use jitgate_core::server_payload::{GatewayReport, RecordingChunkDetail};
+    // The logged chunks, per session, in log order.
+    let mut logged: BTreeMap<String, (ChainState, Vec<(u64, ChunkMeta)>)> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if e.event.kind != EventKind::RecordingChunk {
+            continue;
+        }
+        let path = format!("events[{i}]");
+        let bad = |message: String| BundleError::Recording {
+            path: format!("{path} (seq {})", e.seq),
+            message,
+        };
+        let report = GatewayReport::of(&e.event)
+            .ok_or_else(|| bad("a recording.chunk event without a gateway report".into()))?;
+        let session = report
+            .session_id
+            .clone()
+            .ok_or_else(|| bad("a recording.chunk event without a session".into()))?;
+        let detail: RecordingChunkDetail = report
+            .detail_as()
+            .ok_or_else(|| bad("the recording.chunk detail has the wrong shape".into()))?;
+        let meta = ChunkMeta::try_from((session.as_str(), &detail)).map_err(bad)?;
+        let (chain, metas) = logged
+            .entry(session.clone())
+            .or_insert_with(|| (ChainState::new(&session), Vec::new()));
+        chain
+            .push(&meta)
+            .map_err(|err| bad(format!("session {session}: {err}")))?;
+        metas.push((e.seq, meta));
+    }
+    // The bytes, matched to their events.
+    let mut bytes_of: BTreeMap<(String, u64), Vec<u8>> = BTreeMap::new();
+    for (i, c) in b.recordings.iter().enumerate() {
+        let path = format!("recordings[{i}]");
+        let name = format!("chunk {} of session {}", c.index, c.session_id);
+        let bad = |message: String| BundleError::Recording {
+            path: path.clone(),
+            message: format!("{name}: {message}"),
+        };
+        let data = B64
+            .decode(&c.data)
+            .ok()
+            .filter(|d| B64.encode(d) == c.data)
+            .ok_or_else(|| bad("data is not canonical standard base64".into()))?;
+        let (seq, meta) = logged
+            .get(&c.session_id)
+            .and_then(|(_, metas)| metas.iter().find(|(_, m)| m.index == c.index))
+            .ok_or_else(|| {
+                bad("no recording.chunk event in the bundle records it: it was added".into())
+            })?;
+        if !meta.matches(&data) {
+            return Err(bad(format!(
+                "its {} bytes do not match the hash logged in event seq {seq} ({} bytes, hash {}): the recording was altered",
+                data.len(),
+                meta.length,
+                hex::encode(meta.hash)
+            )));
+        }
+        if bytes_of
+            .insert((c.session_id.clone(), c.index), data)
+            .is_some()
+        {
+            return Err(bad("given twice".into()));
+        }
+    }
+    // What the exporter listed must be there (the list is signed with the attestation).
+    for (i, listed) in b.attestation.recording_chunks.iter().enumerate() {
+        let found = listed
+            .rsplit_once('/')
+            .and_then(|(s, n)| Some((s.to_string(), n.parse::<u64>().ok()?)))
+            .is_some_and(|key| bytes_of.contains_key(&key));
+        if !found {
+            return Err(BundleError::Recording {
+                path: format!("attestation.recording_chunks[{i}]"),
+                message: format!(
+                    "chunk {listed} was exported and is not in the bundle's recordings: it was removed after export"
+                ),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for (session, (chain, metas)) in logged {
+        let mut cast = Vec::new();
+        let mut with_bytes = 0;
+        let mut missing = Vec::new();
+        for (_, m) in &metas {
+            match bytes_of.get(&(session.clone(), m.index)) {
+                Some(d) => {
+                    with_bytes += 1;
+                    if missing.is_empty() {
+                        cast.extend_from_slice(d);
+                    }
+                }
+                None => missing.push(m.index),
+            }
+        }
+        if !missing.is_empty() {
+            notes.push(format!(
+                "recording of session {session}: chunk(s) {} are logged but their bytes are not in the bundle (the server did not hold them at export)",
+                missing
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !chain.complete {
+            notes.push(format!(
+                "recording of session {session} ends at chunk {} without its last chunk: the gateway was cut or stopped before the session's end was recorded",
+                chain.next_index.saturating_sub(1)
+            ));
+        }
+        out.push(VerifiedRecording {
+            session_id: session,
+            chunks: chain.next_index,
+            chunks_with_bytes: with_bytes,
+            bytes: chain.bytes,
+            complete: chain.complete,
+            cast,
+        });
+    }
+    Ok(out)
 }
 
 fn check_attestation(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<(), BundleError> {

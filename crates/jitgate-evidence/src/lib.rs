@@ -33,8 +33,9 @@ pub mod timeline;
 pub mod verify;
 
 pub use bundle::{
-    parse_bundle, verify_bundle, verify_bundle_with, Attestation, Bundle, BundleError, BundleEvent,
-    BundleKey, Limits, ProofSource, VerifiedBundle, VerifiedEvent, BUNDLE_FORMAT,
+    parse_bundle, verify_bundle, verify_bundle_with, Attestation, Bundle, BundleChunk, BundleError,
+    BundleEvent, BundleKey, Limits, ProofSource, VerifiedBundle, VerifiedEvent, VerifiedRecording,
+    BUNDLE_FORMAT,
 };
 pub use checkpoint::{
     key_id_of, Checkpoint, CheckpointError, EvidenceKey, EvidencePublicKey, KeyError,

@@ -137,6 +137,24 @@ pub fn summary(e: &Event) -> String {
             ),
             None => format!("grant ended (unreadable data: {})", pairs(d)),
         },
+        EventKind::RecordingChunk => {
+            let report = jitgate_core::server_payload::GatewayReport::of(e);
+            let chunk = report
+                .as_ref()
+                .and_then(|r| r.detail_as::<jitgate_core::server_payload::RecordingChunkDetail>());
+            match (report, chunk) {
+                (Some(r), Some(c)) => format!(
+                    "session {} recording chunk {}{} ({} bytes at {}, hash {})",
+                    r.session_id.as_deref().unwrap_or("?"),
+                    c.index,
+                    if c.last { " (last)" } else { "" },
+                    c.length,
+                    c.offset,
+                    c.hash.get(..16).unwrap_or(&c.hash)
+                ),
+                _ => format!("recording chunk (unreadable data: {})", pairs(d)),
+            }
+        }
         _ => {
             // Gateway events wrap their details in `detail`; show the session first.
             let mut parts = Vec::new();

@@ -62,6 +62,7 @@ pub mod modbus;
 pub mod online;
 pub mod private;
 pub mod protocol;
+pub mod recording;
 pub mod refusals;
 pub mod relay;
 pub mod revocations;

@@ -52,6 +52,8 @@ pub struct Gateway {
     pub acceptor: tokio_rustls::TlsAcceptor,
     pub device_timeout: Duration,
     pub events: EventLog,
+    /// Where session recordings' closed chunks go (`recording::deliver`).
+    pub recordings: crate::recording::RecordingSink,
     /// The live sessions of every protocol.
     pub live: Arc<LiveSessions>,
     /// How long an authenticated session may go without traffic.
@@ -403,6 +405,12 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         setup.delivered_seq,
     )
     .map_err(|e| GatewayError::Other(format!("spool: {e}")))?;
+    let (recordings, recordings_task) = crate::recording::deliver::start(
+        api.clone(),
+        config.state_dir.join("recordings.spool"),
+        events.clone(),
+    )
+    .map_err(|e| GatewayError::Other(format!("recordings spool: {e}")))?;
     let gateway = Arc::new(Gateway {
         id: setup.gateway_id.clone(),
         acceptor,
@@ -414,6 +422,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
             .map_err(GatewayError::Other)?,
         admission: Admission::new(config.client_limits.max_connections),
         events,
+        recordings,
         api: api.clone(),
         offline_grace: config.offline_grace()?,
         verifier: RwLock::new(Verifier::new(&[]).map_err(|e| GatewayError::Other(e.to_string()))?),
@@ -498,6 +507,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     // The spool task is not stopped with the rest: it keeps delivering (or spooling to disk)
     // what sessions recorded until the process ends.
     drop(spool_task);
+    drop(recordings_task);
     tasks.extend([accept, refresh, control, refusals]);
     Ok(RunningGateway {
         addr,

@@ -6,6 +6,7 @@ use crate::enrolment::{ClientIdentity, EnrolRequest, Enrolled};
 use crate::server_trust::ServerTrust;
 use crate::wire::{
     GatewayEvent, GatewayEventAck, GatewayEventBatch, GatewayHello, GatewaySetup, GrantStatus,
+    RecordingChunkAck,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,6 +196,25 @@ impl ServerApi {
             self.http
                 .post(format!("{}/gateway/events", self.base))
                 .json(&batch),
+        )
+        .await
+    }
+
+    /// `POST /gateway/recordings/{session}/chunks/{index}`: one framed recording chunk.
+    pub async fn post_recording_chunk(
+        &self,
+        session: &str,
+        index: u64,
+        frame: Vec<u8>,
+    ) -> Result<RecordingChunkAck, ApiError> {
+        self.send(
+            self.http
+                .post(format!(
+                    "{}/gateway/recordings/{session}/chunks/{index}",
+                    self.base
+                ))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(frame),
         )
         .await
     }

@@ -87,6 +87,16 @@ pub struct GatewayEventAck {
     pub recorded: usize,
 }
 
+/// The answer to `POST /gateway/recordings/{session}/chunks/{index}` (the body is the
+/// chunk's frame, `jitgate_core::recording`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordingChunkAck {
+    pub session_id: String,
+    pub index: u64,
+    /// `stored`, or `already_stored` for a retry of the same bytes.
+    pub status: String,
+}
+
 /// `POST /grants/{id}/token`: the subject asks for a credential bound to a fresh key.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -141,9 +141,10 @@ async function api(method, path, body, opts = {}) {
     if (resp.status === 401 && err.code === 'unauthenticated' && S.me) signedOut(err.message);
     throw err;
   }
-  // A list comes in pages: load the following ones (`x-next-cursor`) unless a page was asked for.
+  // A list comes in pages: load the following ones (`x-next-cursor`), so no list is cut
+  // short; `limit=` only sets the page size. `opts.onePage` asks for the first page alone.
   const next = resp.headers.get('x-next-cursor');
-  if (method === 'GET' && next && Array.isArray(data) && !/[?&]limit=/.test(path)) {
+  if (method === 'GET' && next && Array.isArray(data) && !opts.onePage) {
     const base = path.replace(/[?&]cursor=[^&]*$/, '');
     const rest = await api('GET', `${base}${base.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(next)}`, undefined, opts);
     return data.concat(rest);
@@ -411,9 +412,18 @@ function viewSignIn(message) {
         announce(`Signed in as ${session.identity.id}`);
         render();
       } catch (err) {
-        if (err.code === 'totp_required') {
+        if (err.code === 'totp_required' && !totpField.hidden && !totp.value.trim()) {
+          // Asked again with no code entered: this person has no TOTP, so the identity or
+          // password is wrong (the server answers every failed sign-in without a code alike).
+          const msg = 'sign-in refused: the identity or password is wrong';
+          setError(password, msg);
+          password.focus();
+          announce(msg);
+        } else if (err.code === 'totp_required') {
+          // Every sign-in without a code that does not succeed is answered this way, for
+          // people with TOTP whatever their password: ask for the code, say what else it means.
           totpField.hidden = false;
-          setError(totp, err.message);
+          setError(totp, 'Enter the code your authenticator app shows. No TOTP? Leave it empty and sign in again: the identity or password was wrong.');
           totp.focus();
           announce(err.message);
         } else {
@@ -435,6 +445,9 @@ async function loadAssets(background) {
   for (const a of list) S.assets.set(a.id, a);
 }
 
+/** How many of the newest requests the inbox searches for a requester's recent ones. */
+const HISTORY_WINDOW = 300;
+
 async function viewInbox(main) {
   main.append(h('p', { class: 'muted', text: 'Requests waiting for your decision. New ones appear here as they are filed.' }));
   const list = h('div', { class: 'cards', id: 'inbox-list' });
@@ -443,7 +456,8 @@ async function viewInbox(main) {
     await loadAssets(background);
     const [waiting, visible] = await Promise.all([
       api('GET', '/requests?awaiting=me', undefined, { background }),
-      api('GET', '/requests?limit=300', undefined, { background }),
+      // The requesters' history is looked up among the newest requests only (one page).
+      api('GET', `/requests?limit=${HISTORY_WINDOW}`, undefined, { background, onePage: true }),
     ]);
     reconcile(list, waiting, (r) => r.id, (r) => `${r.updated_at}|${r.approved_by.length}`,
       (r) => inboxCard(r, visible), 'Nothing is waiting for you.');
@@ -513,7 +527,7 @@ function inboxCard(r, visible) {
       h('dt', { text: `${r.requester}'s recent requests` }),
       h('dd', {}, history.length
         ? h('ul', { class: 'plain' }, history.map((x) => h('li', {}, state(x.state), ' ', `${x.description.join('; ')} — ${when(x.created_at)}`)))
-        : h('span', { class: 'muted', text: 'none you can see' }))),
+        : h('span', { class: 'muted', text: `none among the ${HISTORY_WINDOW} newest requests you can see` }))),
     form);
 }
 
@@ -883,7 +897,7 @@ async function viewGrant(main, id) {
   const refresh = async (background) => {
     const g = await api('GET', path, undefined, { background });
     const [events, td] = await Promise.all([
-      api('GET', `/events?request=${encodeURIComponent(g.request_id)}&limit=5000`, undefined, { background }),
+      api('GET', `/events?request=${encodeURIComponent(g.request_id)}&limit=1000`, undefined, { background }),
       api('GET', `${path}/teardown`, undefined, { background }).catch(() => null),
     ]);
     head.replaceChildren(h('div', { class: 'panel' },

@@ -214,6 +214,7 @@ pub async fn reconsider_open(
         .list_grants(&GrantFilter {
             state: Some(GrantState::Active),
             subject: None,
+            after: None,
             limit: MAX_OPEN,
         })
         .await?;

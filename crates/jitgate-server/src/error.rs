@@ -25,7 +25,11 @@ pub enum ServerError {
     InvalidBody(String),
     #[error("{0}")]
     Unauthenticated(String),
-    #[error("this identity has TOTP enrolled: send the current code (`--totp`)")]
+    #[error(
+        "send the TOTP code your authenticator shows (`--totp`); at sign-in an identity \
+         without TOTP is never asked for one, so there this answer means the identity or \
+         password is wrong"
+    )]
     TotpRequired,
     #[error("{0}")]
     BadTotp(String),
@@ -58,6 +62,9 @@ pub enum ServerError {
     /// (`jitgate_core::gateway_enrolment`).
     #[error(transparent)]
     ClientCert(#[from] jitgate_core::gateway_enrolment::CertRefusal),
+    /// A recording chunk's bytes refused (`api::recordings`): the code says why.
+    #[error("{message}")]
+    Recording { code: Code, message: String },
     /// A client's SSH public key is unusable (`crate::ssh_ca::parse_public_key` says why).
     #[error("{0}")]
     InvalidSshPublicKey(String),
@@ -74,6 +81,8 @@ pub enum GatewayTrustCode {
     TimeOutOfBounds,
     /// An event names a grant on assets the gateway does not front.
     GrantNotFronted,
+    /// A `recording.chunk` event does not continue its session's recording.
+    RecordingChain,
 }
 
 impl ServerError {
@@ -85,6 +94,7 @@ impl ServerError {
                 Code::NotFound
             }
             ServerError::Store(StoreError::Conflict(_)) => Code::Conflict,
+            ServerError::Store(StoreError::UnknownCursor { .. }) => Code::InvalidCursor,
             ServerError::Store(_) => Code::StorageError,
             ServerError::BadRequest(_) => Code::BadRequest,
             ServerError::MalformedJson(_) => Code::MalformedJson,
@@ -99,8 +109,10 @@ impl ServerError {
                 GatewayTrustCode::SequenceGap => Code::GseqGap,
                 GatewayTrustCode::TimeOutOfBounds => Code::EventTimeOutOfBounds,
                 GatewayTrustCode::GrantNotFronted => Code::GrantNotFronted,
+                GatewayTrustCode::RecordingChain => Code::RecordingChainBroken,
             },
             ServerError::Limit { code, .. } => *code,
+            ServerError::Recording { code, .. } => *code,
             ServerError::Throttled { code, .. } => *code,
             ServerError::ClientCert(r) => r.code(),
             ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,

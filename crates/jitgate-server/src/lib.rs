@@ -15,6 +15,8 @@
 //!    - [`views`]   — the JSON bodies of the API, shared with the CLI (`api::types`).
 //!    - [`ids`]     — ids of the things the server creates.
 //!    - [`files`]   — owner-only files and directories for secrets in the data directory.
+//!    - [`paging`]  — pages of lists: keyset cursors, and filling a page while the
+//!      visibility rules drop rows (neither a short page nor a cursor reveals hidden rows).
 //! 2. Handles the state holds, each knowing nothing of the rest: [`control`] (connected
 //!    gateways, revocations out, acknowledgements in), `evidence::log` (evidence key, log
 //!    id, Merkle tree), `notify::webhooks` (the webhooks in force), [`throttle`] (the
@@ -36,6 +38,8 @@
 //!    - [`revocations`] — revocations pushed to gateways the moment a grant ends.
 //!    - [`effects`]     — a core transition's effects: notices and reviews in its
 //!      transaction, revocations pushed after its commit.
+//!    - [`recordings`]  — session recordings: the chunk chain rule on `recording.chunk`
+//!      events, chunk bytes checked against the logged hash, casts for readers.
 //!    - [`teardown`]    — after every end of a grant: sessions closed, credential refused
 //!      (probed), downstream authorization gone → `verified` / `partial` / `failed`.
 //!    - [`context`]     — changes of context (identity disabled, org suspended, asset locked
@@ -74,7 +78,9 @@ pub mod gateway_ca;
 pub mod ids;
 pub mod login;
 pub mod notify;
+pub mod paging;
 pub mod policy;
+pub mod recordings;
 pub mod reviews;
 pub mod revocations;
 pub mod scheduler;
@@ -319,6 +325,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::sessions::router())
                 .merge(api::teardown::router())
                 .merge(api::ssh::router())
+                .merge(api::recordings::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -346,7 +353,9 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::sessions::SessionsDoc::openapi());
     doc.merge(api::enrol::EnrolDoc::openapi());
     doc.merge(api::ssh::SshDoc::openapi());
+    doc.merge(api::recordings::RecordingsDoc::openapi());
     api::limits::declare_errors(&mut doc);
+    api::limits::declare_pages(&mut doc);
     Json(doc)
 }
 

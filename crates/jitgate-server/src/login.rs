@@ -2,11 +2,11 @@
 //! `jitgate_core::lockout`, with passwords checked in the bounded pool of
 //! [`crate::throttle`].
 //!
-//! Every failed sign-in gets the same answer — `401 unauthenticated`, one message — whether
-//! the identity is unknown, a workload, disabled, or the password or the TOTP code is wrong;
-//! a password is hashed in every case, so the time taken tells nothing either. An identity
-//! with TOTP enrolled is asked for its code (`totp_required`) whether or not the password was
-//! right. Failures are counted per identity name and per source address; while one of them
+//! Every failed sign-in gets the same answer whether the identity is unknown, a workload,
+//! disabled, or the password or the TOTP code is wrong: without a code, `401 totp_required`
+//! ("send your code; without TOTP, the identity or password is wrong"), which is also what an
+//! identity with TOTP is told whatever its password; with a code, `401 unauthenticated`. A
+//! password is hashed in every case, so the time taken tells nothing either. Failures are counted per identity name and per source address; while one of them
 //! is in backoff (`429 login_backoff`) or locked out (`429 locked_out`) attempts are refused
 //! without being checked, so the right password is refused too. Failed step-up codes
 //! (approvals, TOTP confirmation, password change) count toward the same identity's lockout.
@@ -254,10 +254,12 @@ pub async fn sign_in(
         .await?;
         Err(refused())
     };
-    // With TOTP enrolled the code is asked for whatever the password was: being asked does
-    // not tell a right password from a wrong one.
+    // A sign-in without a code that does not succeed is always answered `totp_required`:
+    // for an identity with TOTP whatever its password, and for every failure (unknown,
+    // disabled, wrong password). Being asked for a code tells neither that the password was
+    // right nor that the identity exists or has TOTP.
     let (Some(found), None) = (found, failure) else {
-        if enrolled.is_some() && totp.is_none() {
+        if totp.is_none() {
             if let Some(f) = failure {
                 record_failure(state, &name, Some(&source), AuthStage::Login, f, now).await?;
             }

@@ -7,6 +7,7 @@
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
 use crate::notify::{self, Notice};
+use crate::paging::{self, Collector, PageRequest, Paged};
 use crate::state::AppState;
 use jitgate_core::event::{Actor, Event};
 use jitgate_core::server_payload::{ReviewCompleted, ReviewOpened};
@@ -310,15 +311,24 @@ pub struct ReviewQuery {
     pub state: Option<String>,
     /// Only the reviews of this grant.
     pub grant: Option<String>,
+    /// Items per page (default `[limits] default_page_size`, 100; at most
+    /// `max_page_size`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The previous page's `x-next-cursor` header.
+    #[param(max_length = 400)]
+    pub cursor: Option<String>,
 }
 
-/// Reviews the caller may see (those of requests they may see).
+/// One page of the reviews the caller may see (those of requests they may see), newest
+/// first, read by keyset ([`crate::paging`]). `page.after` is the review's
+/// `grant_id` and `reason` ([`review_key`]).
 pub async fn list_reviews(
     state: &AppState,
     caller: &Caller,
     q: ReviewQuery,
-) -> ApiResult<Vec<ReviewView>> {
+    page: &PageRequest,
+) -> ApiResult<Paged<ReviewView>> {
     let now = state.clock.now();
     let filter_state = match q.state.as_deref() {
         None => None,
@@ -332,32 +342,78 @@ pub async fn list_reviews(
         }
     };
     let mut tx = state.store.read().await?;
-    let rows = tx
-        .list_reviews(&ReviewFilter {
-            state: filter_state,
-            grant_id: q.grant,
-            limit: q.limit.unwrap_or(200).clamp(1, 1000),
-        })
-        .await?;
     let mut visible = std::collections::HashMap::new();
-    let mut out = Vec::new();
-    for rv in rows {
-        let may = match visible.get(&rv.request_id) {
-            Some(v) => *v,
-            None => {
-                let v = match tx.get_request(&rv.request_id).await? {
-                    Some(r) => crate::visibility::can_view(&mut tx, caller, &r).await?,
-                    None => caller.sees_everything(),
-                };
-                visible.insert(rv.request_id.clone(), v);
-                v
-            }
+    let mut after = None;
+    if let Some(key) = &page.after {
+        // A cursor names a review the caller was shown; any other is refused like a
+        // garbled one, so cursors cannot probe for hidden reviews.
+        let parts = paging::split_key(key, 2).unwrap_or_default();
+        let (grant, reason) = match parts.as_slice() {
+            [g, r] => (g.clone(), r.clone()),
+            _ => return Err(paging::invalid_cursor("reviews")),
         };
-        if may {
-            out.push(view(rv, now)?);
+        let of_grant = tx
+            .list_reviews(&ReviewFilter {
+                grant_id: Some(grant.clone()),
+                ..Default::default()
+            })
+            .await?;
+        let shown = match of_grant.iter().find(|rv| rv.reason == reason) {
+            Some(rv) => may_see(&mut tx, caller, &mut visible, &rv.request_id).await?,
+            None => false,
+        };
+        if !shown {
+            return Err(paging::invalid_cursor("reviews"));
+        }
+        after = Some((grant, reason));
+    }
+    let mut filter = ReviewFilter {
+        state: filter_state,
+        grant_id: q.grant,
+        after,
+        limit: page.batch(),
+    };
+    let mut out = Collector::new(page);
+    loop {
+        let rows = tx.list_reviews(&filter).await?;
+        let end = (rows.len() as i64) < filter.limit;
+        for rv in rows {
+            if out.is_full() {
+                break;
+            }
+            filter.after = Some((rv.grant_id.clone(), rv.reason.clone()));
+            if may_see(&mut tx, caller, &mut visible, &rv.request_id).await? {
+                out.push(view(rv, now)?);
+            }
+        }
+        if end || out.is_full() {
+            break;
         }
     }
-    Ok(out)
+    Ok(out.finish())
+}
+
+/// The cursor key of a review: its grant and reason.
+pub fn review_key(rv: &ReviewView) -> String {
+    paging::joined_key(&[rv.grant_id.as_str(), rv.reason.as_str()])
+}
+
+/// Whether the caller may see the reviews of request `id` (remembered per request).
+async fn may_see(
+    tx: &mut jitgate_store::Tx,
+    caller: &Caller,
+    seen: &mut std::collections::HashMap<String, bool>,
+    id: &str,
+) -> ApiResult<bool> {
+    if let Some(v) = seen.get(id) {
+        return Ok(*v);
+    }
+    let v = match tx.get_request(id).await? {
+        Some(r) => crate::visibility::can_view(tx, caller, &r).await?,
+        None => caller.sees_everything(),
+    };
+    seen.insert(id.to_string(), v);
+    Ok(v)
 }
 
 /// One scheduler pass over reviews: every open review past its due time is notified

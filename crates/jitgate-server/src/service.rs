@@ -6,6 +6,7 @@ use crate::auth::Caller;
 use crate::config::parse_duration_secs;
 use crate::error::{ApiResult, ServerError};
 pub use crate::ids::new_id;
+use crate::paging::{self, Collector, PageRequest, Paged};
 use crate::state::AppState;
 use crate::views::{GrantView, NewRequestBody, RequestView};
 use crate::visibility::{asset_sites, can_view, visible_with};
@@ -269,17 +270,23 @@ pub struct RequestQuery {
     pub awaiting: Option<String>,
     /// Only requests I filed or that are for me.
     pub mine: Option<bool>,
-    /// Items per page (default `[limits] default_page_size`).
+    /// Items per page (default `[limits] default_page_size`, 100; at most
+    /// `max_page_size`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// The previous page's `x-next-cursor` header.
+    #[param(max_length = 400)]
     pub cursor: Option<String>,
 }
 
+/// One page of the requests `caller` may see, newest first, read by keyset from the store
+/// ([`crate::paging`]): hidden rows are skipped, never counted.
 pub async fn list_requests(
     state: &AppState,
     caller: &Caller,
     q: RequestQuery,
-) -> ApiResult<Vec<RequestView>> {
+    page: &PageRequest,
+) -> ApiResult<Paged<RequestView>> {
     let state_filter = match q.state.as_deref() {
         Some(s) => Some(RequestState::parse(s).ok_or_else(|| {
             ServerError::BadRequest(format!(
@@ -298,46 +305,82 @@ pub async fn list_requests(
         }
     };
     let mut tx = state.store.read().await?;
-    let filter = RequestFilter {
+    if let Some(after) = &page.after {
+        // A cursor names a request the caller was shown; any other is refused like a
+        // garbled one, so cursors cannot probe for hidden requests.
+        let shown = match tx.get_request(after).await? {
+            Some(r) => can_view(&mut tx, caller, &r).await?,
+            None => false,
+        };
+        if !shown {
+            return Err(paging::invalid_cursor("requests"));
+        }
+    }
+    let mut filter = RequestFilter {
         state: if awaiting_me {
             Some(RequestState::Pending)
         } else {
             state_filter
         },
         involving: q.mine.unwrap_or(false).then(|| caller.id().to_string()),
-        limit: q.limit.unwrap_or(200).clamp(1, 1000),
+        after: page.after.clone(),
+        limit: page.batch(),
         ..Default::default()
     };
-    let mut out = Vec::new();
-    for r in tx.list_requests(&filter).await? {
-        if !can_view(&mut tx, caller, &r).await? {
-            continue;
-        }
-        let approvals = tx.list_approvals(&r.id).await?;
-        if awaiting_me {
-            let sites = asset_sites(&mut tx, &r.scope).await?;
-            let decided = approvals.iter().any(|a| a.approver == caller.id());
-            let (Some(requester), Some(subject)) = (
-                tx.get_identity(&r.requester).await?,
-                tx.get_identity(&r.subject).await?,
-            ) else {
-                continue;
-            };
-            let parties = jitgate_core::governance::Parties {
-                requester: &requester,
-                subject: &subject,
-            };
-            if decided || !lifecycle::is_eligible_approver(&r, &caller.identity, &parties, &sites) {
-                continue;
+    let mut out = Collector::new(page);
+    loop {
+        let batch = tx.list_requests(&filter).await?;
+        let end = (batch.len() as i64) < filter.limit;
+        for r in batch {
+            if out.is_full() {
+                break;
+            }
+            filter.after = Some(r.id.clone());
+            if let Some(view) = request_if_listed(&mut tx, caller, r, awaiting_me).await? {
+                out.push(view);
             }
         }
-        let g = match &r.grant_id {
-            Some(gid) => tx.get_grant(gid).await?,
-            None => None,
-        };
-        out.push(view_of(r, approvals, g));
+        if end || out.is_full() {
+            break;
+        }
     }
-    Ok(out)
+    Ok(out.finish())
+}
+
+/// `r` as listed to `caller`, or `None` when it is hidden or (with `awaiting_me`) not
+/// waiting for the caller's decision.
+async fn request_if_listed(
+    tx: &mut Tx,
+    caller: &Caller,
+    r: Request,
+    awaiting_me: bool,
+) -> ApiResult<Option<RequestView>> {
+    if !can_view(tx, caller, &r).await? {
+        return Ok(None);
+    }
+    let approvals = tx.list_approvals(&r.id).await?;
+    if awaiting_me {
+        let sites = asset_sites(tx, &r.scope).await?;
+        let decided = approvals.iter().any(|a| a.approver == caller.id());
+        let (Some(requester), Some(subject)) = (
+            tx.get_identity(&r.requester).await?,
+            tx.get_identity(&r.subject).await?,
+        ) else {
+            return Ok(None);
+        };
+        let parties = jitgate_core::governance::Parties {
+            requester: &requester,
+            subject: &subject,
+        };
+        if decided || !lifecycle::is_eligible_approver(&r, &caller.identity, &parties, &sites) {
+            return Ok(None);
+        }
+    }
+    let g = match &r.grant_id {
+        Some(gid) => tx.get_grant(gid).await?,
+        None => None,
+    };
+    Ok(Some(view_of(r, approvals, g)))
 }
 
 /// An approver's yes or no on a request.
@@ -525,26 +568,79 @@ pub struct GrantQuery {
     pub state: Option<String>,
     /// Only grants whose subject is me.
     pub mine: Option<bool>,
-    /// Items per page (default `[limits] default_page_size`).
+    /// Items per page (default `[limits] default_page_size`, 100; at most
+    /// `max_page_size`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// The previous page's `x-next-cursor` header.
+    #[param(max_length = 400)]
     pub cursor: Option<String>,
 }
 
+/// One page of the grants `caller` may see, newest first (`failed`: oldest teardown first),
+/// read by keyset from the store ([`crate::paging`]): hidden rows are skipped, never counted.
 pub async fn list_grants(
     state: &AppState,
     caller: &Caller,
     q: GrantQuery,
-) -> ApiResult<Vec<GrantView>> {
+    page: &PageRequest,
+) -> ApiResult<Paged<GrantView>> {
     let now = state.clock.now();
-    // `failed`: ended grants whose teardown verification failed (still `ending`, retried).
-    if q.state.as_deref() == Some("failed") {
-        let mut tx = state.store.read().await?;
-        let limit = q.limit.unwrap_or(200).clamp(1, 1000);
-        let mut out = Vec::new();
-        for t in tx.list_teardowns("failed", limit).await? {
-            let g = grant(&mut tx, &t.grant_id).await?;
-            if q.mine == Some(true) && g.subject != caller.id() {
+    let failed = q.state.as_deref() == Some("failed");
+    let state_filter = match q.state.as_deref() {
+        // `failed`: ended grants whose teardown verification failed (still `ending`, retried).
+        Some("failed") | None => None,
+        Some(s) => Some(GrantState::parse(s).ok_or_else(|| {
+            ServerError::BadRequest(format!(
+                "unknown grant state {s:?}; use active, ending, closed or failed (teardown failed)"
+            ))
+        })?),
+    };
+    let mine = q.mine.unwrap_or(false);
+    let mut tx = state.store.read().await?;
+    if let Some(after) = &page.after {
+        // A cursor names a grant the caller was shown; any other is refused like a garbled
+        // one, so cursors cannot probe for hidden grants.
+        let shown = match tx.get_grant(after).await? {
+            Some(g) => {
+                let r = request(&mut tx, &g.request_id).await?;
+                can_view(&mut tx, caller, &r).await?
+            }
+            None => false,
+        };
+        if !shown {
+            return Err(paging::invalid_cursor("grants"));
+        }
+    }
+    let mut out = Collector::new(page);
+    let mut after = page.after.clone();
+    let batch = page.batch();
+    loop {
+        let grants = if failed {
+            let mut gs = Vec::new();
+            for t in tx
+                .list_teardowns_after("failed", after.as_deref(), batch)
+                .await?
+            {
+                gs.push(grant(&mut tx, &t.grant_id).await?);
+            }
+            gs
+        } else {
+            let filter = GrantFilter {
+                state: state_filter,
+                subject: mine.then(|| caller.id().to_string()),
+                after: after.clone(),
+                limit: batch,
+            };
+            tx.list_grants(&filter).await?
+        };
+        let end = (grants.len() as i64) < batch;
+        for g in grants {
+            if out.is_full() {
+                break;
+            }
+            after = Some(g.id.clone());
+            if mine && g.subject != caller.id() {
                 continue;
             }
             let r = request(&mut tx, &g.request_id).await?;
@@ -552,30 +648,11 @@ pub async fn list_grants(
                 out.push(grant_view(g, &r, now));
             }
         }
-        return Ok(out);
-    }
-    let state_filter = match q.state.as_deref() {
-        Some(s) => Some(GrantState::parse(s).ok_or_else(|| {
-            ServerError::BadRequest(format!(
-                "unknown grant state {s:?}; use active, ending, closed or failed (teardown failed)"
-            ))
-        })?),
-        None => None,
-    };
-    let mut tx = state.store.read().await?;
-    let filter = GrantFilter {
-        state: state_filter,
-        subject: q.mine.unwrap_or(false).then(|| caller.id().to_string()),
-        limit: q.limit.unwrap_or(200).clamp(1, 1000),
-    };
-    let mut out = Vec::new();
-    for g in tx.list_grants(&filter).await? {
-        let r = request(&mut tx, &g.request_id).await?;
-        if can_view(&mut tx, caller, &r).await? {
-            out.push(grant_view(g, &r, now));
+        if end || out.is_full() {
+            break;
         }
     }
-    Ok(out)
+    Ok(out.finish())
 }
 
 /// End a grant by revocation (`complete == false`) or completion by its subject.

@@ -467,3 +467,24 @@ pub struct SshCertificateView {
     /// `SHA256:<base64>` of the CA that signed it.
     pub ca_fingerprint: String,
 }
+
+/// One session's recording, as `GET /recordings` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordingView {
+    pub session_id: String,
+    pub grant_id: String,
+    /// The gateway that recorded it.
+    pub gateway: String,
+    /// Chunks whose hash is in the evidence log.
+    pub chunks: u64,
+    /// Of those, chunks whose bytes the server holds.
+    pub stored_chunks: u64,
+    /// Bytes of the whole cast as far as recorded.
+    pub bytes: u64,
+    /// The last chunk (closed when the session ended) was recorded.
+    pub complete: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}

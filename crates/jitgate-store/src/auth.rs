@@ -2,7 +2,8 @@
 //! identities come from the inventory file and may be reloaded, and credentials of a removed
 //! identity must stay refusable (the server checks the identity on every use).
 
-use crate::codec::{flag, from_json, from_ms, ms};
+use crate::codec::{flag, from_json, from_ms, ms, Arg, Sql};
+use crate::page::After;
 use crate::{Result, Store, StoreError, Tx};
 use jitgate_core::{Identity, Timestamp};
 use sqlx::any::AnyRow;
@@ -222,14 +223,38 @@ impl Tx {
         rows.iter().map(api_key_from_row).collect()
     }
 
-    /// Every key, oldest first, revoked ones included (at most `limit`).
-    pub async fn list_all_api_keys(&mut self, limit: i64) -> Result<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(self.conn())
-        .await?;
+    /// Keys (of `identity`, or all), oldest first, revoked ones included: at most `limit`,
+    /// after the key `after` (the last of the previous page).
+    pub async fn list_api_keys_after(
+        &mut self,
+        identity: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApiKeyRecord>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE 1 = 1"
+        ));
+        if let Some(id) = identity {
+            let p = sql.arg(Arg::Text(id.to_string()));
+            sql.push(&format!(" AND identity = {p}"));
+        }
+        if let Some(id) = after {
+            let row = vec![("id", Arg::Text(id.to_string()))];
+            self.continue_after(
+                &mut sql,
+                After {
+                    table: "api_keys",
+                    what: "API key",
+                    order: "created_at, id",
+                    cmp: ">",
+                    row,
+                },
+            )
+            .await?;
+        }
+        let p = sql.arg(Arg::Int(crate::codec::limit(limit, 200)));
+        sql.push(&format!(" ORDER BY created_at, id LIMIT {p}"));
+        let rows = sql.query().fetch_all(self.conn()).await?;
         rows.iter().map(api_key_from_row).collect()
     }
 

@@ -3,7 +3,8 @@
 //! policy texts. The store only keeps these; signing and verifying are `jitgate-evidence`'s
 //! (called by the server), so nothing here trusts what it reads.
 
-use crate::codec::{from_ms, ms};
+use crate::codec::{from_ms, limit, ms, Arg, Sql};
+use crate::page::After;
 use crate::{Result, Tx};
 use jitgate_core::Timestamp;
 use sqlx::any::AnyRow;
@@ -96,6 +97,38 @@ impl Tx {
         .fetch_all(self.conn())
         .await?;
         rows.iter().map(checkpoint_from_row).collect()
+    }
+
+    /// A page of [`Tx::list_checkpoints`]: at most `limit`, after the checkpoint stored at
+    /// position `after`; each with its position (what the next page continues after).
+    pub async fn list_checkpoints_after(
+        &mut self,
+        after: Option<i64>,
+        limit_to: i64,
+    ) -> Result<Vec<(i64, CheckpointRecord)>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT pos, {CHECKPOINT_COLUMNS} FROM checkpoints WHERE 1 = 1"
+        ));
+        if let Some(pos) = after {
+            let row = vec![("pos", Arg::Int(pos))];
+            self.continue_after(
+                &mut sql,
+                After {
+                    table: "checkpoints",
+                    what: "checkpoint",
+                    order: "tree_size, pos",
+                    cmp: ">",
+                    row,
+                },
+            )
+            .await?;
+        }
+        let p = sql.arg(Arg::Int(limit(limit_to, 200)));
+        sql.push(&format!(" ORDER BY tree_size, pos LIMIT {p}"));
+        let rows = sql.query().fetch_all(self.conn()).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("pos")?, checkpoint_from_row(r)?)))
+            .collect()
     }
 
     /// The checkpoint of the largest tree (the last stored of that size).

@@ -53,11 +53,22 @@ pub(crate) fn enum_from_str<T: DeserializeOwned>(s: &str, at: &str) -> Result<T>
 }
 
 /// A bound value of a query assembled at run time (the filters of the list queries).
+#[derive(Debug, Clone)]
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
     OptText(Option<String>),
     OptInt(Option<i64>),
+}
+
+impl std::fmt::Display for Arg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arg::Text(s) | Arg::OptText(Some(s)) => f.write_str(s),
+            Arg::Int(i) | Arg::OptInt(Some(i)) => write!(f, "{i}"),
+            Arg::OptText(None) | Arg::OptInt(None) => f.write_str("NULL"),
+        }
+    }
 }
 
 /// SQL text plus its arguments, numbered `$1, $2, ...` as both PostgreSQL and SQLite accept.

@@ -8,6 +8,10 @@ pub enum StoreError {
     /// A row the caller expected (e.g. the request being updated) does not exist.
     #[error("{what} {id} not found")]
     NotFound { what: String, id: String },
+    /// A list was asked to continue after a row that does not exist: the page cursor is
+    /// not one the list gave out (or names a row of another list).
+    #[error("the cursor names no {what} ({id}); start the list again without a cursor")]
+    UnknownCursor { what: String, id: String },
     /// A unique key is already taken (duplicate id, second approval by the same approver, ...).
     #[error("conflict: {0}")]
     Conflict(String),

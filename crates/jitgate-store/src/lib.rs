@@ -22,6 +22,10 @@
 //!   read outside `sqlx::Any` (rusqlite on SQLite, binary `COPY` on PostgreSQL), for speed.
 //! - `ssh` — OpenSSH certificates issued under grants (serial, grant, key fingerprint,
 //!   validity): the record behind "one key, one grant" and the target certificates' expiry.
+//! - `page` — keyset pagination shared by the lists: continue after the row a cursor names,
+//!   compared on the list's order (with an index on that order), never by offset.
+//! - `recordings` — session recording chunks: place and hashes (written with their
+//!   `recording.chunk` event) and the bytes once delivered (base64 TEXT on both backends).
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
@@ -51,6 +55,8 @@ mod inventory;
 mod lifecycle;
 mod login;
 mod outbox;
+mod page;
+mod recordings;
 mod reviews;
 mod scan;
 mod ssh;
@@ -62,6 +68,7 @@ pub use error::{Result, StoreError};
 pub use events::{chain_hash, ChainReport, EventFilter, StoredEvent, GENESIS_HASH};
 pub use lifecycle::{GrantFilter, RequestFilter};
 pub use outbox::{Notification, NotificationFilter};
+pub use recordings::RecordingChunkRecord;
 pub use reviews::{ReviewFilter, ReviewRecord, ReviewState};
 pub use scan::{LogPage, LogScan, PageLeaf, SCAN_PAGE_ROWS};
 pub use ssh::SshCertificateRecord;

@@ -8,6 +8,7 @@
 use crate::codec::{
     enum_from_str, enum_to_str, flag, from_json, from_ms, limit, ms, opt_from_ms, to_json, Arg, Sql,
 };
+use crate::page::After;
 use crate::{Result, StoreError, Tx};
 use jitgate_core::{Approval, Grant, GrantState, Request, RequestState, Timestamp};
 use sqlx::any::AnyRow;
@@ -21,6 +22,8 @@ pub struct RequestFilter {
     pub subject: Option<String>,
     /// Requests this identity filed or is the subject of.
     pub involving: Option<String>,
+    /// Continue after this request (the last of the previous page).
+    pub after: Option<String>,
     /// At most this many (non-positive: the default, 200).
     pub limit: i64,
 }
@@ -32,6 +35,7 @@ impl Default for RequestFilter {
             requester: None,
             subject: None,
             involving: None,
+            after: None,
             limit: 200,
         }
     }
@@ -42,6 +46,8 @@ impl Default for RequestFilter {
 pub struct GrantFilter {
     pub state: Option<GrantState>,
     pub subject: Option<String>,
+    /// Continue after this grant (the last of the previous page).
+    pub after: Option<String>,
     /// At most this many (non-positive: the default, 200).
     pub limit: i64,
 }
@@ -51,6 +57,7 @@ impl Default for GrantFilter {
         GrantFilter {
             state: None,
             subject: None,
+            after: None,
             limit: 200,
         }
     }
@@ -291,6 +298,10 @@ impl Tx {
             let p = sql.arg(Arg::Text(who.clone()));
             sql.push(&format!(" AND (requester = {p} OR subject = {p})"));
         }
+        if let Some(id) = &f.after {
+            self.continue_after(&mut sql, newest_first("requests", "request", id))
+                .await?;
+        }
         let p = sql.arg(Arg::Int(limit(f.limit, 200)));
         sql.push(&format!(" ORDER BY created_at DESC, pos DESC LIMIT {p}"));
         let rows = sql.query().fetch_all(self.conn()).await?;
@@ -452,6 +463,10 @@ impl Tx {
             let p = sql.arg(Arg::Text(subject.clone()));
             sql.push(&format!(" AND subject = {p}"));
         }
+        if let Some(id) = &f.after {
+            self.continue_after(&mut sql, newest_first("grants", "grant", id))
+                .await?;
+        }
         let p = sql.arg(Arg::Int(limit(f.limit, 200)));
         sql.push(&format!(" ORDER BY created_at DESC, pos DESC LIMIT {p}"));
         let rows = sql.query().fetch_all(self.conn()).await?;
@@ -487,5 +502,16 @@ impl Tx {
         .fetch_one(self.conn())
         .await?;
         opt_from_ms(row.try_get("t")?, "next deadline")
+    }
+}
+
+/// After the row `id` of a list ordered newest first (`created_at DESC, pos DESC`).
+fn newest_first(table: &'static str, what: &'static str, id: &str) -> After {
+    After {
+        table,
+        what,
+        order: "created_at, pos",
+        cmp: "<",
+        row: vec![("id", Arg::Text(id.to_string()))],
     }
 }

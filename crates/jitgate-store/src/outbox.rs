@@ -8,6 +8,7 @@
 //! mid-send leaves the row to be retried when its lease runs out.
 
 use crate::codec::{from_json, from_ms, limit, ms, opt_from_ms, to_json, Arg, Sql};
+use crate::page::After;
 use crate::{Result, StoreError, Tx};
 use jitgate_core::Timestamp;
 use sqlx::any::AnyRow;
@@ -39,6 +40,8 @@ pub struct NotificationFilter {
     /// `Some(true)`: delivered only; `Some(false)`: pending only.
     pub delivered: Option<bool>,
     pub webhook: Option<String>,
+    /// Continue after this notification (the last of the previous page).
+    pub after: Option<String>,
     /// At most this many (non-positive: the default, 200).
     pub limit: i64,
 }
@@ -48,6 +51,7 @@ impl Default for NotificationFilter {
         NotificationFilter {
             delivered: None,
             webhook: None,
+            after: None,
             limit: 200,
         }
     }
@@ -230,6 +234,20 @@ impl Tx {
         if let Some(w) = &f.webhook {
             let p = sql.arg(Arg::Text(w.clone()));
             sql.push(&format!(" AND webhook = {p}"));
+        }
+        if let Some(id) = &f.after {
+            let row = vec![("id", Arg::Text(id.clone()))];
+            self.continue_after(
+                &mut sql,
+                After {
+                    table: "notifications",
+                    what: "notification",
+                    order: "created_at, pos",
+                    cmp: "<",
+                    row,
+                },
+            )
+            .await?;
         }
         let p = sql.arg(Arg::Int(limit(f.limit, 200)));
         sql.push(&format!(" ORDER BY created_at DESC, pos DESC LIMIT {p}"));

@@ -3,6 +3,7 @@
 //! subject. The rules for who may complete one live in the server; this only stores them.
 
 use crate::codec::{from_json, from_ms, limit, ms, opt_from_ms, to_json, Arg, Sql};
+use crate::page::After;
 use crate::{Result, StoreError, Tx};
 use jitgate_core::Timestamp;
 use sqlx::any::AnyRow;
@@ -50,6 +51,8 @@ pub enum ReviewState {
 pub struct ReviewFilter {
     pub state: Option<ReviewState>,
     pub grant_id: Option<String>,
+    /// Continue after this review, `(grant_id, reason)` (the last of the previous page).
+    pub after: Option<(String, String)>,
     /// At most this many (non-positive: the default, 200).
     pub limit: i64,
 }
@@ -59,6 +62,7 @@ impl Default for ReviewFilter {
         ReviewFilter {
             state: None,
             grant_id: None,
+            after: None,
             limit: 200,
         }
     }
@@ -166,6 +170,23 @@ impl Tx {
         if let Some(g) = &f.grant_id {
             let p = sql.arg(Arg::Text(g.clone()));
             sql.push(&format!(" AND grant_id = {p}"));
+        }
+        if let Some((grant, reason)) = &f.after {
+            let row = vec![
+                ("grant_id", Arg::Text(grant.clone())),
+                ("reason", Arg::Text(reason.clone())),
+            ];
+            self.continue_after(
+                &mut sql,
+                After {
+                    table: "reviews",
+                    what: "review",
+                    order: "opened_at, pos",
+                    cmp: "<",
+                    row,
+                },
+            )
+            .await?;
         }
         let p = sql.arg(Arg::Int(limit(f.limit, 200)));
         sql.push(&format!(" ORDER BY opened_at DESC, pos DESC LIMIT {p}"));

@@ -2,7 +2,8 @@
 //! report of every check, and when to try again (a failed teardown is retried until it
 //! succeeds). The checks themselves run in the server; this only keeps their outcome.
 
-use crate::codec::{from_json, from_ms, ms, opt_from_ms, to_json};
+use crate::codec::{from_json, from_ms, ms, opt_from_ms, to_json, Arg, Sql};
+use crate::page::After;
 use crate::{Result, Tx};
 use jitgate_core::Timestamp;
 use sqlx::any::AnyRow;
@@ -85,13 +86,36 @@ impl Tx {
         verdict: &str,
         limit: i64,
     ) -> Result<Vec<TeardownRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM teardowns WHERE verdict = $1 ORDER BY started_at LIMIT $2"
-        ))
-        .bind(verdict)
-        .bind(limit.clamp(1, 10_000))
-        .fetch_all(self.conn())
-        .await?;
+        self.list_teardowns_after(verdict, None, limit).await
+    }
+
+    /// [`Tx::list_teardowns`] continued after the teardown of grant `after`.
+    pub async fn list_teardowns_after(
+        &mut self,
+        verdict: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<TeardownRecord>> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM teardowns WHERE 1 = 1"));
+        let p = sql.arg(Arg::Text(verdict.to_string()));
+        sql.push(&format!(" AND verdict = {p}"));
+        if let Some(id) = after {
+            let row = vec![("grant_id", Arg::Text(id.to_string()))];
+            self.continue_after(
+                &mut sql,
+                After {
+                    table: "teardowns",
+                    what: "teardown",
+                    order: "started_at, grant_id",
+                    cmp: ">",
+                    row,
+                },
+            )
+            .await?;
+        }
+        let p = sql.arg(Arg::Int(limit.clamp(1, 10_000)));
+        sql.push(&format!(" ORDER BY started_at, grant_id LIMIT {p}"));
+        let rows = sql.query().fetch_all(self.conn()).await?;
         rows.iter().map(from_row).collect()
     }
 

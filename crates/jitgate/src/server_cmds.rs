@@ -128,7 +128,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     init_tracing();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         listen: args.listen,
         data_dir: args.data_dir.clone(),
         policy_dir: args.policies.clone(),
@@ -138,6 +138,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         },
         ..ServerConfig::default()
     };
+    // `[limits]` from `JITGATE_LIMITS_*`, as `serve` takes them (the quickstart has no file).
+    config.limits.apply_env(&|k: &str| std::env::var(k).ok())?;
     let inventory = Inventory::from_toml(SAMPLE_INVENTORY)
         .context("the embedded sample inventory is invalid")?;
     let server = jitgate_server::start(config, Arc::new(SystemClock)).await?;

@@ -10,6 +10,7 @@ mod client;
 mod client_limits;
 mod governance;
 mod peers;
+mod recording_peer;
 mod relay;
 mod sim_plc;
 mod tls;

@@ -7,11 +7,14 @@
 //! revoking re-decides every open request (those filed with the key lapse).
 
 use super::extract::{ApiJson, ApiQuery};
+use super::limits::{page_response, Page};
 use super::types::{ApiError, ApiKeyCreateBody, ApiKeyCreated};
 use crate::auth::{self, AuthVia, Caller};
 use crate::error::{ApiResult, ServerError};
+use crate::paging::{self, Collector};
 use crate::state::AppState;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use jitgate_core::event::Actor;
@@ -71,6 +74,13 @@ pub struct RevokeApiKeyBody {
 pub struct ApiKeyQuery {
     /// Only keys of this workload.
     pub identity: Option<String>,
+    /// Items per page (default `[limits] default_page_size`, 100; at most
+    /// `max_page_size`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// The previous page's `x-next-cursor` header.
+    #[param(max_length = 400)]
+    pub cursor: Option<String>,
 }
 
 fn view_of(k: ApiKeyRecord, status: &str) -> ApiKeyView {
@@ -190,33 +200,61 @@ pub(crate) async fn create_api_key(
 }
 
 #[utoipa::path(get, path = "/api/v1/api-keys", params(ApiKeyQuery),
-    responses((status = 200, body = Vec<ApiKeyView>)))]
+    responses((status = 200, body = Vec<ApiKeyView>, description = "one page, oldest first; `x-next-cursor` names the next")))]
 pub(crate) async fn list_api_keys(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ApiKeyQuery>,
-) -> ApiResult<Json<Vec<ApiKeyView>>> {
+) -> ApiResult<Response> {
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request("api-keys", &state.config.limits)?;
     let now = state.clock.now();
     let mut tx = state.store.read().await?;
-    let keys = match &q.identity {
-        Some(id) => tx.list_api_keys(id).await?,
-        None => tx.list_all_api_keys(10_000).await?,
-    };
-    let mut out = Vec::new();
-    for k in keys {
-        let workload = tx.get_identity(&k.identity).await?;
-        let visible = jitgate_core::access::may_see_api_key(
-            &caller.identity,
-            workload.as_ref(),
-            k.minted_by.as_deref(),
-        );
-        if !visible {
-            continue;
+    if let Some(after) = &page.after {
+        // A cursor names a key the caller was shown; any other is refused like a garbled
+        // one, so cursors cannot probe for keys the caller may not see.
+        let shown = match tx.get_api_key(after).await? {
+            Some(k) => visible_to(&mut tx, &caller, &k).await?,
+            None => false,
+        };
+        if !shown {
+            return Err(paging::invalid_cursor("api-keys"));
         }
-        let status = status_of(&mut tx, &k, now).await?;
-        out.push(view_of(k, status));
     }
-    Ok(Json(out))
+    let mut out = Collector::new(&page);
+    let mut after = page.after.clone();
+    loop {
+        let keys = tx
+            .list_api_keys_after(q.identity.as_deref(), after.as_deref(), page.batch())
+            .await?;
+        let end = (keys.len() as i64) < page.batch();
+        for k in keys {
+            if out.is_full() {
+                break;
+            }
+            after = Some(k.id.clone());
+            if visible_to(&mut tx, &caller, &k).await? {
+                let status = status_of(&mut tx, &k, now).await?;
+                out.push(view_of(k, status));
+            }
+        }
+        if end || out.is_full() {
+            break;
+        }
+    }
+    Ok(page_response("api-keys", out.finish(), |k| k.id.clone()))
+}
+
+async fn visible_to(tx: &mut Tx, caller: &Caller, k: &ApiKeyRecord) -> ApiResult<bool> {
+    let workload = tx.get_identity(&k.identity).await?;
+    Ok(jitgate_core::access::may_see_api_key(
+        &caller.identity,
+        workload.as_ref(),
+        k.minted_by.as_deref(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/api-keys/{id}/revoke", params(("id" = String, Path)), request_body = RevokeApiKeyBody,

@@ -2,9 +2,11 @@
 //! evidence keys, and per-grant bundles and reports. The work is in [`crate::evidence`].
 
 use super::extract::ApiQuery;
+use super::limits::{page_response, page_response_after, Page};
 use super::types::{ApiError, ChainStatus, EventView};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
+use crate::paging::Paged;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -53,17 +55,40 @@ fn require_evidence_role(caller: &Caller, what: &str) -> ApiResult<()> {
 pub(crate) struct EventQuery {
     request: Option<String>,
     grant: Option<String>,
-    /// Only events with a sequence number greater than this.
+    /// Only events with a sequence number greater than this (to tail the log).
     after: Option<i64>,
+    /// Items per page (default `[limits] default_page_size`, 100; at most
+    /// `max_page_size`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// The previous page's `x-next-cursor` header.
+    #[param(max_length = 400)]
+    cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/events", params(EventQuery), responses((status = 200, body = Vec<EventView>)))]
+#[utoipa::path(get, path = "/api/v1/events", params(EventQuery), responses((status = 200, body = Vec<EventView>, description = "one page, oldest first; `x-next-cursor` names the next")))]
 pub(crate) async fn list_events(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<EventQuery>,
-) -> ApiResult<Json<Vec<EventView>>> {
+) -> ApiResult<Response> {
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request("events", &state.config.limits)?;
+    // The key is the sequence number: the log only grows, so no lookup is needed.
+    let cursor_seq = match &page.after {
+        Some(k) => Some(
+            k.parse::<i64>()
+                .map_err(|_| crate::paging::invalid_cursor("events"))?,
+        ),
+        None => None,
+    };
+    let after_seq = match (cursor_seq, q.after) {
+        (Some(c), Some(a)) => Some(c.max(a)),
+        (c, a) => c.or(a),
+    };
     let mut tx = state.store.read().await?;
     if !caller.sees_everything() {
         // Others see the events of one request or grant they may view.
@@ -87,20 +112,25 @@ pub(crate) async fn list_events(
     let filter = EventFilter {
         request_id: q.request,
         grant_id: q.grant,
-        after_seq: q.after,
-        limit: q.limit.unwrap_or(500).clamp(1, 5000),
+        after_seq,
+        limit: page.limit as i64 + 1,
     };
-    let events = tx.list_events(&filter).await?;
-    Ok(Json(
-        events
-            .into_iter()
-            .map(|e| EventView {
-                seq: e.seq,
-                hash: e.hash,
-                prev_hash: e.prev_hash,
-                event: e.event,
-            })
-            .collect(),
+    let mut events = tx.list_events(&filter).await?;
+    let more = events.len() > page.limit;
+    events.truncate(page.limit);
+    let items = events
+        .into_iter()
+        .map(|e| EventView {
+            seq: e.seq,
+            hash: e.hash,
+            prev_hash: e.prev_hash,
+            event: e.event,
+        })
+        .collect();
+    Ok(page_response(
+        "events",
+        Paged { items, more },
+        |e: &EventView| e.seq.to_string(),
     ))
 }
 
@@ -135,15 +165,31 @@ pub(crate) async fn verify_log(
     crate::evidence::verify(&state).await.map(Json)
 }
 
-#[utoipa::path(get, path = "/api/v1/evidence/checkpoints",
-    responses((status = 200, body = Vec<SignedCheckpointView>), (status = 403, body = ApiError)))]
+#[utoipa::path(get, path = "/api/v1/evidence/checkpoints", params(Page),
+    responses((status = 200, body = Vec<SignedCheckpointView>, description = "one page, by tree size; `x-next-cursor` names the next"), (status = 403, body = ApiError)))]
 pub(crate) async fn list_checkpoints(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<SignedCheckpointView>>> {
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Response> {
     require_evidence_role(&caller, "reading checkpoints")?;
-    let all = crate::evidence::checkpoints(&state).await?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+    let page = page.request("evidence/checkpoints", &state.config.limits)?;
+    let after = match &page.after {
+        Some(k) => Some(
+            k.parse::<i64>()
+                .map_err(|_| crate::paging::invalid_cursor("evidence/checkpoints"))?,
+        ),
+        None => None,
+    };
+    let mut rows = crate::evidence::checkpoints_after(&state, after, page.limit + 1).await?;
+    let more = rows.len() > page.limit;
+    rows.truncate(page.limit);
+    // The key of a checkpoint is where it is stored, which its view does not show.
+    let next = more
+        .then(|| rows.last().map(|(pos, _)| pos.to_string()))
+        .flatten();
+    let items: Vec<SignedCheckpointView> = rows.into_iter().map(|(_, c)| c.into()).collect();
+    Ok(page_response_after("evidence/checkpoints", items, next))
 }
 
 /// Sign a checkpoint of the whole log now (even if the log did not grow).

@@ -168,6 +168,9 @@ pub(crate) async fn gateway_events(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut events = Vec::new();
+    // Recording chains touched by this batch, and the chunk rows to write with the events.
+    let mut chains = HashMap::new();
+    let mut chunk_rows = Vec::new();
     for e in body.events {
         if e.gseq <= delivered {
             continue; // already recorded: a redelivery after an outage
@@ -189,9 +192,10 @@ pub(crate) async fn gateway_events(
             "session.refused" => EventKind::SessionRefused,
             "session.ended" => EventKind::SessionEnded,
             "operation" => EventKind::Operation,
+            "recording.chunk" => EventKind::RecordingChunk,
             other => {
                 return Err(ServerError::InvalidBody(format!(
-                    "event gseq {}: unknown kind {other:?}; use session.started, session.refused, session.ended or operation",
+                    "event gseq {}: unknown kind {other:?}; use session.started, session.refused, session.ended, operation or recording.chunk",
                     e.gseq
                 )))
             }
@@ -250,6 +254,20 @@ pub(crate) async fn gateway_events(
                 }
             }
         }
+        if kind == EventKind::RecordingChunk {
+            let row = crate::recordings::accept_chunk_event(
+                &mut tx,
+                &mut chains,
+                caller.id(),
+                e.gseq,
+                e.session_id.as_deref(),
+                link.as_ref().map(|(gid, _)| gid.as_str()),
+                &e.data,
+                e.at,
+            )
+            .await?;
+            chunk_rows.push((events.len(), row));
+        }
         let mut event = report.event(kind, actor.clone(), e.at)?;
         if let Some((gid, rid)) = link {
             event = event.grant(&gid).request(&rid);
@@ -258,7 +276,11 @@ pub(crate) async fn gateway_events(
         events.push(event);
     }
     let recorded = events.len();
-    tx.append_events(&events).await?;
+    let seqs = tx.append_events(&events).await?;
+    for (i, mut row) in chunk_rows {
+        row.event_seq = seqs.get(i).copied().unwrap_or_default();
+        tx.insert_recording_chunk(&row).await?;
+    }
     tx.set_setting(&gateway_seq_key(caller.id()), &delivered.to_string())
         .await?;
     tx.commit().await?;

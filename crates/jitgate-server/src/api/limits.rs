@@ -8,10 +8,12 @@
 //!   connections (the gateways' WebSocket control channel) are exempt from both timeouts.
 //! - [`json_errors`]: every error answer is the JSON `{code, message}` body, including the
 //!   ones axum and tower make themselves (405, 413 from the body limit, a bad path).
-//! - [`Page`] / [`paginate`]: `limit` and `cursor` on every list; the next page's cursor is
-//!   in the `x-next-cursor` response header.
+//! - [`Page`] / [`page_response`]: `limit` and `cursor` on every list; the next page's
+//!   cursor is in the `x-next-cursor` response header (keyset pages: [`crate::paging`]);
+//!   [`declare_pages`] declares both and the header in `/openapi.json`.
 
 use crate::error::ServerError;
+use crate::paging::{self, PageRequest, Paged};
 use crate::views::ApiError;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
@@ -94,71 +96,70 @@ pub async fn json_errors(resp: Response) -> Response {
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
-    /// Items per page (default `[limits] default_page_size`, at most `max_page_size`).
-    #[param(minimum = 1)]
+    /// Items per page (default `[limits] default_page_size`, 100; at most `max_page_size`,
+    /// 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// From the previous page's `x-next-cursor` response header.
-    #[param(max_length = 200)]
+    #[param(max_length = 400)]
     pub cursor: Option<String>,
 }
 
 /// The response header carrying the next page's cursor.
 pub const NEXT_CURSOR: &str = "x-next-cursor";
 
-/// Cut one page out of `items` (already filtered and in the list's order); `key` names an
-/// item uniquely. The cursor is the key of the last item returned; the next page starts
-/// after it.
-pub fn paginate<T>(
+impl Page {
+    /// The page asked of the list `list` (the path after `/api/v1/`), within `[limits]`.
+    pub fn request(
+        &self,
+        list: &str,
+        limits: &crate::config::limits::LimitsConfig,
+    ) -> Result<PageRequest, ServerError> {
+        let limit = page_limit(self.limit, limits)?;
+        let after = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(paging::decode_cursor(list, c)?),
+        };
+        Ok(PageRequest { after, limit })
+    }
+}
+
+/// `limit` checked against `[limits]`: the default when absent, `400 bad_request` outside
+/// 1..=`max_page_size`.
+pub fn page_limit(
+    limit: Option<i64>,
     limits: &crate::config::limits::LimitsConfig,
-    page: &Page,
-    items: Vec<T>,
+) -> Result<usize, ServerError> {
+    match limit {
+        None => Ok(limits.default_page_size.max(1)),
+        Some(n) if n >= 1 && (n as u64) <= limits.max_page_size as u64 => Ok(n as usize),
+        Some(n) => Err(ServerError::BadRequest(format!(
+            "limit={n}: a page holds 1..={} items ([limits] max_page_size); follow \
+             `x-next-cursor` for more",
+            limits.max_page_size
+        ))),
+    }
+}
+
+/// A page as a JSON array, with the next page's cursor (naming the page's last item by
+/// `key`) in [`NEXT_CURSOR`] when there is a next page.
+pub fn page_response<T: serde::Serialize>(
+    list: &str,
+    page: Paged<T>,
     key: impl Fn(&T) -> String,
-) -> Result<(Vec<T>, Option<String>), ServerError> {
-    let limit = match page.limit {
-        None => limits.default_page_size,
-        Some(n) if n >= 1 && (n as u64) <= limits.max_page_size as u64 => n as usize,
-        Some(n) => {
-            return Err(ServerError::BadRequest(format!(
-                "limit={n}: a page holds 1..{} items ([limits] max_page_size)",
-                limits.max_page_size
-            )))
-        }
-    };
-    let start = match page.cursor.as_deref() {
-        None | Some("") => 0,
-        Some(c) => {
-            let after = decode_cursor(c).ok_or_else(bad_cursor)?;
-            items
-                .iter()
-                .position(|i| key(i) == after)
-                .map(|p| p + 1)
-                .ok_or_else(bad_cursor)?
-        }
-    };
-    let total = items.len();
-    let out: Vec<T> = items.into_iter().skip(start).take(limit).collect();
-    let next = (start + out.len() < total)
-        .then(|| out.last().map(|last| encode_cursor(&key(last))))
-        .flatten();
-    Ok((out, next))
+) -> Response {
+    let next = page.more.then(|| page.items.last().map(&key)).flatten();
+    page_response_after(list, page.items, next)
 }
 
-fn bad_cursor() -> ServerError {
-    ServerError::BadRequest(
-        "cursor is unknown or no longer valid; start again without `cursor`".into(),
-    )
-}
-
-fn encode_cursor(key: &str) -> String {
-    hex::encode(key.as_bytes())
-}
-
-fn decode_cursor(c: &str) -> Option<String> {
-    hex::decode(c).ok().and_then(|b| String::from_utf8(b).ok())
-}
-
-/// A page as a JSON array, with the next page's cursor in [`NEXT_CURSOR`].
-pub fn page_response<T: serde::Serialize>(items: Vec<T>, next: Option<String>) -> Response {
+/// A page as a JSON array; `next_after` is the key of the item the next page starts after
+/// (`None`: this is the last page).
+pub fn page_response_after<T: serde::Serialize>(
+    list: &str,
+    items: Vec<T>,
+    next_after: Option<String>,
+) -> Response {
+    let next = next_after.map(|k| paging::encode_cursor(list, &k));
     let mut resp = axum::Json(items).into_response();
     if let Some(n) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
         resp.headers_mut().insert(NEXT_CURSOR, n);
@@ -512,6 +513,35 @@ pub fn declare_errors(doc: &mut utoipa::openapi::OpenApi) {
                         .insert(status.to_string(), error(what).into());
                 }
             }
+        }
+    }
+}
+
+/// Declare in `/openapi.json`, on every list (a GET taking `cursor`), the `x-next-cursor`
+/// header of its answers.
+pub fn declare_pages(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{Object, Type};
+    use utoipa::openapi::RefOr;
+    for (_path, item) in doc.paths.paths.iter_mut() {
+        let Some(op) = item.get.as_mut() else {
+            continue;
+        };
+        let pages = op.parameters.iter().flatten().any(|p| p.name == "cursor");
+        if !pages {
+            continue;
+        }
+        if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+            ok.headers.insert(
+                NEXT_CURSOR.to_string(),
+                HeaderBuilder::new()
+                    .schema(Object::with_type(Type::String))
+                    .description(Some(
+                        "the cursor of the next page (send it back as `cursor`); absent on \
+                         the last page",
+                    ))
+                    .build(),
+            );
         }
     }
 }

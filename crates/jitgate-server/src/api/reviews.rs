@@ -3,12 +3,15 @@
 //! outbox is read straight from the store.
 
 use super::extract::{ApiJson, ApiQuery};
+use super::limits::{page_response, Page};
 use super::types::ApiError;
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
+use crate::paging::Paged;
 use crate::reviews::{self, ReviewOutcome, ReviewQuery, ReviewReason, ReviewView};
 use crate::state::AppState;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::Timestamp;
@@ -78,13 +81,19 @@ pub struct NotificationView {
 }
 
 #[utoipa::path(get, path = "/api/v1/reviews", params(ReviewQuery),
-    responses((status = 200, body = [ReviewView]), (status = 400, body = ApiError)))]
+    responses((status = 200, body = [ReviewView], description = "one page, newest first; `x-next-cursor` names the next"), (status = 400, body = ApiError)))]
 pub(crate) async fn list_reviews(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(q): ApiQuery<ReviewQuery>,
-) -> ApiResult<Json<Vec<ReviewView>>> {
-    Ok(Json(reviews::list_reviews(&state, &caller, q).await?))
+    ApiQuery(mut q): ApiQuery<ReviewQuery>,
+) -> ApiResult<Response> {
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor.take(),
+    }
+    .request("reviews", &state.config.limits)?;
+    let listed = reviews::list_reviews(&state, &caller, q, &page).await?;
+    Ok(page_response("reviews", listed, reviews::review_key))
 }
 
 #[utoipa::path(post, path = "/api/v1/grants/{id}/review", params(("id" = String, Path)),
@@ -113,16 +122,22 @@ pub struct NotificationQuery {
     pub state: Option<String>,
     /// Only this webhook's.
     pub webhook: Option<String>,
+    /// Items per page (default `[limits] default_page_size`, 100; at most
+    /// `max_page_size`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The previous page's `x-next-cursor` header.
+    #[param(max_length = 400)]
+    pub cursor: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/notifications", params(NotificationQuery),
-    responses((status = 200, body = [NotificationView]), (status = 403, body = ApiError)))]
+    responses((status = 200, body = [NotificationView], description = "one page, newest first; `x-next-cursor` names the next"), (status = 403, body = ApiError)))]
 pub(crate) async fn list_notifications(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<NotificationQuery>,
-) -> ApiResult<Json<Vec<NotificationView>>> {
+) -> ApiResult<Response> {
     if !(caller.is_admin() || caller.identity.has_role("security")) {
         return Err(ServerError::Forbidden(format!(
             "{} lacks the `security` or `admin` role needed to see outgoing notifications",
@@ -139,34 +154,47 @@ pub(crate) async fn list_notifications(
             )))
         }
     };
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .request("notifications", &state.config.limits)?;
     let mut tx = state.store.read().await?;
-    let rows = tx
+    // Every row is visible to whoever may list: one read of one more than the page.
+    let mut rows = tx
         .list_notifications(&NotificationFilter {
             delivered,
             webhook: q.webhook,
-            limit: q.limit.unwrap_or(200).clamp(1, 1000),
+            after: page.after.clone(),
+            limit: page.limit as i64 + 1,
         })
         .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|n| NotificationView {
-                state: crate::notify::delivery_state(&n).to_string(),
-                next_attempt_at: n.delivered_at.is_none().then_some(n.next_attempt_at),
-                title: n
-                    .payload
-                    .get("title")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                id: n.id,
-                webhook: n.webhook,
-                kind: n.kind,
-                attempts: n.attempts,
-                created_at: n.created_at,
-                delivered_at: n.delivered_at,
-                last_error: n.last_error,
-                payload: n.payload,
-            })
-            .collect(),
+    let more = rows.len() > page.limit;
+    rows.truncate(page.limit);
+    let items = rows
+        .into_iter()
+        .map(|n| NotificationView {
+            state: crate::notify::delivery_state(&n).to_string(),
+            next_attempt_at: n.delivered_at.is_none().then_some(n.next_attempt_at),
+            title: n
+                .payload
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            id: n.id,
+            webhook: n.webhook,
+            kind: n.kind,
+            attempts: n.attempts,
+            created_at: n.created_at,
+            delivered_at: n.delivered_at,
+            last_error: n.last_error,
+            payload: n.payload,
+        })
+        .collect();
+    Ok(page_response(
+        "notifications",
+        Paged { items, more },
+        |n: &NotificationView| n.id.clone(),
     ))
 }

@@ -3,10 +3,11 @@
 //! annotations feed `/openapi.json`.
 
 use super::extract::{ApiJson, ApiQuery, Peer};
-use super::limits::{page_response, paginate, Page};
+use super::limits::{page_response, Page};
 use super::types::*;
 use crate::auth::{self, AuthVia, Caller};
 use crate::error::{ApiResult, ServerError};
+use crate::paging::page_of;
 use crate::service::{self, GrantQuery, RequestQuery};
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -274,9 +275,10 @@ async fn list_identities(
     caller: Caller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Response> {
+    let page = page.request("identities", &state.config.limits)?;
     let Json(all) = visible_identities(State(state.clone()), caller).await?;
-    let (items, next) = paginate(&state.config.limits, &page, all, |i| i.id.clone())?;
-    Ok(page_response(items, next))
+    let key = |i: &Identity| i.id.clone();
+    Ok(page_response("identities", page_of(&page, all, key), key))
 }
 
 /// The identities `caller` may see.
@@ -390,10 +392,11 @@ async fn list_assets(
     caller: Caller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Response> {
+    let page = page.request("assets", &state.config.limits)?;
     let assets = state.store.read().await?.list_assets().await?;
     let all = assets.into_iter().map(|a| for_caller(&caller, a)).collect();
-    let (items, next) = paginate(&state.config.limits, &page, all, |a: &Asset| a.id.clone())?;
-    Ok(page_response(items, next))
+    let key = |a: &Asset| a.id.clone();
+    Ok(page_response("assets", page_of(&page, all, key), key))
 }
 
 /// An asset as `caller` may see it: device addresses only for those with a reason to know
@@ -476,9 +479,10 @@ async fn list_sites(
     _caller: Caller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Response> {
+    let page = page.request("sites", &state.config.limits)?;
     let all = state.store.read().await?.list_sites().await?;
-    let (items, next) = paginate(&state.config.limits, &page, all, |s: &Site| s.id.clone())?;
-    Ok(page_response(items, next))
+    let key = |s: &Site| s.id.clone();
+    Ok(page_response("sites", page_of(&page, all, key), key))
 }
 
 #[utoipa::path(put, path = "/api/v1/sites/{id}", params(("id" = String, Path)), request_body = Site, responses((status = 200, body = Site)))]
@@ -508,6 +512,7 @@ async fn list_orgs(
     caller: Caller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Response> {
+    let page = page.request("orgs", &state.config.limits)?;
     let all = state.store.read().await?.list_orgs().await?;
     let me = &caller.identity;
     let visible: Vec<Org> = all
@@ -518,8 +523,8 @@ async fn list_orgs(
                 || me.org.as_deref() == Some(o.id.as_str())
         })
         .collect();
-    let (items, next) = paginate(&state.config.limits, &page, visible, |o| o.id.clone())?;
-    Ok(page_response(items, next))
+    let key = |o: &Org| o.id.clone();
+    Ok(page_response("orgs", page_of(&page, visible, key), key))
 }
 
 #[utoipa::path(put, path = "/api/v1/orgs/{id}", params(("id" = String, Path)), request_body = Org, responses((status = 200, body = Org)))]
@@ -617,16 +622,11 @@ async fn list_requests(
     let page = Page {
         limit: q.limit,
         cursor: q.cursor.take(),
-    };
-    // Pages are cut from the newest `LIST_WINDOW` matching requests.
-    q.limit = Some(LIST_WINDOW);
-    let all = service::list_requests(&state, &caller, q).await?;
-    let (items, next) = paginate(&state.config.limits, &page, all, |r| r.request.id.clone())?;
-    Ok(page_response(items, next))
+    }
+    .request("requests", &state.config.limits)?;
+    let listed = service::list_requests(&state, &caller, q, &page).await?;
+    Ok(page_response("requests", listed, |r| r.request.id.clone()))
 }
-
-/// How many of the newest requests or grants a list pages through.
-const LIST_WINDOW: i64 = 1000;
 
 #[utoipa::path(get, path = "/api/v1/requests/{id}", params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 404, body = ApiError)))]
 async fn get_request(
@@ -701,11 +701,10 @@ async fn list_grants(
     let page = Page {
         limit: q.limit,
         cursor: q.cursor.take(),
-    };
-    q.limit = Some(LIST_WINDOW);
-    let all = service::list_grants(&state, &caller, q).await?;
-    let (items, next) = paginate(&state.config.limits, &page, all, |g| g.grant.id.clone())?;
-    Ok(page_response(items, next))
+    }
+    .request("grants", &state.config.limits)?;
+    let listed = service::list_grants(&state, &caller, q, &page).await?;
+    Ok(page_response("grants", listed, |g| g.grant.id.clone()))
 }
 
 #[utoipa::path(get, path = "/api/v1/grants/{id}", params(("id" = String, Path)), responses((status = 200, body = GrantView), (status = 404, body = ApiError)))]

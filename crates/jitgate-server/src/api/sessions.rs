@@ -7,13 +7,16 @@
 //! Terminating a session is revoking its grant (`POST /grants/{id}/revoke`).
 
 use super::extract::ApiQuery;
+use super::limits::{page_response, Page};
 use super::types::ApiError;
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
+use crate::paging::{self, page_of};
 use crate::state::AppState;
 use axum::extract::State;
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use jitgate_core::server_payload::{
     GatewayReport, OperationOutcome, SessionEndedDetail, SessionStartedDetail,
 };
@@ -38,6 +41,13 @@ pub struct SessionQuery {
     pub live: Option<bool>,
     /// Only the sessions of this grant (any grant state).
     pub grant: Option<String>,
+    /// Items per page (default `[limits] default_page_size`, 100; at most
+    /// `max_page_size`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// The previous page's `x-next-cursor` header.
+    #[param(max_length = 400)]
+    pub cursor: Option<String>,
 }
 
 /// One connection through a gateway under a grant.
@@ -78,12 +88,17 @@ fn sees_all_sessions(caller: &Caller) -> bool {
 }
 
 #[utoipa::path(get, path = "/api/v1/sessions", params(SessionQuery),
-    responses((status = 200, body = Vec<SessionView>), (status = 404, body = ApiError)))]
+    responses((status = 200, body = Vec<SessionView>, description = "one page, newest first; `x-next-cursor` names the next"), (status = 404, body = ApiError)))]
 pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<SessionQuery>,
-) -> ApiResult<Json<Vec<SessionView>>> {
+) -> ApiResult<Response> {
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    }
+    .request("sessions", &state.config.limits)?;
     let all = sees_all_sessions(&caller);
     let mut tx = state.store.read().await?;
     let grants: Vec<Grant> = match &q.grant {
@@ -111,7 +126,8 @@ pub(crate) async fn list_sessions(
                     tx.list_grants(&GrantFilter {
                         state: Some(s),
                         subject: (!all).then(|| caller.id().to_string()),
-                        limit: 1000,
+                        after: None,
+                        limit: 10_000,
                     })
                     .await?,
                 );
@@ -147,8 +163,19 @@ pub(crate) async fn list_sessions(
     if q.live == Some(true) {
         sessions.retain(|s| s.live);
     }
-    sessions.sort_by_key(|s| std::cmp::Reverse(s.started_at));
-    Ok(Json(sessions))
+    // Held in memory (the sessions of open grants, or of one grant), paged by keyset on
+    // (started_at descending, session id).
+    Ok(page_response(
+        "sessions",
+        page_of(&page, sessions, session_key),
+        session_key,
+    ))
+}
+
+/// Sorts newest first: the start time counted down from the largest, then the id.
+fn session_key(s: &SessionView) -> String {
+    let down = i64::MAX - s.started_at.timestamp_millis();
+    paging::joined_key(&[&format!("{down:020}"), &s.session_id])
 }
 
 /// Apply one event of a grant to its sessions.

@@ -1,13 +1,16 @@
 //! Teardown verification (`/grants/{id}/teardown`), the gateways' control-channel status
 //! (`/gateways`), and withdrawing an approval (`/requests/{id}/approval/withdraw`).
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiQuery};
+use super::limits::{page_response, Page};
 use super::types::{ApiError, RequestView};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
+use crate::paging::page_of;
 use crate::state::AppState;
 use crate::teardown::Check;
 use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::{GrantState, Timestamp};
@@ -117,16 +120,19 @@ pub struct GatewayCertView {
     pub enrolled_at: Timestamp,
 }
 
-#[utoipa::path(get, path = "/api/v1/gateways", responses((status = 200, body = Vec<GatewayStatus>)))]
+#[utoipa::path(get, path = "/api/v1/gateways", params(Page),
+    responses((status = 200, body = Vec<GatewayStatus>, description = "one page, by id; `x-next-cursor` names the next")))]
 pub(crate) async fn list_gateways(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<GatewayStatus>>> {
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Response> {
     if !(caller.sees_everything() || caller.is_admin()) {
         return Err(ServerError::Forbidden(
             "the gateway list is for security, audit and admin staff".into(),
         ));
     }
+    let page = page.request("gateways", &state.config.limits)?;
     let mut tx = state.store.read().await?;
     let assets = tx.list_assets().await?;
     let mut out = Vec::new();
@@ -160,7 +166,8 @@ pub(crate) async fn list_gateways(
             address,
         });
     }
-    Ok(Json(out))
+    let key = |g: &GatewayStatus| g.id.clone();
+    Ok(page_response("gateways", page_of(&page, out, key), key))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -21,6 +21,8 @@ pub use crate::config::evidence::EvidenceConfig;
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
 use crate::views::{LogProblemView, LogVerifyView};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use jitgate_core::event::{Actor, Event};
 use jitgate_core::Timestamp;
 use jitgate_evidence::{
@@ -418,6 +420,8 @@ pub async fn export(state: &AppState, caller: &Caller, grant_id: &str) -> ApiRes
         let keys = ev.keys();
         (keys.current().clone(), keys.public().to_vec())
     };
+    let in_bundle: std::collections::HashSet<i64> =
+        events.iter().map(|(seq, _)| *seq as i64).collect();
     let bundle = Bundle::build(
         grant_id, events, &tree.log, checkpoint, policies, &signer, &known,
     )
@@ -426,7 +430,24 @@ pub async fn export(state: &AppState, caller: &Caller, grant_id: &str) -> ApiRes
             "{e}; the stored log no longer matches its checkpoint: run `jitgate evidence verify`"
         ))
     })?;
-    Ok(bundle)
+    drop(tree);
+    // The recordings' bytes the server holds, for the chunks whose event is in the bundle
+    // (a chunk logged after the events were read waits for the next export).
+    let mut tx = state.store.read().await?;
+    let rows = tx.recording_chunks_of_grant(grant_id).await?;
+    drop(tx);
+    let chunks: Vec<(String, u64, Vec<u8>)> = rows
+        .into_iter()
+        .filter(|r| in_bundle.contains(&r.event_seq))
+        .filter_map(|r| {
+            let bytes = B64.decode(r.data.as_deref()?).ok()?;
+            Some((r.session_id, r.index, bytes))
+        })
+        .collect();
+    if chunks.is_empty() {
+        return Ok(bundle);
+    }
+    Ok(bundle.with_recordings(chunks, &signer))
 }
 
 /// The latest checkpoint whose signature verifies with a trusted key.
@@ -466,6 +487,22 @@ pub async fn checkpoints(state: &AppState) -> ApiResult<Vec<SignedCheckpoint>> {
     let mut tx = state.store.read().await?;
     let records = tx.list_checkpoints().await?;
     Ok(records.iter().filter_map(|r| to_signed(r).ok()).collect())
+}
+
+/// At most `limit` stored checkpoints after the one stored at position `after`, by tree
+/// size, each with its position (what a next page continues after). A row that does not
+/// decode is skipped, as in [`checkpoints`].
+pub async fn checkpoints_after(
+    state: &AppState,
+    after: Option<i64>,
+    limit: usize,
+) -> ApiResult<Vec<(i64, SignedCheckpoint)>> {
+    let mut tx = state.store.read().await?;
+    let records = tx.list_checkpoints_after(after, limit as i64).await?;
+    Ok(records
+        .iter()
+        .filter_map(|(pos, r)| to_signed(r).ok().map(|s| (*pos, s)))
+        .collect())
 }
 
 /// Rotate the evidence key: the log's tail is signed with the old key first, the rotation is

@@ -268,7 +268,8 @@ async fn refused_approvals_say_why_and_change_nothing() {
             "wrong_state",
         )
         .await;
-        // A disabled identity cannot even log in, and is told only what a wrong password is.
+        // A disabled identity cannot even log in, and is told only what a wrong password is
+        // (without a code: `totp_required`, the one answer of every failed sign-in).
         let (s, v) = h
             .raw(
                 "POST",
@@ -279,7 +280,7 @@ async fn refused_approvals_say_why_and_change_nothing() {
             .await;
         assert_eq!(
             (s, v["code"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("unauthenticated")),
+            (StatusCode::UNAUTHORIZED, Some("totp_required")),
             "{v}"
         );
 
@@ -323,7 +324,7 @@ async fn authentication_failures() {
             .await;
         assert_eq!(
             (s, v["code"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+            (StatusCode::UNAUTHORIZED, Some("totp_required"))
         );
         let (s, v) = h
             .raw(
@@ -335,7 +336,7 @@ async fn authentication_failures() {
             .await;
         assert_eq!(
             (s, v["code"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+            (StatusCode::UNAUTHORIZED, Some("totp_required"))
         );
         // Workloads have no password.
         let (s, _) = h

@@ -357,7 +357,7 @@ async fn bad_form_input_gets_the_apis_errors() {
             login(json!({"identity": "alice", "password": "wrong password!"})).await;
         assert_eq!(
             (s, v["code"].as_str(), cookie),
-            (StatusCode::UNAUTHORIZED, Some("unauthenticated"), false)
+            (StatusCode::UNAUTHORIZED, Some("totp_required"), false)
         );
         let (s, _, v) = login(json!({"identity": "alice"})).await;
         assert_eq!(

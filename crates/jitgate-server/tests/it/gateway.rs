@@ -283,7 +283,7 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
 
     // Each refusal is in the evidence log with its code.
     // (Seven refusals in all: the six codes below and the replayed proof.)
-    let events = events_until(&mut r.h, "limit=5000", |events| {
+    let events = events_until(&mut r.h, "limit=1000", |events| {
         events
             .iter()
             .filter(|e| e["kind"] == "session.refused")
@@ -591,7 +591,7 @@ async fn a_device_flooding_exceptions_ends_its_session_only() {
         read_holding(&mut bystander, 7, 1).await.unwrap(),
         vec![3, 2, 0x03, 0xef]
     );
-    let events = events_until(&mut r.h, &format!("grant={g}&limit=5000"), |events| {
+    let events = events_until(&mut r.h, &format!("grant={g}&limit=1000"), |events| {
         events.iter().any(|e| {
             e["kind"] == "session.ended"
                 && e["data"]["detail"]["reason"]
@@ -654,7 +654,7 @@ async fn events_survive_a_gateway_restart_while_the_server_is_down() {
             r.h.call(
                 "sam",
                 "GET",
-                &format!("/api/v1/events?grant={g}&limit=5000"),
+                &format!("/api/v1/events?grant={g}&limit=1000"),
                 None,
             )
             .await;

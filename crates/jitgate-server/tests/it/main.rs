@@ -13,6 +13,8 @@ mod lifecycle;
 mod limits;
 mod login;
 mod notify;
+mod pages;
+mod recordings;
 mod restart;
 mod ssh;
 mod teardown;

@@ -212,6 +212,7 @@ async fn grants_round_trip_update_and_filter() {
             state: Some(GrantState::Active),
             subject: Some("alice".into()),
             limit: 1,
+            ..Default::default()
         };
         assert_eq!(ids(&tx.list_grants(&f).await.unwrap(), |g| &g.id), ["g3"]);
         // Every end reason survives the JSON column.

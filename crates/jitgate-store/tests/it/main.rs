@@ -17,3 +17,4 @@ mod inventory;
 mod lifecycle;
 mod notify_reviews;
 mod open;
+mod pages;

@@ -69,6 +69,8 @@ pub enum ApiKeyCmd {
         /// Only the keys of this workload.
         #[arg(long, value_name = "ID")]
         identity: Option<String>,
+        #[command(flatten)]
+        page: super::PageArgs,
     },
     /// Revoke an API key at once. Requests filed with it that are still pending or approved
     /// lapse, and grants issued from them end.
@@ -127,13 +129,31 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
             if e.api_code() == Some(jitgate_core::Code::TotpRequired.as_str())
                 && body.totp.is_none() =>
         {
+            // Every failed sign-in without a code is answered this way, so the server has
+            // not said the identity has TOTP: ask, and let the person say they have none.
             if !prompt::can_prompt() {
                 return Err(e
-                    .with_hint("no terminal to ask for the code on: pass --totp CODE")
+                    .with_hint(
+                        "check the identity and password; if the identity has TOTP, pass \
+                         --totp CODE",
+                    )
                     .into());
             }
-            body.totp = Some(prompt::totp("TOTP code: ")?);
-            http.post(&["auth", "login"], &body).await?
+            match prompt::optional_totp("TOTP code (press Enter if you have no TOTP): ")? {
+                Some(code) => {
+                    body.totp = Some(code);
+                    http.post(&["auth", "login"], &body).await?
+                }
+                None => {
+                    return Err(CliError::Api {
+                        status: 401,
+                        code: jitgate_core::Code::Unauthenticated.as_str().into(),
+                        message: "sign-in refused: the identity or password is wrong".into(),
+                        hint: None,
+                    }
+                    .into())
+                }
+            }
         }
         other => other?,
     };
@@ -350,10 +370,10 @@ pub async fn apikey(ctx: &Ctx, cmd: ApiKeyCmd) -> anyhow::Result<()> {
             name,
             expires_in,
         } => (identity, name, expires_in),
-        ApiKeyCmd::List { identity } => {
+        ApiKeyCmd::List { identity, page } => {
             let query: Vec<(&str, String)> =
                 identity.into_iter().map(|id| ("identity", id)).collect();
-            let raw = ctx.http.get(&["api-keys"], &query).await?;
+            let raw = ctx.list(&["api-keys"], &query, &page).await?;
             if ctx.printed_json(&raw) {
                 return Ok(());
             }

@@ -2,7 +2,7 @@
 
 use super::http::decode;
 use super::text::{self, list_or_dash, Detail};
-use super::{prompt, usage, Ctx};
+use super::{prompt, usage, Ctx, PageArgs};
 use crate::output::{out, outln};
 use clap::Subcommand;
 use jitgate_core::{Asset, Enforcement, Identity, IdentityStatus, Org, OrgStatus, Site};
@@ -15,8 +15,10 @@ const MAX_INVENTORY_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Debug, Subcommand)]
 pub enum IdentitiesCmd {
     /// List identities (the default).
-    #[command(after_help = "Example:\n  jitgate identities list")]
-    List,
+    #[command(
+        after_help = "Examples:\n  jitgate identities list\n  jitgate identities list --limit 50"
+    )]
+    List(PageArgs),
     /// Show one identity.
     #[command(after_help = "Example:\n  jitgate identities show alice")]
     Show {
@@ -62,8 +64,8 @@ pub enum IdentitiesCmd {
 #[derive(Debug, Subcommand)]
 pub enum AssetsCmd {
     /// List assets (the default).
-    #[command(after_help = "Example:\n  jitgate assets list")]
-    List,
+    #[command(after_help = "Examples:\n  jitgate assets list\n  jitgate assets list --limit 50")]
+    List(PageArgs),
     /// Show one asset with its endpoints and enforcement.
     #[command(after_help = "Example:\n  jitgate assets show plc-7")]
     Show {
@@ -83,9 +85,9 @@ pub enum InventoryCmd {
 }
 
 pub async fn identities(ctx: &Ctx, cmd: Option<IdentitiesCmd>) -> anyhow::Result<()> {
-    match cmd.unwrap_or(IdentitiesCmd::List) {
-        IdentitiesCmd::List => {
-            let raw = ctx.http.get(&["identities"], &[]).await?;
+    match cmd.unwrap_or(IdentitiesCmd::List(PageArgs::default())) {
+        IdentitiesCmd::List(page) => {
+            let raw = ctx.list(&["identities"], &[], &page).await?;
             if ctx.printed_json(&raw) {
                 return Ok(());
             }
@@ -144,9 +146,9 @@ pub async fn identities(ctx: &Ctx, cmd: Option<IdentitiesCmd>) -> anyhow::Result
 }
 
 pub async fn assets(ctx: &Ctx, cmd: Option<AssetsCmd>) -> anyhow::Result<()> {
-    match cmd.unwrap_or(AssetsCmd::List) {
-        AssetsCmd::List => {
-            let raw = ctx.http.get(&["assets"], &[]).await?;
+    match cmd.unwrap_or(AssetsCmd::List(PageArgs::default())) {
+        AssetsCmd::List(page) => {
+            let raw = ctx.list(&["assets"], &[], &page).await?;
             if ctx.printed_json(&raw) {
                 return Ok(());
             }
@@ -165,8 +167,8 @@ pub async fn assets(ctx: &Ctx, cmd: Option<AssetsCmd>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn sites(ctx: &Ctx) -> anyhow::Result<()> {
-    let raw = ctx.http.get(&["sites"], &[]).await?;
+pub async fn sites(ctx: &Ctx, page: &PageArgs) -> anyhow::Result<()> {
+    let raw = ctx.list(&["sites"], &[], page).await?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }
@@ -179,8 +181,8 @@ pub async fn sites(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn orgs(ctx: &Ctx) -> anyhow::Result<()> {
-    let raw = ctx.http.get(&["orgs"], &[]).await?;
+pub async fn orgs(ctx: &Ctx, page: &PageArgs) -> anyhow::Result<()> {
+    let raw = ctx.list(&["orgs"], &[], page).await?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }

@@ -17,13 +17,11 @@ pub struct EventsArgs {
     #[arg(long, value_name = "ID")]
     pub grant: Option<String>,
 
-    /// Only events after this sequence number (for paging).
+    /// Only events after this sequence number (to follow the log from a known point).
     #[arg(long, value_name = "SEQ")]
     pub after: Option<i64>,
-
-    /// At most this many events.
-    #[arg(long, value_name = "N")]
-    pub limit: Option<u32>,
+    #[command(flatten)]
+    pub page: super::PageArgs,
 }
 
 impl EventsArgs {
@@ -38,15 +36,12 @@ impl EventsArgs {
         if let Some(a) = self.after {
             q.push(("after", a.to_string()));
         }
-        if let Some(l) = self.limit {
-            q.push(("limit", l.to_string()));
-        }
         q
     }
 }
 
 pub async fn list(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<()> {
-    let raw = ctx.http.get(&["events"], &args.query()).await?;
+    let raw = ctx.list(&["events"], &args.query(), &args.page).await?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }
@@ -124,7 +119,7 @@ mod tests {
             request: Some("req-1".into()),
             grant: None,
             after: Some(5),
-            limit: None,
+            page: Default::default(),
         };
         assert_eq!(
             a.query(),

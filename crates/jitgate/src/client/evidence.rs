@@ -37,9 +37,11 @@ pub enum EvidenceCmd {
     #[command(after_help = "Examples:\n  jitgate evidence checkpoints\n  \
         jitgate evidence checkpoints -o checkpoints-2026-11.json")]
     Checkpoints {
-        /// Write every checkpoint as a JSON array to this file.
+        /// Write every checkpoint (or the page, with --limit) as a JSON array to this file.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        page: super::PageArgs,
     },
 
     /// Write the evidence public key file (every key, old ones included) for auditors.
@@ -142,8 +144,8 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        EvidenceCmd::Checkpoints { output } => {
-            let raw = ctx.http.get(&["evidence", "checkpoints"], &[]).await?;
+        EvidenceCmd::Checkpoints { output, page } => {
+            let raw = ctx.list(&["evidence", "checkpoints"], &[], &page).await?;
             if let Some(path) = output {
                 let views: Vec<SignedCheckpointView> = decode(raw.clone())?;
                 write_file(&path, serde_json::to_string_pretty(&raw)?.as_bytes())?;
@@ -416,6 +418,23 @@ fn render_verified(v: &VerifiedBundle, path: &Path) -> String {
     if !out.ends_with('\n') {
         out.push('\n');
     }
+    if !v.recordings.is_empty() {
+        out.push_str("\nrecordings (every chunk checked against its logged hash):\n");
+        for r in &v.recordings {
+            out.push_str(&format!(
+                "  {}: {} chunks, {} bytes, {} with bytes in the bundle{}\n",
+                r.session_id,
+                r.chunks,
+                r.bytes,
+                r.chunks_with_bytes,
+                if r.complete {
+                    ", complete"
+                } else {
+                    ", INCOMPLETE"
+                }
+            ));
+        }
+    }
     if !v.notes.is_empty() {
         out.push_str("\nnotes:\n");
         for n in &v.notes {
@@ -439,6 +458,10 @@ fn bundle_json(v: &VerifiedBundle) -> Value {
             "actor": t.actor, "summary": t.summary,
         })).collect::<Vec<_>>(),
         "notes": v.notes,
+        "recordings": v.recordings.iter().map(|r| json!({
+            "session_id": r.session_id, "chunks": r.chunks, "bytes": r.bytes,
+            "chunks_with_bytes": r.chunks_with_bytes, "complete": r.complete,
+        })).collect::<Vec<_>>(),
     })
 }
 

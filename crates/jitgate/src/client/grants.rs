@@ -26,6 +26,8 @@ pub struct ListArgs {
     /// Only grants you are the subject of.
     #[arg(long)]
     pub mine: bool,
+    #[command(flatten)]
+    pub page: super::PageArgs,
 }
 
 pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
@@ -36,7 +38,7 @@ pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     if args.mine {
         query.push(("mine", "true".to_string()));
     }
-    let raw = ctx.http.get(&["grants"], &query).await?;
+    let raw = ctx.list(&["grants"], &query, &args.page).await?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }

@@ -310,6 +310,16 @@ impl Client {
         Ok(Value::Array(items))
     }
 
+    /// GET one page of a list: the items and the next page's cursor, if any.
+    pub async fn get_page(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<(Value, Option<String>), CliError> {
+        self.send_paged(Method::GET, segments, query, None::<&()>)
+            .await
+    }
+
     /// POST with a JSON body.
     pub async fn post<B: Serialize + ?Sized>(
         &self,
@@ -385,6 +395,29 @@ impl Client {
             .map_err(|e| {
                 CliError::BadResponse(format!("HTTP {status} with a body that is not JSON: {e}"))
             })
+    }
+
+    /// GET a body that is not JSON (a recording): its bytes and headers.
+    pub async fn get_bytes(
+        &self,
+        segments: &[&str],
+    ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), CliError> {
+        if let Some(m) = &self.unpinned {
+            return Err(CliError::Untrusted(m.clone()));
+        }
+        let url = self.url(segments, &[])?;
+        let mut req = self.http.request(Method::GET, url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &bytes));
+        }
+        Ok((bytes.to_vec(), headers))
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> CliError {

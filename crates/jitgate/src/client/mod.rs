@@ -11,7 +11,8 @@
 //!   [`auth`] (login, logout, whoami, totp, apikey), [`requests`] (request, requests, show,
 //!   approve, deny, withdraw), [`grants`], [`events`], [`directory`] (identities, assets,
 //!   sites, orgs, inventory), [`policy`], [`evidence`], [`reviews`] (review, reviews,
-//!   notifications), [`ssh`] (an OpenSSH certificate per run and the system `ssh`).
+//!   notifications), [`ssh`] (an OpenSSH certificate per run and the system `ssh`), [`recordings`]
+//!   (list and play session recordings).
 //!
 //! Every handler fetches the raw JSON first, prints it as-is under `--json`, and otherwise
 //! decodes it into the shared `jitgate_server::api::types` and renders it for people.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod policy;
 pub mod profile;
 pub mod prompt;
+pub mod recordings;
 pub mod requests;
 pub mod reviews;
 pub mod ssh;
@@ -117,8 +119,10 @@ impl GlobalArgs {
 #[derive(Subcommand, Debug)]
 pub enum GatewaysAction {
     /// List gateways (the default).
-    #[command(after_help = "Example:\n  jitgate gateways list --json")]
-    List,
+    #[command(
+        after_help = "Examples:\n  jitgate gateways list --json\n  jitgate gateways list --limit 20"
+    )]
+    List(PageArgs),
     /// Forget a gateway's client certificate (admins). Its calls are refused until it enrols
     /// again: delete `client-cert.pem` and `client-key.pem` in its state directory (or give it
     /// a new one) and restart it; it then enrols with its API key. Use this when a gateway
@@ -308,7 +312,7 @@ pub enum ClientCommand {
     /// List evidence events (the hash-linked log of every transition).
     #[command(
         after_help = "Examples:\n  jitgate events --request req-k3m9x2p7qa4d\n  \
-        jitgate events --after 120 --limit 50"
+        jitgate events --after 120 --limit 50   # one page; the next: --cursor as printed"
     )]
     Events(events::EventsArgs),
 
@@ -332,11 +336,11 @@ pub enum ClientCommand {
 
     /// List sites and their zones.
     #[command(after_help = "Example:\n  jitgate sites")]
-    Sites,
+    Sites(PageArgs),
 
     /// List organisations (the plant's own and suppliers).
     #[command(after_help = "Example:\n  jitgate orgs")]
-    Orgs,
+    Orgs(PageArgs),
 
     /// Load an inventory file (sites, orgs, identities, assets) into the server.
     #[command(after_help = "Example:\n  jitgate inventory load inventory.toml")]
@@ -388,6 +392,16 @@ pub enum ClientCommand {
         The key pair lives in a private temporary directory (0700, files 0600) removed when ssh exits.         The certificate names the grant (key id) and you (principal), lasts at most an hour and never past         the grant, and permits a terminal only for `shell` scope and forwarding only for `forward` scope;         never agent or X11 forwarding. `--gateway` (or JITGATE_SSH_GATEWAY) is the gateway's SSH listener;         ssh logs in as <asset>@<gateway host>. ssh's exit status is jitgate's.")]
     Ssh(ssh::SshArgs),
 
+    /// Session recordings (asciicast v2): list them, play one in this terminal or write it.
+    #[command(after_help = "Examples:\n  \
+        jitgate recordings list --grant grant-k3m9x2p7qa4d\n  \
+        jitgate recordings play sess-4hx8c2m9tq3z\n  \
+        jitgate recordings play sess-4hx8c2m9tq3z --raw -o session.cast   # asciinema play session.cast")]
+    Recordings {
+        #[command(subcommand)]
+        cmd: recordings::RecordingsCmd,
+    },
+
     /// The server's token-signing keys: show them, rotate, or retire a leaked one (admin).
     #[command(
         after_help = "Examples:\n  jitgate keys show\n  jitgate keys rotate\n  jitgate keys retire k4.pid.Xy... --now"
@@ -406,7 +420,44 @@ pub struct Ctx {
     pub settings: Settings,
 }
 
+/// `--limit` / `--cursor` of a list command. Without `--limit` the whole list is fetched,
+/// page after page, so nothing is left out.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PageArgs {
+    /// Print one page of at most N items (and, on stderr, how to get the next) instead of
+    /// the whole list.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+
+    /// Start after the page that printed this cursor.
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+}
+
 impl Ctx {
+    /// GET a list: every page from `--cursor` (or the start) to the end, or with `--limit`
+    /// one page, and on stderr the command line's flags for the next.
+    pub async fn list(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        page: &PageArgs,
+    ) -> Result<Value, CliError> {
+        let mut q = query.to_vec();
+        if let Some(c) = &page.cursor {
+            q.push(("cursor", c.clone()));
+        }
+        let Some(n) = page.limit else {
+            return self.http.get(segments, &q).await;
+        };
+        q.push(("limit", n.to_string()));
+        let (items, next) = self.http.get_page(segments, &q).await?;
+        if let Some(c) = next {
+            eprintln!("more: run again with --limit {n} --cursor {c} for the next page");
+        }
+        Ok(items)
+    }
+
     /// Under `--json`, print the raw response (pretty) and return `true`.
     pub fn printed_json(&self, raw: &Value) -> bool {
         if !self.json {
@@ -482,10 +533,12 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Revoke { grant, reason } => grants::revoke(&ctx, &grant, reason).await,
         ClientCommand::Complete { grant } => grants::complete(&ctx, &grant).await,
         ClientCommand::Teardown { grant } => teardown::show(&ctx, &grant).await,
-        ClientCommand::Gateways { action: None }
-        | ClientCommand::Gateways {
-            action: Some(GatewaysAction::List),
-        } => teardown::gateways(&ctx).await,
+        ClientCommand::Gateways { action: None } => {
+            teardown::gateways(&ctx, &PageArgs::default()).await
+        }
+        ClientCommand::Gateways {
+            action: Some(GatewaysAction::List(page)),
+        } => teardown::gateways(&ctx, &page).await,
         ClientCommand::Gateways {
             action: Some(GatewaysAction::ResetEnrolment { gateway, reason }),
         } => teardown::reset_enrolment(&ctx, &gateway, reason).await,
@@ -498,14 +551,15 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Notifications(args) => reviews::notifications(&ctx, args).await,
         ClientCommand::Identities { cmd } => directory::identities(&ctx, cmd).await,
         ClientCommand::Assets { cmd } => directory::assets(&ctx, cmd).await,
-        ClientCommand::Sites => directory::sites(&ctx).await,
-        ClientCommand::Orgs => directory::orgs(&ctx).await,
+        ClientCommand::Sites(page) => directory::sites(&ctx, &page).await,
+        ClientCommand::Orgs(page) => directory::orgs(&ctx, &page).await,
         ClientCommand::Inventory { cmd } => directory::inventory(&ctx, cmd).await,
         ClientCommand::Policy { cmd } => policy::run(&ctx, cmd).await,
         ClientCommand::Evidence { cmd } => evidence::run(&ctx, cmd).await,
         ClientCommand::Connect(args) => access::connect(&ctx, args).await,
         ClientCommand::Keys { cmd } => access::keys(&ctx, cmd).await,
         ClientCommand::Ssh(args) => ssh::run(&ctx, args).await,
+        ClientCommand::Recordings { cmd } => recordings::run(&ctx, cmd).await,
     }
 }
 

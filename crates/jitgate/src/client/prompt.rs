@@ -20,6 +20,15 @@ pub fn totp(prompt: &str) -> Result<String, CliError> {
     parse_totp(&secret(prompt)?).map_err(CliError::Usage)
 }
 
+/// A TOTP code from the terminal, or `None` when the answer is empty.
+pub fn optional_totp(prompt: &str) -> Result<Option<String>, CliError> {
+    let answer = secret(prompt)?;
+    if answer.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_totp(&answer).map(Some).map_err(CliError::Usage)
+}
+
 /// One line of stdin without its line ending (`--password-stdin`).
 pub fn stdin_line(what: &str) -> Result<String, CliError> {
     let mut line = String::new();

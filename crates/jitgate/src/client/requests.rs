@@ -93,6 +93,8 @@ pub struct ListArgs {
     /// Only your own requests.
     #[arg(long)]
     pub mine: bool,
+    #[command(flatten)]
+    pub page: super::PageArgs,
 }
 
 #[derive(Debug, Args)]
@@ -179,7 +181,7 @@ pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     if args.mine {
         query.push(("mine", "true".to_string()));
     }
-    let raw = ctx.http.get(&["requests"], &query).await?;
+    let raw = ctx.list(&["requests"], &query, &args.page).await?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }

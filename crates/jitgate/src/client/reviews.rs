@@ -63,6 +63,8 @@ pub struct ReviewsArgs {
     /// Only the reviews of this grant, shown in full.
     #[arg(long, value_name = "ID")]
     pub grant: Option<String>,
+    #[command(flatten)]
+    pub page: super::PageArgs,
 }
 
 #[derive(Debug, Args)]
@@ -80,9 +82,8 @@ pub struct NotificationsArgs {
     #[arg(long, value_name = "NAME")]
     pub webhook: Option<String>,
 
-    /// At most this many.
-    #[arg(long, value_name = "N")]
-    pub limit: Option<u32>,
+    #[command(flatten)]
+    pub page: super::PageArgs,
 }
 
 pub async fn review(ctx: &Ctx, args: ReviewArgs) -> anyhow::Result<()> {
@@ -140,7 +141,7 @@ pub async fn list(ctx: &Ctx, args: ReviewsArgs) -> anyhow::Result<()> {
     if let Some(g) = &args.grant {
         query.push(("grant", g.clone()));
     }
-    let raw = ctx.http.get(&["reviews"], &query).await?;
+    let raw = ctx.list(&["reviews"], &query, &args.page).await?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }
@@ -167,10 +168,7 @@ pub async fn notifications(ctx: &Ctx, args: NotificationsArgs) -> anyhow::Result
     if let Some(w) = &args.webhook {
         query.push(("webhook", w.clone()));
     }
-    if let Some(l) = args.limit {
-        query.push(("limit", l.to_string()));
-    }
-    let raw = ctx.http.get(&["notifications"], &query).await?;
+    let raw = ctx.list(&["notifications"], &query, &args.page).await?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }

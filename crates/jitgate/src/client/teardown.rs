@@ -90,8 +90,8 @@ pub fn render(v: &TeardownView) -> String {
     out
 }
 
-pub async fn gateways(ctx: &Ctx) -> anyhow::Result<()> {
-    let raw = ctx.http.get(&["gateways"], &[]).await?;
+pub async fn gateways(ctx: &Ctx, page: &super::PageArgs) -> anyhow::Result<()> {
+    let raw = ctx.list(&["gateways"], &[], page).await?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }

@@ -41,6 +41,49 @@ fn the_cli_follows_every_page_of_a_list_to_the_end() {
     assert_eq!(unique.len(), ids.len(), "no identity twice");
     assert!(unique.contains("tech-000") && unique.contains("tech-249"));
 
+    // The table (not only --json) holds every identity: the list spans three pages.
+    let table = cli.ok("sam", &["identities"]);
+    for i in 0..250 {
+        assert!(
+            table.contains(&format!("tech-{i:03}")),
+            "tech-{i:03} is printed"
+        );
+    }
+
+    // `--limit` prints one page and, on stderr, how to get the next; following the
+    // printed cursors prints the rest, each identity once.
+    let mut printed: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    for round in 0.. {
+        assert!(round < 20, "the pages end");
+        let mut args = vec!["--json", "identities", "list", "--limit", "120"];
+        if let Some(c) = &cursor {
+            args.extend(["--cursor", c.as_str()]);
+        }
+        let out = cli.run("sam", &args, None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let page = page.as_array().unwrap();
+        assert!(page.len() <= 120);
+        printed.extend(page.iter().map(|i| i["id"].as_str().unwrap().to_string()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        cursor = stderr
+            .split_once("--cursor ")
+            .map(|(_, rest)| rest.split_whitespace().next().unwrap().to_string());
+        if cursor.is_none() {
+            break;
+        }
+        assert_eq!(page.len(), 120, "a page before the last is full");
+    }
+    assert_eq!(
+        printed, ids,
+        "the pages, followed by hand, are the whole list"
+    );
+
     // The API itself: one page, and its cursor leads on to the end.
     let token = std::fs::read_to_string(tmp.path().join("sam.toml")).unwrap();
     let token: toml::Value = toml::from_str(&token).unwrap();
@@ -83,6 +126,15 @@ fn the_cli_follows_every_page_of_a_list_to_the_end() {
         assert_eq!(bad.status(), 400);
         let v: Value = bad.json().await.unwrap();
         assert_eq!(v["code"], "bad_request", "{v}");
+        let bad = http
+            .get(format!("{server}/api/v1/identities?cursor=garbage"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+        let v: Value = bad.json().await.unwrap();
+        assert_eq!(v["code"], "invalid_cursor", "{v}");
     });
     up.stop();
 }

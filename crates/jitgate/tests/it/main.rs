@@ -11,5 +11,6 @@ mod limits;
 mod mtls;
 mod netns;
 mod quickstart;
+mod recordings;
 mod ssh_gateway;
 mod tls;
