@@ -49,6 +49,9 @@ const STDERR: u32 = 1;
 /// How long a cut waits for the message and disconnect to leave before it gives up on the
 /// client and ends the session anyway.
 const CUT_GRACE: Duration = Duration::from_secs(2);
+/// How often a session's recording is told the time (a quiet session's open chunk is
+/// closed by age, docs/gateway.md "Recordings").
+const RECORDING_TICK: Duration = Duration::from_secs(2);
 /// How long a connection refused for its grant may stay to read the reason.
 pub const REFUSED_GRACE: Duration = Duration::from_secs(10);
 
@@ -187,27 +190,39 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
         target,
         recorder,
     } = opened;
-    let reason = tokio::select! {
-        r = &mut running => match r {
-            Ok(()) => "client_closed".to_string(),
-            Err(e) => format!("client_error: {e}"),
-        },
-        reason = handle.cut() => {
-            let message = cut_message(&reason, &handle.info().grant_id);
-            let open: Vec<ChannelId> = channels.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let notify = async {
-                for ch in open {
-                    let _ = client.extended_data(ch, STDERR, format!("\r\n{message}\r\n")).await;
-                    let _ = client.exit_status_request(ch, 255).await;
-                    let _ = client.close(ch).await;
-                }
-                let _ = client.disconnect(Disconnect::ByApplication, message.clone(), "en".into()).await;
-            };
-            let _ = tokio::time::timeout(CUT_GRACE, notify).await;
-            // The asset's side goes at once, whatever the client does.
-            let _ = target.disconnect(Disconnect::ByApplication, "session ended by jitgate", "en").await;
-            let _ = tokio::time::timeout(CUT_GRACE, &mut running).await;
-            reason
+    let mut every = tokio::time::interval(RECORDING_TICK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reason = loop {
+        tokio::select! {
+            () = async { every.tick().await; } => {
+                record(&recorder, |r| r.tick(Instant::now()));
+                continue;
+            }
+            r = &mut running => break match r {
+                Ok(()) => "client_closed".to_string(),
+                Err(e) => format!("client_error: {e}"),
+            },
+            reason = handle.cut() => {
+                let message = cut_message(&reason, &handle.info().grant_id);
+                let open: Vec<ChannelId> = channels.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let notify = async {
+                    for ch in open {
+                        // The cast shows the cut as the user saw it.
+                        record(&recorder, |r| {
+                            r.output(Instant::now(), channel_no(ch), format!("\r\n{message}\r\n").as_bytes(), true)
+                        });
+                        let _ = client.extended_data(ch, STDERR, format!("\r\n{message}\r\n")).await;
+                        let _ = client.exit_status_request(ch, 255).await;
+                        let _ = client.close(ch).await;
+                    }
+                    let _ = client.disconnect(Disconnect::ByApplication, message.clone(), "en".into()).await;
+                };
+                let _ = tokio::time::timeout(CUT_GRACE, notify).await;
+                // The asset's side goes at once, whatever the client does.
+                let _ = target.disconnect(Disconnect::ByApplication, "session ended by jitgate", "en").await;
+                let _ = tokio::time::timeout(CUT_GRACE, &mut running).await;
+                break reason;
+            }
         }
     };
     let _ = target
@@ -383,6 +398,7 @@ impl Conn {
         let session_channels = Arc::new(Mutex::new(Vec::new()));
         let target_handle = Arc::new(target.handle);
         let recorder: Recorder = Arc::new(Mutex::new(super::record::recorder_for(
+            &gw.recordings,
             &self.session_id,
             grant,
             &asset.id,

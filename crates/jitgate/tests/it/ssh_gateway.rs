@@ -400,6 +400,26 @@ fn ssh_through_the_gateway_with_real_openssh() {
     wait_event(cli, &shell, "session.ended", |e| {
         e["kind"] == "session.ended" && detail(e)["reason"] == "client_closed"
     });
+    // The session was recorded: the cast, complete, holds what the shell printed, and
+    // asciinema's own tools read it.
+    let session = detail(&started)["session_id"]
+        .as_str()
+        .or(started["data"]["session_id"].as_str())
+        .or(started["session_id"].as_str())
+        .unwrap_or_else(|| panic!("no session id in {started:#}"))
+        .to_string();
+    let cast_file = w.join("shell.cast");
+    let cast = cast_of(cli, &shell, &session, &cast_file);
+    assert!(cast.contains("hello-42"), "{cast}");
+    if let Ok(out) = Command::new("asciinema")
+        .arg("cat")
+        .arg(&cast_file)
+        .output()
+    {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("hello-42"));
+    }
+
     // A shell scope runs no command, no sftp, no forwarding.
     let mut c = ssh_cmd(&key, &cert, gw_ssh_port, "historian");
     c.arg("id");
@@ -608,9 +628,18 @@ fn ssh_through_the_gateway_with_real_openssh() {
         cut_after < Duration::from_secs(10),
         "cut after {cut_after:?}"
     );
-    wait_event(cli, &shell, "session.ended by revocation", |e| {
+    let ended = wait_event(cli, &shell, "session.ended by revocation", |e| {
         e["kind"] == "session.ended" && detail(e)["reason"] == "grant_revoked"
     });
+    // Its recording ends with the message the user saw.
+    let cut_session = ended["session_id"]
+        .as_str()
+        .or(ended["data"]["session_id"].as_str())
+        .unwrap_or_else(|| panic!("no session id in {ended:#}"))
+        .to_string();
+    let cast = cast_of(cli, &shell, &cut_session, &w.join("cut.cast"));
+    assert!(cast.contains("live-42"), "{cast}");
+    assert!(cast.contains("was revoked"), "{cast}");
     // The ended grant's certificate is refused from then on.
     let out = attempt(&key, &cert);
     assert!(
@@ -789,4 +818,36 @@ fn channel_limit(key: &Path, cert: &Path, gw_port: u16, dest_port: u16) {
             .disconnect(russh::Disconnect::ByApplication, "done", "en")
             .await;
     });
+}
+
+/// The complete recording of `session` (all chunks stored), written to `file` by `jitgate
+/// recordings play --raw`.
+fn cast_of(cli: &Cli, grant: &str, session: &str, file: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = cli.json("alice", &["recordings", "list", "--grant", grant]);
+        let done = list.as_array().unwrap().iter().any(|r| {
+            r["session_id"] == session && r["complete"] == true && r["stored_chunks"] == r["chunks"]
+        });
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete recording of {session}: {list:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cli.ok(
+        "alice",
+        &[
+            "recordings",
+            "play",
+            session,
+            "--raw",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    std::fs::read_to_string(file).unwrap()
 }
