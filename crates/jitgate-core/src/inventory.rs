@@ -194,6 +194,11 @@ pub struct SshEndpoint {
     /// it, no target certificate is issued for the asset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The asset's SSH host key (an OpenSSH public key line, e.g. the `.pub` of
+    /// `/etc/ssh/ssh_host_ed25519_key`): the gateway accepts only it. Without it, the key
+    /// the gateway sees first is pinned (trust on first use, recorded as an event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
 }
 
 /// A POSIX-portable user name, as OpenSSH principals for local accounts are: 1-32 of
@@ -425,6 +430,20 @@ pub fn validate_asset(a: &Asset, sites: &BTreeMap<&str, &Site>) -> Result<(), Co
         if !valid_account(account) {
             return bad(format!(
                 "asset {}: ssh account {account:?} must be 1-32 of [a-z0-9_.-], not starting with `-`",
+                a.id
+            ));
+        }
+    }
+    if let Some(key) = a.endpoints.ssh.as_ref().and_then(|s| s.host_key.as_ref()) {
+        // The shape only (the core does no cryptography): `<algorithm> <base64> [comment]`.
+        let mut words = key.split_whitespace();
+        let shaped = matches!(
+            (words.next(), words.next()),
+            (Some(alg), Some(_)) if alg.starts_with("ssh-") || alg.starts_with("ecdsa-")
+        );
+        if !shaped || key.len() > 8192 || key.contains(['\n', '\r']) {
+            return bad(format!(
+                "asset {}: ssh host_key must be one OpenSSH public key line (`ssh-ed25519 AAAA…`), as in the asset's /etc/ssh/ssh_host_*_key.pub",
                 a.id
             ));
         }

@@ -1153,6 +1153,7 @@ mod tests {
         a.endpoints.ssh = Some(SshEndpoint {
             host: "10.0.3.5:22".into(),
             account: None,
+            host_key: None,
         });
         a
     }

@@ -28,6 +28,13 @@ pub struct GatewayConfig {
     /// Address clients are told to connect to (default: `listen`).
     #[serde(default)]
     pub advertise: Option<String>,
+    /// Address of the SSH server (`ssh -p PORT <asset>@gateway`, docs/gateway.md, "SSH");
+    /// no SSH listener when unset.
+    #[serde(default)]
+    pub ssh_listen: Option<SocketAddr>,
+    /// Address SSH clients are told to connect to (default: `ssh_listen`).
+    #[serde(default)]
+    pub ssh_advertise: Option<String>,
     /// Local state: spooled events, the self-signed certificate.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,

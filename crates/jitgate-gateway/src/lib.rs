@@ -34,6 +34,11 @@
 //!   event log, response validation, [`modbus::inspect`] tying them together per frame, and
 //!   [`modbus::proto::Modbus`], its `FrameProtocol`. With the `sim` feature, `modbus::sim`
 //!   is a fast in-memory Modbus/TCP server for tests and benchmarks. See `docs/modbus.md`.
+//!   [`ssh`] — the SSH server (`ssh_listen`): OpenSSH user certificates, the per-channel
+//!   allow-list compiled from the scope, the connection to the asset with a per-session
+//!   certificate and a pinned host key, the relay, the cut, the recording hook
+//!   ([`ssh::record`]) and the teardown's SSH probe. It uses the session machinery as a
+//!   library (no `FrameProtocol`). See `docs/gateway.md`, "SSH".
 //! - The gateway process: [`config`] (`gateway.toml`), [`runtime`] (the [`runtime::Gateway`]
 //!   every session shares; announce to the server, refresh keys and assets, accept
 //!   tunnels), [`server_api`] (HTTPS calls to the server, pinned by [`server_trust`]:
@@ -66,6 +71,7 @@ pub mod server_api;
 pub mod server_trust;
 pub mod session;
 pub mod spool;
+pub mod ssh;
 pub mod tls;
 pub mod tunnel;
 pub mod wire;

@@ -102,7 +102,7 @@ impl LiveSessions {
             expires: opened + until_expiry,
             idle_timeout,
             opened,
-            last_traffic_ms: AtomicU64::new(0),
+            last_traffic_ms: Arc::new(AtomicU64::new(0)),
             started: false,
             ended: false,
             info,
@@ -195,7 +195,7 @@ pub struct SessionHandle {
     /// Milliseconds after `opened` of the last traffic. An atomic so that the work (which
     /// touches it) and [`SessionHandle::cut`] (which reads it) can share `&self` in one
     /// task without a lock on the hot path.
-    last_traffic_ms: AtomicU64,
+    last_traffic_ms: Arc<AtomicU64>,
     started: bool,
     ended: bool,
     info: SessionInfo,
@@ -249,11 +249,16 @@ impl SessionHandle {
 
     /// Traffic seen now: restarts the idle timeout.
     pub fn touch(&self) {
-        let ms = Instant::now()
-            .saturating_duration_since(self.opened)
-            .as_millis();
-        self.last_traffic_ms
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.toucher().touch();
+    }
+
+    /// A handle other tasks of the session (an SSH relay's channels) use to
+    /// [`touch`](Toucher::touch) it.
+    pub fn toucher(&self) -> Toucher {
+        Toucher {
+            opened: self.opened,
+            last_traffic_ms: Arc::clone(&self.last_traffic_ms),
+        }
     }
 
     /// Resolves when the session must end, with the reason: a cut ordered through the
@@ -317,6 +322,24 @@ impl SessionHandle {
                 bytes_to_client: stats.bytes_out,
             }),
         );
+    }
+}
+
+/// Restarts a session's idle timeout from another task ([`SessionHandle::toucher`]).
+#[derive(Clone)]
+pub struct Toucher {
+    opened: Instant,
+    last_traffic_ms: Arc<AtomicU64>,
+}
+
+impl Toucher {
+    /// Traffic seen now: restarts the idle timeout.
+    pub fn touch(&self) {
+        let ms = Instant::now()
+            .saturating_duration_since(self.opened)
+            .as_millis();
+        self.last_traffic_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::runtime::Gateway;
 use crate::server_api::ApiError;
+use crate::wire::GrantStatus;
 use jitgate_core::GrantState;
 use jitgate_credential::GrantClaims;
 
@@ -12,8 +13,10 @@ use jitgate_credential::GrantClaims;
 #[derive(Debug, Clone, Copy)]
 pub struct GrantClaim<'a> {
     pub grant_id: &'a str,
-    /// `sha256:<hex>` of the scope the credential was issued for.
-    pub scope_digest: &'a str,
+    /// `sha256:<hex>` of the scope the credential was issued for; `None` for a credential
+    /// that carries no scope (an SSH certificate: the scope then comes from the server's
+    /// answer, [`GrantStatus::scope`]).
+    pub scope_digest: Option<&'a str>,
     /// The identity the credential was issued to.
     pub subject: &'a str,
 }
@@ -22,7 +25,7 @@ impl<'a> From<&'a GrantClaims> for GrantClaim<'a> {
     fn from(c: &'a GrantClaims) -> Self {
         GrantClaim {
             grant_id: &c.grant_id,
-            scope_digest: &c.scope_digest,
+            scope_digest: Some(&c.scope_digest),
             subject: &c.subject,
         }
     }
@@ -33,20 +36,20 @@ impl Gateway {
     /// the token must carry the grant's own scope digest and subject (a token whose claims
     /// were signed for another scope or person is refused, even with a valid signature).
     /// Unreachable server: refuse (fail closed), unless within the configured offline grace
-    /// (then only the token itself is checked).
+    /// (then only the token itself is checked, and the answer is `Ok(None)`).
     pub async fn check_grant_online(
         &self,
         claims: GrantClaim<'_>,
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<Option<GrantStatus>, (&'static str, String)> {
         let grant = claims.grant_id;
         match self.api.grant_status(grant).await {
-            Ok(s) if s.scope_digest != claims.scope_digest => {
+            Ok(s) if claims.scope_digest.is_some_and(|d| d != s.scope_digest) => {
                 self.touch();
                 Err((
                     "scope_mismatch",
                     format!(
                         "the token's scope digest {} is not grant {grant}'s ({}): the token does not carry the scope that was approved; request a new token",
-                        claims.scope_digest, s.scope_digest
+                        claims.scope_digest.unwrap_or_default(), s.scope_digest
                     ),
                 ))
             }
@@ -62,7 +65,7 @@ impl Gateway {
             }
             Ok(s) if s.state == GrantState::Active => {
                 self.touch();
-                Ok(())
+                Ok(Some(s))
             }
             Ok(s) => {
                 self.touch();
@@ -85,7 +88,7 @@ impl Gateway {
                     });
                 if within_grace {
                     tracing::warn!(%grant, error = %e, "server unreachable; admitting within the offline grace");
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err(("server_unreachable", format!("the gateway cannot confirm grant {grant} with the server ({e}); new sessions are refused until it can")))
                 }

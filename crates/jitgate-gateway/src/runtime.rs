@@ -78,6 +78,9 @@ pub struct Gateway {
     /// Keys the server retired in an emergency while this process runs: refused even if a
     /// key list fetched later does not show it yet (the list is fetched every 30 s).
     pub(crate) retired_kids: Mutex<HashSet<String>>,
+    /// The SSH user CA keys of the setup: user certificates they signed are the SSH
+    /// credential ([`crate::ssh`]).
+    ssh_user_ca_keys: RwLock<Vec<russh::keys::ssh_key::public::KeyData>>,
 }
 
 impl Gateway {
@@ -120,6 +123,14 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .consume(nonce, now)
+    }
+
+    /// The SSH user CA keys the server gave at the last refresh.
+    pub fn ssh_user_ca_keys(&self) -> Vec<russh::keys::ssh_key::public::KeyData> {
+        self.ssh_user_ca_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn live_sessions_of(&self, grant: &str) -> usize {
@@ -213,6 +224,14 @@ impl Gateway {
             .map(|a| (a.id.clone(), a.clone()))
             .collect();
         *self.assets.write().unwrap_or_else(|p| p.into_inner()) = assets;
+        let (ca_keys, bad) = crate::ssh::cert::parse_ca_keys(&setup.ssh_user_ca_keys);
+        for b in bad {
+            tracing::error!(key = %b, "an SSH user CA key from the server does not parse; ignored");
+        }
+        *self
+            .ssh_user_ca_keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = ca_keys;
         self.touch();
         Ok(())
     }
@@ -221,6 +240,8 @@ impl Gateway {
 /// A started gateway: its address and a stop switch (for tests and `jitgate gateway`).
 pub struct RunningGateway {
     pub addr: std::net::SocketAddr,
+    /// The SSH listener's address (`ssh_listen`), when there is one.
+    pub ssh_addr: Option<std::net::SocketAddr>,
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -333,9 +354,44 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         .map(crate::tls::fingerprint)
         .ok_or_else(|| GatewayError::Other("no certificate".into()))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(certs, tls_key)?);
+    // The SSH listener, when configured: bound now so that its address is announced.
+    let ssh_listener = match config.ssh_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|source| GatewayError::Bind { addr: at, source })?,
+        ),
+        None => None,
+    };
+    let ssh_addr = match &ssh_listener {
+        Some(l) => Some(
+            l.local_addr()
+                .map_err(|e| GatewayError::Other(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let ssh_host_key = match ssh_addr {
+        Some(_) => Some(
+            crate::ssh::keys::load_or_create_host_key(&config.state_dir)
+                .and_then(|k| {
+                    k.public_key()
+                        .to_openssh()
+                        .map_err(|e| format!("encoding the SSH host key: {e}"))
+                })
+                .map_err(GatewayError::Other)?,
+        ),
+        None => None,
+    };
     let hello = GatewayHello {
         address: advertise.clone(),
         tls_fingerprint: fingerprint,
+        ssh_address: ssh_addr.map(|a| {
+            config
+                .ssh_advertise
+                .clone()
+                .unwrap_or_else(|| a.to_string())
+        }),
+        ssh_host_key,
     };
     // The revocation list is read before anything is accepted: a token revoked before a
     // restart stays refused even if the server cannot be reached.
@@ -379,6 +435,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         control_connected: std::sync::atomic::AtomicBool::new(false),
         refusals: Mutex::new(PreAuthRefusals::default()),
         retired_kids: Mutex::new(HashSet::new()),
+        ssh_user_ca_keys: RwLock::new(Vec::new()),
     });
     gateway.apply_setup(&setup)?;
     tracing::info!(gateway = %gateway.id, %addr, assets = setup.assets.len(), "gateway listening");
@@ -397,6 +454,15 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
             }
         }
     });
+    let mut tasks = Vec::new();
+    if let Some(listener) = ssh_listener {
+        let service = crate::ssh::SshService::new(gateway.clone(), &config.state_dir)
+            .map_err(GatewayError::Other)?;
+        tracing::info!(addr = ?ssh_addr, host_key = %service.host_key_fingerprint, "SSH listening");
+        tasks.push(tokio::spawn(
+            Arc::new(service).run(listener, stop_rx.clone()),
+        ));
+    }
     let control = tokio::spawn(crate::control::run(
         gateway.clone(),
         control_url,
@@ -442,10 +508,12 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     // what sessions recorded until the process ends.
     drop(spool_task);
     drop(recordings_task);
+    tasks.extend([accept, refresh, control, refusals]);
     Ok(RunningGateway {
         addr,
+        ssh_addr,
         gateway,
         stop,
-        tasks: vec![accept, refresh, control, refusals],
+        tasks,
     })
 }

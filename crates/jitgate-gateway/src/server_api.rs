@@ -162,6 +162,32 @@ impl ServerApi {
         .await
     }
 
+    /// `POST /gateway/ssh/target-certificate`: the certificate (OpenSSH line) the gateway
+    /// presents to `asset` for one session under `grant_id`, for `public_key`.
+    pub async fn ssh_target_certificate(
+        &self,
+        grant_id: &str,
+        asset: &str,
+        public_key: &str,
+    ) -> Result<String, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Issued {
+            certificate: String,
+        }
+        let issued: Issued = self
+            .send(
+                self.http
+                    .post(format!("{}/gateway/ssh/target-certificate", self.base))
+                    .json(&serde_json::json!({
+                        "grant_id": grant_id,
+                        "asset": asset,
+                        "public_key": public_key,
+                    })),
+            )
+            .await?;
+        Ok(issued.certificate)
+    }
+
     pub async fn post_events(&self, events: &[GatewayEvent]) -> Result<GatewayEventAck, ApiError> {
         let batch = GatewayEventBatch {
             events: events.to_vec(),

@@ -12,6 +12,12 @@ pub struct GatewayHello {
     pub address: String,
     /// `sha256:<hex>` of the gateway's TLS certificate (DER); clients pin it.
     pub tls_fingerprint: String,
+    /// `host:port` of the gateway's SSH listener (`ssh_listen`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_address: Option<String>,
+    /// The gateway's SSH host key (OpenSSH public key line), for clients' `known_hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_host_key: Option<String>,
 }
 
 /// What a gateway needs to enforce offline: the token-verification keys and its assets.
@@ -42,6 +48,11 @@ pub struct GrantStatus {
     /// The identity the grant is for: the gateway refuses a token for anyone else
     /// (`subject_mismatch`).
     pub subject: String,
+    /// The grant's scope: what an SSH session may do (an SSH certificate does not carry
+    /// it). Absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub scope: Option<jitgate_core::Scope>,
 }
 
 /// One thing a gateway saw: a session starting, refused or ending, or an operation.

@@ -148,6 +148,7 @@ fn plant(rng: &mut Rng) -> Plant {
                     ssh: Some(SshEndpoint {
                         host: "127.0.0.1:22".into(),
                         account: None,
+                        host_key: None,
                     }),
                     ..Default::default()
                 },
@@ -155,6 +156,7 @@ fn plant(rng: &mut Rng) -> Plant {
                     ssh: Some(SshEndpoint {
                         host: "127.0.0.1:22".into(),
                         account: None,
+                        host_key: None,
                     }),
                     ..Default::default()
                 },

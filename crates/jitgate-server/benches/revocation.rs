@@ -155,6 +155,8 @@ async fn gateway(
         api_key_file: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         advertise: None,
+        ssh_listen: None,
+        ssh_advertise: None,
         state_dir: state.to_path_buf(),
         tls_cert: None,
         tls_key: None,

@@ -9,7 +9,9 @@
 //!    with the sessions it closed (id, close time, bytes, operation counts) and no live one.
 //! 2. `credential_refused` — the server probes each gateway: it opens a real tunnel and
 //!    presents a freshly signed credential for the ended grant, bound to a throw-away key
-//!    (the subject's own token never leaves the subject). The gateway must refuse it.
+//!    (the subject's own token never leaves the subject). The gateway must refuse it. When
+//!    the gateway has an SSH listener and the grant names SSH access on one of its assets,
+//!    a second probe presents a fresh user certificate for the grant there ([`ssh_probe`]).
 //! 3. `downstream` — per asset: a brokered asset behind a gateway keeps nothing once 1 and
 //!    2 hold; a `legacy` asset keeps local accounts jitgate cannot revoke, so the verdict is
 //!    `partial`, naming the limitation and the compensating controls, and a post-session
@@ -299,7 +301,132 @@ async fn check_gateway(
         ),
     };
     let probe = probe(state, gateway, assets, g, timeout).await;
-    vec![sessions, probe]
+    let mut checks = vec![sessions, probe];
+    if let Some(ssh) = ssh_probe(state, gateway, assets, g, timeout).await {
+        checks.push(ssh);
+    }
+    checks
+}
+
+/// The SSH listener's probe: a user certificate for the ended grant, signed now by the SSH
+/// user CA for a throw-away key and valid for a minute (never recorded as issued: it is
+/// the probe's, like the probe token), presented to the gateway's SSH listener as the
+/// asset. The gateway must refuse it with a code proving it knows the grant ended. `None`
+/// when the gateway announced no SSH listener or the grant names no SSH access on its
+/// assets.
+async fn ssh_probe(
+    state: &AppState,
+    gateway: &str,
+    assets: &[Asset],
+    g: &Grant,
+    timeout: Duration,
+) -> Option<Check> {
+    use jitgate_core::ssh::{CertificateKind, CertificatePlan, SshPermissions};
+    use jitgate_gateway::ssh::probe::ProbeOutcome;
+    let hello = announced(state, gateway).await?;
+    let address = hello.ssh_address.clone()?;
+    let (asset, permissions) = assets.iter().find_map(|a| {
+        a.endpoints.ssh.as_ref()?;
+        SshPermissions::for_asset(g.scope.items(), &a.id).map(|p| (a, p))
+    })?;
+    let failed = |detail: String, evidence| {
+        Some(Check::new(
+            CheckKind::CredentialRefused,
+            gateway,
+            CheckOutcome::Failed,
+            detail,
+            evidence,
+        ))
+    };
+    let key = match jitgate_gateway::ssh::probe::probe_key() {
+        Ok(k) => k,
+        Err(e) => return failed(format!("cannot make the SSH probe key: {e}"), json!({})),
+    };
+    let public = match crate::ssh_ca::parse_public_key(&key.public_key) {
+        Ok(p) => p,
+        Err(e) => return failed(format!("cannot read the SSH probe key: {e}"), json!({})),
+    };
+    let now = state.clock.now();
+    let whole = |t: Timestamp| chrono::DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t);
+    let plan = CertificatePlan {
+        kind: CertificateKind::User,
+        key_id: g.id.clone(),
+        principal: g.subject.clone(),
+        asset: asset.id.clone(),
+        permissions,
+        valid_after: whole(now - chrono::Duration::seconds(60)),
+        valid_before: whole(now + chrono::Duration::seconds(60)),
+    };
+    let signed = match state
+        .ssh_cas
+        .sign(crate::ssh_ca::CaRole::User, &plan, &public)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            return failed(
+                format!("cannot sign the SSH probe certificate: {e}"),
+                json!({}),
+            )
+        }
+    };
+    let mut evidence = json!({
+        "protocol": "ssh",
+        "gateway_ssh_address": address,
+        "asset": asset.id,
+        "probe_certificate_serial": signed.serial.to_string(),
+        "probe_key_fingerprint": signed.key_fingerprint,
+    });
+    let outcome = jitgate_gateway::ssh::probe::probe(
+        &address,
+        hello.ssh_host_key.as_deref(),
+        &asset.id,
+        key,
+        &signed.line,
+        timeout,
+    )
+    .await;
+    match outcome {
+        Ok(ProbeOutcome::Refused { code, message }) => {
+            evidence["refusal_code"] = json!(code);
+            evidence["refusal"] = json!(message);
+            if jitgate_core::teardown::refusal_proves_end(&code) {
+                Some(Check::new(
+                    CheckKind::CredentialRefused,
+                    gateway,
+                    CheckOutcome::Ok,
+                    format!("gateway {gateway} refused a valid SSH certificate for the ended grant ({code})"),
+                    evidence,
+                ))
+            } else {
+                failed(
+                    format!("gateway {gateway} refused the SSH probe with {code}, which does not show it knows the grant ended (expected {})", jitgate_core::teardown::PROOF_OF_END_CODES.join(" or ")),
+                    evidence,
+                )
+            }
+        }
+        Ok(ProbeOutcome::AuthRejected) => failed(
+            format!("gateway {gateway} rejected the SSH probe at authentication without a reason, which does not show it knows the grant ended (does it trust the SSH user CA?)"),
+            evidence,
+        ),
+        Ok(ProbeOutcome::Accepted { exit_status }) => {
+            evidence["exit_status"] = json!(exit_status);
+            failed(
+                format!("gateway {gateway} ACCEPTED an SSH certificate for the ended grant"),
+                evidence,
+            )
+        }
+        Err(e) => failed(format!("cannot probe gateway {gateway}'s SSH listener: {e}"), evidence),
+    }
+}
+
+/// What a gateway last announced (`POST /gateway/hello`).
+async fn announced(state: &AppState, gateway: &str) -> Option<GatewayHello> {
+    let mut tx = state.store.read().await.ok()?;
+    tx.get_setting(&crate::control::gateway_key(gateway))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_str(&v).ok())
 }
 
 /// Present a credential for the ended grant to the gateway, through a real tunnel, and

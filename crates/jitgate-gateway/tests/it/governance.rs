@@ -200,6 +200,8 @@ pub(crate) async fn rig_with(edit: impl FnOnce(&mut GatewayConfig)) -> Rig {
         api_key_file: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         advertise: None,
+        ssh_listen: None,
+        ssh_advertise: None,
         state_dir: state.path().to_path_buf(),
         tls_cert: None,
         tls_key: None,
@@ -252,6 +254,7 @@ impl Rig {
                 expires_at: now + chrono::Duration::hours(1),
                 scope_digest: DIGEST.into(),
                 subject: "alice".into(),
+                scope: None,
             },
         );
         let mut claims = GrantClaims {

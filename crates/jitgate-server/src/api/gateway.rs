@@ -117,6 +117,7 @@ pub(crate) async fn grant_status(
         expires_at: g.expires_at,
         scope_digest: g.scope_digest,
         subject: g.subject,
+        scope: Some(g.scope),
     }))
 }
 

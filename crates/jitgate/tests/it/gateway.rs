@@ -138,6 +138,17 @@ impl Plant {
 
     /// `with_python`: false leaves plc-3 without a device (for tests that need no pymodbus).
     pub(crate) fn start_with(policies: Option<&Path>, with_python: bool) -> Plant {
+        Self::start_custom(policies, with_python, |inventory| inventory, "")
+    }
+
+    /// As [`Plant::start_with`], with the sample inventory edited by `inventory` and
+    /// `gateway_toml` appended to the gateway's configuration.
+    pub(crate) fn start_custom(
+        policies: Option<&Path>,
+        with_python: bool,
+        inventory: impl Fn(String) -> String,
+        gateway_toml: &str,
+    ) -> Plant {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let plc = rt
             .block_on(jitgate_gateway::modbus::sim::start(
@@ -182,7 +193,7 @@ impl Plant {
             .replace("127.0.0.1:5020", &plc_addr.to_string())
             .replace("127.0.0.1:5021", &format!("127.0.0.1:{py_port}"));
         let inv = tmp.path().join("plant.toml");
-        std::fs::write(&inv, plant).unwrap();
+        std::fs::write(&inv, inventory(plant)).unwrap();
         cli.ok("sam", &["inventory", "load", inv.to_str().unwrap()]);
         // The gateway, with its API key from the quickstart.
         let gw_port = free_port();
@@ -190,7 +201,7 @@ impl Plant {
         std::fs::write(
             &gw_config,
             format!(
-                "server = \"{}\"\napi_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n",
+                "server = \"{}\"\napi_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n{gateway_toml}\n",
                 up.server,
                 creds["api_keys"]["gw-north"].as_str().unwrap(),
                 tmp.path().join("gw").display()
@@ -213,11 +224,16 @@ impl Plant {
         plant
     }
 
-    fn start_gateway(&mut self) {
+    pub(crate) fn start_gateway(&mut self) {
+        // JITGATE_TEST_GATEWAY_LOG=<file>: the gateway's log there (for debugging a test).
+        let stderr = match std::env::var_os("JITGATE_TEST_GATEWAY_LOG") {
+            Some(f) => Stdio::from(std::fs::File::create(f).unwrap()),
+            None => Stdio::piped(),
+        };
         let mut gw = Command::new(BIN)
             .args(["gateway", "--config", self.gw_config.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         wait_port(self.gw_port, &mut gw, "jitgate gateway");

@@ -12,4 +12,5 @@ mod mtls;
 mod netns;
 mod quickstart;
 mod recordings;
+mod ssh_gateway;
 mod tls;
