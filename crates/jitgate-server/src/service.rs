@@ -198,10 +198,40 @@ pub async fn submit_request(
     };
     let out = then_activate_if_due(out, &loaded, now)?;
     let mut tx = state.store.write().await?;
+    // Counted again under the write lock (write transactions are serialised): the API's
+    // early check alone would let concurrent submissions of one requester past the limit.
+    let max = state.config.limits.max_open_requests;
+    let open = open_requests(&mut tx, &out.request.requester, max).await?;
+    jitgate_core::governance::check_open_requests(&out.request.requester, open, max)?;
     save(&mut tx, state, &out, true, true).await?;
     tx.commit().await?;
     notify_deadlines(state, &out);
     Ok(view_of(out.request, vec![], out.grant))
+}
+
+/// How many open requests (pending, approved, active, ending) `requester` has, counted up to
+/// `max + 1` (enough to tell whether the limit is reached).
+pub async fn open_requests(
+    tx: &mut jitgate_store::Tx,
+    requester: &str,
+    max: usize,
+) -> Result<usize, ServerError> {
+    let mut open = 0;
+    for s in [
+        RequestState::Pending,
+        RequestState::Approved,
+        RequestState::Active,
+        RequestState::Ending,
+    ] {
+        let filter = jitgate_store::RequestFilter {
+            state: Some(s),
+            requester: Some(requester.to_string()),
+            limit: max as i64 + 1,
+            ..Default::default()
+        };
+        open += tx.list_requests(&filter).await?.len();
+    }
+    Ok(open)
 }
 
 /// The deadlines a transition created: the grant's expiry, the window's opening and closing.

@@ -17,8 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jitgate_core::event::Actor;
 use jitgate_core::{
-    ApprovalVerdict, Asset, EndReason, Identity, IdentityKind, IdentityStatus, Inventory, Org,
-    RequestState, Site,
+    ApprovalVerdict, Asset, EndReason, Identity, IdentityKind, IdentityStatus, Inventory, Org, Site,
 };
 use utoipa::OpenApi;
 
@@ -593,21 +592,8 @@ async fn check_request_limits(
         .sum();
     jitgate_core::governance::check_scope_size(body.scope.len(), rules, limits.max_scope_items)?;
     let mut tx = state.store.read().await?;
-    let mut open = 0;
-    for s in [
-        RequestState::Pending,
-        RequestState::Approved,
-        RequestState::Active,
-        RequestState::Ending,
-    ] {
-        let filter = jitgate_store::RequestFilter {
-            state: Some(s),
-            requester: Some(caller.id().to_string()),
-            limit: limits.max_open_requests as i64 + 1,
-            ..Default::default()
-        };
-        open += tx.list_requests(&filter).await?.len();
-    }
+    let open =
+        crate::service::open_requests(&mut tx, caller.id(), limits.max_open_requests).await?;
     drop(tx);
     jitgate_core::governance::check_open_requests(caller.id(), open, limits.max_open_requests)?;
     Ok(())

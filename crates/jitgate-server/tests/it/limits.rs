@@ -229,6 +229,41 @@ async fn scope_items_and_open_requests_per_requester_are_capped() {
     .await;
 }
 
+/// Submissions of one requester sent all at once: exactly the limit get through (the count
+/// is taken again under the write lock, not only before the decision).
+#[tokio::test]
+async fn concurrent_submissions_do_not_pass_the_open_requests_limit() {
+    each_backend(|store| async move {
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let mut h = Harness::start_configured(store, clock, |c| {
+            c.limits.max_open_requests = 3;
+        })
+        .await;
+        let token = h.login("alice").await;
+        let sends: Vec<_> = (0..12)
+            .map(|_| {
+                let req = h
+                    .http
+                    .post(format!("{}/api/v1/requests", h.base))
+                    .bearer_auth(&token)
+                    .json(&read_plc7());
+                tokio::spawn(async move { req.send().await.unwrap().status() })
+            })
+            .collect();
+        let (mut ok, mut refused) = (0, 0);
+        for s in sends {
+            match s.await.unwrap() {
+                s if s.is_success() => ok += 1,
+                StatusCode::TOO_MANY_REQUESTS => refused += 1,
+                other => panic!("{other}"),
+            }
+        }
+        assert_eq!((ok, refused), (3, 9));
+        h.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn passwords_follow_the_policy() {
     each_backend(|store| async move {
