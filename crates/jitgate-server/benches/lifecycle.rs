@@ -36,6 +36,9 @@ async fn start(
     };
     // With TLS: a CA and a server certificate generated in the data dir, as `up --tls`.
     config.tls.enabled = tls;
+    // Every client files requests as alice, many open at once: the per-requester cap (an
+    // abuse limit, 20 by default) would refuse the load this measures.
+    config.limits.max_open_requests = 100_000;
     let server = jitgate_server::start_with_store(config, Arc::new(SystemClock), store)
         .await
         .unwrap();
