@@ -90,11 +90,13 @@ pub fn record_key(gateway: &str) -> String {
     format!("gateway/{gateway}/client_cert")
 }
 
-fn ca_params() -> rcgen::CertificateParams {
+/// A CA generated in the data directory: fixed name and validity, so its certificate can be
+/// rebuilt from its key to sign with (the server CA and the gateway CA both use this).
+pub fn ca_params(common_name: &str) -> rcgen::CertificateParams {
     let mut params = rcgen::CertificateParams::default();
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "jitgate gateway CA");
+        .push(rcgen::DnType::CommonName, common_name);
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
@@ -126,7 +128,7 @@ impl GatewayCa {
         };
         // The certificate is rebuilt from fixed parameters and the key: the same name and
         // key every time, so certificates issued before still chain to it.
-        let issuer = ca_params()
+        let issuer = ca_params("jitgate gateway CA")
             .self_signed(&key)
             .map_err(|e| fail("certificate", e.to_string()))?;
         if !cert_file.exists() {

@@ -143,7 +143,7 @@ fn load_or_generate(config: &ServerConfig) -> Result<Material, String> {
         rcgen::KeyPair::from_pem(&pem).map_err(|e| fail("ca-key.pem", e.to_string()))?
     } else {
         let pair = rcgen::KeyPair::generate().map_err(|e| fail("CA key", e.to_string()))?;
-        let ca = ca_params()
+        let ca = crate::gateway_ca::ca_params("jitgate server CA")
             .self_signed(&pair)
             .map_err(|e| fail("CA certificate", e.to_string()))?;
         write_private(&ca_key, pair.serialize_pem().as_bytes())
@@ -154,7 +154,7 @@ fn load_or_generate(config: &ServerConfig) -> Result<Material, String> {
     };
     // The issuer: the CA certificate rebuilt from its fixed parameters and its key (same
     // name, same key, so certificates it signs chain to the stored ca-cert.pem).
-    let issuer = ca_params()
+    let issuer = crate::gateway_ca::ca_params("jitgate server CA")
         .self_signed(&ca_pair)
         .map_err(|e| fail("CA certificate", e.to_string()))?;
     let server_pair = rcgen::KeyPair::generate().map_err(|e| fail("server key", e.to_string()))?;
@@ -190,24 +190,6 @@ fn load_or_generate(config: &ServerConfig) -> Result<Material, String> {
     };
     let k = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_pair.serialize_der()));
     Ok((vec![der], k, info))
-}
-
-/// The generated CA's fixed parameters (its name and validity never change, so the
-/// certificate can be rebuilt from its key to sign with).
-fn ca_params() -> rcgen::CertificateParams {
-    let mut params = rcgen::CertificateParams::default();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "jitgate server CA");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2125, 1, 1);
-    params
 }
 
 /// Names a generated server certificate carries.
