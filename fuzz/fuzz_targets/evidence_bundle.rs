@@ -105,6 +105,7 @@ fn check(bytes: &[u8], keys: &[EvidencePublicKey]) {
         max_policy_bytes: 256,
         max_id_len: 32,
         max_keys: 2,
+        max_recording_chunks: 4,
     };
     let _ = parse_bundle(bytes, &small);
     let _ = verify_bundle_with(bytes, keys, &small);
