@@ -199,6 +199,31 @@ pub struct SshEndpoint {
     /// the gateway sees first is pinned (trust on first use, recorded as an event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_key: Option<String>,
+    /// How the gateway logs in as `account`: a per-session certificate (the default), or a
+    /// key vaulted at the gateway for assets that cannot trust a CA — a standing key on
+    /// the asset, so the teardown of such a grant is honestly `partial`.
+    #[serde(default, skip_serializing_if = "SshTargetAuth::is_certificate")]
+    pub auth: SshTargetAuth,
+}
+
+/// How a gateway authenticates to an asset's SSH server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SshTargetAuth {
+    /// A certificate of jitgate's host-access CA issued for one session (≤ 5 minutes, never
+    /// past the grant); the asset trusts the CA (`TrustedUserCAKeys`). Nothing standing.
+    #[default]
+    Certificate,
+    /// A key pair kept in the gateway's state directory whose public half is in the
+    /// account's `authorized_keys` on the asset. It stays there between grants: held only
+    /// by the gateway, but standing.
+    VaultedKey,
+}
+
+impl SshTargetAuth {
+    pub fn is_certificate(&self) -> bool {
+        *self == SshTargetAuth::Certificate
+    }
 }
 
 /// A POSIX-portable user name, as OpenSSH principals for local accounts are: 1-32 of
@@ -433,6 +458,17 @@ pub fn validate_asset(a: &Asset, sites: &BTreeMap<&str, &Site>) -> Result<(), Co
                 a.id
             ));
         }
+    }
+    if let Some(ssh) = a
+        .endpoints
+        .ssh
+        .as_ref()
+        .filter(|s| s.auth == SshTargetAuth::VaultedKey && s.account.is_none())
+    {
+        return bad(format!(
+            "asset {}: ssh auth = \"vaulted_key\" needs the `account` whose authorized_keys holds the gateway's vaulted key (host {})",
+            a.id, ssh.host
+        ));
     }
     if let Some(key) = a.endpoints.ssh.as_ref().and_then(|s| s.host_key.as_ref()) {
         // The shape only (the core does no cryptography): `<algorithm> <base64> [comment]`.

@@ -1154,6 +1154,7 @@ mod tests {
             host: "10.0.3.5:22".into(),
             account: None,
             host_key: None,
+            auth: Default::default(),
         });
         a
     }

@@ -9,7 +9,7 @@
 //! one asset: this module decides those, and when and for whom a certificate may be issued.
 //! The server signs what this module decided; it decides nothing itself.
 
-use crate::inventory::Identity;
+use crate::inventory::{Identity, SshTargetAuth};
 use crate::lifecycle::{Grant, GrantState};
 use crate::scope::ScopeItem;
 use crate::{CoreError, Timestamp};
@@ -173,14 +173,23 @@ pub fn user_certificate(
 }
 
 /// A target certificate for one session on `asset` under `grant`, for the asset's
-/// `account`. Who asks (the gateway fronting the asset) is checked by the caller.
+/// `account`. Who asks (the gateway fronting the asset) is checked by the caller. An asset
+/// the gateway logs in to with a vaulted key gets none: it does not trust the CA, and a
+/// certificate nobody needs is one more credential.
 pub fn target_certificate(
     grant: &Grant,
     asset: &str,
     asset_has_ssh: bool,
     account: Option<&str>,
+    auth: SshTargetAuth,
     now: Timestamp,
 ) -> Result<CertificatePlan, CoreError> {
+    if auth == SshTargetAuth::VaultedKey {
+        return Err(CoreError::ScopeNotExposed {
+            asset: asset.to_string(),
+            what: "a target certificate (the gateway logs in to it with a vaulted key: `auth = \"vaulted_key\"`)".into(),
+        });
+    }
     let Some(account) = account else {
         return Err(CoreError::ScopeNotExposed {
             asset: asset.to_string(),
@@ -513,9 +522,28 @@ mod tests {
         assert!(err.to_string().contains("hmi-1, plc-7"), "{err}");
         let err = user_certificate(&g, &vera, "hmi-1", false, t(1)).unwrap_err();
         assert_eq!(err.code(), "scope_not_exposed");
-        let err = target_certificate(&g, "hmi-1", true, None, t(1)).unwrap_err();
+        let err = target_certificate(&g, "hmi-1", true, None, SshTargetAuth::Certificate, t(1))
+            .unwrap_err();
         assert_eq!(err.code(), "scope_not_exposed");
-        let ok = target_certificate(&g, "hmi-1", true, Some("jitgate"), t(1)).unwrap();
+        let err = target_certificate(
+            &g,
+            "hmi-1",
+            true,
+            Some("jitgate"),
+            SshTargetAuth::VaultedKey,
+            t(1),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "scope_not_exposed");
+        let ok = target_certificate(
+            &g,
+            "hmi-1",
+            true,
+            Some("jitgate"),
+            SshTargetAuth::Certificate,
+            t(1),
+        )
+        .unwrap();
         assert_eq!(
             (ok.principal.as_str(), ok.kind),
             ("jitgate", CertificateKind::Target)
@@ -535,7 +563,15 @@ mod tests {
         // Late: the grant's expiry.
         let p = user_certificate(&g, &vera, "hmi-1", true, t(7000)).unwrap();
         assert_eq!(p.valid_before, t(7200));
-        let p = target_certificate(&g, "hmi-1", true, Some("ops"), t(1000)).unwrap();
+        let p = target_certificate(
+            &g,
+            "hmi-1",
+            true,
+            Some("ops"),
+            SshTargetAuth::Certificate,
+            t(1000),
+        )
+        .unwrap();
         assert_eq!(p.valid_before, t(1000 + TARGET_CERTIFICATE_MAX_SECS));
         // Fractions of seconds: never past the grant, never before it.
         let mut g2 = g.clone();

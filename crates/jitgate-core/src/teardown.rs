@@ -2,7 +2,10 @@
 //! grant ended, and when the evidence of a grant's sessions is complete enough to say so.
 //! The server runs the checks (I/O); what they mean is decided here.
 
+use crate::inventory::{Asset, Enforcement, SshTargetAuth};
+use crate::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 /// The outcome of one teardown check.
@@ -100,6 +103,119 @@ pub fn sessions_recorded(ev: &SessionEvidence) -> Result<Vec<i64>, Vec<String>> 
     }
 }
 
+/// What the teardown knows of one asset of an ended grant, for its `downstream` check.
+#[derive(Debug, Clone)]
+pub struct DownstreamFacts<'a> {
+    pub asset: &'a Asset,
+    /// The grant named SSH access on the asset.
+    pub ssh_granted: bool,
+    /// `valid_before` of every target certificate issued under the grant for the asset
+    /// (one per SSH session the gateway opened to it).
+    pub target_certificates: Vec<Timestamp>,
+}
+
+/// The `downstream` check's result: what remains on the asset itself once the gateway
+/// checks hold, said plainly, with the evidence behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownstreamCheck {
+    pub outcome: CheckOutcome,
+    pub detail: String,
+    pub evidence: serde_json::Value,
+}
+
+/// What remains on the asset: nothing for a brokered asset behind a gateway (for SSH, the
+/// per-session target certificates are reported with the last one's expiry); a legacy
+/// asset's local accounts, a key vaulted at the gateway (it stands on the asset between
+/// grants), or an asset no gateway fronts are `partial`, with the limitation named.
+pub fn downstream(f: &DownstreamFacts<'_>, now: Timestamp) -> DownstreamCheck {
+    let a = f.asset;
+    let check = |outcome, detail: String, evidence| DownstreamCheck {
+        outcome,
+        detail,
+        evidence,
+    };
+    let ssh = a.endpoints.ssh.as_ref().filter(|_| f.ssh_granted);
+    match (a.enforcement, &a.gateway) {
+        (Enforcement::Legacy, _) => check(
+            CheckOutcome::Partial,
+            format!(
+                "legacy asset: {}",
+                a.limitation.clone().unwrap_or_else(|| {
+                    "the device cannot enforce expiry; jitgate cannot verify that authorization on it ended".into()
+                })
+            ),
+            json!({
+                "enforcement": "legacy",
+                "limitation": a.limitation,
+                "compensating_controls": a.compensating_controls,
+                "review": "opened",
+            }),
+        ),
+        (Enforcement::Brokered, None) => check(
+            CheckOutcome::Partial,
+            format!(
+                "no jitgate gateway fronts {}; jitgate cannot verify that access to it ended",
+                a.id
+            ),
+            json!({"enforcement": "brokered", "gateway": null}),
+        ),
+        (Enforcement::Brokered, Some(gw)) => match ssh {
+            Some(e) if e.auth == SshTargetAuth::VaultedKey => check(
+                CheckOutcome::Partial,
+                format!(
+                    "a key vaulted at gateway {gw} stays authorized for account {} on {} between grants: only the gateway holds it and every login with it is recorded, but jitgate cannot end it on the asset",
+                    e.account.as_deref().unwrap_or("?"),
+                    a.id
+                ),
+                json!({
+                    "enforcement": "brokered",
+                    "gateway": gw,
+                    "target_auth": "vaulted_key",
+                    "account": e.account,
+                    "limitation": "standing key on the asset, held only by the gateway",
+                }),
+            ),
+            Some(e) => {
+                let last = f.target_certificates.iter().max().copied();
+                let certs = match last {
+                    None => "no target certificate was issued under the grant (no SSH session reached the asset)".to_string(),
+                    Some(t) if t <= now => format!(
+                        "{} target certificate(s) for account {} were issued under the grant, one per session; the last expired at {}",
+                        f.target_certificates.len(),
+                        e.account.as_deref().unwrap_or("?"),
+                        t.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    Some(t) => format!(
+                        "{} target certificate(s) for account {} were issued under the grant, one per session; the last is valid until {} (its key existed only in gateway {gw}'s memory for its session, which is closed)",
+                        f.target_certificates.len(),
+                        e.account.as_deref().unwrap_or("?"),
+                        t.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                };
+                check(
+                    CheckOutcome::Ok,
+                    format!("brokered: SSH to {} passes only through gateway {gw}; {certs}", a.id),
+                    json!({
+                        "enforcement": "brokered",
+                        "gateway": gw,
+                        "target_auth": "certificate",
+                        "target_certificates": f.target_certificates.len(),
+                        "target_certificates_valid_until": last.map(|t| t.to_rfc3339()),
+                    }),
+                )
+            }
+            None => check(
+                CheckOutcome::Ok,
+                format!(
+                    "brokered: access to {} passes only through gateway {gw}; no authorization remains on the device",
+                    a.id
+                ),
+                json!({"enforcement": "brokered", "gateway": gw}),
+            ),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +254,86 @@ mod tests {
         ev.ended.push(("s1".into(), 12));
         assert_eq!(sessions_recorded(&ev), Ok(vec![9, 12]));
         assert_eq!(sessions_recorded(&SessionEvidence::default()), Ok(vec![]));
+    }
+
+    fn asset(
+        enforcement: Enforcement,
+        gateway: Option<&str>,
+        auth: Option<SshTargetAuth>,
+    ) -> Asset {
+        let mut a: Asset = serde_json::from_value(json!({
+            "id": "hmi-1", "name": "HMI", "kind": "hmi", "site": "s", "zone": "z",
+            "criticality": "high", "enforcement": "brokered",
+        }))
+        .unwrap();
+        a.enforcement = enforcement;
+        a.gateway = gateway.map(String::from);
+        a.endpoints.ssh = auth.map(|auth| crate::inventory::SshEndpoint {
+            host: "10.0.0.5:22".into(),
+            account: Some("ops".into()),
+            host_key: None,
+            auth,
+        });
+        a
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn downstream_reports_what_stands_on_the_asset() {
+        let facts = |a: &Asset, ssh, certs: Vec<Timestamp>| {
+            downstream(
+                &DownstreamFacts {
+                    asset: a,
+                    ssh_granted: ssh,
+                    target_certificates: certs,
+                },
+                at(0),
+            )
+        };
+        let legacy = asset(Enforcement::Legacy, Some("gw"), None);
+        assert_eq!(facts(&legacy, false, vec![]).outcome, CheckOutcome::Partial);
+        let alone = asset(Enforcement::Brokered, None, None);
+        assert_eq!(facts(&alone, false, vec![]).outcome, CheckOutcome::Partial);
+        let modbus = asset(Enforcement::Brokered, Some("gw"), None);
+        assert_eq!(facts(&modbus, false, vec![]).outcome, CheckOutcome::Ok);
+
+        // A vaulted key stands on the asset: partial, naming the account and the gateway.
+        let vaulted = asset(
+            Enforcement::Brokered,
+            Some("gw"),
+            Some(SshTargetAuth::VaultedKey),
+        );
+        let c = facts(&vaulted, true, vec![]);
+        assert_eq!(c.outcome, CheckOutcome::Partial);
+        assert!(
+            c.detail.contains("account ops") && c.detail.contains("gateway gw"),
+            "{}",
+            c.detail
+        );
+        assert_eq!(c.evidence["target_auth"], "vaulted_key");
+        // ... but only when the grant used SSH on it.
+        assert_eq!(facts(&vaulted, false, vec![]).outcome, CheckOutcome::Ok);
+
+        // Per-session certificates: the last one's expiry is reported, past or not.
+        let certs = asset(
+            Enforcement::Brokered,
+            Some("gw"),
+            Some(SshTargetAuth::Certificate),
+        );
+        let c = facts(&certs, true, vec![at(-400), at(120)]);
+        assert_eq!(c.outcome, CheckOutcome::Ok);
+        assert_eq!(c.evidence["target_certificates"], 2);
+        assert_eq!(
+            c.evidence["target_certificates_valid_until"],
+            at(120).to_rfc3339()
+        );
+        assert!(c.detail.contains("valid until"), "{}", c.detail);
+        let c = facts(&certs, true, vec![at(-400)]);
+        assert!(c.detail.contains("expired at"), "{}", c.detail);
+        let c = facts(&certs, true, vec![]);
+        assert!(c.detail.contains("no target certificate"), "{}", c.detail);
     }
 }

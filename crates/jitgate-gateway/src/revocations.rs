@@ -28,6 +28,11 @@ pub struct Entry {
     pub expires_at: Timestamp,
     #[serde(with = "jitgate_core::event::millis")]
     pub revoked_at: Timestamp,
+    /// Who ended the grant and why (absent in lists written before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Entries are kept this long past the credential's expiry (clock skew between server and
@@ -127,6 +132,8 @@ impl RevocationList {
             reason: r.reason.clone(),
             expires_at: r.expires_at,
             revoked_at: now,
+            ended_by: r.ended_by.clone(),
+            note: r.note.clone(),
         };
         self.entries.insert(r.grant_id.clone(), entry.clone());
         let h = horizon(now);
@@ -179,6 +186,17 @@ impl crate::runtime::Gateway {
             .unwrap_or_else(|p| p.into_inner())
             .is_revoked(grant)
             .map(|e| e.reason.clone())
+    }
+
+    /// Who ended the grant and why, as the server said in its revocation (for the message a
+    /// cut user reads).
+    pub fn ended_by(&self, grant: &str) -> (Option<String>, Option<String>) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_revoked(grant)
+            .map(|e| (e.ended_by.clone(), e.note.clone()))
+            .unwrap_or_default()
     }
 
     /// Apply a revocation from the server: persist it in the revocation list (so the
@@ -265,6 +283,8 @@ mod tests {
             grant_id: id.into(),
             reason: "revoked".into(),
             expires_at: exp,
+            ended_by: Some("sam".into()),
+            note: None,
         };
         let (_, append) = list.insert(&r("grant-old", now - chrono::Duration::hours(2)), now);
         append.unwrap().write().unwrap();

@@ -150,6 +150,12 @@ pub struct Revocation {
     /// The credential's own expiry: after it the entry can be forgotten.
     #[serde(with = "jitgate_core::event::millis")]
     pub expires_at: Timestamp,
+    /// Who ended the grant (revoked or completed it), for the message a cut user reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    /// Why, in the ender's words (a revocation's reason, the change of context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Gateway → server, over the control channel.

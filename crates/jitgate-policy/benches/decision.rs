@@ -149,6 +149,7 @@ fn plant(rng: &mut Rng) -> Plant {
                         host: "127.0.0.1:22".into(),
                         account: None,
                         host_key: None,
+                        auth: Default::default(),
                     }),
                     ..Default::default()
                 },
@@ -157,6 +158,7 @@ fn plant(rng: &mut Rng) -> Plant {
                         host: "127.0.0.1:22".into(),
                         account: None,
                         host_key: None,
+                        auth: Default::default(),
                     }),
                     ..Default::default()
                 },

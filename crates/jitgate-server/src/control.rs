@@ -16,6 +16,17 @@ pub fn gateway_key(id: &str) -> String {
     format!("gateway/{id}")
 }
 
+/// What gateway `id` last announced (`POST /gateway/hello`); `None` before its first hello.
+pub async fn announced(
+    tx: &mut jitgate_store::Tx,
+    id: &str,
+) -> crate::error::ApiResult<Option<jitgate_gateway::wire::GatewayHello>> {
+    Ok(tx
+        .get_setting(&gateway_key(id))
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok()))
+}
+
 /// Open connections per gateway id: (connection id, where to send its messages).
 type Connections = HashMap<String, Vec<(u64, mpsc::UnboundedSender<ControlDown>)>>;
 

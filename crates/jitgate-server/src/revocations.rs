@@ -5,12 +5,19 @@
 
 use crate::error::ApiResult;
 use crate::state::AppState;
+use jitgate_core::lifecycle::EndReason;
 use jitgate_core::{Asset, Grant};
 use jitgate_gateway::wire::Revocation;
 use std::collections::HashSet;
 
 /// The revocation a gateway enforces for an ended grant.
 pub(crate) fn revocation_of(g: &Grant) -> Revocation {
+    let (ended_by, note) = match &g.end_reason {
+        Some(EndReason::Revoked { by, reason }) => (Some(by.clone()), Some(reason.clone())),
+        Some(EndReason::Completed { by }) => (Some(by.clone()), None),
+        Some(EndReason::ContextChanged { what }) => (None, Some(what.clone())),
+        Some(EndReason::Expired) | None => (None, None),
+    };
     Revocation {
         grant_id: g.id.clone(),
         reason: g
@@ -19,6 +26,8 @@ pub(crate) fn revocation_of(g: &Grant) -> Revocation {
             .map(|r| r.label().to_string())
             .unwrap_or_else(|| "ended".into()),
         expires_at: g.expires_at,
+        ended_by,
+        note,
     }
 }
 
@@ -81,14 +90,15 @@ pub async fn revocations_for_gateway(
     let mut out = Vec::new();
     for (grant_id, expires_at, scope) in tx.ended_unexpired_grants(now).await? {
         if scope.assets().iter().any(|a| fronted.contains(a)) {
-            let reason = match tx.get_grant(&grant_id).await? {
-                Some(g) => revocation_of(&g).reason,
-                None => "ended".into(),
-            };
-            out.push(Revocation {
-                grant_id,
-                reason,
-                expires_at,
+            out.push(match tx.get_grant(&grant_id).await? {
+                Some(g) => revocation_of(&g),
+                None => Revocation {
+                    grant_id,
+                    reason: "ended".into(),
+                    expires_at,
+                    ended_by: None,
+                    note: None,
+                },
             });
         }
     }

@@ -31,7 +31,8 @@ use jitgate_core::event::{Actor, Event};
 use jitgate_core::lifecycle;
 use jitgate_core::scope::Protocol;
 use jitgate_core::server_payload::{CheckKind, TeardownCheck, TeardownTally};
-use jitgate_core::teardown::{CheckOutcome, TeardownVerdict};
+use jitgate_core::ssh::CertificateKind;
+use jitgate_core::teardown::{CheckOutcome, DownstreamFacts, TeardownVerdict};
 use jitgate_core::{Asset, Enforcement, Grant, GrantState, Timestamp};
 use jitgate_credential::{AssetClaim, ClientKey, GrantClaims};
 use jitgate_gateway::connect::{ConnectError, Target};
@@ -199,7 +200,7 @@ async fn run_one(
     )
     .await;
     let mut checks: Vec<Check> = gateway_checks.into_iter().flatten().collect();
-    checks.extend(assets.iter().map(downstream_check));
+    checks.extend(downstream_checks(state, &g, &assets).await?);
     for id in missing {
         checks.push(Check::new(
             CheckKind::Downstream,
@@ -419,14 +420,13 @@ async fn ssh_probe(
     }
 }
 
-/// What a gateway last announced (`POST /gateway/hello`).
+/// What a gateway last announced (`POST /gateway/hello`); `None` also when unreadable.
 async fn announced(state: &AppState, gateway: &str) -> Option<GatewayHello> {
     let mut tx = state.store.read().await.ok()?;
-    tx.get_setting(&crate::control::gateway_key(gateway))
+    crate::control::announced(&mut tx, gateway)
         .await
         .ok()
         .flatten()
-        .and_then(|v| serde_json::from_str(&v).ok())
 }
 
 /// Present a credential for the ended grant to the gateway, through a real tunnel, and
@@ -447,16 +447,7 @@ async fn probe(
             evidence,
         )
     };
-    let hello: Option<GatewayHello> = match state.store.read().await {
-        Ok(mut tx) => tx
-            .get_setting(&crate::control::gateway_key(gateway))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_str(&v).ok()),
-        Err(_) => None,
-    };
-    let Some(hello) = hello else {
+    let Some(hello) = announced(state, gateway).await else {
         return failed(
             format!("gateway {gateway} has never announced its address; cannot probe it"),
             json!({}),
@@ -557,41 +548,41 @@ async fn probe(
     )
 }
 
-/// What remains on the asset itself once the gateway checks hold.
-fn downstream_check(a: &Asset) -> Check {
-    match (a.enforcement, &a.gateway) {
-        (Enforcement::Legacy, _) => Check::new(
-            CheckKind::Downstream,
-            &a.id,
-            CheckOutcome::Partial,
-            format!(
-                "legacy asset: {}",
-                a.limitation
-                    .clone()
-                    .unwrap_or_else(|| "the device cannot enforce expiry; jitgate cannot verify that authorization on it ended".into())
-            ),
-            json!({
-                "enforcement": "legacy",
-                "limitation": a.limitation,
-                "compensating_controls": a.compensating_controls,
-                "review": "opened",
-            }),
-        ),
-        (Enforcement::Brokered, Some(gw)) => Check::new(
-            CheckKind::Downstream,
-            &a.id,
-            CheckOutcome::Ok,
-            format!("brokered: access to {} passes only through gateway {gw}; no authorization remains on the device", a.id),
-            json!({"enforcement": "brokered", "gateway": gw}),
-        ),
-        (Enforcement::Brokered, None) => Check::new(
-            CheckKind::Downstream,
-            &a.id,
-            CheckOutcome::Partial,
-            format!("no jitgate gateway fronts {}; jitgate cannot verify that access to it ended", a.id),
-            json!({"enforcement": "brokered", "gateway": null}),
-        ),
-    }
+/// What remains on each asset itself once the gateway checks hold (the rule is
+/// [`jitgate_core::teardown::downstream`]); for SSH, from the target certificates issued
+/// under the grant.
+async fn downstream_checks(state: &AppState, g: &Grant, assets: &[Asset]) -> ApiResult<Vec<Check>> {
+    let issued = {
+        let mut tx = state.store.read().await?;
+        tx.ssh_certificates_for_grant(&g.id).await?
+    };
+    let now = state.clock.now();
+    Ok(assets
+        .iter()
+        .map(|a| {
+            let facts = DownstreamFacts {
+                asset: a,
+                ssh_granted: g
+                    .scope
+                    .items()
+                    .iter()
+                    .any(|i| i.protocol() == Protocol::Ssh && i.asset() == a.id),
+                target_certificates: issued
+                    .iter()
+                    .filter(|c| c.asset == a.id && c.kind == CertificateKind::Target.as_str())
+                    .map(|c| c.valid_before)
+                    .collect(),
+            };
+            let d = jitgate_core::teardown::downstream(&facts, now);
+            Check::new(
+                CheckKind::Downstream,
+                &a.id,
+                d.outcome,
+                d.detail,
+                d.evidence,
+            )
+        })
+        .collect())
 }
 
 /// One finished attempt on its way to the store, and where to say it was written.

@@ -466,6 +466,15 @@ pub struct SshCertificateView {
     pub key_fingerprint: String,
     /// `SHA256:<base64>` of the CA that signed it.
     pub ca_fingerprint: String,
+    /// User certificates: where the asset's gateway takes SSH (`host:port`, as the gateway
+    /// announced it); absent when it announced no SSH listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_ssh_address: Option<String>,
+    /// User certificates: the gateway's SSH host key (OpenSSH public key line) as the
+    /// gateway announced it to the server; clients pin it (`known_hosts`) instead of
+    /// trusting it on first use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_ssh_host_key: Option<String>,
 }
 
 /// One session's recording, as `GET /recordings` lists it.

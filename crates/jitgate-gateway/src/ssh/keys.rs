@@ -26,24 +26,63 @@ pub fn new_ed25519() -> PrivateKey {
 
 /// Load the gateway's host key, or make an Ed25519 one (0600 from its first byte).
 pub fn load_or_create_host_key(state_dir: &Path) -> Result<PrivateKey, String> {
-    let path = state_dir.join(HOST_KEY_FILE);
+    load_or_create(&state_dir.join(HOST_KEY_FILE)).map(|(key, _)| key)
+}
+
+/// Keys vaulted for assets that cannot trust jitgate's host-access CA
+/// (`endpoints.ssh.auth = "vaulted_key"`): `state_dir/ssh-vault/<asset>`, owner-only.
+pub const VAULT_DIR: &str = "ssh-vault";
+
+/// The vaulted key file of `asset` (asset ids are inventory ids: no path separators).
+fn vault_path(state_dir: &Path, asset: &str) -> Result<PathBuf, String> {
+    if asset.is_empty() || asset.contains(['/', '\\']) || asset.starts_with('.') {
+        return Err(format!("{asset:?} is not an asset id"));
+    }
+    Ok(state_dir.join(VAULT_DIR).join(asset))
+}
+
+/// The key the gateway logs in to `asset` with, if one was made
+/// (`jitgate gateway vault-key`).
+pub fn load_vault_key(state_dir: &Path, asset: &str) -> Result<Option<PrivateKey>, String> {
+    let path = vault_path(state_dir, asset)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => PrivateKey::from_openssh(text.trim_start())
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Make `asset`'s vaulted key if there is none (never replaced: the asset trusts it), and
+/// say whether it was made now.
+pub fn create_vault_key(state_dir: &Path, asset: &str) -> Result<(PrivateKey, bool), String> {
+    let path = vault_path(state_dir, asset)?;
+    crate::private::state_dir(&state_dir.join(VAULT_DIR))
+        .map_err(|e| format!("{}: {e}", state_dir.join(VAULT_DIR).display()))?;
+    load_or_create(&path)
+}
+
+/// Read an OpenSSH private key, or make an Ed25519 one there (0600 from its first byte).
+fn load_or_create(path: &Path) -> Result<(PrivateKey, bool), String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => PrivateKey::from_openssh(text.trim_start())
+            .map(|k| (k, false))
             .map_err(|e| format!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = new_ed25519();
             let pem = key
                 .to_openssh(LineEnding::LF)
-                .map_err(|e| format!("encoding the SSH host key: {e}"))?;
+                .map_err(|e| format!("encoding an SSH key: {e}"))?;
             let mut f = crate::private::options()
                 .write(true)
                 .create_new(true)
-                .open(&path)
+                .open(path)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             f.write_all(pem.as_bytes())
                 .and_then(|()| f.sync_all())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok(key)
+            Ok((key, true))
         }
         Err(e) => Err(format!("{}: {e}", path.display())),
     }

@@ -10,7 +10,7 @@
 //! - [`allow`] — the allow-list compiled once per session from the scope, and the decision
 //!   per channel request (pure; unit- and property-tested);
 //! - [`cert`] — the user certificate's checks (pure);
-//! - [`keys`] — the gateway's host key, and the pins of the assets' host keys;
+//! - [`keys`] — the gateway's host key, the pins of the assets' host keys, vaulted keys;
 //! - [`target`] — the connection to the asset (target certificate, host key pin);
 //! - [`server`] — the russh server: authentication, channels, relay, cut;
 //! - [`record`] — the hook a session recorder plugs into;
@@ -54,6 +54,8 @@ pub struct SshService {
     pub host_key: String,
     /// `SHA256:…` of it.
     pub host_key_fingerprint: String,
+    /// Where the host key, the asset pins and the vaulted keys are.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl SshService {
@@ -98,6 +100,7 @@ impl SshService {
             known: Arc::new(keys::KnownAssets::load(state_dir)?),
             host_key,
             host_key_fingerprint,
+            state_dir: state_dir.to_path_buf(),
         })
     }
 

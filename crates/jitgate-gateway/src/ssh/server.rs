@@ -203,7 +203,9 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
                 Err(e) => format!("client_error: {e}"),
             },
             reason = handle.cut() => {
-                let message = cut_message(&reason, &handle.info().grant_id);
+                let grant = &handle.info().grant_id;
+                let (by, note) = svc.gw.ended_by(grant);
+                let message = cut_message(&reason, grant, by.as_deref(), note.as_deref());
                 let open: Vec<ChannelId> = channels.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let notify = async {
                     for ch in open {
@@ -235,11 +237,13 @@ pub async fn serve(svc: Arc<SshService>, tcp: TcpStream, peer: SocketAddr) {
     drop(admitted);
 }
 
-/// What the user reads when the session is cut.
-pub fn cut_message(reason: &str, grant: &str) -> String {
+/// What the user reads when the session is cut: what ended it, who (for a revocation or a
+/// completion) and why, in the words of whoever ended it.
+pub fn cut_message(reason: &str, grant: &str, by: Option<&str>, note: Option<&str>) -> String {
+    let by = by.map(|b| format!(" by {b}")).unwrap_or_default();
     let why = match reason {
-        "grant_revoked" => format!("grant {grant} was revoked"),
-        "grant_completed" => format!("grant {grant} was completed"),
+        "grant_revoked" => format!("grant {grant} was revoked{by}"),
+        "grant_completed" => format!("grant {grant} was completed{by}"),
         "grant_expired" | "expired" => format!("grant {grant} has expired"),
         "grant_context_changed" => format!(
             "grant {grant} was ended by a change of context (the subject, the asset or the policies changed)"
@@ -249,7 +253,19 @@ pub fn cut_message(reason: &str, grant: &str) -> String {
         "gateway_shutdown" => "the gateway is shutting down".to_string(),
         other => format!("the session was ended ({other})"),
     };
-    format!("jitgate: {why}; this session is closed.")
+    // Only a grant's end carries a note; control characters would reach the user's terminal.
+    let note = match (reason.starts_with("grant_"), note) {
+        (true, Some(n)) if !n.trim().is_empty() => {
+            let clean: String = n
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(200)
+                .collect();
+            format!(" ({clean})")
+        }
+        _ => String::new(),
+    };
+    format!("jitgate: {why}{note}; this session is closed.")
 }
 
 /// A channel of the session: its twin on the asset, and what it runs.
@@ -354,6 +370,7 @@ impl Conn {
         let target = super::target::connect(
             &gw,
             &self.svc.known,
+            &self.svc.state_dir,
             Arc::clone(&self.svc.client_config),
             grant,
             &asset,
@@ -391,6 +408,21 @@ impl Conn {
                     "target": target.host_key,
                     "allowed": true,
                     "reason": format!("first SSH connection to {}: its host key is pinned from now on (trust on first use)", asset.id),
+                }),
+            );
+        }
+        if target.auth == jitgate_core::inventory::SshTargetAuth::VaultedKey {
+            // No certificate was issued for this login, so the server's log would not show
+            // it: the evidence says which standing credential was used.
+            handle.record(
+                "operation",
+                gw.clock_now(),
+                serde_json::json!({
+                    "protocol": "ssh",
+                    "operation": "target_login",
+                    "target": target.account,
+                    "allowed": true,
+                    "reason": format!("logged in to {} as {} with the key vaulted at this gateway (a standing key on the asset)", asset.id, target.account),
                 }),
             );
         }
@@ -1144,5 +1176,29 @@ impl server::Handler for Conn {
                 .retain(|c| *c != channel);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_message;
+
+    #[test]
+    fn the_cut_message_names_who_ended_the_grant_and_why() {
+        assert_eq!(
+            cut_message("grant_revoked", "grant-1", Some("sam"), Some("left site")),
+            "jitgate: grant grant-1 was revoked by sam (left site); this session is closed."
+        );
+        assert_eq!(
+            cut_message("grant_expired", "grant-1", None, None),
+            "jitgate: grant grant-1 has expired; this session is closed."
+        );
+        // A note cannot smuggle terminal escapes to the user; other cuts carry no note.
+        let m = cut_message("grant_revoked", "g", Some("sam"), Some("a\u{1b}[2Jb\nc"));
+        assert!(!m.chars().any(char::is_control), "{m:?}");
+        assert_eq!(
+            cut_message("idle_timeout", "g", Some("sam"), Some("x")),
+            "jitgate: the session was idle for too long; this session is closed."
+        );
     }
 }

@@ -3,9 +3,14 @@
 //! /gateway/ssh/target-certificate`: principal = the inventory's account, ≤ 5 minutes), the
 //! asset's host key checked against its pin ([`super::keys`]), then certificate
 //! authentication as the account. The user never holds a credential for the asset.
+//!
+//! An asset that cannot trust a CA (`endpoints.ssh.auth = "vaulted_key"`) is logged in to
+//! with the key vaulted for it in the gateway's state directory instead: no certificate is
+//! asked for, and the grant's teardown says `partial` (the key stands on the asset).
 
 use super::keys::{KnownAssets, Pin};
 use crate::runtime::Gateway;
+use jitgate_core::inventory::SshTargetAuth;
 use jitgate_core::Asset;
 use russh::client;
 use russh::keys::ssh_key::Certificate;
@@ -61,6 +66,16 @@ pub struct Connected {
     pub host_key: String,
     /// The host key was seen for the first time and is now pinned.
     pub first_use: bool,
+    /// How the gateway logged in.
+    pub auth: SshTargetAuth,
+}
+
+/// What the gateway logs in to the asset with.
+enum Credential {
+    /// A fresh key and the host-access CA's certificate for it, for this session only.
+    Certificate(russh::keys::PrivateKey, Box<Certificate>),
+    /// The key vaulted for the asset.
+    Vaulted(russh::keys::PrivateKey),
 }
 
 /// Why the asset could not be reached for the session (refusal code, message).
@@ -70,6 +85,7 @@ pub type TargetError = (&'static str, String);
 pub async fn connect(
     gw: &Gateway,
     known: &Arc<KnownAssets>,
+    state_dir: &std::path::Path,
     config: Arc<client::Config>,
     grant_id: &str,
     asset: &Asset,
@@ -89,34 +105,22 @@ pub async fn connect(
             ),
         ));
     };
-    let key = super::keys::new_ed25519();
-    let public = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| ("internal", format!("encoding the session key: {e}")))?;
-    let line = gw
-        .api
-        .ssh_target_certificate(grant_id, &asset.id, &public)
-        .await
-        .map_err(|e| match e {
-            crate::server_api::ApiError::Refused { status, body } => (
-                "target_certificate_refused",
-                format!("the server issued no certificate for {} ({status}: {body})", asset.id),
-            ),
-            other => (
-                "server_unreachable",
-                format!(
-                    "the gateway cannot obtain a certificate for {} from the server ({other}); SSH sessions need the server",
-                    asset.id
-                ),
-            ),
-        })?;
-    let cert = Certificate::from_openssh(line.trim()).map_err(|e| {
-        (
-            "target_certificate_refused",
-            format!("the server's certificate does not parse: {e}"),
-        )
-    })?;
+    let credential = match endpoint.auth {
+        SshTargetAuth::Certificate => target_certificate(gw, grant_id, asset).await?,
+        SshTargetAuth::VaultedKey => match super::keys::load_vault_key(state_dir, &asset.id) {
+            Ok(Some(key)) => Credential::Vaulted(key),
+            Ok(None) => {
+                return Err((
+                    "vault_key_missing",
+                    format!(
+                        "asset {} is logged in to with a vaulted key (auth = \"vaulted_key\"), but this gateway holds none: run `jitgate gateway --config <gateway.toml> vault-key {}` and add the line it prints to {account}'s authorized_keys on the asset",
+                        asset.id, asset.id
+                    ),
+                ))
+            }
+            Err(e) => return Err(("internal", format!("reading the vaulted key: {e}"))),
+        },
+    };
     let address = endpoint.host.clone();
     let unreachable = |why: String| {
         (
@@ -167,18 +171,38 @@ pub async fn connect(
         }
     };
     let mut handle = connected.map_err(|e| unreachable(e.to_string()))?;
-    let auth = tokio::time::timeout(
-        gw.device_timeout,
-        handle.authenticate_openssh_cert(account.clone(), Arc::new(key), cert),
-    )
-    .await
-    .map_err(|_| unreachable("authentication timed out".into()))?
-    .map_err(|e| unreachable(e.to_string()))?;
+    let auth_kind = endpoint.auth;
+    let login = async {
+        match credential {
+            Credential::Certificate(key, cert) => {
+                handle
+                    .authenticate_openssh_cert(account.clone(), Arc::new(key), *cert)
+                    .await
+            }
+            Credential::Vaulted(key) => {
+                let key = russh::keys::PrivateKeyWithHashAlg::new(Arc::new(key), None);
+                handle.authenticate_publickey(account.clone(), key).await
+            }
+        }
+    };
+    let auth = tokio::time::timeout(gw.device_timeout, login)
+        .await
+        .map_err(|_| unreachable("authentication timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
     if !auth.success() {
+        let hint = match auth_kind {
+            SshTargetAuth::Certificate => format!(
+                "it must trust jitgate's host-access CA (TrustedUserCAKeys) and accept principal {account}"
+            ),
+            SshTargetAuth::VaultedKey => format!(
+                "{account}'s authorized_keys must hold the gateway's vaulted key (`jitgate gateway vault-key {}` prints it)",
+                asset.id
+            ),
+        };
         return Err((
             "target_auth_failed",
             format!(
-                "asset {} refused the gateway's certificate for account {account}: it must trust jitgate's host-access CA (TrustedUserCAKeys) and accept principal {account} (docs/inventory.md, \"SSH endpoints\")",
+                "asset {} refused the gateway's login as {account}: {hint} (docs/inventory.md, \"SSH endpoints\")",
                 asset.id
             ),
         ));
@@ -189,5 +213,43 @@ pub async fn connect(
         account,
         host_key,
         first_use: pin == Pin::FirstUse,
+        auth: auth_kind,
     })
+}
+
+/// A fresh key and the certificate the server issues for it, for this session only.
+async fn target_certificate(
+    gw: &Gateway,
+    grant_id: &str,
+    asset: &Asset,
+) -> Result<Credential, TargetError> {
+    let key = super::keys::new_ed25519();
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| ("internal", format!("encoding the session key: {e}")))?;
+    let line = gw
+        .api
+        .ssh_target_certificate(grant_id, &asset.id, &public)
+        .await
+        .map_err(|e| match e {
+            crate::server_api::ApiError::Refused { status, body } => (
+                "target_certificate_refused",
+                format!("the server issued no certificate for {} ({status}: {body})", asset.id),
+            ),
+            other => (
+                "server_unreachable",
+                format!(
+                    "the gateway cannot obtain a certificate for {} from the server ({other}); SSH sessions need the server",
+                    asset.id
+                ),
+            ),
+        })?;
+    let cert = Certificate::from_openssh(line.trim()).map_err(|e| {
+        (
+            "target_certificate_refused",
+            format!("the server's certificate does not parse: {e}"),
+        )
+    })?;
+    Ok(Credential::Certificate(key, Box::new(cert)))
 }

@@ -355,10 +355,8 @@ pub(crate) async fn issue_token(
     let gateway_id = asset.gateway.clone().ok_or_else(|| {
         ServerError::BadRequest(format!("asset {asset_id} has no gateway in the inventory; it cannot be reached through jitgate connect"))
     })?;
-    let hello: GatewayHello = tx
-        .get_setting(&crate::control::gateway_key(&gateway_id))
+    let hello: GatewayHello = crate::control::announced(&mut tx, &gateway_id)
         .await?
-        .and_then(|v| serde_json::from_str(&v).ok())
         .ok_or_else(|| {
             ServerError::BadRequest(format!(
                 "gateway {gateway_id} has not announced itself yet; is `jitgate gateway` running?"

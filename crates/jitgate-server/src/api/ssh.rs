@@ -110,7 +110,7 @@ pub(crate) async fn user_certificate(
     };
     let asset = tx.get_asset(&asset_id).await?;
     let plan = ssh::user_certificate(&g, &caller.identity, &asset_id, has_ssh(&asset), now)?;
-    let view = issue(
+    let mut view = issue(
         &state,
         &mut tx,
         &g,
@@ -121,6 +121,15 @@ pub(crate) async fn user_certificate(
         None,
     )
     .await?;
+    // Where to take the certificate, and the host key to expect there: learnt over the
+    // server's authenticated channel, so the client need not trust the gateway on first use.
+    let gateway = asset.as_ref().and_then(|a| a.gateway.clone());
+    if let Some(gw) = gateway {
+        if let Some(hello) = crate::control::announced(&mut tx, &gw).await? {
+            view.gateway_ssh_address = hello.ssh_address;
+            view.gateway_ssh_host_key = hello.ssh_host_key;
+        }
+    }
     tx.commit().await?;
     Ok(Json(view))
 }
@@ -171,12 +180,13 @@ pub(crate) async fn target_certificate(
     if !fronts_any {
         return Err(ServerError::not_found("grant", &body.grant_id));
     }
-    let account = asset.endpoints.ssh.as_ref().and_then(|s| s.account.clone());
+    let endpoint = asset.endpoints.ssh.as_ref();
     let plan = ssh::target_certificate(
         &g,
         &asset.id,
-        has_ssh(&Some(asset.clone())),
-        account.as_deref(),
+        endpoint.is_some(),
+        endpoint.and_then(|s| s.account.as_deref()),
+        endpoint.map(|s| s.auth).unwrap_or_default(),
         now,
     )?;
     let view = issue(
@@ -313,5 +323,7 @@ async fn issue(
         asset: plan.asset.clone(),
         key_fingerprint,
         ca_fingerprint: signed.ca_fingerprint,
+        gateway_ssh_address: None,
+        gateway_ssh_host_key: None,
     })
 }

@@ -140,10 +140,8 @@ pub(crate) async fn list_gateways(
         if !i.has_role("gateway") {
             continue;
         }
-        let address = tx
-            .get_setting(&crate::control::gateway_key(&i.id))
+        let address = crate::control::announced(&mut tx, &i.id)
             .await?
-            .and_then(|v| serde_json::from_str::<jitgate_gateway::wire::GatewayHello>(&v).ok())
             .map(|h| h.address);
         let client_certificate = tx
             .get_setting(&crate::gateway_ca::record_key(&i.id))

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 pub const KEY_FILE: &str = "id_ed25519";
 pub const PUBLIC_FILE: &str = "id_ed25519.pub";
 pub const CERT_FILE: &str = "id_ed25519-cert.pub";
+/// The gateway's host key, pinned (written when the server knows it).
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -39,7 +41,8 @@ pub struct SshRunArgs {
     /// The asset to reach, when the grant gives SSH access on several.
     #[arg(long)]
     pub asset: Option<String>,
-    /// Where the gateway's SSH listener is, `host:port` (`[v6]:port` for IPv6).
+    /// Where the gateway's SSH listener is, `host:port` (`[v6]:port` for IPv6). Default:
+    /// the address the asset's gateway announced to the server.
     #[arg(long, value_name = "HOST:PORT", env = "JITGATE_SSH_GATEWAY")]
     pub gateway: Option<String>,
     /// Arguments passed to `ssh` after jitgate's own (`-- -v`, `-- uptime`, ...).
@@ -65,7 +68,8 @@ pub enum SshCmd {
         /// 0700 if missing; existing files are never overwritten).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// The gateway's SSH listener, only to print the exact `ssh` command.
+        /// The gateway's SSH listener, only to print the exact `ssh` command (default: the
+        /// address the asset's gateway announced).
         #[arg(long, value_name = "HOST:PORT", env = "JITGATE_SSH_GATEWAY")]
         gateway: Option<String>,
     },
@@ -185,24 +189,24 @@ fn describe(grant: &str, c: &SshCertificateView) -> String {
 
 async fn connect(ctx: &Ctx, args: SshRunArgs) -> anyhow::Result<()> {
     let Some(grant) = args.grant else {
-        bail!("name the grant: jitgate ssh <grant> [--asset A] --gateway host:port [-- ssh args]");
-    };
-    let Some(gateway) = args.gateway else {
         bail!(
-            "say where the gateway's SSH listener is: --gateway host:port (or JITGATE_SSH_GATEWAY)"
+            "name the grant: jitgate ssh <grant> [--asset A] [--gateway host:port] [-- ssh args]"
         );
     };
-    let (host, port) = parse_gateway(&gateway)?;
+    let given = args.gateway.as_deref().map(parse_gateway).transpose()?;
     let issued = issue(ctx, &grant, args.asset).await?;
+    let (host, port) = where_to(given, &issued.cert)?;
     // Private, and removed when this function returns (whatever `ssh` did).
     let dir = private_temp_dir()?;
     let key_path = dir.path().join(KEY_FILE);
     let cert_path = dir.path().join(CERT_FILE);
     write_private(&key_path, issued.private.as_bytes())?;
     write_private(&cert_path, issued.cert.certificate.as_bytes())?;
+    let known_hosts = write_known_hosts(dir.path(), &issued.cert)?;
     eprintln!("{}", describe(&grant, &issued.cert));
     let mut cmd = std::process::Command::new("ssh");
     cmd.args(ssh_options(&key_path, &cert_path, port))
+        .args(pin_options(known_hosts.as_deref()))
         .arg(format!("{}@{host}", issued.cert.asset))
         .args(&args.ssh_args);
     // Ctrl-C reaches `ssh` (same process group); this process waits for it and then removes
@@ -220,6 +224,61 @@ async fn connect(ctx: &Ctx, args: SshRunArgs) -> anyhow::Result<()> {
         std::process::exit(status.code().unwrap_or(255));
     }
     Ok(())
+}
+
+/// Where to connect: `--gateway` when given (a name or port the announcement cannot know,
+/// e.g. behind NAT), else the SSH address the asset's gateway announced to the server.
+fn where_to(
+    given: Option<(String, u16)>,
+    cert: &SshCertificateView,
+) -> anyhow::Result<(String, u16)> {
+    if let Some(g) = given {
+        return Ok(g);
+    }
+    match cert.gateway_ssh_address.as_deref() {
+        Some(announced) => parse_gateway(announced).with_context(|| {
+            format!("the address the gateway of {} announced", cert.asset)
+        }),
+        None => bail!(
+            "the gateway of {} has announced no SSH listener to the server (is `ssh_listen` set in its config, and is it running?); say where it is with --gateway host:port",
+            cert.asset
+        ),
+    }
+}
+
+/// The alias under which the gateway's host key is pinned: OpenSSH then checks the key
+/// whatever name or port reaches the gateway.
+const HOST_KEY_ALIAS: &str = "jitgate-gateway";
+
+/// A `known_hosts` holding only the gateway's host key as the server says the gateway
+/// announced it (learnt over the pinned TLS channel to the server, so no trust on first
+/// use), or `None` when the server knows none.
+fn write_known_hosts(dir: &Path, cert: &SshCertificateView) -> anyhow::Result<Option<PathBuf>> {
+    let Some(key) = cert.gateway_ssh_host_key.as_deref() else {
+        return Ok(None);
+    };
+    let path = dir.join(KNOWN_HOSTS_FILE);
+    write_private(
+        &path,
+        format!("{HOST_KEY_ALIAS} {}\n", key.trim()).as_bytes(),
+    )?;
+    Ok(Some(path))
+}
+
+/// Check the gateway's host key against that file only, and refuse any other key.
+fn pin_options(known_hosts: Option<&Path>) -> Vec<String> {
+    let Some(file) = known_hosts else {
+        return Vec::new();
+    };
+    [
+        format!("UserKnownHostsFile={}", file.display()),
+        "GlobalKnownHostsFile=/dev/null".into(),
+        format!("HostKeyAlias={HOST_KEY_ALIAS}"),
+        "StrictHostKeyChecking=yes".into(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect()
 }
 
 /// jitgate's options before any of the user's: this key and certificate only, never the
@@ -254,6 +313,7 @@ async fn cert(
         out.join(KEY_FILE),
         out.join(PUBLIC_FILE),
         out.join(CERT_FILE),
+        out.join(KNOWN_HOSTS_FILE),
     ];
     if let Some(existing) = paths.iter().find(|p| p.exists()) {
         bail!(
@@ -276,15 +336,23 @@ async fn cert(
         return Ok(());
     }
     eprintln!("{}", describe(grant, &issued.cert));
-    let (host, port) = match &gateway {
-        Some((h, p)) => (h.clone(), p.to_string()),
-        None => ("<gateway-host>".into(), "<gateway-ssh-port>".into()),
+    let known_hosts = write_known_hosts(out, &issued.cert)?;
+    let (host, port) = match where_to(gateway, &issued.cert) {
+        Ok((h, p)) => (h, p.to_string()),
+        Err(_) => ("<gateway-host>".into(), "<gateway-ssh-port>".into()),
     };
     outln!("{}", paths[0].display());
     outln!("{}", paths[2].display());
     eprintln!("connect with:");
+    let pin = match &known_hosts {
+        Some(file) => format!(
+            " -o UserKnownHostsFile={} -o HostKeyAlias={HOST_KEY_ALIAS} -o StrictHostKeyChecking=yes",
+            file.display()
+        ),
+        None => String::new(),
+    };
     eprintln!(
-        "  ssh -i {} -o CertificateFile={} -p {port} {}@{host}",
+        "  ssh -i {} -o CertificateFile={}{pin} -p {port} {}@{host}",
         paths[0].display(),
         paths[2].display(),
         issued.cert.asset

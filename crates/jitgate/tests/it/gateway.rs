@@ -224,6 +224,11 @@ impl Plant {
         plant
     }
 
+    /// The gateway's configuration file.
+    pub(crate) fn gw_config(&self) -> &Path {
+        &self.gw_config
+    }
+
     pub(crate) fn start_gateway(&mut self) {
         // JITGATE_TEST_GATEWAY_LOG=<file>: the gateway's log there (for debugging a test).
         let stderr = match std::env::var_os("JITGATE_TEST_GATEWAY_LOG") {

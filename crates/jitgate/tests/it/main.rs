@@ -13,4 +13,5 @@ mod netns;
 mod quickstart;
 mod recordings;
 mod ssh_gateway;
+mod ssh_vault;
 mod tls;

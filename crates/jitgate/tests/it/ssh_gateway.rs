@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
-fn have_openssh() -> bool {
+pub(crate) fn have_openssh() -> bool {
     Path::new(SSHD).exists()
         && Command::new("ssh").arg("-V").output().is_ok()
         && Command::new("sftp").arg("-h").output().is_ok()
         && Command::new("ssh-keygen").arg("-?").output().is_ok()
 }
 
-fn skip(what: &str) {
+pub(crate) fn skip(what: &str) {
     if std::env::var("JITGATE_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
         panic!("{what} is required (JITGATE_REQUIRE_PEERS=1) but missing");
     }
@@ -28,12 +28,12 @@ fn skip(what: &str) {
 }
 
 /// The account the gateway logs in as on the test sshd: whoever runs the tests.
-fn account() -> String {
+pub(crate) fn account() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn keygen(path: &Path) {
+pub(crate) fn keygen(path: &Path) {
     let out = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
         .arg(path)
@@ -47,7 +47,7 @@ fn keygen(path: &Path) {
 }
 
 /// A real sshd on 127.0.0.1:`port` that lets jitgate's host-access CA log in as `account`.
-struct Sshd {
+pub(crate) struct Sshd {
     dir: PathBuf,
     port: u16,
     child: Option<Killed>,
@@ -56,22 +56,44 @@ struct Sshd {
 impl Sshd {
     fn start(dir: &Path, port: u16, ca_line: &str, account: &str, host_key: &str) -> Sshd {
         std::fs::create_dir_all(dir.join("principals")).unwrap();
-        // Privilege separation needs it; Debian creates it when its own sshd starts.
-        let _ = std::fs::create_dir_all("/run/sshd");
         std::fs::write(dir.join("ca.pub"), format!("{ca_line}\n")).unwrap();
         std::fs::write(dir.join("principals").join(account), format!("{account}\n")).unwrap();
+        let auth = format!(
+            "AuthorizedKeysFile none\nTrustedUserCAKeys {ca}\nAuthorizedPrincipalsFile {pr}/%u\n",
+            ca = dir.join("ca.pub").display(),
+            pr = dir.join("principals").display(),
+        );
+        Sshd::start_with(dir, port, host_key, &auth)
+    }
+
+    /// An sshd that trusts no CA: only the keys in `dir/authorized_keys` log in.
+    pub(crate) fn start_with_authorized_keys(
+        dir: &Path,
+        port: u16,
+        keys: &str,
+        host_key: &str,
+    ) -> Sshd {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("authorized_keys"), keys).unwrap();
+        let auth = format!(
+            "AuthorizedKeysFile {}\n",
+            dir.join("authorized_keys").display()
+        );
+        Sshd::start_with(dir, port, host_key, &auth)
+    }
+
+    fn start_with(dir: &Path, port: u16, host_key: &str, auth: &str) -> Sshd {
+        // Privilege separation needs it; Debian creates it when its own sshd starts.
+        let _ = std::fs::create_dir_all("/run/sshd");
         let config = dir.join("sshd_config");
         std::fs::write(
             &config,
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\nUsePAM no\n\
                  StrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nAuthorizedKeysFile none\n\
-                 TrustedUserCAKeys {ca}\nAuthorizedPrincipalsFile {pr}/%u\n\
+                 KbdInteractiveAuthentication no\n{auth}\
                  Subsystem sftp internal-sftp\nAllowTcpForwarding yes\nLogLevel VERBOSE\n",
                 hk = dir.join(host_key).display(),
-                ca = dir.join("ca.pub").display(),
-                pr = dir.join("principals").display(),
             ),
         )
         .unwrap();
@@ -133,7 +155,7 @@ impl Sshd {
 }
 
 /// A grant for alice on the historian with these `--ssh` rules, approved by bob.
-fn ssh_grant(cli: &Cli, rules: &[&str]) -> String {
+pub(crate) fn ssh_grant(cli: &Cli, rules: &[&str]) -> String {
     let mut args = vec!["request", "--asset", "historian"];
     for r in rules {
         args.push("--ssh");
@@ -155,7 +177,7 @@ fn ssh_grant(cli: &Cli, rules: &[&str]) -> String {
 }
 
 /// `jitgate ssh cert` as alice into a fresh directory: (key, certificate).
-fn user_cert(cli: &Cli, grant: &str, dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn user_cert(cli: &Cli, grant: &str, dir: &Path) -> (PathBuf, PathBuf) {
     cli.ok(
         "alice",
         &[
@@ -191,7 +213,7 @@ fn valid_now(cert: &Path) {
 
 /// The plain `ssh` command line of docs/credentials.md, with test-only options (no
 /// configuration files, no agent, the gateway's host key not checked).
-fn ssh_cmd(key: &Path, cert: &Path, port: u16, user: &str) -> Command {
+pub(crate) fn ssh_cmd(key: &Path, cert: &Path, port: u16, user: &str) -> Command {
     let mut c = Command::new("ssh");
     c.args(["-F", "/dev/null", "-i"])
         .arg(key)
@@ -217,7 +239,7 @@ fn ssh_cmd(key: &Path, cert: &Path, port: u16, user: &str) -> Command {
     c
 }
 
-fn run(mut c: Command, stdin: &str) -> Output {
+pub(crate) fn run(mut c: Command, stdin: &str) -> Output {
     let mut child = c
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -233,12 +255,17 @@ fn run(mut c: Command, stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// The grant's gateway events, polled until `pred` holds for one (20 s at most).
-fn wait_event(cli: &Cli, grant: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_event(
+    cli: &Cli,
+    grant: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let events = cli.json("sam", &["events", "--grant", grant, "--limit", "500"]);
@@ -253,7 +280,7 @@ fn wait_event(cli: &Cli, grant: &str, what: &str, pred: impl Fn(&Value) -> bool)
     }
 }
 
-fn detail(e: &Value) -> &Value {
+pub(crate) fn detail(e: &Value) -> &Value {
     &e["data"]["detail"]
 }
 
@@ -502,6 +529,74 @@ fn ssh_through_the_gateway_with_real_openssh() {
         );
         refused_op(cli, &cmd, "exec", Some(other));
     }
+    // --- heavy traffic both ways at once: 4 MiB in through `cat` while it streams back
+    // (flow control in both directions; nothing lost, nothing reordered).
+    let cat = ssh_grant(cli, &["command cat"]);
+    let (kkey, kcert) = user_cert(cli, &cat, &w.join("c-cat"));
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| b'a' + ((i.wrapping_mul(2_654_435_761) >> 24) as u8 % 26))
+        .collect();
+    let mut c = ssh_cmd(&kkey, &kcert, gw_ssh_port, "historian");
+    c.arg("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = {
+        let data = data.clone();
+        std::thread::spawn(move || stdin.write_all(&data).unwrap())
+    };
+    let out = child.wait_with_output().unwrap();
+    feed.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        out.stdout == data,
+        "{} bytes came back of {}",
+        out.stdout.len(),
+        data.len()
+    );
+
+    // `jitgate ssh` all in one, without --gateway: the server's answer names the address
+    // the gateway announced and its host key, which is pinned (strict checking, none of the
+    // user's known_hosts): the command runs.
+    let batch = [
+        "-F",
+        "/dev/null",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "BatchMode=yes",
+    ];
+    let mut args = vec!["ssh", &cmd, "--asset", "historian", "--"];
+    args.extend(batch);
+    args.push("echo jitgate-cmd-ok");
+    let out = cli.run("alice", &args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "jitgate-cmd-ok");
+    // Sent elsewhere (here: straight to the asset's sshd, another host key), `ssh` refuses
+    // the host: no certificate is offered to a server that is not the gateway.
+    let elsewhere = format!("127.0.0.1:{sshd_port}");
+    let mut args = vec![
+        "ssh",
+        &cmd,
+        "--asset",
+        "historian",
+        "--gateway",
+        &elsewhere,
+        "--",
+    ];
+    args.extend(batch);
+    args.push("echo jitgate-cmd-ok");
+    let out = cli.run("alice", &args, None);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!text(&out.stdout).contains("jitgate-cmd-ok"));
+    assert!(
+        text(&out.stderr).contains("Host key verification failed")
+            || text(&out.stderr).contains("HOST IDENTIFICATION HAS CHANGED"),
+        "{}",
+        text(&out.stderr)
+    );
     // No shell either (no terminal: refused at the shell request).
     let out = run(ssh_cmd(&ckey, &ccert, gw_ssh_port, "historian"), "");
     assert_ne!(out.status.code(), Some(0));
@@ -621,7 +716,9 @@ fn ssh_through_the_gateway_with_real_openssh() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut live.0.stderr.take().unwrap(), &mut err).unwrap();
     assert!(
-        err.contains(&format!("grant {shell} was revoked")),
+        err.contains(&format!(
+            "grant {shell} was revoked by sam (contractor left the site)"
+        )),
         "stderr of the cut shell: {err}"
     );
     assert!(
@@ -669,6 +766,25 @@ fn ssh_through_the_gateway_with_real_openssh() {
     assert_eq!(
         ssh_check["evidence"]["refusal_code"], "grant_revoked",
         "{ssh_check:#}"
+    );
+    // The downstream check reports the per-session target certificates and when the last
+    // one expires.
+    let down = t["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "downstream" && c["target"] == "historian")
+        .unwrap_or_else(|| panic!("no downstream check in {t:#}"))
+        .clone();
+    assert_eq!(down["outcome"], "ok", "{down:#}");
+    assert_eq!(down["evidence"]["target_auth"], "certificate", "{down:#}");
+    assert!(
+        down["evidence"]["target_certificates"].as_u64().unwrap() >= 1,
+        "{down:#}"
+    );
+    assert!(
+        down["evidence"]["target_certificates_valid_until"].is_string(),
+        "{down:#}"
     );
 
     // --- sftp and one forwarding, when the scope names them.
