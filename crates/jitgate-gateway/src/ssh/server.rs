@@ -11,7 +11,8 @@
 //! reason. To be sure the client shows that reason, such a refusal completes the SSH
 //! authentication step (an OpenSSH client told "failure" with no other key to try exits
 //! without reading further) and then refuses everything: the first shell, command or
-//! subsystem the client asks for gets the reason on its stderr and exit status 255, a
+//! subsystem the client asks for gets the reason on its stderr and exit status 255 (a
+//! terminal asked for before it is answered yes, allocating nothing), a
 //! forwarding gets it as the channel-open failure's text, and the connection is ended
 //! with it as the disconnect message after [`REFUSED_GRACE`] at most. Nothing is reachable
 //! in between — no channel has a twin on the asset — and the gateway has not connected
@@ -949,6 +950,13 @@ impl server::Handler for Conn {
         modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if self.refused.is_some() {
+            // Answered yes (nothing is allocated: no channel has a twin on the asset), so a
+            // client that insists on a terminal (`ssh -tt`) goes on to ask for its shell
+            // and reads the refusal there instead of exiting on "PTY allocation failed".
+            let _ = session.channel_success(channel);
+            return Ok(());
+        }
         if let Err(message) = self.decide(&Request::Pty, false) {
             Self::refuse_on(session, channel, &message);
             return Ok(());

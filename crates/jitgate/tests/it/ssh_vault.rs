@@ -52,7 +52,7 @@ fn a_vaulted_key_reaches_the_asset_and_its_teardown_is_partial() {
         e["kind"] == "session.refused" && detail(e)["code"] == "vault_key_missing"
     });
     assert!(
-        detail(&refused)["message"]
+        detail(&refused)["reason"]
             .as_str()
             .unwrap_or_default()
             .contains("vault-key historian"),
