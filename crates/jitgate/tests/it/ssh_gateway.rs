@@ -356,12 +356,10 @@ fn forged(
     (key, dir.join("id_ed25519-cert.pub"))
 }
 
-#[test]
-fn ssh_through_the_gateway_with_real_openssh() {
-    if !have_openssh() {
-        skip("OpenSSH (ssh, sftp, ssh-keygen and /usr/sbin/sshd: apt-get install openssh-client openssh-server)");
-        return;
-    }
+/// The plant with the historian's SSH endpoint on a free loopback port (`extra`: more keys
+/// of that endpoint, e.g. `auth = "vaulted_key"`, each with a leading `, `) and the
+/// gateway's SSH listener on another: (plant, the account, sshd port, gateway SSH port).
+pub(crate) fn ssh_plant(extra: &str) -> (Plant, String, u16, u16) {
     let account = account();
     let (sshd_port, gw_ssh_port) = (free_port(), free_port());
     let p = Plant::start_custom(
@@ -370,11 +368,32 @@ fn ssh_through_the_gateway_with_real_openssh() {
         |inv| {
             inv.replace(
                 "endpoints.ssh = { host = \"127.0.0.1:2223\", account = \"jitgate\" }",
-                &format!("endpoints.ssh = {{ host = \"127.0.0.1:{sshd_port}\", account = \"{account}\" }}"),
+                &format!("endpoints.ssh = {{ host = \"127.0.0.1:{sshd_port}\", account = \"{account}\"{extra} }}"),
             )
         },
         &format!("ssh_listen = \"127.0.0.1:{gw_ssh_port}\""),
     );
+    (p, account, sshd_port, gw_ssh_port)
+}
+
+/// The teardown's check of `kind` about `target`.
+pub(crate) fn check_of(t: &Value, kind: &str, target: &str) -> Value {
+    t["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == kind && c["target"] == target)
+        .unwrap_or_else(|| panic!("no {kind} check about {target} in {t:#}"))
+        .clone()
+}
+
+#[test]
+fn ssh_through_the_gateway_with_real_openssh() {
+    if !have_openssh() {
+        skip("OpenSSH (ssh, sftp, ssh-keygen and /usr/sbin/sshd: apt-get install openssh-client openssh-server)");
+        return;
+    }
+    let (p, account, sshd_port, gw_ssh_port) = ssh_plant("");
     let cli = &p.cli;
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -769,13 +788,7 @@ fn ssh_through_the_gateway_with_real_openssh() {
     );
     // The downstream check reports the per-session target certificates and when the last
     // one expires.
-    let down = t["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "downstream" && c["target"] == "historian")
-        .unwrap_or_else(|| panic!("no downstream check in {t:#}"))
-        .clone();
+    let down = check_of(&t, "downstream", "historian");
     assert_eq!(down["outcome"], "ok", "{down:#}");
     assert_eq!(down["evidence"]["target_auth"], "certificate", "{down:#}");
     assert!(

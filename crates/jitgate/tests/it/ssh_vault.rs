@@ -3,11 +3,10 @@
 //! vault-key` made, the user still presents only a per-grant certificate, and the teardown
 //! says `partial` because the key stands on the asset.
 
-use crate::gateway::Plant;
-use crate::quickstart::{free_port, BIN};
+use crate::quickstart::BIN;
 use crate::ssh_gateway::{
-    account, detail, have_openssh, keygen, run, skip, ssh_cmd, ssh_grant, text, user_cert,
-    wait_event, Sshd,
+    check_of, detail, have_openssh, keygen, run, skip, ssh_cmd, ssh_grant, ssh_plant, text,
+    user_cert, wait_event, Sshd,
 };
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,19 +17,7 @@ fn a_vaulted_key_reaches_the_asset_and_its_teardown_is_partial() {
         skip("OpenSSH (ssh, sftp, ssh-keygen and /usr/sbin/sshd: apt-get install openssh-client openssh-server)");
         return;
     }
-    let account = account();
-    let (sshd_port, gw_ssh_port) = (free_port(), free_port());
-    let p = Plant::start_custom(
-        None,
-        false,
-        |inv| {
-            inv.replace(
-                "endpoints.ssh = { host = \"127.0.0.1:2223\", account = \"jitgate\" }",
-                &format!("endpoints.ssh = {{ host = \"127.0.0.1:{sshd_port}\", account = \"{account}\", auth = \"vaulted_key\" }}"),
-            )
-        },
-        &format!("ssh_listen = \"127.0.0.1:{gw_ssh_port}\""),
-    );
+    let (p, account, sshd_port, gw_ssh_port) = ssh_plant(", auth = \"vaulted_key\"");
     let cli = &p.cli;
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -60,23 +47,24 @@ fn a_vaulted_key_reaches_the_asset_and_its_teardown_is_partial() {
     );
 
     // The key, made once: the same public line every time, the private half owner-only.
-    let vault_key = || {
-        let out = Command::new(BIN)
+    let vault_key = |asset: &str| {
+        Command::new(BIN)
             .args(["gateway", "--config"])
             .arg(p.gw_config())
-            .args(["vault-key", "historian"])
+            .args(["vault-key", asset])
             .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout)
+            .unwrap()
     };
-    let line = vault_key();
+    let made = vault_key("historian");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let line = text(&made.stdout);
     assert!(line.starts_with("ssh-ed25519 "), "{line}");
     assert!(
         line.trim_end().ends_with("jitgate-vault historian"),
         "{line}"
     );
-    assert_eq!(vault_key(), line, "a vaulted key is never replaced");
+    let again = vault_key("historian");
+    assert_eq!(text(&again.stdout), line, "a vaulted key is never replaced");
     let state_dir = p.gw_config().parent().unwrap().join("gw");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(state_dir.join("ssh-vault").join("historian"))
@@ -84,13 +72,10 @@ fn a_vaulted_key_reaches_the_asset_and_its_teardown_is_partial() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
-    let bad = Command::new(BIN)
-        .args(["gateway", "--config"])
-        .arg(p.gw_config())
-        .args(["vault-key", "../escape"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success(), "a path is not an asset id");
+    assert!(
+        !vault_key("../escape").status.success(),
+        "a path is not an asset id"
+    );
 
     // The asset trusts only that key (no CA): the session works.
     let _sshd = Sshd::start_with_authorized_keys(&w.join("sshd"), sshd_port, &line, "../host_key");
@@ -132,13 +117,7 @@ fn a_vaulted_key_reaches_the_asset_and_its_teardown_is_partial() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    let down = t["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "downstream" && c["target"] == "historian")
-        .unwrap_or_else(|| panic!("no downstream check in {t:#}"))
-        .clone();
+    let down = check_of(&t, "downstream", "historian");
     assert_eq!(down["outcome"], "partial", "{down:#}");
     assert_eq!(down["evidence"]["target_auth"], "vaulted_key", "{down:#}");
     assert!(
