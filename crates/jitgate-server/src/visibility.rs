@@ -27,6 +27,35 @@ pub(crate) async fn asset_sites(tx: &mut Tx, scope: &Scope) -> ApiResult<Vec<Str
 
 /// Who may see a request: the core's access table (`jitgate_core::access`), over the facts
 /// loaded here.
+/// The grant `id` for its subject, who alone obtains its credentials (token, SSH
+/// certificate): not the requester, not an approver. Someone else who may see the grant is
+/// told it is not theirs (`forbidden`); anyone else learns nothing of it (`not_found`).
+pub(crate) async fn grant_of_subject(
+    tx: &mut Tx,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<jitgate_core::Grant> {
+    let g = tx
+        .get_grant(id)
+        .await?
+        .ok_or_else(|| crate::error::ServerError::not_found("grant", id))?;
+    if g.subject == caller.id() {
+        return Ok(g);
+    }
+    let visible = match tx.get_request(&g.request_id).await? {
+        Some(r) => can_view(tx, caller, &r).await?,
+        None => false,
+    };
+    Err(if visible {
+        crate::error::ServerError::Forbidden(format!(
+            "grant {id} is for {}; only its subject can obtain its credentials",
+            g.subject
+        ))
+    } else {
+        crate::error::ServerError::not_found("grant", id)
+    })
+}
+
 pub async fn can_view(tx: &mut Tx, caller: &Caller, r: &Request) -> ApiResult<bool> {
     let me = &caller.identity;
     // The cheap answers first: no loading for staff who see everything or for the parties.

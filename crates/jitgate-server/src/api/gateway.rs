@@ -300,25 +300,7 @@ pub(crate) async fn issue_token(
 ) -> ApiResult<Json<TokenResponse>> {
     let now = state.clock.now();
     let mut tx = state.store.read().await?;
-    let g = tx
-        .get_grant(&id)
-        .await?
-        .ok_or_else(|| ServerError::not_found("grant", &id))?;
-    if g.subject != caller.id() {
-        // Only the subject holds the credential: not the requester, not an approver. Whose
-        // grant it is is said only to those who may see the grant anyway.
-        let visible = match tx.get_request(&g.request_id).await? {
-            Some(r) => crate::visibility::can_view(&mut tx, &caller, &r).await?,
-            None => false,
-        };
-        if !visible {
-            return Err(ServerError::not_found("grant", &id));
-        }
-        return Err(ServerError::Forbidden(format!(
-            "grant {id} is for {}; only its subject can obtain its credential",
-            g.subject
-        )));
-    }
+    let g = crate::visibility::grant_of_subject(&mut tx, &caller, &id).await?;
     if g.state != GrantState::Active || now >= g.expires_at {
         return Err(jitgate_core::CoreError::WrongState {
             what: format!("grant {id}"),

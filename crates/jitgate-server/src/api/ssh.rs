@@ -90,20 +90,7 @@ pub(crate) async fn user_certificate(
         .map_err(ServerError::InvalidSshPublicKey)?;
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
-    let g = tx
-        .get_grant(&id)
-        .await?
-        .ok_or_else(|| ServerError::not_found("grant", &id))?;
-    if g.subject != caller.id() {
-        // Whose grant it is is said only to those who may see it anyway.
-        let visible = match tx.get_request(&g.request_id).await? {
-            Some(r) => crate::visibility::can_view(&mut tx, &caller, &r).await?,
-            None => false,
-        };
-        if !visible {
-            return Err(ServerError::not_found("grant", &id));
-        }
-    }
+    let g = crate::visibility::grant_of_subject(&mut tx, &caller, &id).await?;
     let asset_id = match body.asset {
         Some(a) => a,
         None => only_ssh_asset(&g)?,
