@@ -38,6 +38,101 @@ impl Protocol {
             Protocol::Ssh => "ssh",
         }
     }
+
+    /// Carried through `jitgate connect`'s tunnel (SSH has the gateway's own listener).
+    pub fn is_tunnelled(self) -> bool {
+        matches!(self, Protocol::Modbus | Protocol::Dnp3)
+    }
+
+    fn has_endpoint(self, asset: &Asset) -> bool {
+        match self {
+            Protocol::Modbus => asset.endpoints.modbus.is_some(),
+            Protocol::Dnp3 => asset.endpoints.dnp3.is_some(),
+            Protocol::Ssh => asset.endpoints.ssh.is_some(),
+        }
+    }
+}
+
+/// The tunnel protocols `items` name on `asset` that it has an endpoint for, in a fixed
+/// order: what a grant's tunnel can carry to that asset.
+pub fn tunnel_protocols(items: &[ScopeItem], asset: &Asset) -> Vec<Protocol> {
+    [Protocol::Modbus, Protocol::Dnp3]
+        .into_iter()
+        .filter(|p| p.has_endpoint(asset))
+        .filter(|p| {
+            items
+                .iter()
+                .any(|i| i.protocol() == *p && i.asset() == asset.id)
+        })
+        .collect()
+}
+
+/// The protocol of a tunnel session: the one the client asked for (`modbus`, `dnp3`) if the
+/// grant offers it on the asset, else the only one it offers. Refusals: a client that names
+/// none where two are offered (`protocol_required`), a protocol the grant does not give
+/// there (`protocol_not_granted`), a word that is no tunnel protocol (`bad_handshake`).
+pub fn choose_tunnel_protocol(
+    requested: Option<&str>,
+    offered: &[Protocol],
+    asset: &str,
+) -> Result<Protocol, (&'static str, String)> {
+    let names = || {
+        offered
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match requested {
+        Some(word) => {
+            let p = match word {
+                "modbus" => Protocol::Modbus,
+                "dnp3" => Protocol::Dnp3,
+                "ssh" => {
+                    return Err((
+                        "bad_handshake",
+                        "SSH does not travel through the tunnel: use `jitgate ssh`".into(),
+                    ))
+                }
+                other => {
+                    return Err((
+                        "bad_handshake",
+                        format!("{other:?} is not a tunnel protocol (modbus, dnp3)"),
+                    ))
+                }
+            };
+            if offered.contains(&p) {
+                Ok(p)
+            } else {
+                Err((
+                    "protocol_not_granted",
+                    format!(
+                        "the grant gives no {} access to {asset} (it gives: {})",
+                        p.as_str(),
+                        if offered.is_empty() {
+                            "none through the tunnel".to_string()
+                        } else {
+                            names()
+                        }
+                    ),
+                ))
+            }
+        }
+        None => match offered {
+            [one] => Ok(*one),
+            [] => Err((
+                "protocol_not_granted",
+                format!("the grant gives no Modbus or DNP3 access to {asset}"),
+            )),
+            _ => Err((
+                "protocol_required",
+                format!(
+                    "the grant gives {} access to {asset}: say which (jitgate connect --protocol)",
+                    names()
+                ),
+            )),
+        },
+    }
 }
 
 #[derive(
@@ -1322,5 +1417,60 @@ mod tests {
         assert!(scope(&a, &["readonly"]).is_read_only());
         assert!(!scope(&a, &["read holding 0-1", "write holding 5"]).is_read_only());
         assert!(!scope(&a, &["programming"]).is_read_only());
+    }
+
+    #[test]
+    fn the_tunnel_protocol_is_the_one_asked_for_or_the_only_one_granted() {
+        let mut a = plc(vec![1]);
+        a.endpoints.dnp3 = Some(Dnp3Endpoint {
+            address: "127.0.0.1:20000".into(),
+            outstation: 10,
+            master: 1,
+        });
+        let modbus = parse_rule(&a, Protocol::Modbus, "read holding 0-9").unwrap();
+        let dnp3 = parse_rule(&a, Protocol::Dnp3, "read class 0").unwrap();
+        let both: Vec<ScopeItem> = modbus.iter().chain(&dnp3).cloned().collect();
+        assert_eq!(tunnel_protocols(&modbus, &a), vec![Protocol::Modbus]);
+        assert_eq!(
+            tunnel_protocols(&both, &a),
+            vec![Protocol::Modbus, Protocol::Dnp3]
+        );
+        // An endpoint the asset no longer has is not offered, whatever the scope says.
+        let mut no_dnp3 = a.clone();
+        no_dnp3.endpoints.dnp3 = None;
+        assert_eq!(tunnel_protocols(&both, &no_dnp3), vec![Protocol::Modbus]);
+        // Another asset's items offer nothing here.
+        let mut other = a.clone();
+        other.id = "rtu-12".into();
+        assert!(tunnel_protocols(&both, &other).is_empty());
+
+        let only = [Protocol::Dnp3];
+        assert_eq!(choose_tunnel_protocol(None, &only, "a"), Ok(Protocol::Dnp3));
+        assert_eq!(
+            choose_tunnel_protocol(Some("dnp3"), &only, "a"),
+            Ok(Protocol::Dnp3)
+        );
+        let code = |r: Result<Protocol, (&'static str, String)>| r.unwrap_err().0;
+        assert_eq!(
+            code(choose_tunnel_protocol(Some("modbus"), &only, "a")),
+            "protocol_not_granted"
+        );
+        assert_eq!(
+            code(choose_tunnel_protocol(None, &[], "a")),
+            "protocol_not_granted"
+        );
+        let two = [Protocol::Modbus, Protocol::Dnp3];
+        assert_eq!(
+            code(choose_tunnel_protocol(None, &two, "a")),
+            "protocol_required"
+        );
+        assert_eq!(
+            code(choose_tunnel_protocol(Some("ssh"), &two, "a")),
+            "bad_handshake"
+        );
+        assert_eq!(
+            code(choose_tunnel_protocol(Some("DNP3"), &two, "a")),
+            "bad_handshake"
+        );
     }
 }

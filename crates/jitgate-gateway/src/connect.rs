@@ -1,5 +1,6 @@
-//! The client side of a tunnel (`jitgate connect`): a local Modbus/TCP port that any
-//! unmodified client (pymodbus, mbpoll, an HMI, an engineering tool) connects to. Each local
+//! The client side of a tunnel (`jitgate connect`): a local Modbus/TCP or DNP3 port that any
+//! unmodified client (pymodbus, mbpoll, a DNP3 master, an HMI, an engineering tool)
+//! connects to. Each local
 //! connection becomes one TLS tunnel to the gateway, proving possession of the session key
 //! the token is bound to, with a fresh challenge each time.
 //!
@@ -10,6 +11,7 @@
 
 use crate::tunnel::{self, ChallengeMsg, HelloMsg, Proof, Verdict};
 use crate::wire::TokenResponse;
+use jitgate_core::scope::Protocol;
 use jitgate_credential::ClientKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub enum ConnectError {
 pub struct Target {
     pub token: TokenResponse,
     pub key: ClientKey,
+    /// The tunnel protocol to speak; `None`: the only one the grant gives on the asset.
+    pub protocol: Option<Protocol>,
 }
 
 /// Open one tunnel and complete the handshake; returns the TLS stream ready for Modbus.
@@ -107,6 +111,7 @@ async fn handshake(
             token: t.token.clone(),
             asset: t.asset.clone(),
             probe,
+            protocol: target.protocol.map(|p| p.as_str().to_string()),
         },
     )
     .await
@@ -201,7 +206,7 @@ pub async fn serve_local(
             let target = target.clone();
             let on_event = on_event.clone();
             tokio::spawn(async move {
-                // Modbus clients speak first. A local connection that closes without a byte
+                // Modbus clients and DNP3 masters speak first. A local connection that closes without a byte
                 // (a port check, a health probe) opens no tunnel, so no empty session is
                 // recorded at the gateway.
                 let mut first = [0u8; 1];

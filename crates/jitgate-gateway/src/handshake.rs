@@ -9,6 +9,7 @@
 use crate::live::to_json;
 use crate::runtime::Gateway;
 use crate::tunnel::{self, ChallengeMsg, HelloMsg, Proof};
+use jitgate_core::scope::Protocol;
 use jitgate_core::server_payload::SessionRefusedDetail;
 use jitgate_core::Asset;
 use jitgate_credential::GrantClaims;
@@ -81,6 +82,8 @@ pub struct Accepted {
     /// The key that signed the token (to cut the session if that key is retired).
     pub kid: String,
     pub probe: bool,
+    /// The protocol the session speaks after the handshake.
+    pub protocol: Protocol,
 }
 
 /// Token, proof of possession, online check.
@@ -178,10 +181,15 @@ pub async fn handshake(
     gw.check_grant_online((&claims).into())
         .await
         .map_err(|(code, message)| (refuse(code, message), grant.clone()))?;
+    let offered = jitgate_core::scope::tunnel_protocols(&claims.scope, &asset);
+    let protocol =
+        jitgate_core::scope::choose_tunnel_protocol(hello.protocol.as_deref(), &offered, &asset.id)
+            .map_err(|(code, message)| (refuse(code, message), grant.clone()))?;
     Ok(Accepted {
         claims,
         asset,
         kid,
         probe: hello.probe,
+        protocol,
     })
 }

@@ -106,4 +106,26 @@ pub trait FrameProtocol {
 
     /// Check one complete device frame against the pending request.
     fn answer(state: &mut Self::State, pending: &Self::Pending, frame: &[u8]) -> Answer;
+
+    /// Does the device answer this allowed request? `false` for a message the device takes
+    /// without a reply (a DNP3 application confirm): the loop then waits for none.
+    fn expects_answer(_pending: &Self::Pending) -> bool {
+        true
+    }
+
+    /// The device may speak unasked (DNP3 unsolicited responses): while no request is
+    /// pending the loop also reads the device, and hands each complete frame to
+    /// [`FrameProtocol::unsolicited`]. `false` (Modbus): the device is read only for an
+    /// answer, so the loop stays as lean as it was.
+    const UNSOLICITED: bool = false;
+
+    /// A complete device frame that arrived while no request was pending: `Complete` relays
+    /// it to the client, `Invalid` ends the session (`bad_device_response: …`). Called only
+    /// when [`FrameProtocol::UNSOLICITED`] is true.
+    fn unsolicited(_state: &mut Self::State, _frame: &[u8]) -> Answer {
+        Answer::Invalid(Fault::new(
+            "unsolicited",
+            "the device sent a frame no request asked for",
+        ))
+    }
 }

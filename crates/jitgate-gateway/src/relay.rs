@@ -34,6 +34,12 @@ where
     let mut inbuf: Vec<u8> = Vec::with_capacity(P::FRAME_BUF);
     let mut devbuf: Vec<u8> = Vec::with_capacity(P::FRAME_BUF);
     let mut chunk = vec![0u8; P::FRAME_BUF];
+    // The device's own read buffer, used only by protocols whose devices speak unasked.
+    let mut devchunk = if P::UNSOLICITED {
+        vec![0u8; P::FRAME_BUF]
+    } else {
+        Vec::new()
+    };
     loop {
         // Take one complete request from what the client sent.
         let consumed = loop {
@@ -49,7 +55,26 @@ where
                     return format!("malformed_frame: {}", fault.message);
                 }
             }
-            match client.read(&mut chunk).await {
+            let read = if P::UNSOLICITED {
+                // Idle, the device may speak first: relay what it says, frame by frame.
+                tokio::select! {
+                    r = client.read(&mut chunk) => r,
+                    r = device.read(&mut devchunk) => {
+                        match r {
+                            Ok(0) => return "device_closed".into(),
+                            Ok(n) => devbuf.extend_from_slice(devchunk.get(..n).unwrap_or_default()),
+                            Err(e) => return format!("device_error: {e}"),
+                        }
+                        if let Err(end) = relay_unsolicited::<P, C>(handle, client, state, &mut devbuf, stats).await {
+                            return end;
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                client.read(&mut chunk).await
+            };
+            match read {
                 // The client said goodbye (TLS close_notify): a normal end.
                 Ok(0) => return "client_closed".into(),
                 Ok(n) => {
@@ -79,6 +104,10 @@ where
                     return format!("device_error: {e}");
                 }
                 inbuf.drain(..consumed);
+                if !P::expects_answer(&pending) {
+                    handle.operation(at, &operation, None, Some(started.elapsed()));
+                    continue;
+                }
                 // Read the device's answer, frame by frame, and check each fits the request;
                 // a device that answers garbage ends the session.
                 loop {
@@ -138,6 +167,43 @@ where
                 return format!("malformed_request: {}", fault.message);
             }
         }
+    }
+}
+
+/// Relay every complete unsolicited frame in `devbuf` to the client (or end the session).
+async fn relay_unsolicited<P, C>(
+    handle: &SessionHandle,
+    client: &mut C,
+    state: &mut P::State,
+    devbuf: &mut Vec<u8>,
+    stats: &mut SessionStats,
+) -> Result<(), String>
+where
+    P: FrameProtocol,
+    C: AsyncWrite + Unpin,
+{
+    loop {
+        let len = match P::response_len(devbuf) {
+            Ok(Some(len)) => len,
+            Ok(None) => return Ok(()),
+            Err(fault) => return Err(format!("bad_device_response: {}", fault.message)),
+        };
+        let Some(frame) = devbuf.get(..len) else {
+            return Err("internal: frame vanished".into());
+        };
+        if let Answer::Invalid(fault) = P::unsolicited(state, frame) {
+            handle.record(
+                "operation",
+                now_millis(),
+                json!({"allowed": false, "malformed": fault.code, "reason": fault.message, "direction": "device"}),
+            );
+            return Err(format!("bad_device_response: {}", fault.message));
+        }
+        if let Err(e) = client.write_all(frame).await {
+            return Err(format!("client_error: {e}"));
+        }
+        stats.bytes_out += len as u64;
+        devbuf.drain(..len);
     }
 }
 

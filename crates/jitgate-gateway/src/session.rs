@@ -17,6 +17,7 @@ use crate::protocol::FrameProtocol;
 use crate::runtime::Gateway;
 use crate::tunnel;
 use jitgate_core::event::rfc3339;
+use jitgate_core::scope::Protocol;
 use jitgate_core::server_payload::SessionStartedDetail;
 use serde_json::json;
 use std::sync::Arc;
@@ -91,9 +92,29 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
     // Authenticated: no longer counts against the source's pending connections (it keeps
     // its place under the gateway's connection cap until it ends).
     admitted.authenticated();
-    // The one protocol that travels through the tunnel today. A second one (DNP3) adds a
-    // `protocol` to the tunnel's hello and picks its `FrameProtocol` here.
-    run::<Modbus>(&gw, stream, accepted, session_id, started, peer, admitted).await;
+    match accepted.protocol {
+        Protocol::Dnp3 => {
+            let refusal = refuse(
+                "protocol_not_supported",
+                "this gateway does not relay DNP3 yet",
+            );
+            refused(
+                &gw,
+                &progress,
+                progress.grant.as_deref(),
+                &session_id,
+                started,
+                peer,
+                &refusal,
+            );
+            let _ = tunnel::write_msg(&mut stream, &no(refusal.code, refusal.message)).await;
+            let _ = stream.get_mut().shutdown().await;
+        }
+        // `choose_tunnel_protocol` offers only tunnel protocols.
+        Protocol::Modbus | Protocol::Ssh => {
+            run::<Modbus>(&gw, stream, accepted, session_id, started, peer, admitted).await
+        }
+    }
 }
 
 /// A refusing verdict.
@@ -123,6 +144,7 @@ async fn run<P: FrameProtocol>(
         asset,
         kid,
         probe,
+        protocol: _,
     } = accepted;
     // Connect to the device before saying yes, so a dead device is reported as such.
     let Some(address) = P::device_address(&asset) else {

@@ -1,11 +1,13 @@
 //! The tunnel handshake between `jitgate connect` and a gateway, over TLS.
 //!
 //! ```text
-//! client → gateway   {"v":1,"token":"v4.public...","asset":"plc-7"}\n     (+ "probe":true: check only)
+//! client → gateway   {"v":1,"token":"v4.public...","asset":"plc-7","protocol":"modbus"}\n
+//!                    (+ "probe":true: check only; "protocol" may be left out when the grant
+//!                    gives one tunnel protocol on the asset)
 //! gateway → client   {"challenge":"<base64url 32 bytes>"}\n
 //! client → gateway   {"pop":"<base64url Ed25519 signature>"}\n
 //! gateway → client   {"ok":true,"session":"sess-...","expires_at":"..."}\n   (or ok:false, code, message; then close)
-//! ...then the raw Modbus/TCP byte stream, inspected frame by frame by the gateway.
+//! ...then the raw Modbus/TCP or DNP3 byte stream, inspected frame by frame by the gateway.
 //! ```
 //!
 //! Lines are JSON, at most [`MAX_LINE`] bytes: the handshake reads untrusted input.
@@ -38,6 +40,10 @@ pub struct HelloMsg {
     pub asset: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub probe: bool,
+    /// `modbus` or `dnp3`; absent: the only tunnel protocol the grant gives on the asset
+    /// (`jitgate_core::scope::choose_tunnel_protocol`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -120,6 +120,11 @@ pub struct TokenResponse {
     pub gateway_fingerprint: String,
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
+    /// The tunnel protocols the grant gives on the asset (`modbus`, `dnp3`): what a
+    /// `jitgate connect` session can speak there.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub protocols: Vec<jitgate_core::scope::Protocol>,
 }
 
 /// Server → gateway, over the control channel (`GET /api/v1/gateway/control`, WebSocket,

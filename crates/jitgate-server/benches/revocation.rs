@@ -98,7 +98,13 @@ async fn open_session(api: &Api, asset: &str, duration: &str) -> Live {
     )
     .unwrap();
     let expires_at = token.expires_at;
-    let (mut stream, verdict) = open_tunnel(&Target { token, key }).await.unwrap();
+    let (mut stream, verdict) = open_tunnel(&Target {
+        token,
+        key,
+        protocol: None,
+    })
+    .await
+    .unwrap();
     assert!(verdict.ok);
     let (tx, ended) = oneshot::channel();
     tokio::spawn(async move {

@@ -496,8 +496,13 @@ async fn probe(
                 gateway_address: hello.address.clone(),
                 gateway_fingerprint: hello.tls_fingerprint.clone(),
                 expires_at: as_if_active.expires_at,
+                protocols: Vec::new(),
             },
             key,
+            // Named, so an asset the grant reaches by Modbus and DNP3 is probed all the same.
+            protocol: jitgate_core::scope::tunnel_protocols(g.scope.items(), asset)
+                .first()
+                .copied(),
         };
         let evidence = json!({
             "probe_token_fingerprint": fingerprint,

@@ -485,6 +485,7 @@ async fn main() {
     let target = jitgate_gateway::connect::Target {
         token,
         key: client_key,
+        protocol: None,
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = j.gateway.0.id();

@@ -241,3 +241,104 @@ async fn a_dropped_handle_leaves_the_registry_and_ends_a_started_session() {
     );
     assert_eq!(registry.count(), 0);
 }
+
+/// A toy protocol whose device speaks unasked: newline-ended frames; `ask` is answered by
+/// `ans`, `ack` is taken without an answer, `uns` comes from the device unasked, `bad` from
+/// the device ends the session.
+struct Lines;
+
+impl FrameProtocol for Lines {
+    const NAME: &'static str = "lines";
+    const FRAME_BUF: usize = 64;
+    const UNSOLICITED: bool = true;
+    type Allow = ();
+    type State = u32;
+    type Pending = bool;
+    type Operation = String;
+
+    fn compile(_: &str, _: &[ScopeItem]) {}
+    fn new_state(_: &()) -> u32 {
+        0
+    }
+    fn device_address(_: &jitgate_core::Asset) -> Option<String> {
+        None
+    }
+    fn request_len(buf: &[u8]) -> Result<Option<usize>, crate::protocol::Fault> {
+        Ok(buf.iter().position(|b| *b == b'\n').map(|i| i + 1))
+    }
+    fn response_len(buf: &[u8]) -> Result<Option<usize>, crate::protocol::Fault> {
+        Self::request_len(buf)
+    }
+    fn decide(_: &(), _: &mut u32, frame: &[u8]) -> Decision<Self> {
+        Decision::Allow {
+            pending: frame == b"ask\n",
+            operation: String::from_utf8_lossy(frame).into_owned(),
+        }
+    }
+    fn answer(_: &mut u32, _: &bool, frame: &[u8]) -> Answer {
+        match frame {
+            b"ans\n" => Answer::Complete,
+            // An unsolicited frame between a request and its answer: relayed, still waiting.
+            b"uns\n" => Answer::More,
+            _ => Answer::Invalid(crate::protocol::Fault::new("bad", "not an answer")),
+        }
+    }
+    fn expects_answer(pending: &bool) -> bool {
+        *pending
+    }
+    fn unsolicited(seen: &mut u32, frame: &[u8]) -> Answer {
+        *seen += 1;
+        match frame {
+            b"uns\n" => Answer::Complete,
+            _ => Answer::Invalid(crate::protocol::Fault::new("bad", "not unsolicited")),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_device_that_speaks_unasked_is_relayed_and_a_confirm_waits_for_nothing() {
+    let (events, _drain) = crate::spool::in_memory();
+    let registry = Arc::new(LiveSessions::new(events));
+    let (mut client, mut gw_client) = tokio::io::duplex(1024);
+    let (mut gw_device, mut device) = tokio::io::duplex(1024);
+    let handle = registry.join(info(), Duration::from_secs(3600), Duration::from_secs(3600));
+    let session = tokio::spawn(async move {
+        let mut state = 0;
+        let mut stats = SessionStats::default();
+        let reason = relay::<Lines, _, _>(
+            &handle,
+            &mut gw_client,
+            &mut gw_device,
+            &(),
+            &mut state,
+            Duration::from_secs(5),
+            &mut stats,
+        )
+        .await;
+        (reason, state)
+    });
+    let mut buf = [0u8; 4];
+    // Idle: the device speaks first, two frames in one write; the client gets both.
+    device.write_all(b"uns\nuns\n").await.unwrap();
+    client.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"uns\n");
+    client.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"uns\n");
+    // A confirm reaches the device and the loop does not wait for an answer to it: the
+    // next request goes through at once, answered after an unsolicited frame in between.
+    client.write_all(b"ack\nask\n").await.unwrap();
+    let mut got = [0u8; 8];
+    device.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"ack\nask\n");
+    device.write_all(b"uns\nans\n").await.unwrap();
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"uns\nans\n");
+    // Garbage from the device while idle ends the session.
+    device.write_all(b"bad\n").await.unwrap();
+    let (reason, unsolicited) = session.await.unwrap();
+    assert_eq!(reason, "bad_device_response: not unsolicited");
+    assert_eq!(
+        unsolicited, 3,
+        "the idle frames and the bad one, not the one in between"
+    );
+}

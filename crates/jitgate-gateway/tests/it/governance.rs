@@ -293,8 +293,10 @@ impl Rig {
                 gateway_address: self.gw.addr.to_string(),
                 gateway_fingerprint: self.fingerprint.clone(),
                 expires_at: now + chrono::Duration::hours(1),
+                protocols: Vec::new(),
             },
             key: key.clone(),
+            protocol: None,
         }
     }
 

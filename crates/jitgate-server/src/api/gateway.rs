@@ -391,6 +391,7 @@ pub(crate) async fn issue_token(
         gateway_address: hello.address,
         gateway_fingerprint: hello.tls_fingerprint,
         expires_at: g.expires_at,
+        protocols: jitgate_core::scope::tunnel_protocols(g.scope.items(), &asset),
     }))
 }
 

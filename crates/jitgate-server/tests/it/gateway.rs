@@ -176,6 +176,7 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
     let (mut ok_session, verdict) = open_tunnel(&Target {
         token: good.clone(),
         key: key.clone(),
+        protocol: None,
     })
     .await
     .unwrap();
@@ -189,6 +190,7 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
         open_tunnel(&Target {
             token: good.clone(),
             key: thief.clone(),
+            protocol: None,
         })
         .await,
     );
@@ -204,6 +206,7 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
         open_tunnel(&Target {
             token: forged,
             key: key.clone(),
+            protocol: None,
         })
         .await,
     );
@@ -222,6 +225,7 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
                 ..good.clone()
             },
             key: key.clone(),
+            protocol: None,
         })
         .await,
     );
@@ -236,6 +240,7 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
                 ..good.clone()
             },
             key: key.clone(),
+            protocol: None,
         })
         .await,
     );
@@ -249,6 +254,7 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
                 ..good.clone()
             },
             key: key.clone(),
+            protocol: None,
         })
         .await,
     );
@@ -262,6 +268,7 @@ async fn bad_tokens_and_proofs_are_refused_and_recorded() {
                 ..good.clone()
             },
             key: key.clone(),
+            protocol: None,
         })
         .await,
     );
@@ -360,6 +367,7 @@ async fn malformed_frames_and_bad_devices_end_only_their_session() {
     let target = Target {
         token: t.clone(),
         key: key.clone(),
+        protocol: None,
     };
     let (mut bystander, _) = open_tunnel(&target).await.unwrap();
 
@@ -424,7 +432,11 @@ async fn revoked_grants_and_an_unreachable_server_refuse_new_sessions() {
     let g = grant(&mut r.h).await;
     let key = ClientKey::generate();
     let t = token_for(&mut r.h, &g, &key).await;
-    let target = Target { token: t, key };
+    let target = Target {
+        token: t,
+        key,
+        protocol: None,
+    };
     let (mut live, _) = open_tunnel(&target).await.unwrap();
 
     // Server down: fail closed for new sessions; the running one goes on until its expiry.
@@ -497,6 +509,7 @@ async fn sessions_end_at_token_expiry_even_with_the_server_down() {
     let (mut live, _) = open_tunnel(&Target {
         token: t.clone(),
         key,
+        protocol: None,
     })
     .await
     .unwrap();
@@ -552,7 +565,11 @@ async fn a_device_flooding_exceptions_ends_its_session_only() {
     let g = grant(&mut r.h).await;
     let key = ClientKey::generate();
     let t = token_for(&mut r.h, &g, &key).await;
-    let target = Target { token: t, key };
+    let target = Target {
+        token: t,
+        key,
+        protocol: None,
+    };
     let (mut bystander, _) = open_tunnel(&target).await.unwrap();
 
     // A device that floods unsolicited exception responses the moment it is connected.
@@ -623,7 +640,13 @@ async fn events_survive_a_gateway_restart_while_the_server_is_down() {
     let g = grant(&mut r.h).await;
     let key = ClientKey::generate();
     let t = token_for(&mut r.h, &g, &key).await;
-    let (mut live, _) = open_tunnel(&Target { token: t, key }).await.unwrap();
+    let (mut live, _) = open_tunnel(&Target {
+        token: t,
+        key,
+        protocol: None,
+    })
+    .await
+    .unwrap();
 
     let addr = r.h.server.as_ref().unwrap().addr;
     let store = r.h.stop_server_only().await;
@@ -725,6 +748,7 @@ async fn a_source_holds_at_most_its_pending_connections_and_sessions_still_open(
         match open_tunnel(&Target {
             token: good.clone(),
             key: key.clone(),
+            protocol: None,
         })
         .await
         {

@@ -66,7 +66,11 @@ async fn live_session(
     let g = grant(&mut r.h).await;
     let key = ClientKey::generate();
     let t = token_for(&mut r.h, &g, &key).await;
-    let target = Target { token: t, key };
+    let target = Target {
+        token: t,
+        key,
+        protocol: None,
+    };
     let (mut live, _) = open_tunnel(&target).await.unwrap();
     read_holding(&mut live, 0, 1).await.unwrap();
     (g, target, live)
@@ -315,6 +319,7 @@ async fn a_gateway_away_during_the_revocation_fails_the_teardown_until_it_return
             ..target.token
         },
         key: target.key,
+        protocol: None,
     };
     assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
     let (_, failed) = h
@@ -358,6 +363,7 @@ async fn the_revocation_list_survives_a_gateway_restart() {
             ..target.token
         },
         key: target.key,
+        protocol: None,
     };
     assert_eq!(refused_code(open_tunnel(&target).await), "grant_revoked");
     gw.stop().await;

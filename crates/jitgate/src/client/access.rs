@@ -4,6 +4,7 @@
 use super::Ctx;
 use crate::output::outln;
 use clap::{Args, Subcommand};
+use jitgate_core::scope::Protocol;
 use jitgate_gateway::connect::{serve_local, Target};
 use jitgate_gateway::wire::{TokenRequest, TokenResponse};
 use jitgate_server::api::types::{KeyRetired, KeysInfo, RetireKeyBody};
@@ -25,6 +26,19 @@ pub struct ConnectArgs {
     /// The asset to reach, when the grant covers several.
     #[arg(long)]
     pub asset: Option<String>,
+    /// `modbus` or `dnp3`, when the grant gives both on the asset (otherwise the one it
+    /// gives).
+    #[arg(long, value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
+}
+
+fn parse_protocol(word: &str) -> Result<Protocol, String> {
+    match word {
+        "modbus" => Ok(Protocol::Modbus),
+        "dnp3" => Ok(Protocol::Dnp3),
+        "ssh" => Err("SSH has its own verb: jitgate ssh <grant>".into()),
+        other => Err(format!("{other:?}: expected modbus or dnp3")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,14 +113,39 @@ pub async fn connect(ctx: &Ctx, args: ConnectArgs) -> anyhow::Result<()> {
         token.gateway_address,
         token.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
+    // The protocol is named to the gateway (it refuses a session that names none where the
+    // grant gives two); the one the grant gives when it gives one.
+    let protocol = match (args.protocol, token.protocols.as_slice()) {
+        (Some(p), _) => p,
+        (None, [one]) => *one,
+        (None, []) => anyhow::bail!(
+            "grant {} gives no Modbus or DNP3 access to {} (for SSH: jitgate ssh {})",
+            args.grant,
+            token.asset,
+            args.grant
+        ),
+        (None, _) => anyhow::bail!(
+            "grant {} gives Modbus and DNP3 access to {}: say which with --protocol modbus|dnp3",
+            args.grant,
+            token.asset
+        ),
+    };
     // Check the grant at the gateway once before announcing the port, so a refusal is
     // reported at once. A probe: every check of a session, but no session is opened.
-    let target = Target { token, key };
+    let target = Target {
+        token,
+        key,
+        protocol: Some(protocol),
+    };
     jitgate_gateway::connect::probe(&target)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!(
-        "Modbus/TCP clients can now connect to {} (Ctrl-C to stop)",
+        "{} clients can now connect to {} (Ctrl-C to stop)",
+        match protocol {
+            Protocol::Dnp3 => "DNP3 masters",
+            _ => "Modbus/TCP",
+        },
         args.listen
     );
     let json = ctx.json;
