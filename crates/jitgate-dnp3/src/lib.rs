@@ -18,23 +18,33 @@
 //! - [`control`]   — CROB and analog output block decoding.
 //! - [`parse`]     — fragments into typed summaries: [`parse_request`], [`parse_response`].
 //! - [`response`]  — the null response a refusal is answered with: [`refusal_frame`].
+//! - [`allow`]     — the [`AllowList`] compiled from a grant's scope, the per-session
+//!   [`SessionState`] (select-before-operate) and the decision rules.
+//! - [`ranges`]    — sorted, merged index ranges for the allow-list.
+//! - [`inspect`]   — [`inspect()`]: one request fragment from parse to [`Verdict`], the one
+//!   call the gateway makes per fragment.
 //! - [`error`]     — [`Error`], one stable code per reason.
 
+pub mod allow;
 pub mod control;
 pub mod crc;
 pub mod error;
 pub mod function;
 pub mod header;
+pub mod inspect;
 pub mod link;
 pub mod objects;
 pub mod parse;
 pub mod qualifier;
+pub mod ranges;
 pub mod response;
 pub mod transport;
 
+pub use allow::{AllowList, Refusal, SessionState};
 pub use error::Error;
 pub use function::FunctionCode;
 pub use header::{AppControl, Iin};
+pub use inspect::{inspect, Inspection, Verdict};
 pub use link::{encode_frame, frame_len, parse_frame, Frame, LinkHeader};
 pub use objects::{PointKind, Role};
 pub use parse::{parse_request, parse_response, Indexes, Limits, ObjectHeader, Request, Response};
