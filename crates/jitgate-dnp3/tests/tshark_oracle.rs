@@ -18,9 +18,12 @@ mod corpus;
 mod pcap;
 
 use corpus::{Case, Rng};
-use jitgate_dnp3::link::parse_frame;
+use jitgate_dnp3::header::{iin1, iin2};
+use jitgate_dnp3::link::{parse_frame, Control, LinkHeader};
 use jitgate_dnp3::{parse_request, parse_response, Indexes, Limits, ObjectHeader, Reassembler};
+use jitgate_dnp3::{refusal_frame, Iin};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn peers_required() -> bool {
     std::env::var("JITGATE_REQUIRE_PEERS").is_ok_and(|v| v == "1")
@@ -163,7 +166,15 @@ fn theirs(line: &str) -> View {
 }
 
 fn run_tshark(cases: &[Case]) -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("jitgate-dnp3-oracle-{}", std::process::id()));
+    tshark_fields(cases, FIELDS)
+}
+
+fn tshark_fields(cases: &[Case], fields: &[&str]) -> Vec<String> {
+    // One directory per call: the tests of this binary run in parallel.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("jitgate-dnp3-oracle-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("corpus.pcap");
     let payloads: Vec<Vec<u8>> = cases.iter().map(|c| c.payload.clone()).collect();
@@ -177,7 +188,7 @@ fn run_tshark(cases: &[Case]) -> Vec<String> {
         "-E",
         "aggregator=,",
     ]);
-    for f in FIELDS {
+    for f in fields {
         cmd.args(["-e", f]);
     }
     let out = cmd.output().unwrap();
@@ -198,13 +209,93 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// False (after saying so) when the test must skip; panics when tshark is required.
+fn tshark_or_skip() -> bool {
+    if have_tshark() {
+        return true;
+    }
+    if peers_required() {
+        panic!("tshark is required (JITGATE_REQUIRE_PEERS=1) but missing");
+    }
+    eprintln!("\n!!!!!!!!!!\n!!! SKIPPED: tshark is not available; set JITGATE_REQUIRE_PEERS=1 to make this a failure\n!!!!!!!!!!\n");
+    false
+}
+
+/// The gateway's answers to refused requests, read back by tshark: a response from the
+/// outstation's address to the master's, with exactly the IIN bits the refusal sets.
+#[test]
+fn tshark_reads_refusals_as_null_responses() {
+    if !tshark_or_skip() {
+        return;
+    }
+    let request = LinkHeader {
+        control: Control::from_byte(0xC4),
+        destination: 12,
+        source: 1,
+    };
+    // (IIN1, IIN2, expected IIN2.0 fcni, IIN2.1 obju, IIN2.2 pioor, IIN1.7 rst)
+    let answers = [
+        (0x00, iin2::NO_FUNC_CODE_SUPPORT, "1", "0", "0", "0"),
+        (0x00, iin2::OBJECT_UNKNOWN, "0", "1", "0", "0"),
+        (0x00, iin2::PARAMETER_ERROR, "0", "0", "1", "0"),
+        (
+            iin1::DEVICE_RESTART,
+            iin2::PARAMETER_ERROR,
+            "0",
+            "0",
+            "1",
+            "1",
+        ),
+    ];
+    let cases: Vec<Case> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, &(a, b, ..))| Case {
+            name: format!("refusal {i}"),
+            payload: refusal_frame(&request, 5, i as u8, Iin { iin1: a, iin2: b }),
+        })
+        .collect();
+    let fields = [
+        "dnp3.src",
+        "dnp3.dst",
+        "dnp3.ctl.dir",
+        "dnp3.al.func",
+        "dnp3.al.seq",
+        "dnp3.al.iin.fcni",
+        "dnp3.al.iin.obju",
+        "dnp3.al.iin.pioor",
+        "dnp3.al.iin.rst",
+        "_ws.expert.message",
+    ];
+    let lines = tshark_fields(&cases, &fields);
+    assert_eq!(lines.len(), answers.len());
+    for (i, (line, &(_, _, fcni, obju, pioor, rst))) in lines.iter().zip(&answers).enumerate() {
+        let seq = i.to_string();
+        // tshark notes every response with an error IIN bit as an "IIN Abnormality".
+        let expected = [
+            "12",
+            "1",
+            "0",
+            "129",
+            &seq,
+            fcni,
+            obju,
+            pioor,
+            rst,
+            "IIN Abnormality",
+        ];
+        let got: Vec<&str> = line.split('\t').collect();
+        assert_eq!(got, expected, "refusal {i}");
+    }
+    println!(
+        "tshark read {} refusal frames as null responses with the expected IIN bits",
+        lines.len()
+    );
+}
+
 #[test]
 fn tshark_agrees_with_the_parser() {
-    if !have_tshark() {
-        if peers_required() {
-            panic!("tshark is required (JITGATE_REQUIRE_PEERS=1) but missing");
-        }
-        eprintln!("\n!!!!!!!!!!\n!!! SKIPPED: tshark is not available; set JITGATE_REQUIRE_PEERS=1 to make this a failure\n!!!!!!!!!!\n");
+    if !tshark_or_skip() {
         return;
     }
     let cases = corpus::all(&mut Rng(0x5EED_0D1A_3000_0001));
