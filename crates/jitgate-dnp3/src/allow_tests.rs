@@ -333,3 +333,60 @@ fn inspect_turns_parse_errors_into_verdicts() {
     let _ = inspect(&allow, &mut s, &[0xC4, 0x01, 60], &limits);
     assert!(!s.has_select());
 }
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Requests exactly as dnp3py 0.6.0's master builds them (a peer implementation, MIT), in
+/// the order it sends them, decided in one session.
+#[test]
+fn a_dnp3py_master_session() {
+    use Dnp3Op::{Operate, Read};
+    use Dnp3Target::*;
+    let allow = AllowList::compile(
+        "rtu-12",
+        &[
+            item(Read, Class, 0, 3),
+            item(Read, AnalogInput, 0, 15),
+            item(Operate, BinaryOutput, 3, 4),
+            item(Operate, AnalogOutput, 1, 1),
+        ],
+    );
+    let mut s = SessionState::default();
+    let session = [
+        ("integrity poll", "c0013c02063c03063c04063c0106", Ok(())),
+        ("class poll", "c1013c02063c03063c0406", Ok(())),
+        ("range poll g30v1 0-15", "c2011e0100000f", Ok(())),
+        (
+            "select pulse on 3, latch off 4",
+            "c3030c011702030101e80300000000000000040401000000000000000000",
+            Ok(()),
+        ),
+        (
+            "operate the same",
+            "c4040c011702030101e80300000000000000040401000000000000000000",
+            Ok(()),
+        ),
+        (
+            "direct operate the same",
+            "c5050c011702030101e80300000000000000040401000000000000000000",
+            Ok(()),
+        ),
+        (
+            "direct operate g41v1 index 1",
+            "c60529011701010c00000000",
+            Ok(()),
+        ),
+        ("enable unsolicited", "c7143c02063c03063c0406", NO_FUNC),
+        ("disable unsolicited", "c8153c02063c03063c0406", NO_FUNC),
+        ("delay measurement", "c917", NO_FUNC),
+        ("confirm of an unsolicited response", "d300", Ok(())),
+    ];
+    for (what, hex, expected) in session {
+        assert_eq!(run(&allow, &mut s, &unhex(hex)), expected, "{what}");
+    }
+}
