@@ -170,6 +170,20 @@ impl AllowList {
         !self.can_read() && self.operate.iter().all(Vec::is_empty)
     }
 
+    /// Whether the grant allows `function` at all, whatever its objects: when it does not,
+    /// the answer is "function not supported" even if the objects could not be parsed.
+    pub fn permits_function(&self, function: FunctionCode) -> bool {
+        use FunctionCode::*;
+        match function {
+            Confirm => true,
+            Read => self.can_read(),
+            Select | Operate | DirectOperate | DirectOperateNoAck => {
+                self.operate.iter().any(|r| !r.is_empty())
+            }
+            _ => false,
+        }
+    }
+
     fn can_read(&self) -> bool {
         self.classes.iter().any(|c| *c) || self.read.iter().any(|r| !r.is_empty())
     }
@@ -184,17 +198,12 @@ impl AllowList {
         // Whatever this request is, a SELECT before it can no longer be operated, except
         // by this request itself.
         let selected = state.selected.take();
+        if !self.permits_function(function) {
+            return Err(self.no_function(function));
+        }
         match function {
-            Read => {
-                if !self.can_read() {
-                    return Err(self.no_function(function));
-                }
-                req.headers.iter().try_for_each(|h| self.check_read(h))
-            }
+            Read => req.headers.iter().try_for_each(|h| self.check_read(h)),
             Select | Operate | DirectOperate | DirectOperateNoAck => {
-                if self.operate.iter().all(Vec::is_empty) {
-                    return Err(self.no_function(function));
-                }
                 if req.headers.is_empty() {
                     return Err(Refusal::new(
                         iin2::PARAMETER_ERROR,
@@ -217,7 +226,7 @@ impl AllowList {
         }
     }
 
-    fn no_function(&self, function: FunctionCode) -> Refusal {
+    pub(crate) fn no_function(&self, function: FunctionCode) -> Refusal {
         let why = match function {
             FunctionCode::Read
             | FunctionCode::Select

@@ -312,6 +312,14 @@ fn inspect_turns_parse_errors_into_verdicts() {
     assert!(matches!(&i.verdict, Verdict::Refuse(r) if r.iin2 == iin2::OBJECT_UNKNOWN));
     let frame = i.refusal_frame(&header, 3, 0x80).unwrap();
     assert_eq!(&frame[10..15], &[0xC3, 0xC7, 0x81, 0x80, 0x02]);
+    // Unknown object in a function the grant does not allow: the function is the reason.
+    let i = inspect(
+        &allow,
+        &mut s,
+        &[0xC7, 0x20, 120, 1, 0x5B, 1, 0, 0],
+        &limits,
+    );
+    assert!(matches!(&i.verdict, Verdict::Refuse(r) if r.iin2 == iin2::NO_FUNC_CODE_SUPPORT));
     // Unknown function: IIN2.0.
     let i = inspect(&allow, &mut s, &[0xC1, 0x40], &limits);
     assert!(matches!(&i.verdict, Verdict::Refuse(r) if r.iin2 == iin2::NO_FUNC_CODE_SUPPORT));

@@ -29,6 +29,16 @@ pub enum Error {
     },
     #[error("{len} bytes of user data do not fit in one link frame (at most 250)")]
     UserDataTooLong { len: usize },
+    #[error("frame from the {side} goes from {from} to {to}; this session is from {expected_from} to {expected_to} only")]
+    WrongAddress {
+        side: &'static str,
+        from: u16,
+        to: u16,
+        expected_from: u16,
+        expected_to: u16,
+    },
+    #[error("frame from the {side} has the other side's direction bit (DIR)")]
+    WrongDirection { side: &'static str },
 
     // ---- transport layer ----
     #[error("a user data frame must carry at least the transport header byte")]
@@ -100,6 +110,8 @@ impl Error {
             Error::BadHeaderCrc { .. } => "bad_header_crc",
             Error::BadBlockCrc { .. } => "bad_block_crc",
             Error::UserDataTooLong { .. } => "user_data_too_long",
+            Error::WrongAddress { .. } => "wrong_address",
+            Error::WrongDirection { .. } => "wrong_direction",
             Error::EmptySegment => "empty_segment",
             Error::NoFirstSegment { .. } => "no_first_segment",
             Error::UnfinishedFragment { .. } => "unfinished_fragment",
@@ -153,6 +165,14 @@ mod tests {
                 found: 0,
             },
             Error::UserDataTooLong { len: 0 },
+            Error::WrongAddress {
+                side: "x",
+                from: 0,
+                to: 0,
+                expected_from: 0,
+                expected_to: 0,
+            },
+            Error::WrongDirection { side: "x" },
             Error::EmptySegment,
             Error::NoFirstSegment { seq: 0 },
             Error::UnfinishedFragment { seq: 0 },

@@ -81,12 +81,17 @@ pub fn inspect<'a>(
         Err(error) => {
             // Nothing may be operated after a request the gateway could not accept.
             state.cancel_select();
-            let verdict = match error.refusal_iin2() {
-                Some(iin2) => Verdict::Refuse(Refusal {
+            let verdict = match (error.refusal_iin2(), function) {
+                // An unknown object in a function the grant does not allow anyway: the
+                // function is the reason (an authentication or file request, say).
+                (Some(_), Some(f)) if !allow.permits_function(f) => {
+                    Verdict::Refuse(allow.no_function(f))
+                }
+                (Some(iin2), _) => Verdict::Refuse(Refusal {
                     iin2,
                     reason: format!("{error} ({})", error.code()),
                 }),
-                None => Verdict::Malformed(error),
+                (None, _) => Verdict::Malformed(error),
             };
             (verdict, None)
         }

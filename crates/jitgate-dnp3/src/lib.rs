@@ -9,6 +9,7 @@
 //! - [`crc`]       — the DNP3 CRC-16 (table built at compile time).
 //! - [`link`]      — data link frames: [`frame_len`] for a streaming reader, [`parse_frame`]
 //!   (CRCs checked and stripped), [`encode_frame`].
+//! - [`binding`]   — [`LinkBinding`]: the session's master and outstation link addresses.
 //! - [`transport`] — the transport header and the strict [`Reassembler`] (one per
 //!   direction; every sequence irregularity is an error, never a resync).
 //! - [`header`]    — application control, request/response headers, IIN bits.
@@ -26,6 +27,7 @@
 //! - [`error`]     — [`Error`], one stable code per reason.
 
 pub mod allow;
+pub mod binding;
 pub mod control;
 pub mod crc;
 pub mod error;
@@ -41,6 +43,7 @@ pub mod response;
 pub mod transport;
 
 pub use allow::{AllowList, Refusal, SessionState};
+pub use binding::LinkBinding;
 pub use error::Error;
 pub use function::FunctionCode;
 pub use header::{AppControl, Iin};
