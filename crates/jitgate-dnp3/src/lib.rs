@@ -1,8 +1,11 @@
+//! # jitgate-dnp3
+//!
 //! jitgate's own DNP3 (IEEE 1815) parser and enforcement decision: pure, synchronous, no
 //! I/O, written from the public protocol description. Every function that reads untrusted
 //! bytes has explicit limits and never panics (fuzzed in `fuzz/`: `dnp3_link`, `dnp3_app`).
+//! How the gateway uses it, and the rules: `docs/dnp3.md`.
 //!
-//! # Layout
+//! ## Layout
 //!
 //! Bytes flow up through the layers in this order; each module is one layer or one concern.
 //!
@@ -22,7 +25,7 @@
 //! - [`allow`]     — the [`AllowList`] compiled from a grant's scope, the per-session
 //!   [`SessionState`] (select-before-operate) and the decision rules.
 //! - [`ranges`]    — sorted, merged index ranges for the allow-list.
-//! - [`inspect`]   — [`inspect()`]: one request fragment from parse to [`Verdict`], the one
+//! - [`inspect`](mod@inspect) — [`inspect()`]: one request fragment from parse to [`Verdict`], the one
 //!   call the gateway makes per fragment.
 //! - [`error`]     — [`Error`], one stable code per reason.
 
