@@ -27,7 +27,7 @@ use crate::function::FunctionCode;
 use crate::header::{iin2, Iin};
 use crate::objects::{PointKind, Role};
 use crate::parse::{Indexes, ObjectHeader, Request};
-use crate::ranges::{describe, merge, Ranges};
+use crate::ranges::{covers, covers_indexes, describe, merge, Ranges};
 use jitgate_core::scope::{Dnp3Op, Dnp3Target, ScopeItem};
 
 /// Why a request is refused, and how the master is answered.
@@ -377,27 +377,6 @@ fn check_pairing(selected: Option<(u8, Vec<u8>)>, req: &Request<'_>) -> Result<(
         return refuse("its objects differ from the SELECT's");
     }
     Ok(())
-}
-
-fn covers(ranges: &[(u16, u16)], start: u32, end: u32) -> bool {
-    let (Ok(start), Ok(end)) = (u16::try_from(start), u16::try_from(end)) else {
-        return false;
-    };
-    // Merged ranges neither overlap nor touch: only the last one starting at or before
-    // `start` can contain the span.
-    let after = ranges.partition_point(|&(s, _)| s <= start);
-    after
-        .checked_sub(1)
-        .and_then(|i| ranges.get(i))
-        .is_some_and(|&(_, e)| e >= end)
-}
-
-fn covers_indexes(ranges: &[(u16, u16)], indexes: &Indexes) -> bool {
-    match indexes {
-        Indexes::Range { start, stop } => covers(ranges, *start, *stop),
-        Indexes::List(list) => list.iter().all(|&i| covers(ranges, i, i)),
-        Indexes::All | Indexes::Count(_) => covers(ranges, 0, 0xFFFF),
-    }
 }
 
 /// "analog-input 0-65535 (g30v0, qualifier 0x01)" for reasons.
