@@ -23,6 +23,9 @@ pub enum GatewayCmd {
     /// print its public half: add that line to the account's `authorized_keys` on the
     /// asset. The key stays in `state_dir/ssh-vault/` (0600) and is never replaced; such a
     /// key stands on the asset between grants, so their teardown is `partial`.
+    #[command(after_help = "Example:\n  \
+        jitgate gateway --config gateway.toml vault-key hmi-old > hmi-old.pub\n  \
+        # on hmi-old, as the inventory's account: cat hmi-old.pub >> ~/.ssh/authorized_keys")]
     VaultKey {
         /// The asset id, as in the inventory.
         asset: String,

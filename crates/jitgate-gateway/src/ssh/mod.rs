@@ -14,14 +14,17 @@
 //! - [`target`] — the connection to the asset (target certificate, host key pin);
 //! - [`server`] — the russh server: authentication, channels, relay, cut;
 //! - [`record`] — the hook a session recorder plugs into;
+//! - [`sftp`] — following an `sftp` channel to log its transfers (pure);
 //! - [`probe`] — the teardown's SSH probe, the client side the server runs.
 
 pub mod allow;
 pub mod cert;
+mod follow;
 pub mod keys;
 pub mod probe;
 pub mod record;
 pub mod server;
+pub mod sftp;
 pub mod target;
 
 use crate::runtime::Gateway;

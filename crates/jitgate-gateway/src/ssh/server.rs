@@ -25,6 +25,7 @@
 
 use super::allow::{Request, SshAllow};
 use super::cert::{check_user_certificate, CertRefusal, UserCertClaim};
+use super::follow::SftpFollow;
 use super::record::{SessionRecorder, Started};
 use super::target::TargetHandler;
 use super::{SshService, AUTH_TIMEOUT, MAX_CHANNELS};
@@ -58,9 +59,9 @@ pub const REFUSED_GRACE: Duration = Duration::from_secs(10);
 
 /// Counts of one session, shared by its channels' tasks.
 #[derive(Default)]
-struct Stats {
-    operations: AtomicU64,
-    denied: AtomicU64,
+pub(super) struct Stats {
+    pub(super) operations: AtomicU64,
+    pub(super) denied: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
 }
@@ -277,6 +278,8 @@ struct Chan {
     started: bool,
     /// A terminal was granted on it.
     pty: bool,
+    /// Follows the channel's transfers once it starts `sftp`.
+    sftp: SftpFollow,
 }
 
 /// The authenticated part of a connection.
@@ -584,6 +587,9 @@ impl Conn {
             let _ = session.channel_failure(channel);
             return Ok(());
         }
+        if matches!(req, Request::Subsystem("sftp")) {
+            chan.sftp.start();
+        }
         let what = match req {
             Request::Exec(cmd) => Started::Exec(cmd),
             Request::Subsystem(name) => Started::Subsystem(name),
@@ -623,12 +629,19 @@ impl Conn {
         };
         let Ok(twin) = twin else { return false };
         let (read, write) = twin.split();
+        let sftp = SftpFollow::new(
+            Arc::clone(&self.svc.gw),
+            &live.grant_id,
+            &self.session_id,
+            Arc::clone(&live.stats),
+        );
         live.channels.insert(
             channel,
             Chan {
                 write,
                 started: !is_session,
                 pty: false,
+                sftp: sftp.clone(),
             },
         );
         if is_session {
@@ -647,6 +660,7 @@ impl Conn {
             Arc::clone(&live.stats),
             live.toucher.clone(),
             Arc::clone(&live.recorder),
+            sftp,
         ));
         true
     }
@@ -672,6 +686,7 @@ async fn pump(
     stats: Arc<Stats>,
     toucher: Toucher,
     recorder: Recorder,
+    sftp: SftpFollow,
 ) {
     while let Some(msg) = read.wait().await {
         let ok = match msg {
@@ -680,6 +695,9 @@ async fn pump(
                     .bytes_out
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
                 toucher.touch();
+                if !sftp.asset(&data) {
+                    break;
+                }
                 record(&recorder, |r| {
                     r.output(Instant::now(), channel_no(ch), &data, false)
                 });
@@ -718,6 +736,7 @@ async fn pump(
             break;
         }
     }
+    sftp.finish();
     let _ = client.close(ch).await;
 }
 
@@ -1116,7 +1135,7 @@ impl server::Handler for Conn {
         &mut self,
         channel: ChannelId,
         data: &[u8],
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(live) = self.live.as_ref() else {
             return Ok(());
@@ -1132,6 +1151,12 @@ impl server::Handler for Conn {
         record(&live.recorder, |r| {
             r.input(Instant::now(), channel_no(channel), data)
         });
+        if !chan.sftp.client(data) {
+            // Not forwarded: a transfer the gateway cannot account for does not pass.
+            let _ = chan.write.close().await;
+            let _ = session.close(channel);
+            return Ok(());
+        }
         // Awaits the asset's window: a slow asset slows the client (bounded by WINDOW).
         let _ = chan.write.data_bytes(data.to_vec()).await;
         Ok(())

@@ -6,6 +6,7 @@
 use crate::gateway::{Killed, Plant};
 use crate::quickstart::{free_port, Cli};
 use serde_json::Value;
+use sha2::Digest;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -825,12 +826,41 @@ fn ssh_through_the_gateway_with_real_openssh() {
             "historian@127.0.0.1",
         ]);
     let dest = w.join("uploaded.txt");
+    let back = w.join("downloaded.txt");
     let out = run(
         sftp,
-        &format!("put {} {}\n", w.join("hello.txt").display(), dest.display()),
+        &format!(
+            "put {} {}\nget {} {}\nrm {}\n",
+            w.join("hello.txt").display(),
+            dest.display(),
+            dest.display(),
+            back.display(),
+            dest.display()
+        ),
     );
     assert_eq!(out.status.code(), Some(0), "sftp: {}", text(&out.stderr));
-    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "hello over sftp\n");
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello over sftp\n");
+    assert!(!dest.exists(), "removed over sftp");
+    // Each transfer is an operation: path, direction, size and the bytes' SHA-256.
+    let digest = hex::encode(sha2::Sha256::digest(b"hello over sftp\n"));
+    let dest_path = dest.display().to_string();
+    for direction in ["upload", "download"] {
+        let op = wait_event(cli, &files, &format!("sftp {direction}"), |e| {
+            e["kind"] == "operation"
+                && detail(e)["operation"] == "sftp_transfer"
+                && detail(e)["direction"] == direction
+        });
+        let d = detail(&op);
+        assert_eq!(d["target"], dest_path.as_str(), "{op:#}");
+        assert_eq!(d["size"], 16, "{op:#}");
+        assert_eq!(d["sha256"], digest.as_str(), "{op:#}");
+        assert_eq!(d["complete"], true, "{op:#}");
+    }
+    wait_event(cli, &files, "sftp remove", |e| {
+        e["kind"] == "operation"
+            && detail(e)["operation"] == "sftp_remove"
+            && detail(e)["target"] == dest_path.as_str()
+    });
     // `ssh -W` to the named destination: the asset's own sshd answers with its banner.
     let mut c = ssh_cmd(&fkey, &fcert, gw_ssh_port, "historian");
     c.args(["-W", &format!("127.0.0.1:{sshd_port}")]);
