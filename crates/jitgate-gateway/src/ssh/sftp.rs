@@ -150,9 +150,8 @@ impl<'a> Reader<'a> {
 fn packets(buf: &mut Vec<u8>, data: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, String> {
     buf.extend_from_slice(data);
     let mut out = Vec::new();
-    loop {
-        let Some(len) = buf.get(..4) else { break };
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    while let Some(len) = buf.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+        let len = u32::from_be_bytes(len) as usize;
         if len == 0 || len > MAX_PACKET {
             return Err(format!(
                 "an sftp packet of {len} bytes (at most {MAX_PACKET})"
