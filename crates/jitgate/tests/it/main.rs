@@ -7,6 +7,7 @@ mod account;
 mod evidence;
 mod gateway;
 mod governance;
+mod licences;
 mod limits;
 mod mtls;
 mod netns;
