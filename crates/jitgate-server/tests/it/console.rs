@@ -561,7 +561,7 @@ async fn live_sessions_come_from_gateway_events_and_terminate_revokes() {
             ev(1, "session.started", "sess-a", json!({"subject": "alice", "asset": "plc-7", "peer": "127.0.0.1:5555"})),
             ev(2, "operation", "sess-a", json!({"unit": 1, "function": 3, "allowed": true})),
             ev(3, "operation", "sess-a", json!({"unit": 1, "function": 5, "allowed": false})),
-            ev(4, "session.started", "sess-b", json!({"subject": "alice", "asset": "plc-7"})),
+            ev(4, "session.started", "sess-b", json!({"subject": "alice", "asset": "plc-7", "protocol": "ssh"})),
             ev(5, "session.ended", "sess-b", json!({"reason": "client_closed", "operations": 0, "denied": 0})),
         ]});
         let (s, v) = h
@@ -581,6 +581,10 @@ async fn live_sessions_come_from_gateway_events_and_terminate_revokes() {
         assert_eq!(one["peer"], "127.0.0.1:5555");
         let (_, all) = h.call("sam", "GET", "/api/v1/sessions", None).await;
         assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+        // The protocol as the gateway named it; events from before it did are Modbus's.
+        let protocols: Vec<_> = all.as_array().unwrap().iter().map(|s| (s["session_id"].as_str(), s["protocol"].as_str())).collect();
+        assert!(protocols.contains(&(Some("sess-a"), Some("modbus"))), "{all}");
+        assert!(protocols.contains(&(Some("sess-b"), Some("ssh"))), "{all}");
         // Others see their own sessions only.
         let (_, mine) = h.call("alice", "GET", "/api/v1/sessions?live=true", None).await;
         assert_eq!(mine.as_array().unwrap().len(), 1);
