@@ -4,126 +4,35 @@
 //
 //   cd e2e/console && npm ci && npm test
 //
-// Environment: JITGATE_BIN (default <target>/debug/jitgate), JITGATE_SIM_PLC (default
-// <target>/debug/examples/sim_plc), where <target> is $CARGO_TARGET_DIR or ../../target;
-// CHROMIUM (default /usr/bin/chromium); SCREENSHOTS (default <target>/console-screenshots).
+// Environment: see support.mjs (JITGATE_BIN, JITGATE_SIM_PLC, CHROMIUM, SCREENSHOTS,
+// CARGO_TARGET_DIR). Every page and frame is watched for script errors and
+// Content-Security-Policy violations; there must be none.
 // Build first: cargo build -p jitgate && cargo build -p jitgate-gateway --features sim --example sim_plc
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const target = process.env.CARGO_TARGET_DIR ? path.resolve(repo, process.env.CARGO_TARGET_DIR) : path.join(repo, 'target');
-const BIN = process.env.JITGATE_BIN || path.join(target, 'debug', 'jitgate');
-const SIM_PLC = process.env.JITGATE_SIM_PLC || path.join(target, 'debug', 'examples', 'sim_plc');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = process.env.SCREENSHOTS || path.join(repo, 'target', 'console-screenshots');
+import {
+  BIN, SIM_PLC, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds,
+  request as requestWithCa, apiClient, watchCsp,
+} from './support.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-console-e2e-'));
-const children = [];
-let base, browser, creds, plcPort, serverCa, serverFingerprint, tlsDir;
+let base, browser, creds, plcPort, serverCa, serverFingerprint, tlsDir, apiAs;
 const ctx = {}; // browser contexts and pages by person
 const shared = {};
 
 // ------------------------------------------------------------------ helpers
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function start(name, cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
-  child.log = '';
-  child.stdout.on('data', (d) => { child.log += d; });
-  child.stderr.on('data', (d) => { child.log += d; });
-  child.on('exit', (code, sig) => { child.exited = `${code ?? sig}`; });
-  child.name = name;
-  children.push(child);
-  return child;
-}
-
-async function waitFor(what, fn, ms = 30000, every = 100) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-}
-
-function portOpen(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
-async function waitPort(port, child) {
-  await waitFor(`${child.name} on port ${port}`, async () => {
-    if (child.exited !== undefined) throw new Error(`${child.name} exited (${child.exited}): ${child.log}`);
-    return portOpen(port);
-  }, 60000);
-}
-
-/** The two tables of bootstrap-credentials.toml (`key = "value"` lines). */
-function readCreds(file) {
-  const out = {};
-  let section = null;
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const sec = line.match(/^\[(.+)\]\s*$/);
-    if (sec) { section = sec[1]; out[section] = {}; continue; }
-    const kv = line.match(/^\s*"?([\w-]+)"?\s*=\s*"(.*)"\s*$/);
-    if (kv && section) out[section][kv[1]] = kv[2];
-  }
-  return out;
-}
-
 /** One HTTPS request to the server, trusting only the CA `jitgate up --tls` generated. */
-function request(url, { method = 'GET', headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { method, headers, ca: serverCa }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
-    });
-    req.on('error', reject);
-    if (body) req.write(body);
-    req.end();
-  });
-}
-
-async function apiAs(token, method, p, body) {
-  const r = await request(`${base}/api/v1${p}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const data = r.text ? JSON.parse(r.text) : null;
-  if (r.status >= 400) throw new Error(`${method} ${p}: ${r.status} ${r.text}`);
-  return data;
+function request(url, opts = {}) {
+  return requestWithCa(url, { ...opts, ca: serverCa });
 }
 
 async function loginApi(who, totp) {
@@ -173,8 +82,9 @@ async function newPerson(name, options = {}) {
   // browser does not know; certificate pinning is tested through the CLI and gateway (Rust
   // suites). Here the console's behaviour over HTTPS is what is tested.
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ignoreHTTPSErrors: true, ...options });
+  // Script errors and Content-Security-Policy violations, in the page and its frames.
+  await watchCsp(context, name, (ctx.errors ||= []));
   const page = await context.newPage();
-  page.on('pageerror', (e) => { (ctx.errors ||= []).push(`${name}: ${e.message}`); });
   ctx[name] = { context, page };
   return page;
 }
@@ -222,6 +132,7 @@ before(async () => {
   await waitPort(port, up);
   tlsDir = path.join(data, 'tls');
   serverCa = fs.readFileSync(path.join(tlsDir, 'ca-cert.pem'));
+  apiAs = apiClient(base, serverCa);
   const cert = new crypto.X509Certificate(fs.readFileSync(path.join(data, 'tls', 'server-cert.pem')));
   serverFingerprint = 'sha256:' + cert.fingerprint256.replaceAll(':', '').toLowerCase();
   const credsFile = path.join(data, 'bootstrap-credentials.toml');
@@ -257,11 +168,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  for (const c of children.reverse()) {
-    if (c.exited === undefined) c.kill('SIGTERM');
-  }
-  await new Promise((r) => setTimeout(r, 300));
-  for (const c of children) if (c.exited === undefined) c.kill('SIGKILL');
+  await stopAll();
   if (ctx.errors && ctx.errors.length) console.error('page errors:', ctx.errors);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -618,11 +525,25 @@ test('a cross-site POST without the CSRF token is refused', async () => {
   assert.equal(afterCount, before, 'nothing was filed');
 });
 
+test('the CSP watch reports a violation when a page makes one', async () => {
+  // Without this, the checks that no violation was reported (here and in
+  // recordings.test.mjs) would prove nothing.
+  const seen = [];
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  await watchCsp(context, 'probe', seen);
+  const page = await context.newPage();
+  await page.goto(`${base}/console/`);
+  // An inline style attribute (style-src has no 'unsafe-inline').
+  await page.evaluate(() => document.body.setAttribute('style', 'color: red'));
+  await waitFor('the violation reported', () => seen.some((s) => /CSP violation: style-src/.test(s)), 5000);
+  await context.close();
+});
+
 test('signing out ends the session', async () => {
   const page = ctx.alice.page;
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('Identity').waitFor();
   const r = await page.request.get(`${base}/api/v1/requests`);
   assert.equal(r.status(), 401);
-  assert.deepEqual(ctx.errors || [], [], 'no script errors in any page');
+  assert.deepEqual(ctx.errors || [], [], 'no script errors and no CSP violations in any page');
 });

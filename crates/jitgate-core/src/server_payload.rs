@@ -421,6 +421,10 @@ pub struct GatewayReport {
 pub struct SessionStartedDetail {
     pub subject: String,
     pub asset: String,
+    /// The protocol the session speaks (`modbus`, `ssh`, …). Absent in events recorded
+    /// before gateways reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     /// The device address the gateway relays to.
     #[serde(default)]
     pub device: Option<String>,

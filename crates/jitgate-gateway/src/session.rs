@@ -208,6 +208,7 @@ async fn run<P: FrameProtocol>(
         &SessionStartedDetail {
             subject: claims.subject.clone(),
             asset: asset.id.clone(),
+            protocol: Some(P::NAME.into()),
             device: Some(address),
             peer: Some(peer.to_string()),
             token_id: Some(claims.token_id.clone()),

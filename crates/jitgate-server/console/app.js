@@ -205,11 +205,15 @@ const VIEWS = {
   sessions: { title: 'Live sessions', render: viewSessions },
   grants: { title: 'Grants', render: viewGrants },
   grant: { title: 'Grant timeline', render: viewGrant },
+  session: { title: 'Session recording', render: viewSession }, // recordings.js
   reviews: { title: 'Reviews', render: viewReviews },
 };
 
 function route() {
   const parts = location.pathname.replace(/^\/console\/?/, '').split('/').filter(Boolean);
+  if (parts[0] === 'grants' && parts[1] && parts[2] === 'sessions' && parts[3]) {
+    return { name: 'session', arg: [decodeURIComponent(parts[1]), decodeURIComponent(parts[3])] };
+  }
   if (parts[0] === 'grants' && parts[1]) return { name: 'grant', arg: decodeURIComponent(parts[1]) };
   if (parts[0] && VIEWS[parts[0]]) return { name: parts[0] };
   return { name: 'inbox' };
@@ -234,7 +238,7 @@ async function render() {
   const v = VIEWS[r.name];
   document.title = `${v.title} — jitgate`;
   for (const a of document.querySelectorAll('#nav a')) {
-    const current = a.dataset.view === r.name || (r.name === 'grant' && a.dataset.view === 'grants');
+    const current = a.dataset.view === r.name || ((r.name === 'grant' || r.name === 'session') && a.dataset.view === 'grants');
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   const main = $('#main');
@@ -743,11 +747,11 @@ function requestCard(r) {
 // ------------------------------------------------------------------ live sessions
 
 async function viewSessions(main) {
-  main.append(h('p', { class: 'muted', text: 'Every open session through a gateway. Terminate revokes the session\'s grant: the gateway cuts it at once and refuses the credential from then on.' }));
+  main.append(h('p', { class: 'muted', text: 'Every open session through a gateway. Watch follows an SSH session\'s recording as it runs. Terminate revokes the session\'s grant: the gateway cuts it at once and refuses the credential from then on.' }));
   const body = h('tbody', {});
   const table = h('table', { class: 'list', id: 'sessions-table' },
     h('caption', { class: 'visually-hidden', text: 'Live sessions' }),
-    h('thead', {}, h('tr', {}, ['Subject', 'Asset', 'Gateway', 'Started', 'Time left', 'Operations', ''].map((t) => h('th', { scope: 'col', text: t })))),
+    h('thead', {}, h('tr', {}, ['Subject', 'Asset', 'Protocol', 'Gateway', 'Started', 'Time left', 'Operations', ''].map((t) => h('th', { scope: 'col', text: t })))),
     body);
   const empty = h('p', { class: 'empty', text: 'No live sessions.' });
   main.append(table, empty);
@@ -790,11 +794,13 @@ function sessionRow(s) {
   return h('tr', { 'data-session': s.session_id },
     td('Subject', s.subject),
     td('Asset', assetLabel(s.asset)),
+    td('Protocol', s.protocol),
     td('Gateway', s.gateway),
     td('Started', when(s.started_at)),
     td('Time left', countdown(s.expires_at)),
     td('Operations', `${s.operations - s.denied} allowed, ${s.denied} denied`),
-    td('Action', open, form, ' ', h('a', { href: `/console/grants/${encodeURIComponent(s.grant_id)}`, 'data-link': true, text: 'timeline' })));
+    td('Action', s.protocol === 'ssh' ? h('a', { class: 'button ghost', href: sessionPath(s.grant_id, s.session_id), 'data-link': true, text: 'Watch', 'aria-label': `Watch ${s.subject}'s SSH session on ${s.asset}` }) : null,
+      ' ', open, form, ' ', h('a', { href: `/console/grants/${encodeURIComponent(s.grant_id)}`, 'data-link': true, text: 'timeline' })));
 }
 
 // ------------------------------------------------------------------ grants and timeline
@@ -873,7 +879,7 @@ function eventSummary(e) {
       if (typeof r === 'string') return r;
       return [r.kind, r.by ? `by ${r.by}` : '', r.reason ? `: ${r.reason}` : ''].filter(Boolean).join(' ');
     }
-    case 'session.started': return `${detail.subject || ''} on ${detail.asset || ''} from ${detail.peer || '?'} via ${e.actor}`;
+    case 'session.started': return `${detail.subject || ''} on ${detail.asset || ''}${detail.protocol ? ` over ${detail.protocol}` : ''} from ${detail.peer || '?'} via ${e.actor}`;
     case 'session.ended': return `${detail.reason || ''}: ${detail.operations ?? '?'} operations (${detail.denied ?? 0} denied)`;
     case 'session.refused': return detail.code || detail.reason || '';
     case 'teardown.check': return `${d.check || ''} ${d.target || ''}: ${d.outcome || ''}${d.detail ? ` — ${d.detail}` : ''}`;
@@ -896,10 +902,12 @@ async function viewGrant(main, id) {
   main.append(head, h('h2', { text: 'Timeline' }), tl, teardown);
   const refresh = async (background) => {
     const g = await api('GET', path, undefined, { background });
-    const [events, td] = await Promise.all([
+    const [events, td, recs] = await Promise.all([
       api('GET', `/events?request=${encodeURIComponent(g.request_id)}&limit=1000`, undefined, { background }),
       api('GET', `${path}/teardown`, undefined, { background }).catch(() => null),
+      api('GET', `/recordings?grant=${encodeURIComponent(g.id)}`, undefined, { background }).catch(() => []),
     ]);
+    const recordings = new Map(recs.map((r) => [r.session_id, r]));
     head.replaceChildren(h('div', { class: 'panel' },
       h('h2', { class: 'mono', text: g.id }),
       h('dl', { class: 'facts' },
@@ -914,7 +922,9 @@ async function viewGrant(main, id) {
         h('a', { class: 'button ghost', href: `/api/v1${path}/evidence/report`, target: '_blank', rel: 'noopener', text: 'Audit report' }))));
     // Operations are grouped under their session so the chain stays readable.
     const ops = new Map();
+    const ended = new Set();
     for (const e of events) {
+      if (e.kind === 'session.ended') ended.add(e.data && e.data.session_id);
       if (e.kind === 'operation') {
         const sid = e.data && e.data.session_id;
         if (!ops.has(sid)) ops.set(sid, []);
@@ -923,7 +933,9 @@ async function viewGrant(main, id) {
     }
     const items = [];
     for (const e of events) {
-      if (e.kind === 'operation') continue;
+      // Operations are folded under their session; recording chunks are counted by the
+      // session's recording control (and are in the evidence bundle one by one).
+      if (e.kind === 'operation' || e.kind === 'recording.chunk') continue;
       const summary = eventSummary(e);
       const bad = /denied|refused|failed|revoked/.test(`${e.kind} ${summary}`);
       const li = h('li', { class: bad ? 't-bad' : (e.kind === 'teardown.verdict' || e.kind === 'grant.issued' ? 't-ok' : '') },
@@ -931,6 +943,7 @@ async function viewGrant(main, id) {
         summary ? h('div', { text: summary }) : null);
       if (e.kind === 'session.ended' || e.kind === 'session.started') {
         const sid = e.data && e.data.session_id;
+        if (e.kind === 'session.started' && recordings.has(sid)) li.append(recordingControl(g.id, recordings.get(sid), !ended.has(sid) && (g.state === 'active' || g.state === 'ending')));
         if (e.kind === 'session.ended' && ops.has(sid)) {
           const list = ops.get(sid);
           li.append(h('details', { class: 'ops' }, h('summary', { text: `${list.length} operation(s) in session ${sid}` }),

@@ -215,6 +215,7 @@ async fn a_dropped_handle_leaves_the_registry_and_ends_a_started_session() {
         &jitgate_core::server_payload::SessionStartedDetail {
             subject: "alice".into(),
             asset: "plc-7".into(),
+            protocol: Some("modbus".into()),
             device: None,
             peer: None,
             token_id: None,

@@ -396,6 +396,7 @@ impl Conn {
             &SessionStartedDetail {
                 subject: claim.subject.clone(),
                 asset: asset.id.clone(),
+                protocol: Some("ssh".into()),
                 device: Some(target.address.clone()),
                 peer: Some(self.peer.to_string()),
                 token_id: Some(format!("ssh-cert:{}", claim.serial)),

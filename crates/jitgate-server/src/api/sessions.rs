@@ -59,6 +59,8 @@ pub struct SessionView {
     /// Who uses the access.
     pub subject: String,
     pub asset: String,
+    /// `modbus`, `ssh`, … as the gateway reported it.
+    pub protocol: String,
     /// The gateway that reported the session.
     pub gateway: String,
     /// The client's address as the gateway saw it.
@@ -178,6 +180,22 @@ fn session_key(s: &SessionView) -> String {
     paging::joined_key(&[&format!("{down:020}"), &s.session_id])
 }
 
+/// The session's protocol. Gateways name it since SSH came; before, the only protocol was
+/// Modbus, and the SSH server's first sessions are known by their certificate's token id.
+fn protocol_of(d: &SessionStartedDetail) -> String {
+    match &d.protocol {
+        Some(p) => p.clone(),
+        None if d
+            .token_id
+            .as_deref()
+            .is_some_and(|t| t.starts_with("ssh-cert:")) =>
+        {
+            "ssh".into()
+        }
+        None => "modbus".into(),
+    }
+}
+
 /// Apply one event of a grant to its sessions.
 fn fold(sessions: &mut Vec<SessionView>, g: &Grant, e: jitgate_core::Event) {
     let Some(report) = GatewayReport::of(&e) else {
@@ -200,6 +218,7 @@ fn fold(sessions: &mut Vec<SessionView>, g: &Grant, e: jitgate_core::Event) {
                     .as_ref()
                     .map(|d| d.asset.clone())
                     .unwrap_or_default(),
+                protocol: started.as_ref().map(protocol_of).unwrap_or_default(),
                 gateway: e.actor.0.clone(),
                 peer: started.and_then(|d| d.peer),
                 started_at: e.at,
@@ -235,5 +254,26 @@ fn fold(sessions: &mut Vec<SessionView>, g: &Grant, e: jitgate_core::Event) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_protocol_is_the_gateways_word_or_known_from_older_events() {
+        let started = |protocol: Option<&str>, token: Option<&str>| SessionStartedDetail {
+            subject: "alice".into(),
+            asset: "historian".into(),
+            protocol: protocol.map(Into::into),
+            device: None,
+            peer: None,
+            token_id: token.map(Into::into),
+            expires_at: None,
+        };
+        assert_eq!(protocol_of(&started(Some("dnp3"), None)), "dnp3");
+        assert_eq!(protocol_of(&started(None, Some("ssh-cert:42"))), "ssh");
+        assert_eq!(protocol_of(&started(None, Some("tok-1"))), "modbus");
     }
 }

@@ -434,6 +434,14 @@ async fn pages_are_embedded_and_locked_down() {
         ("/console/static/app.js", "text/javascript"),
         ("/console/static/app.css", "text/css"),
         ("/console/static/icon.svg", "image/svg+xml"),
+        ("/console/static/recordings.js", "text/javascript"),
+        ("/console/static/player.js", "text/javascript"),
+        ("/console/static/player.css", "text/css"),
+        (
+            "/console/static/vendor/asciinema-player.min.js",
+            "text/javascript",
+        ),
+        ("/console/static/vendor/asciinema-player.css", "text/css"),
     ] {
         let r = h
             .http
@@ -449,17 +457,44 @@ async fn pages_are_embedded_and_locked_down() {
         );
         let csp = hd["content-security-policy"].to_str().unwrap();
         assert!(
-            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            csp.contains("default-src 'none'")
+                && csp.contains("script-src 'self';")
+                && csp.contains("frame-ancestors 'none'"),
             "{csp}"
         );
         assert_eq!(hd["x-frame-options"], "DENY");
         assert_eq!(hd["x-content-type-options"], "nosniff");
         let text = r.text().await.unwrap();
         assert!(
-            !text.contains("http://") || path.ends_with(".svg"),
+            !text.contains("http://") || path.ends_with(".svg") || path.contains("/vendor/"),
             "{path} loads nothing from elsewhere"
         );
     }
+    // The recording player's frame: the one document that may compile WebAssembly, sandboxed
+    // (an opaque origin: no cookie, no API), framed by the console only.
+    let r = h
+        .http
+        .get(format!("{}/console/static/player.html", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let hd = r.headers();
+    let csp = hd["content-security-policy"].to_str().unwrap();
+    for want in [
+        "default-src 'none'",
+        "script-src 'self' 'wasm-unsafe-eval';",
+        "frame-ancestors 'self'",
+        "sandbox allow-scripts",
+    ] {
+        assert!(csp.contains(want), "{want} in {csp}");
+    }
+    assert!(
+        !csp.contains("allow-same-origin") && !csp.contains("connect-src"),
+        "{csp}"
+    );
+    assert_eq!(hd["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(hd["x-content-type-options"], "nosniff");
     let r = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -561,7 +596,7 @@ async fn live_sessions_come_from_gateway_events_and_terminate_revokes() {
             ev(1, "session.started", "sess-a", json!({"subject": "alice", "asset": "plc-7", "peer": "127.0.0.1:5555"})),
             ev(2, "operation", "sess-a", json!({"unit": 1, "function": 3, "allowed": true})),
             ev(3, "operation", "sess-a", json!({"unit": 1, "function": 5, "allowed": false})),
-            ev(4, "session.started", "sess-b", json!({"subject": "alice", "asset": "plc-7"})),
+            ev(4, "session.started", "sess-b", json!({"subject": "alice", "asset": "plc-7", "protocol": "ssh"})),
             ev(5, "session.ended", "sess-b", json!({"reason": "client_closed", "operations": 0, "denied": 0})),
         ]});
         let (s, v) = h
@@ -581,6 +616,10 @@ async fn live_sessions_come_from_gateway_events_and_terminate_revokes() {
         assert_eq!(one["peer"], "127.0.0.1:5555");
         let (_, all) = h.call("sam", "GET", "/api/v1/sessions", None).await;
         assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+        // The protocol as the gateway named it; events from before it did are Modbus's.
+        let protocols: Vec<_> = all.as_array().unwrap().iter().map(|s| (s["session_id"].as_str(), s["protocol"].as_str())).collect();
+        assert!(protocols.contains(&(Some("sess-a"), Some("modbus"))), "{all}");
+        assert!(protocols.contains(&(Some("sess-b"), Some("ssh"))), "{all}");
         // Others see their own sessions only.
         let (_, mine) = h.call("alice", "GET", "/api/v1/sessions?live=true", None).await;
         assert_eq!(mine.as_array().unwrap().len(), 1);
