@@ -937,7 +937,14 @@ async function viewGrant(main, id) {
       // session's recording control (and are in the evidence bundle one by one).
       if (e.kind === 'operation' || e.kind === 'recording.chunk') continue;
       const summary = eventSummary(e);
-      const bad = /denied|refused|failed|revoked/.test(`${e.kind} ${summary}`);
+      // Judged on what happened, not on words in the summary ("0 denied" is no failure).
+      const d = e.data || {};
+      const detail = d.detail || {};
+      const bad = /denied|refused/.test(e.kind)
+        || (e.kind === 'teardown.verdict' && d.verdict === 'failed')
+        || (e.kind === 'teardown.check' && d.outcome === 'failed')
+        || (e.kind === 'grant.ended' && /^revoked/.test(summary))
+        || (e.kind === 'session.ended' && (detail.denied || 0) > 0);
       const li = h('li', { class: bad ? 't-bad' : (e.kind === 'teardown.verdict' || e.kind === 'grant.issued' ? 't-ok' : '') },
         h('div', {}, h('strong', { text: KIND_TEXT[e.kind] || e.kind }), ' ', h('span', { class: 'when', text: `${when(e.at)} · ${e.actor} · #${e.seq}` })),
         summary ? h('div', { text: summary }) : null);
