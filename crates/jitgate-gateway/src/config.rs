@@ -116,6 +116,27 @@ impl GatewayConfig {
             )));
         }
         self.server_trust()?;
+        // A wildcard address is where to listen, not where to connect: clients would be told
+        // to dial 0.0.0.0 (the machine they run on).
+        let listeners = [
+            ("listen", Some(self.listen), &self.advertise, "advertise"),
+            (
+                "ssh_listen",
+                self.ssh_listen,
+                &self.ssh_advertise,
+                "ssh_advertise",
+            ),
+        ];
+        for (key, listen, advertise, advertise_key) in listeners {
+            if let (Some(l), None) = (listen, advertise) {
+                if l.ip().is_unspecified() {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key} = \"{l}\" listens on every address, so clients cannot be told where to connect: set {advertise_key} = \"<name or address clients reach>:{}\"",
+                        l.port()
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -182,5 +203,34 @@ impl GatewayConfig {
         self.advertise
             .clone()
             .unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Result<GatewayConfig, String> {
+        let cfg: GatewayConfig =
+            toml::from_str(&format!("server = \"http://127.0.0.1:8080\"\n{extra}"))
+                .map_err(|e| e.to_string())?;
+        cfg.validate().map(|()| cfg).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_wildcard_listener_needs_an_address_to_announce() {
+        assert!(config("").is_ok());
+        let err = config("listen = \"0.0.0.0:8443\"").unwrap_err();
+        assert!(err.contains("set advertise"), "{err}");
+        assert!(config("listen = \"0.0.0.0:8443\"\nadvertise = \"gw.example:8443\"").is_ok());
+        let err = config("ssh_listen = \"[::]:2222\"").unwrap_err();
+        assert!(
+            err.contains("set ssh_advertise") && err.contains(":2222"),
+            "{err}"
+        );
+        assert!(config("ssh_listen = \"10.0.0.5:2222\"").is_ok());
+        assert!(
+            config("ssh_listen = \"0.0.0.0:2222\"\nssh_advertise = \"gw.example:2222\"").is_ok()
+        );
     }
 }
