@@ -1,0 +1,1 @@
+//! A simulated DNP3 outstation (feature `sim`).
