@@ -9,13 +9,16 @@
 //! - [`state`]   — per-session state and the reading of the outstation's frames
 //!   (responses, unsolicited responses and their flood limit, link answers).
 //! - [`op`]      — the [`op::Operation`] record sent to the event log.
-//! - `sim`       — (feature `sim`) a simulated outstation for tests and the quickstart.
+//! - `sim`       — (feature `sim`) a simulated outstation for tests and the quickstart;
+//!   `sim_db` its points and application layer.
 
 pub mod framing;
 pub mod op;
 pub mod proto;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "sim")]
+mod sim_db;
 pub mod state;
 
 pub use op::Operation;
