@@ -10,13 +10,15 @@
 //!   (responses, unsolicited responses and their flood limit, link answers).
 //! - [`op`]      — the [`op::Operation`] record sent to the event log.
 //! - `sim`       — (feature `sim`) a simulated outstation for tests and the quickstart;
-//!   `sim_db` its points and application layer.
+//!   `sim_conn` its connections, `sim_db` its points and application layer.
 
 pub mod framing;
 pub mod op;
 pub mod proto;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "sim")]
+mod sim_conn;
 #[cfg(feature = "sim")]
 mod sim_db;
 pub mod state;
