@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use utoipa::ToSchema;
 
+mod dnp3;
+pub use dnp3::{Dnp3Op, Dnp3Target};
+
 /// First line of every canonical scope; bumped only if the canonical form ever changes.
 pub const CANONICAL_HEADER: &str = "jitgate-scope/v1";
 
@@ -181,54 +184,6 @@ impl ModbusTable {
     }
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Dnp3Op {
-    Read,
-    /// Select/operate and direct operate on outputs.
-    Operate,
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dnp3Target {
-    /// Class data (0 = static, 1-3 = event classes); the range is of class numbers.
-    Class,
-    BinaryInput,
-    BinaryOutput,
-    AnalogInput,
-    AnalogOutput,
-    Counter,
-}
-
-impl Dnp3Target {
-    fn as_str(self) -> &'static str {
-        match self {
-            Dnp3Target::Class => "class",
-            Dnp3Target::BinaryInput => "binary-input",
-            Dnp3Target::BinaryOutput => "binary-output",
-            Dnp3Target::AnalogInput => "analog-input",
-            Dnp3Target::AnalogOutput => "analog-output",
-            Dnp3Target::Counter => "counter",
-        }
-    }
-    fn parse(word: &str) -> Option<Self> {
-        Some(match word {
-            "class" | "classes" => Dnp3Target::Class,
-            "binary-input" | "binary-inputs" | "bi" => Dnp3Target::BinaryInput,
-            "binary-output" | "binary-outputs" | "bo" => Dnp3Target::BinaryOutput,
-            "analog-input" | "analog-inputs" | "ai" => Dnp3Target::AnalogInput,
-            "analog-output" | "analog-outputs" | "ao" => Dnp3Target::AnalogOutput,
-            "counter" | "counters" => Dnp3Target::Counter,
-            _ => return None,
-        })
-    }
-}
-
 /// One unit of access: on one asset, through one protocol, one operation on one range.
 ///
 /// Its JSON (API, stored grants, token claims) is [`ScopeItemJson`]: every SSH item is
@@ -332,13 +287,16 @@ impl TryFrom<ScopeItemJson> for ScopeItem {
                 target,
                 start,
                 end,
-            } => ScopeItem::Dnp3 {
-                asset,
-                op,
-                target,
-                start,
-                end,
-            },
+            } => {
+                dnp3::check_item(op, target, start, end)?;
+                ScopeItem::Dnp3 {
+                    asset,
+                    op,
+                    target,
+                    start,
+                    end,
+                }
+            }
             ScopeItemJson::Ssh {
                 asset,
                 command,
@@ -567,7 +525,7 @@ impl ScopeItem {
     pub fn operation(&self) -> String {
         match self {
             ScopeItem::Modbus { op, .. } => format!("modbus:{}", modbus_op_str(*op)),
-            ScopeItem::Dnp3 { op, .. } => format!("dnp3:{}", dnp3_op_str(*op)),
+            ScopeItem::Dnp3 { op, .. } => format!("dnp3:{}", op.as_str()),
             ScopeItem::Ssh { command: None, .. } => "ssh:shell".into(),
             ScopeItem::Ssh {
                 command: Some(_), ..
@@ -642,13 +600,6 @@ fn modbus_op_str(op: ModbusOp) -> &'static str {
     }
 }
 
-fn dnp3_op_str(op: Dnp3Op) -> &'static str {
-    match op {
-        Dnp3Op::Read => "read",
-        Dnp3Op::Operate => "operate",
-    }
-}
-
 impl fmt::Display for ScopeItem {
     /// The canonical line of this item (see `docs/scope.md`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -682,14 +633,7 @@ impl fmt::Display for ScopeItem {
                 target,
                 start,
                 end,
-            } => {
-                write!(
-                    f,
-                    "{asset} dnp3 {} {} {start}-{end}",
-                    dnp3_op_str(*op),
-                    target.as_str()
-                )
-            }
+            } => dnp3::write_line(f, asset, *op, *target, *start, *end),
             ScopeItem::Ssh {
                 asset,
                 command: None,
@@ -825,12 +769,18 @@ impl Scope {
                 ScopeItem::Dnp3 {
                     asset,
                     op,
+                    target: Dnp3Target::Device,
+                    ..
+                } => format!("DNP3 {} on {asset}", op.as_str()),
+                ScopeItem::Dnp3 {
+                    asset,
+                    op,
                     target,
                     start,
                     end,
                 } => format!(
                     "DNP3 {} {} {} on {asset}",
-                    dnp3_op_str(*op),
+                    op.as_str(),
                     target.as_str(),
                     range_words(*start, *end)
                 ),
@@ -913,7 +863,7 @@ pub fn parse_rule(
         .collect();
     match protocol {
         Protocol::Modbus => parse_modbus(asset, &words, text),
-        Protocol::Dnp3 => parse_dnp3(asset, &words, text),
+        Protocol::Dnp3 => dnp3::parse(asset, &words, text),
         Protocol::Ssh => parse_ssh(asset, text),
     }
 }
@@ -1042,56 +992,6 @@ fn parse_ranges(list: &str, text: &str) -> Result<Vec<(u16, u16)>, CoreError> {
         out.push((s, e));
     }
     Ok(out)
-}
-
-fn parse_dnp3(asset: &Asset, words: &[String], text: &str) -> Result<Vec<ScopeItem>, CoreError> {
-    if asset.endpoints.dnp3.is_none() {
-        return Err(CoreError::ScopeNotExposed {
-            asset: asset.id.clone(),
-            what: "DNP3".into(),
-        });
-    }
-    let [op, target, ranges] = words else {
-        return Err(invalid(
-            text,
-            "expected `read class 0-3`, `read <binary-input|analog-input|counter|binary-output|analog-output> <from-to>` or `operate <binary-output|analog-output> <from-to>`",
-        ));
-    };
-    let op = match op.as_str() {
-        "read" => Dnp3Op::Read,
-        "operate" => Dnp3Op::Operate,
-        other => {
-            return Err(invalid(
-                text,
-                format!("unknown DNP3 operation {other:?}; use read or operate"),
-            ))
-        }
-    };
-    let target = Dnp3Target::parse(target).ok_or_else(|| {
-        invalid(text, format!("unknown DNP3 target {target:?}; use class, binary-input, binary-output, analog-input, analog-output or counter"))
-    })?;
-    if op == Dnp3Op::Operate
-        && !matches!(target, Dnp3Target::BinaryOutput | Dnp3Target::AnalogOutput)
-    {
-        return Err(invalid(
-            text,
-            "only binary-output and analog-output can be operated",
-        ));
-    }
-    let ranges = parse_ranges(ranges, text)?;
-    if target == Dnp3Target::Class && ranges.iter().any(|(_, e)| *e > 3) {
-        return Err(invalid(text, "DNP3 classes are 0-3"));
-    }
-    Ok(ranges
-        .into_iter()
-        .map(|(start, end)| ScopeItem::Dnp3 {
-            asset: asset.id.clone(),
-            op,
-            target,
-            start,
-            end,
-        })
-        .collect())
 }
 
 fn parse_ssh(asset: &Asset, text: &str) -> Result<Vec<ScopeItem>, CoreError> {

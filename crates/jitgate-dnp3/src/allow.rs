@@ -13,9 +13,10 @@
 //!   indexes and analog output blocks (g41) on `operate analog-output` indexes. An OPERATE
 //!   must repeat, byte for byte and with the next sequence number, the SELECT allowed just
 //!   before it; any other request in between (except a confirm) cancels that SELECT.
-//! - Everything else (WRITE, freezes, restarts, time synchronisation, unsolicited control,
-//!   assign class, files, application control, authentication) is refused: the scope
-//!   language has no word for them yet.
+//! - The other functions each need their word (`time-sync`, `restart`, `unsolicited class`,
+//!   `freeze counter`, `assign-class`, `file`, `configure`): [`words`] holds those rules.
+//!   Clearing the restart indication (WRITE g80v1 index 7 = 0) needs any DNP3 item on the
+//!   asset. Secure authentication has no word and is always refused.
 //!
 //! A refusal answers with IIN2.0 (no such function in the grant), IIN2.1 (an object type
 //! the grant does not name for that function) or IIN2.2 (an index or class outside the
@@ -29,6 +30,7 @@ use crate::objects::{PointKind, Role};
 use crate::parse::{Indexes, ObjectHeader, Request};
 use crate::ranges::{covers, covers_indexes, describe, merge, Ranges};
 use jitgate_core::scope::{Dnp3Op, Dnp3Target, ScopeItem};
+use words::{header_text, set_classes};
 
 /// Why a request is refused, and how the master is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +94,7 @@ fn operate_slot(kind: PointKind) -> Option<usize> {
 
 fn target_kind(target: Dnp3Target) -> Option<PointKind> {
     Some(match target {
-        Dnp3Target::Class => return None,
+        Dnp3Target::Class | Dnp3Target::Device => return None,
         Dnp3Target::BinaryInput => PointKind::BinaryInput,
         Dnp3Target::BinaryOutput => PointKind::BinaryOutput,
         Dnp3Target::AnalogInput => PointKind::AnalogInput,
@@ -105,11 +107,24 @@ fn target_kind(target: Dnp3Target) -> Option<PointKind> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList {
     asset: String,
+    /// Some DNP3 item names this asset: enough to clear the restart indication.
+    any: bool,
     classes: [bool; 4],
     /// Indexed by `read_slot`; sorted, merged.
     read: [Ranges; 5],
     /// Indexed by `operate_slot`; sorted, merged.
     operate: [Ranges; 2],
+    /// The function words (see [`words`]).
+    time_sync: bool,
+    restart: bool,
+    /// Indexed by class number (1-3; 0 is never set).
+    unsolicited: [bool; 4],
+    /// Counter indexes; sorted, merged.
+    freeze: Ranges,
+    /// Indexed by `read_slot`; sorted, merged.
+    assign: [Ranges; 5],
+    file: bool,
+    configure: bool,
 }
 
 impl AllowList {
@@ -135,13 +150,10 @@ impl AllowList {
             if asset != asset_id || start > end {
                 continue;
             }
+            allow.any = true;
             match (op, target_kind(*target)) {
-                (Dnp3Op::Read, None) => {
-                    for class in (*start..=(*end).min(3)).map(usize::from) {
-                        if let Some(c) = allow.classes.get_mut(class) {
-                            *c = true;
-                        }
-                    }
+                (Dnp3Op::Read, None) if *target == Dnp3Target::Class => {
+                    set_classes(&mut allow.classes, *start, *end, 0);
                 }
                 (Dnp3Op::Read, Some(kind)) => {
                     if let Some(r) = read_slot(kind).and_then(|i| allow.read.get_mut(i)) {
@@ -153,11 +165,13 @@ impl AllowList {
                         r.push((*start, *end));
                     }
                 }
-                (Dnp3Op::Operate, None) => {}
+                _ => allow.compile_word(*op, *target, *start, *end),
             }
         }
         allow.read.iter_mut().for_each(merge);
         allow.operate.iter_mut().for_each(merge);
+        allow.assign.iter_mut().for_each(merge);
+        merge(&mut allow.freeze);
         allow
     }
 
@@ -167,7 +181,7 @@ impl AllowList {
 
     /// True when the grant gives no DNP3 access to this asset at all.
     pub fn is_empty(&self) -> bool {
-        !self.can_read() && self.operate.iter().all(Vec::is_empty)
+        !self.any
     }
 
     /// Whether the grant allows `function` at all, whatever its objects: when it does not,
@@ -176,11 +190,13 @@ impl AllowList {
         use FunctionCode::*;
         match function {
             Confirm => true,
-            Read => self.can_read(),
+            Read => self.can_read() || self.time_sync || self.configure || self.file,
             Select | Operate | DirectOperate | DirectOperateNoAck => {
                 self.operate.iter().any(|r| !r.is_empty())
             }
-            _ => false,
+            // Any grant may clear the restart indication; the objects decide the rest.
+            Write => self.any,
+            other => self.permits_word_function(other),
         }
     }
 
@@ -203,6 +219,7 @@ impl AllowList {
         }
         match function {
             Read => req.headers.iter().try_for_each(|h| self.check_read(h)),
+            Write => self.check_write(req),
             Select | Operate | DirectOperate | DirectOperateNoAck => {
                 if req.headers.is_empty() {
                     return Err(Refusal::new(
@@ -222,18 +239,14 @@ impl AllowList {
                     _ => Ok(()),
                 }
             }
-            _ => Err(self.no_function(function)),
+            other => self.check_word_function(other, req),
         }
     }
 
     pub(crate) fn no_function(&self, function: FunctionCode) -> Refusal {
-        let why = match function {
-            FunctionCode::Read
-            | FunctionCode::Select
-            | FunctionCode::Operate
-            | FunctionCode::DirectOperate
-            | FunctionCode::DirectOperateNoAck => "the grant",
-            _ => "DNP3 scope (it has no word for this function yet)",
+        let why = match words::word_of(function) {
+            Some(word) => format!("the grant (no {word} rule)"),
+            None => "DNP3 scope (it has no word for this function)".into(),
         };
         Refusal::new(
             iin2::NO_FUNC_CODE_SUPPORT,
@@ -266,6 +279,9 @@ impl AllowList {
                     ),
                 )),
             };
+        }
+        if let Some(verdict) = self.check_read_other(h) {
+            return verdict;
         }
         let ranges = match (h.role, read_slot(h.kind)) {
             (Role::Static | Role::Event, Some(i)) => {
@@ -353,6 +369,7 @@ impl AllowList {
                 parts.push(format!("operate {} {}", kind.name(), describe(ranges)));
             }
         }
+        self.describe_words(&mut parts);
         if parts.is_empty() {
             return "nothing".into();
         }
@@ -379,30 +396,8 @@ fn check_pairing(selected: Option<(u8, Vec<u8>)>, req: &Request<'_>) -> Result<(
     Ok(())
 }
 
-/// "analog-input 0-65535 (g30v0, qualifier 0x01)" for reasons.
-fn header_text(h: &ObjectHeader) -> String {
-    let which = match &h.indexes {
-        Indexes::All => "all".to_string(),
-        Indexes::Range { start, stop } => format!("{start}-{stop}"),
-        Indexes::Count(n) => format!("up to {n}"),
-        Indexes::List(list) => {
-            let mut shown: Vec<String> = list.iter().take(8).map(u32::to_string).collect();
-            if list.len() > 8 {
-                shown.push(format!("and {} more", list.len() - 8));
-            }
-            format!("[{}]", shown.join(","))
-        }
-    };
-    let kind = match (h.kind, h.role) {
-        (PointKind::Class(c), _) => format!("class {c}"),
-        (kind, Role::Event) => format!("{} events", kind.name()),
-        (kind, _) => kind.name().to_string(),
-    };
-    format!(
-        "{kind} {which} (g{}v{}, qualifier {:#04x})",
-        h.group, h.variation, h.qualifier
-    )
-}
+#[path = "allow_words.rs"]
+pub mod words;
 
 #[cfg(test)]
 #[path = "allow_tests.rs"]

@@ -34,6 +34,10 @@
 //!   event log, response validation, [`modbus::inspect`] tying them together per frame, and
 //!   [`modbus::proto::Modbus`], its `FrameProtocol`. With the `sim` feature, `modbus::sim`
 //!   is a fast in-memory Modbus/TCP server for tests and benchmarks. See `docs/modbus.md`.
+//!   [`dnp3`] — DNP3 over TCP on the same seam ([`dnp3::Dnp3`]): whole request fragments
+//!   framed and decided by `jitgate-dnp3`, refusals answered with IIN bits, responses and
+//!   unsolicited responses read and bounded, operation records; `dnp3::sim` (feature
+//!   `sim`) a simulated outstation. See `docs/gateway.md`, "DNP3", and `docs/dnp3.md`.
 //!   [`ssh`] — the SSH server (`ssh_listen`): OpenSSH user certificates, the per-channel
 //!   allow-list compiled from the scope, the connection to the asset with a per-session
 //!   certificate and a pinned host key, the relay, the cut, the recording hook
@@ -55,6 +59,7 @@ pub mod admission;
 pub mod config;
 pub mod connect;
 pub mod control;
+pub mod dnp3;
 pub mod enrolment;
 pub mod handshake;
 pub mod live;

@@ -47,6 +47,16 @@ pub enum Decision<P: FrameProtocol + ?Sized> {
         reply: Vec<u8>,
         operation: P::Operation,
     },
+    /// Out of scope, but the device must see something in the frame's place to keep its
+    /// link state in step with the client's (DNP3's frame count bit on link-confirmed
+    /// data): `device` goes to it instead of the frame, its answer is checked with
+    /// `pending` and relayed as for `Allow`, then the client gets `reply`.
+    Substitute {
+        device: Vec<u8>,
+        pending: P::Pending,
+        reply: Vec<u8>,
+        operation: P::Operation,
+    },
     /// The frame is complete but its content breaks the protocol: the session is closed
     /// (never resynchronised), after recording `operation` (`None`: nothing worth
     /// recording, e.g. a frame the protocol's own framing already rejected).
@@ -84,8 +94,9 @@ pub trait FrameProtocol {
     type Operation: serde::Serialize + Send;
 
     /// Compile the grant's scope for `asset` (items for other assets or protocols are
-    /// ignored). Called once per session, before the client gets its verdict.
-    fn compile(asset: &str, scope: &[ScopeItem]) -> Self::Allow;
+    /// ignored), with what the inventory says of the asset's endpoint (DNP3 link
+    /// addresses). Called once per session, before the client gets its verdict.
+    fn compile(asset: &Asset, scope: &[ScopeItem]) -> Self::Allow;
 
     /// Fresh per-session state.
     fn new_state(allow: &Self::Allow) -> Self::State;
@@ -127,5 +138,12 @@ pub trait FrameProtocol {
             "unsolicited",
             "the device sent a frame no request asked for",
         ))
+    }
+
+    /// A record of what the device said, to log after [`FrameProtocol::answer`] or
+    /// [`FrameProtocol::unsolicited`] (a DNP3 unsolicited response); `None` for most
+    /// frames, which the request's own record covers.
+    fn device_record(_state: &mut Self::State) -> Option<Self::Operation> {
+        None
     }
 }

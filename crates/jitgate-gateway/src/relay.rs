@@ -104,52 +104,66 @@ where
                     return format!("device_error: {e}");
                 }
                 inbuf.drain(..consumed);
-                if !P::expects_answer(&pending) {
-                    handle.operation(at, &operation, None, Some(started.elapsed()));
-                    continue;
-                }
-                // Read the device's answer, frame by frame, and check each fits the request;
-                // a device that answers garbage ends the session.
-                loop {
-                    let response_len = loop {
-                        match P::response_len(&devbuf) {
-                            Ok(Some(used)) => break used,
-                            Ok(None) => {}
-                            Err(fault) => {
-                                handle.operation(at, &operation, Some(fault.code), None);
-                                return format!("bad_device_response: {}", fault.message);
-                            }
-                        }
-                        match tokio::time::timeout(device_timeout, device.read(&mut chunk)).await {
-                            Ok(Ok(0)) => return "device_closed".into(),
-                            Ok(Ok(n)) => {
-                                devbuf.extend_from_slice(chunk.get(..n).unwrap_or_default())
-                            }
-                            Ok(Err(e)) => return format!("device_error: {e}"),
-                            Err(_) => {
-                                handle.operation(at, &operation, Some("device_timeout"), None);
-                                return "device_timeout".into();
-                            }
-                        }
+                if P::expects_answer(&pending) {
+                    let mut io = Io {
+                        client,
+                        device,
+                        devbuf: &mut devbuf,
+                        chunk: &mut chunk,
                     };
-                    let Some(response) = devbuf.get(..response_len) else {
-                        return "internal: frame vanished".into();
-                    };
-                    let answer = P::answer(state, &pending, response);
-                    if let Answer::Invalid(fault) = answer {
-                        handle.operation(at, &operation, Some(fault.code), None);
-                        return format!("bad_device_response: {}", fault.message);
-                    }
-                    if let Err(e) = client.write_all(response).await {
-                        return format!("client_error: {e}");
-                    }
-                    stats.bytes_out += response_len as u64;
-                    devbuf.drain(..response_len);
-                    if answer == Answer::Complete {
-                        break;
+                    if let Err(end) = io
+                        .answer::<P>(
+                            handle,
+                            state,
+                            &pending,
+                            &operation,
+                            at,
+                            device_timeout,
+                            stats,
+                        )
+                        .await
+                    {
+                        return end;
                     }
                 }
                 handle.operation(at, &operation, None, Some(started.elapsed()));
+            }
+            Decision::Substitute {
+                device: substitute,
+                pending,
+                reply,
+                operation,
+            } => {
+                inbuf.drain(..consumed);
+                stats.denied += 1;
+                if let Err(e) = device.write_all(&substitute).await {
+                    return format!("device_error: {e}");
+                }
+                let mut io = Io {
+                    client,
+                    device,
+                    devbuf: &mut devbuf,
+                    chunk: &mut chunk,
+                };
+                if let Err(end) = io
+                    .answer::<P>(
+                        handle,
+                        state,
+                        &pending,
+                        &operation,
+                        at,
+                        device_timeout,
+                        stats,
+                    )
+                    .await
+                {
+                    return end;
+                }
+                if let Err(e) = client.write_all(&reply).await {
+                    return format!("client_error: {e}");
+                }
+                stats.bytes_out += reply.len() as u64;
+                handle.operation(at, &operation, None, None);
             }
             Decision::Refuse { reply, operation } => {
                 inbuf.drain(..consumed);
@@ -165,6 +179,81 @@ where
                     handle.operation(at, &operation, None, None);
                 }
                 return format!("malformed_request: {}", fault.message);
+            }
+        }
+    }
+}
+
+/// The streams and buffers the answer to one request is read and relayed with.
+struct Io<'a, C, D> {
+    client: &'a mut C,
+    device: &'a mut D,
+    devbuf: &'a mut Vec<u8>,
+    chunk: &'a mut Vec<u8>,
+}
+
+impl<C, D> Io<'_, C, D>
+where
+    C: AsyncWrite + Unpin,
+    D: AsyncRead + Unpin,
+{
+    /// Read the device's answer to `pending`, frame by frame, check each fits the request and
+    /// relay it; a device that answers garbage, too late or not at all ends the session
+    /// (`Err` with the reason, after recording `operation` with the fault).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the loop's own state, passed down rather than bundled for one call site"
+    )]
+    async fn answer<P: FrameProtocol>(
+        &mut self,
+        handle: &SessionHandle,
+        state: &mut P::State,
+        pending: &P::Pending,
+        operation: &P::Operation,
+        at: jitgate_core::Timestamp,
+        device_timeout: Duration,
+        stats: &mut SessionStats,
+    ) -> Result<(), String> {
+        loop {
+            let response_len = loop {
+                match P::response_len(self.devbuf) {
+                    Ok(Some(used)) => break used,
+                    Ok(None) => {}
+                    Err(fault) => {
+                        handle.operation(at, operation, Some(fault.code), None);
+                        return Err(format!("bad_device_response: {}", fault.message));
+                    }
+                }
+                match tokio::time::timeout(device_timeout, self.device.read(self.chunk)).await {
+                    Ok(Ok(0)) => return Err("device_closed".into()),
+                    Ok(Ok(n)) => self
+                        .devbuf
+                        .extend_from_slice(self.chunk.get(..n).unwrap_or_default()),
+                    Ok(Err(e)) => return Err(format!("device_error: {e}")),
+                    Err(_) => {
+                        handle.operation(at, operation, Some("device_timeout"), None);
+                        return Err("device_timeout".into());
+                    }
+                }
+            };
+            let Some(response) = self.devbuf.get(..response_len) else {
+                return Err("internal: frame vanished".into());
+            };
+            let answer = P::answer(state, pending, response);
+            if let Answer::Invalid(fault) = answer {
+                handle.operation(at, operation, Some(fault.code), None);
+                return Err(format!("bad_device_response: {}", fault.message));
+            }
+            if let Some(record) = P::device_record(state) {
+                handle.operation(now_millis(), &record, None, None);
+            }
+            if let Err(e) = self.client.write_all(response).await {
+                return Err(format!("client_error: {e}"));
+            }
+            stats.bytes_out += response_len as u64;
+            self.devbuf.drain(..response_len);
+            if answer == Answer::Complete {
+                return Ok(());
             }
         }
     }
@@ -198,6 +287,9 @@ where
                 json!({"allowed": false, "malformed": fault.code, "reason": fault.message, "direction": "device"}),
             );
             return Err(format!("bad_device_response: {}", fault.message));
+        }
+        if let Some(record) = P::device_record(state) {
+            handle.operation(now_millis(), &record, None, None);
         }
         if let Err(e) = client.write_all(frame).await {
             return Err(format!("client_error: {e}"));

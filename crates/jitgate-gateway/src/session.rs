@@ -10,6 +10,7 @@
 //! `bad_device_response: …`).
 
 use crate::admission::Admitted;
+use crate::dnp3::Dnp3;
 use crate::handshake::{self, refuse, refused, Accepted, Progress, Stream};
 use crate::live::{SessionInfo, SessionStats};
 use crate::modbus::proto::Modbus;
@@ -94,21 +95,7 @@ pub async fn serve(gw: Arc<Gateway>, tcp: TcpStream, peer: std::net::SocketAddr)
     admitted.authenticated();
     match accepted.protocol {
         Protocol::Dnp3 => {
-            let refusal = refuse(
-                "protocol_not_supported",
-                "this gateway does not relay DNP3 yet",
-            );
-            refused(
-                &gw,
-                &progress,
-                progress.grant.as_deref(),
-                &session_id,
-                started,
-                peer,
-                &refusal,
-            );
-            let _ = tunnel::write_msg(&mut stream, &no(refusal.code, refusal.message)).await;
-            let _ = stream.get_mut().shutdown().await;
+            run::<Dnp3>(&gw, stream, accepted, session_id, started, peer, admitted).await
         }
         // `choose_tunnel_protocol` offers only tunnel protocols.
         Protocol::Modbus | Protocol::Ssh => {
@@ -178,7 +165,7 @@ async fn run<P: FrameProtocol>(
         return;
     }
     let _ = device.set_nodelay(true);
-    let allow = P::compile(&asset.id, &claims.scope);
+    let allow = P::compile(&asset, &claims.scope);
     let mut state = P::new_state(&allow);
     let info = SessionInfo {
         session_id: session_id.clone(),

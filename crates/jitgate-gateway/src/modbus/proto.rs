@@ -22,8 +22,8 @@ impl FrameProtocol for Modbus {
     type Pending = Pending;
     type Operation = Operation;
 
-    fn compile(asset: &str, scope: &[ScopeItem]) -> AllowList {
-        AllowList::compile(asset, scope)
+    fn compile(asset: &Asset, scope: &[ScopeItem]) -> AllowList {
+        AllowList::compile(&asset.id, scope)
     }
 
     fn new_state(_: &AllowList) {}
@@ -106,7 +106,7 @@ mod tests {
     use jitgate_core::scope::{ModbusOp, ModbusTable};
 
     fn allow() -> AllowList {
-        Modbus::compile(
+        AllowList::compile(
             "plc-7",
             &[ScopeItem::Modbus {
                 asset: "plc-7".into(),
@@ -149,6 +149,7 @@ mod tests {
                     assert_eq!(fault.code, error.code());
                     assert_eq!(operation, Some(ins.operation));
                 }
+                Decision::Substitute { .. } => panic!("Modbus has no link state to keep"),
             }
         }
     }

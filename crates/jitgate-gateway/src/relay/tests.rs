@@ -58,7 +58,7 @@ fn start(until_expiry: Duration, idle: Duration) -> Run {
             start: 0,
             end: 9,
         }];
-        let allow = Modbus::compile("plc-7", &scope);
+        let allow = crate::modbus::AllowList::compile("plc-7", &scope);
         let mut stats = SessionStats::default();
         #[expect(
             clippy::let_unit_value,
@@ -257,7 +257,7 @@ impl FrameProtocol for Lines {
     type Pending = bool;
     type Operation = String;
 
-    fn compile(_: &str, _: &[ScopeItem]) {}
+    fn compile(_: &jitgate_core::Asset, _: &[ScopeItem]) {}
     fn new_state(_: &()) -> u32 {
         0
     }

@@ -26,18 +26,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-const GW: &str = "gw-north";
-const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+pub(crate) const GW: &str = "gw-north";
+pub(crate) const DIGEST: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 #[derive(Default)]
-struct Fake {
-    setup: Option<GatewaySetup>,
-    grants: HashMap<String, GrantStatus>,
-    events: Vec<GatewayEvent>,
-    control: Vec<mpsc::UnboundedSender<ControlDown>>,
+pub(crate) struct Fake {
+    pub(crate) setup: Option<GatewaySetup>,
+    pub(crate) grants: HashMap<String, GrantStatus>,
+    pub(crate) events: Vec<GatewayEvent>,
+    pub(crate) control: Vec<mpsc::UnboundedSender<ControlDown>>,
 }
 
-type Shared = Arc<Mutex<Fake>>;
+pub(crate) type Shared = Arc<Mutex<Fake>>;
 
 async fn read_request(s: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
     let mut buf = Vec::new();
@@ -85,7 +86,7 @@ async fn respond(s: &mut TcpStream, status: u16, body: &Value) {
     let _ = s.shutdown().await;
 }
 
-async fn serve_one(fake: Shared, mut s: TcpStream) {
+pub(crate) async fn serve_one(fake: Shared, mut s: TcpStream) {
     let mut peek = [0u8; 64];
     let n = s.peek(&mut peek).await.unwrap_or(0);
     if peek[..n].starts_with(b"GET /api/v1/gateway/control") {

@@ -1,13 +1,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! jitgate-gateway integration tests: the simulated PLC driven by real Modbus clients
 //! (pymodbus, mbpoll) and by many concurrent connections, and the inspection pieces wired
-//! into a minimal relay to show that unmodified clients get proper exceptions.
+//! into a minimal relay to show that unmodified clients get proper exceptions; DNP3 through
+//! the gateway runtime with dnp3py's master and outstation and the simulated outstation.
 //!
-//! Peers that are missing (python3 + pymodbus, mbpoll) make their test skip with a loud
-//! line, or fail when `JITGATE_REQUIRE_PEERS=1` (CI sets it).
+//! Peers that are missing (python3 + pymodbus, mbpoll, dnp3py) make their test skip with a
+//! loud line, or fail when `JITGATE_REQUIRE_PEERS=1` (CI sets it).
 
 mod client;
 mod client_limits;
+mod dnp3_corpus;
+mod dnp3_gateway;
+mod dnp3_rig;
 mod governance;
 mod peers;
 mod recording_peer;
