@@ -17,7 +17,9 @@
 //! - **keystroke echo round trip** with the OpenSSH client (`ssh -tt`): the remote shell is
 //!   turned into `stty raw -echo; exec cat`, then one byte is written to `ssh`'s stdin and
 //!   the time to read it back from its stdout is measured, one keystroke at a time (a 1 ms
-//!   pause between keystrokes, as typing has), after a warm-up;
+//!   pause between keystrokes, as typing has), after a warm-up. The three paths' sessions
+//!   are open together and take turns, keystroke by keystroke, so that whatever else the
+//!   machine runs meanwhile falls on all three alike;
 //! - **throughput** of a 256 MiB stream asset → client (`ssh <asset> cat <file>`; jitgate: a
 //!   `command cat <file>` grant), with recording on. The file is random printable ASCII in
 //!   80-column lines: the recording is JSON text, so zeros (or other control bytes) would
@@ -77,7 +79,7 @@ fn sizes() -> Sizes {
         Sizes {
             idle_sessions: 500,
             keystrokes_warm: 200,
-            keystrokes: 3000,
+            keystrokes: 5000,
             stream_mib: 256,
         }
     }
@@ -325,52 +327,84 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 // ---------------------------------------------------------------------------------------
 // Keystrokes and the stream, with the OpenSSH client
 
-/// Keystroke echo round trips (µs) through `cmd` (an `ssh` command line to a shell).
-fn keystrokes(mut cmd: Command, z: Sizes) -> Vec<f64> {
-    let mut child = Proc(
-        cmd.arg("-tt")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stdin = child.0.stdin.take().unwrap();
-    let mut stdout = child.0.stdout.take().unwrap();
-    // The terminal in raw mode without echo, and `cat` echoing each byte it reads: every
-    // keystroke goes to a process on the asset and back, as it does to a shell's line
-    // editor. READY (spelled apart in the typed line, so its echo does not match) says cat
-    // runs.
-    stdin
-        .write_all(b"stty raw -echo; printf 'REA''DY\\n'; exec cat\n")
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "the shell ended: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-        if let Some(at) = seen.windows(6).position(|w| w == b"READY\n") {
-            assert_eq!(at + 6, seen.len(), "output after READY");
-            break;
+/// An `ssh -tt` session whose remote terminal echoes each byte it is sent.
+struct Typist {
+    _child: Proc,
+    stdin: std::process::ChildStdin,
+    stdout: std::process::ChildStdout,
+}
+
+impl Typist {
+    /// Start `cmd` (an `ssh` command line to a shell) and wait until the remote side echoes.
+    fn start(mut cmd: Command) -> Typist {
+        let mut child = Proc(
+            cmd.arg("-tt")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut stdin = child.0.stdin.take().unwrap();
+        let mut stdout = child.0.stdout.take().unwrap();
+        // The terminal in raw mode without echo, and `cat` echoing each byte it reads: every
+        // keystroke goes to a process on the asset and back, as it does to a shell's line
+        // editor. READY (spelled apart in the typed line, so its echo does not match) says
+        // cat runs.
+        stdin
+            .write_all(b"stty raw -echo; printf 'REA''DY\\n'; exec cat\n")
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(n > 0, "the shell ended: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+            if let Some(at) = seen.windows(6).position(|w| w == b"READY\n") {
+                assert_eq!(at + 6, seen.len(), "output after READY");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no READY");
         }
-        assert!(Instant::now() < deadline, "no READY");
+        Typist {
+            _child: child,
+            stdin,
+            stdout,
+        }
     }
-    let mut lat = Vec::with_capacity(z.keystrokes);
-    for i in 0..z.keystrokes_warm + z.keystrokes {
-        let key = b'a' + (i % 26) as u8;
-        std::thread::sleep(KEYSTROKE_GAP);
+
+    /// One keystroke: write `key`, read its echo; the round trip.
+    fn key(&mut self, key: u8) -> Duration {
+        let mut buf = [0u8; 64];
         let t = Instant::now();
-        stdin.write_all(&[key]).unwrap();
-        let n = stdout.read(&mut buf).unwrap();
+        self.stdin.write_all(&[key]).unwrap();
+        let n = self.stdout.read(&mut buf).unwrap();
         let took = t.elapsed();
         assert_eq!(&buf[..n], &[key], "echo of one keystroke");
-        if i >= z.keystrokes_warm {
-            lat.push(took.as_secs_f64() * 1e6);
+        took
+    }
+}
+
+/// Keystroke echo round trips (µs, sorted) through each of `cmds`, interleaved: one
+/// keystroke on each path in turn, so that what else runs on the machine meanwhile falls on
+/// every path alike.
+fn keystrokes(cmds: Vec<Command>, z: Sizes) -> Vec<Vec<f64>> {
+    let mut typists: Vec<Typist> = cmds.into_iter().map(Typist::start).collect();
+    let mut lat = vec![Vec::with_capacity(z.keystrokes); typists.len()];
+    for i in 0..z.keystrokes_warm + z.keystrokes {
+        let key = b'a' + (i % 26) as u8;
+        for (t, l) in typists.iter_mut().zip(lat.iter_mut()) {
+            std::thread::sleep(KEYSTROKE_GAP);
+            let took = t.key(key);
+            if i >= z.keystrokes_warm {
+                l.push(took.as_secs_f64() * 1e6);
+            }
         }
     }
-    lat.sort_by(f64::total_cmp);
+    for l in &mut lat {
+        l.sort_by(f64::total_cmp);
+    }
     lat
 }
 
@@ -739,6 +773,8 @@ struct RecordingFigures {
     up_stream: Duration,
     gw_after: Duration,
     up_after: Duration,
+    /// One `GET /recordings?grant=…` afterwards: wall time, server CPU.
+    listing: Option<(Duration, Duration)>,
 }
 
 /// Wait (at most 60 s) until the gateway and the server are idle (< 5% of a core over half
@@ -1094,13 +1130,12 @@ fn main() {
     // --- 2. keystrokes.
     let mut keys = Vec::new();
     if run("keys") {
-        for (name, args) in &paths {
-            settle(gw_pid, up_pid);
-            keys.push((*name, keystrokes(ssh(args), z)));
-            // The killed client's session ends on the asset (and at the gateway).
-            rt.block_on(sessions_gone(asset_pid));
-            rt.block_on(sessions_gone(jump_pid));
-        }
+        settle(gw_pid, up_pid);
+        let lat = keystrokes(paths.iter().map(|(_, args)| ssh(args)).collect(), z);
+        keys = paths.iter().map(|(name, _)| *name).zip(lat).collect();
+        // The killed clients' sessions end on the asset (and at the gateway).
+        rt.block_on(sessions_gone(asset_pid));
+        rt.block_on(sessions_gone(jump_pid));
     }
 
     // --- 3. the 256 MiB stream, recording on at the gateway.
@@ -1182,11 +1217,26 @@ fn main() {
                     up_stream: at_eof.1.saturating_sub(first.server),
                     gw_after: at_end.0 - at_eof.0,
                     up_after: at_end.1 - at_eof.1,
+                    listing: None,
                 });
             }
             let mut c = roles().0.minus(&first);
             c.client += sampler.unwrap().finish();
             streams.push((*name, s, c, stored_after));
+            // Then, outside the figures above: what one listing of this grant's recordings
+            // costs the server now that it holds the 256 MiB.
+            if let Some(r) = recording.as_mut().filter(|_| name.starts_with("jitgate")) {
+                let (t, before) = (Instant::now(), cpu(up_pid, false));
+                rt.block_on(api(
+                    &http,
+                    &base,
+                    Some(&tokens["alice"]),
+                    "GET",
+                    &format!("/recordings?grant={cat_grant}"),
+                    Value::Null,
+                ));
+                r.listing = Some((t.elapsed(), cpu(up_pid, false) - before));
+            }
         }
     }
 
@@ -1208,7 +1258,7 @@ fn main() {
 
     if !keys.is_empty() {
         println!(
-            "\nKeystroke echo round trip (ssh -tt, remote `stty raw -echo; cat`, {} keystrokes after {} warm-up, {} ms apart):\n",
+            "\nKeystroke echo round trip (ssh -tt, remote `stty raw -echo; cat`, {} keystrokes per path after {} warm-up, the paths in turn, {} ms between keystrokes):\n",
             z.keystrokes,
             z.keystrokes_warm,
             KEYSTROKE_GAP.as_millis()
@@ -1297,6 +1347,13 @@ fn main() {
                 r.hwm_before,
                 r.hwm_after
             );
+            if let Some((wall, cpu)) = r.listing {
+                println!(
+                    "Afterwards, one `GET /recordings?grant=…` (this grant: one recording) took {:.0} ms, {:.0} ms of server CPU.",
+                    wall.as_secs_f64() * 1e3,
+                    cpu.as_secs_f64() * 1e3
+                );
+            }
         }
     }
 
