@@ -158,6 +158,17 @@ async fn a_replayed_corpus_never_reaches_the_outstation() {
     assert_eq!(ack[3] & 0x4F, function::ACK, "{ack:02x?}");
     let frame = next_frame(&mut s, &mut buf).await.unwrap();
     assert_eq!(answer(&frame), (1, 0x80, 0x01));
+    // The master's next confirmed frame toggles the frame count bit; the outstation, which
+    // checks it, counted the TEST_LINK_STATES and so takes this frame as new, not a repeat.
+    let mut next = header(function::CONFIRMED_USER_DATA);
+    next.control.fcb = false;
+    s.write_all(&frames(next, &[0xC2, 0x01, 60, 1, 0x06]))
+        .await
+        .unwrap();
+    let ack = next_frame(&mut s, &mut buf).await.unwrap();
+    assert_eq!(ack[3] & 0x4F, function::ACK, "{ack:02x?}");
+    let frame = next_frame(&mut s, &mut buf).await.unwrap();
+    assert_eq!(answer(&frame), (2, 0x80, 0));
 
     // Malformed: each closes its own session; the one above stays open meanwhile.
     let mut bad_crc = req(&CLASS_0);
@@ -258,9 +269,14 @@ async fn a_replayed_corpus_never_reaches_the_outstation() {
     assert_eq!(answer(&frame), (0, 0x80, 0));
     connect::close(&mut s).await;
 
-    // The outstation received the two allowed reads and nothing else.
+    // The outstation received the allowed reads and nothing else.
     let received = rtu.received();
-    assert_eq!(received, [vec![0xCF, 0x01, 60, 1, 0x06], CLASS_0.to_vec()]);
+    let reads = [
+        vec![0xCF, 0x01, 60, 1, 0x06],
+        vec![0xC2, 0x01, 60, 1, 0x06],
+        CLASS_0.to_vec(),
+    ];
+    assert_eq!(received, reads);
     let events = rig
         .events_until(|ev| ended(ev, "grant-corpus").len() >= malformed.len() + 2)
         .await;
