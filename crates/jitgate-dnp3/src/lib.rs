@@ -23,7 +23,8 @@
 //! - [`parse`]     — fragments into typed summaries: [`parse_request`], [`parse_response`].
 //! - [`response`]  — the null response a refusal is answered with: [`refusal_frame`].
 //! - [`allow`]     — the [`AllowList`] compiled from a grant's scope, the per-session
-//!   [`SessionState`] (select-before-operate) and the decision rules.
+//!   [`SessionState`] (select-before-operate) and the decision rules; [`allow::words`] the
+//!   rules of the function words (`time-sync`, `restart`, ... `configure`).
 //! - [`ranges`]    — sorted, merged index ranges for the allow-list.
 //! - [`inspect`](mod@inspect) — [`inspect()`]: one request fragment from parse to [`Verdict`], the one
 //!   call the gateway makes per fragment.

@@ -41,6 +41,15 @@ where
         Vec::new()
     };
     loop {
+        // Frames the device sent after the last answer, in the same read, are relayed now
+        // rather than when it next speaks.
+        if P::UNSOLICITED && !devbuf.is_empty() {
+            if let Err(end) =
+                relay_unsolicited::<P, C>(handle, client, state, &mut devbuf, stats).await
+            {
+                return end;
+            }
+        }
         // Take one complete request from what the client sent.
         let consumed = loop {
             match P::request_len(&inbuf) {

@@ -308,11 +308,22 @@ Walkthrough — in another terminal:
   echo '{sam}' | jitgate --profile sam.toml login --identity sam --password-stdin{pin}
   jitgate --profile sam.toml revoke <grant-id> --reason "walkthrough finished"
   jitgate --profile sam.toml events --request <request-id>
+
+  # DNP3: alice reads rtu-12's static data, carol (engineer, site south) approves; with
+  # `jitgate gateway` running for gw-north and a DNP3 outstation at 127.0.0.1:20000
+  # (cargo run -p jitgate-gateway --features sim --example sim_rtu), any DNP3 master polls
+  # class 0 on 127.0.0.1:20001 (README.md, "Walkthrough")
+  jitgate --profile alice.toml request --asset rtu-12 --dnp3 'read class 0' --for 1h \
+      --reason "check feeder readings" --ref WO-2001
+  echo '{carol}' | jitgate --profile carol.toml login --identity carol --password-stdin{pin}
+  jitgate --profile carol.toml approve <request-id>
+  jitgate --profile alice.toml connect <grant-id> --protocol dnp3 --listen 127.0.0.1:20001
 "#,
         dir = data_dir.display(),
         alice = pw("alice"),
         bob = pw("bob"),
         sam = pw("sam"),
+        carol = pw("carol"),
     );
 }
 

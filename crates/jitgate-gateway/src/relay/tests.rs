@@ -334,12 +334,23 @@ async fn a_device_that_speaks_unasked_is_relayed_and_a_confirm_waits_for_nothing
     device.write_all(b"uns\nans\n").await.unwrap();
     client.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"uns\nans\n");
+    // An answer and an unsolicited frame in one write: the second is relayed at once,
+    // not when the device next speaks.
+    client.write_all(b"ask\n").await.unwrap();
+    let mut ask = [0u8; 4];
+    device.read_exact(&mut ask).await.unwrap();
+    device.write_all(b"ans\nuns\n").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), client.read_exact(&mut got))
+        .await
+        .expect("the unsolicited frame waited for the device to speak again")
+        .unwrap();
+    assert_eq!(&got, b"ans\nuns\n");
     // Garbage from the device while idle ends the session.
     device.write_all(b"bad\n").await.unwrap();
     let (reason, unsolicited) = session.await.unwrap();
     assert_eq!(reason, "bad_device_response: not unsolicited");
     assert_eq!(
-        unsolicited, 3,
-        "the idle frames and the bad one, not the one in between"
+        unsolicited, 4,
+        "the idle frames, the one after an answer and the bad one, not the one in between"
     );
 }

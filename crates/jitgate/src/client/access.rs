@@ -1,5 +1,5 @@
-//! `jitgate connect` (open a local Modbus/TCP port tunnelled through the gateway under an
-//! active grant) and `jitgate keys` (the server's token-signing keys).
+//! `jitgate connect` (open a local Modbus/TCP or DNP3 port tunnelled through the gateway
+//! under an active grant) and `jitgate keys` (the server's token-signing keys).
 
 use super::Ctx;
 use crate::output::outln;
@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 pub struct ConnectArgs {
     /// The active grant to use (yours: only the grant's subject can connect).
     pub grant: String,
-    /// Local address where Modbus/TCP clients connect. Loopback only, unless
-    /// `--allow-remote` is given.
+    /// Local address where Modbus/TCP clients or DNP3 masters connect. Loopback only,
+    /// unless `--allow-remote` is given.
     #[arg(long, default_value = "127.0.0.1:5020")]
     pub listen: SocketAddr,
     /// Accept a non-loopback `--listen` address. The local port has no authentication of

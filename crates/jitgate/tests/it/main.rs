@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod account;
+mod dnp3;
 mod evidence;
 mod gateway;
 mod governance;
