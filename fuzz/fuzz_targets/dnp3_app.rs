@@ -8,7 +8,8 @@
 //! - only unknown functions and objects are answerable refusals; everything else the
 //!   parser refuses is malformed, and `inspect` says so;
 //! - an allowed READ touches only granted indexes, checked naively point by point; an
-//!   allowed OPERATE follows an allowed SELECT of the same bytes;
+//!   allowed OPERATE follows an allowed SELECT of the same bytes; the only allowed WRITE
+//!   clears the restart indication;
 //! - a refusal's answer is one valid frame holding a null response with that IIN2 bit.
 
 #![no_main]
@@ -137,6 +138,14 @@ fuzz_target!(|data: &[u8]| {
                     }
                     FunctionCode::Operate => {
                         assert_eq!(last_select.as_deref(), Some(req.objects));
+                    }
+                    // The grant has no word (time-sync, file, configure): the one write
+                    // any DNP3 grant allows is clearing the restart indication, g80v1
+                    // index 7 = 0, written out here rather than taken from the crate.
+                    FunctionCode::Write => {
+                        let clear_restart: [&[u8]; 2] =
+                            [&[80, 1, 0x00, 7, 7, 0], &[80, 1, 0x01, 7, 0, 7, 0, 0]];
+                        assert!(clear_restart.contains(&req.objects), "WRITE allowed");
                     }
                     FunctionCode::Select
                     | FunctionCode::DirectOperate
