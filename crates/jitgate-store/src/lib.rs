@@ -29,6 +29,8 @@
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
+//! - `cluster` — what several server nodes share: `LISTEN`/`NOTIFY` wake-ups, node
+//!   heartbeats, gateway links, revocation acknowledgements, leases (docs/cluster.md).
 //! - `auth` — passwords, TOTP (with replay protection), API keys, sessions; settings.
 //! - `migrations/sqlite`, `migrations/postgres` — the schema; the two differ only where the
 //!   DDL does (identity columns), and are embedded in the binary.
@@ -49,6 +51,7 @@ pub mod error;
 
 mod auth;
 mod checkpoints;
+mod cluster;
 mod codec;
 mod events;
 mod inventory;
@@ -64,6 +67,7 @@ mod teardown;
 
 pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
 pub use checkpoints::{CheckpointRecord, EventRow};
+pub use cluster::{Listener, NodeRecord, Notification as ClusterNotification};
 pub use error::{Result, StoreError};
 pub use events::{chain_hash, ChainReport, EventFilter, StoredEvent, GENESIS_HASH};
 pub use lifecycle::{GrantFilter, RequestFilter};

@@ -11,6 +11,7 @@
 
 mod auth;
 mod checkpoints;
+mod cluster;
 mod events;
 mod fixtures;
 mod inventory;
