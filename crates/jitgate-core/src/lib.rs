@@ -6,6 +6,7 @@
 //!
 //! ## Layout
 //! - [`access`]    — who may see and act on what through the API (one table).
+//! - [`bootstrap`] — the first administrator's password on a new database, once.
 //! - [`codes`]     — every API error code with its HTTP status and meaning, in one table.
 //! - [`clock`]     — the injected [`Clock`] (system clock, and a manual one for tests).
 //! - [`inventory`] — identities, orgs, sites/zones and assets, and the TOML inventory file.
@@ -31,6 +32,7 @@
 //! - [`error`]     — [`CoreError`], one variant per rule a caller can break, each with a code.
 
 pub mod access;
+pub mod bootstrap;
 pub mod clock;
 pub mod codes;
 pub mod decision;

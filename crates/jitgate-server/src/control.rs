@@ -66,10 +66,15 @@ impl ControlHub {
     /// Push a revocation to a gateway; `false` if it is not connected (the sync on its next
     /// connection delivers it, and the teardown retries until acknowledged).
     pub fn revoke(&self, gateway: &str, r: &Revocation) -> bool {
+        self.send(gateway, &ControlDown::Revoke(r.clone()))
+    }
+
+    /// Send a message to one gateway's connections; `false` if it is not connected here.
+    pub fn send(&self, gateway: &str, msg: &ControlDown) -> bool {
         let conns = self.lock_conns();
         let mut sent = false;
         for (_, tx) in conns.get(gateway).into_iter().flatten() {
-            sent |= tx.send(ControlDown::Revoke(r.clone())).is_ok();
+            sent |= tx.send(msg.clone()).is_ok();
         }
         sent
     }

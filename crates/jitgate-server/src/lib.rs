@@ -36,6 +36,8 @@
 //!    - [`notify`]      — outgoing webhooks: outbox rows written with the state change, a
 //!      delivery worker (signed, retried with backoff); [`reviews`] — post-session reviews.
 //!    - [`revocations`] — revocations pushed to gateways the moment a grant ends.
+//!    - [`cluster`]     — several nodes on one PostgreSQL: revocations and acknowledgements
+//!      announced across nodes, heartbeats, gateway links, leases for one-node work.
 //!    - [`effects`]     — a core transition's effects: notices and reviews in its
 //!      transaction, revocations pushed after its commit.
 //!    - [`recordings`]  — session recordings: the chunk chain rule on `recording.chunk`
@@ -65,6 +67,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod context;
@@ -217,6 +220,11 @@ pub async fn start_with_store(
     let ssh_cas = ssh_ca::SshCas::open_or_create(&config.data_dir, clock.now())
         .map_err(|e| StartError::Other(format!("SSH CA keys: {e}")))?;
     let config_login = config.login.clone();
+    let node = cluster::Node {
+        id: config.cluster.node_id(config.listen),
+        url: config.cluster.url(config.listen, server_tls.is_some()),
+        started_at: clock.now(),
+    };
     let state = AppState {
         evidence: Arc::new(evidence),
         store,
@@ -239,6 +247,7 @@ pub async fn start_with_store(
         gateway_ca: server_tls.as_ref().map(|t| t.gateway_ca.clone()),
         cert_refusals: Default::default(),
         ssh_cas: Arc::new(ssh_cas),
+        node: Arc::new(node),
     };
     let sealed = secrets::encrypt_stored_totp(&state.store, &state.totp_key)
         .await
@@ -298,7 +307,8 @@ pub async fn start_with_store(
         shutdown.subscribe(),
     ))];
     evidence_tasks.extend(siem::spawn(&state, &shutdown.subscribe()));
-    tracing::info!(%addr, tls = server_tls.is_some(), "jitgate server listening");
+    evidence_tasks.extend(cluster::spawn(&state, &shutdown.subscribe()));
+    tracing::info!(%addr, tls = server_tls.is_some(), node = %state.node.id, "jitgate server listening");
     Ok(RunningServer {
         addr,
         state,

@@ -462,3 +462,37 @@ pub async fn logout_everywhere(state: &AppState, caller: &Caller) -> Result<u64,
     tx.commit().await?;
     Ok(ended)
 }
+
+/// `jitgate bootstrap`: give administrator `id` the first password of a new deployment. Once
+/// any administrator can sign in, refused ([`jitgate_core::bootstrap::check`]). Recorded as
+/// a password reset by the system.
+pub async fn bootstrap_admin(
+    state: &AppState,
+    id: &str,
+    password: &str,
+) -> Result<(), ServerError> {
+    let hash = hash_new_password(state, password).await?;
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let mut admins_who_can_sign_in = Vec::new();
+    for i in tx.list_identities().await? {
+        if i.has_role("admin") && tx.get_password(&i.id).await?.is_some() {
+            admins_who_can_sign_in.push(i.id);
+        }
+    }
+    let candidate = tx.get_identity(id).await?;
+    jitgate_core::bootstrap::check(id, candidate.as_ref(), &admins_who_can_sign_in)
+        .map_err(|e| ServerError::BadRequest(e.to_string()))?;
+    tx.set_password(id, &hash).await?;
+    tx.append_events(&[Event::with_payload(
+        Actor::system(),
+        now,
+        &PasswordReset {
+            identity: id.to_string(),
+            sessions_ended: 0,
+        },
+    )?])
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

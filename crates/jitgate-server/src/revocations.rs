@@ -50,8 +50,18 @@ pub(crate) async fn grant_assets(
 }
 
 /// Push the revocation of ended grants to every gateway fronting one of their assets, at
-/// once (called right after the commit that ended them), and wake the teardown worker.
+/// once (called right after the commit that ended them): those attached to this node
+/// directly, those attached to other nodes through them ([`crate::cluster`]). Then wake the
+/// teardown worker.
 pub async fn push_revocations(state: &AppState, grants: &[Grant]) {
+    push_local(state, grants).await;
+    let ids: Vec<String> = grants.iter().map(|g| g.id.clone()).collect();
+    crate::cluster::announce_revoked(state, &ids).await;
+    state.teardown_wake.notify_one();
+}
+
+/// Push the revocation of ended grants to the gateways attached to this node.
+pub(crate) async fn push_local(state: &AppState, grants: &[Grant]) {
     for g in grants {
         match grant_assets(state, g).await {
             Ok((assets, _)) => {
@@ -60,7 +70,7 @@ pub async fn push_revocations(state: &AppState, grants: &[Grant]) {
                     assets.iter().filter_map(|a| a.gateway.as_deref()).collect();
                 for gw in gateways {
                     if !state.control.revoke(gw, &r) {
-                        tracing::warn!(grant = %g.id, gateway = %gw, "gateway not connected; the revocation is delivered when it reconnects");
+                        tracing::debug!(grant = %g.id, gateway = %gw, "gateway not attached to this node; another node or its reconnection delivers the revocation");
                     }
                 }
             }
@@ -69,7 +79,6 @@ pub async fn push_revocations(state: &AppState, grants: &[Grant]) {
             }
         }
     }
-    state.teardown_wake.notify_one();
 }
 
 /// Every ended grant a gateway must still refuse (its credential not yet expired), for the

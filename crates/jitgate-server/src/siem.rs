@@ -53,6 +53,10 @@ pub fn spawn(
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
+/// How long a node's hold on a collector's delivery lasts without renewal (renewed before
+/// every batch): the gap in delivery when that node dies.
+const SIEM_LEASE: Duration = Duration::from_secs(30);
+
 /// Deliver events to one collector until shutdown.
 pub async fn run_sink(state: AppState, cfg: Arc<SiemConfig>, mut shutdown: watch::Receiver<bool>) {
     let name = cfg.name();
@@ -67,9 +71,19 @@ pub async fn run_sink(state: AppState, cfg: Arc<SiemConfig>, mut shutdown: watch
     let mut conn: Option<Box<dyn Conn>> = None;
     let mut backoff = Duration::from_secs(1);
     let mut last_error: Option<String> = None;
+    let job = format!("siem:{name}");
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        // Several nodes: one delivers to each collector at a time (the others would send
+        // the same events again); another takes over when it stops renewing.
+        if !crate::cluster::take_lease(&state, &job, SIEM_LEASE).await {
+            conn = None;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => continue,
+                _ = shutdown.changed() => break,
+            }
         }
         let result = step(&state, &cfg, &hostname, tls.as_ref(), &mut conn).await;
         let wait = match result {
@@ -101,6 +115,7 @@ pub async fn run_sink(state: AppState, cfg: Arc<SiemConfig>, mut shutdown: watch
     if let Some(mut c) = conn {
         let _ = c.shutdown().await;
     }
+    crate::cluster::release_lease(&state, &job).await;
 }
 
 /// One batch: read after the cursor, write, flush, move the cursor. Returns how many events

@@ -52,6 +52,8 @@ pub struct AppState {
     /// Client-certificate refusals recorded lately (one event per gateway and reason per
     /// window).
     pub cert_refusals: Arc<crate::gateway_ca::RefusalWindow>,
+    /// This node: its name and URL among the nodes on one database ([`crate::cluster`]).
+    pub node: Arc<crate::cluster::Node>,
     /// The SSH user and host-access CAs (`ssh-ca-keys.json` in the data directory).
     pub ssh_cas: Arc<crate::ssh_ca::SshCas>,
 }

@@ -124,6 +124,20 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
                     if !fresh {
                         continue;
                     }
+                    // Several nodes: one attempt at a time per grant, cluster-wide.
+                    if !crate::cluster::take_lease(
+                        &state,
+                        &teardown_job(&id),
+                        teardown_lease(&state),
+                    )
+                    .await
+                    {
+                        inflight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
+                        continue;
+                    }
                     let state = state.clone();
                     let inflight = inflight.clone();
                     let to_writer = to_writer.clone();
@@ -131,6 +145,7 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
                         if let Err(e) = run_one(&state, &id, &to_writer).await {
                             tracing::error!(grant = %id, error = %e, "teardown attempt could not be recorded; retrying");
                         }
+                        crate::cluster::release_lease(&state, &teardown_job(&id)).await;
                         inflight
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -164,6 +179,21 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
             }
         }
     }
+}
+
+/// The lease that makes one node at a time run a grant's teardown attempt.
+fn teardown_job(grant: &str) -> String {
+    format!("teardown:{grant}")
+}
+
+/// Long enough for one attempt (acknowledgement wait, then the probes, then the write);
+/// if the node holding it dies, another takes the grant over when it runs out.
+fn teardown_lease(state: &AppState) -> Duration {
+    let timeout = state
+        .config
+        .teardown_timeout()
+        .unwrap_or(Duration::from_secs(5));
+    timeout * 3 + Duration::from_secs(30)
 }
 
 /// One attempt at a grant's teardown: all checks, then the verdict, recorded in one write.
@@ -260,11 +290,12 @@ async fn check_gateway(
     r: &Revocation,
     timeout: Duration,
 ) -> Vec<Check> {
-    // (Re)send unless already acknowledged: the push at the end may have gone nowhere.
-    if state.control.ack(gateway, &g.id).is_none() {
-        state.control.revoke(gateway, r);
+    // (Re)send unless already acknowledged: the push at the end may have gone nowhere. A
+    // gateway attached to another node gets it through that node.
+    if state.control.ack(gateway, &g.id).is_none() && !state.control.revoke(gateway, r) {
+        crate::cluster::announce_revoked(state, std::slice::from_ref(&g.id)).await;
     }
-    let sessions = match state.control.wait_ack(gateway, &g.id, timeout).await {
+    let sessions = match crate::cluster::wait_ack(state, gateway, &g.id, timeout).await {
         Some(ack) if ack.live_sessions == 0 => Check::new(
             CheckKind::SessionsClosed,
             gateway,
@@ -285,21 +316,26 @@ async fn check_gateway(
             ),
             serde_json::to_value(&ack).unwrap_or_default(),
         ),
-        None => Check::new(
-            CheckKind::SessionsClosed,
-            gateway,
-            CheckOutcome::Failed,
-            format!(
-                "gateway {gateway} did not acknowledge the revocation within {} ({}); retrying until it does",
-                humantime::format_duration(timeout),
-                if state.control.is_connected(gateway) {
-                    "its control channel is up"
-                } else {
-                    "it is not connected"
-                }
-            ),
-            json!({"connected": state.control.is_connected(gateway)}),
-        ),
+        None => {
+            let attached = crate::cluster::attachments(state)
+                .await
+                .ok()
+                .and_then(|a| a.get(gateway).cloned());
+            Check::new(
+                CheckKind::SessionsClosed,
+                gateway,
+                CheckOutcome::Failed,
+                format!(
+                    "gateway {gateway} did not acknowledge the revocation within {} ({}); retrying until it does",
+                    humantime::format_duration(timeout),
+                    match &attached {
+                        Some(node) => format!("its control channel is up, on node {node}"),
+                        None => "it is not connected".into(),
+                    }
+                ),
+                json!({"connected": attached.is_some(), "node": attached}),
+            )
+        }
     };
     let probe = probe(state, gateway, assets, g, timeout).await;
     let mut checks = vec![sessions, probe];
@@ -631,7 +667,7 @@ async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Attempt>) {
         match together {
             Ok(closed) => {
                 for id in closed {
-                    state.control.forget_grant(&id);
+                    crate::cluster::forget_acks(&state, &id).await;
                 }
                 for a in batch {
                     let _ = a.written.send(Ok(()));
@@ -645,7 +681,7 @@ async fn writer(state: AppState, mut rx: mpsc::UnboundedReceiver<Attempt>) {
                         let closed = record_in(&mut tx, &state, &a, state.clock.now()).await?;
                         tx.commit().await?;
                         if closed {
-                            state.control.forget_grant(&a.grant.id);
+                            crate::cluster::forget_acks(&state, &a.grant.id).await;
                         }
                         Ok(())
                     }

@@ -46,6 +46,14 @@ pub struct PgTestDb {
 }
 
 impl PgTestDb {
+    /// The database's URL, for processes of their own (e.g. several `jitgate serve` nodes).
+    pub fn url(&self) -> String {
+        let mut url = url::Url::parse(&self.admin_url)
+            .unwrap_or_else(|e| panic!("JITGATE_TEST_PG {}: {e}", self.admin_url));
+        url.set_path(&format!("/{}", self.name));
+        url.to_string()
+    }
+
     /// Close the store and drop the database.
     pub async fn cleanup(mut self) {
         self.store.close().await;

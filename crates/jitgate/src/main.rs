@@ -73,6 +73,16 @@ enum Command {
     #[command(after_help = "Example:\n  jitgate serve --config /etc/jitgate/jitgate.toml")]
     Serve(server_cmds::ServeArgs),
 
+    /// Give the first administrator of a new database a password (once; docs/cluster.md).
+    #[command(
+        after_help = "Example (a new PostgreSQL deployment; sam has the `admin` role in the inventory):\n  \
+        jitgate bootstrap --config /etc/jitgate/jitgate.toml --admin sam\n\n\
+        Prints a generated password once (or takes one with --password-stdin). Refused as soon \
+        as any administrator can sign in: from then on administrators set passwords with \
+        `jitgate identities set-password`."
+    )]
+    Bootstrap(server_cmds::BootstrapArgs),
+
     /// Quickstart: an all-in-one server with an embedded database, for trying jitgate out.
     #[command(after_help = "Example:\n  jitgate up --data-dir ./jitgate-data")]
     Up(server_cmds::UpArgs),
@@ -95,7 +105,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let server_side = matches!(
         cli.command,
-        Command::Serve(_) | Command::Up(_) | Command::Check(_) | Command::Gateway(_)
+        Command::Serve(_)
+            | Command::Up(_)
+            | Command::Check(_)
+            | Command::Gateway(_)
+            | Command::Bootstrap(_)
     );
     init_tracing(if server_side { "info" } else { "warn" });
     // Client verbs (`connect` included: it relays a few local connections) run on one
@@ -121,6 +135,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => server_cmds::serve(args).await,
             Command::Up(args) => server_cmds::up(args).await,
+            Command::Bootstrap(args) => server_cmds::bootstrap(args).await,
             Command::Check(args) => server_cmds::check(args).await,
             Command::Gateway(args) => gateway_cmds::run(args).await,
             Command::Client(cmd) => client::run(&cli.global, cmd).await,

@@ -29,6 +29,22 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// The configuration file `jitgate serve` uses (its database and inventory).
+    #[arg(long, short, env = "JITGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL, overriding the file and env.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// The administrator: a person with the `admin` role in the inventory.
+    #[arg(long, value_name = "ID")]
+    pub admin: String,
+    /// Read the password from stdin instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct UpArgs {
     /// Data directory for the embedded SQLite database and the bootstrap credentials.
     #[arg(long, default_value = "./jitgate-data")]
@@ -91,6 +107,47 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => eprintln!("jitgate listening on http://{}", server.addr),
     }
     server.run_until_signal().await;
+    Ok(())
+}
+
+/// `jitgate bootstrap`: start the server's state on the configured database (migrations,
+/// inventory, keys) without serving anyone — on a loopback port of its own, under a node
+/// name of its own, so a running node is not disturbed — set the first password, stop.
+pub async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(u) = args.database_url {
+        config.database_url = Some(u);
+    }
+    config.validate()?;
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.cluster.node_id = Some(format!(
+        "{}/bootstrap",
+        config.cluster.node_id(config.listen)
+    ));
+    let (password, generated) = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        (line.trim_end_matches(['\r', '\n']).to_string(), false)
+    } else {
+        (jitgate_server::auth::random_password(), true)
+    };
+    let server = jitgate_server::start(config, Arc::new(SystemClock)).await?;
+    let done = jitgate_server::login::bootstrap_admin(&server.state, &args.admin, &password).await;
+    server.stop().await.close().await;
+    done?;
+    if generated {
+        outln!("{password}");
+        eprintln!(
+            "administrator {} can sign in with the password above (shown once): \
+             jitgate --server <url> login {}",
+            args.admin, args.admin
+        );
+    } else {
+        eprintln!("administrator {} can sign in", args.admin);
+    }
     Ok(())
 }
 

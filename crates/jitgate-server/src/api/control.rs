@@ -31,7 +31,8 @@ pub(crate) async fn control(
 
 async fn serve(state: AppState, gateway: String, socket: WebSocket) {
     let (id, mut down) = state.control.add(&gateway);
-    tracing::info!(%gateway, "gateway control channel connected");
+    crate::cluster::gateway_attached(&state, &gateway).await;
+    tracing::info!(%gateway, node = %state.node.id, "gateway control channel connected");
     let (mut sink, mut stream) = socket.split();
     // Catch-up first: every ended grant the gateway must still refuse.
     match crate::revocations::revocations_for_gateway(&state, &gateway).await {
@@ -39,6 +40,7 @@ async fn serve(state: AppState, gateway: String, socket: WebSocket) {
             if let Ok(text) = serde_json::to_string(&ControlDown::Sync { revoked }) {
                 if sink.send(Message::Text(text.into())).await.is_err() {
                     state.control.remove(&gateway, id);
+                    crate::cluster::gateway_detached(&state, &gateway).await;
                     return;
                 }
             }
@@ -59,7 +61,12 @@ async fn serve(state: AppState, gateway: String, socket: WebSocket) {
             }
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ControlUp>(&text) {
-                    Ok(ControlUp::Ack(ack)) => state.control.record_ack(&gateway, ack),
+                    Ok(ControlUp::Ack(ack)) => {
+                        state.control.record_ack(&gateway, ack.clone());
+                        // Off the channel's loop: the teardown may run on another node.
+                        let (state, gateway) = (state.clone(), gateway.clone());
+                        tokio::spawn(async move { crate::cluster::share_ack(&state, &gateway, &ack).await });
+                    }
                     Err(e) => tracing::warn!(%gateway, error = %e, "control channel: message ignored"),
                 },
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
@@ -75,5 +82,6 @@ async fn serve(state: AppState, gateway: String, socket: WebSocket) {
         }
     }
     state.control.remove(&gateway, id);
+    crate::cluster::gateway_detached(&state, &gateway).await;
     tracing::info!(%gateway, "gateway control channel closed");
 }

@@ -103,6 +103,8 @@ pub struct GatewayStatus {
     /// The address it announced, if it ever did.
     pub address: Option<String>,
     pub control_connected: bool,
+    /// The server node holding its control channel (several nodes on one PostgreSQL).
+    pub attached_to: Option<String>,
     /// Assets it fronts.
     pub assets: Vec<String>,
     /// Its enrolled client certificate (mutual TLS), if any.
@@ -135,6 +137,7 @@ pub(crate) async fn list_gateways(
     let page = page.request("gateways", &state.config.limits)?;
     let mut tx = state.store.read().await?;
     let assets = tx.list_assets().await?;
+    let attachments = crate::cluster::attachments(&state).await?;
     let mut out = Vec::new();
     for i in tx.list_identities().await? {
         if !i.has_role("gateway") {
@@ -154,7 +157,8 @@ pub(crate) async fn list_gateways(
             });
         out.push(GatewayStatus {
             client_certificate,
-            control_connected: state.control.is_connected(&i.id),
+            control_connected: attachments.contains_key(&i.id),
+            attached_to: attachments.get(&i.id).cloned(),
             assets: assets
                 .iter()
                 .filter(|a| a.gateway.as_deref() == Some(i.id.as_str()))

@@ -6,6 +6,7 @@
 //! ([`evidence`], [`siem`], [`console`]), so configuration sits below everything it
 //! configures: no configuration type imports a part of the server.
 
+pub mod cluster;
 pub mod console;
 pub mod evidence;
 pub mod limits;
@@ -71,6 +72,10 @@ pub struct ServerConfig {
     /// Connection, body, scope, open-request, page and stream limits (`[limits]`).
     #[serde(default)]
     pub limits: limits::LimitsConfig,
+    /// This node's name and URL among several on one PostgreSQL (`[cluster]`);
+    /// see docs/cluster.md.
+    #[serde(default)]
+    pub cluster: cluster::ClusterConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -109,6 +114,7 @@ impl Default for ServerConfig {
             tls: tls::TlsConfig::default(),
             insecure_plain_http_on_trusted_network: false,
             limits: limits::LimitsConfig::default(),
+            cluster: cluster::ClusterConfig::default(),
         }
     }
 }
@@ -240,6 +246,7 @@ impl ServerConfig {
         self.notify.validate()?;
         self.console.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.cluster.validate().map_err(ConfigError::Invalid)?;
         self.login.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         tls::check_plain_http(self).map_err(ConfigError::Invalid)?;

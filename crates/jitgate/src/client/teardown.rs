@@ -101,17 +101,19 @@ pub async fn gateways(ctx: &Ctx, page: &super::PageArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     outln!(
-        "{:<16} {:<9} {:<22} {:<24} ASSETS",
+        "{:<16} {:<9} {:<20} {:<22} {:<24} ASSETS",
         "GATEWAY",
         "CONTROL",
+        "NODE",
         "ADDRESS",
         "CERTIFICATE UNTIL"
     );
     for g in list {
         outln!(
-            "{:<16} {:<9} {:<22} {:<24} {}",
+            "{:<16} {:<9} {:<20} {:<22} {:<24} {}",
             g.id,
             if g.control_connected { "up" } else { "DOWN" },
+            g.attached_to.as_deref().unwrap_or("-"),
             g.address.unwrap_or_else(|| "(never announced)".into()),
             g.client_certificate
                 .map(|c| c.not_after.format("%Y-%m-%d %H:%M UTC").to_string())

@@ -16,7 +16,7 @@ fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-fn have_pymodbus() -> bool {
+pub(crate) fn have_pymodbus() -> bool {
     Command::new(python())
         .args(["-c", "import pymodbus"])
         .output()
@@ -27,7 +27,7 @@ fn have_mbpoll() -> bool {
     Command::new("mbpoll").arg("-V").output().is_ok()
 }
 
-fn skip(what: &str) {
+pub(crate) fn skip(what: &str) {
     if peers_required() {
         panic!("{what} is required (JITGATE_REQUIRE_PEERS=1) but missing");
     }
@@ -36,7 +36,7 @@ fn skip(what: &str) {
 
 /// Wait until `child` listens on `port`. Its stderr is drained from now on (a long-running
 /// process must never block on a full pipe) and shown if it exits first.
-fn wait_port(port: u16, child: &mut Child, what: &str) {
+pub(crate) fn wait_port(port: u16, child: &mut Child, what: &str) {
     let stderr = crate::quickstart::Drained::new(child.stderr.take());
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -62,7 +62,7 @@ impl Drop for Killed {
     }
 }
 
-fn client(port: u16, scenario: &str) -> Value {
+pub(crate) fn client(port: u16, scenario: &str) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/grant_client.py");
     let out = Command::new(python())
         .arg(script)
@@ -466,12 +466,12 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
 }
 
 /// A pymodbus client reading every 100 ms through `jitgate connect`, on its own thread.
-fn holding_client(port: u16) -> std::thread::JoinHandle<Value> {
+pub(crate) fn holding_client(port: u16) -> std::thread::JoinHandle<Value> {
     std::thread::spawn(move || client(port, "hold"))
 }
 
 /// The verdict of a grant's teardown, polled until final (or failed after 30 s).
-fn teardown_verdict(cli: &Cli, grant: &str, want: &str) -> Value {
+pub(crate) fn teardown_verdict(cli: &Cli, grant: &str, want: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let t = cli.json("sam", &["teardown", grant]);

@@ -1,0 +1,299 @@
+//! Two `jitgate serve` nodes on one PostgreSQL database (docs/cluster.md), as real
+//! processes: the first administrator comes from `jitgate bootstrap`, the gateway holds its
+//! control channel with node A, and everything the people do goes through node B — the
+//! grant is issued there, its token is accepted at A's gateway, and its revocation on B cuts
+//! the live Modbus session at once and is verified exactly once.
+
+use crate::gateway::{
+    client, have_pymodbus, holding_client, skip, teardown_verdict, wait_port, Killed,
+};
+use crate::quickstart::{free_port, Cli, BIN};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The key files every node of a cluster shares (docs/cluster.md, "Keys").
+const SHARED_KEY_FILES: &[&str] = &[
+    "token-keys.json",
+    "evidence-key.secret",
+    "evidence-keys.pub",
+    "totp.key",
+    "ssh-ca-keys.json",
+];
+
+struct Node {
+    id: &'static str,
+    port: u16,
+    config: PathBuf,
+    data: PathBuf,
+    process: Option<Killed>,
+}
+
+impl Node {
+    fn new(dir: &Path, id: &'static str, db: &str, inventory: &Path) -> Node {
+        let port = free_port();
+        let data = dir.join(id);
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndatabase_url = \"{db}\"\n\
+                 inventory = \"{}\"\nteardown_timeout = \"5s\"\n[cluster]\nnode_id = \"{id}\"\n",
+                data.display(),
+                inventory.display()
+            ),
+        )
+        .unwrap();
+        Node {
+            id,
+            port,
+            config,
+            data,
+            process: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config", self.config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_port(self.port, &mut child, self.id);
+        self.process = Some(Killed(child));
+    }
+
+    fn cli(&self, dir: &Path) -> Cli {
+        let dir = dir.join(format!("profiles-{}", self.id));
+        std::fs::create_dir_all(&dir).unwrap();
+        Cli {
+            server: format!("http://127.0.0.1:{}", self.port),
+            dir,
+        }
+    }
+}
+
+fn bootstrap(node: &Node, admin: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(["bootstrap", "--config", node.config.to_str().unwrap()])
+        .args(["--admin", admin])
+        .output()
+        .unwrap()
+}
+
+/// Copy node A's keys into node B's data directory, owner-only, before B first starts.
+fn share_keys(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for name in SHARED_KEY_FILES {
+        let target = to.join(name);
+        std::fs::copy(from.join(name), &target)
+            .unwrap_or_else(|e| panic!("copy {name} from node A: {e}"));
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> Option<Value>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not seen within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_another() {
+    if !have_pymodbus() {
+        skip("python3 with pymodbus (pip install pymodbus)");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(pg) = rt.block_on(jitgate_testkit::postgres_store()) else {
+        return;
+    };
+    let plc = rt
+        .block_on(jitgate_gateway::modbus::sim::start(
+            "127.0.0.1:0".parse().unwrap(),
+            vec![1],
+        ))
+        .unwrap();
+    for n in 0..200u16 {
+        plc.set_holding(1, n, n);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = tmp.path().join("plant.toml");
+    std::fs::write(
+        &inventory,
+        include_str!("../../../../examples/plant.toml")
+            .replace("127.0.0.1:5020", &plc.local_addr().to_string()),
+    )
+    .unwrap();
+    let mut a = Node::new(tmp.path(), "node-a", &pg.url(), &inventory);
+    let mut b = Node::new(tmp.path(), "node-b", &pg.url(), &inventory);
+
+    // The first administrator, once. Names that are not an admin are refused.
+    let refused = bootstrap(&a, "alice");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not have the `admin` role"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let first = bootstrap(&a, "sam");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let sam_password = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    let again = bootstrap(&a, "sam");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already bootstrapped"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    a.start();
+    share_keys(&a.data, &b.data);
+    b.start();
+    let (on_a, on_b) = (a.cli(tmp.path()), b.cli(tmp.path()));
+
+    // sam (on A) gives alice and bob passwords and the gateway an API key.
+    on_a.login("sam", &sam_password);
+    for who in ["alice", "bob"] {
+        let out = on_a.run(
+            "sam",
+            &["identities", "set-password", who, "--password-stdin"],
+            Some("a long test password 1\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let key = on_a.json(
+        "sam",
+        &[
+            "apikey",
+            "create",
+            "--identity",
+            "gw-north",
+            "--name",
+            "cluster-test",
+        ],
+    );
+    for who in ["alice", "bob"] {
+        on_b.login(who, "a long test password 1");
+    }
+    on_b.login("sam", &sam_password);
+
+    // The gateway attaches to node A; node B says so.
+    let gw_port = free_port();
+    let gw_config = tmp.path().join("gateway.toml");
+    std::fs::write(
+        &gw_config,
+        format!(
+            "server = \"http://127.0.0.1:{}\"\napi_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n",
+            a.port,
+            key["key"].as_str().unwrap(),
+            tmp.path().join("gw").display()
+        ),
+    )
+    .unwrap();
+    let mut gw = Command::new(BIN)
+        .args(["gateway", "--config", gw_config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_port(gw_port, &mut gw, "jitgate gateway");
+    let _gw = Killed(gw);
+    wait_for("gw-north attached to node-a, as seen from node B", || {
+        let list = on_b.json("sam", &["gateways"]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == "gw-north" && g["attached_to"] == "node-a")
+            .cloned()
+    });
+
+    // Requested, approved and connected through node B: its token works at A's gateway.
+    let req = on_b.json(
+        "alice",
+        &[
+            "request",
+            "--asset",
+            "plc-7",
+            "--modbus",
+            "read holding 0-99 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            "cluster test",
+            "--ref",
+            "WO-9",
+        ],
+    );
+    let approved = on_b.json("bob", &["approve", req["id"].as_str().unwrap()]);
+    assert_eq!(approved["state"], "active", "{approved}");
+    let grant = approved["grant"]["id"].as_str().unwrap().to_string();
+    let local = free_port();
+    let _connect = crate::gateway::connect(&on_b, &grant, local);
+    assert_eq!(client(local, "once")["ok"], true);
+
+    // Revoked on node B while the client reads through the gateway on node A.
+    let reader = holding_client(local);
+    std::thread::sleep(Duration::from_millis(1500));
+    on_b.ok("sam", &["revoke", &grant, "--reason", "cluster test over"]);
+    let r = reader.join().unwrap();
+    assert!(
+        r["reads"].as_u64().unwrap() >= 3,
+        "the client was reading: {r}"
+    );
+    assert_ne!(r["ended"], "still open after 120 s", "{r}");
+    assert_eq!(client(local, "once")["ok"], false);
+
+    // Verified, from either node, and once: one verdict event.
+    let t = teardown_verdict(&on_a, &grant, "verified");
+    let sessions = t["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "sessions_closed")
+        .cloned()
+        .unwrap();
+    assert_eq!(sessions["outcome"], "ok", "{t:#}");
+    assert_eq!(
+        on_b.json("sam", &["teardown", &grant])["verdict"],
+        "verified"
+    );
+    let events = on_b.json("sam", &["events", "--grant", &grant, "--limit", "500"]);
+    let verdicts = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "teardown.verdict")
+        .count();
+    assert_eq!(verdicts, 1, "{events:#}");
+
+    // The log both nodes appended to verifies.
+    let verify = on_a.run("sam", &["evidence", "verify"], None);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    drop(_connect);
+    a.process = None;
+    b.process = None;
+    rt.block_on(plc.shutdown());
+    rt.block_on(pg.cleanup());
+}
