@@ -290,7 +290,15 @@ async fn heartbeat(state: AppState, mut shutdown: tokio::sync::watch::Receiver<b
 async fn listen(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut listener = match state.store.listen(&[REVOKED_CHANNEL, ACKED_CHANNEL]).await {
+        let mut listener = match state
+            .store
+            .listen(&[
+                REVOKED_CHANNEL,
+                ACKED_CHANNEL,
+                crate::cluster_keys::KEYS_CHANNEL,
+            ])
+            .await
+        {
             Ok(Some(l)) => l,
             Ok(None) => return,
             Err(e) => {
@@ -355,12 +363,17 @@ async fn on_notification(state: &AppState, channel: &str, payload: &str) {
                 state.control.record_ack(&a.gateway, ack);
             }
         }
+        crate::cluster_keys::KEYS_CHANNEL if payload != state.node.id => {
+            crate::cluster_keys::reload(state).await;
+        }
         _ => {}
     }
 }
 
-/// Send every gateway this node holds the full list of ended grants it must refuse.
+/// Send every gateway this node holds the full list of ended grants it must refuse, and
+/// take the shared keys again (a rotation may have been announced meanwhile).
 async fn catch_up(state: &AppState) {
+    crate::cluster_keys::reload(state).await;
     for gateway in state.control.connected() {
         match crate::revocations::revocations_for_gateway(state, &gateway).await {
             Ok(revoked) => {

@@ -68,6 +68,7 @@
 pub mod api;
 pub mod auth;
 pub mod cluster;
+pub mod cluster_keys;
 pub mod config;
 pub mod console;
 pub mod context;
@@ -197,6 +198,14 @@ pub async fn start_with_store(
     clock: Arc<dyn Clock>,
     store: Store,
 ) -> Result<RunningServer, StartError> {
+    // Several nodes on one PostgreSQL share one key set: the database's copies go into the
+    // data directory before any key is opened (docs/cluster.md).
+    files::private_dir(&config.data_dir).map_err(|e| {
+        StartError::Other(format!("data directory {}: {e}", config.data_dir.display()))
+    })?;
+    cluster_keys::sync_at_start(&store, &config.data_dir)
+        .await
+        .map_err(|e| StartError::Other(format!("cluster keys: {e}")))?;
     // Before anything else: plain HTTP off loopback stops the start here.
     let server_tls = tls::prepare(&config).map_err(StartError::Other)?;
     let loaded = policy::load(config.policy_dir.as_deref())?;
@@ -219,6 +228,9 @@ pub async fn start_with_store(
         .map_err(|e| StartError::Other(format!("TOTP key: {e}")))?;
     let ssh_cas = ssh_ca::SshCas::open_or_create(&config.data_dir, clock.now())
         .map_err(|e| StartError::Other(format!("SSH CA keys: {e}")))?;
+    cluster_keys::upload_missing(&store, &config.data_dir)
+        .await
+        .map_err(|e| StartError::Other(format!("cluster keys: {e}")))?;
     let config_login = config.login.clone();
     let node = cluster::Node {
         id: config.cluster.node_id(config.listen),

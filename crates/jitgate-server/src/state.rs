@@ -77,7 +77,7 @@ impl AppState {
         }
     }
 
-    fn keyring(&self) -> std::sync::MutexGuard<'_, KeyRing> {
+    pub(crate) fn keyring(&self) -> std::sync::MutexGuard<'_, KeyRing> {
         self.keyring.lock().unwrap_or_else(|p| p.into_inner())
     }
 

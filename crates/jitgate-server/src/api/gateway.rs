@@ -410,6 +410,7 @@ pub(crate) async fn rotate_keys(
 ) -> ApiResult<Json<KeysInfo>> {
     caller.require_admin()?;
     let kid = state.rotate_keys()?;
+    crate::cluster_keys::publish(&state, &[jitgate_credential::keyring::KEY_FILE_NAME]).await;
     let mut tx = state.store.write().await?;
     let rotated = KeyRotated {
         key: KeyPurpose::TokenSigning,
@@ -464,10 +465,12 @@ pub(crate) async fn retire_key(
             _ => ServerError::Internal(format!("key retirement: {e}")),
         })?;
     // Gateways first: every second counts when a key leaked. A gateway that is not connected
-    // fetches the key list when it reconnects (and every 30 s).
+    // fetches the key list when it reconnects (and every 30 s). The other nodes' gateways
+    // get it from their node as soon as it reads the published key file.
     let gateways_notified = state
         .control
         .broadcast(&jitgate_gateway::wire::ControlDown::RetireKey { kid: kid.clone() });
+    crate::cluster_keys::publish(&state, &[jitgate_credential::keyring::KEY_FILE_NAME]).await;
     let mut tx = state.store.write().await?;
     let retired = KeyRotated {
         key: KeyPurpose::TokenSigning,

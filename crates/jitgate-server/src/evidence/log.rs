@@ -83,6 +83,13 @@ impl Evidence {
         })
     }
 
+    /// Read the key files again (another node of the cluster rotated the key).
+    pub fn reload_keys(&self, data_dir: &Path) -> Result<(), String> {
+        let fresh = EvidenceKeys::open_or_create(data_dir).map_err(|e| e.to_string())?;
+        *self.keys() = fresh;
+        Ok(())
+    }
+
     pub(super) fn keys(&self) -> std::sync::MutexGuard<'_, EvidenceKeys> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -33,7 +33,7 @@ use jitgate_policy::PolicySet;
 use jitgate_store::{CheckpointRecord, Store, Tx};
 use tokio::sync::watch;
 
-mod keys;
+pub(crate) mod keys;
 pub mod log;
 
 pub use keys::{EvidenceKeys, KeyFileError, PUBLIC_KEYS_FILE, SECRET_KEY_FILE};
@@ -521,6 +521,7 @@ pub async fn rotate_key(state: &AppState, actor: Actor) -> ApiResult<String> {
             .map_err(|e| ServerError::Internal(format!("evidence key rotation: {e}")))?;
         (previous, new)
     };
+    crate::cluster_keys::publish(state, &[keys::SECRET_KEY_FILE, keys::PUBLIC_KEYS_FILE]).await;
     let mut tx = state.store.write().await?;
     let rotated = jitgate_core::server_payload::KeyRotated {
         key: jitgate_core::server_payload::KeyPurpose::Evidence,

@@ -13,15 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The key files every node of a cluster shares (docs/cluster.md, "Keys").
-const SHARED_KEY_FILES: &[&str] = &[
-    "token-keys.json",
-    "evidence-key.secret",
-    "evidence-keys.pub",
-    "totp.key",
-    "ssh-ca-keys.json",
-];
-
 struct Node {
     id: &'static str,
     port: u16,
@@ -83,17 +74,15 @@ fn bootstrap(node: &Node, admin: &str) -> std::process::Output {
         .unwrap()
 }
 
-/// Copy node A's keys into node B's data directory, owner-only, before B first starts.
-fn share_keys(from: &Path, to: &Path) {
+/// Copy the cluster key — the one secret an operator copies — from node A to node B's data
+/// directory, owner-only, before B first starts (docs/cluster.md, "Keys").
+fn share_cluster_key(from: &Path, to: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to).unwrap();
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
-    for name in SHARED_KEY_FILES {
-        let target = to.join(name);
-        std::fs::copy(from.join(name), &target)
-            .unwrap_or_else(|e| panic!("copy {name} from node A: {e}"));
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    let target = to.join("cluster.key");
+    std::fs::copy(from.join("cluster.key"), &target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn wait_for(what: &str, mut check: impl FnMut() -> Option<Value>) -> Value {
@@ -161,8 +150,21 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     );
 
     a.start();
-    share_keys(&a.data, &b.data);
+    // Without the cluster key, B refuses to join a database that holds A's keys.
+    let mut lost = Command::new(BIN)
+        .args(["serve", "--config", b.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!lost.status.success());
+    let said = String::from_utf8_lossy(&std::mem::take(&mut lost.stderr)).to_string();
+    assert!(said.contains("copy cluster.key"), "{said}");
+    share_cluster_key(&a.data, &b.data);
     b.start();
+    // B signs with A's token key.
+    assert_eq!(
+        std::fs::read(a.data.join("token-keys.json")).unwrap(),
+        std::fs::read(b.data.join("token-keys.json")).unwrap()
+    );
     let (on_a, on_b) = (a.cli(tmp.path()), b.cli(tmp.path()));
 
     // sam (on A) gives alice and bob passwords and the gateway an API key.
@@ -283,6 +285,59 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         .filter(|e| e["kind"] == "teardown.verdict")
         .count();
     assert_eq!(verdicts, 1, "{events:#}");
+
+    // A key rotated and the old one retired on node B: node A, and through it its gateway,
+    // accept the new key's tokens and refuse the old key's at once.
+    let old_kid = on_a.json("sam", &["keys", "show"])["current_kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let new_kid = on_b.json("sam", &["keys", "rotate"])["current_kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(old_kid, new_kid);
+    wait_for("the rotated key at node A", || {
+        let keys = on_a.json("sam", &["keys", "show"]);
+        (keys["current_kid"] == new_kid.as_str()).then_some(keys)
+    });
+    let req = on_b.json(
+        "alice",
+        &[
+            "request",
+            "--asset",
+            "plc-7",
+            "--modbus",
+            "read holding 0-99 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            "after rotation",
+            "--ref",
+            "WO-10",
+        ],
+    );
+    let approved = on_b.json("bob", &["approve", req["id"].as_str().unwrap()]);
+    let grant = approved["grant"]["id"].as_str().unwrap().to_string();
+    let local = free_port();
+    let _rotated = crate::gateway::connect(&on_b, &grant, local);
+    assert_eq!(client(local, "once")["ok"], true);
+    on_b.ok("sam", &["keys", "retire", &old_kid, "--now"]);
+    wait_for("the retirement at node A", || {
+        let keys = on_a.json("sam", &["keys", "show"]);
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| {
+                k["kid"] == old_kid.as_str()
+                    && k["retire_at"].as_str().is_some_and(|t| {
+                        chrono::DateTime::parse_from_rfc3339(t).unwrap() <= chrono::Utc::now()
+                    })
+            })
+            .cloned()
+    });
+    drop(_rotated);
 
     // The log both nodes appended to verifies.
     let verify = on_a.run("sam", &["evidence", "verify"], None);
