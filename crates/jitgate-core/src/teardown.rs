@@ -103,6 +103,70 @@ pub fn sessions_recorded(ev: &SessionEvidence) -> Result<Vec<i64>, Vec<String>> 
     }
 }
 
+/// How long after a server node starts its gateways may take to reconnect (their reconnect
+/// backoff is at most a few seconds; this leaves room for a slow network and a TLS handshake).
+pub const RECONNECT_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
+/// A teardown attempt's failed check, as far as reconnection matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedCheck {
+    pub kind: crate::server_payload::CheckKind,
+    /// The gateway it is about holds a control channel with some node.
+    pub gateway_attached: bool,
+}
+
+/// Is a failed attempt only the restart of the server, seen before the gateways came back?
+/// Then it is not a failure: the attempt waits (no verdict, no alert) and runs again when a
+/// gateway connects. Only within [`RECONNECT_GRACE`] of the node's start, and only when every
+/// failed check is a gateway that has not acknowledged because it is not connected; anything
+/// else (a gateway that is connected and silent, a probe accepted, a stuck log) fails as ever,
+/// and after the grace a gateway that stays away fails too.
+pub fn waits_for_reconnection(failed: &[FailedCheck], since_start: chrono::TimeDelta) -> bool {
+    use crate::server_payload::CheckKind;
+    !failed.is_empty()
+        && since_start < RECONNECT_GRACE
+        && failed
+            .iter()
+            .all(|c| c.kind == CheckKind::SessionsClosed && !c.gateway_attached)
+}
+
+#[cfg(test)]
+mod reconnection_tests {
+    use super::*;
+    use crate::server_payload::CheckKind;
+
+    fn away(kind: CheckKind) -> FailedCheck {
+        FailedCheck {
+            kind,
+            gateway_attached: false,
+        }
+    }
+
+    #[test]
+    fn only_absent_gateways_just_after_a_start_wait() {
+        let soon = chrono::TimeDelta::seconds(3);
+        assert!(waits_for_reconnection(&[away(CheckKind::SessionsClosed)], soon));
+        // Nothing failed: nothing to wait for.
+        assert!(!waits_for_reconnection(&[], soon));
+        // After the grace, an absent gateway is a failure.
+        assert!(!waits_for_reconnection(
+            &[away(CheckKind::SessionsClosed)],
+            RECONNECT_GRACE
+        ));
+        // Connected and silent: a failure at once.
+        let silent = FailedCheck {
+            kind: CheckKind::SessionsClosed,
+            gateway_attached: true,
+        };
+        assert!(!waits_for_reconnection(&[silent], soon));
+        // A probe that was not refused is never explained by a restart.
+        assert!(!waits_for_reconnection(
+            &[away(CheckKind::SessionsClosed), away(CheckKind::CredentialRefused)],
+            soon
+        ));
+    }
+}
+
 /// What the teardown knows of one asset of an ended grant, for its `downstream` check.
 #[derive(Debug, Clone)]
 pub struct DownstreamFacts<'a> {

@@ -32,7 +32,9 @@ use jitgate_core::lifecycle;
 use jitgate_core::scope::Protocol;
 use jitgate_core::server_payload::{CheckKind, TeardownCheck, TeardownTally};
 use jitgate_core::ssh::CertificateKind;
-use jitgate_core::teardown::{CheckOutcome, DownstreamFacts, TeardownVerdict};
+use jitgate_core::teardown::{
+    waits_for_reconnection, CheckOutcome, DownstreamFacts, FailedCheck, TeardownVerdict,
+};
 use jitgate_core::{Asset, Enforcement, Grant, GrantState, Timestamp};
 use jitgate_credential::{AssetClaim, ClientKey, GrantClaims};
 use jitgate_gateway::connect::{ConnectError, Target};
@@ -747,6 +749,29 @@ async fn record_in(
     }
     let checks = &checks;
     let verdict = verdict_of(checks);
+    // Just restarted, gateways not back yet: wait for them rather than fail (no events, no
+    // alert); their reconnection retries at once (`teardown_retry_now`).
+    let failed: Vec<FailedCheck> = checks
+        .iter()
+        .filter(|c| c.outcome == CheckOutcome::Failed)
+        .map(|c| FailedCheck {
+            kind: c.check,
+            gateway_attached: c.evidence["connected"].as_bool().unwrap_or(true),
+        })
+        .collect();
+    if waits_for_reconnection(&failed, now - state.node.started_at) {
+        tx.put_teardown(&TeardownRecord {
+            grant_id: g.id.clone(),
+            verdict: "pending".into(),
+            report: json!({ "checks": checks, "attempt": attempts, "waiting_for_gateways_to_reconnect": true }),
+            attempts,
+            next_attempt_at: Some(now + chrono::Duration::seconds(2)),
+            started_at: previous.as_ref().map_or(now, |p| p.started_at),
+            updated_at: now,
+        })
+        .await?;
+        return Ok(false);
+    }
     let mut events: Vec<Event> = checks
         .iter()
         .map(|c| {

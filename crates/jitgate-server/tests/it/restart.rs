@@ -66,9 +66,11 @@ async fn restart_on_postgres_ends_expired_grants_too() {
     body["path"] = json!("emergency");
     let v = h.request("oscar", body).await;
     let gid = v["grant"]["id"].as_str().unwrap().to_string();
+    // The node comes back with its data directory (as a restarted node does): the database
+    // holds the cluster's keys, sealed under the cluster.key found there.
+    let keys = std::mem::replace(&mut h.data, tempfile::tempdir().unwrap());
     let store = h.stop().await;
     clock.advance(chrono::Duration::hours(1));
-    let keys = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: keys.path().to_path_buf(),
