@@ -145,7 +145,10 @@ mod reconnection_tests {
     #[test]
     fn only_absent_gateways_just_after_a_start_wait() {
         let soon = chrono::TimeDelta::seconds(3);
-        assert!(waits_for_reconnection(&[away(CheckKind::SessionsClosed)], soon));
+        assert!(waits_for_reconnection(
+            &[away(CheckKind::SessionsClosed)],
+            soon
+        ));
         // Nothing failed: nothing to wait for.
         assert!(!waits_for_reconnection(&[], soon));
         // After the grace, an absent gateway is a failure.
@@ -161,7 +164,10 @@ mod reconnection_tests {
         assert!(!waits_for_reconnection(&[silent], soon));
         // A probe that was not refused is never explained by a restart.
         assert!(!waits_for_reconnection(
-            &[away(CheckKind::SessionsClosed), away(CheckKind::CredentialRefused)],
+            &[
+                away(CheckKind::SessionsClosed),
+                away(CheckKind::CredentialRefused)
+            ],
             soon
         ));
     }

@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 pub struct GatewayConfig {
     /// jitgate server URL, e.g. `https://jitgate.plant.example:8443`.
     pub server: String,
+    /// Other server nodes on the same database, tried in order when `server` cannot be
+    /// reached (docs/cluster.md). Same pin as `server`: with nodes that have certificates of
+    /// their own, pin their CA (`server_ca_file`).
+    #[serde(default)]
+    pub failover_servers: Vec<String>,
     /// With an `https://` server: the SHA-256 fingerprint of the server's certificate
     /// (`sha256:…`, printed by `jitgate serve`). Exactly that certificate is accepted.
     #[serde(default)]
@@ -47,6 +52,13 @@ pub struct GatewayConfig {
     /// the default). Running sessions always end at their token's expiry regardless.
     #[serde(default = "default_grace")]
     pub offline_grace: String,
+    /// How long live sessions may go on while no server node has been heard from (control
+    /// channel and API both silent), before the gateway cuts them: it never keeps enforcing
+    /// stale knowledge indefinitely. New sessions are refused as soon as the server cannot
+    /// confirm them (after `offline_grace`). `0s` turns the cut off; tokens still end
+    /// sessions at their expiry regardless.
+    #[serde(default = "default_cut_after_silence")]
+    pub cut_after_silence: String,
     /// How long to wait for a device's answer before the session is closed.
     #[serde(default = "default_device_timeout")]
     pub device_timeout: String,
@@ -65,6 +77,9 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_grace() -> String {
     "0s".into()
+}
+fn default_cut_after_silence() -> String {
+    "5m".into()
 }
 fn default_device_timeout() -> String {
     "5s".into()
@@ -100,6 +115,13 @@ impl GatewayConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.offline_grace()?;
         self.device_timeout()?;
+        let cut = self.cut_after_silence()?;
+        if !cut.is_zero() && cut < std::time::Duration::from_secs(35) {
+            return Err(ConfigError::Invalid(format!(
+                "cut_after_silence {:?} is shorter than the control channel's 30 s silence                  bound: a single lost connection would cut every session; use 35s or more                  (default 5m), or 0s to turn the cut off",
+                self.cut_after_silence
+            )));
+        }
         self.client_limits
             .validate()
             .map_err(ConfigError::Invalid)?;
@@ -109,11 +131,21 @@ impl GatewayConfig {
                     .into(),
             ));
         }
-        if !(self.server.starts_with("http://") || self.server.starts_with("https://")) {
-            return Err(ConfigError::Invalid(format!(
-                "server {:?} must be an http:// or https:// URL",
-                self.server
-            )));
+        for (key, url) in std::iter::once(("server", &self.server)).chain(
+            self.failover_servers
+                .iter()
+                .map(|s| ("failover_servers", s)),
+        ) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} {url:?} must be an http:// or https:// URL"
+                )));
+            }
+            if url.starts_with("https://") != self.server.starts_with("https://") {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} {url:?}: every server node is https:// or every one http://,                      under the same pin"
+                )));
+            }
         }
         self.server_trust()?;
         // A wildcard address is where to listen, not where to connect: clients would be told
@@ -167,6 +199,15 @@ impl GatewayConfig {
             ))),
             (None, None) => Ok(None),
         }
+    }
+
+    pub fn cut_after_silence(&self) -> Result<std::time::Duration, ConfigError> {
+        humantime::parse_duration(&self.cut_after_silence).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "cut_after_silence {:?}: {e}",
+                self.cut_after_silence
+            ))
+        })
     }
 
     pub fn offline_grace(&self) -> Result<std::time::Duration, ConfigError> {

@@ -23,20 +23,29 @@ const SILENCE: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// Keep a control channel open to a server node: the one the API client uses; when it cannot
+/// be reached, the next configured node (docs/cluster.md).
 pub async fn run(
     gw: Arc<Gateway>,
-    url: String,
     key: String,
     tls: Option<Arc<rustls::ClientConfig>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
+        let url = match gw.api.control_url() {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "control channel: no usable server URL");
+                return;
+            }
+        };
         match connect(&url, &key, tls.clone()).await {
             Ok(ws) => {
                 backoff = BACKOFF_MIN;
                 gw.control_connected.store(true, Ordering::SeqCst);
-                tracing::info!("control channel to the server is up");
+                gw.touch();
+                tracing::info!(server = %gw.api.server(), "control channel to the server is up");
                 let why = serve(&gw, ws, &mut stop).await;
                 gw.control_connected.store(false, Ordering::SeqCst);
                 if *stop.borrow() {
@@ -44,7 +53,10 @@ pub async fn run(
                 }
                 tracing::warn!(reason = %why, "control channel lost; reconnecting");
             }
-            Err(e) => tracing::warn!(error = %e, "control channel: cannot connect; retrying"),
+            Err(e) => {
+                tracing::warn!(server = %gw.api.server(), error = %e, "control channel: cannot connect; trying the next server node");
+                gw.api.fail_over();
+            }
         }
         let jitter = Duration::from_millis(rand::random::<u64>() % 50);
         tokio::select! {
@@ -103,6 +115,8 @@ async fn serve(gw: &Arc<Gateway>, ws: Ws, stop: &mut watch::Receiver<bool>) -> S
                     Ok(Some(Err(e))) => return e.to_string(),
                     Ok(Some(Ok(m))) => m,
                 };
+                // Any message or ping: a server node is alive and speaking to us.
+                gw.touch();
                 match msg {
                     Message::Text(text) => match serde_json::from_str::<ControlDown>(&text) {
                         Ok(ControlDown::Revoke(r)) => spawn_apply(gw, r, &up_tx),

@@ -96,9 +96,62 @@ impl Gateway {
         }
     }
 
+    /// Cut every live session when no server node has been heard from for longer than
+    /// `cut_after` (control channel and API silent alike): the gateway cannot know whether
+    /// their grants still stand. Returns how many were cut.
+    pub fn cut_if_silent(&self, cut_after: std::time::Duration) -> usize {
+        let silent_for = self
+            .last_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|t| t.elapsed());
+        if !silence_requires_cut(silent_for, cut_after) {
+            return 0;
+        }
+        let n = self.live.cut_all(&format!(
+            "no jitgate server heard from for {}: the gateway cannot confirm the grant still stands (cut_after_silence)",
+            humantime::format_duration(std::time::Duration::from_secs(
+                silent_for.unwrap_or_default().as_secs()
+            ))
+        ));
+        if n > 0 {
+            tracing::warn!(sessions = n, "no server node heard from; live sessions cut");
+        }
+        n
+    }
+
     /// The server answered: the offline grace counts from now.
     pub(crate) fn touch(&self) {
         *self.last_contact.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(std::time::Instant::now());
+    }
+}
+
+/// Fail closed on silence: cut once the silence is longer than the bound (never when the bound
+/// is zero, i.e. turned off, or before the server was ever heard from — the gateway cannot
+/// start without it).
+pub fn silence_requires_cut(
+    silent_for: Option<std::time::Duration>,
+    cut_after: std::time::Duration,
+) -> bool {
+    !cut_after.is_zero() && silent_for.is_some_and(|s| s > cut_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::silence_requires_cut;
+    use std::time::Duration;
+
+    #[test]
+    fn silence_cuts_only_past_the_bound() {
+        let bound = Duration::from_secs(300);
+        assert!(!silence_requires_cut(Some(Duration::from_secs(299)), bound));
+        assert!(!silence_requires_cut(Some(bound), bound));
+        assert!(silence_requires_cut(Some(Duration::from_secs(301)), bound));
+        assert!(!silence_requires_cut(None, bound));
+        assert!(!silence_requires_cut(
+            Some(Duration::from_secs(10_000)),
+            Duration::ZERO
+        ));
     }
 }

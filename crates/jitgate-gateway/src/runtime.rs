@@ -312,6 +312,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     // Over TLS: enrol (or renew) the client certificate first; every call presents it.
     let api = crate::server_api::connect(
         &config.server,
+        &config.failover_servers,
         &key,
         trust.as_ref(),
         &config.state_dir,
@@ -397,7 +398,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     // restart stays refused even if the server cannot be reached.
     let revoked = RevocationList::load(&config.state_dir.join("revoked.jsonl"))
         .map_err(GatewayError::Other)?;
-    let control_url = api.control_url().map_err(GatewayError::Other)?;
+    api.control_url().map_err(GatewayError::Other)?;
     let setup = api.hello(&hello).await.map_err(GatewayError::Server)?;
     let (events, spool_task) = crate::spool::start(
         api.clone(),
@@ -438,6 +439,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         ssh_user_ca_keys: RwLock::new(Vec::new()),
     });
     gateway.apply_setup(&setup)?;
+    gateway.touch();
     tracing::info!(gateway = %gateway.id, %addr, assets = setup.assets.len(), "gateway listening");
     let (stop, stop_rx) = watch::channel(false);
 
@@ -465,7 +467,6 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     }
     let control = tokio::spawn(crate::control::run(
         gateway.clone(),
-        control_url,
         key.clone(),
         api.tls(),
         stop_rx.clone(),
@@ -504,11 +505,29 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
             }
         }
     });
+    // Fail closed on silence: no server node heard from for `cut_after_silence`, live
+    // sessions are cut (new ones are refused already, after `offline_grace`).
+    let cut_after = config.cut_after_silence()?;
+    let silence_gw = gateway.clone();
+    let mut silence_stop = stop.subscribe();
+    let silence = tokio::spawn(async move {
+        if cut_after.is_zero() {
+            return;
+        }
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => { silence_gw.cut_if_silent(cut_after); }
+                _ = silence_stop.changed() => return,
+            }
+        }
+    });
     // The spool task is not stopped with the rest: it keeps delivering (or spooling to disk)
     // what sessions recorded until the process ends.
     drop(spool_task);
     drop(recordings_task);
-    tasks.extend([accept, refresh, control, refusals]);
+    tasks.extend([accept, refresh, control, refusals, silence]);
     Ok(RunningGateway {
         addr,
         ssh_addr,

@@ -1,6 +1,13 @@
 //! The gateway's client of the server API (`/api/v1/gateway/...`), authenticated with the
 //! gateway's API key and, over TLS, its enrolled client certificate ([`connect`] enrols or
 //! renews it first).
+//!
+//! Several server nodes (docs/cluster.md): the client knows the configured `server` and
+//! `failover_servers`, uses one at a time, and moves on to the next when the current one
+//! cannot be reached — for the call that found it down and everything after. Calls are safe
+//! to repeat on another node: event deliveries carry sequence numbers the server
+//! deduplicates, recording chunks are keyed by session and index, the rest only read or
+//! issue.
 
 use crate::enrolment::{ClientIdentity, EnrolRequest, Enrolled};
 use crate::server_trust::ServerTrust;
@@ -36,7 +43,10 @@ fn send_error(e: reqwest::Error) -> ApiError {
 
 #[derive(Clone)]
 pub struct ServerApi {
-    base: String,
+    /// `<server>/api/v1` for every configured server node, the primary first.
+    bases: Arc<Vec<String>>,
+    /// Which of `bases` is in use.
+    current: Arc<std::sync::atomic::AtomicUsize>,
     key: String,
     http: reqwest::Client,
     /// TLS to the server (`https://`), pinned; `None` for plain `http://`.
@@ -80,11 +90,71 @@ impl ServerApi {
             .build()
             .map_err(|e| ApiError::Unreachable(e.to_string()))?;
         Ok(ServerApi {
-            base: format!("{}/api/v1", server.trim_end_matches('/')),
+            bases: Arc::new(vec![format!("{}/api/v1", server.trim_end_matches('/'))]),
+            current: Arc::default(),
             key: key.to_string(),
             http,
             tls,
         })
+    }
+
+    /// Add the other server nodes to fail over to, in order after the primary.
+    pub fn with_failover(mut self, servers: &[String]) -> Self {
+        let mut bases = (*self.bases).clone();
+        bases.extend(
+            servers
+                .iter()
+                .map(|s| format!("{}/api/v1", s.trim_end_matches('/'))),
+        );
+        self.bases = Arc::new(bases);
+        self
+    }
+
+    /// The base URL in use (`…/api/v1`).
+    fn base(&self) -> &str {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.bases[i % self.bases.len()]
+    }
+
+    /// The server node in use (its URL as configured).
+    pub fn server(&self) -> String {
+        self.base().trim_end_matches("/api/v1").to_string()
+    }
+
+    /// Move on to the next server node (the current one is gone).
+    pub fn fail_over(&self) {
+        if self.bases.len() > 1 {
+            let next =
+                (self.current.load(std::sync::atomic::Ordering::Relaxed) + 1) % self.bases.len();
+            self.current
+                .store(next, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(server = %self.server(), "failing over to the next server node");
+        }
+    }
+
+    /// One call, made on the server in use and, while it cannot be reached, on each other
+    /// node in turn; the node that answers stays in use.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        make: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<T, ApiError> {
+        let n = self.bases.len();
+        let start = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..n {
+            let at = (start + i) % n;
+            match self.send(make(&self.http, &self.bases[at])).await {
+                Err(e @ ApiError::Unreachable(_)) => last = Some(e),
+                answer => {
+                    if at != start % n {
+                        self.current.store(at, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(server = %self.server(), "failed over to another server node");
+                    }
+                    return answer;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ApiError::Unreachable("no server configured".into())))
     }
 
     /// The pinned TLS configuration for the control channel (`None`: plain `ws://`).
@@ -117,14 +187,14 @@ impl ServerApi {
     /// The control channel's WebSocket URL: `wss://…/api/v1/gateway/control` for an
     /// `https://` server (same pin as the API calls), `ws://…` for a plain one.
     pub fn control_url(&self) -> Result<String, String> {
-        if let Some(rest) = self.base.strip_prefix("http://") {
+        let base = self.base();
+        if let Some(rest) = base.strip_prefix("http://") {
             Ok(format!("ws://{rest}/gateway/control"))
-        } else if let Some(rest) = self.base.strip_prefix("https://") {
+        } else if let Some(rest) = base.strip_prefix("https://") {
             Ok(format!("wss://{rest}/gateway/control"))
         } else {
             Err(format!(
-                "server URL {} must start with https:// or http://",
-                self.base
+                "server URL {base} must start with https:// or http://"
             ))
         }
     }
@@ -134,32 +204,22 @@ impl ServerApi {
     }
 
     pub async fn hello(&self, hello: &GatewayHello) -> Result<GatewaySetup, ApiError> {
-        self.send(
-            self.http
-                .post(format!("{}/gateway/hello", self.base))
-                .json(hello),
-        )
-        .await
+        self.call(|http, base| http.post(format!("{base}/gateway/hello")).json(hello))
+            .await
     }
 
     /// `POST /gateway/enrol`: a certificate for the key behind `csr`.
     pub async fn enrol(&self, csr: &str) -> Result<Enrolled, ApiError> {
-        self.send(
-            self.http
-                .post(format!("{}/gateway/enrol", self.base))
-                .json(&EnrolRequest {
-                    csr: csr.to_string(),
-                }),
-        )
-        .await
+        let body = EnrolRequest {
+            csr: csr.to_string(),
+        };
+        self.call(|http, base| http.post(format!("{base}/gateway/enrol")).json(&body))
+            .await
     }
 
     pub async fn grant_status(&self, grant: &str) -> Result<GrantStatus, ApiError> {
-        self.send(
-            self.http
-                .get(format!("{}/gateway/grants/{grant}", self.base)),
-        )
-        .await
+        self.call(|http, base| http.get(format!("{base}/gateway/grants/{grant}")))
+            .await
     }
 
     /// `POST /gateway/ssh/target-certificate`: the certificate (OpenSSH line) the gateway
@@ -174,16 +234,16 @@ impl ServerApi {
         struct Issued {
             certificate: String,
         }
+        let body = serde_json::json!({
+            "grant_id": grant_id,
+            "asset": asset,
+            "public_key": public_key,
+        });
         let issued: Issued = self
-            .send(
-                self.http
-                    .post(format!("{}/gateway/ssh/target-certificate", self.base))
-                    .json(&serde_json::json!({
-                        "grant_id": grant_id,
-                        "asset": asset,
-                        "public_key": public_key,
-                    })),
-            )
+            .call(|http, base| {
+                http.post(format!("{base}/gateway/ssh/target-certificate"))
+                    .json(&body)
+            })
             .await?;
         Ok(issued.certificate)
     }
@@ -192,12 +252,8 @@ impl ServerApi {
         let batch = GatewayEventBatch {
             events: events.to_vec(),
         };
-        self.send(
-            self.http
-                .post(format!("{}/gateway/events", self.base))
-                .json(&batch),
-        )
-        .await
+        self.call(|http, base| http.post(format!("{base}/gateway/events")).json(&batch))
+            .await
     }
 
     /// `POST /gateway/recordings/{session}/chunks/{index}`: one framed recording chunk.
@@ -207,15 +263,15 @@ impl ServerApi {
         index: u64,
         frame: Vec<u8>,
     ) -> Result<RecordingChunkAck, ApiError> {
-        self.send(
-            self.http
-                .post(format!(
-                    "{}/gateway/recordings/{session}/chunks/{index}",
-                    self.base
-                ))
-                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .body(frame),
-        )
+        // Shared, not copied, when the call moves on to another node.
+        let frame = bytes::Bytes::from(frame);
+        self.call(|http, base| {
+            http.post(format!(
+                "{base}/gateway/recordings/{session}/chunks/{index}"
+            ))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(frame.clone())
+        })
         .await
     }
 }
@@ -226,13 +282,14 @@ impl ServerApi {
 /// itself. A plain `http://` server gets no certificate (nothing to present it over).
 pub async fn connect(
     server: &str,
+    failover: &[String],
     key: &str,
     trust: Option<&ServerTrust>,
     state_dir: &std::path::Path,
     gateway_hint: &str,
 ) -> Result<ServerApi, ApiError> {
     let Some(trust) = trust else {
-        return ServerApi::new(server, key, None);
+        return Ok(ServerApi::new(server, key, None)?.with_failover(failover));
     };
     let local = |e: crate::tls::TlsError| {
         ApiError::Untrusted(format!(
@@ -245,7 +302,8 @@ pub async fn connect(
     let current = match current {
         Some(id) if !id.due_for_renewal(now) => id,
         Some(id) => {
-            let api = ServerApi::with_identity(server, key, Some(trust), Some(&id))?;
+            let api = ServerApi::with_identity(server, key, Some(trust), Some(&id))?
+                .with_failover(failover);
             match enrol_with(&api, state_dir, gateway_hint).await {
                 Ok(renewed) => renewed,
                 // Still valid: keep working with it and try again at the next start.
@@ -258,13 +316,13 @@ pub async fn connect(
             }
         }
         None => {
-            let api = ServerApi::new(server, key, Some(trust))?;
+            let api = ServerApi::new(server, key, Some(trust))?.with_failover(failover);
             let id = enrol_with(&api, state_dir, gateway_hint).await?;
             tracing::info!(fingerprint = %id.fingerprint, "enrolled: client certificate issued");
             id
         }
     };
-    ServerApi::with_identity(server, key, Some(trust), Some(&current))
+    Ok(ServerApi::with_identity(server, key, Some(trust), Some(&current))?.with_failover(failover))
 }
 
 async fn enrol_with(

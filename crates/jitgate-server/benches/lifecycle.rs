@@ -147,6 +147,8 @@ async fn gateway(
         tls_cert: None,
         tls_key: None,
         offline_grace: "0s".into(),
+        failover_servers: Vec::new(),
+        cut_after_silence: "5m".into(),
         device_timeout: "2s".into(),
         client_limits: Default::default(),
     };

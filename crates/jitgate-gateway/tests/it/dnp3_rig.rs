@@ -190,6 +190,8 @@ impl Dnp3Rig {
             tls_cert: None,
             tls_key: None,
             offline_grace: "0s".into(),
+            failover_servers: Vec::new(),
+            cut_after_silence: "5m".into(),
             device_timeout: "2s".into(),
             client_limits: Default::default(),
         };

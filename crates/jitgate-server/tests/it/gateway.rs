@@ -58,6 +58,8 @@ pub(crate) async fn rig(store: Store) -> Rig {
         tls_cert: None,
         tls_key: None,
         offline_grace: "0s".into(),
+        failover_servers: Vec::new(),
+        cut_after_silence: "5m".into(),
         device_timeout: "1s".into(),
         client_limits: Default::default(),
     };

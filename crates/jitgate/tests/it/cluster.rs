@@ -203,8 +203,11 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     std::fs::write(
         &gw_config,
         format!(
-            "server = \"http://127.0.0.1:{}\"\napi_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n",
+            "server = \"http://127.0.0.1:{}\"\nfailover_servers = [\"http://127.0.0.1:{}\"]\n\
+             api_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n\
+             cut_after_silence = \"35s\"\n",
             a.port,
+            b.port,
             key["key"].as_str().unwrap(),
             tmp.path().join("gw").display()
         ),
@@ -347,8 +350,77 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         String::from_utf8_lossy(&verify.stderr)
     );
     drop(_connect);
+
+    // Node A dies (SIGKILL): the gateway fails over to node B, which serves new sessions and
+    // cuts them on revocation as A did.
     a.process = None;
+    wait_for("gw-north attached to node-b after node-a died", || {
+        let list = on_b.json("sam", &["gateways"]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == "gw-north" && g["attached_to"] == "node-b")
+            .cloned()
+    });
+    let req = on_b.json(
+        "alice",
+        &[
+            "request",
+            "--asset",
+            "plc-7",
+            "--modbus",
+            "read holding 0-99 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            "after failover",
+            "--ref",
+            "WO-11",
+        ],
+    );
+    let approved = on_b.json("bob", &["approve", req["id"].as_str().unwrap()]);
+    let grant = approved["grant"]["id"].as_str().unwrap().to_string();
+    let local = free_port();
+    let _after = crate::gateway::connect(&on_b, &grant, local);
+    let reader = holding_client(local);
+    std::thread::sleep(Duration::from_millis(1500));
+    on_b.ok("sam", &["revoke", &grant, "--reason", "failover test over"]);
+    let r = reader.join().unwrap();
+    assert!(r["reads"].as_u64().unwrap() >= 3, "{r}");
+    assert_ne!(r["ended"], "still open after 120 s", "{r}");
+    teardown_verdict(&on_b, &grant, "verified");
+
+    // No node left: the gateway keeps a live session only until `cut_after_silence` (35 s
+    // here) has passed without a word from any server, then cuts it.
+    let req = on_b.json(
+        "alice",
+        &[
+            "request",
+            "--asset",
+            "plc-7",
+            "--modbus",
+            "read holding 0-99 unit 1",
+            "--for",
+            "1h",
+            "--reason",
+            "silence test",
+            "--ref",
+            "WO-12",
+        ],
+    );
+    let approved = on_b.json("bob", &["approve", req["id"].as_str().unwrap()]);
+    let grant = approved["grant"]["id"].as_str().unwrap().to_string();
+    let local = free_port();
+    let _silent = crate::gateway::connect(&on_b, &grant, local);
+    let reader = holding_client(local);
+    std::thread::sleep(Duration::from_millis(1500));
     b.process = None;
+    let r = reader.join().unwrap();
+    assert_ne!(r["ended"], "still open after 120 s", "{r}");
+    // Cut by the silence bound, not before it: the session's own online check (just before
+    // the reader started) was a word from node B, so the cut comes 35 s after that at the
+    // earliest; 25 leaves room for how the 1.5 s and the reader's start line up.
+    assert!(r["after_s"].as_f64().unwrap() >= 25.0, "cut too early: {r}");
     rt.block_on(plc.shutdown());
     rt.block_on(pg.cleanup());
 }
