@@ -3,7 +3,7 @@
 //! Each gateway holds its control channel with one node; a grant may end on any node. So:
 //!
 //! - **Revocations cross nodes at once.** The node that ended grants announces them
-//!   (`NOTIFY jitgate_revoked`, [`announce_revoked`]) right after its commit; every node's
+//!   (`NOTIFY jitgate_revoked`, [`crate::revocations::announce_revoked`]) right after its commit; every node's
 //!   [`listen`] task pushes them to the gateways it holds. The database stays the source of
 //!   truth: after the listening connection was lost, a node sends each gateway it holds the
 //!   full list of ended grants again (the same `Sync` a connecting gateway gets), and the
@@ -17,13 +17,10 @@
 //! On SQLite there is one node: nothing here runs, and [`wait_ack`] is the control hub's.
 
 use crate::state::AppState;
-use jitgate_core::Timestamp;
 use jitgate_gateway::wire::{ControlDown, RevocationAck};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Channel of ended grants (payload: [`Revoked`]).
-pub const REVOKED_CHANNEL: &str = "jitgate_revoked";
 /// Channel of stored acknowledgements (payload: [`Acked`]).
 pub const ACKED_CHANNEL: &str = "jitgate_acked";
 /// How often a node records that it is alive.
@@ -33,23 +30,6 @@ pub const NODE_STALE_AFTER: Duration = Duration::from_secs(10);
 /// While a teardown waits for an acknowledgement that another node may receive, it also
 /// reads the stored acknowledgements this often, in case a notification was lost.
 const ACK_REREAD: Duration = Duration::from_millis(250);
-/// Grant ids per notification (each ≈ 40 bytes; PostgreSQL takes < 8000 bytes).
-const IDS_PER_NOTIFICATION: usize = 100;
-
-/// This node.
-#[derive(Debug, Clone)]
-pub struct Node {
-    pub id: String,
-    pub url: String,
-    pub started_at: Timestamp,
-}
-
-/// Payload on [`REVOKED_CHANNEL`].
-#[derive(Debug, Serialize, Deserialize)]
-struct Revoked {
-    node: String,
-    grants: Vec<String>,
-}
 
 /// Payload on [`ACKED_CHANNEL`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,32 +39,8 @@ struct Acked {
     grant: String,
 }
 
-fn is_cluster(state: &AppState) -> bool {
+pub(crate) fn is_cluster(state: &AppState) -> bool {
     state.store.backend() == jitgate_store::Backend::Postgres
-}
-
-/// Tell the other nodes that these grants ended (after the commit that ended them).
-pub async fn announce_revoked(state: &AppState, grant_ids: &[String]) {
-    if !is_cluster(state) || grant_ids.is_empty() {
-        return;
-    }
-    let sent = async {
-        let mut tx = state.store.read().await?;
-        for chunk in grant_ids.chunks(IDS_PER_NOTIFICATION) {
-            let payload = serde_json::to_string(&Revoked {
-                node: state.node.id.clone(),
-                grants: chunk.to_vec(),
-            })
-            .map_err(|e| jitgate_store::StoreError::Encode(e.to_string()))?;
-            tx.notify(REVOKED_CHANNEL, &payload).await?;
-        }
-        Ok::<_, jitgate_store::StoreError>(())
-    }
-    .await;
-    if let Err(e) = sent {
-        // The teardown of each grant announces it again until its gateways acknowledge.
-        tracing::warn!(error = %e, "cannot announce ended grants to the other nodes; the teardown retries");
-    }
 }
 
 /// Record a gateway's acknowledgement where every node sees it, then tell them.
@@ -250,18 +206,38 @@ pub async fn release_lease(state: &AppState, job: &str) {
 }
 
 /// Start the heartbeat and the listener (PostgreSQL only).
-pub fn spawn(
+pub async fn spawn(
     state: &AppState,
     shutdown: &tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     if !is_cluster(state) {
         return Vec::new();
     }
+    // Listening before the node serves: nothing announced after its first request is missed,
+    // and `/readyz` is true from the start (the task retries if this fails).
+    let first = match state.store.listen(CHANNELS).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for the other nodes yet; retrying");
+            None
+        }
+    };
+    state
+        .metrics
+        .listening
+        .store(first.is_some(), std::sync::atomic::Ordering::Relaxed);
     vec![
         tokio::spawn(heartbeat(state.clone(), shutdown.clone())),
-        tokio::spawn(listen(state.clone(), shutdown.clone())),
+        tokio::spawn(listen(state.clone(), shutdown.clone(), first)),
     ]
 }
+
+/// What a node listens to.
+const CHANNELS: &[&str] = &[
+    crate::revocations::REVOKED_CHANNEL,
+    ACKED_CHANNEL,
+    crate::cluster_keys::KEYS_CHANNEL,
+];
 
 async fn heartbeat(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     // Links left by an earlier run of this node are gone with its connections.
@@ -287,18 +263,18 @@ async fn heartbeat(state: AppState, mut shutdown: tokio::sync::watch::Receiver<b
 
 /// Receive the other nodes' announcements and act on them; after a lost connection, catch
 /// up from the database.
-async fn listen(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+async fn listen(
+    state: AppState,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut first: Option<jitgate_store::Listener>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut listener = match state
-            .store
-            .listen(&[
-                REVOKED_CHANNEL,
-                ACKED_CHANNEL,
-                crate::cluster_keys::KEYS_CHANNEL,
-            ])
-            .await
-        {
+        let connected = match first.take() {
+            Some(l) => Ok(Some(l)),
+            None => state.store.listen(CHANNELS).await,
+        };
+        let mut listener = match connected {
             Ok(Some(l)) => l,
             Ok(None) => return,
             Err(e) => {
@@ -312,6 +288,10 @@ async fn listen(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool
             }
         };
         backoff = Duration::from_millis(100);
+        state
+            .metrics
+            .listening
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // Whatever was announced before this connection listened: read it.
         catch_up(&state).await;
         loop {
@@ -324,6 +304,10 @@ async fn listen(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool
                 Ok(None) => catch_up(&state).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the listening connection; reconnecting");
+                    state
+                        .metrics
+                        .listening
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     break;
                 }
             }
@@ -333,23 +317,8 @@ async fn listen(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool
 
 async fn on_notification(state: &AppState, channel: &str, payload: &str) {
     match channel {
-        REVOKED_CHANNEL => {
-            let Ok(r) = serde_json::from_str::<Revoked>(payload) else {
-                tracing::warn!(payload, "unreadable revocation announcement ignored");
-                return;
-            };
-            if r.node == state.node.id {
-                return; // pushed already, before it was announced
-            }
-            let mut grants = Vec::new();
-            if let Ok(mut tx) = state.store.read().await {
-                for id in &r.grants {
-                    if let Ok(Some(g)) = tx.get_grant(id).await {
-                        grants.push(g);
-                    }
-                }
-            }
-            crate::revocations::push_local(state, &grants).await;
+        crate::revocations::REVOKED_CHANNEL => {
+            crate::revocations::on_announcement(state, payload).await;
         }
         ACKED_CHANNEL => {
             let Ok(a) = serde_json::from_str::<Acked>(payload) else {

@@ -81,6 +81,8 @@ pub mod gateway_auth;
 pub mod gateway_ca;
 pub mod ids;
 pub mod login;
+pub mod metrics;
+pub mod node;
 pub mod notify;
 pub mod paging;
 pub mod policy;
@@ -232,7 +234,7 @@ pub async fn start_with_store(
         .await
         .map_err(|e| StartError::Other(format!("cluster keys: {e}")))?;
     let config_login = config.login.clone();
-    let node = cluster::Node {
+    let node = node::Node {
         id: config.cluster.node_id(config.listen),
         url: config.cluster.url(config.listen, server_tls.is_some()),
         started_at: clock.now(),
@@ -260,6 +262,7 @@ pub async fn start_with_store(
         cert_refusals: Default::default(),
         ssh_cas: Arc::new(ssh_cas),
         node: Arc::new(node),
+        metrics: Arc::new(metrics::Metrics::default()),
     };
     let sealed = secrets::encrypt_stored_totp(&state.store, &state.totp_key)
         .await
@@ -319,7 +322,7 @@ pub async fn start_with_store(
         shutdown.subscribe(),
     ))];
     evidence_tasks.extend(siem::spawn(&state, &shutdown.subscribe()));
-    evidence_tasks.extend(cluster::spawn(&state, &shutdown.subscribe()));
+    evidence_tasks.extend(cluster::spawn(&state, &shutdown.subscribe()).await);
     tracing::info!(%addr, tls = server_tls.is_some(), node = %state.node.id, "jitgate server listening");
     Ok(RunningServer {
         addr,
@@ -357,14 +360,32 @@ pub fn app(state: AppState) -> Router {
         .merge(console::router())
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(api::metrics::readyz))
+        .route("/metrics", get(api::metrics::metrics))
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             state.config.limits.max_body_bytes,
         ))
         // Every error answer is `{code, message}`, also those axum and tower make (405, 413).
         .layer(axum::middleware::map_response(api::limits::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Count every answer by method and status class (`jitgate_http_responses_total`).
+async fn count_responses(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().as_str().to_string();
+    let resp = next.run(req).await;
+    state.metrics.http_response(&method, resp.status().as_u16());
+    resp
 }
 
 async fn openapi() -> impl IntoResponse {

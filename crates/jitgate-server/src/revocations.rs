@@ -56,7 +56,7 @@ pub(crate) async fn grant_assets(
 pub async fn push_revocations(state: &AppState, grants: &[Grant]) {
     push_local(state, grants).await;
     let ids: Vec<String> = grants.iter().map(|g| g.id.clone()).collect();
-    crate::cluster::announce_revoked(state, &ids).await;
+    announce_revoked(state, &ids).await;
     state.teardown_wake.notify_one();
 }
 
@@ -112,4 +112,60 @@ pub async fn revocations_for_gateway(
         }
     }
     Ok(out)
+}
+
+/// Channel of ended grants between server nodes (payload: [`Revoked`]; docs/cluster.md).
+pub const REVOKED_CHANNEL: &str = "jitgate_revoked";
+/// Grant ids per notification (each ≈ 40 bytes; PostgreSQL takes < 8000 bytes).
+const IDS_PER_NOTIFICATION: usize = 100;
+
+/// Payload on [`REVOKED_CHANNEL`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Revoked {
+    node: String,
+    grants: Vec<String>,
+}
+
+/// Tell the other nodes that these grants ended (after the commit that ended them).
+pub async fn announce_revoked(state: &AppState, grant_ids: &[String]) {
+    if state.store.backend() != jitgate_store::Backend::Postgres || grant_ids.is_empty() {
+        return;
+    }
+    let sent = async {
+        let mut tx = state.store.read().await?;
+        for chunk in grant_ids.chunks(IDS_PER_NOTIFICATION) {
+            let payload = serde_json::to_string(&Revoked {
+                node: state.node.id.clone(),
+                grants: chunk.to_vec(),
+            })
+            .map_err(|e| jitgate_store::StoreError::Encode(e.to_string()))?;
+            tx.notify(REVOKED_CHANNEL, &payload).await?;
+        }
+        Ok::<_, jitgate_store::StoreError>(())
+    }
+    .await;
+    if let Err(e) = sent {
+        // The teardown of each grant announces it again until its gateways acknowledge.
+        tracing::warn!(error = %e, "cannot announce ended grants to the other nodes; the teardown retries");
+    }
+}
+
+/// Another node announced ended grants: push them to the gateways attached to this node.
+pub async fn on_announcement(state: &AppState, payload: &str) {
+    let Ok(r) = serde_json::from_str::<Revoked>(payload) else {
+        tracing::warn!(payload, "unreadable revocation announcement ignored");
+        return;
+    };
+    if r.node == state.node.id {
+        return; // pushed already, before it was announced
+    }
+    let mut grants = Vec::new();
+    if let Ok(mut tx) = state.store.read().await {
+        for id in &r.grants {
+            if let Ok(Some(g)) = tx.get_grant(id).await {
+                grants.push(g);
+            }
+        }
+    }
+    push_local(state, &grants).await;
 }

@@ -180,6 +180,7 @@ pub async fn submit_request(
         new.path,
         duration_secs,
     );
+    state.metrics.decision(decision.allowed);
     let context = lifecycle::SubmitContext {
         orgs: &orgs,
         assets: &assets,

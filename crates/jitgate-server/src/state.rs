@@ -52,8 +52,10 @@ pub struct AppState {
     /// Client-certificate refusals recorded lately (one event per gateway and reason per
     /// window).
     pub cert_refusals: Arc<crate::gateway_ca::RefusalWindow>,
+    /// Prometheus metrics of this node (`crate::metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// This node: its name and URL among the nodes on one database ([`crate::cluster`]).
-    pub node: Arc<crate::cluster::Node>,
+    pub node: Arc<crate::node::Node>,
     /// The SSH user and host-access CAs (`ssh-ca-keys.json` in the data directory).
     pub ssh_cas: Arc<crate::ssh_ca::SshCas>,
 }

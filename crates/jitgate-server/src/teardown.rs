@@ -295,7 +295,7 @@ async fn check_gateway(
     // (Re)send unless already acknowledged: the push at the end may have gone nowhere. A
     // gateway attached to another node gets it through that node.
     if state.control.ack(gateway, &g.id).is_none() && !state.control.revoke(gateway, r) {
-        crate::cluster::announce_revoked(state, std::slice::from_ref(&g.id)).await;
+        crate::revocations::announce_revoked(state, std::slice::from_ref(&g.id)).await;
     }
     let sessions = match crate::cluster::wait_ack(state, gateway, &g.id, timeout).await {
         Some(ack) if ack.live_sessions == 0 => Check::new(
@@ -789,6 +789,7 @@ async fn record_in(
         })
         .collect::<ApiResult<_>>()?;
     let final_verdict = verdict.is_final();
+    state.metrics.teardown_verdict(verdict.as_str());
     let next_attempt_at: Option<Timestamp> = (!final_verdict).then(|| {
         let backoff = Duration::from_secs(1 << attempts.clamp(0, 5)).min(RETRY_MAX);
         now + chrono::Duration::from_std(backoff).unwrap_or_default()

@@ -473,6 +473,17 @@ impl Tx {
         rows.iter().map(grant_from_row).collect()
     }
 
+    /// How many grants are in each state (for metrics), by state name.
+    pub async fn count_grants_by_state(&mut self) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM grants GROUP BY state ORDER BY state")
+                .fetch_all(self.conn())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect()
+    }
+
     /// Active grants whose expiry has passed at `now`, earliest expiry first.
     pub async fn grants_expired(&mut self, now: Timestamp) -> Result<Vec<Grant>> {
         let rows = sqlx::query(&format!(

@@ -62,10 +62,15 @@ async fn serve(state: AppState, gateway: String, socket: WebSocket) {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ControlUp>(&text) {
                     Ok(ControlUp::Ack(ack)) => {
+                        // Measured first, so whoever waits for the acknowledgement finds it
+                        // counted (one point read per acknowledgement).
+                        observe_cut(&state, &ack).await;
                         state.control.record_ack(&gateway, ack.clone());
                         // Off the channel's loop: the teardown may run on another node.
                         let (state, gateway) = (state.clone(), gateway.clone());
-                        tokio::spawn(async move { crate::cluster::share_ack(&state, &gateway, &ack).await });
+                        tokio::spawn(async move {
+                            crate::cluster::share_ack(&state, &gateway, &ack).await;
+                        });
                     }
                     Err(e) => tracing::warn!(%gateway, error = %e, "control channel: message ignored"),
                 },
@@ -84,4 +89,28 @@ async fn serve(state: AppState, gateway: String, socket: WebSocket) {
     state.control.remove(&gateway, id);
     crate::cluster::gateway_detached(&state, &gateway).await;
     tracing::info!(%gateway, "gateway control channel closed");
+}
+
+/// Revocation-to-cut (or expiry-to-cut) of an acknowledgement that closed sessions, for the
+/// metrics: from the grant's end (its expiry, for an expired grant) to now.
+async fn observe_cut(state: &AppState, ack: &jitgate_gateway::wire::RevocationAck) {
+    if ack.sessions.is_empty() {
+        return;
+    }
+    let Ok(mut tx) = state.store.read().await else {
+        return;
+    };
+    let Ok(Some(g)) = tx.get_grant(&ack.grant_id).await else {
+        return;
+    };
+    let expired = matches!(g.end_reason, Some(jitgate_core::EndReason::Expired));
+    let from = if expired {
+        Some(g.expires_at)
+    } else {
+        g.ended_at
+    };
+    if let Some(from) = from {
+        let ms = (state.clock.now() - from).num_milliseconds();
+        state.metrics.cut_acknowledged(expired, ms as f64 / 1000.0);
+    }
 }

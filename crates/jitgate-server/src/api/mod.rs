@@ -7,6 +7,7 @@ pub mod evidence;
 pub mod extract;
 pub mod gateway;
 pub mod limits;
+pub mod metrics;
 pub mod recordings;
 pub mod response;
 pub mod reviews;

@@ -12,6 +12,7 @@ mod layers;
 mod lifecycle;
 mod limits;
 mod login;
+mod metrics;
 mod notify;
 mod pages;
 mod recordings;

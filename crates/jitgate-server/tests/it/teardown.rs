@@ -184,6 +184,18 @@ async fn revocation_cuts_the_live_session_and_the_teardown_is_verified() {
             r.h.call("sam", "GET", "/api/v1/grants?state=closed", None)
                 .await;
         assert!(closed.as_array().unwrap().iter().any(|x| x["id"] == g));
+        // The cut is measured (revocation to the gateway's acknowledgement) and the verdict
+        // counted.
+        let (_, metrics) = r.h.call("sam", "GET", "/metrics", None).await;
+        let metrics = metrics.as_str().unwrap();
+        assert!(
+            metrics.contains("jitgate_revocation_to_cut_seconds_count 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("jitgate_teardown_verdicts_total{verdict=\"verified\"} 1\n"),
+            "{metrics}"
+        );
         r.gw.stop().await;
         r.h.stop().await;
     })
