@@ -133,8 +133,11 @@ fn carries_data(function: Option<FunctionCode>, group: u8) -> bool {
     use FunctionCode::*;
     match function {
         None => true,
+        // A READ of file transport (g70v5, the handle and block number) carries its object,
+        // size-prefixed (IEEE 1815 file transfer; seen in public captures).
+        Some(Read) => group == 70,
         Some(
-            Read | ImmediateFreeze | ImmediateFreezeNoAck | FreezeClear | FreezeClearNoAck
+            ImmediateFreeze | ImmediateFreezeNoAck | FreezeClear | FreezeClearNoAck
             | EnableUnsolicited | DisableUnsolicited | AssignClass,
         ) => false,
         // The time to freeze at (group 50) has a value; the counters named after it do not.

@@ -150,6 +150,15 @@ fn file_objects_use_size_prefixes() {
         "count_mismatch"
     );
     assert_eq!(code(&[0xC0, 0x1E, 70, 4, 0x07, 1, 0xAA]), "bad_qualifier");
+    // Reading a block of an open file: READ of g70v5 with the handle and block number
+    // (as in the public capture zeek dnp3_file_read.pcap).
+    let read = [
+        0xCF, 0x01, 70, 5, 0x5B, 1, 8, 0, 0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0,
+    ];
+    let r = req(&read).unwrap();
+    assert_eq!((r.headers[0].group, r.headers[0].variation), (70, 5));
+    assert_eq!(r.headers[0].indexes, Indexes::Count(1));
+    assert_eq!(code(&read[..read.len() - 1]), "count_mismatch");
 }
 
 #[test]

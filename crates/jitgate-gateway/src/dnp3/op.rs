@@ -47,8 +47,9 @@ pub struct Operation {
     /// Unsolicited responses: the outstation's IIN bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iin: Option<[u8; 2]>,
-    /// Unsolicited responses whose objects the parser does not know (relayed all the same):
-    /// the parser's error code.
+    /// Objects the parser does not know: for an unsolicited response (relayed all the
+    /// same) the parser's error code; for a request (refused) the code and what it names
+    /// (`unknown_object: group 120 variation 1 ...`), the objects then not being listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects_unparsed: Option<String>,
     /// Malformed requests only: the stable error code; the session was closed.

@@ -222,12 +222,19 @@ fn fragment_decision(
         .request
         .as_ref()
         .map_or(&[][..], |r| r.headers.as_slice());
-    let op = Operation::request(
+    let mut op = Operation::request(
         fragment.get(1).copied(),
         control.map(|c| c.seq),
         headers,
         confirmed,
     );
+    if ins.request.is_none() {
+        // Refused because the parser stopped at an object or function it does not know: the
+        // record says why it lists no objects, rather than seeming to have had none.
+        op.objects_unparsed = jitgate_dnp3::parse_request(fragment, &allow.limits)
+            .err()
+            .map(|e| format!("{}: {e}", e.code()));
+    }
     let function = ins.request.as_ref().map(|r| r.function);
     match &ins.verdict {
         Verdict::Allow => {

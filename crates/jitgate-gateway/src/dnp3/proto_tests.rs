@@ -176,6 +176,27 @@ fn an_out_of_scope_operate_gets_the_refusal_and_never_reaches_the_outstation() {
 }
 
 #[test]
+fn a_request_refused_for_an_object_jitgate_does_not_know_says_so_in_its_record() {
+    let (a, mut s) = (allow(), Dnp3::new_state(&allow()));
+    // A READ of g120v1 (secure authentication, not in the object table).
+    let (_, record) = expect_refuse(decide(&a, &mut s, &request(&[0xC1, 0x01, 120, 1, 0x06])));
+    assert_eq!(record.refusal_iin2, Some(iin2::OBJECT_UNKNOWN));
+    assert!(record.objects.is_empty());
+    let unparsed = record.objects_unparsed.unwrap();
+    assert!(
+        unparsed.starts_with("unknown_object: ") && unparsed.contains("group 120 variation 1"),
+        "{unparsed}"
+    );
+    // A request whose objects parsed lists them, and nothing is said to be unparsed.
+    let (_, record) = expect_refuse(decide(
+        &a,
+        &mut s,
+        &request(&[0xC2, 0x01, 30, 1, 0x00, 9, 9]),
+    ));
+    assert_eq!((record.objects.len(), record.objects_unparsed), (1, None));
+}
+
+#[test]
 fn select_then_operate_of_a_granted_point_and_the_select_timeout() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()

@@ -152,10 +152,20 @@ pub struct Dnp3Rig {
 impl Dnp3Rig {
     /// A gateway fronting `rtu-12` (outstation 10, master 1) at `device`.
     pub async fn start(device: std::net::SocketAddr) -> Dnp3Rig {
+        Dnp3Rig::start_bound(device, 10, 1).await
+    }
+
+    /// A gateway fronting `rtu-12` at `device`, its inventory binding the link addresses
+    /// `outstation` and `master` (a replayed capture brings its own).
+    pub async fn start_bound(
+        device: std::net::SocketAddr,
+        outstation: u16,
+        master: u16,
+    ) -> Dnp3Rig {
         let asset: Asset = serde_json::from_value(json!({
             "id": "rtu-12", "kind": "rtu", "site": "south", "criticality": "high",
             "enforcement": "brokered", "gateway": GW,
-            "endpoints": {"dnp3": {"address": device.to_string(), "outstation": 10, "master": 1}},
+            "endpoints": {"dnp3": {"address": device.to_string(), "outstation": outstation, "master": master}},
         }))
         .unwrap();
         let ring = KeyRing::in_memory(chrono::Utc::now()).unwrap();
@@ -283,6 +293,11 @@ impl Dnp3Rig {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         port
+    }
+
+    /// `f` of the events the gateway delivered so far.
+    pub fn with_events<T>(&self, f: impl FnOnce(&[GatewayEvent]) -> T) -> T {
+        f(&self.fake.lock().unwrap().events)
     }
 
     /// The events the gateway delivered, polled until `done` holds or 10 s pass.
