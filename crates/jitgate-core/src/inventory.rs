@@ -421,6 +421,10 @@ pub fn validate_identity(
 }
 
 /// Check one asset against the known sites.
+/// The first DNP3 link address that is not a device's own (0xFFF0 and up are reserved,
+/// 0xFFFD..=0xFFFF broadcast).
+pub const DNP3_RESERVED_ADDRESSES: u16 = 0xFFF0;
+
 pub fn validate_asset(a: &Asset, sites: &BTreeMap<&str, &Site>) -> Result<(), CoreError> {
     let bad = |m: String| Err(CoreError::InvalidInventory(m));
     if !valid_id(&a.id) {
@@ -448,6 +452,24 @@ pub fn validate_asset(a: &Asset, sites: &BTreeMap<&str, &Site>) -> Result<(), Co
             return bad(format!(
                 "asset {}: modbus endpoint needs at least one unit id",
                 a.id
+            ));
+        }
+    }
+    if let Some(d) = &a.endpoints.dnp3 {
+        // IEEE 1815 reserves 0xFFF0..=0xFFFF (0xFFFD..=0xFFFF are broadcast): an endpoint
+        // bound to one would let the gateway pass frames every outstation on the link obeys.
+        for (role, addr) in [("outstation", d.outstation), ("master", d.master)] {
+            if addr >= DNP3_RESERVED_ADDRESSES {
+                return bad(format!(
+                    "asset {}: dnp3 {role} address {addr} (0x{addr:04X}) is reserved or broadcast (0xFFF0-0xFFFF); use the device's own link address, 0-65519",
+                    a.id
+                ));
+            }
+        }
+        if d.outstation == d.master {
+            return bad(format!(
+                "asset {}: dnp3 outstation and master addresses are both {}; a link has two ends",
+                a.id, d.master
             ));
         }
     }
@@ -559,5 +581,27 @@ endpoints.modbus = { address = "10.0.0.7:502", unit_ids = [1] }
         )
         .unwrap_err();
         assert!(err.to_string().contains("site south"), "{err}");
+    }
+
+    #[test]
+    fn dnp3_endpoints_take_device_addresses_only() {
+        let with = |outstation: u32, master: u32| {
+            Inventory::from_toml(&SAMPLE.replace(
+                "endpoints.modbus = { address = \"10.0.0.7:502\", unit_ids = [1] }",
+                &format!(
+                    "endpoints.dnp3 = {{ address = \"10.0.0.7:20000\", outstation = {outstation}, master = {master} }}"
+                ),
+            ))
+        };
+        assert!(with(10, 1).is_ok());
+        assert!(with(65519, 1).is_ok());
+        for broadcast in [0xFFF0, 0xFFFD, 0xFFFF] {
+            let err = with(broadcast, 1).unwrap_err().to_string();
+            assert!(err.contains("reserved or broadcast"), "{err}");
+            let err = with(10, broadcast).unwrap_err().to_string();
+            assert!(err.contains("master address"), "{err}");
+        }
+        let err = with(7, 7).unwrap_err().to_string();
+        assert!(err.contains("a link has two ends"), "{err}");
     }
 }
