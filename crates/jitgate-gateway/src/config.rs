@@ -59,6 +59,10 @@ pub struct GatewayConfig {
     /// sessions at their expiry regardless.
     #[serde(default = "default_cut_after_silence")]
     pub cut_after_silence: String,
+    /// Address of the `/metrics` (Prometheus) and `/readyz` listener; none when unset. It
+    /// answers without authentication: bind it to a management address.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// How long to wait for a device's answer before the session is closed.
     #[serde(default = "default_device_timeout")]
     pub device_timeout: String,

@@ -63,6 +63,7 @@ pub mod dnp3;
 pub mod enrolment;
 pub mod handshake;
 pub mod live;
+pub mod metrics;
 pub mod modbus;
 pub mod online;
 pub mod private;

@@ -233,6 +233,7 @@ impl SessionHandle {
         latency: Option<Duration>,
     ) {
         let mut data = serde_json::to_value(op).unwrap_or(serde_json::Value::Null);
+        self.count_operation(data.get("allowed").and_then(|a| a.as_bool()));
         if let Some(obj) = data.as_object_mut() {
             if let Some(f) = failure {
                 obj.insert("failure".into(), serde_json::json!(f));
@@ -250,6 +251,16 @@ impl SessionHandle {
     /// Traffic seen now: restarts the idle timeout.
     pub fn touch(&self) {
         self.toucher().touch();
+    }
+
+    fn count_operation(&self, allowed: Option<bool>) {
+        let stats = &self.registry.events.stats;
+        let counter = match allowed {
+            Some(true) => &stats.operations_allowed,
+            Some(false) => &stats.operations_refused,
+            None => return,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A handle other tasks of the session (an SSH relay's channels) use to

@@ -505,6 +505,17 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
             }
         }
     });
+    if let Some(at) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .map_err(|source| GatewayError::Bind { addr: at, source })?;
+        tracing::info!(addr = %at, "metrics listening");
+        tasks.push(tokio::spawn(crate::metrics::serve(
+            gateway.clone(),
+            listener,
+            stop.subscribe(),
+        )));
+    }
     // Fail closed on silence: no server node heard from for `cut_after_silence`, live
     // sessions are cut (new ones are refused already, after `offline_grace`).
     let cut_after = config.cut_after_silence()?;

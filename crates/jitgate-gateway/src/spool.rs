@@ -25,6 +25,19 @@ pub const DELIVERY_LINGER: Duration = Duration::from_millis(20);
 #[derive(Clone)]
 pub struct EventLog {
     tx: mpsc::UnboundedSender<Msg>,
+    /// What the metrics show of it.
+    pub stats: std::sync::Arc<EventStats>,
+}
+
+/// Counts kept as events pass (the gateway's `/metrics`).
+#[derive(Debug, Default)]
+pub struct EventStats {
+    /// Events waiting for the server's acknowledgement (in memory and on disk), as of the
+    /// delivery task's last step.
+    pub waiting: std::sync::atomic::AtomicUsize,
+    /// Operations recorded, allowed and refused.
+    pub operations_allowed: std::sync::atomic::AtomicU64,
+    pub operations_refused: std::sync::atomic::AtomicU64,
 }
 
 enum Msg {
@@ -83,7 +96,13 @@ pub(crate) fn in_memory() -> (EventLog, impl FnMut() -> Vec<Recorded>) {
         }
         out
     };
-    (EventLog { tx }, drain)
+    (
+        EventLog {
+            tx,
+            stats: Default::default(),
+        },
+        drain,
+    )
 }
 
 /// Start the delivery task. `delivered_seq` is what the server has already recorded.
@@ -102,8 +121,20 @@ pub fn start(
         + 1;
     let spooled = pending.len();
     let (tx, rx) = mpsc::unbounded_channel();
-    let handle = tokio::spawn(deliver(api, spool_path, pending, spooled, next_seq, rx));
-    Ok((EventLog { tx }, handle))
+    let stats = std::sync::Arc::new(EventStats::default());
+    stats
+        .waiting
+        .store(pending.len(), std::sync::atomic::Ordering::Relaxed);
+    let handle = tokio::spawn(deliver(
+        api,
+        spool_path,
+        pending,
+        spooled,
+        next_seq,
+        rx,
+        stats.clone(),
+    ));
+    Ok((EventLog { tx, stats }, handle))
 }
 
 fn read_spool(path: &Path) -> std::io::Result<Vec<GatewayEvent>> {
@@ -156,7 +187,9 @@ async fn deliver(
     mut spooled: usize,
     mut next_seq: i64,
     mut rx: mpsc::UnboundedReceiver<Msg>,
+    stats: std::sync::Arc<EventStats>,
 ) {
+    let waiting = |n: usize| stats.waiting.store(n, std::sync::atomic::Ordering::Relaxed);
     let mut backoff = Duration::from_millis(200);
     let mut open = true;
     // Handle one message: queue an event, or spool what waits and answer a flush.
@@ -209,12 +242,14 @@ async fn deliver(
                 }
             }
         }
+        waiting(pending.len());
         let batch_len = pending.len().min(BATCH);
         // (A batch is the oldest events: delivery stays in order.)
         match api.post_events(&pending[..batch_len]).await {
             Ok(ack) => {
                 let before = pending.len();
                 pending.retain(|e| e.gseq > ack.delivered_seq);
+                waiting(pending.len());
                 spooled = spooled.saturating_sub(before - pending.len());
                 if spooled == 0 {
                     // Nothing waiting is only on disk: start the spool file afresh. (Lines of

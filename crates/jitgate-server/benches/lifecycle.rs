@@ -149,6 +149,7 @@ async fn gateway(
         offline_grace: "0s".into(),
         failover_servers: Vec::new(),
         cut_after_silence: "5m".into(),
+        metrics_listen: None,
         device_timeout: "2s".into(),
         client_limits: Default::default(),
     };

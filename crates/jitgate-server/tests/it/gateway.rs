@@ -60,6 +60,7 @@ pub(crate) async fn rig(store: Store) -> Rig {
         offline_grace: "0s".into(),
         failover_servers: Vec::new(),
         cut_after_silence: "5m".into(),
+        metrics_listen: None,
         device_timeout: "1s".into(),
         client_limits: Default::default(),
     };

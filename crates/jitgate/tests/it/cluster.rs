@@ -199,13 +199,14 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
 
     // The gateway attaches to node A; node B says so.
     let gw_port = free_port();
+    let metrics_port = free_port();
     let gw_config = tmp.path().join("gateway.toml");
     std::fs::write(
         &gw_config,
         format!(
             "server = \"http://127.0.0.1:{}\"\nfailover_servers = [\"http://127.0.0.1:{}\"]\n\
              api_key = \"{}\"\nlisten = \"127.0.0.1:{gw_port}\"\nstate_dir = \"{}\"\n\
-             cut_after_silence = \"35s\"\n",
+             cut_after_silence = \"35s\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n",
             a.port,
             b.port,
             key["key"].as_str().unwrap(),
@@ -280,6 +281,23 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         on_b.json("sam", &["teardown", &grant])["verdict"],
         "verified"
     );
+    // The gateway's metrics: operations counted, the control channel up on node A.
+    let (status, text) = http_get(metrics_port, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.lines().any(|l| l
+            .strip_prefix("jitgate_gateway_operations_total{verdict=\"allowed\"} ")
+            .is_some_and(|n| n.parse::<u64>().unwrap() >= 3)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "jitgate_gateway_control_connected{{server=\"http://127.0.0.1:{}\"}} 1\n",
+            a.port
+        )),
+        "{text}"
+    );
+    assert_eq!(http_get(metrics_port, "/readyz").0, 200);
     let events = on_b.json("sam", &["events", "--grant", &grant, "--limit", "500"]);
     let verdicts = events
         .as_array()
@@ -382,6 +400,13 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     let grant = approved["grant"]["id"].as_str().unwrap().to_string();
     let local = free_port();
     let _after = crate::gateway::connect(&on_b, &grant, local);
+    assert!(
+        http_get(metrics_port, "/metrics").1.contains(&format!(
+            "jitgate_gateway_control_connected{{server=\"http://127.0.0.1:{}\"}} 1\n",
+            b.port
+        )),
+        "the gateway's metrics name node B as the server in use"
+    );
     let reader = holding_client(local);
     std::thread::sleep(Duration::from_millis(1500));
     on_b.ok("sam", &["revoke", &grant, "--reason", "failover test over"]);
@@ -423,4 +448,27 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     assert!(r["after_s"].as_f64().unwrap() >= 25.0, "cut too early: {r}");
     rt.block_on(plc.shutdown());
     rt.block_on(pg.cleanup());
+}
+
+/// A plain HTTP GET on loopback: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
