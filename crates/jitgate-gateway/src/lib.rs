@@ -63,6 +63,7 @@ pub mod dnp3;
 pub mod enrolment;
 pub mod handshake;
 pub mod live;
+pub mod live_journal;
 pub mod metrics;
 pub mod modbus;
 pub mod online;

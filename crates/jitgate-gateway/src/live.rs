@@ -48,6 +48,9 @@ pub struct LiveSessions {
     live: Mutex<HashMap<String, Entry>>,
     /// Sessions closed under each grant, with the grant's expiry (for acknowledgements).
     closed: Mutex<HashMap<String, (Timestamp, Vec<SessionClosed>)>>,
+    /// Started sessions on disk, so a restart can record the end of those a killed process
+    /// held (`crate::live_journal`); none in unit tests.
+    journal: Option<crate::live_journal::Journal>,
 }
 
 /// Who a session is, for the registry and its evidence.
@@ -76,7 +79,14 @@ impl LiveSessions {
             events,
             live: Mutex::new(HashMap::new()),
             closed: Mutex::new(HashMap::new()),
+            journal: None,
         }
+    }
+
+    /// Keep started sessions in `journal` (the gateway does; see `crate::live_journal`).
+    pub fn with_journal(mut self, journal: crate::live_journal::Journal) -> LiveSessions {
+        self.journal = Some(journal);
+        self
     }
 
     /// Add a session. `until_expiry` and `idle_timeout` bound it from now on.
@@ -169,6 +179,9 @@ impl LiveSessions {
                 .push(record);
         }
         self.lock_live().remove(&info.session_id);
+        if let Some(j) = &self.journal {
+            j.closed(&info.session_id);
+        }
     }
 
     fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -210,6 +223,9 @@ impl SessionHandle {
     pub fn started(&mut self, at: Timestamp, detail: &SessionStartedDetail) {
         self.started = true;
         self.record("session.started", at, to_json(detail));
+        if let Some(j) = &self.registry.journal {
+            j.opened(&self.info);
+        }
     }
 
     /// Record an event of this session (grant and session ids filled in).

@@ -406,6 +406,10 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         setup.delivered_seq,
     )
     .map_err(|e| GatewayError::Other(format!("spool: {e}")))?;
+    // Sessions the previous process held when it died: ended, before anything is accepted.
+    let journal = crate::live_journal::Journal::open(&config.state_dir.join("live-sessions"))
+        .map_err(|e| GatewayError::Other(format!("live-sessions journal: {e}")))?;
+    journal.close_orphans(&events, chrono::Utc::now());
     let (recordings, recordings_task) = crate::recording::deliver::start(
         api.clone(),
         config.state_dir.join("recordings.spool"),
@@ -416,7 +420,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         id: setup.gateway_id.clone(),
         acceptor,
         device_timeout: config.device_timeout()?,
-        live: Arc::new(LiveSessions::new(events.clone())),
+        live: Arc::new(LiveSessions::new(events.clone()).with_journal(journal)),
         idle_timeout: config
             .client_limits
             .idle_timeout()

@@ -637,7 +637,12 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     let local = free_port();
     let _c = connect(&p.cli, &grant, local);
     assert_eq!(client(local, "once")["ok"], true);
+    // A session is live when the gateway dies.
+    let reader = holding_client(local);
+    std::thread::sleep(Duration::from_millis(1500));
     p.gw = None; // SIGKILL
+    let r = reader.join().unwrap();
+    assert!(r["reads"].as_u64().unwrap() >= 3, "{r}");
     p.cli.ok("sam", &["revoke", &grant, "--reason", "incident"]);
     let t = teardown_verdict(&p.cli, &grant, "failed");
     assert_eq!(t["grant_state"], "ending", "{t:#}");
@@ -650,5 +655,18 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     teardown_verdict(&p.cli, &grant, "verified");
     let failed = p.cli.json("sam", &["grants", "--state", "failed"]);
     assert!(failed.as_array().unwrap().is_empty(), "{failed:#}");
+    // The restarted gateway recorded the end of the session the killed process held.
+    let events = p
+        .cli
+        .json("sam", &["events", "--grant", &grant, "--limit", "500"]);
+    let restarted = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["kind"] == "session.ended" && e["data"]["detail"]["reason"] == "gateway_restarted"
+        })
+        .count();
+    assert_eq!(restarted, 1, "{events:#}");
     p.stop();
 }
