@@ -203,21 +203,13 @@ async fn main() {
     support::idle_sessions(&jit, Some(jitgate_core::scope::Protocol::Dnp3), 1000).await;
 
     let routes = [
-        Route {
-            name: "direct to the outstation",
-            addr: rtu_addr,
-            processes: None,
-        },
-        Route {
-            name: "socat TLS tunnel (baseline)",
-            addr: tunnel,
-            processes: None,
-        },
-        Route {
-            name: "jitgate connect + gateway",
-            addr: jit.connect_addr(),
-            processes: Some(jit.processes("masters + outstation (this process)")),
-        },
+        Route::plain("direct to the outstation", rtu_addr),
+        Route::plain("socat TLS tunnel (baseline)", tunnel),
+        Route::jitgate(
+            "jitgate connect + gateway",
+            &jit,
+            "masters + outstation (this process)",
+        ),
     ];
     let mut rows = support::run_paths(
         "DNP3 class 0 poll",

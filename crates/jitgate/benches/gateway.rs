@@ -67,26 +67,14 @@ async fn main() {
 
     const OWN: &str = "clients + PLC (this process)";
     let routes = [
-        Route {
-            name: "direct to the PLC",
-            addr: plc_addr,
-            processes: None,
-        },
-        Route {
-            name: "socat TLS tunnel (baseline)",
-            addr: tunnel,
-            processes: None,
-        },
-        Route {
-            name: "jitgate connect + gateway (server plain HTTP)",
-            addr: plain.connect_addr(),
-            processes: Some(plain.processes(OWN)),
-        },
-        Route {
-            name: "jitgate connect + gateway (server TLS, gateway mTLS)",
-            addr: tls.connect_addr(),
-            processes: Some(tls.processes(OWN)),
-        },
+        Route::plain("direct to the PLC", plc_addr),
+        Route::plain("socat TLS tunnel (baseline)", tunnel),
+        Route::jitgate("jitgate connect + gateway (server plain HTTP)", &plain, OWN),
+        Route::jitgate(
+            "jitgate connect + gateway (server TLS, gateway mTLS)",
+            &tls,
+            OWN,
+        ),
     ];
     let rows = support::run_paths(
         "Modbus FC3 read of 10 registers",

@@ -421,6 +421,35 @@ pub struct Route {
     pub processes: Option<[(&'static str, u32); 4]>,
 }
 
+impl Route {
+    /// A path whose processes are not split (the device itself, the socat tunnel).
+    pub fn plain(name: &'static str, addr: SocketAddr) -> Route {
+        Route {
+            name,
+            addr,
+            processes: None,
+        }
+    }
+
+    /// The path through `j`'s `jitgate connect`, with `own` naming the benchmark's process.
+    pub fn jitgate(name: &'static str, j: &Jitgate, own: &'static str) -> Route {
+        Route {
+            name,
+            addr: j.connect_addr(),
+            processes: Some(j.processes(own)),
+        }
+    }
+
+    /// CPU time of each split process so far.
+    fn cpu(&self) -> Vec<Duration> {
+        self.processes
+            .iter()
+            .flatten()
+            .map(|p| process_cpu(p.1))
+            .collect()
+    }
+}
+
 /// One row of a results table.
 pub struct Row {
     pub workload: &'static str,
@@ -448,19 +477,9 @@ pub async fn run_paths<C: Client>(
     let mut split = Vec::new();
     for &(clients, per_client) in loads {
         for path in routes {
-            let before: Vec<Duration> = path
-                .processes
-                .iter()
-                .flatten()
-                .map(|p| process_cpu(p.1))
-                .collect();
+            let before = path.cpu();
             let m = load(path.addr, clients, 50, per_client, make).await;
-            let after: Vec<Duration> = path
-                .processes
-                .iter()
-                .flatten()
-                .map(|p| process_cpu(p.1))
-                .collect();
+            let after = path.cpu();
             let n = m.lat.len() as f64;
             let (p50, p99, p999) = (pct(&m.lat, 0.50), pct(&m.lat, 0.99), pct(&m.lat, 0.999));
             let mean = m.lat.iter().sum::<Duration>().as_secs_f64() * 1e6 / n;
