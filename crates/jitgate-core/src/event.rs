@@ -240,42 +240,49 @@ impl Event {
 /// crate in the build enables serde_json's `preserve_order` feature, so relying on its
 /// iteration order would make the bytes — and every hash over them — depend on the build.
 pub fn canonical_json(v: &serde_json::Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(256);
     write_canonical(v, &mut out);
-    out
+    // serde_json writes UTF-8 only; the fallback is never taken.
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_canonical(v: &serde_json::Value, out: &mut String) {
+/// Keys and scalars are written by serde_json's compact writer straight into `out` — the
+/// same bytes as their `Display` (`Value::to_string`), without a `String` each: the
+/// server encodes every recorded operation this way, and the allocations were most of it.
+fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
     use serde_json::Value;
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, child)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(child) = map.get(k) {
-                    write_canonical(child, out);
-                }
+                write_scalar(k.as_str(), out);
+                out.push(b':');
+                write_canonical(child, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_scalar(scalar, out),
     }
+}
+
+fn write_scalar<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    // Writing a string, number, bool or null into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 /// Times in events are RFC 3339 with exactly millisecond precision, so the encoding of an
@@ -320,5 +327,53 @@ mod tests {
             canonical_json(&serde_json::Value::Object(outer)),
             r#"{"a":{"b":[3,{"c":2,"d":1}],"y":2},"z":"é\n"}"#
         );
+    }
+
+    /// The canonical text as it was first written (a `String` per key and scalar): the
+    /// writer must give the same bytes, or every chain hash recorded before would break.
+    fn canonical_as_first_written(v: &serde_json::Value, out: &mut String) {
+        use serde_json::Value;
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    canonical_as_first_written(&map[k.as_str()], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical_as_first_written(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+
+    #[test]
+    fn canonical_json_is_byte_identical_to_the_first_encoding() {
+        let v = serde_json::json!({
+            "quote\"back\\slash": "tab\t nul\u{0} bell\u{7} del\u{7f} \u{2028} ünï ☃ 😀",
+            "numbers": [0, -1, 18446744073709551615u64, -9223372036854775808i64, 1.5, -0.25, 1e300, 3.0],
+            "nested": {"Z": null, "a": true, "b": false, "": [], "ä": {}, "A": [[{"k": "v"}]]},
+            "device_latency_us": 123,
+            "function": "read_holding_registers"
+        });
+        let mut first = String::new();
+        canonical_as_first_written(&v, &mut first);
+        assert_eq!(canonical_json(&v), first);
+        assert!(first.contains(r#""quote\"back\\slash""#), "{first}");
     }
 }

@@ -107,33 +107,26 @@ where
         };
         let decision = P::decide(allow, state, frame);
         stats.operations += 1;
+        let mut io = Io {
+            client,
+            device,
+            devbuf: &mut devbuf,
+            chunk: &mut chunk,
+        };
         match decision {
             Decision::Allow { pending, operation } => {
-                if let Err(e) = device.write_all(frame).await {
-                    return format!("device_error: {e}");
-                }
+                let ask = Ask::<P> {
+                    pending: &pending,
+                    operation: &operation,
+                    at,
+                    answer: P::expects_answer(&pending),
+                };
+                let done = io
+                    .exchange(frame, &ask, handle, state, device_timeout, stats)
+                    .await;
                 inbuf.drain(..consumed);
-                if P::expects_answer(&pending) {
-                    let mut io = Io {
-                        client,
-                        device,
-                        devbuf: &mut devbuf,
-                        chunk: &mut chunk,
-                    };
-                    if let Err(end) = io
-                        .answer::<P>(
-                            handle,
-                            state,
-                            &pending,
-                            &operation,
-                            at,
-                            device_timeout,
-                            stats,
-                        )
-                        .await
-                    {
-                        return end;
-                    }
+                if let Err(end) = done {
+                    return end;
                 }
                 handle.operation(at, &operation, None, Some(started.elapsed()));
             }
@@ -145,25 +138,14 @@ where
             } => {
                 inbuf.drain(..consumed);
                 stats.denied += 1;
-                if let Err(e) = device.write_all(&substitute).await {
-                    return format!("device_error: {e}");
-                }
-                let mut io = Io {
-                    client,
-                    device,
-                    devbuf: &mut devbuf,
-                    chunk: &mut chunk,
+                let ask = Ask::<P> {
+                    pending: &pending,
+                    operation: &operation,
+                    at,
+                    answer: true,
                 };
                 if let Err(end) = io
-                    .answer::<P>(
-                        handle,
-                        state,
-                        &pending,
-                        &operation,
-                        at,
-                        device_timeout,
-                        stats,
-                    )
+                    .exchange(&substitute, &ask, handle, state, device_timeout, stats)
                     .await
                 {
                     return end;
@@ -193,6 +175,16 @@ where
     }
 }
 
+/// What was sent to the device for one request: what answer is due, and the operation to
+/// record with a fault.
+struct Ask<'a, P: FrameProtocol> {
+    pending: &'a P::Pending,
+    operation: &'a P::Operation,
+    at: jitgate_core::Timestamp,
+    /// Whether the device answers at all (not, e.g., to a DNP3 application confirm).
+    answer: bool,
+}
+
 /// The streams and buffers the answer to one request is read and relayed with.
 struct Io<'a, C, D> {
     client: &'a mut C,
@@ -204,25 +196,39 @@ struct Io<'a, C, D> {
 impl<C, D> Io<'_, C, D>
 where
     C: AsyncWrite + Unpin,
-    D: AsyncRead + Unpin,
+    D: AsyncRead + AsyncWrite + Unpin,
 {
-    /// Read the device's answer to `pending`, frame by frame, check each fits the request and
-    /// relay it; a device that answers garbage, too late or not at all ends the session
-    /// (`Err` with the reason, after recording `operation` with the fault).
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the loop's own state, passed down rather than bundled for one call site"
-    )]
-    async fn answer<P: FrameProtocol>(
+    /// Send `bytes` to the device and, when `ask.answer`, read its answer and relay it.
+    async fn exchange<P: FrameProtocol>(
         &mut self,
+        bytes: &[u8],
+        ask: &Ask<'_, P>,
         handle: &SessionHandle,
         state: &mut P::State,
-        pending: &P::Pending,
-        operation: &P::Operation,
-        at: jitgate_core::Timestamp,
         device_timeout: Duration,
         stats: &mut SessionStats,
     ) -> Result<(), String> {
+        if let Err(e) = self.device.write_all(bytes).await {
+            return Err(format!("device_error: {e}"));
+        }
+        if !ask.answer {
+            return Ok(());
+        }
+        self.answer(ask, handle, state, device_timeout, stats).await
+    }
+
+    /// Read the device's answer to `ask.pending`, frame by frame, check each fits the request
+    /// and relay it; a device that answers garbage, too late or not at all ends the session
+    /// (`Err` with the reason, after recording `ask.operation` with the fault).
+    async fn answer<P: FrameProtocol>(
+        &mut self,
+        ask: &Ask<'_, P>,
+        handle: &SessionHandle,
+        state: &mut P::State,
+        device_timeout: Duration,
+        stats: &mut SessionStats,
+    ) -> Result<(), String> {
+        let (pending, operation, at) = (ask.pending, ask.operation, ask.at);
         loop {
             let response_len = loop {
                 match P::response_len(self.devbuf) {

@@ -147,8 +147,6 @@ impl Tx {
                 canonical,
             ));
         }
-        // One multi-row INSERT per call: appends happen under the write lock, where every
-        // round trip counts.
         // One round trip per call, under the write lock where every round trip counts: the
         // multi-row INSERT and the chain head's move travel together — as a data-modifying
         // CTE on PostgreSQL, as two statements in one call on SQLite.
@@ -158,32 +156,42 @@ impl Tx {
             crate::Backend::Sqlite => "INSERT INTO events (seq, prev_hash, hash, kind, actor, at, request_id, \
              approval_id, grant_id, canonical) VALUES ",
         });
-        for n in 0..rows.len() {
-            let b = n * 10;
-            if n > 0 {
-                sql.push_str(", ");
+        // Placeholders: numbered (`$n`) on PostgreSQL, plain `?` on SQLite. SQLite finds a
+        // numbered parameter's name by a linear walk of the statement's parameter list, and
+        // the driver asks for every parameter's name at every execution: with 1,002
+        // parameters that walk was a fifth of the server's CPU while a gateway's operations
+        // were recorded (docs/BENCHMARKS.md, "Modbus through the gateway"). Plain `?` are
+        // bound in order, with no names to look up.
+        let numbered = matches!(self.backend(), crate::Backend::Postgres);
+        let mut param = 0usize;
+        let mut next = |sql: &mut String| {
+            param += 1;
+            if numbered {
+                sql.push_str(&format!("${param}"));
+            } else {
+                sql.push('?');
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10
-            ));
+        };
+        for n in 0..rows.len() {
+            sql.push_str(if n > 0 { ", (" } else { "(" });
+            for col in 0..10 {
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                next(&mut sql);
+            }
+            sql.push(')');
         }
-        let (head_seq, head_hash) = (rows.len() * 10 + 1, rows.len() * 10 + 2);
+        let mut tail = String::new();
+        next(&mut tail);
+        tail.push_str(", hash = ");
+        next(&mut tail);
         match self.backend() {
             crate::Backend::Postgres => sql.push_str(&format!(
-                " RETURNING 1) UPDATE chain_head SET seq = ${head_seq}, hash = ${head_hash} WHERE id = 1"
+                " RETURNING 1) UPDATE chain_head SET seq = {tail} WHERE id = 1"
             )),
             crate::Backend::Sqlite => sql.push_str(&format!(
-                "; UPDATE chain_head SET seq = ${head_seq}, hash = ${head_hash} WHERE id = 1"
+                "; UPDATE chain_head SET seq = {tail} WHERE id = 1"
             )),
         }
         let mut query = sqlx::query(&sql);

@@ -3,7 +3,7 @@
 //! fragments with a confirm each, and unsolicited responses, one at a time.
 
 use super::sim::Shared;
-use super::sim_db::{event_blocks, Reply};
+use super::sim_db::{event_blocks, Reply, Selected};
 use jitgate_dnp3::header::{control_of, AppControl};
 use jitgate_dnp3::link::{encode_frame, function, parse_frame, Control, Frame, LinkHeader};
 use jitgate_dnp3::transport::{segment, DEFAULT_MAX_FRAGMENT};
@@ -35,6 +35,8 @@ struct Conn {
     /// The unsolicited response awaiting its confirm: sequence, events.
     unsolicited: Option<(u8, Vec<u64>)>,
     uns_seq: u8,
+    /// This connection's SELECT awaiting its OPERATE.
+    selected: Selected,
 }
 
 pub(super) async fn serve(
@@ -53,6 +55,7 @@ pub(super) async fn serve(
         awaiting: None,
         unsolicited: None,
         uns_seq: 0,
+        selected: None,
     };
     let mut inbuf = Vec::new();
     let mut chunk = vec![0u8; 4096];
@@ -166,7 +169,7 @@ impl Conn {
         let Some(ac) = control_of(fragment) else {
             return;
         };
-        let reply = self.shared.db().handle(fragment);
+        let reply = self.shared.db().handle(fragment, &mut self.selected);
         if fragment.get(1) == Some(&FunctionCode::Confirm.code()) {
             self.confirm(ac, out);
             return;

@@ -5,7 +5,7 @@
 //! (g30v1) and analog outputs (g40v1), `points` of each. Changing a binary input makes a
 //! class 1 event (g2v1), changing an analog input a class 2 event (g32v1). Controls: CROBs
 //! (g12v1) and analog output blocks (g41v1-4) by SELECT + OPERATE (the OPERATE must repeat
-//! the SELECT with the next sequence within [`SELECT_TIMEOUT`]), DIRECT_OPERATE and
+//! the SELECT with the next sequence on the same connection within [`SELECT_TIMEOUT`]), DIRECT_OPERATE and
 //! DIRECT_OPERATE_NR, echoed with a status per object as IEEE 1815 says.
 
 use jitgate_dnp3::header::iin2;
@@ -27,6 +27,10 @@ pub(super) struct Event {
     index: u16,
     data: Vec<u8>,
 }
+
+/// A connection's pending SELECT: its application sequence, its objects, when. Kept per
+/// connection (per master association), so masters on other connections cannot cancel it.
+pub(super) type Selected = Option<(u8, Vec<u8>, Instant)>;
 
 /// What one request is answered with (before it is packed into fragments).
 #[derive(Debug, Default)]
@@ -53,7 +57,6 @@ pub(super) struct Db {
     pub unsolicited: [bool; 4],
     /// IIN1.7, set at start until the master clears it.
     pub restart: bool,
-    selected: Option<(u8, Vec<u8>, Instant)>,
     /// Every application fragment received, in order: what tests check the gateway let by.
     pub received: Vec<Vec<u8>>,
 }
@@ -75,7 +78,6 @@ impl Db {
             next_event: 0,
             unsolicited: [false; 4],
             restart: true,
-            selected: None,
             received: Vec::new(),
         }
     }
@@ -111,8 +113,8 @@ impl Db {
         self.events.retain(|e| !ids.contains(&e.id));
     }
 
-    /// Answer one request fragment.
-    pub fn handle(&mut self, fragment: &[u8]) -> Reply {
+    /// Answer one request fragment that arrived on the connection whose SELECT is `selected`.
+    pub fn handle(&mut self, fragment: &[u8], selected: &mut Selected) -> Reply {
         self.received.push(fragment.to_vec());
         let mut reply = Reply {
             respond: true,
@@ -135,7 +137,7 @@ impl Db {
             }
             Write => self.write(req.objects, &req.headers, &mut reply),
             Select | Operate | DirectOperate | DirectOperateNoAck => {
-                match self.controls(req.function, req.control.seq, req.objects) {
+                match self.controls(req.function, req.control.seq, req.objects, selected) {
                     Ok(echo) => reply.blocks.push(echo),
                     Err(iin) => reply.iin2 = iin,
                 }
@@ -254,9 +256,14 @@ impl Db {
     }
 
     /// SELECT, OPERATE, DIRECT_OPERATE(_NR): the objects echoed with a status each.
-    fn controls(&mut self, f: FunctionCode, seq: u8, objects: &[u8]) -> Result<Vec<u8>, u8> {
-        let selected = self.selected.take();
-        let paired = selected.is_some_and(|(s, o, at)| {
+    fn controls(
+        &mut self,
+        f: FunctionCode,
+        seq: u8,
+        objects: &[u8],
+        selected: &mut Selected,
+    ) -> Result<Vec<u8>, u8> {
+        let paired = selected.take().is_some_and(|(s, o, at)| {
             (s + 1) & 0x0F == seq && o == objects && at.elapsed() < SELECT_TIMEOUT
         });
         let mut echo = objects.to_vec();
@@ -318,7 +325,7 @@ impl Db {
             }
         }
         if f == FunctionCode::Select {
-            self.selected = Some((seq, objects.to_vec(), Instant::now()));
+            *selected = Some((seq, objects.to_vec(), Instant::now()));
         }
         Ok(echo)
     }
