@@ -149,6 +149,7 @@ async fn gateway(
         offline_grace: "0s".into(),
         device_timeout: "2s".into(),
         client_limits: Default::default(),
+        recordings: Default::default(),
     };
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();
     while !gw

@@ -60,6 +60,7 @@ pub(crate) async fn rig(store: Store) -> Rig {
         offline_grace: "0s".into(),
         device_timeout: "1s".into(),
         client_limits: Default::default(),
+        recordings: Default::default(),
     };
     let gw = jitgate_gateway::runtime::start(config.clone())
         .await
