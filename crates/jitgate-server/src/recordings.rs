@@ -14,8 +14,6 @@ use crate::auth::Caller;
 use crate::error::{ApiResult, GatewayTrustCode, ServerError};
 use crate::state::AppState;
 use crate::views::RecordingView;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use jitgate_core::recording::{
     decode_hash, parse_frame, valid_session_id, ChainState, ChunkMeta, FrameError,
 };
@@ -190,11 +188,11 @@ pub async fn store_chunk(
             ),
         ));
     }
-    if row.data.is_some() {
+    if row.stored_at.is_some() {
         return Ok(Stored::AlreadyStored);
     }
     let stored = tx
-        .store_recording_data(session, index, &B64.encode(bytes), state.clock.now())
+        .store_recording_data(session, index, bytes, state.clock.now())
         .await?;
     tx.commit().await?;
     Ok(if stored {
@@ -242,7 +240,7 @@ pub async fn cast(state: &AppState, caller: &Caller, session: &str) -> ApiResult
         hint: "`jitgate recordings list` lists the recordings you can see",
     };
     let mut tx = state.store.read().await?;
-    let chunks = tx.recording_chunks(session, true).await?;
+    let chunks = tx.recording_chunks(session, 0, true).await?;
     let Some(first) = chunks.first() else {
         return Err(not_found());
     };
@@ -252,10 +250,10 @@ pub async fn cast(state: &AppState, caller: &Caller, session: &str) -> ApiResult
     let mut bytes = Vec::new();
     let mut served = 0;
     for c in &chunks {
-        let Some(data) = c.data.as_deref().and_then(|d| B64.decode(d).ok()) else {
+        let Some(data) = c.data.as_deref() else {
             break;
         };
-        bytes.extend_from_slice(&data);
+        bytes.extend_from_slice(data);
         served += 1;
     }
     let total = chunks.len() as u64;
