@@ -226,29 +226,33 @@ pub struct Cast {
     pub bytes: Vec<u8>,
     /// Chunks whose hash is in the log.
     pub chunks: u64,
-    /// Chunks served (from the first, up to the first whose bytes are missing).
+    /// Chunks served up to here, counted from the first chunk: the chunks before the one
+    /// asked for, and from it up to the first whose bytes are missing.
     pub served: u64,
     /// The last chunk was recorded and every chunk is served.
     pub complete: bool,
 }
 
-/// The cast of `session` for a caller who may see its grant (others get `not_found`).
-pub async fn cast(state: &AppState, caller: &Caller, session: &str) -> ApiResult<Cast> {
+/// The cast of `session` from chunk `from` on, for a caller who may see its grant (others
+/// get `not_found`).
+pub async fn cast(state: &AppState, caller: &Caller, session: &str, from: u64) -> ApiResult<Cast> {
     let not_found = || ServerError::NotFound {
         what: "recording",
         id: session.to_string(),
         hint: "`jitgate recordings list` lists the recordings you can see",
     };
     let mut tx = state.store.read().await?;
-    let chunks = tx.recording_chunks(session, 0, true).await?;
-    let Some(first) = chunks.first() else {
+    let Some(head) = tx.recording_head(session).await? else {
         return Err(not_found());
     };
-    if !may_see_grant(&mut tx, caller, &first.grant_id).await? {
+    if !may_see_grant(&mut tx, caller, &head.grant_id).await? {
         return Err(not_found());
     }
+    let total = head.index + 1;
+    let from = from.min(total);
+    let chunks = tx.recording_chunks(session, from, true).await?;
     let mut bytes = Vec::new();
-    let mut served = 0;
+    let mut served = from;
     for c in &chunks {
         let Some(data) = c.data.as_deref() else {
             break;
@@ -256,12 +260,11 @@ pub async fn cast(state: &AppState, caller: &Caller, session: &str) -> ApiResult
         bytes.extend_from_slice(data);
         served += 1;
     }
-    let total = chunks.len() as u64;
     Ok(Cast {
         bytes,
         chunks: total,
         served,
-        complete: served == total && chunks.last().is_some_and(|c| c.last),
+        complete: served == total && head.last,
     })
 }
 

@@ -72,9 +72,27 @@ async fn get_cast(
     session: &str,
     token: String,
 ) -> (StatusCode, Option<String>, Vec<u8>) {
+    get_cast_from(h, session, token, 0).await
+}
+
+/// The cast from chunk `from` on (`?from=`; none for 0).
+async fn get_cast_from(
+    h: &Harness,
+    session: &str,
+    token: String,
+    from: u64,
+) -> (StatusCode, Option<String>, Vec<u8>) {
+    let query = if from > 0 {
+        format!("?from={from}")
+    } else {
+        String::new()
+    };
     let r = h
         .http
-        .get(format!("{}/api/v1/sessions/{session}/recording", h.base))
+        .get(format!(
+            "{}/api/v1/sessions/{session}/recording{query}",
+            h.base
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -221,19 +239,31 @@ async fn chunks_are_logged_delivered_checked_served_and_bundled() {
         let n_chunks = chunks.len();
         assert_eq!(state.as_deref(), Some(format!("partial; chunks={}/{n_chunks}", n_chunks - 1).as_str()));
         assert_eq!(body, cast[..chunks.last().unwrap().meta.offset as usize]);
+        // A reader that has the first two chunks asks for the rest only.
+        let (s, state, body) = get_cast_from(&h, session, alice.clone(), 2).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(state.as_deref(), Some(format!("partial; chunks={}/{n_chunks}", n_chunks - 1).as_str()));
+        assert_eq!(body, cast[chunks[2].meta.offset as usize..chunks.last().unwrap().meta.offset as usize]);
         let last = chunks.last().unwrap();
         let (s, v) = post_frame(&h, &north, session, last.meta.index, last.frame()).await;
         assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("stored")), "{v}");
         // A retry of the same bytes is answered alike, and changes nothing.
         let (s, v) = post_frame(&h, &north, session, last.meta.index, last.frame()).await;
         assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("already_stored")), "{v}");
-        let (s, state, body) = get_cast(&h, session, alice).await;
+        let (s, state, body) = get_cast(&h, session, alice.clone()).await;
         assert_eq!((s, state.as_deref()), (StatusCode::OK, Some("complete")));
         assert_eq!(body, cast);
+        let (s, state, body) = get_cast_from(&h, session, alice.clone(), last.meta.index).await;
+        assert_eq!((s, state.as_deref()), (StatusCode::OK, Some("complete")));
+        assert_eq!(body, last.bytes);
+        let (s, state, body) = get_cast_from(&h, session, alice, 1000).await;
+        assert_eq!((s, state.as_deref(), body.len()), (StatusCode::OK, Some("complete"), 0));
 
         // Same visibility as the grant's sessions: a vendor of another org sees nothing.
         let vera = h.login("vera").await;
-        let (s, _, _) = get_cast(&h, session, vera).await;
+        let (s, _, _) = get_cast(&h, session, vera.clone()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _, _) = get_cast_from(&h, session, vera, 1).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         let (s, v) = h.call("vera", "GET", &format!("/api/v1/recordings?grant={grant_id}"), None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
