@@ -174,6 +174,9 @@ t('live: an SSH session is listed with its protocol and its Watch view shows the
   await waitFor('the marker in the shell', () => ssh.log.includes(MARKER), 20000);
 
   const page = await person('sam', 'sam');
+  // The casts the page fetches: while following, only the chunks it lacks (`?from=`).
+  const castQueries = [];
+  page.on('request', (r) => { if (/\/sessions\/[^/]+\/recording/.test(r.url())) castQueries.push(new URL(r.url()).search); });
   await page.getByRole('link', { name: 'Live sessions' }).click();
   const row = page.locator('tr[data-session]', { hasText: 'alice' });
   await row.waitFor({ timeout: 15000 });
@@ -202,6 +205,7 @@ t('live: an SSH session is listed with its protocol and its Watch view shows the
   // More output while watching: it shows up without touching the page.
   ssh.stdin.write('echo SECOND-$((7*8))\n');
   await showing(page, 'the second marker in the live view', 'SECOND-56', 45000);
+  assert.ok(castQueries.some((q) => /^\?from=[1-9]\d*$/.test(q)), `fetched only what was new: ${castQueries}`);
 
   // The session ends: the view says so, and becomes ordinary playback of the whole recording.
   ssh.stdin.end('exit\n');

@@ -130,7 +130,17 @@ impl ChunkMeta {
 
     /// The frame of this chunk: header line and bytes. `bytes` must be the chunk's bytes.
     pub fn frame(&self, bytes: &[u8]) -> Vec<u8> {
-        let header = format!(
+        let header = self.frame_header();
+        let mut out = Vec::with_capacity(header.len() + bytes.len());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    /// The frame's header line (newline included): a frame is this followed by the chunk's
+    /// bytes, so a writer can put the two down one after the other without joining them.
+    pub fn frame_header(&self) -> Vec<u8> {
+        format!(
             "{FRAME_TAG} {} {} {} {} {} {} {}\n",
             self.session_id,
             self.index,
@@ -139,11 +149,8 @@ impl ChunkMeta {
             u8::from(self.last),
             hex::encode(self.prev_hash),
             hex::encode(self.hash)
-        );
-        let mut out = Vec::with_capacity(header.len() + bytes.len());
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(bytes);
-        out
+        )
+        .into_bytes()
     }
 }
 

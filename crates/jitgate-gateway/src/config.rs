@@ -71,6 +71,47 @@ pub struct GatewayConfig {
     /// Connection cap and idle timeout; defaults when the table is absent.
     #[serde(default)]
     pub client_limits: crate::admission::ClientLimits,
+
+    /// Session recordings' spool (`[recordings]`; crate::recording::deliver).
+    #[serde(default)]
+    pub recordings: RecordingsConfig,
+}
+
+/// `[recordings]` in `gateway.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingsConfig {
+    /// Bytes of recordings the gateway may hold undelivered in `state_dir` (default 256 MiB,
+    /// at least 4 MiB). At the cap, recorded sessions' output waits until the server has
+    /// taken some: sessions slow down, nothing recorded is dropped, the disk does not fill.
+    pub max_spool_bytes: u64,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        RecordingsConfig {
+            max_spool_bytes: crate::recording::deliver::DEFAULT_MAX_SPOOL_BYTES,
+        }
+    }
+}
+
+impl RecordingsConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let min = crate::recording::deliver::MIN_MAX_SPOOL_BYTES;
+        if self.max_spool_bytes < min {
+            return Err(format!(
+                "recordings.max_spool_bytes = {} is below the minimum {min} (4 MiB: a few of the largest chunks)",
+                self.max_spool_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn spool_limits(&self) -> crate::recording::deliver::SpoolLimits {
+        crate::recording::deliver::SpoolLimits {
+            max_bytes: self.max_spool_bytes,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -129,6 +170,7 @@ impl GatewayConfig {
         self.client_limits
             .validate()
             .map_err(ConfigError::Invalid)?;
+        self.recordings.validate().map_err(ConfigError::Invalid)?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert and tls_key, or neither (a self-signed pair is then created)"
@@ -277,5 +319,16 @@ mod tests {
         assert!(
             config("ssh_listen = \"0.0.0.0:2222\"\nssh_advertise = \"gw.example:2222\"").is_ok()
         );
+    }
+
+    #[test]
+    fn the_recordings_spool_cap_has_a_default_and_a_floor() {
+        let cfg = config("").unwrap();
+        assert_eq!(cfg.recordings.max_spool_bytes, 256 * 1024 * 1024);
+        let cfg = config("[recordings]\nmax_spool_bytes = 8388608").unwrap();
+        assert_eq!(cfg.recordings.spool_limits().max_bytes, 8 * 1024 * 1024);
+        let err = config("[recordings]\nmax_spool_bytes = 1000").unwrap_err();
+        assert!(err.contains("below the minimum"), "{err}");
+        assert!(config("[recordings]\nmax_spool = 1").is_err());
     }
 }

@@ -249,7 +249,7 @@ pub struct RunningGateway {
 
 impl RunningGateway {
     /// Stop: no new tunnels, live sessions end (recording `session.ended`), and every event
-    /// not yet delivered is written to the spool file before this returns.
+    /// and recording chunk not yet delivered is on disk before this returns.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         self.gateway.live.cut_all("gateway_shutdown");
@@ -273,6 +273,14 @@ impl RunningGateway {
             .await
         {
             tracing::error!("could not confirm that every event reached the spool file");
+        }
+        if !self
+            .gateway
+            .recordings
+            .flush_to_disk(Duration::from_secs(10))
+            .await
+        {
+            tracing::error!("could not confirm that every recording chunk reached the spool");
         }
     }
 }
@@ -412,8 +420,9 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     journal.close_orphans(&events, chrono::Utc::now());
     let (recordings, recordings_task) = crate::recording::deliver::start(
         api.clone(),
-        config.state_dir.join("recordings.spool"),
+        &config.state_dir,
         events.clone(),
+        config.recordings.spool_limits(),
     )
     .map_err(|e| GatewayError::Other(format!("recordings spool: {e}")))?;
     let gateway = Arc::new(Gateway {

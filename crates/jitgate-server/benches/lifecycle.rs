@@ -152,6 +152,7 @@ async fn gateway(
         metrics_listen: None,
         device_timeout: "2s".into(),
         client_limits: Default::default(),
+        recordings: Default::default(),
     };
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();
     while !gw

@@ -10,8 +10,8 @@
 // Following a live session polls rather than streams: the gateway delivers the recording in
 // chunks (one at least every 10 s, docs/gateway.md "Recordings") and the API serves the cast
 // so far, so every REC_POLL_MS the page asks `GET /recordings?grant=` (small) whether more
-// chunks are stored and `GET /sessions?grant=` whether the session still runs, and fetches
-// the cast only when it grew. The player's streaming drivers (WebSocket, Server-Sent Events)
+// chunks are stored and `GET /sessions?grant=` whether the session still runs, and when it
+// grew fetches only the chunks it does not have yet (`?from=<served>`). The player's streaming drivers (WebSocket, Server-Sent Events)
 // would need an endpoint that pushes asciicast events, which the server does not have, and a
 // connection the sandboxed frame may not open; a poll every 2 s costs two small requests and
 // the view trails the session by the chunk age anyway.
@@ -27,15 +27,17 @@ function sessionPath(grantId, sessionId) {
 }
 
 /**
- * The cast so far, and how far it goes: `X-Jitgate-Recording` is `complete` or
- * `partial; chunks=<served>/<logged>`. A refusal throws the API's error, as `api()` does.
+ * The cast so far (from chunk `from` on: the caller has the chunks before), and how far it
+ * goes: `X-Jitgate-Recording` is `complete` or `partial; chunks=<served>/<logged>`, served
+ * counted from chunk 0. A refusal throws the API's error, as `api()` does.
  */
-async function fetchCast(sessionId, background) {
+async function fetchCast(sessionId, background, from = 0) {
   const headers = {};
   if (background) headers['X-Jitgate-Background'] = '1';
+  const query = from > 0 ? `?from=${from}` : '';
   let resp;
   try {
-    resp = await fetch(`/api/v1/sessions/${encodeURIComponent(sessionId)}/recording`, { headers, credentials: 'same-origin' });
+    resp = await fetch(`/api/v1/sessions/${encodeURIComponent(sessionId)}/recording${query}`, { headers, credentials: 'same-origin' });
   } catch (e) {
     throw new ApiError(0, 'network', 'The server cannot be reached; check the connection and try again.');
   }
@@ -220,7 +222,10 @@ async function viewSession(main, [grantId, sessionId]) {
       const now = r ? `${r.stored_chunks}/${r.chunks}/${r.complete}` : null;
       if (now !== stored && r && r.stored_chunks > 0) {
         stored = now;
-        rec = await fetchCast(sessionId, true);
+        // Only the chunks after those the page has; `served` is unknown only once complete.
+        const from = rec.served === null ? 0 : rec.served;
+        const more = await fetchCast(sessionId, true, from);
+        rec = { ...more, text: from > 0 ? rec.text + more.text : more.text };
         play(false, true); // the last chunks of a session followed so far play on too
       }
       error.textContent = '';

@@ -14,8 +14,6 @@ use crate::auth::Caller;
 use crate::error::{ApiResult, GatewayTrustCode, ServerError};
 use crate::state::AppState;
 use crate::views::RecordingView;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use jitgate_core::recording::{
     decode_hash, parse_frame, valid_session_id, ChainState, ChunkMeta, FrameError,
 };
@@ -190,11 +188,11 @@ pub async fn store_chunk(
             ),
         ));
     }
-    if row.data.is_some() {
+    if row.stored_at.is_some() {
         return Ok(Stored::AlreadyStored);
     }
     let stored = tx
-        .store_recording_data(session, index, &B64.encode(bytes), state.clock.now())
+        .store_recording_data(session, index, bytes, state.clock.now())
         .await?;
     tx.commit().await?;
     Ok(if stored {
@@ -228,42 +226,45 @@ pub struct Cast {
     pub bytes: Vec<u8>,
     /// Chunks whose hash is in the log.
     pub chunks: u64,
-    /// Chunks served (from the first, up to the first whose bytes are missing).
+    /// Chunks served up to here, counted from the first chunk: the chunks before the one
+    /// asked for, and from it up to the first whose bytes are missing.
     pub served: u64,
     /// The last chunk was recorded and every chunk is served.
     pub complete: bool,
 }
 
-/// The cast of `session` for a caller who may see its grant (others get `not_found`).
-pub async fn cast(state: &AppState, caller: &Caller, session: &str) -> ApiResult<Cast> {
+/// The cast of `session` from chunk `from` on, for a caller who may see its grant (others
+/// get `not_found`).
+pub async fn cast(state: &AppState, caller: &Caller, session: &str, from: u64) -> ApiResult<Cast> {
     let not_found = || ServerError::NotFound {
         what: "recording",
         id: session.to_string(),
         hint: "`jitgate recordings list` lists the recordings you can see",
     };
     let mut tx = state.store.read().await?;
-    let chunks = tx.recording_chunks(session, true).await?;
-    let Some(first) = chunks.first() else {
+    let Some(head) = tx.recording_head(session).await? else {
         return Err(not_found());
     };
-    if !may_see_grant(&mut tx, caller, &first.grant_id).await? {
+    if !may_see_grant(&mut tx, caller, &head.grant_id).await? {
         return Err(not_found());
     }
+    let total = head.index + 1;
+    let from = from.min(total);
+    let chunks = tx.recording_chunks(session, from, true).await?;
     let mut bytes = Vec::new();
-    let mut served = 0;
+    let mut served = from;
     for c in &chunks {
-        let Some(data) = c.data.as_deref().and_then(|d| B64.decode(d).ok()) else {
+        let Some(data) = c.data.as_deref() else {
             break;
         };
-        bytes.extend_from_slice(&data);
+        bytes.extend_from_slice(data);
         served += 1;
     }
-    let total = chunks.len() as u64;
     Ok(Cast {
         bytes,
         chunks: total,
         served,
-        complete: served == total && chunks.last().is_some_and(|c| c.last),
+        complete: served == total && head.last,
     })
 }
 

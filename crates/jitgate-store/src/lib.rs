@@ -25,7 +25,8 @@
 //! - `page` — keyset pagination shared by the lists: continue after the row a cursor names,
 //!   compared on the list's order (with an index on that order), never by offset.
 //! - `recordings` — session recording chunks: place and hashes (written with their
-//!   `recording.chunk` event) and the bytes once delivered (base64 TEXT on both backends).
+//!   `recording.chunk` event), and the bytes once delivered in a table of their own (BLOB /
+//!   BYTEA), so that listings never read them.
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
@@ -186,13 +187,17 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        tracing::debug!(backend = backend.as_str(), "store opened and migrated");
-        Ok(Store {
+        let store = Store {
             pool,
             backend,
             url,
             write_queue: Arc::new(Mutex::new(())),
-        })
+        };
+        if backend == Backend::Sqlite {
+            recordings::move_base64_data(&store).await?;
+        }
+        tracing::debug!(backend = backend.as_str(), "store opened and migrated");
+        Ok(store)
     }
 
     /// The SQLite database `jitgate.db` inside `data_dir`. The directory is created if

@@ -1,9 +1,16 @@
-//! Session recordings: one row per chunk, its place and hashes as its `recording.chunk`
-//! event recorded them, and its bytes once delivered. Which chunk may follow which, and
-//! whether bytes match, are `jitgate_core::recording`'s rules; this only keeps the record.
+//! Session recordings: one row per chunk in `recording_chunks`, its place and hashes as its
+//! `recording.chunk` event recorded them, and its bytes once delivered in a table of their
+//! own, `recording_chunk_data` (BLOB / BYTEA). Which chunk may follow which, and whether
+//! bytes match, are `jitgate_core::recording`'s rules; this only keeps the record.
+//!
+//! Why the bytes live apart: listing recordings and checking a chain's head read every
+//! chunk's row, and with the bytes in the row SQLite walked each chunk's overflow pages to
+//! reach the columns after them (docs/BENCHMARKS.md, "SSH through the gateway"). Raw bytes,
+//! not base64: a third smaller, nothing to encode or decode.
 
 use crate::codec::{from_ms, ms};
-use crate::{Result, Tx};
+use crate::{Result, Store, StoreError, Tx};
+use base64::Engine as _;
 use jitgate_core::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -24,13 +31,18 @@ pub struct RecordingChunkRecord {
     pub prev_hash: String,
     pub hash: String,
     pub recorded_at: Timestamp,
-    /// Standard base64 of the bytes, once delivered (not read by the listing queries).
-    pub data: Option<String>,
+    /// The bytes, once delivered, when the query asked for them (the listing queries never
+    /// read them).
+    pub data: Option<Vec<u8>>,
     pub stored_at: Option<Timestamp>,
 }
 
-const META: &str = "session_id, idx, grant_id, gateway, event_seq, byte_offset, length, last, \
-                    prev_hash, hash, recorded_at, stored_at";
+const META: &str = "c.session_id, c.idx, c.grant_id, c.gateway, c.event_seq, c.byte_offset, \
+                    c.length, c.last, c.prev_hash, c.hash, c.recorded_at, c.stored_at";
+
+/// The chunk rows (`c`) with their bytes (`d.data`, NULL until delivered).
+const WITH_DATA: &str = "recording_chunks c LEFT JOIN recording_chunk_data d \
+                         ON d.session_id = c.session_id AND d.idx = c.idx";
 
 fn num(row: &AnyRow, col: &str) -> Result<u64> {
     let v: i64 = row.try_get(col)?;
@@ -99,7 +111,8 @@ impl Tx {
         session_id: &str,
     ) -> Result<Option<RecordingChunkRecord>> {
         let row = sqlx::query(&format!(
-            "SELECT {META} FROM recording_chunks WHERE session_id = $1 ORDER BY idx DESC LIMIT 1"
+            "SELECT {META} FROM recording_chunks c WHERE c.session_id = $1 \
+             ORDER BY c.idx DESC LIMIT 1"
         ))
         .bind(session_id)
         .fetch_optional(self.conn())
@@ -107,61 +120,78 @@ impl Tx {
         row.as_ref().map(|r| from_row(r, false)).transpose()
     }
 
-    /// One chunk with its bytes (if delivered).
+    /// One chunk, without its bytes (`stored_at` says whether they were delivered).
     pub async fn recording_chunk(
         &mut self,
         session_id: &str,
         index: u64,
     ) -> Result<Option<RecordingChunkRecord>> {
         let row = sqlx::query(&format!(
-            "SELECT {META}, data FROM recording_chunks WHERE session_id = $1 AND idx = $2"
+            "SELECT {META} FROM recording_chunks c WHERE c.session_id = $1 AND c.idx = $2"
         ))
         .bind(session_id)
         .bind(index as i64)
         .fetch_optional(self.conn())
         .await?;
-        row.as_ref().map(|r| from_row(r, true)).transpose()
+        row.as_ref().map(|r| from_row(r, false)).transpose()
     }
 
-    /// Store a chunk's delivered bytes once: `false` when they were already stored.
+    /// Store a chunk's delivered bytes once: `false` when they were already stored (or the
+    /// chunk is not recorded).
     pub async fn store_recording_data(
         &mut self,
         session_id: &str,
         index: u64,
-        data_base64: &str,
+        data: &[u8],
         at: Timestamp,
     ) -> Result<bool> {
         self.need_write("store_recording_data")?;
-        let done = sqlx::query(
-            "UPDATE recording_chunks SET data = $1, stored_at = $2 \
-             WHERE session_id = $3 AND idx = $4 AND data IS NULL",
+        // Under the write lock: marking the row first decides who stores the bytes.
+        let marked = sqlx::query(
+            "UPDATE recording_chunks SET stored_at = $1 \
+             WHERE session_id = $2 AND idx = $3 AND stored_at IS NULL",
         )
-        .bind(data_base64)
         .bind(ms(at))
         .bind(session_id)
         .bind(index as i64)
         .execute(self.conn())
         .await?;
-        Ok(done.rows_affected() > 0)
+        if marked.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO recording_chunk_data (session_id, idx, data) VALUES ($1, $2, $3)")
+            .bind(session_id)
+            .bind(index as i64)
+            .bind(data)
+            .execute(self.conn())
+            .await?;
+        Ok(true)
     }
 
-    /// A session's chunks in index order; with their bytes when `with_data`.
+    /// A session's chunks in index order, from chunk `from` on; with their bytes when
+    /// `with_data`.
     pub async fn recording_chunks(
         &mut self,
         session_id: &str,
+        from: u64,
         with_data: bool,
     ) -> Result<Vec<RecordingChunkRecord>> {
-        let cols = if with_data {
-            format!("{META}, data")
+        let sql = if with_data {
+            format!(
+                "SELECT {META}, d.data FROM {WITH_DATA} \
+                 WHERE c.session_id = $1 AND c.idx >= $2 ORDER BY c.idx"
+            )
         } else {
-            META.to_string()
+            format!(
+                "SELECT {META} FROM recording_chunks c \
+                 WHERE c.session_id = $1 AND c.idx >= $2 ORDER BY c.idx"
+            )
         };
-        let rows = sqlx::query(&format!(
-            "SELECT {cols} FROM recording_chunks WHERE session_id = $1 ORDER BY idx"
-        ))
-        .bind(session_id)
-        .fetch_all(self.conn())
-        .await?;
+        let rows = sqlx::query(&sql)
+            .bind(session_id)
+            .bind(i64::try_from(from).unwrap_or(i64::MAX))
+            .fetch_all(self.conn())
+            .await?;
         rows.iter().map(|r| from_row(r, with_data)).collect()
     }
 
@@ -175,8 +205,8 @@ impl Tx {
         let rows = match grant_id {
             Some(g) => {
                 sqlx::query(&format!(
-                    "SELECT {META} FROM recording_chunks WHERE grant_id = $1 \
-                     ORDER BY session_id, idx LIMIT $2"
+                    "SELECT {META} FROM recording_chunks c WHERE c.grant_id = $1 \
+                     ORDER BY c.session_id, c.idx LIMIT $2"
                 ))
                 .bind(g)
                 .bind(limit)
@@ -185,7 +215,7 @@ impl Tx {
             }
             None => {
                 sqlx::query(&format!(
-                    "SELECT {META} FROM recording_chunks ORDER BY session_id, idx LIMIT $1"
+                    "SELECT {META} FROM recording_chunks c ORDER BY c.session_id, c.idx LIMIT $1"
                 ))
                 .bind(limit)
                 .fetch_all(self.conn())
@@ -201,11 +231,82 @@ impl Tx {
         grant_id: &str,
     ) -> Result<Vec<RecordingChunkRecord>> {
         let rows = sqlx::query(&format!(
-            "SELECT {META}, data FROM recording_chunks WHERE grant_id = $1 ORDER BY session_id, idx"
+            "SELECT {META}, d.data FROM {WITH_DATA} WHERE c.grant_id = $1 \
+             ORDER BY c.session_id, c.idx"
         ))
         .bind(grant_id)
         .fetch_all(self.conn())
         .await?;
         rows.iter().map(|r| from_row(r, true)).collect()
     }
+}
+
+/// Chunks moved per query by [`move_base64_data`].
+const MOVE_BATCH: i64 = 64;
+
+/// Finish migration 0011 on SQLite: before it, chunk bytes were standard base64 in
+/// `recording_chunks.data`. SQLite cannot decode base64 in SQL (PostgreSQL's migration
+/// does), so here, in one write transaction, every stored chunk's bytes are decoded into
+/// `recording_chunk_data` and then the old column is dropped. Runs when the column exists
+/// (once); a crash in between rolls it all back and the next start does it again. A value
+/// that does not decode stops the store from opening rather than losing it.
+pub(crate) async fn move_base64_data(store: &Store) -> Result<()> {
+    let has_column: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_table_info('recording_chunks') WHERE name = 'data'",
+    )
+    .fetch_one(&store.pool)
+    .await?;
+    if has_column == 0 {
+        return Ok(());
+    }
+    let mut tx = store.write().await?;
+    let (mut after_session, mut after_idx) = (String::new(), -1i64);
+    let mut moved = 0u64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT session_id, idx, data FROM recording_chunks \
+             WHERE data IS NOT NULL AND (session_id > $1 OR (session_id = $1 AND idx > $2)) \
+             ORDER BY session_id, idx LIMIT $3",
+        )
+        .bind(&after_session)
+        .bind(after_idx)
+        .bind(MOVE_BATCH)
+        .fetch_all(tx.conn())
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let session: String = row.try_get("session_id")?;
+            let idx: i64 = row.try_get("idx")?;
+            let text: String = row.try_get("data")?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "recording_chunks {session}/{idx}: the stored bytes are not base64 ({e}); \
+                         nothing was moved"
+                    ))
+                })?;
+            sqlx::query(
+                "INSERT INTO recording_chunk_data (session_id, idx, data) VALUES ($1, $2, $3)",
+            )
+            .bind(&session)
+            .bind(idx)
+            .bind(bytes)
+            .execute(tx.conn())
+            .await?;
+            (after_session, after_idx) = (session, idx);
+            moved += 1;
+        }
+    }
+    sqlx::query("ALTER TABLE recording_chunks DROP COLUMN data")
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    tracing::info!(
+        chunks = moved,
+        "recording bytes moved out of recording_chunks (migration 0011)"
+    );
+    Ok(())
 }

@@ -1173,14 +1173,20 @@ fn main() {
             let mut stored_after = None;
             if name.starts_with("jitgate") {
                 let deadline = eof + Duration::from_secs(600);
-                // The gateway keeps chunks not yet delivered in `recordings.spool` and removes
-                // it once all are: wait for that (cheap), then ask the server. Listing
-                // recordings is not cheap on SQLite (see docs/BENCHMARKS.md), so it is not
-                // polled quickly.
-                let spool = w.join("gw").join("recordings.spool");
+                // The gateway keeps chunks not yet delivered in `recordings-<n>.spool` files
+                // and removes each once all in it are: wait for none to be left (cheap), then
+                // ask the server, which is not polled quickly.
+                let gw_state = w.join("gw");
+                let spool_left = || {
+                    std::fs::read_dir(&gw_state).unwrap().any(|e| {
+                        let name = e.unwrap().file_name();
+                        let name = name.to_string_lossy();
+                        name.starts_with("recordings") && name.ends_with(".spool")
+                    })
+                };
                 let mut delivered = Instant::now();
                 let rec = loop {
-                    while spool.exists() {
+                    while spool_left() {
                         assert!(
                             Instant::now() < deadline,
                             "the recording was never delivered"

@@ -9,8 +9,9 @@
 //!   (`jitgate_core::recording`: hash, framing, chain rule). Pure; the time source is
 //!   injected.
 //! - [`deliver`] — [`RecordingSink`]: a closed chunk's `recording.chunk` event into the
-//!   ordered event stream ([`crate::spool`]), its bytes into a spool file of their own and
-//!   to `POST /api/v1/gateway/recordings/{session}/chunks/{index}`.
+//!   ordered event stream ([`crate::spool`]), its bytes into the recordings spool (segment
+//!   files written by a thread of their own, capped: sessions wait on [`deliver::Room`] at
+//!   the cap) and from there to `POST /api/v1/gateway/recordings/{session}/chunks/{index}`.
 //!
 //! The format, the chunk bounds and what the server checks are in docs/gateway.md
 //! ("Recordings") and docs/evidence.md ("Recordings").

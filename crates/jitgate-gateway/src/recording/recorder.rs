@@ -11,8 +11,13 @@
 //!
 //! Chunks end at line boundaries, so every chunk is whole asciicast lines and the
 //! concatenation of all chunks is the cast.
+//!
+//! Terminal data is the bulk of a recording and sits on the relay path, so it is escaped
+//! straight into the open chunk's buffer (no intermediate `String`s); the buffer is
+//! allocated once per chunk at its full size, and a closed chunk's bytes move to the sink
+//! as they are.
 
-use super::asciicast::{event_line, CastHeader, Code, Utf8Stream};
+use super::asciicast::{begin_event, end_event, escape_str, CastHeader, Code, Utf8Escaper};
 use jitgate_core::recording::{ChunkHash, ChunkMeta, GENESIS, MAX_CHUNK_BYTES};
 use jitgate_core::server_payload::RecordingChunkDetail;
 use jitgate_core::{Clock, Timestamp};
@@ -22,6 +27,10 @@ use std::time::Duration;
 /// Terminal data is recorded in events of at most this many input bytes (JSON escaping
 /// makes a line at most about 6 times longer).
 pub const MAX_EVENT_DATA: usize = 4096;
+
+/// The longest event line of terminal data: every input byte escaped as `\u00XX`, plus the
+/// time, the code and the brackets.
+const MAX_DATA_LINE: usize = 6 * MAX_EVENT_DATA + 48;
 
 /// When chunks are closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +58,8 @@ pub struct RecordedChunk {
 }
 
 impl RecordedChunk {
-    /// The chunk framed for the spool and the upload (`jitgate_core::recording`).
+    /// The chunk framed for the spool and the upload (`jitgate_core::recording`), as one
+    /// buffer (a copy; the sink writes [`ChunkMeta::frame_header`] and the bytes instead).
     pub fn frame(&self) -> Vec<u8> {
         self.meta.frame(&self.bytes)
     }
@@ -75,8 +85,8 @@ pub struct SessionRecorder {
     index: u64,
     offset: u64,
     prev: ChunkHash,
-    output: Utf8Stream,
-    input: Utf8Stream,
+    output: Utf8Escaper,
+    input: Utf8Escaper,
 }
 
 impl SessionRecorder {
@@ -105,11 +115,12 @@ impl SessionRecorder {
             index: 0,
             offset: 0,
             prev: GENESIS,
-            output: Utf8Stream::default(),
-            input: Utf8Stream::default(),
+            output: Utf8Escaper::default(),
+            input: Utf8Escaper::default(),
         };
         r.buf_since = Some(started);
-        r.buf = header.line();
+        r.buf = r.new_buf();
+        r.buf.extend_from_slice(&header.line());
         r
     }
 
@@ -160,51 +171,92 @@ impl SessionRecorder {
     /// End the recording: what is pending is written and the last chunk closed (`last`).
     pub fn finish(mut self) -> Vec<RecordedChunk> {
         let mut out = Vec::new();
-        for (code, rest) in [
-            (Code::Output, self.output.finish()),
-            (Code::Input, self.input.finish()),
-        ] {
-            if !rest.is_empty() {
-                out.extend(self.event(code, &rest));
+        for code in [Code::Output, Code::Input] {
+            let stream = match code {
+                Code::Input => &mut self.input,
+                _ => &mut self.output,
+            };
+            // An incomplete character at the end becomes U+FFFD, an event of its own.
+            if stream.finish(&mut Vec::new()) {
+                out.extend(self.event(code, "\u{FFFD}"));
             }
         }
         out.push(self.close(true));
         out
     }
 
+    /// A buffer for a chunk: room for the bound and one more line, so it never regrows.
+    fn new_buf(&self) -> Vec<u8> {
+        Vec::with_capacity(self.limits.chunk_bytes + MAX_DATA_LINE)
+    }
+
     fn data(&mut self, code: Code, bytes: &[u8]) -> Vec<RecordedChunk> {
         let mut out = Vec::new();
         for piece in bytes.chunks(MAX_EVENT_DATA) {
-            let text = match code {
-                Code::Input => self.input.feed(piece),
-                _ => self.output.feed(piece),
+            let now = self.clock.now();
+            let due = self.due(now);
+            let micros = self.micros(now);
+            // The line is written in place; if the piece completes no character (it is
+            // all the start of one), no event is written and the line is taken back.
+            let line_start = self.buf.len();
+            begin_event(&mut self.buf, micros, code);
+            let text_start = self.buf.len();
+            let stream = match code {
+                Code::Input => &mut self.input,
+                _ => &mut self.output,
             };
-            if !text.is_empty() {
-                out.extend(self.event(code, &text));
+            stream.feed(piece, &mut self.buf);
+            if self.buf.len() == text_start {
+                self.buf.truncate(line_start);
+                continue;
             }
+            end_event(&mut self.buf);
+            self.wrote(now, micros, due, line_start, &mut out);
         }
         out
     }
 
     fn event(&mut self, code: Code, data: &str) -> Vec<RecordedChunk> {
         let now = self.clock.now();
+        let due = self.due(now);
+        let micros = self.micros(now);
+        let line_start = self.buf.len();
+        begin_event(&mut self.buf, micros, code);
+        escape_str(&mut self.buf, data);
+        end_event(&mut self.buf);
         let mut out = Vec::new();
-        // An old chunk is closed before the new event, so no chunk spans more than the age.
-        if self.due(now) {
-            out.push(self.close(false));
-        }
-        let micros = u64::try_from((now - self.started).num_microseconds().unwrap_or(0))
+        self.wrote(now, micros, due, line_start, &mut out);
+        out
+    }
+
+    /// The event time (µs since start) for `now`: times never go back.
+    fn micros(&self, now: Timestamp) -> u64 {
+        u64::try_from((now - self.started).num_microseconds().unwrap_or(0))
             .unwrap_or(0)
-            .max(self.last_micros);
+            .max(self.last_micros)
+    }
+
+    /// A line was written at `line_start`, at `now`. An old chunk (`due` before the line)
+    /// is closed without it, so no chunk spans more than the age; a full one is closed
+    /// with it.
+    fn wrote(
+        &mut self,
+        now: Timestamp,
+        micros: u64,
+        due: bool,
+        line_start: usize,
+        out: &mut Vec<RecordedChunk>,
+    ) {
         self.last_micros = micros;
-        if self.buf.is_empty() {
+        if due {
+            out.push(self.close_before(line_start));
+        }
+        if line_start == 0 || due {
             self.buf_since = Some(now);
         }
-        self.buf.extend_from_slice(&event_line(micros, code, data));
         if self.buf.len() >= self.limits.chunk_bytes {
             out.push(self.close(false));
         }
-        out
     }
 
     fn due(&self, now: Timestamp) -> bool {
@@ -216,8 +268,25 @@ impl SessionRecorder {
         }
     }
 
+    /// Close the chunk made of the buffer before `line_start`; the line after it opens the
+    /// next chunk. (Rare: only a chunk closed by age is closed before its newest line.)
+    fn close_before(&mut self, line_start: usize) -> RecordedChunk {
+        let mut next = self.new_buf();
+        next.extend_from_slice(self.buf.get(line_start..).unwrap_or_default());
+        self.buf.truncate(line_start);
+        let bytes = std::mem::replace(&mut self.buf, next);
+        self.seal(bytes, false)
+    }
+
+    /// Close the open chunk (`last`: the recording ends with it, no new buffer is needed).
     fn close(&mut self, last: bool) -> RecordedChunk {
-        let bytes = std::mem::take(&mut self.buf);
+        let next = if last { Vec::new() } else { self.new_buf() };
+        let bytes = std::mem::replace(&mut self.buf, next);
+        self.buf_since = None;
+        self.seal(bytes, last)
+    }
+
+    fn seal(&mut self, bytes: Vec<u8>, last: bool) -> RecordedChunk {
         let meta = ChunkMeta::of(
             &self.session_id,
             self.index,
@@ -229,7 +298,6 @@ impl SessionRecorder {
         self.index += 1;
         self.offset += bytes.len() as u64;
         self.prev = meta.hash;
-        self.buf_since = None;
         RecordedChunk { meta, bytes }
     }
 }
@@ -333,6 +401,82 @@ mod tests {
         let _ = r.output(b"b");
         let text = cast(&r.finish());
         assert!(text.contains("[2.000000, \"o\", \"b\"]"), "{text}");
+    }
+
+    /// Any byte, mapped so that a quarter are printable ASCII, a quarter UTF-8 lead bytes
+    /// and a quarter continuation bytes: split, valid and invalid characters all occur.
+    fn utf8_heavy(b: u8) -> u8 {
+        match b % 4 {
+            0 => b,
+            1 => 0x20 + (b / 4) % 95,
+            2 => 0x80 | ((b / 4) & 0x3f),
+            _ => 0xc2 + (b / 4) % 0x33,
+        }
+    }
+
+    #[test]
+    fn chunk_buffers_are_allocated_once_at_full_size() {
+        let limits = RecorderLimits {
+            chunk_bytes: 10_000,
+            chunk_age: Duration::from_secs(10),
+        };
+        let (mut r, _clock) = recorder(limits);
+        let mut chunks = Vec::new();
+        for _ in 0..20 {
+            chunks.extend(r.output(&[b'"'; 3000]));
+        }
+        assert!(chunks.len() > 3);
+        for c in &chunks {
+            // Never regrown: the capacity it was made with.
+            assert_eq!(c.bytes.capacity(), 10_000 + MAX_DATA_LINE);
+            assert!(c.bytes.len() <= 10_000 + MAX_DATA_LINE);
+        }
+    }
+
+    proptest! {
+        // Each case records up to 48 KiB: fewer cases keep the unoptimised test build quick.
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// The cast is what the first version wrote: each read cut into pieces of
+        /// `MAX_EVENT_DATA`, decoded (an incomplete character waiting for the next read),
+        /// one event per piece that completed any text, with serde_json's escaping.
+        #[test]
+        fn the_cast_is_what_decoding_then_serialising_writes(
+            reads in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..6000)
+                .prop_map(|v| v.into_iter().map(utf8_heavy).collect::<Vec<u8>>()), any::<bool>()), 0..8),
+            chunk_bytes in 1usize..20_000) {
+            use crate::recording::asciicast::tests::Reference;
+            let (mut r, clock) = recorder(RecorderLimits { chunk_bytes, chunk_age: Duration::from_secs(3) });
+            let mut want = String::from_utf8(r.buf.clone()).unwrap();
+            let (mut out_ref, mut in_ref) = (Reference::default(), Reference::default());
+            let mut chunks = Vec::new();
+            let line = |t: u64, code: &str, text: &str| {
+                format!("[{}.{:06}, \"{code}\", {}]\n", t / 1_000_000, t % 1_000_000,
+                    serde_json::to_string(text).unwrap())
+            };
+            for (i, (bytes, input)) in reads.iter().enumerate() {
+                clock.advance(chrono::Duration::milliseconds(700));
+                let t = (i as u64 + 1) * 700_000;
+                for piece in bytes.chunks(MAX_EVENT_DATA) {
+                    let (text, code) = if *input { (in_ref.feed(piece), "i") } else { (out_ref.feed(piece), "o") };
+                    if !text.is_empty() {
+                        want.push_str(&line(t, code, &text));
+                    }
+                }
+                chunks.extend(if *input { r.input(bytes) } else { r.output(bytes) });
+            }
+            let t = reads.len() as u64 * 700_000;
+            for (rest, code) in [(out_ref.finish(), "o"), (in_ref.finish(), "i")] {
+                if !rest.is_empty() {
+                    want.push_str(&line(t, code, &rest));
+                }
+            }
+            chunks.extend(r.finish());
+            prop_assert_eq!(cast(&chunks), want);
+            for c in &chunks {
+                prop_assert!(c.bytes.len() < chunk_bytes + MAX_DATA_LINE + 300);
+            }
+        }
     }
 
     proptest! {

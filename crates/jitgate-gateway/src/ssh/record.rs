@@ -96,7 +96,7 @@ impl CastRecorder {
             return;
         }
         let at = crate::runtime::now_millis();
-        for c in &chunks {
+        for c in chunks {
             self.sink.chunk(&self.grant_id, at, c);
         }
     }

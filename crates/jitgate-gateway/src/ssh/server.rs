@@ -654,6 +654,9 @@ impl Conn {
                 r.channel_opened(Instant::now(), channel_no(channel))
             });
         }
+        // A session channel's output is recorded: it waits while the recordings spool is
+        // full. Forwarded connections are not recorded and do not wait.
+        let room = is_session.then(|| self.svc.gw.recordings.room());
         tokio::spawn(pump(
             read,
             client,
@@ -662,6 +665,7 @@ impl Conn {
             live.toucher.clone(),
             Arc::clone(&live.recorder),
             sftp,
+            room,
         ));
         true
     }
@@ -679,7 +683,14 @@ fn channel_no(c: ChannelId) -> u32 {
     c.to_string().parse().unwrap_or(0)
 }
 
-/// Asset → client for one channel, until either side closes it.
+/// Asset → client for one channel, until either side closes it. With `room`, each message
+/// is read from the asset only once the recordings spool has room (docs/gateway.md,
+/// "Recordings"): until then the asset's data waits in its SSH connection, whose flow
+/// control holds the asset back.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one channel's parts, as the connection hands them over"
+)]
 async fn pump(
     mut read: russh::ChannelReadHalf,
     client: server::Handle,
@@ -688,8 +699,13 @@ async fn pump(
     toucher: Toucher,
     recorder: Recorder,
     sftp: SftpFollow,
+    room: Option<crate::recording::deliver::Room>,
 ) {
-    while let Some(msg) = read.wait().await {
+    loop {
+        if let Some(room) = &room {
+            room.wait().await;
+        }
+        let Some(msg) = read.wait().await else { break };
         let ok = match msg {
             ChannelMsg::Data { data } => {
                 stats

@@ -205,6 +205,7 @@ impl Dnp3Rig {
             metrics_listen: None,
             device_timeout: "2s".into(),
             client_limits: Default::default(),
+            recordings: Default::default(),
         };
         let gw = jitgate_gateway::runtime::start(config).await.unwrap();
         let cert = std::fs::read(state.path().join("gateway-cert.pem")).unwrap();

@@ -212,6 +212,7 @@ pub(crate) async fn rig_with(edit: impl FnOnce(&mut GatewayConfig)) -> Rig {
         metrics_listen: None,
         device_timeout: "1s".into(),
         client_limits: Default::default(),
+        recordings: Default::default(),
     };
     edit(&mut config);
     let gw = jitgate_gateway::runtime::start(config).await.unwrap();

@@ -101,18 +101,30 @@ pub(crate) async fn list_recordings(
     ))
 }
 
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CastQuery {
+    /// Serve the cast from this chunk on (default 0, the whole cast): a reader that has
+    /// chunks `0..from` already (the `<served>` of an earlier answer) gets only what follows.
+    pub from: Option<u64>,
+}
+
 /// A session's recording as one asciicast v2 file: its chunks in order, up to the first
-/// whose bytes the server does not hold. `X-Jitgate-Recording` says `complete` or
-/// `partial; chunks=<served>/<recorded>`.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/recording", params(("id" = String, Path)),
+/// whose bytes the server does not hold (from chunk `from`, when given). `X-Jitgate-Recording`
+/// says `complete` or `partial; chunks=<served>/<recorded>`, where `<served>` counts from
+/// chunk 0: the `from` to ask for next.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}/recording",
+    params(("id" = String, Path), CastQuery),
     responses((status = 200, description = "the cast", content_type = "application/x-asciicast"),
               (status = 404, body = ApiError)))]
 pub(crate) async fn get_recording(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<CastQuery>,
 ) -> ApiResult<Response> {
-    let cast = crate::recordings::cast(&state, &caller, &id).await?;
+    let cast = crate::recordings::cast(&state, &caller, &id, q.from.unwrap_or(0)).await?;
     let status = if cast.complete {
         "complete".to_string()
     } else {

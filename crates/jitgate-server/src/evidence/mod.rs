@@ -21,8 +21,6 @@ pub use crate::config::evidence::EvidenceConfig;
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
 use crate::views::{LogProblemView, LogVerifyView};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
 use jitgate_core::event::{Actor, Event};
 use jitgate_core::Timestamp;
 use jitgate_evidence::{
@@ -439,10 +437,7 @@ pub async fn export(state: &AppState, caller: &Caller, grant_id: &str) -> ApiRes
     let chunks: Vec<(String, u64, Vec<u8>)> = rows
         .into_iter()
         .filter(|r| in_bundle.contains(&r.event_seq))
-        .filter_map(|r| {
-            let bytes = B64.decode(r.data.as_deref()?).ok()?;
-            Some((r.session_id, r.index, bytes))
-        })
+        .filter_map(|r| Some((r.session_id, r.index, r.data?)))
         .collect();
     if chunks.is_empty() {
         return Ok(bundle);

@@ -63,6 +63,7 @@ pub(crate) async fn rig(store: Store) -> Rig {
         metrics_listen: None,
         device_timeout: "1s".into(),
         client_limits: Default::default(),
+        recordings: Default::default(),
     };
     let gw = jitgate_gateway::runtime::start(config.clone())
         .await

@@ -72,9 +72,27 @@ async fn get_cast(
     session: &str,
     token: String,
 ) -> (StatusCode, Option<String>, Vec<u8>) {
+    get_cast_from(h, session, token, 0).await
+}
+
+/// The cast from chunk `from` on (`?from=`; none for 0).
+async fn get_cast_from(
+    h: &Harness,
+    session: &str,
+    token: String,
+    from: u64,
+) -> (StatusCode, Option<String>, Vec<u8>) {
+    let query = if from > 0 {
+        format!("?from={from}")
+    } else {
+        String::new()
+    };
     let r = h
         .http
-        .get(format!("{}/api/v1/sessions/{session}/recording", h.base))
+        .get(format!(
+            "{}/api/v1/sessions/{session}/recording{query}",
+            h.base
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -221,19 +239,31 @@ async fn chunks_are_logged_delivered_checked_served_and_bundled() {
         let n_chunks = chunks.len();
         assert_eq!(state.as_deref(), Some(format!("partial; chunks={}/{n_chunks}", n_chunks - 1).as_str()));
         assert_eq!(body, cast[..chunks.last().unwrap().meta.offset as usize]);
+        // A reader that has the first two chunks asks for the rest only.
+        let (s, state, body) = get_cast_from(&h, session, alice.clone(), 2).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(state.as_deref(), Some(format!("partial; chunks={}/{n_chunks}", n_chunks - 1).as_str()));
+        assert_eq!(body, cast[chunks[2].meta.offset as usize..chunks.last().unwrap().meta.offset as usize]);
         let last = chunks.last().unwrap();
         let (s, v) = post_frame(&h, &north, session, last.meta.index, last.frame()).await;
         assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("stored")), "{v}");
         // A retry of the same bytes is answered alike, and changes nothing.
         let (s, v) = post_frame(&h, &north, session, last.meta.index, last.frame()).await;
         assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("already_stored")), "{v}");
-        let (s, state, body) = get_cast(&h, session, alice).await;
+        let (s, state, body) = get_cast(&h, session, alice.clone()).await;
         assert_eq!((s, state.as_deref()), (StatusCode::OK, Some("complete")));
         assert_eq!(body, cast);
+        let (s, state, body) = get_cast_from(&h, session, alice.clone(), last.meta.index).await;
+        assert_eq!((s, state.as_deref()), (StatusCode::OK, Some("complete")));
+        assert_eq!(body, last.bytes);
+        let (s, state, body) = get_cast_from(&h, session, alice, 1000).await;
+        assert_eq!((s, state.as_deref(), body.len()), (StatusCode::OK, Some("complete"), 0));
 
         // Same visibility as the grant's sessions: a vendor of another org sees nothing.
         let vera = h.login("vera").await;
-        let (s, _, _) = get_cast(&h, session, vera).await;
+        let (s, _, _) = get_cast(&h, session, vera.clone()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _, _) = get_cast_from(&h, session, vera, 1).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         let (s, v) = h.call("vera", "GET", &format!("/api/v1/recordings?grant={grant_id}"), None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
@@ -323,12 +353,63 @@ async fn a_cut_recording_verifies_with_notes_naming_what_is_missing() {
     .await;
 }
 
+/// The recordings spool files left in a gateway's state directory.
+fn spool_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("recordings") && n.ends_with(".spool"))
+        .collect()
+}
+
+/// A URL where nothing listens: the server is away.
+fn away() -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    url
+}
+
+/// Wait until the server serves `session`'s whole cast, and compare it.
+async fn wait_for_cast(h: &mut Harness, session: &str, cast: &[u8]) {
+    let alice = h.login("alice").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, state, body) = get_cast(h, session, alice.clone()).await;
+        if state.as_deref() == Some("complete") {
+            assert!(
+                body == cast,
+                "the served cast differs from the recorded one"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered: {s} {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait until the gateway removed every recordings spool file (all delivered).
+async fn wait_for_empty_spool(dir: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !spool_files(dir).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the recordings spool is not cleared: {:?}",
+            spool_files(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The gateway's own delivery: with the server away, the chunks' events and bytes go to the
 /// spool files; a gateway started again with the server back delivers both, and the server
 /// then serves the whole cast and the recordings spool is cleared.
 #[tokio::test]
 async fn a_gateway_spools_chunks_while_the_server_is_away_and_delivers_them_later() {
-    use jitgate_gateway::recording::deliver;
+    use jitgate_gateway::recording::deliver::{self, SpoolLimits};
     use jitgate_gateway::server_api::ServerApi;
     let (store, _db) = jitgate_testkit::sqlite_store().await;
     let mut h = Harness::start(store).await;
@@ -338,55 +419,126 @@ async fn a_gateway_spools_chunks_while_the_server_is_away_and_delivers_them_late
     let key = gateway_key(&mut h, "gw-north").await;
     let state = tempfile::tempdir().unwrap();
     let events_spool = state.path().join("events.spool");
-    let chunks_spool = state.path().join("recordings.spool");
     let at = h.clock.now() + chrono::Duration::seconds(1);
     let (chunks, cast) = recorded("sess-spooled", at);
 
     // The server is away: nothing listens where the gateway sends.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let away = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let api = ServerApi::new(&away, &key, None).unwrap();
+    let api = ServerApi::new(&away(), &key, None).unwrap();
     let (events, events_task) =
         jitgate_gateway::spool::start(api.clone(), events_spool.clone(), 0).unwrap();
-    let (sink, chunks_task) = deliver::start(api, chunks_spool.clone(), events.clone()).unwrap();
+    let (sink, chunks_task) =
+        deliver::start(api, state.path(), events.clone(), SpoolLimits::default()).unwrap();
     for c in &chunks {
-        sink.chunk(&grant_id, at, c);
+        sink.chunk(&grant_id, at, c.clone());
     }
     assert!(events.flush_to_disk(Duration::from_secs(10)).await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while deliver::read_spool(&chunks_spool).unwrap().len() < chunks.len() {
-        assert!(tokio::time::Instant::now() < deadline, "chunks not spooled");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(sink.flush_to_disk(Duration::from_secs(10)).await);
+    assert_eq!(
+        deliver::spooled_frames(state.path()).unwrap().len(),
+        chunks.len()
+    );
     events_task.abort();
     chunks_task.abort();
 
     // Started again, with the server back.
     let api = ServerApi::new(&h.base, &key, None).unwrap();
     let (events, _t1) = jitgate_gateway::spool::start(api.clone(), events_spool, 0).unwrap();
-    let (_sink, _t2) = deliver::start(api, chunks_spool.clone(), events).unwrap();
-    let alice = h.login("alice").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (s, state, body) = get_cast(&h, "sess-spooled", alice.clone()).await;
-        if state.as_deref() == Some("complete") {
-            assert_eq!(body, cast);
-            break;
+    let (_sink, _t2) = deliver::start(api, state.path(), events, SpoolLimits::default()).unwrap();
+    wait_for_cast(&mut h, "sess-spooled", &cast).await;
+    wait_for_empty_spool(state.path()).await;
+    h.stop().await;
+}
+
+/// The spool's cap: with the server away a bulk session fills the spool to the cap and
+/// then waits (nothing is dropped to make room); started again with the server back, the
+/// gateway finds the spool full, and the session may go on once deliveries made room. The
+/// server ends with the whole cast.
+#[tokio::test]
+async fn a_full_recordings_spool_holds_the_session_until_the_server_took_chunks() {
+    use futures_util::FutureExt as _;
+    use jitgate_gateway::recording::deliver::{self, SpoolLimits, MIN_MAX_SPOOL_BYTES};
+    use jitgate_gateway::server_api::ServerApi;
+    let (store, _db) = jitgate_testkit::sqlite_store().await;
+    let mut h = Harness::start(store).await;
+    let req = h.request("alice", read_plc7()).await;
+    let (_, granted) = h.approve("bob", &req, None).await;
+    let grant_id = granted["grant"]["id"].as_str().unwrap().to_string();
+    let key = gateway_key(&mut h, "gw-north").await;
+    let state = tempfile::tempdir().unwrap();
+    let events_spool = state.path().join("events.spool");
+    let limits = SpoolLimits {
+        max_bytes: MIN_MAX_SPOOL_BYTES,
+    };
+    let at = h.clock.now() + chrono::Duration::seconds(1);
+    let clock = Arc::new(ManualClock::new(at));
+    let mut rec = SessionRecorder::new(
+        "sess-bulk",
+        CastHeader::new(80, 24, 0),
+        clock,
+        RecorderLimits::default(),
+    );
+    let mut cast = Vec::new();
+    // 8 MiB of output, twice the cap, read by read as a relay would.
+    let line: Vec<u8> = (0..8 * 1024 * 1024)
+        .map(|i| {
+            if i % 80 == 79 {
+                b'\n'
+            } else {
+                b' ' + (i % 95) as u8
+            }
+        })
+        .collect();
+    let mut reads = line.chunks(32 * 1024);
+
+    let api = ServerApi::new(&away(), &key, None).unwrap();
+    let (events, events_task) =
+        jitgate_gateway::spool::start(api.clone(), events_spool.clone(), 0).unwrap();
+    let (sink, chunks_task) = deliver::start(api, state.path(), events.clone(), limits).unwrap();
+    let room = sink.room();
+    let mut handed = 0;
+    while room.available() {
+        let read = reads
+            .next()
+            .expect("the cap is reached before the output ends");
+        for c in rec.output(read) {
+            cast.extend_from_slice(&c.bytes);
+            sink.chunk(&grant_id, at, c);
+            handed += 1;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not delivered: {s} {state:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while chunks_spool.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the recordings spool is not cleared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(room.wait().now_or_never().is_none(), "the session waits");
+    assert!(sink.spooled_bytes() >= MIN_MAX_SPOOL_BYTES);
+    assert!(events.flush_to_disk(Duration::from_secs(10)).await);
+    assert!(sink.flush_to_disk(Duration::from_secs(10)).await);
+    assert_eq!(deliver::spooled_frames(state.path()).unwrap().len(), handed);
+    events_task.abort();
+    chunks_task.abort();
+    drop(sink);
+
+    // Started again with the server back: the spool is still full at first.
+    let api = ServerApi::new(&h.base, &key, None).unwrap();
+    let (events, _t1) = jitgate_gateway::spool::start(api.clone(), events_spool, 0).unwrap();
+    let (sink, _t2) = deliver::start(api, state.path(), events, limits).unwrap();
+    let room = sink.room();
+    assert!(
+        !room.available(),
+        "the spool read back is as full as it was"
+    );
+    tokio::time::timeout(Duration::from_secs(60), room.wait())
+        .await
+        .expect("deliveries make room");
+    for read in reads {
+        room.wait().await;
+        for c in rec.output(read) {
+            cast.extend_from_slice(&c.bytes);
+            sink.chunk(&grant_id, at, c);
+        }
     }
+    for c in rec.finish() {
+        cast.extend_from_slice(&c.bytes);
+        sink.chunk(&grant_id, at, c);
+    }
+    wait_for_cast(&mut h, "sess-bulk", &cast).await;
+    wait_for_empty_spool(state.path()).await;
     h.stop().await;
 }

@@ -19,3 +19,4 @@ mod lifecycle;
 mod notify_reviews;
 mod open;
 mod pages;
+mod recordings;
