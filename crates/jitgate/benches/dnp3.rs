@@ -157,7 +157,7 @@ impl Client for Master {
                 assert!(r.len() > 200, "the static data: {} bytes", r.len());
             }
             Work::SelectOperate => {
-                let objects = crob(self.index, i % 2 == 0);
+                let objects = crob(self.index, i.is_multiple_of(2));
                 for f in [FunctionCode::Select, FunctionCode::Operate] {
                     let r = self.request(s, f, &objects).await;
                     assert_eq!(r[3], 0, "{f:?}: no IIN2 error bits");
