@@ -220,7 +220,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_port(gw_port, &mut gw, "jitgate gateway");
+    let gw_log = wait_port(gw_port, &mut gw, "jitgate gateway");
     let _gw = Killed(gw);
     wait_for("gw-north attached to node-a, as seen from node B", || {
         let list = on_b.json("sam", &["gateways"]);
@@ -252,7 +252,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     assert_eq!(approved["state"], "active", "{approved}");
     let grant = approved["grant"]["id"].as_str().unwrap().to_string();
     let local = free_port();
-    let _connect = crate::gateway::connect(&on_b, &grant, local);
+    let connected = crate::gateway::connect(&on_b, &grant, local);
     assert_eq!(client(local, "once")["ok"], true);
 
     // Revoked on node B while the client reads through the gateway on node A.
@@ -262,7 +262,10 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     let r = reader.join().unwrap();
     assert!(
         r["reads"].as_u64().unwrap() >= 3,
-        "the client was reading: {r}"
+        "the client was reading: {r}\njitgate connect said:\n{}\ngateway said:\n{}\nevents: {:#}",
+        connected.log(),
+        gw_log.text(),
+        on_b.json("sam", &["events", "--grant", &grant, "--limit", "500"])
     );
     assert_ne!(r["ended"], "still open after 120 s", "{r}");
     assert_eq!(client(local, "once")["ok"], false);
@@ -367,7 +370,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
-    drop(_connect);
+    drop(connected);
 
     // Node A dies (SIGKILL): the gateway fails over to node B, which serves new sessions and
     // cuts them on revocation as A did.

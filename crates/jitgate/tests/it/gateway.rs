@@ -36,12 +36,14 @@ pub(crate) fn skip(what: &str) {
 
 /// Wait until `child` listens on `port`. Its stderr is drained from now on (a long-running
 /// process must never block on a full pipe) and shown if it exits first.
-pub(crate) fn wait_port(port: u16, child: &mut Child, what: &str) {
+/// Wait until `child` listens on `port`; returns its stderr, drained from now on (so the
+/// child never blocks on a full pipe, and a failing test can show what it said).
+pub(crate) fn wait_port(port: u16, child: &mut Child, what: &str) -> crate::quickstart::Drained {
     let stderr = crate::quickstart::Drained::new(child.stderr.take());
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return stderr;
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
@@ -102,7 +104,21 @@ pub(crate) fn granted(cli: &Cli, duration: &str) -> String {
     approved["grant"]["id"].as_str().unwrap().to_string()
 }
 
-pub(crate) fn connect(cli: &Cli, grant: &str, port: u16) -> Killed {
+/// A running `jitgate connect`, stopped when dropped; what it said so far is in `log()`.
+pub(crate) struct Connected {
+    _process: Killed,
+    stderr: crate::quickstart::Drained,
+}
+
+impl Connected {
+    /// `jitgate connect`'s messages so far (one line per local connection: session open,
+    /// closed, or why its tunnel was refused).
+    pub(crate) fn log(&self) -> String {
+        self.stderr.text()
+    }
+}
+
+pub(crate) fn connect(cli: &Cli, grant: &str, port: u16) -> Connected {
     let mut child = Command::new(BIN)
         .args(["--server", &cli.server, "--profile"])
         .arg(cli.dir.join("alice.toml"))
@@ -111,8 +127,11 @@ pub(crate) fn connect(cli: &Cli, grant: &str, port: u16) -> Killed {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_port(port, &mut child, "jitgate connect");
-    Killed(child)
+    let stderr = wait_port(port, &mut child, "jitgate connect");
+    Connected {
+        _process: Killed(child),
+        stderr,
+    }
 }
 
 /// The whole plant for an end-to-end test: `jitgate up` (sample inventory, optionally a
@@ -125,6 +144,8 @@ pub(crate) struct Plant {
     pub(crate) cli: Cli,
     py_port: u16,
     gw: Option<Killed>,
+    /// The running gateway's stderr (its warnings name why a tunnel was refused).
+    gw_log: Option<crate::quickstart::Drained>,
     gw_config: std::path::PathBuf,
     gw_port: u16,
     _py_plc: Option<Killed>,
@@ -132,6 +153,29 @@ pub(crate) struct Plant {
 }
 
 impl Plant {
+    /// What `jitgate connect` and the gateway said, and the grant's session events: for
+    /// the message of a failed assertion about a session.
+    pub(crate) fn diagnosis(&self, grant: &str, connected: &Connected) -> String {
+        let events = self
+            .cli
+            .json("sam", &["events", "--grant", grant, "--limit", "500"]);
+        let sessions: Vec<&Value> = events
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["kind"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with("session."))
+            })
+            .collect();
+        format!(
+            "jitgate connect said:\n{}\ngateway said:\n{}\nsession events: {sessions:#?}",
+            connected.log(),
+            self.gw_log.as_ref().map(|l| l.text()).unwrap_or_default()
+        )
+    }
+
     fn start(policies: Option<&Path>) -> Plant {
         Self::start_with(policies, true)
     }
@@ -215,6 +259,7 @@ impl Plant {
             cli,
             py_port,
             gw: None,
+            gw_log: None,
             gw_config,
             gw_port,
             _py_plc: py_plc,
@@ -241,7 +286,7 @@ impl Plant {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        wait_port(self.gw_port, &mut gw, "jitgate gateway");
+        self.gw_log = Some(wait_port(self.gw_port, &mut gw, "jitgate gateway"));
         self.gw = Some(Killed(gw));
         // Listening comes before the announcement to the server: wait until the server
         // knows the gateway (its control channel is up, which follows the announcement).
@@ -492,14 +537,15 @@ pub(crate) fn teardown_verdict(cli: &Cli, grant: &str, want: &str) -> Value {
 fn assert_cut_refused_verified(
     p: &Plant,
     grant: &str,
-    local: u16,
+    (local, connected): (u16, &Connected),
     reader: std::thread::JoinHandle<Value>,
     expired: bool,
 ) {
     let r = reader.join().unwrap();
     assert!(
         r["reads"].as_u64().unwrap() >= 3,
-        "the client was reading: {r}"
+        "the client was reading: {r}\n{}",
+        p.diagnosis(grant, connected)
     );
     assert_ne!(r["ended"], "still open after 120 s", "{r}");
     let again = client(local, "once");
@@ -581,26 +627,26 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     // (i) Revoked while the client reads.
     let grant = granted(&p.cli, "1h");
     let local = free_port();
-    let _c = connect(&p.cli, &grant, local);
+    let c = connect(&p.cli, &grant, local);
     let reader = holding_client(local);
     std::thread::sleep(Duration::from_millis(1500));
     p.cli.ok(
         "sam",
         &["revoke", &grant, "--reason", "contractor left the site"],
     );
-    assert_cut_refused_verified(&p, &grant, local, reader, false);
+    assert_cut_refused_verified(&p, &grant, (local, &c), reader, false);
 
     // (ii) Expires while the client reads.
     let grant = granted(&p.cli, "20s");
     let local = free_port();
-    let _c = connect(&p.cli, &grant, local);
+    let c = connect(&p.cli, &grant, local);
     let r = holding_client(local);
-    assert_cut_refused_verified(&p, &grant, local, r, true);
+    assert_cut_refused_verified(&p, &grant, (local, &c), r, true);
 
     // (iii) The subject is disabled while the client reads.
     let grant = granted(&p.cli, "1h");
     let local = free_port();
-    let _c = connect(&p.cli, &grant, local);
+    let c = connect(&p.cli, &grant, local);
     let reader = holding_client(local);
     std::thread::sleep(Duration::from_millis(1500));
     p.cli.ok(
@@ -613,13 +659,13 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
             "badge reported stolen",
         ],
     );
-    assert_cut_refused_verified(&p, &grant, local, reader, false);
+    assert_cut_refused_verified(&p, &grant, (local, &c), reader, false);
     p.cli.ok("sam", &["identities", "enable", "alice"]);
 
     // (iv) A policy reload takes the permission away while the client reads.
     let grant = granted(&p.cli, "1h");
     let local = free_port();
-    let _c = connect(&p.cli, &grant, local);
+    let c = connect(&p.cli, &grant, local);
     let reader = holding_client(local);
     std::thread::sleep(Duration::from_millis(1500));
     std::fs::write(
@@ -628,21 +674,25 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     )
     .unwrap();
     p.cli.ok("sam", &["policy", "reload"]);
-    assert_cut_refused_verified(&p, &grant, local, reader, false);
+    assert_cut_refused_verified(&p, &grant, (local, &c), reader, false);
     std::fs::remove_file(policies.path().join("90-freeze.cedar")).unwrap();
     p.cli.ok("sam", &["policy", "reload"]);
 
     // A gateway killed during a revocation: `failed` until it returns, then `verified`.
     let grant = granted(&p.cli, "1h");
     let local = free_port();
-    let _c = connect(&p.cli, &grant, local);
+    let c = connect(&p.cli, &grant, local);
     assert_eq!(client(local, "once")["ok"], true);
     // A session is live when the gateway dies.
     let reader = holding_client(local);
     std::thread::sleep(Duration::from_millis(1500));
     p.gw = None; // SIGKILL
     let r = reader.join().unwrap();
-    assert!(r["reads"].as_u64().unwrap() >= 3, "{r}");
+    assert!(
+        r["reads"].as_u64().unwrap() >= 3,
+        "{r}\n{}",
+        p.diagnosis(&grant, &c)
+    );
     p.cli.ok("sam", &["revoke", &grant, "--reason", "incident"]);
     let t = teardown_verdict(&p.cli, &grant, "failed");
     assert_eq!(t["grant_state"], "ending", "{t:#}");
