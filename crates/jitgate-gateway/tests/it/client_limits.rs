@@ -15,11 +15,7 @@ use tokio::net::TcpStream;
 
 /// mbpoll reads holding registers 0-2 of unit 1 through a `jitgate connect` local port.
 async fn mbpoll_through_connect(target: Target) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::ports::free_port();
     let local = tokio::spawn(connect::serve_local(
         format!("127.0.0.1:{port}").parse().unwrap(),
         target,

@@ -122,13 +122,7 @@ impl Drop for PyOutstation {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::ports::free_port;
 
 pub fn rule(op: Dnp3Op, target: Dnp3Target, start: u16, end: u16) -> ScopeItem {
     ScopeItem::Dnp3 {

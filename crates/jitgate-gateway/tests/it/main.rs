@@ -22,6 +22,9 @@ mod dnp3_tap;
 mod dnp3_tshark;
 mod governance;
 mod peers;
+/// Ports for listeners bound after they are chosen (`jitgate connect`'s local port).
+#[path = "../../../jitgate/tests/it/ports.rs"]
+mod ports;
 mod recording_peer;
 mod relay;
 mod sim_plc;

@@ -30,13 +30,9 @@ impl Drop for Proc {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../tests/it/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 pub async fn wait_port(port: u16) {
     for _ in 0..600 {

@@ -13,6 +13,7 @@ mod licences;
 mod limits;
 mod mtls;
 mod netns;
+mod ports;
 mod quickstart;
 mod recordings;
 mod ssh_gateway;
