@@ -257,9 +257,9 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
 
     // Revoked on node B while the client reads through the gateway on node A.
     let reader = holding_client(local);
-    std::thread::sleep(Duration::from_millis(1500));
+    reader.wait_reading();
     on_b.ok("sam", &["revoke", &grant, "--reason", "cluster test over"]);
-    let r = reader.join().unwrap();
+    let r = reader.join();
     assert!(
         r["reads"].as_u64().unwrap() >= 3,
         "the client was reading: {r}\njitgate connect said:\n{}\ngateway said:\n{}\nevents: {:#}",
@@ -411,9 +411,9 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         "the gateway's metrics name node B as the server in use"
     );
     let reader = holding_client(local);
-    std::thread::sleep(Duration::from_millis(1500));
+    reader.wait_reading();
     on_b.ok("sam", &["revoke", &grant, "--reason", "failover test over"]);
-    let r = reader.join().unwrap();
+    let r = reader.join();
     assert!(r["reads"].as_u64().unwrap() >= 3, "{r}");
     assert_ne!(r["ended"], "still open after 120 s", "{r}");
     teardown_verdict(&on_b, &grant, "verified");
@@ -441,9 +441,9 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     let local = free_port();
     let _silent = crate::gateway::connect(&on_b, &grant, local);
     let reader = holding_client(local);
-    std::thread::sleep(Duration::from_millis(1500));
+    reader.wait_reading();
     b.process = None;
-    let r = reader.join().unwrap();
+    let r = reader.join();
     assert_ne!(r["ended"], "still open after 120 s", "{r}");
     // Cut by the silence bound, not before it: the session's own online check (just before
     // the reader started) was a word from node B, so the cut comes 35 s after that at the

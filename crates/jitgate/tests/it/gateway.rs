@@ -511,8 +511,54 @@ fn modbus_is_enforced_inside_the_protocol_with_real_peers() {
 }
 
 /// A pymodbus client reading every 100 ms through `jitgate connect`, on its own thread.
-pub(crate) fn holding_client(port: u16) -> std::thread::JoinHandle<Value> {
-    std::thread::spawn(move || client(port, "hold"))
+/// A pymodbus client reading through `port` every 100 ms until its connection is cut.
+pub(crate) struct Holding {
+    reading: std::sync::mpsc::Receiver<()>,
+    done: std::thread::JoinHandle<Value>,
+}
+
+impl Holding {
+    /// Wait (at most 60 s) until the client has read three times through the tunnel, so that
+    /// what the test does next (revoke, disable, kill) happens to a live session. Returns
+    /// early if the client ended before that; `join` then says why.
+    pub(crate) fn wait_reading(&self) {
+        let _ = self.reading.recv_timeout(Duration::from_secs(60));
+    }
+
+    /// The client's report: `reads`, `ended` (how the connection ended), `after_s`.
+    pub(crate) fn join(self) -> Value {
+        self.done.join().unwrap()
+    }
+}
+
+pub(crate) fn holding_client(port: u16) -> Holding {
+    use std::io::BufRead;
+    let (tx, reading) = std::sync::mpsc::channel();
+    let done = std::thread::spawn(move || {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/grant_client.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .arg("hold")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = crate::quickstart::Drained::new(child.stderr.take());
+        let mut last = String::new();
+        for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if line == "reading" {
+                let _ = tx.send(());
+            } else {
+                last = line;
+            }
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success(), "grant_client.py: {}", stderr.finish());
+        serde_json::from_str(&last).unwrap_or_else(|e| panic!("grant_client.py said {last:?}: {e}"))
+    });
+    Holding { reading, done }
 }
 
 /// The verdict of a grant's teardown, polled until final (or failed after 30 s).
@@ -538,10 +584,10 @@ fn assert_cut_refused_verified(
     p: &Plant,
     grant: &str,
     (local, connected): (u16, &Connected),
-    reader: std::thread::JoinHandle<Value>,
+    reader: Holding,
     expired: bool,
 ) {
-    let r = reader.join().unwrap();
+    let r = reader.join();
     assert!(
         r["reads"].as_u64().unwrap() >= 3,
         "the client was reading: {r}\n{}",
@@ -629,7 +675,7 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     let local = free_port();
     let c = connect(&p.cli, &grant, local);
     let reader = holding_client(local);
-    std::thread::sleep(Duration::from_millis(1500));
+    reader.wait_reading();
     p.cli.ok(
         "sam",
         &["revoke", &grant, "--reason", "contractor left the site"],
@@ -648,7 +694,7 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     let local = free_port();
     let c = connect(&p.cli, &grant, local);
     let reader = holding_client(local);
-    std::thread::sleep(Duration::from_millis(1500));
+    reader.wait_reading();
     p.cli.ok(
         "sam",
         &[
@@ -667,7 +713,7 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     let local = free_port();
     let c = connect(&p.cli, &grant, local);
     let reader = holding_client(local);
-    std::thread::sleep(Duration::from_millis(1500));
+    reader.wait_reading();
     std::fs::write(
         policies.path().join("90-freeze.cedar"),
         "@id(\"change-freeze-plc-7\")\n@reason(\"change freeze on plc-7\")\nforbid (principal, action, resource == Jitgate::Asset::\"plc-7\");\n",
@@ -685,9 +731,9 @@ fn live_sessions_are_cut_when_grants_end_and_the_teardown_is_verified() {
     assert_eq!(client(local, "once")["ok"], true);
     // A session is live when the gateway dies.
     let reader = holding_client(local);
-    std::thread::sleep(Duration::from_millis(1500));
+    reader.wait_reading();
     p.gw = None; // SIGKILL
-    let r = reader.join().unwrap();
+    let r = reader.join();
     assert!(
         r["reads"].as_u64().unwrap() >= 3,
         "{r}\n{}",

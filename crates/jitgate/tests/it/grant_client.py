@@ -43,8 +43,13 @@ def in_scope(c):
     }
 
 
+READING_AFTER = 3
+
+
 def hold(c):
-    """Read every 100 ms until the connection is cut; report how long it lasted."""
+    """Read every 100 ms until the connection is cut; report how long it lasted.
+
+    Prints `reading` on a line of its own after the third read, then the report last."""
     start = time.monotonic()
     reads = 0
     while time.monotonic() - start < 120:
@@ -55,6 +60,11 @@ def hold(c):
         if rr.isError():
             return {"reads": reads, "ended": "error:" + str(rr), "after_s": time.monotonic() - start}
         reads += 1
+        if reads == READING_AFTER:
+            # The test waits for this line before it ends the grant: a client still starting
+            # (a loaded machine can take seconds to start Python) would otherwise connect
+            # after the end and be refused, not cut.
+            print("reading", flush=True)
         time.sleep(0.1)
     return {"reads": reads, "ended": "still open after 120 s"}
 
