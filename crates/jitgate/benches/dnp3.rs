@@ -171,6 +171,7 @@ impl Client for Master {
 #[tokio::main]
 async fn main() {
     let tmp = tempfile::tempdir().unwrap();
+    support::set_cpus();
     let rtu = jitgate_gateway::dnp3::sim::start(
         "127.0.0.1:0".parse().unwrap(),
         OUTSTATION,

@@ -46,6 +46,7 @@ impl Client for ModbusClient {
 #[tokio::main]
 async fn main() {
     let tmp = tempfile::tempdir().unwrap();
+    support::set_cpus();
     let plc = jitgate_gateway::modbus::sim::start("127.0.0.1:0".parse().unwrap(), vec![1])
         .await
         .unwrap();
