@@ -593,3 +593,7 @@ pub async fn idle_sessions(j: &Jitgate, protocol: Option<jitgate_core::scope::Pr
     drop(open);
     tokio::time::sleep(Duration::from_secs(3)).await;
 }
+
+/// Several `jitgate serve` nodes on one PostgreSQL: the one helper the multi-node tests use.
+#[path = "../../tests/it/cluster_nodes.rs"]
+pub mod cluster_nodes;
