@@ -28,7 +28,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::cluster_nodes::{self as nodes, attached_to, call, Gateway, Node};
-use support::{free_port, wait_port, Proc, BIN, PLANT};
+use support::{free_port, wait_port, Proc, BIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -57,12 +57,7 @@ impl Cluster {
             .await
             .expect("PostgreSQL (JITGATE_TEST_PG) is needed for several nodes");
         let tmp = tempfile::tempdir().unwrap();
-        let inventory = tmp.path().join("plant.toml");
-        std::fs::write(
-            &inventory,
-            PLANT.replace("127.0.0.1:5020", &plc.to_string()),
-        )
-        .unwrap();
+        let inventory = nodes::inventory(tmp.path(), plc);
         let ids: Vec<&str> = ["node-a", "node-b", "node-c"][..n].to_vec();
         let (nodes, sam_password) =
             nodes::start_cluster(tmp.path(), &pg.url(), &inventory, &ids, TABLES);
@@ -79,7 +74,7 @@ impl Cluster {
             if i > 0 {
                 let sam = t.pop().unwrap();
                 for id in ["alice", "bob"] {
-                    t.push(login(&http, url, id).await);
+                    t.push(nodes::login(&http, url, id, nodes::PASSWORD).await);
                 }
                 t.push(sam);
             }
@@ -187,20 +182,6 @@ impl Cluster {
         drop(self.nodes);
         self.pg.cleanup().await;
     }
-}
-
-async fn login(http: &reqwest::Client, base: &str, who: &str) -> String {
-    let v = call(
-        http,
-        base,
-        None,
-        "POST",
-        "/auth/login",
-        json!({"identity": who, "password": nodes::PASSWORD}),
-    )
-    .await
-    .unwrap();
-    v["token"].as_str().unwrap().to_string()
 }
 
 /// One Modbus FC3 read of one register, `tid` its transaction id.

@@ -30,13 +30,7 @@ impl Drop for Proc {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use cluster_nodes::free_port;
 
 pub async fn wait_port(port: u16) {
     for _ in 0..600 {
@@ -56,20 +50,9 @@ pub async fn api(
     path: &str,
     body: Value,
 ) -> Value {
-    let url = format!("{base}/api/v1{path}");
-    let mut req = if method == "GET" {
-        http.get(url)
-    } else {
-        http.post(url).json(&body)
-    };
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{method} {path}: {status} {v}");
-    v
+    cluster_nodes::call(http, base, token, method, path, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
 }
 
 /// CPU time spent by the whole machine so far (all cores, user + system), from /proc/stat.

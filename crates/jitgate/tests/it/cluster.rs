@@ -48,13 +48,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         plc.set_holding(1, n, n);
     }
     let tmp = tempfile::tempdir().unwrap();
-    let inventory = tmp.path().join("plant.toml");
-    std::fs::write(
-        &inventory,
-        include_str!("../../../../examples/plant.toml")
-            .replace("127.0.0.1:5020", &plc.local_addr().to_string()),
-    )
-    .unwrap();
+    let inventory = crate::cluster_nodes::inventory(tmp.path(), plc.local_addr());
     let mut a = Node::new(tmp.path(), "node-a", &pg.url(), &inventory, "");
     let mut b = Node::new(tmp.path(), "node-b", &pg.url(), &inventory, "");
 

@@ -147,13 +147,7 @@ fn a_node_killed_mid_load_loses_nothing_and_its_gateway_reattaches() {
         ))
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let inventory = tmp.path().join("plant.toml");
-    std::fs::write(
-        &inventory,
-        include_str!("../../../../examples/plant.toml")
-            .replace("127.0.0.1:5020", &plc.local_addr().to_string()),
-    )
-    .unwrap();
+    let inventory = crate::cluster_nodes::inventory(tmp.path(), plc.local_addr());
     // alice files every request; many are open at once (the per-requester cap is an abuse
     // limit, not what this tests).
     let (mut nodes, sam_password) = start_cluster(

@@ -28,6 +28,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `examples/plant.toml` in `dir` with plc-7 at `plc` (the simulated PLC): the inventory
+/// every node loads.
+pub fn inventory(dir: &Path, plc: std::net::SocketAddr) -> PathBuf {
+    let path = dir.join("plant.toml");
+    std::fs::write(
+        &path,
+        include_str!("../../../../examples/plant.toml").replace("127.0.0.1:5020", &plc.to_string()),
+    )
+    .unwrap();
+    path
+}
+
 /// One `jitgate serve` node: its configuration and data directory persist across restarts;
 /// its stderr is appended to `<id>.log` beside them (shown when it fails to start). Killed
 /// (SIGKILL) when dropped.
@@ -261,6 +273,21 @@ pub async fn call(
     }
 }
 
+/// Sign `who` in on `base`: the token.
+pub async fn login(http: &reqwest::Client, base: &str, who: &str, password: &str) -> String {
+    let v = call(
+        http,
+        base,
+        None,
+        "POST",
+        "/auth/login",
+        json!({"identity": who, "password": password}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("login {who}: {e:?}"));
+    v["token"].as_str().unwrap().to_string()
+}
+
 /// The password the people of the sample inventory get from [`people`].
 pub const PASSWORD: &str = "a long test password 1";
 
@@ -272,20 +299,7 @@ pub async fn people(
     sam_password: &str,
     who: &[&str],
 ) -> Vec<String> {
-    let login = |id: String, password: String| async move {
-        let v = call(
-            http,
-            base,
-            None,
-            "POST",
-            "/auth/login",
-            json!({"identity": id, "password": password}),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("login {id}: {e:?}"));
-        v["token"].as_str().unwrap().to_string()
-    };
-    let sam = login("sam".into(), sam_password.into()).await;
+    let sam = login(http, base, "sam", sam_password).await;
     let mut tokens = Vec::new();
     for id in who {
         call(
@@ -298,7 +312,7 @@ pub async fn people(
         )
         .await
         .unwrap_or_else(|e| panic!("password of {id}: {e:?}"));
-        tokens.push(login(id.to_string(), PASSWORD.into()).await);
+        tokens.push(login(http, base, id, PASSWORD).await);
     }
     tokens.push(sam);
     tokens

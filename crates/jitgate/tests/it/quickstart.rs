@@ -7,13 +7,7 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_jitgate");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::cluster_nodes::free_port;
 
 /// A child's pipe read to its end on a thread of its own: a server or gateway that logs while
 /// a test runs must never block on a full pipe (its event delivery or requests would stall).
