@@ -312,10 +312,16 @@ fn a_node_killed_mid_load_loses_nothing_and_its_gateway_reattaches() {
             e.grant
         );
         assert_eq!(finals[0].data["verdict"], "verified", "grant {}", e.grant);
+        let failed_checks: Vec<_> = of("teardown.check", &e.grant)
+            .into_iter()
+            .filter(|c| c.data["outcome"] != "ok")
+            .collect();
         assert!(
             verdicts.iter().all(|v| v.data["verdict"] != "failed"),
-            "grant {}: no failed verdict while the gateway moved: {verdicts:#?}",
-            e.grant
+            "grant {} (short: {:?}): no failed verdict while the gateway moved: \
+             {verdicts:#?}\nchecks not ok: {failed_checks:#?}",
+            e.grant,
+            answered.grants.get(&e.grant)
         );
     }
 
