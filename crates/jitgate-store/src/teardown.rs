@@ -146,14 +146,17 @@ impl Tx {
 
     /// Grants that ended (state `ending` or `closed`) and whose credential could still be
     /// valid at `now` (expiry in the future), for the gateways fronting `assets`: what a
-    /// gateway must keep refusing. Returns (grant id, expires_at, scope asset ids).
+    /// gateway must keep refusing; and every grant still `ending`, expired or not: its
+    /// teardown waits for the gateways' acknowledgement, which a gateway that reconnects
+    /// (to another node, its own having died with an acknowledgement not yet shared) must
+    /// give again. Returns (grant id, expires_at, scope asset ids).
     pub async fn ended_unexpired_grants(
         &mut self,
         now: Timestamp,
     ) -> Result<Vec<(String, Timestamp, jitgate_core::scope::Scope)>> {
         let rows = sqlx::query(
-            "SELECT id, expires_at, scope FROM grants WHERE state IN ('ending', 'closed') \
-             AND expires_at > $1 ORDER BY expires_at",
+            "SELECT id, expires_at, scope FROM grants WHERE state = 'ending' \
+             OR (state = 'closed' AND expires_at > $1) ORDER BY expires_at",
         )
         .bind(ms(now))
         .fetch_all(self.conn())

@@ -34,7 +34,8 @@ async fn serve(state: AppState, gateway: String, socket: WebSocket) {
     crate::cluster::gateway_attached(&state, &gateway).await;
     tracing::info!(%gateway, node = %state.node.id, "gateway control channel connected");
     let (mut sink, mut stream) = socket.split();
-    // Catch-up first: every ended grant the gateway must still refuse.
+    // Catch-up first: every ended grant the gateway must still refuse, or acknowledge to a
+    // teardown still under way.
     match crate::revocations::revocations_for_gateway(&state, &gateway).await {
         Ok(revoked) => {
             if let Ok(text) = serde_json::to_string(&ControlDown::Sync { revoked }) {

@@ -79,20 +79,9 @@ pub async fn api(
     path: &str,
     body: Value,
 ) -> Value {
-    let url = format!("{base}/api/v1{path}");
-    let mut req = if method == "GET" {
-        http.get(url)
-    } else {
-        http.post(url).json(&body)
-    };
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{method} {path}: {status} {v}");
-    v
+    cluster_nodes::call(http, base, token, method, path, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
 }
 
 /// CPU time spent by the whole machine so far (all cores, user + system), from /proc/stat.
@@ -622,3 +611,7 @@ pub async fn idle_sessions(j: &Jitgate, protocol: Option<jitgate_core::scope::Pr
     drop(open);
     tokio::time::sleep(Duration::from_secs(3)).await;
 }
+
+/// Several `jitgate serve` nodes on one PostgreSQL: the one helper the multi-node tests use.
+#[path = "../../tests/it/cluster_nodes.rs"]
+pub mod cluster_nodes;

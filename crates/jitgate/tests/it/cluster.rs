@@ -4,96 +4,28 @@
 //! grant is issued there, its token is accepted at A's gateway, and its revocation on B cuts
 //! the live Modbus session at once and is verified exactly once.
 
+use crate::cluster_nodes::{bootstrap, http_get, share_cluster_key, Node};
 use crate::gateway::{
     client, have_pymodbus, holding_client, skip, teardown_verdict, wait_port, Killed,
 };
 use crate::quickstart::{free_port, Cli, BIN};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Node {
-    id: &'static str,
-    port: u16,
-    config: PathBuf,
-    data: PathBuf,
-    process: Option<Killed>,
-}
-
-impl Node {
-    fn new(dir: &Path, id: &'static str, db: &str, inventory: &Path) -> Node {
-        let port = free_port();
-        let data = dir.join(id);
-        let config = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndatabase_url = \"{db}\"\n\
-                 inventory = \"{}\"\nteardown_timeout = \"5s\"\n[cluster]\nnode_id = \"{id}\"\n",
-                data.display(),
-                inventory.display()
-            ),
-        )
-        .unwrap();
-        Node {
-            id,
-            port,
-            config,
-            data,
-            process: None,
-        }
-    }
-
-    fn start(&mut self) {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", self.config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_port(self.port, &mut child, self.id);
-        self.process = Some(Killed(child));
-    }
-
-    fn cli(&self, dir: &Path) -> Cli {
-        let dir = dir.join(format!("profiles-{}", self.id));
-        std::fs::create_dir_all(&dir).unwrap();
-        Cli {
-            server: format!("http://127.0.0.1:{}", self.port),
-            dir,
-        }
+/// The profiles of the CLI on `node`, in `dir`.
+fn cli(node: &Node, dir: &Path) -> Cli {
+    let dir = dir.join(format!("profiles-{}", node.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    Cli {
+        server: node.url(),
+        dir,
     }
 }
 
-fn bootstrap(node: &Node, admin: &str) -> std::process::Output {
-    Command::new(BIN)
-        .args(["bootstrap", "--config", node.config.to_str().unwrap()])
-        .args(["--admin", admin])
-        .output()
-        .unwrap()
-}
-
-/// Copy the cluster key — the one secret an operator copies — from node A to node B's data
-/// directory, owner-only, before B first starts (docs/cluster.md, "Keys").
-fn share_cluster_key(from: &Path, to: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(to).unwrap();
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let target = to.join("cluster.key");
-    std::fs::copy(from.join("cluster.key"), &target).unwrap();
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-fn wait_for(what: &str, mut check: impl FnMut() -> Option<Value>) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not seen within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(what: &str, check: impl FnMut() -> Option<Value>) -> Value {
+    crate::cluster_nodes::wait_for(what, Duration::from_secs(30), check)
 }
 
 #[test]
@@ -116,15 +48,9 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         plc.set_holding(1, n, n);
     }
     let tmp = tempfile::tempdir().unwrap();
-    let inventory = tmp.path().join("plant.toml");
-    std::fs::write(
-        &inventory,
-        include_str!("../../../../examples/plant.toml")
-            .replace("127.0.0.1:5020", &plc.local_addr().to_string()),
-    )
-    .unwrap();
-    let mut a = Node::new(tmp.path(), "node-a", &pg.url(), &inventory);
-    let mut b = Node::new(tmp.path(), "node-b", &pg.url(), &inventory);
+    let inventory = crate::cluster_nodes::inventory(tmp.path(), plc.local_addr());
+    let mut a = Node::new(tmp.path(), "node-a", &pg.url(), &inventory, "");
+    let mut b = Node::new(tmp.path(), "node-b", &pg.url(), &inventory, "");
 
     // The first administrator, once. Names that are not an admin are refused.
     let refused = bootstrap(&a, "alice");
@@ -165,7 +91,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         std::fs::read(a.data.join("token-keys.json")).unwrap(),
         std::fs::read(b.data.join("token-keys.json")).unwrap()
     );
-    let (on_a, on_b) = (a.cli(tmp.path()), b.cli(tmp.path()));
+    let (on_a, on_b) = (cli(&a, tmp.path()), cli(&b, tmp.path()));
 
     // sam (on A) gives alice and bob passwords and the gateway an API key.
     on_a.login("sam", &sam_password);
@@ -285,7 +211,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         "verified"
     );
     // The gateway's metrics: operations counted, the control channel up on node A.
-    let (status, text) = http_get(metrics_port, "/metrics");
+    let (status, text) = http_get(metrics_port, "/metrics").unwrap();
     assert_eq!(status, 200, "{text}");
     assert!(
         text.lines().any(|l| l
@@ -300,7 +226,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
         )),
         "{text}"
     );
-    assert_eq!(http_get(metrics_port, "/readyz").0, 200);
+    assert_eq!(http_get(metrics_port, "/readyz").unwrap().0, 200);
     let events = on_b.json("sam", &["events", "--grant", &grant, "--limit", "500"]);
     let verdicts = events
         .as_array()
@@ -374,7 +300,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
 
     // Node A dies (SIGKILL): the gateway fails over to node B, which serves new sessions and
     // cuts them on revocation as A did.
-    a.process = None;
+    a.kill();
     wait_for("gw-north attached to node-b after node-a died", || {
         let list = on_b.json("sam", &["gateways"]);
         list.as_array()
@@ -404,10 +330,13 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     let local = free_port();
     let _after = crate::gateway::connect(&on_b, &grant, local);
     assert!(
-        http_get(metrics_port, "/metrics").1.contains(&format!(
-            "jitgate_gateway_control_connected{{server=\"http://127.0.0.1:{}\"}} 1\n",
-            b.port
-        )),
+        http_get(metrics_port, "/metrics")
+            .unwrap()
+            .1
+            .contains(&format!(
+                "jitgate_gateway_control_connected{{server=\"http://127.0.0.1:{}\"}} 1\n",
+                b.port
+            )),
         "the gateway's metrics name node B as the server in use"
     );
     let reader = holding_client(local);
@@ -442,7 +371,7 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     let _silent = crate::gateway::connect(&on_b, &grant, local);
     let reader = holding_client(local);
     reader.wait_reading();
-    b.process = None;
+    b.kill();
     let r = reader.join();
     assert_ne!(r["ended"], "still open after 120 s", "{r}");
     // Cut by the silence bound, not before it: the session's own online check (just before
@@ -451,27 +380,4 @@ fn a_grant_issued_and_revoked_on_one_node_is_cut_at_a_gateway_attached_to_anothe
     assert!(r["after_s"].as_f64().unwrap() >= 25.0, "cut too early: {r}");
     rt.block_on(plc.shutdown());
     rt.block_on(pg.cleanup());
-}
-
-/// A plain HTTP GET on loopback: (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }

@@ -5,6 +5,8 @@
 
 mod account;
 mod cluster;
+mod cluster_kill;
+mod cluster_nodes;
 mod dnp3;
 mod evidence;
 mod gateway;
