@@ -122,6 +122,9 @@ fuzz_target!(|data: &[u8]| {
                         for h in &req.headers {
                             let ok = match (&h.indexes, h.role) {
                                 (_, Role::Command) => false,
+                                // The internal indications (g80) are the outstation's
+                                // status, readable under any DNP3 grant (docs/dnp3.md).
+                                _ if h.group == 80 => true,
                                 (_, _) if matches!(h.kind, PointKind::Class(_)) => {
                                     readable(h.kind, 0)
                                 }
