@@ -8,6 +8,7 @@ mod cluster;
 mod dnp3;
 mod evidence;
 mod gateway;
+mod gateway_crash;
 mod governance;
 mod licences;
 mod limits;
