@@ -77,7 +77,10 @@ pub(crate) fn client(port: u16, scenario: &str) -> Value {
         "grant_client.py: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    // The report is the last line (`hold` says `reading` before it).
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("grant_client.py said {stdout:?}: {e}"))
 }
 
 /// Request read access to plc-7 as alice for `duration`, approved by bob; returns the grant id.
