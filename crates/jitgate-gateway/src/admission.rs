@@ -251,7 +251,8 @@ impl crate::runtime::Gateway {
         if disposition == Disposition::Detailed {
             // The message is bounded: it comes from our own errors, which quote at most a
             // printable, truncated key id of the client's.
-            self.events.record(
+            // A refusal: nothing is answered on its strength (a failure is logged).
+            let _ = self.events.record(
                 "session.refused",
                 now,
                 None,
@@ -274,7 +275,8 @@ impl crate::runtime::Gateway {
             .close_window(now);
         match summary {
             Some(data) => {
-                self.events.record("session.refused", now, None, None, data);
+                // A summary: nothing is answered on its strength (a failure is logged).
+                let _ = self.events.record("session.refused", now, None, None, data);
                 true
             }
             None => false,

@@ -67,6 +67,13 @@ pub struct GatewayConfig {
     #[serde(default = "default_device_timeout")]
     pub device_timeout: String,
 
+    /// How often the event write-ahead file is flushed to the disk (`fdatasync`) while
+    /// events are written: what a power loss may lose of what the server has not yet taken
+    /// (a killed process loses nothing). `0s`: before each event is acknowledged (a disk
+    /// flush per operation: slow).
+    #[serde(default = "default_event_sync_interval")]
+    pub event_sync_interval: String,
+
     // --- Limits on the client-facing ports (`[client_limits]`; crate::admission). ---
     /// Connection cap and idle timeout; defaults when the table is absent.
     #[serde(default)]
@@ -125,6 +132,9 @@ fn default_grace() -> String {
 }
 fn default_cut_after_silence() -> String {
     "5m".into()
+}
+fn default_event_sync_interval() -> String {
+    "100ms".into()
 }
 fn default_device_timeout() -> String {
     "5s".into()
@@ -259,6 +269,21 @@ impl GatewayConfig {
     pub fn offline_grace(&self) -> Result<std::time::Duration, ConfigError> {
         humantime::parse_duration(&self.offline_grace).map_err(|e| {
             ConfigError::Invalid(format!("offline_grace {:?}: {e}", self.offline_grace))
+        })
+    }
+
+    /// `event_sync_interval` as the write-ahead file's policy.
+    pub fn event_sync(&self) -> Result<crate::spool::SyncPolicy, ConfigError> {
+        let d = humantime::parse_duration(&self.event_sync_interval).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "event_sync_interval {:?}: {e}",
+                self.event_sync_interval
+            ))
+        })?;
+        Ok(if d.is_zero() {
+            crate::spool::SyncPolicy::EveryEvent
+        } else {
+            crate::spool::SyncPolicy::Interval(d)
         })
     }
 

@@ -51,7 +51,8 @@ pub fn refused(
         );
         return;
     }
-    gw.events.record(
+    // A refusal: nothing is answered on its strength (a failure to write is logged).
+    let _ = gw.events.record(
         "session.refused",
         at,
         grant,

@@ -20,7 +20,8 @@
 //!     holds: cut signal (revocation, key retirement, shutdown, expiry, idle timeout),
 //!     events, `session.ended`, closed-session records for revocation acknowledgements.
 //!     A protocol that terminates the client's connection itself (SSH) uses this directly.
-//!   - [`spool`] (ordered, at-least-once delivery of events with a disk spool),
+//!   - [`spool`] (every event written ahead to a file in `state_dir` before it is
+//!     acknowledged, [`spool::wal`]; ordered, at-least-once delivery from it),
 //!     [`refusals`] (pre-authentication refusals counted per client address, summarised
 //!     once a minute, with a throttle; pure, no I/O), [`revocations`] (the persisted list
 //!     of ended grants, and applying revocations and key retirements to live sessions).

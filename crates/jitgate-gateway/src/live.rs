@@ -16,7 +16,7 @@
 //! 5. [`SessionHandle::end`]: `session.ended` with the reason, and the closed-session record
 //!    that revocation acknowledgements (the teardown's proof that sessions closed) report.
 
-use crate::spool::EventLog;
+use crate::spool::{EventLog, Unrecorded};
 use crate::wire::SessionClosed;
 use jitgate_core::server_payload::{SessionEndedDetail, SessionStartedDetail};
 use jitgate_core::Timestamp;
@@ -219,35 +219,48 @@ impl SessionHandle {
         &self.info
     }
 
-    /// Record `session.started` (once the client knows it is in).
-    pub fn started(&mut self, at: Timestamp, detail: &SessionStartedDetail) {
+    /// Record `session.started` (once the client knows it is in). `Err`: it could not be
+    /// written, the session must end at once (see [`EventLog::record`]).
+    pub fn started(
+        &mut self,
+        at: Timestamp,
+        detail: &SessionStartedDetail,
+    ) -> Result<(), Unrecorded> {
         self.started = true;
-        self.record("session.started", at, to_json(detail));
+        self.record("session.started", at, to_json(detail))?;
         if let Some(j) = &self.registry.journal {
             j.opened(&self.info);
         }
+        Ok(())
     }
 
-    /// Record an event of this session (grant and session ids filled in).
-    pub fn record(&self, kind: &str, at: Timestamp, data: serde_json::Value) {
+    /// Record an event of this session (grant and session ids filled in); written to the
+    /// event file before this returns ([`EventLog::record`]).
+    pub fn record(
+        &self,
+        kind: &str,
+        at: Timestamp,
+        data: serde_json::Value,
+    ) -> Result<(), Unrecorded> {
         self.registry.events.record(
             kind,
             at,
             Some(&self.info.grant_id),
             Some(&self.info.session_id),
             data,
-        );
+        )
     }
 
     /// Record one operation: the protocol's own record, plus what only the gateway knows
-    /// (a failure code when the device failed it, the device's latency).
+    /// (a failure code when the device failed it, the device's latency). `Ok` once it is
+    /// in the event file: only then may its answer be relayed.
     pub fn operation<O: serde::Serialize>(
         &self,
         at: Timestamp,
         op: &O,
         failure: Option<&str>,
         latency: Option<Duration>,
-    ) {
+    ) -> Result<(), Unrecorded> {
         let mut data = serde_json::to_value(op).unwrap_or(serde_json::Value::Null);
         self.count_operation(data.get("allowed").and_then(|a| a.as_bool()));
         if let Some(obj) = data.as_object_mut() {
@@ -261,7 +274,7 @@ impl SessionHandle {
                 );
             }
         }
-        self.record("operation", at, data);
+        self.record("operation", at, data)
     }
 
     /// Traffic seen now: restarts the idle timeout.
@@ -338,7 +351,8 @@ impl SessionHandle {
             denied: stats.denied,
         };
         self.registry.leave(&self.info, Some(record), closed_at);
-        self.record(
+        // Nothing waits on this one; a failure is logged by the event log.
+        let _ = self.record(
             "session.ended",
             closed_at,
             to_json(&SessionEndedDetail {
@@ -377,7 +391,7 @@ impl Drop for SessionHandle {
         }
         let now = crate::runtime::now_millis();
         if self.started {
-            self.record(
+            let _ = self.record(
                 "session.ended",
                 now,
                 to_json(&SessionEndedDetail {

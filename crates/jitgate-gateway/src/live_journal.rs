@@ -94,13 +94,17 @@ impl Journal {
                     bytes_from_client: 0,
                     bytes_to_client: 0,
                 };
-                events.record(
+                let recorded = events.record(
                     "session.ended",
                     now,
                     Some(&open.grant_id),
                     Some(&open.session_id),
                     serde_json::to_value(&detail).unwrap_or_default(),
                 );
+                if recorded.is_err() {
+                    // Kept for the next start to try again (the error is logged).
+                    continue;
+                }
                 n += 1;
             } else {
                 // A torn write (killed mid-write): nothing recorded under it can be named.

@@ -56,7 +56,8 @@ where
                 Ok(Some(used)) => break used,
                 Ok(None) => {}
                 Err(fault) => {
-                    handle.record(
+                    // The session ends either way; a failure to write is logged.
+                    let _ = handle.record(
                         "operation",
                         now_millis(),
                         json!({"allowed": false, "malformed": fault.code, "reason": fault.message}),
@@ -115,20 +116,22 @@ where
         };
         match decision {
             Decision::Allow { pending, operation } => {
-                let ask = Ask::<P> {
+                let mut ask = Ask::<P> {
                     pending: &pending,
                     operation: &operation,
                     at,
                     answer: P::expects_answer(&pending),
+                    timed: Some(started),
+                    recorded: false,
                 };
                 let done = io
-                    .exchange(frame, &ask, handle, state, device_timeout, stats)
+                    .exchange(frame, &mut ask, handle, state, device_timeout, stats)
                     .await;
                 inbuf.drain(..consumed);
-                if let Err(end) = done {
+                // (No answer due: recorded once the device has the request.)
+                if let Err(end) = done.and_then(|()| ask.record(handle, None)) {
                     return end;
                 }
-                handle.operation(at, &operation, None, Some(started.elapsed()));
             }
             Decision::Substitute {
                 device: substitute,
@@ -138,15 +141,18 @@ where
             } => {
                 inbuf.drain(..consumed);
                 stats.denied += 1;
-                let ask = Ask::<P> {
+                let mut ask = Ask::<P> {
                     pending: &pending,
                     operation: &operation,
                     at,
                     answer: true,
+                    timed: None,
+                    recorded: false,
                 };
                 if let Err(end) = io
-                    .exchange(&substitute, &ask, handle, state, device_timeout, stats)
+                    .exchange(&substitute, &mut ask, handle, state, device_timeout, stats)
                     .await
+                    .and_then(|()| ask.record(handle, None))
                 {
                     return end;
                 }
@@ -154,20 +160,23 @@ where
                     return format!("client_error: {e}");
                 }
                 stats.bytes_out += reply.len() as u64;
-                handle.operation(at, &operation, None, None);
             }
             Decision::Refuse { reply, operation } => {
                 inbuf.drain(..consumed);
                 stats.denied += 1;
+                // Recorded before the client hears of it.
+                if let Err(e) = handle.operation(at, &operation, None, None) {
+                    return e.to_string();
+                }
                 if let Err(e) = client.write_all(&reply).await {
                     return format!("client_error: {e}");
                 }
                 stats.bytes_out += reply.len() as u64;
-                handle.operation(at, &operation, None, None);
             }
             Decision::Malformed { fault, operation } => {
                 if let Some(operation) = operation {
-                    handle.operation(at, &operation, None, None);
+                    // The session ends either way; a failure to write is logged.
+                    let _ = handle.operation(at, &operation, None, None);
                 }
                 return format!("malformed_request: {}", fault.message);
             }
@@ -175,14 +184,46 @@ where
     }
 }
 
-/// What was sent to the device for one request: what answer is due, and the operation to
-/// record with a fault.
+/// What was sent to the device for one request: what answer is due, and the operation,
+/// recorded before the first frame of the answer reaches the client (or with the fault
+/// that ended it).
 struct Ask<'a, P: FrameProtocol> {
     pending: &'a P::Pending,
     operation: &'a P::Operation,
     at: jitgate_core::Timestamp,
     /// Whether the device answers at all (not, e.g., to a DNP3 application confirm).
     answer: bool,
+    /// When the request went out, for the device's latency (to its first answer frame).
+    timed: Option<std::time::Instant>,
+    /// Whether the operation is in the event file already.
+    recorded: bool,
+}
+
+impl<P: FrameProtocol> Ask<'_, P> {
+    /// Record the operation (once; with `failure` when the device failed it). After it was
+    /// recorded, a device fault is recorded as an event of its own. `Err`: the session's
+    /// end reason (the event file cannot be written: nothing more is relayed).
+    fn record(&mut self, handle: &SessionHandle, failure: Option<&str>) -> Result<(), String> {
+        if !self.recorded {
+            let latency = self
+                .timed
+                .filter(|_| failure.is_none())
+                .map(|t| t.elapsed());
+            handle
+                .operation(self.at, self.operation, failure, latency)
+                .map_err(|e| e.to_string())?;
+            self.recorded = true;
+        } else if let Some(code) = failure {
+            handle
+                .record(
+                    "operation",
+                    now_millis(),
+                    json!({"allowed": false, "malformed": code, "reason": "the device failed an answer already being relayed", "direction": "device"}),
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 /// The streams and buffers the answer to one request is read and relayed with.
@@ -202,7 +243,7 @@ where
     async fn exchange<P: FrameProtocol>(
         &mut self,
         bytes: &[u8],
-        ask: &Ask<'_, P>,
+        ask: &mut Ask<'_, P>,
         handle: &SessionHandle,
         state: &mut P::State,
         device_timeout: Duration,
@@ -222,20 +263,20 @@ where
     /// (`Err` with the reason, after recording `ask.operation` with the fault).
     async fn answer<P: FrameProtocol>(
         &mut self,
-        ask: &Ask<'_, P>,
+        ask: &mut Ask<'_, P>,
         handle: &SessionHandle,
         state: &mut P::State,
         device_timeout: Duration,
         stats: &mut SessionStats,
     ) -> Result<(), String> {
-        let (pending, operation, at) = (ask.pending, ask.operation, ask.at);
+        let pending = ask.pending;
         loop {
             let response_len = loop {
                 match P::response_len(self.devbuf) {
                     Ok(Some(used)) => break used,
                     Ok(None) => {}
                     Err(fault) => {
-                        handle.operation(at, operation, Some(fault.code), None);
+                        let _ = ask.record(handle, Some(fault.code));
                         return Err(format!("bad_device_response: {}", fault.message));
                     }
                 }
@@ -246,7 +287,7 @@ where
                         .extend_from_slice(self.chunk.get(..n).unwrap_or_default()),
                     Ok(Err(e)) => return Err(format!("device_error: {e}")),
                     Err(_) => {
-                        handle.operation(at, operation, Some("device_timeout"), None);
+                        let _ = ask.record(handle, Some("device_timeout"));
                         return Err("device_timeout".into());
                     }
                 }
@@ -256,11 +297,16 @@ where
             };
             let answer = P::answer(state, pending, response);
             if let Answer::Invalid(fault) = answer {
-                handle.operation(at, operation, Some(fault.code), None);
+                let _ = ask.record(handle, Some(fault.code));
                 return Err(format!("bad_device_response: {}", fault.message));
             }
+            // Evidence first, then the answer (a kill in between loses no answered
+            // operation; a full disk relays nothing unrecorded).
+            ask.record(handle, None)?;
             if let Some(record) = P::device_record(state) {
-                handle.operation(now_millis(), &record, None, None);
+                handle
+                    .operation(now_millis(), &record, None, None)
+                    .map_err(|e| e.to_string())?;
             }
             if let Err(e) = self.client.write_all(response).await {
                 return Err(format!("client_error: {e}"));
@@ -296,7 +342,7 @@ where
             return Err("internal: frame vanished".into());
         };
         if let Answer::Invalid(fault) = P::unsolicited(state, frame) {
-            handle.record(
+            let _ = handle.record(
                 "operation",
                 now_millis(),
                 json!({"allowed": false, "malformed": fault.code, "reason": fault.message, "direction": "device"}),
@@ -304,7 +350,9 @@ where
             return Err(format!("bad_device_response: {}", fault.message));
         }
         if let Some(record) = P::device_record(state) {
-            handle.operation(now_millis(), &record, None, None);
+            handle
+                .operation(now_millis(), &record, None, None)
+                .map_err(|e| e.to_string())?;
         }
         if let Err(e) = client.write_all(frame).await {
             return Err(format!("client_error: {e}"));

@@ -410,10 +410,11 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     let setup = api.hello(&hello).await.map_err(GatewayError::Server)?;
     let (events, spool_task) = crate::spool::start(
         api.clone(),
-        config.state_dir.join("events.spool"),
+        &config.state_dir,
         setup.delivered_seq,
+        config.event_sync()?,
     )
-    .map_err(|e| GatewayError::Other(format!("spool: {e}")))?;
+    .map_err(|e| GatewayError::Other(format!("event write-ahead file in state_dir: {e}")))?;
     // Sessions the previous process held when it died: ended, before anything is accepted.
     let journal = crate::live_journal::Journal::open(&config.state_dir.join("live-sessions"))
         .map_err(|e| GatewayError::Other(format!("live-sessions journal: {e}")))?;

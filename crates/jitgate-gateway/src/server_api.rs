@@ -256,6 +256,30 @@ impl ServerApi {
             .await
     }
 
+    /// `POST /gateway/events` with events already in their JSON form (the write-ahead
+    /// file's lines, [`crate::spool`]): the body is built once, not re-serialised.
+    pub async fn post_event_lines<'a>(
+        &self,
+        lines: impl Iterator<Item = &'a str>,
+    ) -> Result<GatewayEventAck, ApiError> {
+        let mut body = Vec::with_capacity(4096);
+        body.extend_from_slice(b"{\"events\":[");
+        for (i, line) in lines.enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(line.as_bytes());
+        }
+        body.extend_from_slice(b"]}");
+        let body = bytes::Bytes::from(body);
+        self.call(|http, base| {
+            http.post(format!("{base}/gateway/events"))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+        })
+        .await
+    }
+
     /// `POST /gateway/recordings/{session}/chunks/{index}`: one framed recording chunk.
     pub async fn post_recording_chunk(
         &self,

@@ -139,7 +139,8 @@ async fn run<P: FrameProtocol>(
     };
     let connected = tokio::time::timeout(gw.device_timeout, TcpStream::connect(&address)).await;
     let Ok(Ok(mut device)) = connected else {
-        gw.events.record(
+        // A refusal: nothing is answered on its strength (a failure to write is logged).
+        let _ = gw.events.record(
             "session.refused",
             started,
             Some(&claims.grant_id),
@@ -190,7 +191,7 @@ async fn run<P: FrameProtocol>(
     if tunnel::write_msg(&mut stream, &verdict).await.is_err() {
         return;
     }
-    handle.started(
+    let opened = handle.started(
         started,
         &SessionStartedDetail {
             subject: claims.subject.clone(),
@@ -203,6 +204,12 @@ async fn run<P: FrameProtocol>(
         },
     );
     let mut stats = SessionStats::default();
+    if let Err(e) = opened {
+        // No evidence of the session: it ends before a frame is relayed.
+        let _ = stream.get_mut().shutdown().await;
+        handle.end(e.to_string(), stats, gw.clock_now());
+        return;
+    }
     let end = tokio::select! {
         reason = crate::relay::relay::<P, _, _>(&handle, &mut stream, &mut device, &allow, &mut state, gw.device_timeout, &mut stats) => reason,
         reason = handle.cut() => reason,

@@ -1,16 +1,23 @@
 //! Delivery of session events and operations to the server's evidence log, in order, at
-//! least once, nothing lost: events wait in memory while the server answers, and go to a
-//! spool file on disk when it does not, to be delivered (first) once it is back — also after
-//! a gateway restart. The server records each gateway sequence number (`gseq`) once, so
-//! redelivery never duplicates.
+//! least once, nothing lost. Every event is first written to the write-ahead file in
+//! `state_dir` ([`wal`]), which assigns its gateway sequence number (`gseq`): recording
+//! returns once the event is in the file, so what a session answers after recording is in
+//! evidence even if the process is killed the next instant. A delivery task posts what was
+//! written, in batches, from memory (the file is read back only at start), and deletes
+//! what the server acknowledged. The server records each gseq once, so redelivery after a
+//! restart never duplicates.
 
 use crate::server_api::ServerApi;
-use crate::wire::GatewayEvent;
 use jitgate_core::Timestamp;
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
+
+pub mod wal;
+
+pub use wal::SyncPolicy;
 
 const BATCH: usize = 1000;
 
@@ -21,33 +28,68 @@ const BATCH: usize = 1000;
 /// this much later; revocations do not wait on it (they use the control channel).
 pub const DELIVERY_LINGER: Duration = Duration::from_millis(20);
 
+/// The default `fdatasync` interval of the write-ahead file (`event_sync_interval`): what
+/// a power loss (not a kill) may lose of the events the server has not yet taken.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Cheap handle sessions use to record events.
 #[derive(Clone)]
 pub struct EventLog {
-    tx: mpsc::UnboundedSender<Msg>,
+    handle: Arc<Handle>,
     /// What the metrics show of it.
-    pub stats: std::sync::Arc<EventStats>,
+    pub stats: Arc<EventStats>,
 }
 
 /// Counts kept as events pass (the gateway's `/metrics`).
 #[derive(Debug, Default)]
 pub struct EventStats {
-    /// Events waiting for the server's acknowledgement (in memory and on disk), as of the
-    /// delivery task's last step.
+    /// Events written and not yet acknowledged by the server (all in the write-ahead file).
     pub waiting: std::sync::atomic::AtomicUsize,
     /// Operations recorded, allowed and refused.
     pub operations_allowed: std::sync::atomic::AtomicU64,
     pub operations_refused: std::sync::atomic::AtomicU64,
 }
 
-enum Msg {
-    Event(Incoming),
-    /// Put every event not yet delivered on disk, then answer (gateway shutdown).
-    Flush(tokio::sync::oneshot::Sender<()>),
+/// An event could not be written to the write-ahead file (disk full, I/O error): nothing
+/// may be answered on its strength.
+#[derive(Debug)]
+pub struct Unrecorded(pub std::io::Error);
+
+impl std::fmt::Display for Unrecorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "evidence_unavailable: the gateway cannot write its event file in state_dir ({}); free disk space there",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Unrecorded {}
+
+/// What the recorders and the delivery task share.
+struct Shared {
+    wal: wal::Wal,
+    wake: Notify,
+    /// Every [`EventLog`] is gone: deliver what is left, then stop.
+    closed: AtomicBool,
+}
+
+/// The recorders' side; when the last [`EventLog`] goes, the delivery task is told.
+struct Handle(Arc<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.wake.notify_one();
+    }
 }
 
 impl EventLog {
-    /// Record an event (`kind`, time, grant, session, details). Never blocks the session.
+    /// Record an event (`kind`, time, grant, session, details): written to the write-ahead
+    /// file before this returns (one `write`, no disk flush by default). `Err` when it could
+    /// not be written: the caller must not answer on its strength (fail closed). Callers
+    /// whose event answers nothing may ignore the error, which is logged here.
     pub fn record(
         &self,
         kind: &str,
@@ -55,26 +97,43 @@ impl EventLog {
         grant: Option<&str>,
         session: Option<&str>,
         data: serde_json::Value,
-    ) {
-        // If the delivery task is gone the gateway is shutting down; the spool keeps what
-        // was handed over before.
-        let _ = self.tx.send(Msg::Event((
-            kind.to_string(),
-            at,
-            grant.map(String::from),
-            session.map(String::from),
-            data,
-        )));
+    ) -> Result<(), Unrecorded> {
+        let shared = &self.handle.0;
+        match shared.wal.append(kind, at, grant, session, &data) {
+            Ok((_, waiting)) => {
+                self.stats.waiting.store(waiting, Ordering::Relaxed);
+                // The delivery task wants to know when there is work, and when a batch is
+                // full; not of every event.
+                if waiting == 1 || waiting == BATCH {
+                    shared.wake.notify_one();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, kind, session, "cannot write an event to the write-ahead file; failing closed");
+                Err(Unrecorded(e))
+            }
+        }
     }
 
-    /// Make sure nothing recorded so far exists only in memory: undelivered events are
-    /// written to the spool file (delivered after the next start). Used at shutdown.
+    /// Make sure everything recorded so far is on the disk (`fdatasync`; a kill alone
+    /// loses nothing written). Used at shutdown.
     pub async fn flush_to_disk(&self, timeout: Duration) -> bool {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if self.tx.send(Msg::Flush(done)).is_err() {
-            return false;
+        let shared = Arc::clone(&self.handle.0);
+        let sync = tokio::task::spawn_blocking(move || shared.wal.sync());
+        match tokio::time::timeout(timeout, sync).await {
+            Ok(Ok(Ok(()))) => true,
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "cannot flush the event write-ahead file to disk");
+                false
+            }
+            _ => false,
         }
-        matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(())))
+    }
+
+    /// The write-ahead file's segments now (tests, diagnostics).
+    pub fn segment_files(&self) -> Vec<std::path::PathBuf> {
+        self.handle.0.wal.segment_files()
     }
 }
 
@@ -86,227 +145,142 @@ pub(crate) type Recorded = (String, Option<String>, Option<String>, serde_json::
 /// of the session machinery.
 #[cfg(test)]
 pub(crate) fn in_memory() -> (EventLog, impl FnMut() -> Vec<Recorded>) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        wal: wal::Wal::in_memory(),
+        wake: Notify::new(),
+        closed: AtomicBool::new(false),
+    });
+    let reader = Arc::clone(&shared);
     let drain = move || {
-        let mut out = Vec::new();
-        while let Ok(msg) = rx.try_recv() {
-            if let Msg::Event((kind, _, grant, session, data)) = msg {
-                out.push((kind, grant, session, data));
-            }
+        let batch = reader.wal.batch(usize::MAX);
+        if let Some(last) = batch.last() {
+            reader.wal.acknowledged(last.gseq);
         }
-        out
+        batch
+            .iter()
+            .filter_map(|e| serde_json::from_str::<crate::wire::GatewayEvent>(&e.line).ok())
+            .map(|e| (e.kind, e.grant_id, e.session_id, e.data))
+            .collect()
     };
     (
         EventLog {
-            tx,
+            handle: Arc::new(Handle(shared)),
             stats: Default::default(),
         },
         drain,
     )
 }
 
-/// Start the delivery task. `delivered_seq` is what the server has already recorded.
+/// Open the write-ahead file in `state_dir` and start the delivery task: what the file
+/// holds above `delivered_seq` (what the server has already recorded) is delivered first.
 pub fn start(
     api: ServerApi,
-    spool_path: PathBuf,
+    state_dir: &Path,
     delivered_seq: i64,
+    policy: SyncPolicy,
 ) -> std::io::Result<(EventLog, tokio::task::JoinHandle<()>)> {
-    let mut pending = read_spool(&spool_path)?;
-    pending.retain(|e| e.gseq > delivered_seq);
-    let next_seq = pending
-        .last()
-        .map(|e| e.gseq)
-        .unwrap_or(delivered_seq)
-        .max(delivered_seq)
-        + 1;
-    let spooled = pending.len();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let stats = std::sync::Arc::new(EventStats::default());
-    stats
-        .waiting
-        .store(pending.len(), std::sync::atomic::Ordering::Relaxed);
-    let handle = tokio::spawn(deliver(
-        api,
-        spool_path,
-        pending,
-        spooled,
-        next_seq,
-        rx,
-        stats.clone(),
-    ));
-    Ok((EventLog { tx, stats }, handle))
-}
-
-fn read_spool(path: &Path) -> std::io::Result<Vec<GatewayEvent>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let (wal, recovered) = wal::Wal::open(state_dir, delivered_seq, policy)?;
+    if recovered.events > 0 || recovered.damaged > 0 {
+        tracing::info!(
+            undelivered = recovered.events,
+            damaged_lines = recovered.damaged,
+            "events from before the restart are delivered first"
+        );
+    }
+    let stats = Arc::new(EventStats::default());
+    stats.waiting.store(recovered.events, Ordering::Relaxed);
+    let shared = Arc::new(Shared {
+        wal,
+        wake: Notify::new(),
+        closed: AtomicBool::new(false),
+    });
+    let interval = match policy {
+        SyncPolicy::EveryEvent => None,
+        SyncPolicy::Interval(d) => Some(d),
     };
-    let mut out = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<GatewayEvent>(&line) {
-            Ok(e) => out.push(e),
-            // A torn last line (crash mid-write) is the only way to get here; keep the rest.
-            Err(err) => tracing::warn!(error = %err, "skipping a damaged spool line"),
-        }
-    }
-    Ok(out)
+    let task = tokio::spawn(deliver(api, Arc::clone(&shared), interval, stats.clone()));
+    Ok((
+        EventLog {
+            handle: Arc::new(Handle(shared)),
+            stats,
+        },
+        task,
+    ))
 }
 
-fn append_spool(path: &Path, events: &[GatewayEvent]) -> std::io::Result<()> {
-    let mut f = crate::private::options()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    let mut buf = Vec::new();
-    for e in events {
-        serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
-        buf.push(b'\n');
+/// `fdatasync` the write-ahead file if the interval has passed since the last time.
+async fn sync_due(
+    shared: &Arc<Shared>,
+    interval: Option<Duration>,
+    last: &mut tokio::time::Instant,
+) {
+    let Some(interval) = interval else { return };
+    if last.elapsed() < interval || !shared.wal.unsynced() {
+        return;
     }
-    f.write_all(&buf)?;
-    f.sync_data()
+    *last = tokio::time::Instant::now();
+    let s = Arc::clone(shared);
+    match tokio::task::spawn_blocking(move || s.wal.sync()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot flush the event write-ahead file to disk")
+        }
+        Err(e) => tracing::error!(error = %e, "the event file's flush did not finish"),
+    }
 }
-
-type Incoming = (
-    String,
-    Timestamp,
-    Option<String>,
-    Option<String>,
-    serde_json::Value,
-);
 
 async fn deliver(
     api: ServerApi,
-    spool_path: PathBuf,
-    mut pending: Vec<GatewayEvent>,
-    mut spooled: usize,
-    mut next_seq: i64,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    stats: std::sync::Arc<EventStats>,
+    shared: Arc<Shared>,
+    interval: Option<Duration>,
+    stats: Arc<EventStats>,
 ) {
-    let waiting = |n: usize| stats.waiting.store(n, std::sync::atomic::Ordering::Relaxed);
+    let waiting = |n: usize| stats.waiting.store(n, Ordering::Relaxed);
+    let tick = interval.unwrap_or(Duration::from_secs(1));
+    let mut last_sync = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(200);
-    let mut open = true;
-    // Handle one message: queue an event, or spool what waits and answer a flush.
-    let handle = |msg: Msg,
-                  pending: &mut Vec<GatewayEvent>,
-                  next_seq: &mut i64,
-                  spooled: &mut usize| match msg {
-        Msg::Event(item) => push(pending, next_seq, item),
-        Msg::Flush(done) => {
-            if *spooled < pending.len() {
-                match append_spool(&spool_path, &pending[*spooled..]) {
-                    Ok(()) => *spooled = pending.len(),
-                    Err(err) => tracing::error!(error = %err, "cannot write the spool file"),
-                }
-            }
-            let _ = done.send(());
-        }
-    };
     loop {
-        // Gather what is waiting (without blocking when there is already work).
-        if pending.is_empty() {
-            match rx.recv().await {
-                Some(msg) => handle(msg, &mut pending, &mut next_seq, &mut spooled),
-                None => return,
+        // Wait for work, flushing to disk what was written meanwhile.
+        while shared.wal.waiting() == 0 {
+            if shared.closed.load(Ordering::Acquire) {
+                sync_due(&shared, interval, &mut last_sync).await;
+                return;
             }
-        }
-        while pending.len() < 50 * BATCH {
-            match rx.try_recv() {
-                Ok(msg) => handle(msg, &mut pending, &mut next_seq, &mut spooled),
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
-                }
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep(tick) => {}
             }
+            sync_due(&shared, interval, &mut last_sync).await;
         }
-        if pending.is_empty() {
-            continue;
-        }
-        if open && pending.len() < BATCH {
+        // Let a batch gather (recorders wake us when it is full).
+        if !shared.closed.load(Ordering::Acquire) && shared.wal.waiting() < BATCH {
             let linger = tokio::time::sleep(DELIVERY_LINGER);
             tokio::pin!(linger);
-            while pending.len() < BATCH {
+            while shared.wal.waiting() < BATCH {
                 tokio::select! {
-                    _ = &mut linger => break,
-                    msg = rx.recv() => match msg {
-                        Some(msg) => handle(msg, &mut pending, &mut next_seq, &mut spooled),
-                        None => { open = false; break; }
-                    },
+                    () = &mut linger => break,
+                    () = shared.wake.notified() => {}
                 }
             }
         }
-        waiting(pending.len());
-        let batch_len = pending.len().min(BATCH);
+        sync_due(&shared, interval, &mut last_sync).await;
         // (A batch is the oldest events: delivery stays in order.)
-        match api.post_events(&pending[..batch_len]).await {
+        let batch = shared.wal.batch(BATCH);
+        match api.post_event_lines(batch.iter().map(|e| &*e.line)).await {
             Ok(ack) => {
-                let before = pending.len();
-                pending.retain(|e| e.gseq > ack.delivered_seq);
-                waiting(pending.len());
-                spooled = spooled.saturating_sub(before - pending.len());
-                if spooled == 0 {
-                    // Nothing waiting is only on disk: start the spool file afresh. (Lines of
-                    // delivered events left in it would be harmless: the server skips gseqs
-                    // it has recorded.)
-                    if let Err(e) = std::fs::remove_file(&spool_path) {
-                        if e.kind() != std::io::ErrorKind::NotFound {
-                            tracing::error!(error = %e, "cannot clear the spool file");
-                        }
-                    }
-                }
+                waiting(shared.wal.acknowledged(ack.delivered_seq));
                 backoff = Duration::from_millis(200);
             }
             Err(e) => {
-                // Server unreachable or refusing: make sure every waiting event is on disk.
-                if spooled < pending.len() {
-                    match append_spool(&spool_path, &pending[spooled..]) {
-                        Ok(()) => spooled = pending.len(),
-                        Err(err) => {
-                            tracing::error!(error = %err, "cannot write the spool file; events are kept in memory")
-                        }
-                    }
-                }
-                tracing::warn!(error = %e, waiting = pending.len(), "event delivery failed; retrying");
-                // Keep taking events (and flush requests) while waiting to retry.
-                let sleep = tokio::time::sleep(backoff);
-                tokio::pin!(sleep);
-                loop {
-                    tokio::select! {
-                        _ = &mut sleep => break,
-                        msg = rx.recv() => match msg {
-                            Some(msg) => handle(msg, &mut pending, &mut next_seq, &mut spooled),
-                            None => { open = false; break; }
-                        },
-                    }
+                tracing::warn!(error = %e, waiting = shared.wal.waiting(), "event delivery failed; the events wait in the write-ahead file; retrying");
+                // Meanwhile keep the file flushed on schedule.
+                let until = tokio::time::Instant::now() + backoff;
+                while tokio::time::Instant::now() < until {
+                    tokio::time::sleep_until(until.min(tokio::time::Instant::now() + tick)).await;
+                    sync_due(&shared, interval, &mut last_sync).await;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
-        if !open && pending.is_empty() {
-            return;
-        }
     }
-}
-
-fn push(
-    pending: &mut Vec<GatewayEvent>,
-    next_seq: &mut i64,
-    (kind, at, grant_id, session_id, data): Incoming,
-) {
-    pending.push(GatewayEvent {
-        gseq: *next_seq,
-        kind,
-        at,
-        grant_id,
-        session_id,
-        data,
-    });
-    *next_seq += 1;
 }

@@ -151,6 +151,7 @@ async fn gateway(
         cut_after_silence: "5m".into(),
         metrics_listen: None,
         device_timeout: "2s".into(),
+        event_sync_interval: "100ms".into(),
         client_limits: Default::default(),
         recordings: Default::default(),
     };

@@ -195,7 +195,9 @@ impl RecordingSink {
     /// every chunk a [`super::SessionRecorder`] returns, in order.
     pub fn chunk(&self, grant_id: &str, at: Timestamp, chunk: RecordedChunk) {
         let detail = serde_json::to_value(chunk.detail()).unwrap_or_default();
-        self.events.record(
+        // Written before the bytes are handed on. A failure (logged) does not stop the
+        // bytes: the session's next operation fails closed on the same full disk.
+        let _ = self.events.record(
             "recording.chunk",
             at,
             Some(grant_id),

@@ -210,18 +210,20 @@ async fn a_dropped_handle_leaves_the_registry_and_ends_a_started_session() {
         "a session never started records nothing"
     );
     let mut started = registry.join(info(), HOUR, MINUTE);
-    started.started(
-        now_millis(),
-        &jitgate_core::server_payload::SessionStartedDetail {
-            subject: "alice".into(),
-            asset: "plc-7".into(),
-            protocol: Some("modbus".into()),
-            device: None,
-            peer: None,
-            token_id: None,
-            expires_at: None,
-        },
-    );
+    started
+        .started(
+            now_millis(),
+            &jitgate_core::server_payload::SessionStartedDetail {
+                subject: "alice".into(),
+                asset: "plc-7".into(),
+                protocol: Some("modbus".into()),
+                device: None,
+                peer: None,
+                token_id: None,
+                expires_at: None,
+            },
+        )
+        .unwrap();
     // A cut ordered before anyone waits on it is not lost.
     registry.cut_all("gateway_shutdown");
     assert_eq!(started.cut().await, "gateway_shutdown");

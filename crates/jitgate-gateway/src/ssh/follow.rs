@@ -87,13 +87,17 @@ impl SftpFollow {
                 }
             };
             self.stats.operations.fetch_add(1, Ordering::Relaxed);
-            self.gw.events.record(
+            let recorded = self.gw.events.record(
                 "operation",
                 self.gw.clock_now(),
                 Some(&self.grant),
                 Some(&self.session),
                 detail,
             );
+            if recorded.is_err() {
+                // Not in evidence: the channel is closed rather than relay on (logged).
+                followable = false;
+            }
         }
         followable
     }

@@ -31,6 +31,7 @@ use super::target::TargetHandler;
 use super::{SshService, AUTH_TIMEOUT, MAX_CHANNELS};
 use crate::live::{to_json, SessionHandle, SessionInfo, SessionStats, Toucher};
 use crate::online::GrantClaim;
+use crate::spool::Unrecorded;
 use jitgate_core::server_payload::{SessionRefusedDetail, SessionStartedDetail};
 use jitgate_core::Timestamp;
 use russh::keys::Certificate;
@@ -391,7 +392,7 @@ impl Conn {
         let mut handle = gw
             .open_session(info)
             .map_err(|(code, message)| no(code, message))?;
-        handle.started(
+        let mut recorded = handle.started(
             self.opened_at,
             &SessionStartedDetail {
                 subject: claim.subject.clone(),
@@ -403,8 +404,8 @@ impl Conn {
                 expires_at: Some(status.expires_at),
             },
         );
-        if target.first_use {
-            handle.record(
+        if target.first_use && recorded.is_ok() {
+            recorded = handle.record(
                 "operation",
                 gw.clock_now(),
                 serde_json::json!({
@@ -416,10 +417,10 @@ impl Conn {
                 }),
             );
         }
-        if target.auth == jitgate_core::inventory::SshTargetAuth::VaultedKey {
+        if target.auth == jitgate_core::inventory::SshTargetAuth::VaultedKey && recorded.is_ok() {
             // No certificate was issued for this login, so the server's log would not show
             // it: the evidence says which standing credential was used.
-            handle.record(
+            recorded = handle.record(
                 "operation",
                 gw.clock_now(),
                 serde_json::json!({
@@ -430,6 +431,12 @@ impl Conn {
                     "reason": format!("logged in to {} as {} with the key vaulted at this gateway (a standing key on the asset)", asset.id, target.account),
                 }),
             );
+        }
+        if let Err(e) = recorded {
+            // No evidence of the session: it ends before anything is relayed.
+            let reason = e.to_string();
+            handle.end(reason.clone(), SessionStats::default(), gw.clock_now());
+            return Err(no("evidence_unavailable", reason));
         }
         let stats = Arc::new(Stats::default());
         let session_channels = Arc::new(Mutex::new(Vec::new()));
@@ -462,9 +469,12 @@ impl Conn {
         Ok(())
     }
 
-    /// Record an operation (a channel request decided) under the session.
-    fn operation(&self, op: &super::allow::SshOperation) {
-        let Some(live) = &self.live else { return };
+    /// Record an operation (a channel request decided) under the session. `Err`: it is not
+    /// in evidence, the request must be refused.
+    fn operation(&self, op: &super::allow::SshOperation) -> Result<(), Unrecorded> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
         live.stats.operations.fetch_add(1, Ordering::Relaxed);
         if !op.allowed {
             live.stats.denied.fetch_add(1, Ordering::Relaxed);
@@ -475,7 +485,7 @@ impl Conn {
             Some(&live.grant_id),
             Some(&self.session_id),
             to_json(op),
-        );
+        )
     }
 
     /// Decide `req`; record it (refusals always, allowances of what starts something).
@@ -486,7 +496,8 @@ impl Conn {
         };
         let op = live.allow.operation(req);
         if !op.allowed || record_allowed {
-            self.operation(&op);
+            // Recorded before the answer; not recorded, not allowed.
+            self.operation(&op).map_err(|e| format!("jitgate: {e}"))?;
         }
         match op.reason {
             None => Ok(()),
@@ -557,7 +568,8 @@ impl Conn {
                     allowed: false,
                     reason: Some("a channel runs one shell, command or subsystem".into()),
                 };
-                self.operation(&op);
+                // Refused whether or not it could be written (a failure is logged).
+                let _ = self.operation(&op);
                 Self::refuse_on(
                     session,
                     channel,
@@ -803,7 +815,8 @@ impl server::Handler for Conn {
         match self.admit_session(user, &claim).await {
             Ok(()) => Ok(Auth::Accept),
             Err(GrantRefusal { code, message }) => {
-                self.svc.gw.events.record(
+                // A refusal: nothing is answered on its strength (a failure is logged).
+                let _ = self.svc.gw.events.record(
                     "session.refused",
                     self.svc.gw.clock_now(),
                     Some(&claim.grant_id),

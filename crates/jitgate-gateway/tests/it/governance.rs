@@ -211,6 +211,7 @@ pub(crate) async fn rig_with(edit: impl FnOnce(&mut GatewayConfig)) -> Rig {
         cut_after_silence: "5m".into(),
         metrics_listen: None,
         device_timeout: "1s".into(),
+        event_sync_interval: "100ms".into(),
         client_limits: Default::default(),
         recordings: Default::default(),
     };

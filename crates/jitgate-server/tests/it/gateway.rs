@@ -62,6 +62,7 @@ pub(crate) async fn rig(store: Store) -> Rig {
         cut_after_silence: "5m".into(),
         metrics_listen: None,
         device_timeout: "1s".into(),
+        event_sync_interval: "100ms".into(),
         client_limits: Default::default(),
         recordings: Default::default(),
     };
@@ -659,7 +660,12 @@ async fn events_survive_a_gateway_restart_while_the_server_is_down() {
     }
     // The gateway stops with the server unreachable: what it saw must be on disk.
     r.gw.stop().await;
-    let spool = std::fs::read_to_string(r.config.state_dir.join("events.spool")).unwrap();
+    let spool: String = std::fs::read_dir(&r.config.state_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
     assert!(
         spool
             .lines()

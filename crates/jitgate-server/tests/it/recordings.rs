@@ -12,6 +12,10 @@ use jitgate_evidence::{verify_bundle, BundleError, EvidencePublicKey};
 use jitgate_gateway::recording::{CastHeader, RecordedChunk, RecorderLimits, SessionRecorder};
 use std::time::Duration;
 
+/// The gateway's default flush policy for its event file.
+const SYNC: jitgate_gateway::spool::SyncPolicy =
+    jitgate_gateway::spool::SyncPolicy::Interval(jitgate_gateway::spool::DEFAULT_SYNC_INTERVAL);
+
 /// A recorded session of several chunks (small chunk bound), and its cast.
 fn recorded(session: &str, start: Timestamp) -> (Vec<RecordedChunk>, Vec<u8>) {
     let clock = Arc::new(ManualClock::new(start));
@@ -418,14 +422,13 @@ async fn a_gateway_spools_chunks_while_the_server_is_away_and_delivers_them_late
     let grant_id = granted["grant"]["id"].as_str().unwrap().to_string();
     let key = gateway_key(&mut h, "gw-north").await;
     let state = tempfile::tempdir().unwrap();
-    let events_spool = state.path().join("events.spool");
     let at = h.clock.now() + chrono::Duration::seconds(1);
     let (chunks, cast) = recorded("sess-spooled", at);
 
     // The server is away: nothing listens where the gateway sends.
     let api = ServerApi::new(&away(), &key, None).unwrap();
     let (events, events_task) =
-        jitgate_gateway::spool::start(api.clone(), events_spool.clone(), 0).unwrap();
+        jitgate_gateway::spool::start(api.clone(), state.path(), 0, SYNC).unwrap();
     let (sink, chunks_task) =
         deliver::start(api, state.path(), events.clone(), SpoolLimits::default()).unwrap();
     for c in &chunks {
@@ -442,7 +445,7 @@ async fn a_gateway_spools_chunks_while_the_server_is_away_and_delivers_them_late
 
     // Started again, with the server back.
     let api = ServerApi::new(&h.base, &key, None).unwrap();
-    let (events, _t1) = jitgate_gateway::spool::start(api.clone(), events_spool, 0).unwrap();
+    let (events, _t1) = jitgate_gateway::spool::start(api.clone(), state.path(), 0, SYNC).unwrap();
     let (_sink, _t2) = deliver::start(api, state.path(), events, SpoolLimits::default()).unwrap();
     wait_for_cast(&mut h, "sess-spooled", &cast).await;
     wait_for_empty_spool(state.path()).await;
@@ -465,7 +468,6 @@ async fn a_full_recordings_spool_holds_the_session_until_the_server_took_chunks(
     let grant_id = granted["grant"]["id"].as_str().unwrap().to_string();
     let key = gateway_key(&mut h, "gw-north").await;
     let state = tempfile::tempdir().unwrap();
-    let events_spool = state.path().join("events.spool");
     let limits = SpoolLimits {
         max_bytes: MIN_MAX_SPOOL_BYTES,
     };
@@ -492,7 +494,7 @@ async fn a_full_recordings_spool_holds_the_session_until_the_server_took_chunks(
 
     let api = ServerApi::new(&away(), &key, None).unwrap();
     let (events, events_task) =
-        jitgate_gateway::spool::start(api.clone(), events_spool.clone(), 0).unwrap();
+        jitgate_gateway::spool::start(api.clone(), state.path(), 0, SYNC).unwrap();
     let (sink, chunks_task) = deliver::start(api, state.path(), events.clone(), limits).unwrap();
     let room = sink.room();
     let mut handed = 0;
@@ -517,7 +519,7 @@ async fn a_full_recordings_spool_holds_the_session_until_the_server_took_chunks(
 
     // Started again with the server back: the spool is still full at first.
     let api = ServerApi::new(&h.base, &key, None).unwrap();
-    let (events, _t1) = jitgate_gateway::spool::start(api.clone(), events_spool, 0).unwrap();
+    let (events, _t1) = jitgate_gateway::spool::start(api.clone(), state.path(), 0, SYNC).unwrap();
     let (sink, _t2) = deliver::start(api, state.path(), events, limits).unwrap();
     let room = sink.room();
     assert!(

@@ -140,7 +140,9 @@ pub(crate) fn connect(cli: &Cli, grant: &str, port: u16) -> Connected {
 pub(crate) struct Plant {
     rt: tokio::runtime::Runtime,
     pub(crate) plc: jitgate_gateway::modbus::sim::SimPlc,
-    up: Up,
+    /// `None` while stopped ([`Plant::stop_server`]).
+    up: Option<Up>,
+    policies: Option<std::path::PathBuf>,
     pub(crate) cli: Cli,
     py_port: u16,
     gw: Option<Killed>,
@@ -255,7 +257,8 @@ impl Plant {
         let mut plant = Plant {
             rt,
             plc,
-            up,
+            up: Some(up),
+            policies: policies.map(Path::to_path_buf),
             cli,
             py_port,
             gw: None,
@@ -309,9 +312,31 @@ impl Plant {
         }
     }
 
+    /// SIGKILL the gateway: no shutdown of any kind.
+    pub(crate) fn kill_gateway(&mut self) {
+        self.gw = None;
+    }
+
+    /// Stop the server (SIGTERM); its data stays for [`Plant::restart_server`].
+    pub(crate) fn stop_server(&mut self) {
+        if let Some(up) = self.up.take() {
+            up.stop();
+        }
+    }
+
+    /// Start the server again on its data and port.
+    pub(crate) fn restart_server(&mut self) {
+        assert!(self.up.is_none(), "the server is running");
+        let port: u16 = self.cli.server.rsplit(':').next().unwrap().parse().unwrap();
+        let data = self._tmp.path().join("data");
+        self.up = Some(Up::start_with(&data, port, self.policies.as_deref()));
+    }
+
     pub(crate) fn stop(self) {
         drop(self.gw);
-        self.up.stop();
+        if let Some(up) = self.up {
+            up.stop();
+        }
         self.rt.block_on(self.plc.shutdown());
     }
 }

@@ -10,6 +10,7 @@ mod cluster_nodes;
 mod dnp3;
 mod evidence;
 mod gateway;
+mod gateway_crash;
 mod governance;
 mod licences;
 mod limits;
