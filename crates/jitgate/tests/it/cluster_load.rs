@@ -93,12 +93,22 @@ impl Load {
     /// expire). Stops where a call got no answer, as a person whose server went away would
     /// leave it.
     pub async fn lifecycle(&self, at: usize, short: bool) -> Lifecycle {
-        let duration = if short { SHORT } else { "1h" };
+        self.lifecycle_lasting(at, short, SHORT).await
+    }
+
+    /// As [`Load::lifecycle`], a short grant lasting `short_for`.
+    pub async fn lifecycle_lasting(&self, at: usize, short: bool, short_for: &str) -> Lifecycle {
+        let duration = if short { short_for } else { "1h" };
         let Some(req) = self
-            .call(at, &self.alice, "/requests", json!({
+            .call(
+                at,
+                &self.alice,
+                "/requests",
+                json!({
                 "scope": [{"asset": "plc-7", "modbus": ["read holding 0-99 unit 1"]}],
                 "duration": duration, "reason": "cluster load", "reference": "WO-15",
-                "path": "planned"}))
+                "path": "planned"}),
+            )
             .await
         else {
             return Lifecycle {
