@@ -45,7 +45,7 @@ const SESSIONS: usize = 6;
 /// every node and this process reach the gateway from 127.0.0.1, so in a burst of teardown
 /// probes the gateway's cap on connections still authenticating per source address
 /// (`too_many_pending`, 8) closes some of the client's tunnels at once; it tries again.
-const SESSION_GRANT: &str = "8s";
+const SESSION_GRANT: &str = "20s";
 /// How long past its grant's expiry a session may still be served at most.
 const EXPIRY_SLACK: chrono::Duration = chrono::Duration::seconds(1);
 /// How long one process stays down at most before it is started again.
@@ -181,7 +181,7 @@ async fn modbus_client(load: Arc<Load>, grant: String) -> Option<Seen> {
             session.answered.push(u64::from(addr));
             addr = (addr + 1) % 100;
             // Pacing, not timing: a few hundred operations per session are enough.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         seen.sessions.push(session);
     }
