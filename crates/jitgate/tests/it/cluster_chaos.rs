@@ -208,7 +208,7 @@ async fn client(run: Arc<Run>) {
         if i >= run.total {
             return;
         }
-        let with_session = i % stride == 0;
+        let with_session = i.is_multiple_of(stride);
         let short = with_session || i % 3 == 2;
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut at = i % nodes;
