@@ -312,12 +312,15 @@ pub async fn people(
     tokens
 }
 
-/// A `jitgate gateway` process (gw-north, fronting plc-7 of the sample inventory), killed
-/// when dropped.
+/// A `jitgate gateway` process (gw-north, fronting plc-7 of the sample inventory): its
+/// configuration and state directory persist across restarts; its stderr is appended to
+/// `gateway.log`. Killed (SIGKILL) when dropped.
 pub struct Gateway {
     pub port: u16,
     pub metrics_port: u16,
-    process: Child,
+    config: PathBuf,
+    log: PathBuf,
+    process: Option<Child>,
 }
 
 impl Gateway {
@@ -357,41 +360,64 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+        let mut gw = Gateway {
+            port,
+            metrics_port,
+            config,
+            log: dir.join("gateway.log"),
+            process: None,
+        };
+        gw.restart();
+        gw
+    }
+
+    /// Start the process (again, on the same configuration and state directory); returns
+    /// once it listens.
+    pub fn restart(&mut self) {
+        assert!(self.process.is_none(), "the gateway is running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut process = Command::new(BIN)
-            .args(["gateway", "--config", config.to_str().unwrap()])
+            .args(["gateway", "--config", self.config.to_str().unwrap()])
             .env("JITGATE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
         let deadline = Instant::now() + START_WITHIN;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Ok(Some(status)) = process.try_wait() {
-                panic!(
-                    "jitgate gateway exited ({status}): {}",
-                    std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default()
-                );
+                panic!("jitgate gateway exited ({status}): {}", self.log_text());
             }
             assert!(Instant::now() < deadline, "jitgate gateway did not listen");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(20));
         }
-        Gateway {
-            port,
-            metrics_port,
-            process,
+        self.process = Some(process);
+    }
+
+    /// SIGKILL: no shutdown of any kind.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
     pub fn pid(&self) -> u32 {
-        self.process.id()
+        self.process.as_ref().map(Child::id).unwrap_or_default()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+        self.kill();
     }
 }
 

@@ -5,7 +5,9 @@
 
 mod account;
 mod cluster;
+mod cluster_chaos;
 mod cluster_kill;
+mod cluster_load;
 mod cluster_nodes;
 mod dnp3;
 mod evidence;
