@@ -103,31 +103,48 @@ pub fn sessions_recorded(ev: &SessionEvidence) -> Result<Vec<i64>, Vec<String>> 
     }
 }
 
-/// How long after a server node starts its gateways may take to reconnect (their reconnect
-/// backoff is at most a few seconds; this leaves room for a slow network and a TLS handshake).
+/// How long a teardown waits, without a verdict or an alert, for gateways that could not be
+/// asked: after a server node starts (its gateways reconnect; their backoff is at most a few
+/// seconds), and after a grant's teardown starts (a gateway restarting, or too busy with
+/// connections from the server's address to take the probe). It leaves room for a slow
+/// network and a TLS handshake; past it, a gateway that still cannot be asked is a failure.
 pub const RECONNECT_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
-/// A teardown attempt's failed check, as far as reconnection matters.
+/// A teardown attempt's failed check, as far as waiting matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailedCheck {
     pub kind: crate::server_payload::CheckKind,
-    /// The gateway it is about holds a control channel with some node.
-    pub gateway_attached: bool,
+    /// The gateway never judged the grant: for `sessions_closed`, it holds no control
+    /// channel with any node; for a probe, the connection was refused, closed or timed out
+    /// before the gateway answered the credential (it was down, restarting, or at its
+    /// per-address limit of connections still authenticating). Such a check shows neither
+    /// that the gateway knows the grant ended nor that it does not.
+    pub not_judged: bool,
 }
 
-/// Is a failed attempt only the restart of the server, seen before the gateways came back?
-/// Then it is not a failure: the attempt waits (no verdict, no alert) and runs again when a
-/// gateway connects. Only within [`RECONNECT_GRACE`] of the node's start, and only when every
-/// failed check is a gateway that has not acknowledged because it is not connected; anything
-/// else (a gateway that is connected and silent, a probe accepted, a stuck log) fails as ever,
-/// and after the grace a gateway that stays away fails too.
-pub fn waits_for_reconnection(failed: &[FailedCheck], since_start: chrono::TimeDelta) -> bool {
+/// Does a failed attempt only show gateways that could not be asked yet? Then it is not a
+/// failure: the attempt waits (no verdict, no alert) and runs again shortly, or at once when
+/// a gateway connects. Only while the node or the teardown is younger than
+/// [`RECONNECT_GRACE`], and only when every failed check is one the gateway never judged;
+/// anything the gateway did answer (a connected gateway that does not acknowledge, a probe
+/// accepted or refused for another reason, a stuck log) fails at once, and past the grace a
+/// gateway that still cannot be asked fails too. The revocation was pushed before any of
+/// this, so waiting delays only the alert, never the cut.
+pub fn waits_for_gateways(
+    failed: &[FailedCheck],
+    since_node_start: chrono::TimeDelta,
+    since_teardown_start: chrono::TimeDelta,
+) -> bool {
     use crate::server_payload::CheckKind;
     !failed.is_empty()
-        && since_start < RECONNECT_GRACE
-        && failed
-            .iter()
-            .all(|c| c.kind == CheckKind::SessionsClosed && !c.gateway_attached)
+        && since_node_start.min(since_teardown_start) < RECONNECT_GRACE
+        && failed.iter().all(|c| {
+            c.not_judged
+                && matches!(
+                    c.kind,
+                    CheckKind::SessionsClosed | CheckKind::CredentialRefused
+                )
+        })
 }
 
 #[cfg(test)]
@@ -135,39 +152,57 @@ mod reconnection_tests {
     use super::*;
     use crate::server_payload::CheckKind;
 
-    fn away(kind: CheckKind) -> FailedCheck {
+    fn unjudged(kind: CheckKind) -> FailedCheck {
         FailedCheck {
             kind,
-            gateway_attached: false,
+            not_judged: true,
+        }
+    }
+
+    fn judged(kind: CheckKind) -> FailedCheck {
+        FailedCheck {
+            kind,
+            not_judged: false,
         }
     }
 
     #[test]
-    fn only_absent_gateways_just_after_a_start_wait() {
+    fn only_gateways_not_yet_asked_wait_and_only_within_the_grace() {
         let soon = chrono::TimeDelta::seconds(3);
-        assert!(waits_for_reconnection(
-            &[away(CheckKind::SessionsClosed)],
+        let long = chrono::TimeDelta::hours(5);
+        let away = [unjudged(CheckKind::SessionsClosed)];
+        let busy = [unjudged(CheckKind::CredentialRefused)];
+        // Just after the node started, or just after the teardown started.
+        assert!(waits_for_gateways(&away, soon, long));
+        assert!(waits_for_gateways(&away, long, soon));
+        assert!(waits_for_gateways(&busy, long, soon));
+        assert!(waits_for_gateways(&[away[0], busy[0]], long, soon));
+        // Nothing failed: nothing to wait for.
+        assert!(!waits_for_gateways(&[], soon, soon));
+        // Past the grace on both clocks, a gateway that cannot be asked is a failure.
+        assert!(!waits_for_gateways(&away, long, RECONNECT_GRACE));
+        assert!(!waits_for_gateways(&busy, RECONNECT_GRACE, long));
+        // Anything the gateway answered fails at once: connected and silent, a probe
+        // refused for another reason or accepted.
+        assert!(!waits_for_gateways(
+            &[judged(CheckKind::SessionsClosed)],
+            soon,
             soon
         ));
-        // Nothing failed: nothing to wait for.
-        assert!(!waits_for_reconnection(&[], soon));
-        // After the grace, an absent gateway is a failure.
-        assert!(!waits_for_reconnection(
-            &[away(CheckKind::SessionsClosed)],
-            RECONNECT_GRACE
+        assert!(!waits_for_gateways(
+            &[away[0], judged(CheckKind::CredentialRefused)],
+            soon,
+            soon
         ));
-        // Connected and silent: a failure at once.
-        let silent = FailedCheck {
-            kind: CheckKind::SessionsClosed,
-            gateway_attached: true,
-        };
-        assert!(!waits_for_reconnection(&[silent], soon));
-        // A probe that was not refused is never explained by a restart.
-        assert!(!waits_for_reconnection(
-            &[
-                away(CheckKind::SessionsClosed),
-                away(CheckKind::CredentialRefused)
-            ],
+        // A stuck log or a downstream failure is never about reaching a gateway.
+        assert!(!waits_for_gateways(
+            &[unjudged(CheckKind::SessionsRecorded)],
+            soon,
+            soon
+        ));
+        assert!(!waits_for_gateways(
+            &[unjudged(CheckKind::Downstream)],
+            soon,
             soon
         ));
     }

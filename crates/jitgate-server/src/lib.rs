@@ -251,6 +251,7 @@ pub async fn start_with_store(
         control: Arc::new(control::ControlHub::default()),
         teardown_wake: Arc::new(Notify::new()),
         teardown_retry_now: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        probe_slots: Arc::default(),
         shutdown: shutdown_rx.clone(),
         notifier: Arc::new(notifier),
         throttle: Arc::new(throttle::Throttle::new(

@@ -33,7 +33,7 @@ use jitgate_core::scope::Protocol;
 use jitgate_core::server_payload::{CheckKind, TeardownCheck, TeardownTally};
 use jitgate_core::ssh::CertificateKind;
 use jitgate_core::teardown::{
-    waits_for_reconnection, CheckOutcome, DownstreamFacts, FailedCheck, TeardownVerdict,
+    waits_for_gateways, CheckOutcome, DownstreamFacts, FailedCheck, TeardownVerdict,
 };
 use jitgate_core::{Asset, Enforcement, Grant, GrantState, Timestamp};
 use jitgate_credential::{AssetClaim, ClientKey, GrantClaims};
@@ -69,6 +69,11 @@ pub struct Check {
     pub detail: String,
     #[schema(value_type = Object)]
     pub evidence: serde_json::Value,
+    /// Failed because the gateway could not be asked (not connected, or the probe's
+    /// connection refused, closed or unanswered before the gateway judged it); see
+    /// [`jitgate_core::teardown::waits_for_gateways`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_judged: bool,
 }
 
 impl Check {
@@ -85,8 +90,67 @@ impl Check {
             outcome,
             detail,
             evidence,
+            not_judged: false,
         }
     }
+
+    /// A failed check the gateway never judged.
+    fn not_judged(
+        check: CheckKind,
+        gateway: &str,
+        detail: String,
+        evidence: serde_json::Value,
+    ) -> Self {
+        Check {
+            not_judged: true,
+            ..Check::new(check, gateway, CheckOutcome::Failed, detail, evidence)
+        }
+    }
+}
+
+/// Probes one node runs at once against one gateway, each protocol's probes apart. A
+/// gateway lets one source address hold [`jitgate_gateway::admission::MAX_PENDING_PER_SOURCE`]
+/// (8) connections still authenticating; nodes on one host share an address, and a burst
+/// of ended grants must not fill that allowance (the probes would be closed unjudged, and
+/// the address throttled). Two per node leaves room for three nodes and a client on one host.
+pub const PROBES_PER_GATEWAY: usize = 2;
+
+/// The probe slots of each gateway (see [`PROBES_PER_GATEWAY`]).
+#[derive(Debug, Default)]
+pub struct ProbeSlots(Mutex<BTreeMap<String, Arc<tokio::sync::Semaphore>>>);
+
+impl ProbeSlots {
+    /// A slot to probe `gateway`, waiting at most `timeout`; `None` if none came free.
+    async fn take(
+        &self,
+        gateway: &str,
+        timeout: Duration,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(gateway.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PROBES_PER_GATEWAY)))
+            .clone();
+        tokio::time::timeout(timeout, slots.acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+/// The check for a probe that found no free slot within the timeout.
+fn no_probe_slot(gateway: &str, timeout: Duration) -> Check {
+    Check::not_judged(
+        CheckKind::CredentialRefused,
+        gateway,
+        format!(
+            "this node already had {PROBES_PER_GATEWAY} probes of gateway {gateway} in flight for {}; probing again shortly",
+            humantime::format_duration(timeout)
+        ),
+        json!({ "probes_in_flight": PROBES_PER_GATEWAY }),
+    )
 }
 
 /// The verdict over a set of checks (the rule is the core's).
@@ -323,7 +387,7 @@ async fn check_gateway(
                 .await
                 .ok()
                 .and_then(|a| a.get(gateway).cloned());
-            Check::new(
+            let check = Check::new(
                 CheckKind::SessionsClosed,
                 gateway,
                 CheckOutcome::Failed,
@@ -336,7 +400,12 @@ async fn check_gateway(
                     }
                 ),
                 json!({"connected": attached.is_some(), "node": attached}),
-            )
+            );
+            // Not connected to any node: the gateway cannot have been asked.
+            Check {
+                not_judged: attached.is_none(),
+                ..check
+            }
         }
     };
     let probe = probe(state, gateway, assets, g, timeout).await;
@@ -415,6 +484,13 @@ async fn ssh_probe(
         "probe_certificate_serial": signed.serial.to_string(),
         "probe_key_fingerprint": signed.key_fingerprint,
     });
+    let Some(_slot) = state
+        .probe_slots
+        .take(&format!("{gateway} ssh"), timeout)
+        .await
+    else {
+        return Some(no_probe_slot(gateway, timeout));
+    };
     let outcome = jitgate_gateway::ssh::probe::probe(
         &address,
         hello.ssh_host_key.as_deref(),
@@ -454,6 +530,12 @@ async fn ssh_probe(
                 evidence,
             )
         }
+        Ok(ProbeOutcome::NotReached { reason }) => Some(Check::not_judged(
+            CheckKind::CredentialRefused,
+            gateway,
+            format!("the SSH probe did not reach gateway {gateway}'s judgement: {reason}"),
+            evidence,
+        )),
         Err(e) => failed(format!("cannot probe gateway {gateway}'s SSH listener: {e}"), evidence),
     }
 }
@@ -548,6 +630,9 @@ async fn probe(
             "gateway_address": hello.address,
             "asset": asset.id,
         });
+        let Some(_slot) = state.probe_slots.take(gateway, timeout).await else {
+            return no_probe_slot(gateway, timeout);
+        };
         return match tokio::time::timeout(timeout, jitgate_gateway::connect::open_tunnel(&target)).await {
             Ok(Err(ConnectError::Refused { code, message }))
                 if jitgate_core::teardown::refusal_proves_end(&code) =>
@@ -578,8 +663,19 @@ async fn probe(
                 format!("gateway {gateway} ACCEPTED a credential for the ended grant; the session was closed at once"),
                 evidence,
             ),
+            // The connection, its TLS handshake or the tunnel's opening failed: refused,
+            // closed before the handshake (a gateway restarting, or at its per-address limit
+            // of connections still authenticating), or broken. The gateway never judged it.
+            Ok(Err(e @ (ConnectError::Gateway { .. } | ConnectError::Tunnel(_)))) => Check::not_judged(
+                CheckKind::CredentialRefused,
+                gateway,
+                format!("the probe did not reach gateway {gateway}'s judgement: {e}"),
+                evidence,
+            ),
             Ok(Err(e)) => failed(format!("cannot probe gateway {gateway}: {e}"), evidence),
-            Err(_) => failed(
+            Err(_) => Check::not_judged(
+                CheckKind::CredentialRefused,
+                gateway,
                 format!("gateway {gateway} did not answer the probe within {}", humantime::format_duration(timeout)),
                 evidence,
             ),
@@ -749,21 +845,23 @@ async fn record_in(
     }
     let checks = &checks;
     let verdict = verdict_of(checks);
-    // Just restarted, gateways not back yet: wait for them rather than fail (no events, no
-    // alert); their reconnection retries at once (`teardown_retry_now`).
+    // Gateways that could not be asked yet (this node just started, a gateway restarting or
+    // too busy to take the probe): wait for them rather than fail (no events, no alert);
+    // retried shortly, or at once when a gateway connects (`teardown_retry_now`).
     let failed: Vec<FailedCheck> = checks
         .iter()
         .filter(|c| c.outcome == CheckOutcome::Failed)
         .map(|c| FailedCheck {
             kind: c.check,
-            gateway_attached: c.evidence["connected"].as_bool().unwrap_or(true),
+            not_judged: c.not_judged,
         })
         .collect();
-    if waits_for_reconnection(&failed, now - state.node.started_at) {
+    let started_at = previous.as_ref().map_or(now, |p| p.started_at);
+    if waits_for_gateways(&failed, now - state.node.started_at, now - started_at) {
         tx.put_teardown(&TeardownRecord {
             grant_id: g.id.clone(),
             verdict: "pending".into(),
-            report: json!({ "checks": checks, "attempt": attempts, "waiting_for_gateways_to_reconnect": true }),
+            report: json!({ "checks": checks, "attempt": attempts, "waiting_for_gateways": true }),
             attempts,
             next_attempt_at: Some(now + chrono::Duration::seconds(2)),
             started_at: previous.as_ref().map_or(now, |p| p.started_at),

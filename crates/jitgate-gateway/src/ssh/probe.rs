@@ -24,6 +24,10 @@ pub enum ProbeOutcome {
     AuthRejected,
     /// A session opened: the command ran (exit status).
     Accepted { exit_status: Option<u32> },
+    /// The gateway never judged the certificate: the connection or the SSH handshake
+    /// failed (the listener down, restarting, or closing connections at its per-address
+    /// limit before the handshake), or no answer came within the timeout.
+    NotReached { reason: String },
 }
 
 /// The probe's key pair: the private half stays here, the server certifies the public one.
@@ -84,9 +88,14 @@ pub async fn probe(
         let handler = ProbeHandler {
             host_key: host_key.map(str::to_string),
         };
-        let mut handle = client::connect(config, address, handler)
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        let mut handle = match client::connect(config, address, handler).await {
+            Ok(h) => h,
+            Err(e) => {
+                return Ok(ProbeOutcome::NotReached {
+                    reason: format!("cannot connect to {address}: {e}"),
+                })
+            }
+        };
         let auth = handle
             .authenticate_openssh_cert(asset, Arc::new(key.key), cert)
             .await
@@ -127,12 +136,15 @@ pub async fn probe(
             None => ProbeOutcome::Accepted { exit_status },
         })
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| {
-        format!(
-            "no answer from {address} within {}",
-            humantime::format_duration(timeout)
-        )
-    })?
+    match tokio::time::timeout(timeout, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Ok(ProbeOutcome::NotReached {
+            reason: format!(
+                "no answer from {address} within {}",
+                humantime::format_duration(timeout)
+            ),
+        }),
+    }
 }
 
 /// `jitgate: <code>: <reason>` (the first such line) → (code, reason). A refusal of a

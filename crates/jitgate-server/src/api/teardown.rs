@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
     paths(get_teardown, list_gateways, withdraw_approval),
     components(schemas(
         TeardownView,
+        TeardownWait,
         Check,
         GatewayStatus,
         GatewayCertView,
@@ -36,6 +37,17 @@ pub fn router() -> Router<AppState> {
     ))
 )]
 pub struct TeardownDoc;
+
+/// What a `pending` teardown waits for, with no verdict and no alert yet (docs/teardown.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TeardownWait {
+    /// A gateway could not be asked yet (not connected, restarting, or too busy to take
+    /// the probe); `failed` with an alert if that lasts 30 s.
+    Gateways,
+    /// The gateways closed the sessions; their `session.ended` events are on their way.
+    SessionEnded,
+}
 
 /// A grant's teardown: the verdict and every check with its evidence.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -47,6 +59,9 @@ pub struct TeardownView {
     /// `pending` (not run yet), `verified`, `partial` or `failed`.
     pub verdict: String,
     pub attempts: i64,
+    /// Why a `pending` teardown that has run is not decided yet (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<TeardownWait>,
     pub checks: Vec<Check>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_attempt_at: Option<Timestamp>,
@@ -75,6 +90,13 @@ pub(crate) async fn get_teardown(
         Some(t) => TeardownView {
             grant_id: id,
             grant_state: grant.state,
+            waiting_for: if t.report["waiting_for_gateways"] == true {
+                Some(TeardownWait::Gateways)
+            } else if t.report.get("waiting_for_session_ended").is_some() {
+                Some(TeardownWait::SessionEnded)
+            } else {
+                None
+            },
             verdict: t.verdict,
             attempts: t.attempts,
             checks: serde_json::from_value(t.report["checks"].clone()).map_err(|e| {
@@ -88,6 +110,7 @@ pub(crate) async fn get_teardown(
             grant_state: grant.state,
             verdict: "pending".into(),
             attempts: 0,
+            waiting_for: None,
             checks: Vec::new(),
             next_attempt_at: None,
             updated_at: None,

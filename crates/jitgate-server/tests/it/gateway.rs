@@ -21,7 +21,17 @@ pub(crate) struct Rig {
 }
 
 pub(crate) async fn rig(store: Store) -> Rig {
-    let mut h = Harness::start(store).await;
+    rig_at(store, crate::start_time()).await
+}
+
+/// A rig whose server clock starts at `start` (the gateway keeps the real clock).
+pub(crate) async fn rig_at(store: Store, start: jitgate_core::Timestamp) -> Rig {
+    let mut h = Harness::start_with(
+        store,
+        std::sync::Arc::new(jitgate_core::ManualClock::new(start)),
+        None,
+    )
+    .await;
     let plc = sim::start("127.0.0.1:0".parse().unwrap(), vec![1])
         .await
         .unwrap();

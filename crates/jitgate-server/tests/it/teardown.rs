@@ -2,7 +2,7 @@
 //! verification — in process: the real server and gateway on loopback (control channel
 //! over a real WebSocket, probes over real TLS tunnels), the simulated PLC as the device.
 
-use super::gateway::{grant, read_holding, refused_code, rig, token_for, Rig};
+use super::gateway::{grant, read_holding, refused_code, rig, rig_at, token_for, Rig};
 use super::*;
 use jitgate_credential::ClientKey;
 use jitgate_gateway::connect::{open_tunnel, Target};
@@ -41,6 +41,30 @@ async fn teardown_until(h: &mut Harness, grant: &str, want: &str) -> Value {
         assert!(
             Instant::now() < deadline,
             "teardown of {grant} never became {want}: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The teardown once an attempt ran and waits for gateways (`waiting_for: gateways`).
+async fn until_waiting_for_gateways(h: &mut Harness, grant: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = h
+            .call(
+                "sam",
+                "GET",
+                &format!("/api/v1/grants/{grant}/teardown"),
+                None,
+            )
+            .await;
+        if v["waiting_for"] == "gateways" {
+            assert_eq!(v["verdict"], "pending", "{v:#}");
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "teardown of {grant} never waited for gateways: {v:#}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -279,9 +303,12 @@ async fn withdrawing_an_approval_ends_the_active_grant() {
 }
 
 #[tokio::test]
-async fn a_gateway_away_during_the_revocation_fails_the_teardown_until_it_returns() {
+async fn a_gateway_away_during_the_revocation_waits_then_fails_until_it_returns() {
     let (store, _dir) = jitgate_testkit::sqlite_store().await;
-    let mut r = rig(store).await;
+    // The server's clock starts 40 s behind the gateway's, so that moving it past the 30 s
+    // grace below leaves the probe credentials it signs valid at the gateway.
+    let behind = jitgate_core::teardown::RECONNECT_GRACE + chrono::Duration::seconds(10);
+    let mut r = rig_at(store, crate::start_time() - behind).await;
     control_up(&r).await;
     let (g, target, mut live) = live_session(&mut r).await;
     // The gateway dies (its sessions with it), then the grant is revoked.
@@ -298,6 +325,33 @@ async fn a_gateway_away_during_the_revocation_fails_the_teardown_until_it_return
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+    // First it waits for the gateway: pending, no verdict, no alert, each check marked as
+    // one the gateway never judged.
+    let t = until_waiting_for_gateways(&mut h, &g).await;
+    assert_eq!(t["grant_state"], "ending");
+    for name in ["sessions_closed", "credential_refused"] {
+        assert_eq!(check(&t, name)["not_judged"], true, "{name}: {t:#}");
+    }
+    let (_, events) = h
+        .call(
+            "sam",
+            "GET",
+            &format!("/api/v1/events?grant={g}&limit=500"),
+            None,
+        )
+        .await;
+    assert!(
+        !events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "teardown.check" || e["kind"] == "teardown.verdict"),
+        "nothing recorded while waiting: {events:#}"
+    );
+    // 30 s after the teardown started, a gateway still away is a failure.
+    h.clock
+        .advance(jitgate_core::teardown::RECONNECT_GRACE + chrono::Duration::seconds(3));
+    h.state().teardown_wake.notify_one();
     let t = teardown_until(&mut h, &g, "failed").await;
     assert_eq!(t["grant_state"], "ending");
     assert_eq!(check(&t, "sessions_closed")["outcome"], "failed");

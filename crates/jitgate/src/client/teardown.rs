@@ -6,7 +6,9 @@ use super::{usage, Ctx};
 use crate::output::{out, outln};
 use jitgate_core::teardown::CheckOutcome;
 use jitgate_server::api::enrol::{EnrolmentReset, ResetEnrolmentBody};
-use jitgate_server::api::teardown::{GatewayStatus, TeardownView, WithdrawApprovalBody};
+use jitgate_server::api::teardown::{
+    GatewayStatus, TeardownView, TeardownWait, WithdrawApprovalBody,
+};
 use jitgate_server::api::types::RequestView;
 
 pub async fn show(ctx: &Ctx, grant: &str) -> anyhow::Result<()> {
@@ -32,9 +34,11 @@ pub fn render(v: &TeardownView) -> String {
         "pending" if v.grant_state.as_str() == "active" => {
             out.push_str("  the grant has not ended; its teardown runs when it does\n")
         }
-        "pending" => out.push_str(
-            "  the checks have not run yet, or wait for the gateway's session.ended events to reach the log\n",
-        ),
+        "pending" => out.push_str(match v.waiting_for {
+            Some(TeardownWait::Gateways) => "  waiting for a gateway that could not be asked yet (not connected, restarting or busy); retried shortly, failed with an alert if that lasts 30 s\n",
+            Some(TeardownWait::SessionEnded) => "  waiting for the gateway's session.ended events to reach the log\n",
+            None => "  the checks have not run yet\n",
+        }),
         "failed" => out.push_str(&format!(
             "  retried automatically{}\n",
             v.next_attempt_at

@@ -121,7 +121,7 @@ fn a_node_killed_mid_load_loses_nothing_and_its_gateway_reattaches() {
     // Every grant that ended (answered or not) reaches one final verdict; the short ones
     // expire on their own.
     let events = settled(&rt, &pg.store, &answered, Duration::from_secs(60));
-    let ended = check_lifecycles(&events, &answered, false);
+    let ended = check_lifecycles(&events, &answered);
 
     // The log both nodes appended to — through the kill — verifies, on each node.
     assert_chain_verifies(&rt, &http, &urls, &sam);
