@@ -110,6 +110,13 @@ pub fn sessions_recorded(ev: &SessionEvidence) -> Result<Vec<i64>, Vec<String>> 
 /// network and a TLS handshake; past it, a gateway that still cannot be asked is a failure.
 pub const RECONNECT_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
+/// How long a teardown waits when the gateway *did* acknowledge the revocation over its
+/// control channel and only its probes could not be judged: [`RECONNECT_GRACE`] plus one
+/// window of the gateway's pre-authentication throttle (60 s, `jitgate_gateway::refusals`),
+/// which closes every connection from an address that kept failing — the server's probes
+/// too, when the server shares its address (one host, NAT) with clients that fail.
+pub const PROBE_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(90);
+
 /// A teardown attempt's failed check, as far as waiting matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailedCheck {
@@ -125,7 +132,8 @@ pub struct FailedCheck {
 /// Does a failed attempt only show gateways that could not be asked yet? Then it is not a
 /// failure: the attempt waits (no verdict, no alert) and runs again shortly, or at once when
 /// a gateway connects. Only while the node or the teardown is younger than
-/// [`RECONNECT_GRACE`], and only when every failed check is one the gateway never judged;
+/// [`RECONNECT_GRACE`] ([`PROBE_GRACE`] when every gateway acknowledged and only probes
+/// went unjudged), and only when every failed check is one the gateway never judged;
 /// anything the gateway did answer (a connected gateway that does not acknowledge, a probe
 /// accepted or refused for another reason, a stuck log) fails at once, and past the grace a
 /// gateway that still cannot be asked fails too. The revocation was pushed before any of
@@ -136,8 +144,13 @@ pub fn waits_for_gateways(
     since_teardown_start: chrono::TimeDelta,
 ) -> bool {
     use crate::server_payload::CheckKind;
+    let grace = if failed.iter().any(|c| c.kind == CheckKind::SessionsClosed) {
+        RECONNECT_GRACE
+    } else {
+        PROBE_GRACE
+    };
     !failed.is_empty()
-        && since_node_start.min(since_teardown_start) < RECONNECT_GRACE
+        && since_node_start.min(since_teardown_start) < grace
         && failed.iter().all(|c| {
             c.not_judged
                 && matches!(
@@ -181,7 +194,15 @@ mod reconnection_tests {
         assert!(!waits_for_gateways(&[], soon, soon));
         // Past the grace on both clocks, a gateway that cannot be asked is a failure.
         assert!(!waits_for_gateways(&away, long, RECONNECT_GRACE));
-        assert!(!waits_for_gateways(&busy, RECONNECT_GRACE, long));
+        assert!(!waits_for_gateways(
+            &[away[0], busy[0]],
+            long,
+            RECONNECT_GRACE
+        ));
+        // A gateway that acknowledged, whose probes alone went unjudged (its throttle may
+        // be closing the server's address for a minute), gets the longer grace.
+        assert!(waits_for_gateways(&busy, long, RECONNECT_GRACE));
+        assert!(!waits_for_gateways(&busy, PROBE_GRACE, long));
         // Anything the gateway answered fails at once: connected and silent, a probe
         // refused for another reason or accepted.
         assert!(!waits_for_gateways(

@@ -24,10 +24,13 @@
 //! window has its further connections closed at once, before the TLS handshake (which is
 //! what costs the gateway CPU), until the window closes. Those are counted as `throttled`.
 //! A client that authenticates is never counted, so it is only throttled when it shares an
-//! address (NAT) with a client that keeps failing; see docs/gateway.md. Refusals that say
-//! the gateway is full ([`NOT_THE_CLIENTS_DOING`]) are counted and reported but do not
-//! move a source toward the throttle: it did nothing wrong, and would otherwise stay shut
-//! out for the rest of the minute after the gateway had room again.
+//! address (NAT) with a client that keeps failing; see docs/gateway.md. Refusals made at
+//! accept, before any TLS ([`NOT_TOWARD_THROTTLE`]: the gateway full, the address at its
+//! limit of connections still authenticating, the address already throttled) are counted
+//! and reported but do not move a source toward the throttle: they cost the gateway nothing
+//! the throttle would save, and counting them would shut an address out for the rest of
+//! the minute once it had room again — the server's teardown probes among them, when the
+//! server shares an address with busy clients.
 //!
 //! Pure and synchronous: the caller passes the time, the runtime closes windows from a tokio
 //! interval ([`crate::runtime`]), and tests drive it with explicit timestamps.
@@ -52,9 +55,9 @@ pub const THROTTLE_AFTER: u64 = 30;
 /// Addresses listed by name in a summary event (the busiest); the rest are under `other`.
 pub const SUMMARY_PEERS: usize = 20;
 
-/// Refusal codes that say the gateway is full, not that the client misbehaved: they do
-/// not count toward [`THROTTLE_AFTER`].
-pub const NOT_THE_CLIENTS_DOING: &[&str] = &["too_many_connections"];
+/// Refusal codes made at accept, before the TLS handshake (as cheap as the throttle's own
+/// refusal): they do not count toward [`THROTTLE_AFTER`].
+pub const NOT_TOWARD_THROTTLE: &[&str] = &["too_many_connections", "too_many_pending", "throttled"];
 
 /// What to do with one refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +125,7 @@ impl PreAuthRefusals {
         }
         let peer = self.peers.entry(ip).or_default();
         peer.count += 1;
-        if !NOT_THE_CLIENTS_DOING.contains(&code) {
+        if !NOT_TOWARD_THROTTLE.contains(&code) {
             peer.failures += 1;
         }
         let of_code = peer.detailed.entry(code).or_default();
@@ -301,6 +304,12 @@ mod tests {
         assert!(!r.throttled(ip(1)));
         r.note(ip(1), "bad_handshake", t(0));
         assert!(!r.throttled(ip(1)), "only its own failures count");
+        // Nor does an address at its limit of connections still authenticating: each extra
+        // one is closed at accept, as cheaply as a throttled one would be.
+        for _ in 0..THROTTLE_AFTER * 2 {
+            r.note(ip(2), "too_many_pending", t(0));
+        }
+        assert!(!r.throttled(ip(2)));
         let s = r.close_window(t(60)).unwrap();
         assert_eq!(s["by_code"]["too_many_connections"], THROTTLE_AFTER * 2);
         assert_eq!(s["peers"]["10.0.0.1"], THROTTLE_AFTER * 2 + 1);
