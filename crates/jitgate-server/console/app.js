@@ -970,7 +970,11 @@ async function viewGrant(main, id) {
     teardown.replaceChildren(h('h2', { id: 'td-title', text: 'Teardown' }));
     if (!td) teardown.append(h('p', { class: 'muted', text: 'Not available.' }));
     else {
-      teardown.append(h('p', {}, 'Verdict: ', state(td.verdict), ` — attempt ${td.attempts}`),
+      const waiting = {
+        gateways: ' — waiting for a gateway that could not be asked yet (not connected, restarting or busy); it fails with an alert if that lasts (see docs/teardown.md)',
+        session_ended: ' — waiting for the gateway’s session.ended events to reach the log',
+      }[td.waiting_for] || '';
+      teardown.append(h('p', {}, 'Verdict: ', state(td.verdict), ` — attempt ${td.attempts}${waiting}`),
         td.checks.length ? h('ul', { class: 'plain' }, td.checks.map((c) => h('li', {}, state(c.outcome), ` ${c.check} ${c.target}: ${c.detail}`))) : h('p', { class: 'muted', text: 'No checks yet: the grant has not ended.' }));
     }
   };

@@ -43,7 +43,8 @@ pub struct TeardownDoc;
 #[serde(rename_all = "snake_case")]
 pub enum TeardownWait {
     /// A gateway could not be asked yet (not connected, restarting, or too busy to take
-    /// the probe); `failed` with an alert if that lasts 30 s.
+    /// the probe); `failed` with an alert if that lasts 30 s (90 s when the gateway
+    /// acknowledged and only its probe could not get through).
     Gateways,
     /// The gateways closed the sessions; their `session.ended` events are on their way.
     SessionEnded,

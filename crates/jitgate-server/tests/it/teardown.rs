@@ -24,6 +24,26 @@ async fn control_up(r: &Rig) {
 
 /// Poll a grant's teardown until its verdict is `want` (or fail after 30 s).
 async fn teardown_until(h: &mut Harness, grant: &str, want: &str) -> Value {
+    teardown_when(h, grant, &format!("verdict {want}"), |v| v["verdict"] == want).await
+}
+
+/// The teardown once an attempt ran and waits for gateways (`waiting_for: gateways`).
+async fn until_waiting_for_gateways(h: &mut Harness, grant: &str) -> Value {
+    let v = teardown_when(h, grant, "waiting for gateways", |v| {
+        v["waiting_for"] == "gateways"
+    })
+    .await;
+    assert_eq!(v["verdict"], "pending", "{v:#}");
+    v
+}
+
+/// Poll a grant's teardown until `done` holds of it (or fail after 30 s).
+async fn teardown_when(
+    h: &mut Harness,
+    grant: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (s, v) = h
@@ -35,36 +55,12 @@ async fn teardown_until(h: &mut Harness, grant: &str, want: &str) -> Value {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
-        if v["verdict"] == want {
+        if done(&v) {
             return v;
         }
         assert!(
             Instant::now() < deadline,
-            "teardown of {grant} never became {want}: {v:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The teardown once an attempt ran and waits for gateways (`waiting_for: gateways`).
-async fn until_waiting_for_gateways(h: &mut Harness, grant: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, v) = h
-            .call(
-                "sam",
-                "GET",
-                &format!("/api/v1/grants/{grant}/teardown"),
-                None,
-            )
-            .await;
-        if v["waiting_for"] == "gateways" {
-            assert_eq!(v["verdict"], "pending", "{v:#}");
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "teardown of {grant} never waited for gateways: {v:#}"
+            "teardown of {grant} never reached {what}: {v:#}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -35,7 +35,7 @@ pub fn render(v: &TeardownView) -> String {
             out.push_str("  the grant has not ended; its teardown runs when it does\n")
         }
         "pending" => out.push_str(match v.waiting_for {
-            Some(TeardownWait::Gateways) => "  waiting for a gateway that could not be asked yet (not connected, restarting or busy); retried shortly, failed with an alert if that lasts 30 s\n",
+            Some(TeardownWait::Gateways) => "  waiting for a gateway that could not be asked yet (not connected, restarting or busy); retried shortly; failed with an alert if that lasts 30 s (90 s when the gateway acknowledged and only its probe could not get through)\n",
             Some(TeardownWait::SessionEnded) => "  waiting for the gateway's session.ended events to reach the log\n",
             None => "  the checks have not run yet\n",
         }),
