@@ -564,6 +564,6 @@ async fn failed_checks(store: &jitgate_store::Store) -> Vec<(String, usize)> {
         }
     }
     let mut v: Vec<(String, usize)> = by_reason.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     v
 }
