@@ -1,7 +1,7 @@
 //! [`SessionRecorder`]: one session's asciicast, cut into hash-chained chunks.
 //!
 //! Chunk bounds (docs/gateway.md, "Recordings"): a chunk is closed
-//! - when it holds at least [`RecorderLimits::chunk_bytes`] (64 KiB by default) — so one
+//! - when it holds at least [`RecorderLimits::chunk_bytes`] (512 KiB by default) — so one
 //!   chunk is at most that plus one event line, and terminal data is cut into pieces of at
 //!   most [`MAX_EVENT_DATA`] bytes so one line stays under 25 KiB;
 //! - at the first call ([`SessionRecorder::tick`] included) at least
@@ -32,10 +32,17 @@ pub const MAX_EVENT_DATA: usize = 4096;
 /// time, the code and the brackets.
 const MAX_DATA_LINE: usize = 6 * MAX_EVENT_DATA + 48;
 
+/// The first capacity of a chunk's buffer unless the chunk before was full.
+const SMALL_BUF: usize = 8 * 1024;
+
 /// When chunks are closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecorderLimits {
-    /// Close a chunk once it holds this many bytes (at most 512 KiB).
+    /// Close a chunk once it holds this many bytes (at most 512 KiB). 512 KiB by default:
+    /// fewer, larger chunks for bulk output (each costs an event, a post and a stored row;
+    /// at 64 KiB the recording cost the server twice the CPU per MiB and the gateway a
+    /// quarter more, docs/BENCHMARKS.md); a crash loses at most the open chunk, which
+    /// `chunk_age` bounds in time for a quiet session.
     pub chunk_bytes: usize,
     /// Close a chunk this long after its first byte.
     pub chunk_age: Duration,
@@ -44,7 +51,7 @@ pub struct RecorderLimits {
 impl Default for RecorderLimits {
     fn default() -> Self {
         RecorderLimits {
-            chunk_bytes: 64 * 1024,
+            chunk_bytes: 512 * 1024,
             chunk_age: Duration::from_secs(10),
         }
     }
@@ -119,7 +126,7 @@ impl SessionRecorder {
             input: Utf8Escaper::default(),
         };
         r.buf_since = Some(started);
-        r.buf = r.new_buf();
+        r.buf = r.new_buf(0);
         r.buf.extend_from_slice(&header.line());
         r
     }
@@ -185,9 +192,17 @@ impl SessionRecorder {
         out
     }
 
-    /// A buffer for a chunk: room for the bound and one more line, so it never regrows.
-    fn new_buf(&self) -> Vec<u8> {
-        Vec::with_capacity(self.limits.chunk_bytes + MAX_DATA_LINE)
+    /// A buffer for the next chunk, after one of `after` bytes. After a full chunk (bulk
+    /// output) it has room for the bound and one more line, so it never regrows on the
+    /// relay path; otherwise it starts small and grows with the output, so an idle session
+    /// does not hold a full chunk's buffer (512 KiB by default).
+    fn new_buf(&self, after: usize) -> Vec<u8> {
+        let full = self.limits.chunk_bytes + MAX_DATA_LINE;
+        if after >= self.limits.chunk_bytes {
+            Vec::with_capacity(full)
+        } else {
+            Vec::with_capacity(SMALL_BUF.min(full))
+        }
     }
 
     fn data(&mut self, code: Code, bytes: &[u8]) -> Vec<RecordedChunk> {
@@ -271,7 +286,7 @@ impl SessionRecorder {
     /// Close the chunk made of the buffer before `line_start`; the line after it opens the
     /// next chunk. (Rare: only a chunk closed by age is closed before its newest line.)
     fn close_before(&mut self, line_start: usize) -> RecordedChunk {
-        let mut next = self.new_buf();
+        let mut next = self.new_buf(line_start);
         next.extend_from_slice(self.buf.get(line_start..).unwrap_or_default());
         self.buf.truncate(line_start);
         let bytes = std::mem::replace(&mut self.buf, next);
@@ -280,7 +295,11 @@ impl SessionRecorder {
 
     /// Close the open chunk (`last`: the recording ends with it, no new buffer is needed).
     fn close(&mut self, last: bool) -> RecordedChunk {
-        let next = if last { Vec::new() } else { self.new_buf() };
+        let next = if last {
+            Vec::new()
+        } else {
+            self.new_buf(self.buf.len())
+        };
         let bytes = std::mem::replace(&mut self.buf, next);
         self.buf_since = None;
         self.seal(bytes, last)

@@ -30,4 +30,3 @@ pub fn set_cpus() {
     assert!(ok, "taskset could not pin the benchmark to CPU 0");
     println!("layout: server apart (jitgate up on CPU 1; clients, device, relays, connect and gateway on CPU 0)");
 }
-

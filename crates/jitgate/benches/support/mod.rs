@@ -23,6 +23,7 @@ pub const PLANT: &str = include_str!("../../../../examples/plant.toml");
 
 #[path = "layout.rs"]
 mod layout;
+#[allow(unused_imports, reason = "each benchmark uses the part it needs")]
 pub use layout::{server_apart, set_cpus};
 
 /// A child process, killed and reaped when dropped.
