@@ -24,7 +24,10 @@ async fn control_up(r: &Rig) {
 
 /// Poll a grant's teardown until its verdict is `want` (or fail after 30 s).
 async fn teardown_until(h: &mut Harness, grant: &str, want: &str) -> Value {
-    teardown_when(h, grant, &format!("verdict {want}"), |v| v["verdict"] == want).await
+    teardown_when(h, grant, &format!("verdict {want}"), |v| {
+        v["verdict"] == want
+    })
+    .await
 }
 
 /// The teardown once an attempt ran and waits for gateways (`waiting_for: gateways`).
