@@ -338,11 +338,13 @@ impl TokenClaims {
     /// A claim's string value: a top-level name, or a JSON pointer (`/a/b`) into nested
     /// claims. `None` when absent or not a string.
     pub fn string_claim(&self, name: &str) -> Option<&str> {
-        if name.starts_with('/') {
-            let mut rest = name.splitn(2, '/').nth(1)?.splitn(2, '/');
-            let first = unescape_pointer(rest.next()?);
-            let top = self.all.get(&first)?;
-            match rest.next() {
+        if let Some(path) = name.strip_prefix('/') {
+            let (first, tail) = match path.split_once('/') {
+                Some((first, tail)) => (first, Some(tail)),
+                None => (path, None),
+            };
+            let top = self.all.get(&unescape_pointer(first))?;
+            match tail {
                 None => top.as_str(),
                 Some(tail) => top.pointer(&format!("/{tail}"))?.as_str(),
             }
