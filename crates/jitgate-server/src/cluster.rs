@@ -21,6 +21,10 @@ use jitgate_gateway::wire::{ControlDown, RevocationAck};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// Notifications from other nodes handled at once (each may read the database); more wait,
+/// so a flood of them holds at most this many of the pool's connections.
+const NOTIFICATION_HANDLERS: usize = 4;
+
 /// Channel of stored acknowledgements (payload: [`Acked`]).
 pub const ACKED_CHANNEL: &str = "jitgate_acked";
 /// How often a node records that it is alive.
@@ -269,6 +273,7 @@ async fn listen(
     mut first: Option<jitgate_store::Listener>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let handlers = std::sync::Arc::new(tokio::sync::Semaphore::new(NOTIFICATION_HANDLERS));
     loop {
         let connected = match first.take() {
             Some(l) => Ok(Some(l)),
@@ -300,7 +305,21 @@ async fn listen(
                 _ = shutdown.changed() => return,
             };
             match received {
-                Ok(Some(n)) => on_notification(&state, &n.channel, &n.payload).await,
+                // Each on its own task: handling one reads the database, and a listener
+                // that waited for each read in turn fell seconds behind under load (the
+                // announcements of ended grants queued behind the acknowledgements, so
+                // gateways heard of revocations late and teardowns timed out waiting).
+                // Their order does not matter: each push and each read is idempotent.
+                Ok(Some(n)) => {
+                    let Ok(permit) = handlers.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        on_notification(&state, &n.channel, &n.payload).await;
+                        drop(permit);
+                    });
+                }
                 Ok(None) => catch_up(&state).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the listening connection; reconnecting");

@@ -46,7 +46,8 @@
 //!    - [`recordings`]  — session recordings: the chunk chain rule on `recording.chunk`
 //!      events, chunk bytes checked against the logged hash, casts for readers.
 //!    - [`teardown`]    — after every end of a grant: sessions closed, credential refused
-//!      (probed), downstream authorization gone → `verified` / `partial` / `failed`.
+//!      (probed), downstream authorization gone → `verified` / `partial` / `failed`;
+//!      [`probe_slots`] paces its probes per gateway.
 //!    - [`context`]     — changes of context (identity disabled, org suspended, asset locked
 //!      out, policy reload, key revoked) applied to every open request and grant.
 //! 6. Orchestration and workers:
@@ -90,6 +91,7 @@ pub mod node;
 pub mod notify;
 pub mod paging;
 pub mod policy;
+pub mod probe_slots;
 pub mod recordings;
 pub mod reviews;
 pub mod revocations;

@@ -39,8 +39,8 @@ pub struct AppState {
     pub teardown_wake: Arc<Notify>,
     /// Set when a gateway (re)connects: retry failed teardowns now, not at their backoff.
     pub teardown_retry_now: Arc<std::sync::atomic::AtomicBool>,
-    /// Teardown probes in flight per gateway from this node (see `teardown::ProbeSlots`).
-    pub probe_slots: Arc<crate::teardown::ProbeSlots>,
+    /// Teardown probes in flight per gateway from this node.
+    pub probe_slots: Arc<crate::probe_slots::ProbeSlots>,
     /// Becomes `true` when the server stops (long-lived connections close on it).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Webhooks in force (keys read at start) and the delivery worker's wake-up.

@@ -25,6 +25,7 @@
 //! saves everything that has arrived in a single write transaction (see `writer`).
 
 use crate::error::{ApiResult, ServerError};
+use crate::probe_slots::PROBES_PER_GATEWAY;
 use crate::revocations::{grant_assets, revocation_of};
 use crate::state::AppState;
 use jitgate_core::event::{Actor, Event};
@@ -105,38 +106,6 @@ impl Check {
             not_judged: true,
             ..Check::new(check, gateway, CheckOutcome::Failed, detail, evidence)
         }
-    }
-}
-
-/// Probes one node runs at once against one gateway, each protocol's probes apart. A
-/// gateway lets one source address hold [`jitgate_gateway::admission::MAX_PENDING_PER_SOURCE`]
-/// (8) connections still authenticating; nodes on one host share an address, and a burst
-/// of ended grants must not fill that allowance (the probes would be closed unjudged, and
-/// the address throttled). Two per node leaves room for three nodes and a client on one host.
-pub const PROBES_PER_GATEWAY: usize = 2;
-
-/// The probe slots of each gateway (see [`PROBES_PER_GATEWAY`]).
-#[derive(Debug, Default)]
-pub struct ProbeSlots(Mutex<BTreeMap<String, Arc<tokio::sync::Semaphore>>>);
-
-impl ProbeSlots {
-    /// A slot to probe `gateway`, waiting at most `timeout`; `None` if none came free.
-    async fn take(
-        &self,
-        gateway: &str,
-        timeout: Duration,
-    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let slots = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(gateway.to_string())
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PROBES_PER_GATEWAY)))
-            .clone();
-        tokio::time::timeout(timeout, slots.acquire_owned())
-            .await
-            .ok()?
-            .ok()
     }
 }
 

@@ -485,6 +485,9 @@ async fn lifecycles(n: usize, plc: std::net::SocketAddr) {
         all_verified_after.as_secs_f64(),
         chain.events
     );
+    for (why, count) in failed_checks(&c.pg.store).await {
+        println!("  - {n} node(s): {count} failed check(s): {why}");
+    }
     c.stop().await;
 }
 
@@ -525,4 +528,42 @@ async fn main() {
     let (_, load) = machine();
     println!("\nload average at the end {load}");
     plc.shutdown().await;
+}
+
+/// The failed teardown checks in the log, by check and reason (the detail without its
+/// numbers and names), most frequent first: why attempts failed, not only how many.
+async fn failed_checks(store: &jitgate_store::Store) -> Vec<(String, usize)> {
+    let mut by_reason = std::collections::BTreeMap::<String, usize>::new();
+    let mut after = None;
+    loop {
+        let page = {
+            let mut tx = store.read().await.unwrap();
+            tx.list_events(&jitgate_store::EventFilter {
+                after_seq: after,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        };
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        for e in &page {
+            let d = &e.event.data;
+            if e.event.kind.as_str() == "teardown.check" && d["outcome"] == "failed" {
+                let detail = d["detail"].as_str().unwrap_or("");
+                let shape: String = detail
+                    .split_whitespace()
+                    .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                *by_reason
+                    .entry(format!("{} — {shape}", d["check"].as_str().unwrap_or("?")))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let mut v: Vec<(String, usize)> = by_reason.into_iter().collect();
+    v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    v
 }

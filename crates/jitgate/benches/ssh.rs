@@ -32,7 +32,9 @@
 //! step's sessions ended, their recordings delivered). `JITGATE_SSH_BENCH_QUICK=1` runs a
 //! small version (a check of the benchmark, not figures); `JITGATE_SSH_BENCH_ONLY=stream`
 //! (or `idle`, `keys`, comma-separated) runs only those steps, e.g. under a profiler (the
-//! server's and the gateway's pids are printed on stderr).
+//! server's and the gateway's pids are printed on stderr). `JITGATE_BENCH_SERVER_APART=1`
+//! runs `jitgate up` alone on CPU 1 and everything else (clients, sshds, gateway) on CPU 0:
+//! the server as deployed, on a host of its own (`support/layout.rs`).
 //!
 //! `cargo bench -p jitgate --bench ssh` (needs OpenSSH: `ssh`, `ssh-keygen`, `/usr/sbin/sshd`;
 //! results in docs/BENCHMARKS.md).
@@ -96,6 +98,8 @@ impl Drop for Proc {
 #[path = "../tests/it/ports.rs"]
 mod ports;
 use ports::free_port;
+#[path = "support/layout.rs"]
+mod layout;
 
 fn wait_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -810,6 +814,7 @@ fn main() {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|p| p == part))
     };
+    layout::set_cpus();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let w = tmp.path();
@@ -824,9 +829,16 @@ fn main() {
     // --- jitgate: server, inventory, gateway.
     let data = w.join("data");
     let api_port = free_port();
-    let mut up = Proc(
+    // With the server apart, `jitgate up` alone on CPU 1; every other process on CPU 0.
+    let mut up = if layout::server_apart() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1", BIN]);
+        c
+    } else {
         Command::new(BIN)
-            .args(["up", "--data-dir", data.to_str().unwrap(), "--listen"])
+    };
+    let mut up = Proc(
+        up.args(["up", "--data-dir", data.to_str().unwrap(), "--listen"])
             .arg(format!("127.0.0.1:{api_port}"))
             .env("JITGATE_LOG", "warn")
             .stdout(Stdio::null())
