@@ -45,6 +45,16 @@ error_codes! {
     LoginBackoff = "login_backoff", 429, "too many failed sign-ins or step-up codes for this identity or from this address: wait Retry-After seconds";
     LockedOut = "locked_out", 429, "too many failed sign-ins or step-up codes: refused until the lockout ends (Retry-After) or an administrator unlocks it";
     ServerBusy = "server_busy", 503, "too many passwords are being checked at once: retry after Retry-After seconds";
+    TokenMalformed = "token_malformed", 401, "the federated token is not a JWT, too long, or lacks `iss`/`exp` or has them mistyped";
+    UnknownIssuer = "unknown_issuer", 401, "no [[federation.issuers]] trusts the federated token's `iss`";
+    TokenBadSignature = "token_bad_signature", 401, "the federated token's signature is wrong, by a key its issuer does not publish, or `alg` is none or HMAC";
+    WrongAudience = "wrong_audience", 401, "the federated token's `aud` lacks the audience its issuer's trust requires";
+    TokenExpired = "token_expired", 401, "the federated token expired: ask the platform for a fresh one";
+    TokenNotYetValid = "token_not_yet_valid", 401, "the federated token's `nbf` or `iat` is in the future: check the clocks";
+    TokenLifetimeTooLong = "token_lifetime_too_long", 401, "the federated token lives longer than a day: only short-lived platform tokens are taken";
+    ClaimsNotBound = "claims_not_bound", 401, "no binding of the issuer's trust matches the federated token's claims";
+    TokenReplayed = "token_replayed", 401, "this federated token was exchanged already: each token is taken once";
+    FederationUnavailable = "federation_unavailable", 503, "the issuer's keys (JWKS) cannot be fetched, so no token of it is accepted: retry after Retry-After seconds";
     ClientCertificateRequired = "client_certificate_required", 401, "a gateway called without its enrolled client certificate (mutual TLS)";
     ClientCertificateRefused = "client_certificate_refused", 401, "the client certificate names another identity, or is not the gateway's current one";
     Forbidden = "forbidden", 403, "the caller's roles do not allow this";

@@ -73,6 +73,12 @@ pub enum EventKind {
     /// An identity or a source address was locked out after too many failures.
     #[serde(rename = "auth.locked")]
     AuthLocked,
+    /// A workload exchanged a platform JWT for a session (`crate::federation`).
+    #[serde(rename = "auth.federated")]
+    AuthFederated,
+    /// A platform JWT was refused at exchange, with the typed reason.
+    #[serde(rename = "auth.federation_refused")]
+    AuthFederationRefused,
     /// An administrator ended a lockout.
     #[serde(rename = "auth.unlocked")]
     AuthUnlocked,
@@ -144,6 +150,8 @@ impl EventKind {
             EventKind::AuthClientCertRefused => "auth.client_cert_refused",
             EventKind::AuthLoginFailed => "auth.login_failed",
             EventKind::AuthLocked => "auth.locked",
+            EventKind::AuthFederated => "auth.federated",
+            EventKind::AuthFederationRefused => "auth.federation_refused",
             EventKind::AuthUnlocked => "auth.unlocked",
             EventKind::AuthPasswordChanged => "auth.password_changed",
             EventKind::AuthPasswordReset => "auth.password_reset",

@@ -21,6 +21,8 @@
 //!   which permissions (pty, port forwarding, force-command) on one asset.
 //! - [`recording`] — session recordings as evidence: the chunk hash chain, the chunk framing
 //!   (a fuzzed parser of untrusted bytes) and the rule for what chunk may follow what.
+//! - [`federation`] — workload identity federation: trusted issuers, claim bindings, the
+//!   checks of a platform JWT and the session it is exchanged for.
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
@@ -38,6 +40,7 @@ pub mod codes;
 pub mod decision;
 pub mod error;
 pub mod event;
+pub mod federation;
 pub mod gateway_enrolment;
 pub mod governance;
 pub mod inventory;

@@ -63,6 +63,38 @@ impl Payload for LoginSucceeded {
     const KIND: EventKind = EventKind::AuthLogin;
 }
 
+/// How a caller authenticated: on the session record, `whoami`, and federation events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A person's password (and TOTP when enrolled), for a `jgs_` session.
+    Password,
+    /// A workload's `jgk_` API key, on every call.
+    ApiKey,
+    /// A platform JWT exchanged for a `jgs_` session (`crate::federation`).
+    FederatedJwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::FederatedJwt => "federated_jwt",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AuthMethod> {
+        [
+            AuthMethod::Password,
+            AuthMethod::ApiKey,
+            AuthMethod::FederatedJwt,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == text)
+    }
+}
+
 /// What was being checked when an attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

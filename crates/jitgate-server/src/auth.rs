@@ -14,6 +14,7 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use base64::Engine;
+use jitgate_core::payload::AuthMethod;
 use jitgate_core::{Identity, Timestamp};
 use jitgate_store::Bearer;
 use rand::RngCore;
@@ -182,6 +183,8 @@ pub struct Caller {
     pub via: AuthVia,
     /// The API key the caller authenticated with (id and minter), for `AuthVia::ApiKey`.
     pub api_key: Option<jitgate_core::governance::FiledWithKey>,
+    /// How: a password sign-in's session, a federated token's session, or an API key.
+    pub method: AuthMethod,
 }
 
 impl Caller {
@@ -227,7 +230,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
         ));
     }
     let now = state.clock.now();
-    let (identity, via, api_key) = match state.store.bearer(&token_hash(token)).await? {
+    let (identity, via, api_key, method) = match state.store.bearer(&token_hash(token)).await? {
         None => {
             return Err(ServerError::Unauthenticated(
                 "token is unknown, logged out or revoked; run `jitgate login`".into(),
@@ -238,7 +241,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
                 "session expired; run `jitgate login` again".into(),
             ))
         }
-        Some(Bearer::Session { identity, .. }) => (identity, AuthVia::Session, None),
+        Some(Bearer::Session {
+            identity, method, ..
+        }) => (identity, AuthVia::Session, None, method),
         Some(Bearer::ApiKey { revoked: true, key_id, .. }) => {
             return Err(ServerError::Unauthenticated(format!(
                 "API key {key_id} is revoked; ask an administrator for a new one (`jitgate apikey create`)"
@@ -271,7 +276,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
                 }
             }
             let key = jitgate_core::governance::FiledWithKey { key_id, minted_by };
-            (identity, AuthVia::ApiKey, Some(key))
+            (identity, AuthVia::ApiKey, Some(key), AuthMethod::ApiKey)
         }
     };
     if !identity.is_active() {
@@ -281,6 +286,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
         identity,
         via,
         api_key,
+        method,
     })
 }
 

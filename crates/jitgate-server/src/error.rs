@@ -68,6 +68,13 @@ pub enum ServerError {
     /// A client's SSH public key is unusable (`crate::ssh_ca::parse_public_key` says why).
     #[error("{0}")]
     InvalidSshPublicKey(String),
+    /// A federated token refused (`jitgate_core::federation`): the reason says which code.
+    #[error("{refusal}")]
+    Federation {
+        refusal: jitgate_core::federation::Refusal,
+        /// For `federation_unavailable`: when the issuer's keys may be fetched again.
+        retry_after_secs: Option<i64>,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -116,6 +123,7 @@ impl ServerError {
             ServerError::Throttled { code, .. } => *code,
             ServerError::ClientCert(r) => r.code(),
             ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,
+            ServerError::Federation { refusal, .. } => refusal.reason.code(),
             ServerError::Internal(_) => Code::InternalError,
         }
     }
@@ -126,6 +134,9 @@ impl ServerError {
             ServerError::Throttled {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            ServerError::Federation {
+                retry_after_secs, ..
+            } => *retry_after_secs,
             _ => None,
         }
     }

@@ -30,6 +30,9 @@
 //!      renewal and reset (`jitgate_core::gateway_enrolment`).
 //!    - [`login`]      — sign-in, step-up codes and password changes under the core's
 //!      backoff and lockout rules (`jitgate_core::lockout`).
+//!    - [`federation`] — workload identity federation: platform JWTs verified against
+//!      their issuers' JWKS (`federation::jwks`, a handle the state holds) and exchanged
+//!      for a session (`jitgate_core::federation`).
 //!    - [`visibility`] — who may see a request (the core's access table over loaded facts).
 //!    - [`policy`]     — loading the Cedar policy set and taking decisions.
 //! 5. Carrying out what the core decided:
@@ -77,6 +80,7 @@ pub mod control;
 pub mod effects;
 pub mod error;
 pub mod evidence;
+pub mod federation;
 pub mod files;
 pub mod gateway_auth;
 pub mod gateway_ca;
@@ -235,6 +239,8 @@ pub async fn start_with_store(
     cluster_keys::upload_missing(&store, &config.data_dir)
         .await
         .map_err(|e| StartError::Other(format!("cluster keys: {e}")))?;
+    let federation =
+        federation::jwks::Issuers::from_config(&config.federation).map_err(StartError::Other)?;
     let config_login = config.login.clone();
     let node = node::Node {
         id: config.cluster.node_id(config.listen),
@@ -266,6 +272,7 @@ pub async fn start_with_store(
         ssh_cas: Arc::new(ssh_cas),
         node: Arc::new(node),
         metrics: Arc::new(metrics::Metrics::default()),
+        federation: Arc::new(federation),
     };
     let sealed = secrets::encrypt_stored_totp(&state.store, &state.totp_key)
         .await
@@ -295,6 +302,10 @@ pub async fn start_with_store(
             .await
             .map_err(|e| StartError::Other(e.to_string()))?;
     }
+    // A binding to an identity that is not a workload of the inventory stops the start.
+    federation::check_bindings(&state)
+        .await
+        .map_err(StartError::Other)?;
     // Before anything is served: end what expired while we were down.
     let caught_up = service::tick(&state)
         .await
@@ -354,6 +365,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::teardown::router())
                 .merge(api::ssh::router())
                 .merge(api::recordings::router())
+                .merge(api::federation::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -400,6 +412,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::enrol::EnrolDoc::openapi());
     doc.merge(api::ssh::SshDoc::openapi());
     doc.merge(api::recordings::RecordingsDoc::openapi());
+    doc.merge(api::federation::FederationDoc::openapi());
     api::limits::declare_errors(&mut doc);
     api::limits::declare_pages(&mut doc);
     Json(doc)

@@ -68,9 +68,31 @@ async fn gate(
     source: Option<&str>,
     now: Timestamp,
 ) -> Result<(), ServerError> {
+    gate_keys(state, Some(name), source, now).await
+}
+
+/// Refuse a federated token unchecked while its source address is in backoff or locked
+/// out (`crate::federation`): one counter per address for passwords and tokens alike.
+pub(crate) async fn gate_source(
+    state: &AppState,
+    source: &str,
+    now: Timestamp,
+) -> Result<(), ServerError> {
+    gate_keys(state, None, Some(source), now).await
+}
+
+async fn gate_keys(
+    state: &AppState,
+    name: Option<&str>,
+    source: Option<&str>,
+    now: Timestamp,
+) -> Result<(), ServerError> {
     let (by_identity, by_source) = policies(state)?;
     let mut tx = state.store.read().await?;
-    let mut g = by_identity.gate(tx.get_auth_failures(IDENTITY, name).await?.as_ref(), now);
+    let mut g = Gate::Open;
+    if let Some(name) = name {
+        g = by_identity.gate(tx.get_auth_failures(IDENTITY, name).await?.as_ref(), now);
+    }
     if let Some(source) = source {
         g = g.and(by_source.gate(tx.get_auth_failures(SOURCE, source).await?.as_ref(), now));
     }
@@ -131,21 +153,51 @@ async fn record_failure(
         events.push(lock_event(LockKey::Identity, name, &f.record, until, now)?);
     }
     if let Some(source) = source {
-        let before = tx.get_auth_failures(SOURCE, source).await?;
-        let s = by_source.after_failure(before.as_ref(), now);
-        tx.put_auth_failures(SOURCE, source, &s.record).await?;
-        if let (true, Some(until)) = (s.locked_now, s.record.locked_until) {
-            tracing::warn!(
-                source,
-                failures = s.record.failures,
-                "source address locked out"
-            );
-            events.push(lock_event(LockKey::Source, source, &s.record, until, now)?);
-        }
+        events.extend(count_source_failure(&mut tx, &by_source, source, now).await?);
     }
     tx.append_events(&events).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Count one failure against a source address in the caller's transaction; the lockout
+/// event when this failure locks it.
+async fn count_source_failure(
+    tx: &mut jitgate_store::Tx,
+    by_source: &LockoutPolicy,
+    source: &str,
+    now: Timestamp,
+) -> Result<Vec<Event>, ServerError> {
+    let before = tx.get_auth_failures(SOURCE, source).await?;
+    let s = by_source.after_failure(before.as_ref(), now);
+    tx.put_auth_failures(SOURCE, source, &s.record).await?;
+    if let (true, Some(until)) = (s.locked_now, s.record.locked_until) {
+        tracing::warn!(
+            source,
+            failures = s.record.failures,
+            "source address locked out"
+        );
+        return Ok(vec![lock_event(
+            LockKey::Source,
+            source,
+            &s.record,
+            until,
+            now,
+        )?]);
+    }
+    Ok(Vec::new())
+}
+
+/// A refused federated token counts against its source like a failed sign-in
+/// (`crate::federation`): in the caller's transaction, with the lockout event if it locks.
+pub(crate) async fn federated_failure(
+    state: &AppState,
+    tx: &mut jitgate_store::Tx,
+    source: &str,
+    now: Timestamp,
+) -> Result<Vec<Event>, ServerError> {
+    let (_, by_source) = policies(state)?;
+    count_source_failure(tx, &by_source, source, now).await
 }
 
 fn lock_event(
@@ -291,6 +343,7 @@ pub async fn sign_in(
         identity: found.id.clone(),
         created_at: now,
         expires_at,
+        method: jitgate_core::payload::AuthMethod::Password,
     })
     .await?;
     tx.delete_expired_sessions(now).await?;

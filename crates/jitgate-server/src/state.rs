@@ -60,6 +60,8 @@ pub struct AppState {
     pub node: Arc<crate::node::Node>,
     /// The SSH user and host-access CAs (`ssh-ca-keys.json` in the data directory).
     pub ssh_cas: Arc<crate::ssh_ca::SshCas>,
+    /// Trusted issuers of workload federation and their cached keys.
+    pub federation: Arc<crate::federation::jwks::Issuers>,
 }
 
 /// Longest a grant token can live; old signing keys stay published this long after rotation.

@@ -40,9 +40,21 @@ pub struct LoginResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     pub identity: Identity,
-    /// `session` (logged in with password) or `api_key` (workload key).
+    /// `session` (a `jgs_` session token) or `api_key` (workload key).
     pub auth: String,
+    /// How the caller authenticated: `password`, `federated_jwt` or `api_key`.
+    #[serde(default)]
+    pub auth_method: String,
     pub totp_enrolled: bool,
+}
+
+/// `POST /auth/federate`: a JWT issued by a trusted platform (docs/federation.md).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FederateBody {
+    /// The compact JWT (`header.payload.signature`).
+    #[schema(max_length = 16384)]
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -5,6 +5,7 @@
 use crate::codec::{flag, from_json, from_ms, ms, Arg, Sql};
 use crate::page::After;
 use crate::{Result, Store, StoreError, Tx};
+use jitgate_core::payload::AuthMethod;
 use jitgate_core::{Identity, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -43,6 +44,8 @@ pub struct SessionRecord {
     pub identity: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// How the session was opened (password sign-in or a federated token).
+    pub method: AuthMethod,
 }
 
 fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
@@ -76,8 +79,14 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRecord> {
         identity: row.try_get("identity")?,
         created_at: from_ms(row.try_get("created_at")?, &format!("{at} created_at"))?,
         expires_at: from_ms(row.try_get("expires_at")?, &format!("{at} expires_at"))?,
+        method: method_of(row.try_get("method")?, &at)?,
         token_hash,
     })
+}
+
+fn method_of(text: String, at: &str) -> Result<AuthMethod> {
+    AuthMethod::parse(&text)
+        .ok_or_else(|| StoreError::Corrupt(format!("{at} method {text:?} is not a sign-in method")))
 }
 
 impl Tx {
@@ -286,13 +295,14 @@ impl Tx {
     pub async fn insert_session(&mut self, s: &SessionRecord) -> Result<()> {
         self.need_write("insert_session")?;
         let done = sqlx::query(
-            "INSERT INTO sessions (token_hash, identity, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO sessions (token_hash, identity, created_at, expires_at, method) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(&s.token_hash)
         .bind(&s.identity)
         .bind(ms(s.created_at))
         .bind(ms(s.expires_at))
+        .bind(s.method.as_str())
         .execute(self.conn())
         .await?;
         if done.rows_affected() == 0 {
@@ -307,7 +317,8 @@ impl Tx {
     /// clock (the store has no notion of "now").
     pub async fn get_session(&mut self, token_hash: &str) -> Result<Option<SessionRecord>> {
         let row = sqlx::query(
-            "SELECT token_hash, identity, created_at, expires_at FROM sessions WHERE token_hash = $1",
+            "SELECT token_hash, identity, created_at, expires_at, method FROM sessions \
+             WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.conn())
@@ -389,6 +400,7 @@ pub enum Bearer {
     Session {
         identity: Identity,
         expires_at: Timestamp,
+        method: AuthMethod,
     },
     ApiKey {
         identity: Identity,
@@ -408,11 +420,11 @@ impl Store {
     pub async fn bearer(&self, token_hash: &str) -> Result<Option<Bearer>> {
         let row = sqlx::query(
             "SELECT 's' AS kind, s.expires_at AS expires_at, 0 AS revoked, i.doc AS doc, \
-             NULL AS key_id, NULL AS minted_by, NULL AS minter_doc \
+             NULL AS key_id, NULL AS minted_by, NULL AS minter_doc, s.method AS method \
              FROM sessions s JOIN identities i ON i.id = s.identity WHERE s.token_hash = $1 \
              UNION ALL \
              SELECT 'k' AS kind, k.expires_at AS expires_at, k.revoked AS revoked, i.doc AS doc, \
-             k.id AS key_id, k.minted_by AS minted_by, m.doc AS minter_doc \
+             k.id AS key_id, k.minted_by AS minted_by, m.doc AS minter_doc, NULL AS method \
              FROM api_keys k JOIN identities i ON i.id = k.identity \
              LEFT JOIN identities m ON m.id = k.minted_by WHERE k.key_hash = $1",
         )
@@ -425,9 +437,11 @@ impl Store {
         let identity: Identity = from_json(&doc, "identities (bearer lookup)")?;
         Ok(Some(if kind == "s" {
             let expires: i64 = row.try_get("expires_at")?;
+            let method: Option<String> = row.try_get("method")?;
             Bearer::Session {
                 identity,
                 expires_at: from_ms(expires, "sessions.expires_at")?,
+                method: method_of(method.unwrap_or_default(), "sessions (bearer lookup)")?,
             }
         } else {
             let revoked: i64 = row.try_get("revoked")?;

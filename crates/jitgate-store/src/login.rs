@@ -1,10 +1,12 @@
 //! Failed sign-ins counted per identity name and per source address (the rule is
 //! `jitgate_core::lockout`; this only keeps its records), sessions ended together, and the
-//! TOTP secrets read in bulk (to encrypt those stored in clear by earlier versions).
+//! TOTP secrets read in bulk (to encrypt those stored in clear by earlier versions), and the
+//! federated tokens already exchanged (replay refusal, `jitgate_core::federation`).
 
 use crate::codec::{from_ms, ms, opt_from_ms};
 use crate::{Result, Tx};
 use jitgate_core::lockout::FailureRecord;
+use jitgate_core::Timestamp;
 use sqlx::Row;
 
 impl Tx {
@@ -105,5 +107,35 @@ impl Tx {
             .execute(self.conn())
             .await?;
         Ok(())
+    }
+}
+
+impl Tx {
+    /// Remember an exchanged federated token until `expires_at` (forgetting those already
+    /// expired at `now`). `false` when it is remembered already: a replay. Runs in the
+    /// exchange's transaction, so on PostgreSQL two nodes cannot both take one token (the
+    /// primary key decides).
+    pub async fn remember_federated_token(
+        &mut self,
+        token_key: &str,
+        issuer: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.need_write("remember_federated_token")?;
+        sqlx::query("DELETE FROM federation_replay WHERE expires_at <= $1")
+            .bind(ms(now))
+            .execute(self.conn())
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO federation_replay (token_key, issuer, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (token_key) DO NOTHING",
+        )
+        .bind(token_key)
+        .bind(issuer)
+        .bind(ms(expires_at))
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -418,6 +418,16 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
                 inv.assets.len(),
                 path.display()
             );
+            if !config.federation.issuers.is_empty() {
+                config
+                    .federation
+                    .check_identities(&inv.identities)
+                    .map_err(anyhow::Error::msg)?;
+                outln!(
+                    "federation: ok — {} trusted issuer(s), every binding names a workload",
+                    config.federation.issuers.len()
+                );
+            }
         }
         None => outln!("inventory: none configured (pass --inventory to check a file)"),
     }

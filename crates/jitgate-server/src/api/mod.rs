@@ -5,6 +5,7 @@ pub mod control;
 pub mod enrol;
 pub mod evidence;
 pub mod extract;
+pub mod federation;
 pub mod gateway;
 pub mod limits;
 pub mod metrics;

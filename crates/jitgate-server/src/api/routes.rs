@@ -188,6 +188,7 @@ async fn whoami(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
             AuthVia::Session => "session".into(),
             AuthVia::ApiKey => "api_key".into(),
         },
+        auth_method: caller.method.as_str().into(),
         identity: caller.identity,
         totp_enrolled,
     }))

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod console;
 pub mod evidence;
+pub mod federation;
 pub mod limits;
 pub mod login;
 pub mod siem;
@@ -76,6 +77,10 @@ pub struct ServerConfig {
     /// see docs/cluster.md.
     #[serde(default)]
     pub cluster: cluster::ClusterConfig,
+    /// Issuers whose JWTs workloads exchange for a session (`[[federation.issuers]]`); see
+    /// docs/federation.md.
+    #[serde(default)]
+    pub federation: federation::FederationConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -115,6 +120,7 @@ impl Default for ServerConfig {
             insecure_plain_http_on_trusted_network: false,
             limits: limits::LimitsConfig::default(),
             cluster: cluster::ClusterConfig::default(),
+            federation: federation::FederationConfig::default(),
         }
     }
 }
@@ -248,6 +254,7 @@ impl ServerConfig {
         self.limits.validate().map_err(ConfigError::Invalid)?;
         self.cluster.validate().map_err(ConfigError::Invalid)?;
         self.login.validate().map_err(ConfigError::Invalid)?;
+        self.federation.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         tls::check_plain_http(self).map_err(ConfigError::Invalid)?;
         let td = self.teardown_timeout()?;

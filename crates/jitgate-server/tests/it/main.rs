@@ -6,6 +6,7 @@
 mod bad_input;
 mod console;
 mod evidence;
+mod federation;
 mod gateway;
 mod governance;
 mod layers;

@@ -1,4 +1,5 @@
 use crate::fixtures::t;
+use jitgate_core::payload::AuthMethod;
 use jitgate_store::{ApiKeyRecord, SessionRecord, Store, StoreError};
 use jitgate_testkit::each_backend;
 
@@ -183,6 +184,11 @@ async fn sessions_expire() {
             identity: "alice".into(),
             created_at: t(0),
             expires_at: t(expires),
+            method: if h == "02" {
+                AuthMethod::FederatedJwt
+            } else {
+                AuthMethod::Password
+            },
         };
         let mut tx = store.write().await.unwrap();
         for rec in [s("01", 1_000), s("02", 2_000), s("03", 3_000)] {
@@ -208,6 +214,35 @@ async fn sessions_expire() {
         tx.delete_session(&"03".repeat(32)).await.unwrap();
         tx.delete_session(&"03".repeat(32)).await.unwrap();
         assert_eq!(tx.get_session(&"03".repeat(32)).await.unwrap(), None);
+        tx.commit().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_federated_token_is_taken_once_until_it_expires() {
+    each_backend(|store: Store| async move {
+        let mut tx = store.write().await.unwrap();
+        assert!(tx
+            .remember_federated_token("k1", "gitlab", t(1_000), t(0))
+            .await
+            .unwrap());
+        assert!(!tx
+            .remember_federated_token("k1", "gitlab", t(1_000), t(10))
+            .await
+            .unwrap());
+        tx.commit().await.unwrap();
+        // Another transaction (another node) sees it too.
+        let mut tx = store.write().await.unwrap();
+        assert!(!tx
+            .remember_federated_token("k1", "gitlab", t(1_000), t(999))
+            .await
+            .unwrap());
+        // Once expired it is forgotten (the token's own expiry refuses it by then).
+        assert!(tx
+            .remember_federated_token("k1", "gitlab", t(2_000), t(1_000))
+            .await
+            .unwrap());
         tx.commit().await.unwrap();
     })
     .await;

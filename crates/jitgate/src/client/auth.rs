@@ -9,8 +9,8 @@ use clap::{Args, Subcommand};
 use jitgate_gateway::server_trust::ServerTrust;
 use jitgate_server::api::api_keys::{ApiKeyView, RevokeApiKeyBody};
 use jitgate_server::api::types::{
-    ApiKeyCreateBody, ApiKeyCreated, LoginBody, LoginResponse, TotpCodeBody, TotpEnrollResponse,
-    WhoAmI,
+    ApiKeyCreateBody, ApiKeyCreated, FederateBody, LoginBody, LoginResponse, TotpCodeBody,
+    TotpEnrollResponse, WhoAmI,
 };
 
 #[derive(Debug, Args)]
@@ -26,6 +26,49 @@ pub struct LoginArgs {
     /// Current TOTP code; asked for on the terminal when the server requires one.
     #[arg(long, value_name = "CODE", value_parser = text::parse_totp)]
     pub totp: Option<String>,
+
+    /// For workloads: exchange the JWT in this file, issued by a platform the server trusts
+    /// (CI job token, Kubernetes projected service-account token, SPIFFE JWT-SVID), for a
+    /// short-lived session of the workload its claims are bound to. No password and no API
+    /// key; each token is taken once (docs/federation.md).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["identity", "password_stdin", "totp", "federated_token_env"])]
+    pub federated_token_file: Option<std::path::PathBuf>,
+
+    /// Like --federated-token-file, with the JWT in this environment variable (e.g.
+    /// CI_JOB_JWT_V2 or a variable your pipeline sets from the platform's id_token).
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["identity", "password_stdin", "totp"])]
+    pub federated_token_env: Option<String>,
+}
+
+impl LoginArgs {
+    /// The federated token, when one of the two options is given.
+    fn federated_token(&self) -> Result<Option<String>, CliError> {
+        let token = if let Some(path) = &self.federated_token_file {
+            std::fs::read_to_string(path).map_err(|e| {
+                CliError::Usage(format!(
+                    "--federated-token-file {}: {e}; point it at the file your platform \
+                     writes the token to",
+                    path.display()
+                ))
+            })?
+        } else if let Some(var) = &self.federated_token_env {
+            std::env::var(var).map_err(|_| {
+                CliError::Usage(format!(
+                    "--federated-token-env {var}: the variable is not set (or not UTF-8); \
+                     have the platform put its token there"
+                ))
+            })?
+        } else {
+            return Ok(None);
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err(CliError::Usage(
+                "the federated token is empty; the platform has not written it yet".into(),
+            ));
+        }
+        Ok(Some(token))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,10 +130,15 @@ pub enum ApiKeyCmd {
 }
 
 pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
-    let identity = args
-        .identity
-        .or_else(|| ctx.settings.profile.identity.clone())
-        .ok_or_else(|| usage("which identity? pass --identity NAME, e.g. --identity alice"))?;
+    let federated = args.federated_token()?;
+    let identity = match &federated {
+        Some(_) => String::new(),
+        None => args
+            .identity
+            .clone()
+            .or_else(|| ctx.settings.profile.identity.clone())
+            .ok_or_else(|| usage("which identity? pass --identity NAME, e.g. --identity alice"))?,
+    };
     let path = ctx.settings.profile_path.clone().ok_or_else(|| {
         usage("no place to save the profile: pass --profile PATH or set HOME / XDG_CONFIG_HOME")
     })?;
@@ -114,6 +162,12 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let http = super::http::Client::with_trust(&ctx.http.server(), None, trust)?;
+    if let Some(token) = federated {
+        let raw = http
+            .post(&["auth", "federate"], &FederateBody { token })
+            .await?;
+        return save_session(ctx, &http, &path, pinned, ca_file, raw, true);
+    }
     let password = prompt::password(
         args.password_stdin,
         &format!("Password for {identity}: "),
@@ -157,6 +211,19 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         }
         other => other?,
     };
+    save_session(ctx, &http, &path, pinned, ca_file, raw, false)
+}
+
+/// Save a session (password sign-in or federated token) in the profile and say so.
+fn save_session(
+    ctx: &Ctx,
+    http: &super::http::Client,
+    path: &std::path::Path,
+    pinned: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+    raw: serde_json::Value,
+    federated: bool,
+) -> anyhow::Result<()> {
     let resp: LoginResponse = decode(raw.clone())?;
     let saved = profile::Profile {
         server: Some(http.server()),
@@ -165,7 +232,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         server_fingerprint: pinned,
         server_ca_file: ca_file,
     };
-    profile::save(&path, &saved)?;
+    profile::save(path, &saved)?;
     if ctx.printed_json(&raw) {
         return Ok(());
     }
@@ -183,7 +250,9 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
              drop it to use this session"
         );
     }
-    if !resp.totp_enrolled {
+    if federated {
+        outln!("authenticated with a federated token; run the command again for a new session once it expires");
+    } else if !resp.totp_enrolled {
         outln!(
             "TOTP is not enrolled: approvals that require step-up need it. Run `jitgate totp enroll`."
         );
@@ -313,10 +382,13 @@ pub fn render_whoami(me: &WhoAmI, settings: &[(String, String)]) -> String {
         .row("status", if i.is_active() { "active" } else { "disabled" })
         .row(
             "auth",
-            match me.auth.as_str() {
-                "api_key" => "workload API key".to_string(),
-                "session" => "session (password login)".to_string(),
-                other => other.to_string(),
+            match (me.auth.as_str(), me.auth_method.as_str()) {
+                ("api_key", _) => "workload API key".to_string(),
+                ("session", "federated_jwt") => {
+                    "session (federated token of the workload's platform)".to_string()
+                }
+                ("session", _) => "session (password login)".to_string(),
+                (other, _) => other.to_string(),
             },
         )
         .row(
@@ -467,6 +539,7 @@ mod tests {
         let me = WhoAmI {
             identity: testdata::identity("alice"),
             auth: "session".into(),
+            auth_method: "password".into(),
             totp_enrolled: false,
         };
         let out = render_whoami(
@@ -490,5 +563,52 @@ mod tests {
         assert!(out.contains("export JITGATE_TOKEN='jgk_secret'"), "{out}");
         assert!(out.contains("only this once"), "{out}");
         assert!(out.contains("svc-historian"), "{out}");
+    }
+}
+
+#[cfg(test)]
+mod federated_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        login: LoginArgs,
+    }
+
+    #[test]
+    fn a_federated_token_comes_from_a_file_or_a_variable_never_with_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  header.payload.sig\n").unwrap();
+        let w =
+            Wrap::try_parse_from(["x", "--federated-token-file", file.to_str().unwrap()]).unwrap();
+        assert_eq!(
+            w.login.federated_token().unwrap().as_deref(),
+            Some("header.payload.sig")
+        );
+        for clash in [
+            vec!["--identity", "alice"],
+            vec!["--password-stdin"],
+            vec!["--federated-token-env", "V"],
+        ] {
+            let mut args = vec!["x", "--federated-token-file", "f"];
+            args.extend(clash);
+            assert!(Wrap::try_parse_from(&args).is_err(), "{args:?}");
+        }
+        let w =
+            Wrap::try_parse_from(["x", "--federated-token-env", "JITGATE_NO_SUCH_VAR_X"]).unwrap();
+        let err = w.login.federated_token().unwrap_err().to_string();
+        assert!(err.contains("not set"), "{err}");
+        std::fs::write(&file, "\n").unwrap();
+        let w =
+            Wrap::try_parse_from(["x", "--federated-token-file", file.to_str().unwrap()]).unwrap();
+        assert!(
+            w.login.federated_token().is_err(),
+            "an empty token is refused"
+        );
+        let w = Wrap::try_parse_from(["x", "--identity", "alice"]).unwrap();
+        assert_eq!(w.login.federated_token().unwrap(), None);
     }
 }

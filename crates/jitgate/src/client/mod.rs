@@ -141,10 +141,14 @@ pub enum GatewaysAction {
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Log in with your password (and TOTP code once enrolled); saves the token in the profile.
+    /// Log in with your password (and TOTP code once enrolled), or as a workload with a
+    /// platform-issued JWT (--federated-token-file / --federated-token-env); saves the
+    /// session token in the profile.
     #[command(after_help = "Examples:\n  \
         jitgate --server http://127.0.0.1:8080 login --identity alice\n  \
-        printf '%s' \"$PW\" | jitgate login --identity alice --password-stdin --totp 123456")]
+        printf '%s' \"$PW\" | jitgate login --identity alice --password-stdin --totp 123456\n  \
+        jitgate login --federated-token-file /var/run/secrets/tokens/jitgate\n  \
+        jitgate login --federated-token-env JITGATE_ID_TOKEN")]
     Login(auth::LoginArgs),
 
     /// End the session and remove its token from the profile (`--everywhere`: every
