@@ -10,7 +10,7 @@
 //! - [`TokenClaims`] — the claims read from the token's payload, typed where the rules need
 //!   them (`iss`, `aud`, `exp`, `nbf`, `iat`, `jti`, `sub`);
 //! - [`check`] — issuer, audience, times with a small leeway, a bound on the token's own
-//!   lifetime, the first binding whose claims all match, the session's expiry and the key
+//!   lifetime, the binding whose claims all match (bindings are exclusive), the session's expiry and the key
 //!   under which the token is remembered against replay;
 //! - [`Refusal`] / [`RefusalReason`] — why a token was refused, each reason with its API code;
 //! - the payloads of the `auth.federated` and `auth.federation_refused` events.
@@ -76,6 +76,29 @@ impl ClaimPattern {
             ClaimPattern::Prefix(p) => value.starts_with(p.as_str()),
         }
     }
+
+    /// Is there a value both patterns match?
+    pub fn meets(&self, other: &ClaimPattern) -> bool {
+        use ClaimPattern::{Exact, Prefix};
+        match (self, other) {
+            (Exact(a), Exact(b)) => a == b,
+            (Exact(a), Prefix(p)) | (Prefix(p), Exact(a)) => a.starts_with(p.as_str()),
+            (Prefix(p), Prefix(q)) => p.starts_with(q.as_str()) || q.starts_with(p.as_str()),
+        }
+    }
+}
+
+impl Binding {
+    /// Could one token match both bindings? Only if every claim both name can have a value
+    /// both accept (a claim only one of them names constrains nothing in the other).
+    pub fn overlaps(&self, other: &Binding) -> bool {
+        self.claims.iter().all(|(name, mine)| {
+            other
+                .claims
+                .get(name)
+                .is_none_or(|theirs| mine.meets(theirs))
+        })
+    }
 }
 
 /// One mapping of a trust: tokens whose claims all match go to `identity`.
@@ -98,7 +121,8 @@ pub struct Trust {
     pub audience: String,
     /// Longest session an exchange gives, in seconds.
     pub max_session_secs: i64,
-    /// Tried in order; the first whose claims all match wins.
+    /// Bindings to different identities are mutually exclusive (checked by
+    /// [`validate_trust`]), so at most one identity can match a token.
     pub bindings: Vec<Binding>,
 }
 
@@ -180,6 +204,23 @@ pub fn validate_trust<'a>(
                 )))
             }
             Some(_) => {}
+        }
+    }
+    // A token that two bindings to different identities both accept would be mapped by
+    // the order of the configuration, and a binding added later could silently take over
+    // tokens meant for another workload: such pairs are refused, naming both.
+    for (i, a) in trust.bindings.iter().enumerate() {
+        for (j, b) in trust.bindings.iter().enumerate().skip(i + 1) {
+            if a.identity != b.identity && a.overlaps(b) {
+                return Err(err(format!(
+                    "bind #{} ({}) and bind #{} ({}) can both match one token; make them \
+                     exclusive, e.g. bind a claim in both with values that differ",
+                    i + 1,
+                    a.identity,
+                    j + 1,
+                    b.identity
+                )));
+            }
         }
     }
     Ok(())
@@ -460,7 +501,7 @@ pub fn check_times(claims: &TokenClaims, now: i64) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The first binding whose claims all match, and the values they matched with.
+/// The binding whose claims all match (at most one to each identity: they are exclusive), and the values it matched with.
 pub fn bind(
     trust: &Trust,
     claims: &TokenClaims,

@@ -73,7 +73,7 @@ fn ci_trust() -> Trust {
             "wl-ci-deployer",
             &[("project_path", "plant/plc-configs"), ("ref", "main")],
         ),
-        ("wl-other", &[("project_path", "plant/*")]),
+        ("wl-other", &[("project_path", "plant/*"), ("ref", "dev")]),
     ])
 }
 
@@ -115,7 +115,40 @@ fn a_trust_is_refused_when_it_would_accept_more_than_meant() {
 }
 
 #[test]
-fn a_good_token_maps_to_the_first_matching_binding() {
+fn bindings_to_different_identities_that_one_token_could_match_are_refused() {
+    // Two identities, claims that can take one value: which wins would be the file's order.
+    for (a, b) in [
+        (&[("ref", "main")][..], &[("ref", "main")][..]),
+        (&[("ref", "main")], &[("ref", "ma*")]),
+        (&[("ref", "release-*")], &[("ref", "rel*")]),
+        // A claim only one binding names does not tell them apart.
+        (&[("ref", "main")], &[("project_path", "plant/*")]),
+    ] {
+        let e = validate(&trust(vec![("wl-ci-deployer", a), ("wl-other", b)])).unwrap_err();
+        assert!(
+            e.message.contains("bind #1 (wl-ci-deployer) and bind #2 (wl-other)"),
+            "{a:?} {b:?}: {e}"
+        );
+    }
+    // Exclusive: a claim both name with values no token can have at once.
+    for (a, b) in [
+        (&[("ref", "main")][..], &[("ref", "dev")][..]),
+        (&[("ref", "main")], &[("ref", "release-*")]),
+        (&[("ref", "release-*"), ("sub", "x")], &[("ref", "hotfix-*")]),
+    ] {
+        validate(&trust(vec![("wl-ci-deployer", a), ("wl-other", b)]))
+            .unwrap_or_else(|e| panic!("{a:?} {b:?}: {e}"));
+    }
+    // Overlap within one identity maps every such token to it: allowed.
+    validate(&trust(vec![
+        ("wl-other", &[("ref", "main")]),
+        ("wl-other", &[("ref", "ma*")]),
+    ]))
+    .unwrap();
+}
+
+#[test]
+fn a_good_token_maps_to_its_binding() {
     let t = ci_trust();
     let a = check(&t, &claims(json!({})), "raw", at(NOW)).unwrap();
     assert_eq!((a.binding, a.identity.as_str()), (0, "wl-ci-deployer"));

@@ -48,7 +48,7 @@ pub struct IssuerConfig {
     /// verifying by then at the latest), default 5m.
     #[serde(default = "default_max_age")]
     pub jwks_max_age: String,
-    /// `[[federation.issuers.bind]]`: claims → workload identity, first match wins.
+    /// `[[federation.issuers.bind]]`: claims → workload identity; bindings to different identities must be exclusive (checked at start).
     #[serde(default)]
     pub bind: Vec<BindConfig>,
 }
