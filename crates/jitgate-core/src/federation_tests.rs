@@ -126,7 +126,8 @@ fn bindings_to_different_identities_that_one_token_could_match_are_refused() {
     ] {
         let e = validate(&trust(vec![("wl-ci-deployer", a), ("wl-other", b)])).unwrap_err();
         assert!(
-            e.message.contains("bind #1 (wl-ci-deployer) and bind #2 (wl-other)"),
+            e.message
+                .contains("bind #1 (wl-ci-deployer) and bind #2 (wl-other)"),
             "{a:?} {b:?}: {e}"
         );
     }
@@ -134,7 +135,10 @@ fn bindings_to_different_identities_that_one_token_could_match_are_refused() {
     for (a, b) in [
         (&[("ref", "main")][..], &[("ref", "dev")][..]),
         (&[("ref", "main")], &[("ref", "release-*")]),
-        (&[("ref", "release-*"), ("sub", "x")], &[("ref", "hotfix-*")]),
+        (
+            &[("ref", "release-*"), ("sub", "x")],
+            &[("ref", "hotfix-*")],
+        ),
     ] {
         validate(&trust(vec![("wl-ci-deployer", a), ("wl-other", b)]))
             .unwrap_or_else(|e| panic!("{a:?} {b:?}: {e}"));
@@ -158,7 +162,7 @@ fn a_good_token_maps_to_its_binding() {
     assert_eq!((a.binding, a.identity.as_str()), (1, "wl-other"));
     assert_eq!(
         a.matched.keys().collect::<Vec<_>>(),
-        vec!["project_path"],
+        vec!["project_path", "ref"],
         "only the bound claims are reported"
     );
 }

@@ -434,22 +434,31 @@ mod tests {
     }
 
     #[test]
-    fn chunk_buffers_are_allocated_once_at_full_size() {
+    fn chunk_buffers_take_full_size_only_after_a_full_chunk() {
         let limits = RecorderLimits {
-            chunk_bytes: 10_000,
+            chunk_bytes: 100_000,
             chunk_age: Duration::from_secs(10),
         };
-        let (mut r, _clock) = recorder(limits);
+        let (mut r, clock) = recorder(limits);
+        // A session that writes little holds a small buffer.
+        r.output(b"$ ");
+        assert_eq!(r.buf.capacity(), SMALL_BUF);
+        // Bulk output: the first chunk grows its buffer; every chunk after a full one is
+        // made at full size and never regrown.
         let mut chunks = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..200 {
             chunks.extend(r.output(&[b'"'; 3000]));
         }
         assert!(chunks.len() > 3);
-        for c in &chunks {
-            // Never regrown: the capacity it was made with.
-            assert_eq!(c.bytes.capacity(), 10_000 + MAX_DATA_LINE);
-            assert!(c.bytes.len() <= 10_000 + MAX_DATA_LINE);
+        for c in chunks.iter().skip(1) {
+            assert_eq!(c.bytes.capacity(), 100_000 + MAX_DATA_LINE);
+            assert!(c.bytes.len() <= 100_000 + MAX_DATA_LINE);
         }
+        // Quiet again: a chunk closed by age (not full) leaves a small buffer.
+        clock.advance(chrono::Duration::seconds(11));
+        let aged = r.output(b"$ ");
+        assert_eq!(aged.len(), 1, "closed by age");
+        assert_eq!(r.buf.capacity(), SMALL_BUF);
     }
 
     proptest! {
