@@ -187,19 +187,6 @@ async fn federate(h: &Harness, token: &str) -> (StatusCode, Value) {
         .await
 }
 
-async fn events_of(h: &mut Harness, kind: &str) -> Vec<Value> {
-    let (s, all) = h
-        .call("sam", "GET", "/api/v1/events?limit=1000", None)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{all}");
-    all.as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
-}
-
 /// Refused with `code`, and one more `auth.federation_refused` event, with `reason`.
 async fn refused(h: &mut Harness, token: &str, status: StatusCode, code: &str, reason: &str) {
     let before = events_of(h, "auth.federation_refused").await.len();

@@ -23,19 +23,6 @@ fn code(v: &Value) -> &str {
     v["code"].as_str().unwrap_or("")
 }
 
-async fn events_of(h: &mut Harness, kind: &str) -> Vec<Value> {
-    let (s, all) = h
-        .call("sam", "GET", "/api/v1/events?limit=1000", None)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{all}");
-    all.as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
-}
-
 /// Someone else is still served: oscar signs in and reads.
 async fn others_still_served(h: &mut Harness) {
     let (s, v) = try_login(h, "oscar", &password("oscar")).await;

@@ -252,3 +252,17 @@ pub fn write_plc7(duration: &str) -> Value {
         "duration": duration, "reason": "replace valve positioner", "reference": "WO-1234", "path": "planned"
     })
 }
+
+/// The events of `kind` among the last 1,000 (as `sam` sees them).
+pub async fn events_of(h: &mut Harness, kind: &str) -> Vec<Value> {
+    let (s, all) = h
+        .call("sam", "GET", "/api/v1/events?limit=1000", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{all}");
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .cloned()
+        .collect()
+}
