@@ -127,6 +127,9 @@ pub enum EventKind {
     /// The teardown verdict: `verified`, `partial` or `failed`.
     #[serde(rename = "teardown.verdict")]
     TeardownVerdict,
+    /// A witness found the evidence log forked or rolled back and stopped cosigning.
+    #[serde(rename = "evidence.witness_alarm")]
+    WitnessAlarm,
 }
 
 impl EventKind {
@@ -168,6 +171,7 @@ impl EventKind {
             EventKind::RevocationSent => "revocation.sent",
             EventKind::TeardownCheck => "teardown.check",
             EventKind::TeardownVerdict => "teardown.verdict",
+            EventKind::WitnessAlarm => "evidence.witness_alarm",
         }
     }
 }

@@ -17,6 +17,7 @@
 use crate::checkpoint::{
     check_log_id, decode_hash, decode_signature, is_lower_hex, truncate, CheckpointError,
 };
+pub use crate::cosigned::WitnessPolicy;
 use crate::merkle::{leaf_hash, verify_inclusion, Hash, MerkleError, MerkleLog};
 use crate::timeline::{self, TimelineEntry};
 use crate::verify::CLOCK_SKEW_SECS;
@@ -101,6 +102,11 @@ pub struct Bundle {
     /// (docs/evidence.md, "Recordings"). Left out when the grant has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recordings: Vec<BundleChunk>,
+    /// Witness cosignatures of the checkpoint: signed-note signature lines (`— <witness>
+    /// <base64>`, C2SP `tlog-cosignature`), checked against the witness keys the auditor
+    /// trusts (docs/evidence.md, "Witnesses"). Left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cosignatures: Vec<String>,
 }
 
 /// One recording chunk's bytes in a bundle.
@@ -240,6 +246,8 @@ pub enum BundleError {
     Recording { path: String, message: String },
     #[error("cannot build the bundle: {0}")]
     Build(String),
+    #[error("witnesses: {0}")]
+    Witnesses(String),
 }
 
 fn field(path: impl Into<String>, message: impl Into<String>) -> BundleError {
@@ -341,6 +349,7 @@ impl Bundle {
                 signature: String::new(),
             },
             recordings: Vec::new(),
+            cosignatures: Vec::new(),
             policies,
             keys: vec![BundleKey {
                 key_id: checkpoint_key.key_id.clone(),
@@ -400,6 +409,16 @@ impl Bundle {
                 index,
                 data: B64.encode(bytes),
             })
+            .collect();
+        self.attest(signer);
+        self
+    }
+
+    /// Add witness cosignatures of the checkpoint (signature lines) and sign the bundle again.
+    pub fn with_cosignatures(mut self, lines: Vec<String>, signer: &EvidenceKey) -> Bundle {
+        self.cosignatures = lines
+            .into_iter()
+            .map(|l| l.trim_end_matches('\n').to_string())
             .collect();
         self.attest(signer);
         self
@@ -479,6 +498,14 @@ impl Bundle {
                 put(c);
             }
         }
+        // Cosignatures only when there are some, for the same reason.
+        if !self.cosignatures.is_empty() {
+            put("cosignatures");
+            put(&self.cosignatures.len().to_string());
+            for line in &self.cosignatures {
+                put(line);
+            }
+        }
         format!("{ATTESTATION_TAG}\n{}\n", hex::encode(h.finalize()))
     }
 }
@@ -535,6 +562,8 @@ pub struct VerifiedBundle {
     pub notes: Vec<String>,
     /// The grant's session recordings, each chunk checked against its logged hash.
     pub recordings: Vec<VerifiedRecording>,
+    /// Cosignatures of the checkpoint by witnesses the auditor trusts, each verified.
+    pub witnesses: Vec<crate::Cosignature>,
 }
 
 /// One session's recording in a verified bundle.
@@ -584,8 +613,27 @@ pub fn verify_bundle_with(
     trusted_keys: &[EvidencePublicKey],
     limits: &Limits,
 ) -> Result<VerifiedBundle, BundleError> {
+    verify_bundle_witnessed(bytes, trusted_keys, limits, &WitnessPolicy::default())
+}
+
+/// [`verify_bundle_with`], and the checkpoint must carry valid cosignatures of at least
+/// `witnesses.min` of the witnesses the auditor trusts.
+pub fn verify_bundle_witnessed(
+    bytes: &[u8],
+    trusted_keys: &[EvidencePublicKey],
+    limits: &Limits,
+    witnesses: &WitnessPolicy,
+) -> Result<VerifiedBundle, BundleError> {
     let bundle = parse_bundle(bytes, limits)?;
-    verify_parsed(&bundle, trusted_keys)
+    let mut verified = verify_parsed(&bundle, trusted_keys)?;
+    let body = bundle
+        .checkpoint
+        .checkpoint
+        .body()
+        .map_err(BundleError::Checkpoint)?;
+    verified.witnesses =
+        crate::cosigned::check(&body, &bundle.cosignatures, witnesses, &mut verified.notes)?;
+    Ok(verified)
 }
 
 /// Parse a bundle and check its shape and limits (no signature or proof is checked here).
@@ -758,6 +806,16 @@ fn check_shape(b: &Bundle, limits: &Limits) -> Result<(), BundleError> {
                 ),
             ));
         }
+    }
+    if b.cosignatures.len() > crate::note::MAX_SIGNATURES {
+        return Err(field(
+            "cosignatures",
+            format!("more than {} cosignatures", crate::note::MAX_SIGNATURES),
+        ));
+    }
+    for (i, line) in b.cosignatures.iter().enumerate() {
+        crate::note::NoteSignature::parse_line(line)
+            .map_err(|m| field(format!("cosignatures[{i}]"), m))?;
     }
     if b.attestation.recording_chunks.len() > limits.max_recording_chunks {
         return Err(field("attestation.recording_chunks", "too many entries"));
@@ -980,6 +1038,7 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
         policies: b.policies.clone(),
         notes,
         recordings,
+        witnesses: Vec::new(),
     })
 }
 

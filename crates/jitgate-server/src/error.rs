@@ -75,6 +75,9 @@ pub enum ServerError {
         /// For `federation_unavailable`: when the issuer's keys may be fetched again.
         retry_after_secs: Option<i64>,
     },
+    /// A witness's request refused (`crate::evidence::witness`): the code says why.
+    #[error("{message}")]
+    Witness { code: Code, message: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -120,6 +123,7 @@ impl ServerError {
             },
             ServerError::Limit { code, .. } => *code,
             ServerError::Recording { code, .. } => *code,
+            ServerError::Witness { code, .. } => *code,
             ServerError::Throttled { code, .. } => *code,
             ServerError::ClientCert(r) => r.code(),
             ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,

@@ -34,6 +34,7 @@ pub mod reviews;
 pub mod ssh;
 pub mod teardown;
 pub mod text;
+pub mod witness;
 
 #[cfg(test)]
 mod testdata;

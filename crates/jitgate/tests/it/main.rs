@@ -24,3 +24,4 @@ mod recordings;
 mod ssh_gateway;
 mod ssh_vault;
 mod tls;
+mod witness;
