@@ -20,6 +20,7 @@ mod recordings;
 mod restart;
 mod ssh;
 mod teardown;
+mod witness;
 
 use jitgate_core::event::Actor;
 use jitgate_core::{Inventory, ManualClock, Timestamp};
