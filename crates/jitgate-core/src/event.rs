@@ -197,7 +197,15 @@ pub struct Event {
     /// Kind-specific details (scope digest, decision, end reason, ...).
     #[serde(default)]
     pub data: serde_json::Value,
+    /// How the canonical text is written: absent in events written before format version 2
+    /// (keys sorted by their UTF-8 bytes), [`CANONICAL_JCS`] from then on (RFC 8785). Each
+    /// event is checked under its own version, so old logs keep verifying.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "v")]
+    pub canonical_version: Option<u8>,
 }
+
+/// The canonical form version of events written as RFC 8785 (JCS).
+pub const CANONICAL_JCS: u8 = 2;
 
 impl Event {
     pub fn new(kind: EventKind, actor: Actor, at: Timestamp) -> Self {
@@ -211,6 +219,7 @@ impl Event {
             state_before: None,
             state_after: None,
             data: serde_json::Value::Null,
+            canonical_version: Some(CANONICAL_JCS),
         }
     }
 
@@ -236,12 +245,19 @@ impl Event {
         self
     }
 
-    /// Deterministic bytes: JSON with sorted keys (serde_json's map is ordered) and no
-    /// whitespace. Hashing these bytes is what makes the log tamper-evident.
+    /// Deterministic bytes, the ones the log hashes (what makes it tamper-evident): for
+    /// [`CANONICAL_JCS`] events the RFC 8785 JSON Canonicalization Scheme, which any JCS
+    /// implementation reproduces; for events from before (no version) JSON with keys sorted by
+    /// their UTF-8 bytes and no whitespace. Empty for an unknown version, which therefore
+    /// never verifies.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        match serde_json::to_value(self) {
-            Ok(v) => canonical_json(&v).into_bytes(),
-            Err(_) => Vec::new(),
+        let Ok(v) = serde_json::to_value(self) else {
+            return Vec::new();
+        };
+        match self.canonical_version {
+            None => canonical_json(&v).into_bytes(),
+            Some(CANONICAL_JCS) => serde_json_canonicalizer::to_vec(&v).unwrap_or_default(),
+            Some(_) => Vec::new(),
         }
     }
 }

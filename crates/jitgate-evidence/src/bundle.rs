@@ -224,7 +224,7 @@ pub enum BundleError {
         seq: u64,
         message: String,
     },
-    #[error("{path} (seq {seq}): the text is an event but not in canonical form (keys sorted, no whitespace, times in ms)")]
+    #[error("{path} (seq {seq}): the text is an event but not in the canonical form of its version (v2: RFC 8785 JCS; no version: keys sorted by UTF-8 bytes), or of an unknown version")]
     NotCanonical { path: String, seq: u64 },
     #[error("{path} (seq {seq}): does not belong to this grant's chain: {message}")]
     ForeignEvent {
@@ -1000,6 +1000,16 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
 
     // Together: one request's and one grant's chain, in a possible order.
     let (request_id, mut notes) = check_chain(&b.grant_id, &events)?;
+    let before_jcs = events
+        .iter()
+        .filter(|e| e.event.canonical_version.is_none())
+        .count();
+    if before_jcs > 0 {
+        notes.push(format!(
+            "{before_jcs} event(s) were written before canonical form version 2 (RFC 8785) and \
+             were checked under version 1 (keys sorted by UTF-8 bytes); see docs/evidence.md §1"
+        ));
+    }
 
     // Recordings: every chunk's bytes against the hash the signed log holds.
     let recordings = check_recordings(b, &events, &mut notes)?;
