@@ -19,6 +19,7 @@ use crate::checkpoint::{
 };
 pub use crate::cosigned::WitnessPolicy;
 use crate::merkle::{leaf_hash, verify_inclusion, Hash, MerkleError, MerkleLog};
+use crate::multiproof::verify_multiproof;
 use crate::timeline::{self, TimelineEntry};
 use crate::verify::CLOCK_SKEW_SECS;
 use crate::{EvidenceKey, EvidencePublicKey, SignedCheckpoint, Timestamp};
@@ -31,8 +32,10 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
-/// The `format` of bundles this build writes and reads.
-pub const BUNDLE_FORMAT: &str = "jitgate-evidence-bundle/1";
+/// The `format` of bundles this build writes: one multi-proof for all events.
+pub const BUNDLE_FORMAT: &str = "jitgate-evidence-bundle/2";
+/// The earlier format, still read: an inclusion proof per event.
+pub const BUNDLE_FORMAT_V1: &str = "jitgate-evidence-bundle/1";
 
 /// First line of the attested text; it contains a space, which no log id (the first line of
 /// a checkpoint body) may, so one signature can never be passed off as the other.
@@ -86,10 +89,15 @@ pub struct Bundle {
     pub log_id: String,
     /// The grant this bundle is the evidence of.
     pub grant_id: String,
-    /// The signed checkpoint every event's inclusion proof leads to.
+    /// The signed checkpoint the events' proof leads to.
     pub checkpoint: SignedCheckpoint,
     /// The grant's events in increasing seq order.
     pub events: Vec<BundleEvent>,
+    /// Format 2: the multi-proof of all events in the checkpoint's tree (`crate::multiproof`),
+    /// standard base64 hashes in depth-first order. Empty in format 1, where each event
+    /// carries its own proof.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub multiproof: Vec<String>,
     /// Determining policies' text by policy id, as the exporter had them.
     #[serde(deserialize_with = "unique_map")]
     pub policies: BTreeMap<String, String>,
@@ -125,7 +133,9 @@ pub struct BundleEvent {
     pub seq: u64,
     /// The canonical event text, verbatim as the log hashed it.
     pub canonical: String,
-    /// Inclusion proof of leaf `seq − 1` in the checkpoint's tree: lowercase hex hashes.
+    /// Format 1 only: inclusion proof of leaf `seq − 1` in the checkpoint's tree, lowercase
+    /// hex hashes (left out in format 2, which has one multi-proof for all events).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub proof: Vec<String>,
 }
 
@@ -157,21 +167,23 @@ pub struct Attestation {
 /// Supplies inclusion proofs: an in-memory [`MerkleLog`], or a closure over whatever the
 /// server keeps.
 pub trait ProofSource {
-    fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, MerkleError>;
+    /// The multi-proof of the leaves at `indices` (strictly increasing) in the tree of
+    /// `tree_size` leaves (`crate::multiproof`).
+    fn multiproof(&self, indices: &[u64], tree_size: u64) -> Result<Vec<Hash>, MerkleError>;
 }
 
 impl ProofSource for MerkleLog {
-    fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, MerkleError> {
-        MerkleLog::inclusion_proof(self, index, tree_size)
+    fn multiproof(&self, indices: &[u64], tree_size: u64) -> Result<Vec<Hash>, MerkleError> {
+        MerkleLog::multiproof(self, indices, tree_size)
     }
 }
 
 impl<F> ProofSource for F
 where
-    F: Fn(u64, u64) -> Result<Vec<Hash>, MerkleError>,
+    F: Fn(&[u64], u64) -> Result<Vec<Hash>, MerkleError>,
 {
-    fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, MerkleError> {
-        self(index, tree_size)
+    fn multiproof(&self, indices: &[u64], tree_size: u64) -> Result<Vec<Hash>, MerkleError> {
+        self(indices, tree_size)
     }
 }
 
@@ -218,6 +230,12 @@ pub enum BundleError {
         seq: u64,
         reason: MerkleError,
     },
+    #[error(
+        "events: they do not lead to the checkpoint's root ({reason}): an event's text or seq, \
+         or the multi-proof, was altered, or an event is not in this log (one multi-proof \
+         covers all events, so it cannot say which)"
+    )]
+    MultiProof { reason: MerkleError },
     #[error("{path} (seq {seq}): the canonical text is not a jitgate event: {message}")]
     NotAnEvent {
         path: String,
@@ -283,6 +301,7 @@ impl Bundle {
         let cp = &checkpoint.checkpoint;
         let root = cp.root().map_err(BundleError::Checkpoint)?;
         let mut out = Vec::with_capacity(events.len());
+        let mut leaves = Vec::with_capacity(events.len());
         let mut previous = 0;
         for (seq, canonical) in events {
             if seq == previous {
@@ -299,28 +318,23 @@ impl Bundle {
                     cp.tree_size
                 )));
             }
-            let proof = proofs
-                .inclusion_proof(index, cp.tree_size)
-                .map_err(|e| build(format!("no inclusion proof for seq {seq}: {e}")))?;
-            verify_inclusion(
-                &leaf_hash(canonical.as_bytes()),
-                index,
-                cp.tree_size,
-                &proof,
-                &root,
-            )
-            .map_err(|e| {
-                build(format!(
-                    "seq {seq}: the proof source and the checkpoint disagree ({e}): is the \
-                         text the stored canonical text, and the proof source the same log?"
-                ))
-            })?;
+            leaves.push((index, leaf_hash(canonical.as_bytes())));
             out.push(BundleEvent {
                 seq,
                 canonical,
-                proof: proof.iter().map(hex::encode).collect(),
+                proof: Vec::new(),
             });
         }
+        let indices: Vec<u64> = leaves.iter().map(|(i, _)| *i).collect();
+        let multiproof = proofs
+            .multiproof(&indices, cp.tree_size)
+            .map_err(|e| build(format!("no multi-proof for the events: {e}")))?;
+        verify_multiproof(cp.tree_size, &leaves, &multiproof, &root).map_err(|e| {
+            build(format!(
+                "the proof source and the checkpoint disagree ({e}): are the texts the stored \
+                 canonical texts, and the proof source the same log?"
+            ))
+        })?;
         let signer_public = signer.public();
         let checkpoint_key = if cp.key_id == signer_public.key_id {
             signer_public
@@ -341,6 +355,7 @@ impl Bundle {
             log_id: cp.log_id.clone(),
             grant_id: grant_id.to_string(),
             events: out,
+            multiproof: multiproof.iter().map(|h| B64.encode(h)).collect(),
             attestation: Attestation {
                 key_id: String::new(),
                 events: 0,
@@ -465,6 +480,14 @@ impl Bundle {
             put(&e.proof.len().to_string());
             for p in &e.proof {
                 put(p);
+            }
+        }
+        // Format 2's one proof (format 1 bundles have none: their text is unchanged).
+        if !self.multiproof.is_empty() {
+            put("multiproof");
+            put(&self.multiproof.len().to_string());
+            for h in &self.multiproof {
+                put(h);
             }
         }
         put(&self.policies.len().to_string());
@@ -667,10 +690,43 @@ fn check_id(path: &str, id: &str, limits: &Limits) -> Result<(), BundleError> {
 }
 
 fn check_shape(b: &Bundle, limits: &Limits) -> Result<(), BundleError> {
-    if b.format != BUNDLE_FORMAT {
+    if b.format != BUNDLE_FORMAT && b.format != BUNDLE_FORMAT_V1 {
         return Err(BundleError::Format {
             found: truncate(&b.format, 80),
         });
+    }
+    let v1 = b.format == BUNDLE_FORMAT_V1;
+    if v1 && !b.multiproof.is_empty() {
+        return Err(field("multiproof", "format 1 bundles carry a proof per event"));
+    }
+    if !v1 {
+        if let Some(i) = b.events.iter().position(|e| !e.proof.is_empty()) {
+            return Err(field(
+                format!("events[{i}].proof"),
+                "format 2 bundles carry one multi-proof, not a proof per event",
+            ));
+        }
+        // A multi-proof needs at most one hash per level per event.
+        let max = limits.max_proof_len.saturating_mul(b.events.len().max(1));
+        if b.multiproof.len() > max {
+            return Err(field(
+                "multiproof",
+                format!("{} hashes; at most {max} are accepted", b.multiproof.len()),
+            ));
+        }
+        for (j, h) in b.multiproof.iter().enumerate() {
+            let ok = B64
+                .decode(h)
+                .ok()
+                .filter(|d| d.len() == 32 && B64.encode(d) == *h)
+                .is_some();
+            if !ok {
+                return Err(field(
+                    format!("multiproof[{j}]"),
+                    "not canonical standard base64 of 32 bytes",
+                ));
+            }
+        }
     }
     check_log_id(&b.log_id).map_err(|e| field("log_id", e.to_string()))?;
     check_id("grant_id", &b.grant_id, limits)?;
@@ -964,7 +1020,8 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
             &root,
         )
     };
-    for (i, e) in b.events.iter().enumerate() {
+    let v1 = b.format == BUNDLE_FORMAT_V1;
+    for (i, e) in b.events.iter().enumerate().filter(|_| v1) {
         if let Err(reason) = included(e) {
             // If no event at all leads to the root, suspect the checkpoint before the events.
             if !b.events.iter().any(|o| included(o).is_ok()) {
@@ -996,6 +1053,29 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
             event,
             canonical: e.canonical.clone(),
         });
+    }
+
+    // Format 2: all events at once, after each was named if it is not even an event.
+    if !v1 {
+        let leaves: Vec<(u64, Hash)> = b
+            .events
+            .iter()
+            .map(|e| (e.seq - 1, leaf_hash(e.canonical.as_bytes())))
+            .collect();
+        let proof: Vec<Hash> = b
+            .multiproof
+            .iter()
+            .filter_map(|h| B64.decode(h).ok()?.try_into().ok())
+            .collect();
+        if let Err(reason) = verify_multiproof(cp.tree_size, &leaves, &proof, &root) {
+            // A forged checkpoint is named as such, before the events it cannot cover; and
+            // events removed or added after export are named by the attestation's count.
+            check_cp_signature()?;
+            if b.attestation.events != b.events.len() as u64 {
+                check_attestation(b, trusted)?;
+            }
+            return Err(BundleError::MultiProof { reason });
+        }
     }
 
     // Together: one request's and one grant's chain, in a possible order.

@@ -13,6 +13,7 @@
 //!   [`RootBuilder`] (streaming root), and RFC 9162 inclusion/consistency verification.
 //! - [`checkpoint`] — [`EvidenceKey`] / [`EvidencePublicKey`] (Ed25519, key ids, key files)
 //!   and [`SignedCheckpoint`] (tree size, root, time; its signed text).
+//! - [`multiproof`] — one proof for many leaves (bundles of format 2).
 //! - [`note`]       — C2SP signed notes: checkpoints as standard notes, vkeys, witness
 //!   cosignatures (Ed25519, type 0x04).
 //! - [`witness`]    — the witness's decision on a checkpoint (C2SP `tlog-witness`
@@ -33,6 +34,7 @@ pub mod bundle;
 pub mod checkpoint;
 pub mod cosigned;
 pub mod merkle;
+pub mod multiproof;
 pub mod note;
 pub mod report;
 pub mod siem;
@@ -53,6 +55,7 @@ pub use merkle::{
     empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, MerkleError,
     MerkleLog, RootBuilder,
 };
+pub use multiproof::{multiproof_root, verify_multiproof};
 pub use note::{cosign, verify_cosignature, Cosignature, Note, NoteError, Vkey};
 pub use report::report_html;
 pub use siem::{to_ocsf_json, to_syslog_5424};
