@@ -341,8 +341,8 @@ pub(crate) async fn witness_alarm(
 
 // ---------------------------------------------------------------- bundles and reports
 
-/// The grant's evidence bundle (`jitgate-evidence-bundle/1`, docs/evidence.md §6): every
-/// event of its request and grant with inclusion proofs against a signed checkpoint, the
+/// The grant's evidence bundle (`jitgate-evidence-bundle/2`, docs/evidence.md §6): every
+/// event of its request and grant with one multi-proof against a signed checkpoint, the
 /// determining policies' text, and the exporter's attestation.
 #[utoipa::path(get, path = "/api/v1/grants/{id}/evidence", params(("id" = String, Path)),
     responses((status = 200, description = "the bundle (JSON)", content_type = "application/json"),
