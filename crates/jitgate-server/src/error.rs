@@ -75,6 +75,9 @@ pub enum ServerError {
         /// For `federation_unavailable`: when the issuer's keys may be fetched again.
         retry_after_secs: Option<i64>,
     },
+    /// A passkey step-up was asked for by someone with no passkey enrolled.
+    #[error("you have no passkey enrolled: enrol one in the console (Passkeys), or approve with your TOTP code")]
+    PasskeyNotEnrolled,
     #[error("{0}")]
     Internal(String),
 }
@@ -124,6 +127,7 @@ impl ServerError {
             ServerError::ClientCert(r) => r.code(),
             ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,
             ServerError::Federation { refusal, .. } => refusal.reason.code(),
+            ServerError::PasskeyNotEnrolled => Code::PasskeyNotEnrolled,
             ServerError::Internal(_) => Code::InternalError,
         }
     }

@@ -641,7 +641,7 @@ async fn approve(
         ApprovalVerdict::Approve,
         Some(body.scope_digest),
         body.comment,
-        body.totp,
+        service::StepUpProof::of(body.totp, body.passkey)?,
     )
     .await
     .map(Json)
@@ -662,7 +662,7 @@ async fn deny(
         ApprovalVerdict::Deny,
         body.scope_digest,
         body.comment,
-        None,
+        service::StepUpProof::None,
     )
     .await
     .map(Json)

@@ -215,6 +215,7 @@ pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> anyhow::Result<()> {
         scope_digest: view.request.scope_digest.clone(),
         comment: args.comment.unwrap_or_default(),
         totp: args.totp,
+        passkey: None,
     };
     let path = ["requests", args.request.as_str(), "approve"];
     let raw = match ctx.http.post(&path, &body).await {
