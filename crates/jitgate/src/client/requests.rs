@@ -106,7 +106,8 @@ pub struct ApproveArgs {
     #[arg(long)]
     pub comment: Option<String>,
 
-    /// Current TOTP code, for decisions that require step-up.
+    /// Current TOTP code, for decisions that require step-up (a passkey is used in the web
+    /// console instead).
     #[arg(long, value_name = "CODE", value_parser = text::parse_totp)]
     pub totp: Option<String>,
 }
