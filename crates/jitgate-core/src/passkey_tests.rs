@@ -280,7 +280,11 @@ fn removal_needs_a_fresh_sign_in_or_a_totp_code() {
         Ok(FreshAuth::RecentSignIn)
     );
     assert_eq!(
-        may_remove(Some(now - Duration::seconds(FRESH_SIGN_IN_SECS + 1)), false, now),
+        may_remove(
+            Some(now - Duration::seconds(FRESH_SIGN_IN_SECS + 1)),
+            false,
+            now
+        ),
         Err(crate::CoreError::FreshAuthRequired)
     );
     assert_eq!(

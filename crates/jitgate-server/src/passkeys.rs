@@ -274,10 +274,12 @@ pub async fn finish_registration(
     };
     let mut tx = state.store.write().await?;
     if tx.list_passkeys(caller.id()).await?.len() >= passkey::MAX_PER_IDENTITY {
-        return Err(passkey::may_enrol(caller.identity.kind, passkey::MAX_PER_IDENTITY)
-            .err()
-            .unwrap_or(CoreError::InvalidRequest("too many passkeys".into()))
-            .into());
+        return Err(
+            passkey::may_enrol(caller.identity.kind, passkey::MAX_PER_IDENTITY)
+                .err()
+                .unwrap_or(CoreError::InvalidRequest("too many passkeys".into()))
+                .into(),
+        );
     }
     tx.insert_passkey(&record).await?;
     tx.append_events(&[Event::with_payload(
@@ -431,7 +433,13 @@ pub async fn verify_step_up(
         .await?;
     tx.commit().await?;
     let Some(rec) = taken else {
-        return Err(refuse(state, caller, refused(PasskeyRefusal::ChallengeUnknown), now).await);
+        return Err(refuse(
+            state,
+            caller,
+            refused(PasskeyRefusal::ChallengeUnknown),
+            now,
+        )
+        .await);
     };
     let mut tx = state.store.read().await?;
     let stored = match &presented {
@@ -462,7 +470,10 @@ pub async fn verify_step_up(
             Err(WebauthnError::UserNotVerified) => (AssertionCheck::UserNotVerified, None),
             Err(e) => (AssertionCheck::Invalid(e.to_string()), None),
         },
-        Err(e) => (AssertionCheck::Invalid(format!("does not parse: {e}")), None),
+        Err(e) => (
+            AssertionCheck::Invalid(format!("does not parse: {e}")),
+            None,
+        ),
     };
     let stored_enrolment = stored.as_ref().map(enrolled);
     let attempt = StepUpAttempt {
@@ -478,7 +489,10 @@ pub async fn verify_step_up(
         Err(reason) => return Err(refuse(state, caller, refused(reason), now).await),
     };
     let (Some(result), Some(stored)) = (result, stored) else {
-        return Err(internal("step-up", "accepted without a verified credential"));
+        return Err(internal(
+            "step-up",
+            "accepted without a verified credential",
+        ));
     };
     let mut key =
         serde_json::from_str::<Passkey>(&stored.passkey).map_err(|e| internal("credential", e))?;

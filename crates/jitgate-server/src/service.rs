@@ -464,14 +464,9 @@ pub async fn decide(
             let mut tx = state.store.read().await?;
             let r = request(&mut tx, id).await?;
             drop(tx);
-            let m = crate::passkeys::verify_step_up(
-                state,
-                caller,
-                &r.id,
-                &r.scope_digest,
-                assertion,
-            )
-            .await?;
+            let m =
+                crate::passkeys::verify_step_up(state, caller, &r.id, &r.scope_digest, assertion)
+                    .await?;
             Some(m)
         }
     };

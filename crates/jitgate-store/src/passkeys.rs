@@ -197,12 +197,13 @@ impl Tx {
         at: Timestamp,
     ) -> Result<Option<PasskeyChallengeRecord>> {
         self.need_write("take_passkey_challenge")?;
-        let done =
-            sqlx::query("UPDATE passkey_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-                .bind(id)
-                .bind(ms(at))
-                .execute(self.conn())
-                .await?;
+        let done = sqlx::query(
+            "UPDATE passkey_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
+        )
+        .bind(id)
+        .bind(ms(at))
+        .execute(self.conn())
+        .await?;
         let row = sqlx::query(&format!(
             "SELECT {CHALLENGE_COLUMNS} FROM passkey_challenges WHERE id = $1"
         ))

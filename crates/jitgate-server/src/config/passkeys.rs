@@ -83,7 +83,9 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_listen_port_and_tls() {
-        let listen: SocketAddr = "127.0.0.1:8080".parse().unwrap_or(SocketAddr::from(([0; 4], 0)));
+        let listen: SocketAddr = "127.0.0.1:8080"
+            .parse()
+            .unwrap_or(SocketAddr::from(([0; 4], 0)));
         let rp = PasskeysConfig::default()
             .relying_party(listen, false)
             .map_err(|e| e.to_string());
@@ -118,7 +120,9 @@ mod tests {
             challenge_ttl: Some("1m".into()),
         };
         assert_eq!(
-            parent.relying_party(listen, true).map(|r| r.challenge_ttl_secs),
+            parent
+                .relying_party(listen, true)
+                .map(|r| r.challenge_ttl_secs),
             Ok(60)
         );
     }

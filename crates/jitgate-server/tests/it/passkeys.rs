@@ -102,7 +102,8 @@ async fn approve_with(
     passkey: Value,
 ) -> (StatusCode, Value) {
     let id = request["id"].as_str().unwrap();
-    let body = json!({"scope_digest": request["scope_digest"], "comment": "ok", "passkey": passkey});
+    let body =
+        json!({"scope_digest": request["scope_digest"], "comment": "ok", "passkey": passkey});
     h.call(
         who,
         "POST",
@@ -144,7 +145,10 @@ async fn a_passkey_enrolled_in_the_api_approves_a_step_up_request_bound_to_it() 
         let r = h.request("oscar", write_plc7("2h")).await;
         assert_eq!(r["obligations"]["step_up"], true);
         let (s, v) = h.approve("bob", &r, None).await;
-        assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "step_up_required"));
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNAUTHORIZED, "step_up_required")
+        );
         let ceremony = begin_step_up(&mut h, "bob", &r).await;
         let allowed = &ceremony["public_key"]["publicKey"]["allowCredentials"];
         assert_eq!(allowed[0]["id"], cred.as_str(), "{allowed}");
@@ -173,7 +177,10 @@ async fn a_passkey_enrolled_in_the_api_approves_a_step_up_request_bound_to_it() 
         assert_eq!(v["state"], "active", "approved, and its window is open");
         let recorded = events_of(&mut h, "approval.recorded").await;
         assert_eq!(recorded.len(), 2);
-        assert_eq!(recorded[1]["data"]["step_up_method"], json!({"method": "totp"}));
+        assert_eq!(
+            recorded[1]["data"]["step_up_method"],
+            json!({"method": "totp"})
+        );
         assert!(refusals(&mut h).await.is_empty());
         h.stop().await;
     })
@@ -442,7 +449,10 @@ async fn registrations_for_another_origin_reused_or_expired_are_refused() {
                 Some(json!({"name": " "})),
             )
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+        );
         let (_, list) = h.call("bob", "GET", "/api/v1/auth/passkeys", None).await;
         assert_eq!(list, json!([]));
         // A step-up ceremony needs an enrolled passkey.
@@ -456,7 +466,10 @@ async fn registrations_for_another_origin_reused_or_expired_are_refused() {
                 Some(json!({"scope_digest": r["scope_digest"]})),
             )
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "passkey_not_enrolled"));
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::CONFLICT, "passkey_not_enrolled")
+        );
         // ... and the digest the approver reviewed.
         enrol(&mut h, "bob", "laptop", &mut key).await;
         let (s, v) = h
@@ -467,7 +480,10 @@ async fn registrations_for_another_origin_reused_or_expired_are_refused() {
                 Some(json!({"scope_digest": "sha256:other"})),
             )
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "scope_digest_mismatch"));
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::CONFLICT, "scope_digest_mismatch")
+        );
         assert_eq!(
             refusals(&mut h).await,
             ["wrong_origin", "challenge_used", "challenge_expired"]
