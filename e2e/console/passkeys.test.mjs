@@ -31,8 +31,9 @@ async function api(who, method, p, body) {
       method: 'POST', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ identity: who, password: creds.passwords[who] }),
     });
-    assert.equal(r.status, 200, `login ${who}: ${await r.text()}`);
-    tokens[who] = (await r.json()).token;
+    const text = await r.text();
+    assert.equal(r.status, 200, `login ${who}: ${text}`);
+    tokens[who] = JSON.parse(text).token;
   }
   const r = await fetch(`${base}/api/v1${p}`, {
     method,

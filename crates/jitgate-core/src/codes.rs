@@ -71,6 +71,7 @@ error_codes! {
     PasskeyRegistrationInvalid = "passkey_registration_invalid", 422, "the passkey registration does not verify against its challenge";
     PasskeyAlreadyEnrolled = "passkey_already_enrolled", 409, "this passkey (credential id) is enrolled already";
     PasskeyNotEnrolled = "passkey_not_enrolled", 409, "the caller has no passkey enrolled: enrol one, or use the TOTP code";
+    TooManyPasskeyCeremonies = "too_many_passkey_ceremonies", 429, "too many passkey ceremonies of this identity are open: answer one or wait Retry-After seconds";
     FreshAuthRequired = "fresh_auth_required", 401, "removing a passkey needs a sign-in less than 5 minutes old or a TOTP code";
     ClientCertificateRequired = "client_certificate_required", 401, "a gateway called without its enrolled client certificate (mutual TLS)";
     ClientCertificateRefused = "client_certificate_refused", 401, "the client certificate names another identity, or is not the gateway's current one";

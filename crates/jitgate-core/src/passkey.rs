@@ -31,6 +31,8 @@ pub const FRESH_SIGN_IN_SECS: i64 = 300;
 pub const MAX_NAME_CHARS: usize = 64;
 /// Passkeys per identity.
 pub const MAX_PER_IDENTITY: usize = 10;
+/// Ceremonies one identity may have open (issued, unanswered, unexpired) at once.
+pub const MAX_OPEN_CHALLENGES: u64 = 20;
 
 /// What a challenge was issued for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +296,10 @@ pub fn check_step_up(
     }
     if bound_digest != scope_digest {
         return Err(PasskeyRefusal::ScopeChanged);
+    }
+    if presented.is_empty() {
+        // The client's answer did not even name a credential: not a WebAuthn assertion.
+        return Err(PasskeyRefusal::AssertionInvalid);
     }
     let Some(cred) = credential else {
         return Err(PasskeyRefusal::UnknownCredential);

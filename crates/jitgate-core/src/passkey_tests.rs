@@ -144,6 +144,14 @@ fn unenrolled_and_removed_credentials_are_refused_even_with_a_good_signature() {
         run(|_, cred, _, _| cred.as_mut().unwrap().removed_at = Some(t0())),
         Err(PasskeyRefusal::CredentialRemoved)
     );
+    // An answer that names no credential at all.
+    assert_eq!(
+        run(|_, cred, _, a| {
+            a.presented = String::new();
+            *cred = None;
+        }),
+        Err(PasskeyRefusal::AssertionInvalid)
+    );
     // The enrolment looked up is not the credential presented.
     assert_eq!(
         run(|_, _, _, a| a.presented = "cred-other".into()),

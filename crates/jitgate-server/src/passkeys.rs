@@ -131,6 +131,17 @@ async fn store_challenge(
         used_at: None,
     };
     let mut tx = state.store.write().await?;
+    // Each ceremony is a row until a day after its expiry: bound how many one person opens.
+    if tx.count_open_passkey_challenges(caller.id(), now).await? >= passkey::MAX_OPEN_CHALLENGES {
+        return Err(ServerError::Throttled {
+            code: jitgate_core::Code::TooManyPasskeyCeremonies,
+            message: format!(
+                "{} passkey ceremonies of yours are open already; answer one or wait until they expire ({ttl} s)",
+                passkey::MAX_OPEN_CHALLENGES
+            ),
+            retry_after_secs: ttl,
+        });
+    }
     tx.insert_passkey_challenge(&rec).await?;
     tx.commit().await?;
     Ok(PasskeyCeremony {

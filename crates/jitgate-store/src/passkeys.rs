@@ -188,6 +188,24 @@ impl Tx {
         Ok(())
     }
 
+    /// How many of an identity's challenges are open (unused and unexpired) at `now`.
+    pub async fn count_open_passkey_challenges(
+        &mut self,
+        identity: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM passkey_challenges \
+             WHERE identity = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(identity)
+        .bind(ms(now))
+        .fetch_one(self.conn())
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Take a challenge: mark it used at `at` and return it as it was before (its
     /// `used_at` says whether it had been taken already). One conditional UPDATE, so two
     /// presentations of one challenge at once cannot both find it unused.

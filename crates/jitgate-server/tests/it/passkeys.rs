@@ -392,7 +392,7 @@ async fn unenrolled_removed_and_foreign_authenticators_and_counter_regressions_a
 }
 
 #[tokio::test]
-async fn registrations_for_another_origin_reused_or_expired_are_refused() {
+async fn registrations_for_another_origin_reused_or_expired_and_too_many_ceremonies_are_refused() {
     each_backend(|store| async move {
         let mut h = start(store).await;
         let mut key = SoftPasskey::new(true);
@@ -483,6 +483,23 @@ async fn registrations_for_another_origin_reused_or_expired_are_refused() {
         assert_eq!(
             (s, code(&v)),
             (StatusCode::CONFLICT, "scope_digest_mismatch")
+        );
+        // At most 20 ceremonies open at once per person.
+        for _ in 0..jitgate_core::passkey::MAX_OPEN_CHALLENGES {
+            begin_step_up(&mut h, "bob", &r).await;
+        }
+        let (s, v) = h
+            .call(
+                "bob",
+                "POST",
+                &format!("/api/v1/requests/{id}/step-up/passkey"),
+                Some(json!({"scope_digest": r["scope_digest"]})),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_passkey_ceremonies"),
+            "{v}"
         );
         assert_eq!(
             refusals(&mut h).await,
