@@ -103,7 +103,7 @@ async function passkeyStepUp(r) {
 async function viewPasskeys(main) {
   main.append(h('p', { class: 'muted', text: 'Passkeys confirm approvals that need step-up, in place of a TOTP code. Each approval asks the passkey to sign a challenge bound to that request and its scope; TOTP stays available.' }));
   if (!passkeysSupported()) {
-    main.append(h('p', { class: 'form-error', text: 'This browser cannot use passkeys here (they need a secure context: HTTPS, or http://localhost).' }));
+    main.append(h('p', { class: 'form-error', text: 'This browser cannot use passkeys here (they need a secure context: HTTPS, or plain HTTP on localhost).' }));
   }
   const list = h('div', { class: 'cards', id: 'passkey-list' });
   const name = h('input', { type: 'text', name: 'name', maxlength: '64', autocomplete: 'off' });
