@@ -419,6 +419,27 @@ async fn registrations_for_another_origin_reused_or_expired_and_too_many_ceremon
             (StatusCode::UNAUTHORIZED, "passkey_challenge_used"),
             "{v}"
         );
+        // An authenticator told another relying-party id (its rpIdHash is of that id).
+        let c = begin_registration(&mut h, "bob", "laptop").await;
+        let mut options: CreationChallengeResponse =
+            serde_json::from_value(c["public_key"].clone()).unwrap();
+        options.public_key.rp.id = "evil.localhost".into();
+        let cred = key
+            .perform_register(origin(), options.public_key, 60_000)
+            .unwrap();
+        let (s, v) = h
+            .call(
+                "bob",
+                "POST",
+                path,
+                Some(json!({"challenge_id": c["challenge_id"], "credential": cred})),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNAUTHORIZED, "passkey_wrong_origin"),
+            "{v}"
+        );
         // A registration answered after its challenge expired.
         let c = begin_registration(&mut h, "bob", "laptop").await;
         let options: CreationChallengeResponse =
@@ -503,7 +524,12 @@ async fn registrations_for_another_origin_reused_or_expired_and_too_many_ceremon
         );
         assert_eq!(
             refusals(&mut h).await,
-            ["wrong_origin", "challenge_used", "challenge_expired"]
+            [
+                "wrong_origin",
+                "challenge_used",
+                "wrong_origin",
+                "challenge_expired"
+            ]
         );
         let refused = events_of(&mut h, "auth.passkey_refused").await;
         assert!(refused.iter().all(|e| e["data"]["stage"] == "registration"));
