@@ -32,8 +32,12 @@ pub enum CoreError {
     AlreadyApproved { approver: String, request: String },
     #[error("approval is for scope digest {given} but the request's scope digest is {actual}; reload the request and approve what it asks for")]
     ScopeDigestMismatch { given: String, actual: String },
-    #[error("this approval needs step-up: enter a current TOTP code (--totp)")]
+    #[error("this approval needs step-up: enter a current TOTP code (--totp), or use a passkey in the console")]
     StepUpRequired,
+    #[error("{}", .0.message())]
+    Passkey(crate::passkey::PasskeyRefusal),
+    #[error("removing a passkey needs a fresh sign-in (less than 5 minutes old) or a current TOTP code (`totp`): sign in again or send the code")]
+    FreshAuthRequired,
     #[error("identity {0} is disabled")]
     IdentityDisabled(String),
     #[error("{0}")]
@@ -99,6 +103,8 @@ impl CoreError {
             CoreError::AlreadyApproved { .. } => Code::AlreadyApproved,
             CoreError::ScopeDigestMismatch { .. } => Code::ScopeDigestMismatch,
             CoreError::StepUpRequired => Code::StepUpRequired,
+            CoreError::Passkey(r) => r.code(),
+            CoreError::FreshAuthRequired => Code::FreshAuthRequired,
             CoreError::IdentityDisabled(_) => Code::IdentityDisabled,
             CoreError::Forbidden(_) => Code::Forbidden,
             CoreError::ControlCharacter { .. } => Code::ControlCharacter,

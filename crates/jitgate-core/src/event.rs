@@ -79,6 +79,15 @@ pub enum EventKind {
     /// A platform JWT was refused at exchange, with the typed reason.
     #[serde(rename = "auth.federation_refused")]
     AuthFederationRefused,
+    /// A person enrolled a passkey (WebAuthn) for step-up (`crate::passkey`).
+    #[serde(rename = "auth.passkey_enrolled")]
+    AuthPasskeyEnrolled,
+    /// A person removed one of their passkeys.
+    #[serde(rename = "auth.passkey_removed")]
+    AuthPasskeyRemoved,
+    /// A passkey registration or step-up assertion was refused, with the typed reason.
+    #[serde(rename = "auth.passkey_refused")]
+    AuthPasskeyRefused,
     /// An administrator ended a lockout.
     #[serde(rename = "auth.unlocked")]
     AuthUnlocked,
@@ -155,6 +164,9 @@ impl EventKind {
             EventKind::AuthLocked => "auth.locked",
             EventKind::AuthFederated => "auth.federated",
             EventKind::AuthFederationRefused => "auth.federation_refused",
+            EventKind::AuthPasskeyEnrolled => "auth.passkey_enrolled",
+            EventKind::AuthPasskeyRemoved => "auth.passkey_removed",
+            EventKind::AuthPasskeyRefused => "auth.passkey_refused",
             EventKind::AuthUnlocked => "auth.unlocked",
             EventKind::AuthPasswordChanged => "auth.password_changed",
             EventKind::AuthPasswordReset => "auth.password_reset",

@@ -23,6 +23,8 @@
 //!   (a fuzzed parser of untrusted bytes) and the rule for what chunk may follow what.
 //! - [`federation`] — workload identity federation: trusted issuers, claim bindings, the
 //!   checks of a platform JWT and the session it is exchanged for.
+//! - [`passkey`]   — passkeys (WebAuthn) for step-up: the challenge bound to (approver,
+//!   request, scope digest, expiry), when an assertion counts, enrolment and removal rules.
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
@@ -46,6 +48,7 @@ pub mod governance;
 pub mod inventory;
 pub mod lifecycle;
 pub mod lockout;
+pub mod passkey;
 pub mod payload;
 pub mod recording;
 pub mod scope;

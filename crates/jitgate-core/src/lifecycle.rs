@@ -591,8 +591,9 @@ pub struct ApprovalInput {
     /// The digest the approver was shown; must equal the request's.
     pub scope_digest: String,
     pub comment: String,
-    /// The server verified a fresh TOTP code from this approver.
-    pub step_up_verified: bool,
+    /// The step-up the server verified for this approval: a fresh TOTP code, or a passkey
+    /// assertion that `passkey::check_step_up` accepted for this request and scope digest.
+    pub step_up: Option<crate::passkey::StepUpMethod>,
 }
 
 /// Record an approver's yes or no. `existing` are the approvals already recorded;
@@ -640,7 +641,7 @@ pub fn decide(
     }
     if input.verdict == ApprovalVerdict::Approve
         && request.decision.obligations.step_up
-        && !input.step_up_verified
+        && input.step_up.is_none()
     {
         return Err(CoreError::StepUpRequired);
     }
@@ -651,7 +652,7 @@ pub fn decide(
         verdict: input.verdict,
         scope_digest: input.scope_digest,
         comment: input.comment,
-        step_up: input.step_up_verified,
+        step_up: input.step_up.is_some(),
         at: now,
     };
     let before = request.state;
@@ -675,6 +676,7 @@ pub fn decide(
         scope_digest: approval.scope_digest.clone(),
         comment: approval.comment.clone(),
         step_up: approval.step_up,
+        step_up_method: input.step_up.clone(),
         approvals: approvals_so_far,
         required: request.decision.obligations.approvals,
     };

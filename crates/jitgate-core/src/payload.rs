@@ -237,6 +237,10 @@ pub struct ApprovalRecorded {
     #[serde(default)]
     pub comment: String,
     pub step_up: bool,
+    /// How the step-up was made (absent without step-up, and in events written before
+    /// passkeys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up_method: Option<crate::passkey::StepUpMethod>,
     /// Distinct approvals that count after this one.
     pub approvals: u32,
     pub required: u32,

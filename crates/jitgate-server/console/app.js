@@ -107,7 +107,7 @@ function obligationsText(o, approvedBy) {
     out.push(`${o.approvals} approval${plural} from ${who}` +
       ` — ${approvedBy.length} so far${approvedBy.length ? ` (${approvedBy.join(', ')})` : ''}`);
   }
-  if (o.step_up) out.push('approvers confirm with a fresh TOTP code (step-up)');
+  if (o.step_up) out.push('approvers confirm with a fresh TOTP code or a passkey (step-up)');
   if (o.review) out.push('a post-session review is required');
   out.push(`at most ${dur(o.max_duration_secs)}`);
   return out;
@@ -207,6 +207,7 @@ const VIEWS = {
   grant: { title: 'Grant timeline', render: viewGrant },
   session: { title: 'Session recording', render: viewSession }, // recordings.js
   reviews: { title: 'Reviews', render: viewReviews },
+  passkeys: { title: 'Passkeys', render: viewPasskeys }, // passkeys.js
 };
 
 function route() {
@@ -476,25 +477,30 @@ function inboxCard(r, visible) {
   const history = visible.filter((x) => x.requester === r.requester && x.id !== r.id).slice(0, 5);
   const comment = h('textarea', { name: 'comment', rows: '2' });
   const totp = h('input', { type: 'text', name: 'totp', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6' });
-  const totpField = field('Step-up code (TOTP)', totp, 'This approval needs a fresh code from your authenticator app.');
+  const totpField = field('Step-up code (TOTP)', totp, 'This approval needs a fresh code from your authenticator app, or your passkey (Use passkey).');
   totpField.hidden = !o.step_up;
   const approve = h('button', { type: 'submit', class: 'ok', value: 'approve', text: 'Approve' });
   const deny = h('button', { type: 'submit', class: 'danger', value: 'deny', text: 'Deny' });
+  // Step-up with a passkey: a challenge bound to this request and the scope digest shown.
+  const usePasskey = h('button', { type: 'submit', class: 'ok', value: 'passkey', text: 'Use passkey' });
+  usePasskey.hidden = !o.step_up;
   const form = h('form', { novalidate: true, 'aria-label': `Decide on request ${r.id}` },
     h('p', { class: 'form-error', role: 'alert' }),
     field('Comment', comment, 'Shown in the evidence log; required when denying.'),
     totpField,
-    h('div', { class: 'actions' }, approve, deny));
+    h('div', { class: 'actions' }, approve, usePasskey, deny));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form);
-    const verdict = e.submitter && e.submitter.value === 'deny' ? 'deny' : 'approve';
-    const button = verdict === 'deny' ? deny : approve;
+    const how = e.submitter && e.submitter.value;
+    const verdict = how === 'deny' ? 'deny' : 'approve';
+    const button = how === 'deny' ? deny : how === 'passkey' ? usePasskey : approve;
     await busy(button, async () => {
       try {
         if (verdict === 'approve') {
           const body = { scope_digest: r.scope_digest, comment: comment.value };
-          if (totp.value.trim()) body.totp = totp.value.trim();
+          if (how === 'passkey') body.passkey = await passkeyStepUp(r);
+          else if (totp.value.trim()) body.totp = totp.value.trim();
           const v = await api('POST', `/requests/${encodeURIComponent(r.id)}/approve`, body);
           announce(`Approved ${r.id}: now ${v.state}`);
         } else {
@@ -503,7 +509,10 @@ function inboxCard(r, visible) {
         }
         await S.view.refresh(false);
       } catch (err) {
-        if (err.code === 'step_up_required' || err.code === 'bad_totp') totpField.hidden = false;
+        if (err.code === 'step_up_required' || err.code === 'bad_totp') {
+          totpField.hidden = false;
+          usePasskey.hidden = false;
+        }
         showError(form, err, (x) => {
           if (x.code === 'step_up_required' || x.code === 'bad_totp') return totp;
           if (x.code === 'invalid_request' && /comment/i.test(x.message)) return comment;

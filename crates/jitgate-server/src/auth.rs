@@ -185,6 +185,8 @@ pub struct Caller {
     pub api_key: Option<jitgate_core::governance::FiledWithKey>,
     /// How: a password sign-in's session, a federated token's session, or an API key.
     pub method: AuthMethod,
+    /// When the caller's session was opened (`None` for API keys).
+    pub signed_in_at: Option<Timestamp>,
 }
 
 impl Caller {
@@ -230,7 +232,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
         ));
     }
     let now = state.clock.now();
-    let (identity, via, api_key, method) = match state.store.bearer(&token_hash(token)).await? {
+    let (identity, via, api_key, method, signed_in_at) = match state.store.bearer(&token_hash(token)).await? {
         None => {
             return Err(ServerError::Unauthenticated(
                 "token is unknown, logged out or revoked; run `jitgate login`".into(),
@@ -242,8 +244,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
             ))
         }
         Some(Bearer::Session {
-            identity, method, ..
-        }) => (identity, AuthVia::Session, None, method),
+            identity,
+            method,
+            created_at,
+            ..
+        }) => (identity, AuthVia::Session, None, method, Some(created_at)),
         Some(Bearer::ApiKey { revoked: true, key_id, .. }) => {
             return Err(ServerError::Unauthenticated(format!(
                 "API key {key_id} is revoked; ask an administrator for a new one (`jitgate apikey create`)"
@@ -276,7 +281,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
                 }
             }
             let key = jitgate_core::governance::FiledWithKey { key_id, minted_by };
-            (identity, AuthVia::ApiKey, Some(key), AuthMethod::ApiKey)
+            (identity, AuthVia::ApiKey, Some(key), AuthMethod::ApiKey, None)
         }
     };
     if !identity.is_active() {
@@ -287,6 +292,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
         via,
         api_key,
         method,
+        signed_in_at,
     })
 }
 

@@ -78,6 +78,9 @@ pub enum ServerError {
     /// A witness's request refused (`crate::evidence::witness`): the code says why.
     #[error("{message}")]
     Witness { code: Code, message: String },
+    /// A passkey step-up was asked for by someone with no passkey enrolled.
+    #[error("you have no passkey enrolled: enrol one in the console (Passkeys), or approve with your TOTP code")]
+    PasskeyNotEnrolled,
     #[error("{0}")]
     Internal(String),
 }
@@ -128,6 +131,7 @@ impl ServerError {
             ServerError::ClientCert(r) => r.code(),
             ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,
             ServerError::Federation { refusal, .. } => refusal.reason.code(),
+            ServerError::PasskeyNotEnrolled => Code::PasskeyNotEnrolled,
             ServerError::Internal(_) => Code::InternalError,
         }
     }

@@ -30,6 +30,8 @@
 //!      renewal and reset (`jitgate_core::gateway_enrolment`).
 //!    - [`login`]      — sign-in, step-up codes and password changes under the core's
 //!      backoff and lockout rules (`jitgate_core::lockout`).
+//!    - [`passkeys`]   — passkeys (WebAuthn, `webauthn-rs`): enrolment, removal, and the
+//!      step-up ceremony bound to one request (`jitgate_core::passkey`).
 //!    - [`federation`] — workload identity federation: platform JWTs verified against
 //!      their issuers' JWKS (`federation::jwks`, a handle the state holds) and exchanged
 //!      for a session (`jitgate_core::federation`).
@@ -90,6 +92,7 @@ pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod paging;
+pub mod passkeys;
 pub mod policy;
 pub mod probe_slots;
 pub mod recordings;
@@ -366,6 +369,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::ssh::router())
                 .merge(api::recordings::router())
                 .merge(api::federation::router())
+                .merge(api::passkeys::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -413,6 +417,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::ssh::SshDoc::openapi());
     doc.merge(api::recordings::RecordingsDoc::openapi());
     doc.merge(api::federation::FederationDoc::openapi());
+    doc.merge(api::passkeys::PasskeysDoc::openapi());
     api::limits::declare_errors(&mut doc);
     api::limits::declare_pages(&mut doc);
     Json(doc)

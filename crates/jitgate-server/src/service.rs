@@ -414,6 +414,31 @@ async fn request_if_listed(
     Ok(Some(view_of(r, approvals, g)))
 }
 
+/// The step-up sent with an approval.
+#[derive(Debug)]
+pub enum StepUpProof {
+    None,
+    Totp(String),
+    Passkey(crate::views::PasskeyAssertion),
+}
+
+impl StepUpProof {
+    /// From an approval's body: a TOTP code or a passkey assertion, not both.
+    pub fn of(
+        totp: Option<String>,
+        passkey: Option<crate::views::PasskeyAssertion>,
+    ) -> ApiResult<StepUpProof> {
+        match (totp, passkey) {
+            (None, None) => Ok(StepUpProof::None),
+            (Some(code), None) => Ok(StepUpProof::Totp(code)),
+            (None, Some(a)) => Ok(StepUpProof::Passkey(a)),
+            (Some(_), Some(_)) => Err(ServerError::BadRequest(
+                "send either a TOTP code or a passkey assertion as step-up, not both".into(),
+            )),
+        }
+    }
+}
+
 /// An approver's yes or no on a request.
 pub async fn decide(
     state: &AppState,
@@ -422,18 +447,28 @@ pub async fn decide(
     verdict: ApprovalVerdict,
     scope_digest: Option<String>,
     comment: String,
-    totp: Option<String>,
+    step_up: StepUpProof,
 ) -> ApiResult<RequestView> {
     let now = state.clock.now();
-    // The TOTP step is spent in its own transaction, kept even if the approval then fails,
-    // so that a code seen once can never be replayed.
-    let step_up_verified = match &totp {
-        Some(code) => {
+    // The step-up is spent in its own transaction, kept even if the approval then fails,
+    // so that a TOTP code or a passkey challenge seen once can never be replayed.
+    let step_up = match step_up {
+        StepUpProof::None => None,
+        StepUpProof::Totp(code) => {
             let stage = jitgate_core::payload::AuthStage::StepUp;
-            crate::login::step_up(state, caller.id(), code, stage).await?;
-            true
+            crate::login::step_up(state, caller.id(), &code, stage).await?;
+            Some(jitgate_core::passkey::StepUpMethod::Totp)
         }
-        None => false,
+        StepUpProof::Passkey(assertion) => {
+            // Bound to the request as it is now: its id and current scope digest.
+            let mut tx = state.store.read().await?;
+            let r = request(&mut tx, id).await?;
+            drop(tx);
+            let m =
+                crate::passkeys::verify_step_up(state, caller, &r.id, &r.scope_digest, assertion)
+                    .await?;
+            Some(m)
+        }
     };
     // The context now, with the current policy set's decision: the core re-decides at every
     // approval, and a request that no longer stands lapses or is denied instead. It is read
@@ -474,7 +509,7 @@ pub async fn decide(
         verdict,
         scope_digest: scope_digest.unwrap_or_else(|| r.scope_digest.clone()),
         comment,
-        step_up_verified,
+        step_up,
     };
     let out = lifecycle::decide(
         r,

@@ -141,9 +141,84 @@ pub struct ApproveBody {
     #[serde(default)]
     #[schema(max_length = 2000)]
     pub comment: String,
-    /// Current TOTP code; required when the decision demands step-up.
+    /// Current TOTP code; one way of the step-up the decision may demand.
     #[serde(default)]
     pub totp: Option<String>,
+    /// A passkey assertion answering a challenge from
+    /// `POST /requests/{id}/step-up/passkey`: the other way of the step-up.
+    #[serde(default)]
+    pub passkey: Option<PasskeyAssertion>,
+}
+
+/// A passkey's answer to a challenge (`navigator.credentials.get`), with the challenge id.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyAssertion {
+    pub challenge_id: String,
+    /// The WebAuthn `PublicKeyCredential` as JSON (binary fields base64url without
+    /// padding): `id`, `rawId`, `type`, `response` {`authenticatorData`, `clientDataJSON`,
+    /// `signature`, `userHandle`}.
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// A WebAuthn ceremony begun: pass `public_key` to `navigator.credentials.create` or
+/// `.get` (binary fields are base64url), and send the answer with `challenge_id` before
+/// `expires_at`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PasskeyCeremony {
+    pub challenge_id: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+    /// `{"publicKey": {...}}`: the creation or request options.
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+}
+
+/// An enrolled passkey.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PasskeyView {
+    /// base64url of the WebAuthn credential id.
+    pub credential_id: String,
+    pub name: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegisterBody {
+    /// What to call it, e.g. "laptop" or "security key" (1 to 64 characters).
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegisterFinishBody {
+    pub challenge_id: String,
+    /// The WebAuthn `PublicKeyCredential` from `navigator.credentials.create`, as JSON
+    /// (binary fields base64url without padding): `id`, `rawId`, `type`, `response`
+    /// {`attestationObject`, `clientDataJSON`}.
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRemoveBody {
+    /// A current TOTP code; needed unless the session was opened in the last 5 minutes.
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyStepUpBody {
+    /// Digest of the scope you reviewed (from `GET /requests/{id}`); the challenge is bound
+    /// to it and to the request.
+    pub scope_digest: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -401,6 +401,8 @@ pub enum Bearer {
         identity: Identity,
         expires_at: Timestamp,
         method: AuthMethod,
+        /// When the session was opened (a sign-in's age: removing a passkey needs a fresh one).
+        created_at: Timestamp,
     },
     ApiKey {
         identity: Identity,
@@ -420,11 +422,13 @@ impl Store {
     pub async fn bearer(&self, token_hash: &str) -> Result<Option<Bearer>> {
         let row = sqlx::query(
             "SELECT 's' AS kind, s.expires_at AS expires_at, 0 AS revoked, i.doc AS doc, \
-             NULL AS key_id, NULL AS minted_by, NULL AS minter_doc, s.method AS method \
+             NULL AS key_id, NULL AS minted_by, NULL AS minter_doc, s.method AS method, \
+             s.created_at AS created_at \
              FROM sessions s JOIN identities i ON i.id = s.identity WHERE s.token_hash = $1 \
              UNION ALL \
              SELECT 'k' AS kind, k.expires_at AS expires_at, k.revoked AS revoked, i.doc AS doc, \
-             k.id AS key_id, k.minted_by AS minted_by, m.doc AS minter_doc, NULL AS method \
+             k.id AS key_id, k.minted_by AS minted_by, m.doc AS minter_doc, NULL AS method, \
+             k.created_at AS created_at \
              FROM api_keys k JOIN identities i ON i.id = k.identity \
              LEFT JOIN identities m ON m.id = k.minted_by WHERE k.key_hash = $1",
         )
@@ -442,6 +446,7 @@ impl Store {
                 identity,
                 expires_at: from_ms(expires, "sessions.expires_at")?,
                 method: method_of(method.unwrap_or_default(), "sessions (bearer lookup)")?,
+                created_at: from_ms(row.try_get("created_at")?, "sessions.created_at")?,
             }
         } else {
             let revoked: i64 = row.try_get("revoked")?;

@@ -33,6 +33,7 @@
 //! - `cluster` — what several server nodes share: `LISTEN`/`NOTIFY` wake-ups, node
 //!   heartbeats, gateway links, revocation acknowledgements, leases (docs/cluster.md).
 //! - `auth` — passwords, TOTP (with replay protection), API keys, sessions; settings.
+//! - `passkeys` — passkeys enrolled for step-up and their ceremonies' single-use challenges.
 //! - `migrations/sqlite`, `migrations/postgres` — the schema; the two differ only where the
 //!   DDL does (identity columns), and are embedded in the binary.
 //!
@@ -60,6 +61,7 @@ mod lifecycle;
 mod login;
 mod outbox;
 mod page;
+mod passkeys;
 mod recordings;
 mod reviews;
 mod scan;
@@ -73,6 +75,7 @@ pub use error::{Result, StoreError};
 pub use events::{chain_hash, ChainReport, EventFilter, StoredEvent, GENESIS_HASH};
 pub use lifecycle::{GrantFilter, RequestFilter};
 pub use outbox::{Notification, NotificationFilter};
+pub use passkeys::{PasskeyChallengeRecord, PasskeyRecord};
 pub use recordings::RecordingChunkRecord;
 pub use reviews::{ReviewFilter, ReviewRecord, ReviewState};
 pub use scan::{LogPage, LogScan, PageLeaf, SCAN_PAGE_ROWS};

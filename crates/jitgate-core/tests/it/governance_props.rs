@@ -152,7 +152,7 @@ proptest! {
                         verdict: ApprovalVerdict::Approve,
                         scope_digest: w.request.scope_digest.clone(),
                         comment: String::new(),
-                        step_up_verified: false,
+                        step_up: None,
                     };
                     let conflicted = governance::conflict_of_interest(&approver.id, &w.request, &w.parties()).is_some();
                     let r = lifecycle::decide(w.request.clone(), &approver, input, &w.approvals, &sites, &standing, now);
@@ -236,7 +236,7 @@ fn owner_minter_requester_and_subject_are_all_conflicted() {
             verdict: ApprovalVerdict::Approve,
             scope_digest: out.request.scope_digest.clone(),
             comment: String::new(),
-            step_up_verified: false,
+            step_up: None,
         },
         &[],
         &["north".to_string()],
@@ -290,7 +290,7 @@ fn an_approval_of_a_request_that_no_longer_stands_lapses_it_with_the_reason() {
         verdict: ApprovalVerdict::Approve,
         scope_digest: out.request.scope_digest.clone(),
         comment: String::new(),
-        step_up_verified: false,
+        step_up: None,
     };
     let voided = lifecycle::decide(
         out.request,

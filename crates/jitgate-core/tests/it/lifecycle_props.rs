@@ -156,7 +156,7 @@ proptest! {
                         verdict: ApprovalVerdict::Approve,
                         scope_digest: w.request.scope_digest.clone(),
                         comment: String::new(),
-                        step_up_verified: step,
+                        step_up: step.then_some(jitgate_core::passkey::StepUpMethod::Totp),
                     }, &w.approvals, &sites, w.now)
                 }
                 Op::Deny(i) => decide(w.request.clone(), &people[i], ApprovalInput {
@@ -164,7 +164,7 @@ proptest! {
                     verdict: ApprovalVerdict::Deny,
                     scope_digest: w.request.scope_digest.clone(),
                     comment: "no".into(),
-                    step_up_verified: false,
+                    step_up: None,
                 }, &w.approvals, &sites, w.now),
                 Op::Withdraw(i) => lifecycle::withdraw(w.request.clone(), &people[i].id, w.now),
                 Op::Advance(secs) => { w.now += Duration::seconds(secs); continue; }

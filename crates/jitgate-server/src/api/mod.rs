@@ -9,6 +9,7 @@ pub mod federation;
 pub mod gateway;
 pub mod limits;
 pub mod metrics;
+pub mod passkeys;
 pub mod recordings;
 pub mod response;
 pub mod reviews;

@@ -643,7 +643,7 @@ async fn approve(
         ApprovalVerdict::Approve,
         Some(body.scope_digest),
         body.comment,
-        body.totp,
+        service::StepUpProof::of(body.totp, body.passkey)?,
     )
     .await
     .map(Json)
@@ -664,7 +664,7 @@ async fn deny(
         ApprovalVerdict::Deny,
         body.scope_digest,
         body.comment,
-        None,
+        service::StepUpProof::None,
     )
     .await
     .map(Json)

@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod federation;
 pub mod limits;
 pub mod login;
+pub mod passkeys;
 pub mod siem;
 pub mod tls;
 
@@ -81,6 +82,9 @@ pub struct ServerConfig {
     /// docs/federation.md.
     #[serde(default)]
     pub federation: federation::FederationConfig,
+    /// The WebAuthn relying party of people's passkeys (`[passkeys]`); see docs/passkeys.md.
+    #[serde(default)]
+    pub passkeys: passkeys::PasskeysConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -121,6 +125,7 @@ impl Default for ServerConfig {
             limits: limits::LimitsConfig::default(),
             cluster: cluster::ClusterConfig::default(),
             federation: federation::FederationConfig::default(),
+            passkeys: passkeys::PasskeysConfig::default(),
         }
     }
 }
@@ -219,6 +224,12 @@ impl ServerConfig {
                 }
             };
         }
+        if let Some(v) = env("JITGATE_PASSKEYS_RP_ID") {
+            cfg.passkeys.rp_id = Some(v);
+        }
+        if let Some(v) = env("JITGATE_PASSKEYS_ORIGIN") {
+            cfg.passkeys.origin = Some(v);
+        }
         apply_tls_env(&mut cfg, &env)?;
         cfg.limits.apply_env(&env)?;
         cfg.validate()?;
@@ -260,6 +271,7 @@ impl ServerConfig {
         self.login.validate().map_err(ConfigError::Invalid)?;
         self.federation.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
+        self.relying_party()?;
         tls::check_plain_http(self).map_err(ConfigError::Invalid)?;
         let td = self.teardown_timeout()?;
         if td < std::time::Duration::from_millis(100) || td > std::time::Duration::from_secs(300) {
@@ -269,6 +281,13 @@ impl ServerConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The passkeys' relying party (`[passkeys]`, defaulted from `listen` and `[tls]`).
+    pub fn relying_party(&self) -> Result<passkeys::RelyingParty, ConfigError> {
+        self.passkeys
+            .relying_party(self.listen, self.tls.is_on())
+            .map_err(ConfigError::Invalid)
     }
 
     pub fn teardown_timeout(&self) -> Result<std::time::Duration, ConfigError> {

@@ -49,6 +49,7 @@ const FILES: &[(&str, &str, &str)] = &[
         "image/svg+xml",
         include_str!("../../console/icon.svg"),
     ),
+    ("passkeys.js", JS, include_str!("../../console/passkeys.js")),
     ("player.js", JS, include_str!("../../console/player.js")),
     ("player.css", CSS, include_str!("../../console/player.css")),
     (

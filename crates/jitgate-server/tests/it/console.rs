@@ -435,6 +435,7 @@ async fn pages_are_embedded_and_locked_down() {
         ("/console/static/app.css", "text/css"),
         ("/console/static/icon.svg", "image/svg+xml"),
         ("/console/static/recordings.js", "text/javascript"),
+        ("/console/static/passkeys.js", "text/javascript"),
         ("/console/static/player.js", "text/javascript"),
         ("/console/static/player.css", "text/css"),
         (

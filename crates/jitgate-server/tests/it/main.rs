@@ -16,6 +16,7 @@ mod login;
 mod metrics;
 mod notify;
 mod pages;
+mod passkeys;
 mod recordings;
 mod restart;
 mod ssh;

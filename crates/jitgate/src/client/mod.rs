@@ -213,7 +213,8 @@ pub enum ClientCommand {
         after_help = "Examples:\n  jitgate approve req-k3m9x2p7qa4d --comment 'checked WO-1234'\n  \
         jitgate approve req-k3m9x2p7qa4d --totp 123456\n\n\
         If the decision requires step-up and --totp is missing, you are asked for a code on \
-        the terminal."
+        the terminal. Step-up with a passkey instead of a TOTP code is done in the web \
+        console (Inbox, Use passkey; docs/passkeys.md)."
     )]
     Approve(requests::ApproveArgs),
 

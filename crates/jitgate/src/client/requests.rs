@@ -106,7 +106,8 @@ pub struct ApproveArgs {
     #[arg(long)]
     pub comment: Option<String>,
 
-    /// Current TOTP code, for decisions that require step-up.
+    /// Current TOTP code, for decisions that require step-up (a passkey is used in the web
+    /// console instead).
     #[arg(long, value_name = "CODE", value_parser = text::parse_totp)]
     pub totp: Option<String>,
 }
@@ -215,6 +216,7 @@ pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> anyhow::Result<()> {
         scope_digest: view.request.scope_digest.clone(),
         comment: args.comment.unwrap_or_default(),
         totp: args.totp,
+        passkey: None,
     };
     let path = ["requests", args.request.as_str(), "approve"];
     let raw = match ctx.http.post(&path, &body).await {
