@@ -344,30 +344,6 @@ def multiproof_root(size, leaves, proof):
     return result if pos[0] == len(proof) else None
 
 
-def build_multiproof(leaf_hashes, indices):
-    """The multi-proof of `indices` in the tree of `leaf_hashes` (for tests and tools)."""
-    idx = sorted(indices)
-    out = []
-
-    def mth(lo, hi):
-        if hi - lo == 1:
-            return leaf_hashes[lo]
-        k = largest_pow2_below(hi - lo)
-        return node_hash(mth(lo, lo + k), mth(lo + k, hi))
-
-    def walk(lo, hi):
-        i = bisect.bisect_left(idx, lo)
-        if i == len(idx) or idx[i] >= hi:
-            out.append(mth(lo, hi))
-        elif hi - lo > 1:
-            k = largest_pow2_below(hi - lo)
-            walk(lo, lo + k)
-            walk(lo + k, hi)
-
-    walk(0, len(leaf_hashes))
-    return out
-
-
 # ---------------------------------------------------------------------------------------
 # Keys, vkeys, signed notes
 
