@@ -354,6 +354,74 @@ class Bundles(unittest.TestCase):
         foreign = texts + [fx.event("request.decided", "2026-11-01T08:00:01.000Z", request_id="other")]
         self.assertEqual(self.kind(fx, fx.bundle(foreign)), "ForeignEvent")
 
+    def recording_bundle(self, fx, tamper=None, chunks=(b"hello ", b"world"), complete=True, drop=None):
+        g, r, sess = "grant-1", "req-1", "sess-1"
+        texts = [
+            fx.event("request.submitted", "2026-11-01T08:00:00.000Z", request_id=r),
+            fx.event("request.decided", "2026-11-01T08:00:01.000Z", request_id=r, state_after="approved"),
+            fx.event("grant.issued", "2026-11-01T08:00:02.000Z", grant_id=g, state_before="approved"),
+        ]
+        prev, off, recs = bytes(32), 0, []
+        for i, data in enumerate(chunks):
+            last = complete and i == len(chunks) - 1
+            h = jv.chunk_hash(sess, i, off, last, prev, data)
+            detail = {"index": i, "offset": off, "length": len(data), "last": last, "prev_hash": prev.hex(),
+                      "hash": h.hex()}
+            texts.append(fx.event("recording.chunk", "2026-11-01T08:00:03.000Z", grant_id=g,
+                                  data={"gseq": i + 1, "session_id": sess, "detail": detail}))
+            recs.append({"session_id": sess, "index": i, "data": jv.b64(data)})
+            prev, off = h, off + len(data)
+
+        if drop is not None:  # a chunk the gateway never logged: the log's chain has a gap
+            del texts[3 + drop], recs[drop]
+
+        def add(b):
+            b["recordings"] = recs
+            b["attestation"]["recording_chunks"] = [f"{r['session_id']}/{r['index']}" for r in recs]
+            if tamper:
+                tamper(b)
+        return fx.bundle(texts, tamper=add)
+
+    def test_recordings(self):
+        fx = Fixture(2, witnesses=0)
+        self.assertEqual(fx.verify(self.recording_bundle(fx))["sessions"], {"sess-1": 2})
+        altered = self.recording_bundle(fx, lambda b: b["recordings"][1].update(data=jv.b64(b"worle")))
+        self.assertEqual(self.kind(fx, altered), "Recording")
+        removed = self.recording_bundle(fx, lambda b: b["recordings"].pop(0))
+        with self.assertRaises(jv.Reject) as cm:
+            fx.verify(removed)
+        self.assertEqual(cm.exception.kind, "Recording")
+        self.assertIn("removed after export", cm.exception.message)
+        twice = self.recording_bundle(fx, lambda b: b["recordings"].append(dict(b["recordings"][0])))
+        self.assertEqual(self.kind(fx, twice), "Recording")
+        # a recording without its last chunk verifies, with a note
+        res = fx.verify(self.recording_bundle(fx, complete=False))
+        self.assertIn("the recording of session sess-1 has no last chunk (gateway cut or crashed)", res["notes"])
+        # a chunk event that does not continue its session's chain
+        with self.assertRaises(jv.Reject) as cm:
+            fx.verify(self.recording_bundle(fx, chunks=(b"a", b"b", b"c"), drop=1))
+        self.assertEqual(cm.exception.kind, "Recording")
+        self.assertIn("does not continue its chain (expected index 1", cm.exception.message)
+
+    def test_checkpoint_older_than_events(self):
+        fx = Fixture(2, witnesses=0)
+        r, g = "r", "g"
+
+        def texts(last_kind, at, **kw):
+            return [fx.event("request.submitted", "2026-11-01T08:00:00.000Z", request_id=r),
+                    fx.event("request.decided", "2026-11-01T08:00:01.000Z", request_id=r),
+                    fx.event("grant.issued", "2026-11-01T08:00:02.000Z", grant_id=g),
+                    fx.event(last_kind, at, grant_id=g, **kw)]
+        late = texts("grant.ended", "2026-11-01T09:00:00.001Z")  # checkpoint at 09:00:00.000
+        self.assertEqual(self.kind(fx, fx.bundle(late, tamper=lambda b: b.update(grant_id=g))),
+                         "CheckpointOlderThanEvents")
+        # a gateway-reported time may be up to 5 minutes ahead of the server's clock
+        skew = texts("operation", "2026-11-01T09:05:00.000Z", data={"gseq": 1})
+        self.assertTrue(fx.verify(fx.bundle(skew, tamper=lambda b: b.update(grant_id=g)))["ok"])
+        skew = texts("operation", "2026-11-01T09:05:00.001Z", data={"gseq": 1})
+        self.assertEqual(self.kind(fx, fx.bundle(skew, tamper=lambda b: b.update(grant_id=g))),
+                         "CheckpointOlderThanEvents")
+
     def test_cli_exit_codes(self):
         fx = Fixture(2)
         with tempfile.TemporaryDirectory() as d:
