@@ -210,7 +210,7 @@ def serde_number(x):
     if -5 < kk <= 0:
         return "0." + "0" * (-kk) + d
     mant = d if length == 1 else d[0] + "." + d[1:]
-    return f"{mant}e{kk - 1}"
+    return f"{mant}e{'+' if kk > 0 else ''}{kk - 1}"  # the jitgate build writes 1e+16 (README)
 
 
 def _encode(value, key_order, number):
@@ -664,9 +664,9 @@ def parse_event(i, e):
     for f in ("kind", "actor", "at"):
         if not isinstance(ev.get(f), str):
             raise Reject("NotAnEvent", f"{where(i, e)}: `{f}` missing or not a string")
-    for f in ev:
+    for f in ev:  # an unknown field is dropped by re-encoding: NotCanonical (as the Rust verifier)
         if f not in CANONICAL_EVENT_FIELDS:
-            raise Reject("NotAnEvent", f"{where(i, e)}: unknown field `{f}`")
+            raise Reject("NotCanonical", f"{where(i, e)}: unknown field `{f}`")
     for f in ("request_id", "approval_id", "grant_id", "state_before", "state_after"):
         if f in ev and not isinstance(ev[f], str):
             raise Reject("NotAnEvent", f"{where(i, e)}: `{f}` is not a string")

@@ -72,7 +72,7 @@ class Jcs(unittest.TestCase):
             jv.jcs({"a": "\ud800"})  # a lone surrogate has no UTF-8 form
 
     def test_serde_numbers_version_1(self):
-        for x, want in ((1, "1"), (-7, "-7"), (1.0, "1.0"), (0.1, "0.1"), (1e16, "1e16"), (1.5e-7, "1.5e-7"),
+        for x, want in ((1, "1"), (-7, "-7"), (1.0, "1.0"), (0.1, "0.1"), (1e16, "1e+16"), (1e300, "1e+300"), (1.5e-7, "1.5e-7"),
                         (123456.789, "123456.789"), (0.0001, "0.0001"), (-0.0, "-0.0")):
             with self.subTest(x=x):
                 self.assertEqual(jv.serde_number(x), want)
