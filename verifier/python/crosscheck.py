@@ -10,7 +10,7 @@ them — its own log around the events, its own evidence key and witness key —
 corpus does not: recordings (attested text, altered/removed/duplicated chunks, a gap, no last
 chunk), several policies (order in the attested text), canonical-form edge cases (version 1 and
 2 numbers, escapes, key order, unknown fields), chain rules (missing, doubled, early events,
-states) and checkpoint times. It runs `jitgate evidence verify-bundle` and this verifier on each,
+states) checkpoint times and witnesses (other keys, duplicates, another checkpoint). It runs `jitgate evidence verify-bundle` and this verifier on each,
 and exits 1 unless both accept or both reject every bundle (the Rust CLI reports a message, not
 an error kind, so only the verdict is compared; both messages are printed).
 """
@@ -32,6 +32,8 @@ import nacl.signing  # noqa: E402
 SK = nacl.signing.SigningKey(hashlib.sha256(b"crosscheck evidence key").digest())
 WSK = nacl.signing.SigningKey(hashlib.sha256(b"crosscheck witness key").digest())
 WNAME = "witness.example/crosscheck"
+OTHER = nacl.signing.SigningKey(hashlib.sha256(b"crosscheck second witness key").digest())
+ONAME = "witness.example/second"
 
 
 class Builder:
@@ -79,12 +81,14 @@ class Builder:
         if recs is not None:
             b["recordings"] = recs
         if cos:
-            t = 1793520000
-            sig = WSK.sign(jv.cosigned_message(jv.checkpoint_text(cp), t)).signature
-            b["cosignatures"] = [f"\u2014 {WNAME} " + jv.b64(jv.note_key_hash(WNAME, 4, self.wpk) +
-                                                            t.to_bytes(8, "big") + sig)]
+            b["cosignatures"] = [self.cosign(WSK, WNAME, cp)]
         b["attestation"]["signature"] = jv.b64(SK.sign(jv.attested_text(b)).signature)
         return b
+
+    def cosign(self, sk, name, cp, t=1793520000):
+        """A tlog-cosignature line (§3a) by `sk` under `name` on checkpoint `cp`."""
+        sig = sk.sign(jv.cosigned_message(jv.checkpoint_text(cp), t)).signature
+        return f"\u2014 {name} " + jv.b64(jv.note_key_hash(name, 4, bytes(sk.verify_key)) + t.to_bytes(8, "big") + sig)
 
     def chunks(self, datas, first_seq, complete=True, session="sess-000001"):
         """recording.chunk events (§6a) of one session at seqs first_seq, first_seq + 1, …"""
@@ -191,6 +195,24 @@ def cases(bd):
         "chain: request.approved twice": bd.bundle(sorted(ev + [(ev[3][0] + 1, ev[3][1])])),
         "chain: an operation before grant.issued": bd.bundle(sorted(ev[:4] + [(ev[4][0] - 1, ev[7][1])] + ev[4:])),
     })
+    # witnesses: (bundle, extra arguments); OTHER is a second trusted witness when named
+    b0 = out["format 2"]
+    cp = b0["checkpoint"]["checkpoint"]
+    two = ["--witness-key", "@OTHER", "--min-witnesses", "2"]
+    for name, lines, extra in (
+            ("cosigned by the same name with another key", [bd.cosign(OTHER, WNAME, cp)], []),
+            ("cosigned by a trusted and an untrusted witness", b0["cosignatures"] + [bd.cosign(OTHER, ONAME, cp)], []),
+            ("cosigned by two trusted witnesses, two required", b0["cosignatures"] + [bd.cosign(OTHER, ONAME, cp)], two),
+            ("cosigned twice by one witness, two required", b0["cosignatures"] * 2, two),
+            ("cosigned at time 0", [bd.cosign(WSK, WNAME, cp, t=0)], []),
+            ("cosignature made for another checkpoint", [bd.cosign(WSK, WNAME, dict(cp, tree_size=cp["tree_size"] + 1))], []),
+            ("no cosignature, none required", [], ["--min-witnesses", "0"])):
+        b = json.loads(json.dumps(b0))
+        b["cosignatures"] = lines
+        if not lines:
+            del b["cosignatures"]
+        b["attestation"]["signature"] = jv.b64(SK.sign(jv.attested_text(b)).signature)
+        out["witnesses: " + name] = (b, extra)
     return out
 
 
@@ -217,13 +239,18 @@ def main():
         f.write(bd.key_file())
     with open(os.path.join(out, "witness.vkey"), "w") as f:
         f.write(bd.vkey())
+    opk = bytes(OTHER.verify_key)
+    with open(os.path.join(out, "other.vkey"), "w") as f:
+        f.write(f"{ONAME}+{jv.note_key_hash(ONAME, 4, opk).hex()}+{jv.b64(bytes([4]) + opk)}\n")
     differ = 0
     for i, (name, b) in enumerate(cases(bd).items()):
+        b, extra = b if isinstance(b, tuple) else (b, [])
+        extra = [os.path.join(out, "other.vkey") if a == "@OTHER" else a for a in extra]
         path = os.path.join(out, f"case-{i:02d}.json")
         with open(path, "w", encoding="utf-8") as f:
             json.dump(b, f, ensure_ascii=False)
         common = [path, "--key", os.path.join(out, "keys.pub"), "--json", "--witness-key",
-                  os.path.join(out, "witness.vkey")]
+                  os.path.join(out, "witness.vkey")] + extra
         rust = run([args.jitgate, "evidence", "verify-bundle"] + common)
         py = run([sys.executable, os.path.join(HERE, "jitgate_verify.py")] + common)
         same = rust[0] == py[0] and rust[0] is not None
