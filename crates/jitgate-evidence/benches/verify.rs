@@ -184,13 +184,20 @@ fn main() {
         .map(|k| Vkey::for_log(&cp.checkpoint.log_id, k).unwrap())
         .collect();
     let note_of = |c: &SignedCheckpoint| {
-        let k = keys.iter().find(|k| k.key_id == c.checkpoint.key_id).unwrap();
+        let k = keys
+            .iter()
+            .find(|k| k.key_id == c.checkpoint.key_id)
+            .unwrap();
         c.to_signed_note(k).unwrap()
     };
     let before = &checkpoints[checkpoints.len() - 2];
     let (state, _) = witness::add_checkpoint(
         None,
-        &AddCheckpoint { old_size: 0, proof: Vec::new(), note: note_of(before) },
+        &AddCheckpoint {
+            old_size: 0,
+            proof: Vec::new(),
+            note: note_of(before),
+        },
         &log_vkeys,
         "bench.example/w",
         &witness_key,
@@ -206,8 +213,15 @@ fn main() {
         note: note_of(&cp),
     };
     let cosign_time = time(50, || {
-        witness::add_checkpoint(Some(&state), &request, &log_vkeys, "bench.example/w", &witness_key, 2)
-            .unwrap()
+        witness::add_checkpoint(
+            Some(&state),
+            &request,
+            &log_vkeys,
+            "bench.example/w",
+            &witness_key,
+            2,
+        )
+        .unwrap()
     });
     let verified = verify_bundle(json.as_bytes(), &keys).unwrap();
     let report_time = time(3, || report_html(&verified));
@@ -266,7 +280,11 @@ fn main() {
         "| format 1 (baseline): inclusion proof hashes | {v1_proof_hashes} ({:.1} per event) |",
         v1_proof_hashes as f64 / target_events as f64
     );
-    println!("| format 1 (baseline): offline `verify_bundle` | {:.1} ms ({} events/s) |", v1_verify_time.as_secs_f64() * 1e3, rate(target_events, v1_verify_time));
+    println!(
+        "| format 1 (baseline): offline `verify_bundle` | {:.1} ms ({} events/s) |",
+        v1_verify_time.as_secs_f64() * 1e3,
+        rate(target_events, v1_verify_time)
+    );
     println!(
         "| witness: check and cosign one checkpoint (signature, consistency proof of {} hashes, cosignature) | {:.1} µs |",
         request.proof.len(),

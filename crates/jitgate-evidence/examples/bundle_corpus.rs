@@ -14,7 +14,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/it/fixtures.rs"]
-#[allow(dead_code)]
 mod fixtures;
 
 use fixtures::*;
@@ -64,8 +63,7 @@ impl Corpus {
         }
         let min = min.unwrap_or(usize::from(!witness_keys.is_empty()));
         let policy = WitnessPolicy::new(witness_keys, min).unwrap();
-        let verdict =
-            verify_bundle_witnessed(bundle, &self.keys, &Limits::default(), &policy);
+        let verdict = verify_bundle_witnessed(bundle, &self.keys, &Limits::default(), &policy);
         let (ok, error) = match &verdict {
             Ok(_) => (true, Value::Null),
             Err(e) => {
@@ -88,7 +86,12 @@ impl Corpus {
     }
 }
 
-fn build(log: &TestLog, cp: SignedCheckpoint, signer: &EvidenceKey, known: &[EvidencePublicKey]) -> Bundle {
+fn build(
+    log: &TestLog,
+    cp: SignedCheckpoint,
+    signer: &EvidenceKey,
+    known: &[EvidencePublicKey],
+) -> Bundle {
     Bundle::build(
         &log.grant_id,
         log.target_events(),
@@ -135,7 +138,11 @@ fn main() {
 
     // A small grant among a few others, signed by the current key.
     let small = interleaved_log(3, 2, 1, 4);
-    let cp = small.checkpoint(&new_key, small.rows.len() as u64, small.last_time + secs(10));
+    let cp = small.checkpoint(
+        &new_key,
+        small.rows.len() as u64,
+        small.last_time + secs(10),
+    );
     let b = build(&small, cp.clone(), &new_key, &keys);
     c.case("small", b.to_json().as_bytes(), &[]);
 
@@ -143,13 +150,27 @@ fn main() {
     c.case(
         "changed_byte",
         &edit(&b, |v| {
-            let t = v["events"][2]["canonical"].as_str().unwrap().replacen("\"actor\":\"", "\"actor\":\"x", 1);
+            let t = v["events"][2]["canonical"].as_str().unwrap().replacen(
+                "\"actor\":\"",
+                "\"actor\":\"x",
+                1,
+            );
             v["events"][2]["canonical"] = t.into();
         }),
         &[],
     );
-    c.case("dropped_event", &edit(&b, |v| { v["events"].as_array_mut().unwrap().remove(3); }), &[]);
-    c.case("reordered_events", &edit(&b, |v| v["events"].as_array_mut().unwrap().swap(2, 3)), &[]);
+    c.case(
+        "dropped_event",
+        &edit(&b, |v| {
+            v["events"].as_array_mut().unwrap().remove(3);
+        }),
+        &[],
+    );
+    c.case(
+        "reordered_events",
+        &edit(&b, |v| v["events"].as_array_mut().unwrap().swap(2, 3)),
+        &[],
+    );
     c.case(
         "forged_checkpoint",
         &edit(&b, |v| {
@@ -166,24 +187,50 @@ fn main() {
         &[],
     );
     let stranger = key(9);
-    let resigned = build(&small, small.checkpoint(&stranger, small.rows.len() as u64, small.last_time + secs(10)), &stranger, &[]);
+    let resigned = build(
+        &small,
+        small.checkpoint(
+            &stranger,
+            small.rows.len() as u64,
+            small.last_time + secs(10),
+        ),
+        &stranger,
+        &[],
+    );
     c.case("untrusted_key", resigned.to_json().as_bytes(), &[]);
 
     // Witnessed: w1 cosigned the checkpoint; w2 did not.
     let note = cp.to_signed_note(&new_key.public()).unwrap();
     let text = Note::parse(&note).unwrap().text;
     let cosig = cosign(&w1, &c.witnesses[0].name, &text, 1_790_000_000).unwrap();
-    let witnessed = b.clone().with_cosignatures(vec![cosig.line.clone()], &new_key);
-    c.case("witnessed", witnessed.to_json().as_bytes(), &["--witness-key", "w1.vkey"]);
+    let witnessed = b
+        .clone()
+        .with_cosignatures(vec![cosig.line.clone()], &new_key);
+    c.case(
+        "witnessed",
+        witnessed.to_json().as_bytes(),
+        &["--witness-key", "w1.vkey"],
+    );
     c.case(
         "missing_witness",
         witnessed.to_json().as_bytes(),
-        &["--witness-key", "w1.vkey", "--witness-key", "w2.vkey", "--min-witnesses", "2"],
+        &[
+            "--witness-key",
+            "w1.vkey",
+            "--witness-key",
+            "w2.vkey",
+            "--min-witnesses",
+            "2",
+        ],
     );
     c.case("witness_not_required", witnessed.to_json().as_bytes(), &[]);
     let other_cp_text = Note::parse(
         &small
-            .checkpoint(&new_key, small.rows.len() as u64 - 1, small.last_time + secs(10))
+            .checkpoint(
+                &new_key,
+                small.rows.len() as u64 - 1,
+                small.last_time + secs(10),
+            )
             .to_signed_note(&new_key.public())
             .unwrap(),
     )
@@ -191,11 +238,23 @@ fn main() {
     .text;
     let misplaced = cosign(&w1, &c.witnesses[0].name, &other_cp_text, 1_790_000_000).unwrap();
     let forged = b.clone().with_cosignatures(vec![misplaced.line], &new_key);
-    c.case("forged_cosignature", forged.to_json().as_bytes(), &["--witness-key", "w1.vkey"]);
+    c.case(
+        "forged_cosignature",
+        forged.to_json().as_bytes(),
+        &["--witness-key", "w1.vkey"],
+    );
 
     // A checkpoint signed with the key before a rotation; the bundle attested by the new one.
-    let cp_old = small.checkpoint(&old_key, small.rows.len() as u64, small.last_time + secs(10));
-    c.case("rotated_key", build(&small, cp_old, &new_key, &keys).to_json().as_bytes(), &[]);
+    let cp_old = small.checkpoint(
+        &old_key,
+        small.rows.len() as u64,
+        small.last_time + secs(10),
+    );
+    c.case(
+        "rotated_key",
+        build(&small, cp_old, &new_key, &keys).to_json().as_bytes(),
+        &[],
+    );
 
     // Events written before canonical form version 2.
     let mut v1_events: Vec<_> = grant_events(1, t0(), 3);
@@ -205,10 +264,28 @@ fn main() {
     let canonicals: Vec<String> = v1_events.iter().map(canonical).collect();
     let merkle = MerkleLog::from_leaves(canonicals.iter().map(String::as_bytes));
     let cp_v1 = new_key
-        .sign_checkpoint("jitgate.test/plant-1", merkle.size(), &merkle.root(), t0() + secs(86_400))
+        .sign_checkpoint(
+            "jitgate.test/plant-1",
+            merkle.size(),
+            &merkle.root(),
+            t0() + secs(86_400),
+        )
         .unwrap();
-    let numbered: Vec<(u64, String)> = canonicals.into_iter().enumerate().map(|(i, c)| (i as u64 + 1, c)).collect();
-    let b_v1 = Bundle::build("grant-000001", numbered, &merkle, cp_v1, policies(), &new_key, &keys).unwrap();
+    let numbered: Vec<(u64, String)> = canonicals
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (i as u64 + 1, c))
+        .collect();
+    let b_v1 = Bundle::build(
+        "grant-000001",
+        numbered,
+        &merkle,
+        cp_v1,
+        policies(),
+        &new_key,
+        &keys,
+    )
+    .unwrap();
     c.case("canonical_v1_events", b_v1.to_json().as_bytes(), &[]);
 
     // A bundle of format 1 (an inclusion proof per event), as exported before.
@@ -217,15 +294,28 @@ fn main() {
     f1.multiproof.clear();
     let size = f1.checkpoint.checkpoint.tree_size;
     for e in &mut f1.events {
-        e.proof = small.merkle.inclusion_proof(e.seq - 1, size).unwrap().iter().map(hex::encode).collect();
+        e.proof = small
+            .merkle
+            .inclusion_proof(e.seq - 1, size)
+            .unwrap()
+            .iter()
+            .map(hex::encode)
+            .collect();
     }
     f1.attest(&new_key);
     c.case("format_1", f1.to_json().as_bytes(), &[]);
     c.case(
         "format_1_changed_proof",
         &edit(&f1, |v| {
-            let p = v["events"][1]["proof"][0].as_str().unwrap().replacen('0', "1", 1);
-            let p = if p == v["events"][1]["proof"][0].as_str().unwrap() { p.replacen('1', "2", 1) } else { p };
+            let p = v["events"][1]["proof"][0]
+                .as_str()
+                .unwrap()
+                .replacen('0', "1", 1);
+            let p = if p == v["events"][1]["proof"][0].as_str().unwrap() {
+                p.replacen('1', "2", 1)
+            } else {
+                p
+            };
             v["events"][1]["proof"][0] = p.into();
         }),
         &[],
@@ -233,8 +323,18 @@ fn main() {
 
     // The 10,000-operation grant in a log of 2,000 others.
     let large = interleaved_log(2_000, 2, 1_000, 10_000);
-    let cp_large = large.checkpoint(&new_key, large.rows.len() as u64, large.last_time + secs(10));
-    c.case("large", build(&large, cp_large, &new_key, &keys).to_json().as_bytes(), &[]);
+    let cp_large = large.checkpoint(
+        &new_key,
+        large.rows.len() as u64,
+        large.last_time + secs(10),
+    );
+    c.case(
+        "large",
+        build(&large, cp_large, &new_key, &keys)
+            .to_json()
+            .as_bytes(),
+        &[],
+    );
 
     let expected = serde_json::to_string_pretty(&c.expected).unwrap();
     std::fs::write(Path::new(&dir).join("expected.json"), expected + "\n").unwrap();

@@ -697,7 +697,10 @@ fn check_shape(b: &Bundle, limits: &Limits) -> Result<(), BundleError> {
     }
     let v1 = b.format == BUNDLE_FORMAT_V1;
     if v1 && !b.multiproof.is_empty() {
-        return Err(field("multiproof", "format 1 bundles carry a proof per event"));
+        return Err(field(
+            "multiproof",
+            "format 1 bundles carry a proof per event",
+        ));
     }
     if !v1 {
         if let Some(i) = b.events.iter().position(|e| !e.proof.is_empty()) {

@@ -81,12 +81,11 @@ pub fn multiproof_root(
     let indices: Vec<u64> = leaves.iter().map(|(i, _)| *i).collect();
     check_indices(&indices, tree_size)?;
     let mut next = 0usize;
-    let root = fold(leaves, 0, tree_size, proof, &mut next).ok_or(
-        MerkleError::WrongProofLength {
+    let root =
+        fold(leaves, 0, tree_size, proof, &mut next).ok_or(MerkleError::WrongProofLength {
             got: proof.len(),
             want: proof.len() + 1,
-        },
-    )?;
+        })?;
     if next != proof.len() {
         return Err(MerkleError::WrongProofLength {
             got: proof.len(),
@@ -96,7 +95,13 @@ pub fn multiproof_root(
     Ok(root)
 }
 
-fn fold(leaves: &[(u64, Hash)], lo: u64, hi: u64, proof: &[Hash], next: &mut usize) -> Option<Hash> {
+fn fold(
+    leaves: &[(u64, Hash)],
+    lo: u64,
+    hi: u64,
+    proof: &[Hash],
+    next: &mut usize,
+) -> Option<Hash> {
     if leaves.is_empty() {
         let h = proof.get(*next).copied();
         *next += 1;

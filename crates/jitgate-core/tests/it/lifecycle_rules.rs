@@ -340,11 +340,18 @@ fn events_before_version_2_keep_their_canonical_form() {
 fn version_2_is_rfc_8785() {
     // RFC 8785 §3.2.3 sorts keys by UTF-16 code units: U+FB33 (one unit, 0xFB33) sorts after
     // U+1D11E (two units, 0xD834 0xDD1E), which UTF-8 byte order puts the other way round.
-    let e = Event::new(EventKind::Operation, Actor::identity("gw-1"), t0()).data(serde_json::json!({
-        "\u{FB33}": 1, "\u{1D11E}": 2, "n": 1e21, "f": 4.5, "neg0": -0.0, "s": "tab\t\u{7f}é"
-    }));
+    let e =
+        Event::new(EventKind::Operation, Actor::identity("gw-1"), t0()).data(serde_json::json!({
+            "\u{FB33}": 1, "\u{1D11E}": 2, "n": 1e21, "f": 4.5, "neg0": -0.0, "s": "tab\t\u{7f}é"
+        }));
     let text = String::from_utf8(e.canonical_bytes()).unwrap();
-    let data = text.split(r#""data":"#).nth(1).unwrap().split(r#","kind""#).next().unwrap();
+    let data = text
+        .split(r#""data":"#)
+        .nth(1)
+        .unwrap()
+        .split(r#","kind""#)
+        .next()
+        .unwrap();
     assert_eq!(
         data,
         "{\"f\":4.5,\"n\":1e+21,\"neg0\":0,\"s\":\"tab\\t\u{7f}é\",\"\u{1D11E}\":2,\"\u{FB33}\":1}"

@@ -354,7 +354,10 @@ fn multiproofs_prove_any_set_of_leaves_and_nothing_else() {
             verify_multiproof(size, &leaves, &proof, &root).unwrap();
             // One leaf proven: the multi-proof is its inclusion proof's length.
             if set.len() == 1 {
-                assert_eq!(proof.len(), log.inclusion_proof(set[0], size).unwrap().len());
+                assert_eq!(
+                    proof.len(),
+                    log.inclusion_proof(set[0], size).unwrap().len()
+                );
             }
             // A changed leaf, a leaf at another index, a missing or extra hash: refused.
             let mut changed = leaves.clone();

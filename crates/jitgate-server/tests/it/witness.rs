@@ -82,9 +82,14 @@ async fn witnesses_cosign_checkpoints_that_bundles_carry() {
         let mut w1 = Witness::new("audit.example/w1");
         let mut stranger = Witness::new("stranger.example/w");
         let configured = vec![w1.vkey().to_string()];
-        let mut h = start_custom(store, Arc::new(ManualClock::new(start_time())), data.path(), |c| {
-            c.evidence.witnesses = configured;
-        })
+        let mut h = start_custom(
+            store,
+            Arc::new(ManualClock::new(start_time())),
+            data.path(),
+            |c| {
+                c.evidence.witnesses = configured;
+            },
+        )
         .await;
         let (_, grant) = grant_with_operations(&mut h, 5).await;
         let keys = log_vkeys(&mut h).await;
