@@ -83,6 +83,32 @@ class Jcs(unittest.TestCase):
                 jv.strict_json(bad)
 
 
+class Events(unittest.TestCase):
+    def kind(self, text):
+        try:
+            jv.parse_event(0, {"seq": 1, "canonical": text})
+        except jv.Reject as e:
+            return e.kind
+        return "ok"
+
+    def test_versions_and_spellings(self):
+        ev = {"kind": "operation", "actor": "gw", "at": "2026-11-01T08:00:00.000Z", "grant_id": "g",
+              "data": {"\ufb33": 1, "\U0001F600": [1.5, -0.0, 1e21]}}
+        v2 = jv.jcs(dict(ev, v=2)).decode()
+        v1 = jv.canonical_v1(ev).decode()
+        self.assertNotEqual(v1, v2.replace(',"v":2', ""))  # the two key orders differ here
+        self.assertEqual((self.kind(v2), self.kind(v1)), ("ok", "ok"))
+        self.assertEqual(self.kind(jv.jcs(ev).decode()), "NotCanonical")  # UTF-16 order without v
+        self.assertEqual(self.kind(v2.replace("1e+21", "1E21")), "NotCanonical")
+        self.assertEqual(self.kind(jv.jcs(dict(ev, v=3)).decode()), "NotCanonical")
+        self.assertEqual(self.kind(jv.jcs(dict(ev, v=2, extra=1)).decode()), "NotCanonical")
+        self.assertEqual(self.kind(jv.jcs(dict(ev, v=2, at="2026-11-01T08:00:00Z")).decode()), "NotCanonical")
+        self.assertEqual(self.kind(jv.jcs({"kind": "operation", "at": ev["at"], "v": 2}).decode()), "NotAnEvent")
+        self.assertEqual(self.kind(jv.jcs(dict(ev, v=2, state_before=1)).decode()), "NotAnEvent")
+        self.assertEqual(self.kind("[1]"), "NotAnEvent")
+        self.assertEqual(self.kind(v2[:-1]), "NotAnEvent")
+
+
 class SignedNote(unittest.TestCase):
     VKEY = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
     NOTE = ("This is an example message.\n\n\u2014 example.com/foo "
