@@ -16,3 +16,7 @@ cargo run -q --locked -p jitgate-evidence --example bundle_corpus -- "$dir"
 python3 .ci/bundle_schema_check.py docs/evidence-bundle.schema.json "$dir"
 python3 -m unittest discover -s verifier/python -p 'test_*.py'
 python3 verifier/python/agree.py "$dir"
+# And ~80 more bundles the Python side builds around the corpus's events (limits, spellings,
+# chains, recordings, witnesses), each judged by both: `jitgate evidence verify-bundle`.
+cargo build -q --locked -p jitgate
+python3 verifier/python/crosscheck.py --jitgate target/debug/jitgate --corpus "$dir"

@@ -60,7 +60,10 @@ MAX_KEYS = 64
 MAX_CHUNKS = 1_000_000
 MAX_CHUNK = 1024 * 1024
 MAX_COSIGNATURES = 64  # schema: cosignatures maxItems
-SKEW_MS = 5 * 60 * 1000  # §7 step 7: clock-skew allowance for gateway-reported times
+SKEW_MS = 5 * 60 * 1000  # §7 steps 7 and 9: the clock-skew allowance
+# §7 step 7: the kinds whose times never go back (by more than SKEW_MS).
+LIFECYCLE_KINDS = {"request.submitted", "request.decided", "approval.recorded", "request.approved",
+                   "request.denied", "grant.issued", "grant.ended"}
 
 RE_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 RE_KID = re.compile(r"[0-9a-f]{16}\Z")
@@ -729,28 +732,21 @@ def check_chain(b, events, parsed):
             ended = i
         if kind.startswith("teardown.") and ended is None:
             raise Reject("Causality", f"{w}: `{kind}` before `grant.ended`")
-        if "state_before" in ev:
-            if state is not None and ev["state_before"] != state:
-                raise Reject("Causality", f"{w}: state_before {ev['state_before']!r}, but the request was {state!r}")
-        # The request's state moves with request.* and grant.* events; an approval.recorded
-        # event carries the state its vote leads to, which the request.* event that follows
-        # records as the transition (docs gap: see README).
-        if "state_after" in ev and kind.startswith(("request.", "grant.")):
+        # §7 step 7, states: the state starts empty; state_before must equal it; every event
+        # but approval.recorded moves it to its state_after.
+        if "state_before" in ev and ev["state_before"] != state:
+            raise Reject("Causality", f"{w}: state_before {ev['state_before']!r}, but the request was {state!r}")
+        if "state_after" in ev and kind != "approval.recorded":
             state = ev["state_after"]
-        if not _gateway_reported(ev):
+        if kind in LIFECYCLE_KINDS:
             at = parse_time_ms(ev["at"])
-            if last_at is not None and at < last_at:
+            if last_at is not None and at + SKEW_MS < last_at:
                 raise Reject("Causality", f"{w}: its time {ev['at']} is before the previous lifecycle event's")
             last_at = at
     if decided is None:
         raise Reject("Incomplete", "the request's decision (`request.decided`) is missing")
     if issued is None:
         raise Reject("Incomplete", "`grant.issued` is missing")
-
-
-def _gateway_reported(ev):
-    data = ev.get("data")
-    return isinstance(data, dict) and "gseq" in data
 
 
 def chunk_hash(session, index, offset, last, prev, data):
@@ -950,8 +946,7 @@ def verify_bundle(data, trusted, witness_keys=(), min_witnesses=None):
     # 7. Checkpoint time (its signature was checked with the key, step 2)
     cp_ms = parse_time_ms(cp["time"])
     for i, (e, ev) in enumerate(zip(events, parsed)):
-        allowance = SKEW_MS if _gateway_reported(ev) else 0
-        if parse_time_ms(ev["at"]) > cp_ms + allowance:
+        if parse_time_ms(ev["at"]) > cp_ms + SKEW_MS:
             raise Reject("CheckpointOlderThanEvents", f"{where(i, e)}: the event ({ev['at']}) is later than the "
                                                       f"checkpoint ({cp['time']})")
 

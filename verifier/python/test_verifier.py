@@ -438,10 +438,13 @@ class Bundles(unittest.TestCase):
                     fx.event("request.decided", "2026-11-01T08:00:01.000Z", request_id=r),
                     fx.event("grant.issued", "2026-11-01T08:00:02.000Z", grant_id=g),
                     fx.event(last_kind, at, grant_id=g, **kw)]
-        late = texts("grant.ended", "2026-11-01T09:00:00.001Z")  # checkpoint at 09:00:00.000
+        # checkpoint at 09:00:00.000; every event's time may be up to 5 minutes ahead of it
+        # (§7 step 9), a server event's as well as a gateway-reported one's
+        within = texts("grant.ended", "2026-11-01T09:05:00.000Z")
+        self.assertTrue(fx.verify(fx.bundle(within, tamper=lambda b: b.update(grant_id=g)))["ok"])
+        late = texts("grant.ended", "2026-11-01T09:05:00.001Z")
         self.assertEqual(self.kind(fx, fx.bundle(late, tamper=lambda b: b.update(grant_id=g))),
                          "CheckpointOlderThanEvents")
-        # a gateway-reported time may be up to 5 minutes ahead of the server's clock
         skew = texts("operation", "2026-11-01T09:05:00.000Z", data={"gseq": 1})
         self.assertTrue(fx.verify(fx.bundle(skew, tamper=lambda b: b.update(grant_id=g)))["ok"])
         skew = texts("operation", "2026-11-01T09:05:00.001Z", data={"gseq": 1})

@@ -66,11 +66,7 @@ impl Corpus {
         let verdict = verify_bundle_witnessed(bundle, &self.keys, &Limits::default(), &policy);
         let (ok, error) = match &verdict {
             Ok(_) => (true, Value::Null),
-            Err(e) => {
-                let kind = format!("{e:?}");
-                let kind = kind.split([' ', '(', '{']).next().unwrap().to_string();
-                (false, Value::String(kind))
-            }
+            Err(e) => (false, Value::String(e.kind().to_string())),
         };
         println!(
             "{name:24} {}",

@@ -268,6 +268,33 @@ pub enum BundleError {
     Witnesses(String),
 }
 
+impl BundleError {
+    /// The error's name as docs/evidence.md §8 lists it (`MultiProof`, `Attestation`, ...):
+    /// what `verify-bundle --json` reports as `kind`, and what another verifier compares.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BundleError::TooLarge { .. } => "TooLarge",
+            BundleError::Json { .. } => "Json",
+            BundleError::Field { .. } => "Field",
+            BundleError::Format { .. } => "Format",
+            BundleError::Checkpoint(_) => "Checkpoint",
+            BundleError::Order { .. } => "Order",
+            BundleError::CheckpointOlderThanEvents { .. } => "CheckpointOlderThanEvents",
+            BundleError::Inclusion { .. } => "Inclusion",
+            BundleError::MultiProof { .. } => "MultiProof",
+            BundleError::NotAnEvent { .. } => "NotAnEvent",
+            BundleError::NotCanonical { .. } => "NotCanonical",
+            BundleError::ForeignEvent { .. } => "ForeignEvent",
+            BundleError::Causality { .. } => "Causality",
+            BundleError::Incomplete(_) => "Incomplete",
+            BundleError::Attestation(_) => "Attestation",
+            BundleError::Recording { .. } => "Recording",
+            BundleError::Build(_) => "Build",
+            BundleError::Witnesses(_) => "Witnesses",
+        }
+    }
+}
+
 fn field(path: impl Into<String>, message: impl Into<String>) -> BundleError {
     BundleError::Field {
         path: path.into(),

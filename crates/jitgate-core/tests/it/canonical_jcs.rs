@@ -30,6 +30,12 @@ fn fixed_values_match_the_reference() {
         json!({"nested": {"z": {}, "a": [], "m": [{"b": 1, "a": 2}]}}),
         json!(4.35e-5),
         json!(1e300),
+        // Doubles that a parser without exact float reading gets one unit wrong, so that
+        // JCS text written elsewhere would not re-encode to itself.
+        serde_json::from_str::<Value>(
+            "[-3.44654920223904e-30,278908409818195070000,2.7715077941825975e-163]",
+        )
+        .unwrap(),
     ] {
         assert_eq!(ours(&v), reference(&v), "{v}");
     }
@@ -55,9 +61,54 @@ fn arb_json() -> impl Strategy<Value = Value> {
     })
 }
 
+#[test]
+fn jcs_text_written_elsewhere_reencodes_to_itself() {
+    for text in [
+        "-3.44654920223904e-30",
+        "278908409818195070000",
+        "2.7715077941825975e-163",
+        "1e+21",
+        "0.000001",
+        "1e-7",
+    ] {
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(ours(&v), text);
+    }
+}
+
 proptest! {
     #[test]
     fn random_values_match_the_reference(v in arb_json()) {
         prop_assert_eq!(ours(&v), reference(&v));
     }
+}
+
+/// The bundle schema lists every event kind (an independent verifier refuses the others), and
+/// nothing else.
+#[test]
+fn the_bundle_schema_lists_exactly_the_event_kinds() {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../../../docs/evidence-bundle.schema.json")).unwrap();
+    let listed: std::collections::BTreeSet<String> = schema["$defs"]["canonical_event"]
+        ["properties"]["kind"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    for k in &listed {
+        let kind: jitgate_core::EventKind = serde_json::from_value(json!(k)).unwrap();
+        assert_eq!(kind.as_str(), k);
+    }
+    let source = include_str!("../../src/event.rs");
+    let defined: std::collections::BTreeSet<String> = source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("EventKind::"))
+        .filter_map(|l| {
+            l.split_once("=> \"")
+                .map(|(_, r)| r.trim_end_matches("\",").to_string())
+        })
+        .collect();
+    assert!(!defined.is_empty());
+    assert_eq!(listed, defined);
 }

@@ -482,7 +482,9 @@ fn check_bundle(
             if json {
                 outln!(
                     "{}",
-                    serde_json::to_string_pretty(&json!({"ok": false, "error": e.to_string()}))?
+                    serde_json::to_string_pretty(
+                        &json!({"ok": false, "kind": e.kind(), "error": e.to_string()})
+                    )?
                 );
             } else {
                 eprintln!("bundle REJECTED: {}: {e}", bundle.display());
