@@ -79,6 +79,12 @@ pub enum EventKind {
     /// A platform JWT was refused at exchange, with the typed reason.
     #[serde(rename = "auth.federation_refused")]
     AuthFederationRefused,
+    /// A person signed in through an OpenID provider (`crate::sso`).
+    #[serde(rename = "auth.sso")]
+    AuthSso,
+    /// An SSO sign-in was refused, with the typed reason.
+    #[serde(rename = "auth.sso_refused")]
+    AuthSsoRefused,
     /// An administrator ended a lockout.
     #[serde(rename = "auth.unlocked")]
     AuthUnlocked,
@@ -152,6 +158,8 @@ impl EventKind {
             EventKind::AuthLocked => "auth.locked",
             EventKind::AuthFederated => "auth.federated",
             EventKind::AuthFederationRefused => "auth.federation_refused",
+            EventKind::AuthSso => "auth.sso",
+            EventKind::AuthSsoRefused => "auth.sso_refused",
             EventKind::AuthUnlocked => "auth.unlocked",
             EventKind::AuthPasswordChanged => "auth.password_changed",
             EventKind::AuthPasswordReset => "auth.password_reset",
