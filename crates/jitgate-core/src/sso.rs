@@ -162,10 +162,10 @@ pub fn validate_providers<'a>(
                      the provider; name the person's subject or e-mail"
                 )));
             }
-            if [&r.subject, &r.email]
-                .iter()
-                .any(|v| v.as_deref().is_some_and(|v| v.trim().is_empty() || v.contains('*')))
-            {
+            if [&r.subject, &r.email].iter().any(|v| {
+                v.as_deref()
+                    .is_some_and(|v| v.trim().is_empty() || v.contains('*'))
+            }) {
                 return Err(err(format!(
                     "{at}: a subject or e-mail is empty or has a `*`; write the exact value"
                 )));
@@ -212,8 +212,7 @@ pub fn validate_providers<'a>(
             ));
         }
         for g in &p.group_roles {
-            if g.group.is_empty() || g.roles.is_empty() || g.roles.iter().any(String::is_empty)
-            {
+            if g.group.is_empty() || g.roles.is_empty() || g.roles.iter().any(String::is_empty) {
                 return Err(err(format!(
                     "groups {:?}: name the group and at least one role",
                     g.group
@@ -357,7 +356,13 @@ impl LoginClaims {
     /// Read from the token's claims; values of the wrong type count as absent (`amr` and
     /// the groups keep their strings only).
     pub fn read(claims: &TokenClaims, groups_claim: Option<&str>) -> LoginClaims {
-        let s = |name: &str| claims.all.get(name).and_then(Value::as_str).map(str::to_string);
+        let s = |name: &str| {
+            claims
+                .all
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         let list = |name: &str| -> Vec<String> {
             match claims.all.get(name) {
                 Some(Value::Array(items)) => items
@@ -373,10 +378,8 @@ impl LoginClaims {
             sub: s("sub"),
             email: s("email"),
             // Some providers send the string "true".
-            email_verified: matches!(
-                claims.all.get("email_verified"),
-                Some(Value::Bool(true))
-            ) || claims.all.get("email_verified").and_then(Value::as_str) == Some("true"),
+            email_verified: matches!(claims.all.get("email_verified"), Some(Value::Bool(true)))
+                || claims.all.get("email_verified").and_then(Value::as_str) == Some("true"),
             nonce: s("nonce"),
             azp: s("azp"),
             acr: s("acr"),
@@ -400,18 +403,33 @@ pub struct SignIn {
     pub replay_until: Timestamp,
 }
 
+/// What the server knows of one sign-in besides the token: the nonce it sent, whether the
+/// token was used for a sign-in already ([`replay_key`]), its longest session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect<'a> {
+    pub nonce: &'a str,
+    pub replayed: bool,
+    pub session_ttl_secs: i64,
+}
+
+/// The key an ID token is remembered under against replay (the federation's rule: issuer
+/// and `jti`, or the token's hash).
+pub fn replay_key(claims: &TokenClaims, raw: &str) -> String {
+    federation::replay_key(claims, raw)
+}
+
 /// Everything about an ID token whose signature the server verified against `provider`'s
-/// keys: issuer, audience and authorized party, times, the nonce this sign-in sent, the
-/// mapping. `session_ttl_secs` is the server's longest session.
+/// keys: issuer, audience and authorized party, times, replay, the nonce this sign-in sent,
+/// the mapping.
 pub fn check_id_token(
     provider: &Provider,
     claims: &TokenClaims,
     login: &LoginClaims,
     raw: &str,
-    expected_nonce: &str,
-    session_ttl_secs: i64,
+    expect: &Expect<'_>,
     now: Timestamp,
 ) -> Result<SignIn, SsoRefusal> {
+    let (expected_nonce, session_ttl_secs) = (expect.nonce, expect.session_ttl_secs);
     use SsoRefusalReason as R;
     if claims.iss != provider.issuer {
         return Err(SsoRefusal::new(
@@ -453,6 +471,13 @@ pub fn check_id_token(
         ));
     }
     federation::check_times(claims, now.timestamp())?;
+    // Before the nonce: a replayed token carries the nonce of the sign-in it was made for.
+    if expect.replayed {
+        return Err(SsoRefusal::new(
+            R::TokenReplayed,
+            "this ID token was used for a sign-in already; each is taken once: start the              sign-in again",
+        ));
+    }
     if login.nonce.as_deref() != Some(expected_nonce) {
         return Err(SsoRefusal::new(
             R::NonceMismatch,
@@ -461,7 +486,10 @@ pub fn check_id_token(
         ));
     }
     let Some(sub) = &login.sub else {
-        return Err(SsoRefusal::new(R::Malformed, "the ID token has no `sub` claim"));
+        return Err(SsoRefusal::new(
+            R::Malformed,
+            "the ID token has no `sub` claim",
+        ));
     };
     let Some((rule, found)) = provider
         .rules
@@ -498,7 +526,7 @@ pub fn check_id_token(
         rule: rule + 1,
         roles: roles.into_iter().collect(),
         session_expires_at: now + chrono::Duration::seconds(max),
-        replay_key: federation::replay_key(claims, raw),
+        replay_key: replay_key(claims, raw),
         replay_until: token_end.max(now) + chrono::Duration::seconds(federation::LEEWAY_SECS),
     })
 }

@@ -95,9 +95,12 @@ fn rules_to_workloads_unknown_identities_or_matching_everything_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("neither"), "{e}");
-    let e = validate(&provider(vec![rule("alice", None, Some("*@plant.example"))]), &[])
-        .unwrap_err()
-        .to_string();
+    let e = validate(
+        &provider(vec![rule("alice", None, Some("*@plant.example"))]),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains('*'), "{e}");
     validate(&provider(vec![rule("vera", Some("v"), None)]), &[]).unwrap();
 }
@@ -136,7 +139,15 @@ fn token(extra: Value) -> TokenClaims {
 fn check(p: &Provider, extra: Value) -> Result<SignIn, SsoRefusal> {
     let c = token(extra);
     let l = LoginClaims::read(&c, p.groups_claim.as_deref());
-    check_id_token(p, &c, &l, "raw", "n-1", 12 * 3600, at(NOW))
+    check_id_token(p, &c, &l, "raw", &expect(false, 12 * 3600), at(NOW))
+}
+
+fn expect(replayed: bool, session_ttl_secs: i64) -> Expect<'static> {
+    Expect {
+        nonce: "n-1",
+        replayed,
+        session_ttl_secs,
+    }
 }
 
 fn reason(p: &Provider, extra: Value) -> SsoRefusalReason {
@@ -159,7 +170,7 @@ fn a_good_id_token_maps_to_its_identity_with_group_roles() {
     assert_eq!(l.acr.as_deref(), Some("urn:mfa"));
     assert_eq!(l.amr, vec!["pwd".to_string(), "otp".to_string()]);
     // The server's session_ttl caps the session.
-    let s = check_id_token(&p, &c, &l, "raw", "n-1", 3600, at(NOW)).unwrap();
+    let s = check_id_token(&p, &c, &l, "raw", &expect(false, 3600), at(NOW)).unwrap();
     assert_eq!(s.session_expires_at, at(NOW + 3600));
     // Without the group, no role is added.
     let s = check(&p, json!({"groups": ["staff"]})).unwrap();
@@ -170,9 +181,15 @@ fn a_good_id_token_maps_to_its_identity_with_group_roles() {
 fn every_bad_id_token_is_refused_with_its_reason() {
     use SsoRefusalReason as R;
     let p = provider(vec![rule("alice", Some("sub-a"), None)]);
-    assert_eq!(reason(&p, json!({"iss": "https://evil.example"})), R::WrongIssuer);
+    assert_eq!(
+        reason(&p, json!({"iss": "https://evil.example"})),
+        R::WrongIssuer
+    );
     assert_eq!(reason(&p, json!({"aud": "other-client"})), R::WrongAudience);
-    assert_eq!(reason(&p, json!({"aud": ["jitgate", "other"]})), R::WrongAudience);
+    assert_eq!(
+        reason(&p, json!({"aud": ["jitgate", "other"]})),
+        R::WrongAudience
+    );
     assert_eq!(
         reason(&p, json!({"aud": ["jitgate", "other"], "azp": "other"})),
         R::WrongAudience
@@ -184,6 +201,11 @@ fn every_bad_id_token_is_refused_with_its_reason() {
     assert_eq!(reason(&p, json!({"nonce": null})), R::NonceMismatch);
     assert_eq!(reason(&p, json!({"sub": "sub-x"})), R::Unmapped);
     assert_eq!(reason(&p, json!({"sub": null})), R::Malformed);
+    // A replayed token is refused as such, though its nonce is another sign-in's.
+    let c = token(json!({"nonce": "n-0"}));
+    let l = LoginClaims::read(&c, None);
+    let e = check_id_token(&p, &c, &l, "raw", &expect(true, 3600), at(NOW)).unwrap_err();
+    assert_eq!(e.reason, R::TokenReplayed);
 }
 
 #[test]
@@ -199,7 +221,9 @@ fn an_email_rule_needs_a_verified_email() {
         SsoRefusalReason::Unmapped
     );
     assert_eq!(
-        check(&p, json!({"email_verified": "true"})).unwrap().identity,
+        check(&p, json!({"email_verified": "true"}))
+            .unwrap()
+            .identity,
         "alice"
     );
 }
@@ -214,7 +238,10 @@ fn refusal_reasons_have_codes_and_only_our_failures_do_not_count() {
         assert!(r.counts_against_source());
     }
     assert!(!SsoRefusalReason::ProviderUnavailable.counts_against_source());
-    assert_eq!(SsoRefusalReason::NonceMismatch.code().as_str(), "sso_nonce_mismatch");
+    assert_eq!(
+        SsoRefusalReason::NonceMismatch.code().as_str(),
+        "sso_nonce_mismatch"
+    );
     assert_eq!(
         serde_json::to_value(SsoRefusalReason::TokenReplayed).unwrap(),
         json!("token_replayed")

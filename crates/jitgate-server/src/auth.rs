@@ -242,8 +242,19 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
             ))
         }
         Some(Bearer::Session {
-            identity, method, ..
-        }) => (identity, AuthVia::Session, None, method),
+            mut identity,
+            method,
+            roles,
+            ..
+        }) => {
+            // Roles an SSO sign-in's groups added hold for this session only.
+            for role in roles {
+                if !identity.has_role(&role) {
+                    identity.roles.push(role);
+                }
+            }
+            (identity, AuthVia::Session, None, method)
+        }
         Some(Bearer::ApiKey { revoked: true, key_id, .. }) => {
             return Err(ServerError::Unauthenticated(format!(
                 "API key {key_id} is revoked; ask an administrator for a new one (`jitgate apikey create`)"

@@ -75,6 +75,16 @@ pub enum ServerError {
         /// For `federation_unavailable`: when the issuer's keys may be fetched again.
         retry_after_secs: Option<i64>,
     },
+    /// An SSO sign-in refused (`jitgate_core::sso`): the reason says which code.
+    #[error("{refusal}")]
+    Sso {
+        refusal: jitgate_core::sso::SsoRefusal,
+        /// For `sso_unavailable`: when the provider may be tried again.
+        retry_after_secs: Option<i64>,
+    },
+    /// A password sign-in of an identity that signs in through SSO only.
+    #[error("{0}")]
+    SsoOnly(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -124,6 +134,8 @@ impl ServerError {
             ServerError::ClientCert(r) => r.code(),
             ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,
             ServerError::Federation { refusal, .. } => refusal.reason.code(),
+            ServerError::Sso { refusal, .. } => refusal.reason.code(),
+            ServerError::SsoOnly(_) => Code::SsoOnly,
             ServerError::Internal(_) => Code::InternalError,
         }
     }
@@ -135,6 +147,9 @@ impl ServerError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             ServerError::Federation {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            ServerError::Sso {
                 retry_after_secs, ..
             } => *retry_after_secs,
             _ => None,

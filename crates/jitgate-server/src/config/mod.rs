@@ -13,6 +13,7 @@ pub mod federation;
 pub mod limits;
 pub mod login;
 pub mod siem;
+pub mod sso;
 pub mod tls;
 
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,9 @@ pub struct ServerConfig {
     /// docs/federation.md.
     #[serde(default)]
     pub federation: federation::FederationConfig,
+    /// OpenID providers people sign in with (`[sso]`, `[[sso.providers]]`); see docs/sso.md.
+    #[serde(default)]
+    pub sso: sso::SsoConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -121,6 +125,7 @@ impl Default for ServerConfig {
             limits: limits::LimitsConfig::default(),
             cluster: cluster::ClusterConfig::default(),
             federation: federation::FederationConfig::default(),
+            sso: sso::SsoConfig::default(),
         }
     }
 }
@@ -255,6 +260,7 @@ impl ServerConfig {
         self.cluster.validate().map_err(ConfigError::Invalid)?;
         self.login.validate().map_err(ConfigError::Invalid)?;
         self.federation.validate().map_err(ConfigError::Invalid)?;
+        self.sso.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         tls::check_plain_http(self).map_err(ConfigError::Invalid)?;
         let td = self.teardown_timeout()?;
