@@ -19,6 +19,7 @@ mod pages;
 mod recordings;
 mod restart;
 mod ssh;
+mod sso;
 mod teardown;
 
 use jitgate_core::event::Actor;
