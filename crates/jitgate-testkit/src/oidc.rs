@@ -78,9 +78,14 @@ impl OidcProvider {
             .expect("start node oidc_provider.mjs");
         let stdout = child.stdout.take().expect("provider stdout");
         let mut line = String::new();
-        std::io::BufReader::new(stdout)
+        let mut reader = std::io::BufReader::new(stdout);
+        reader
             .read_line(&mut line)
             .expect("read the provider's first line");
+        // Keep reading what it prints: a closed pipe would end the provider at its next line.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
         let v: serde_json::Value = serde_json::from_str(line.trim())
             .unwrap_or_else(|e| panic!("oidc_provider.mjs said {line:?}, not its issuer: {e}"));
         let issuer = v["issuer"].as_str().expect("issuer").to_string();
