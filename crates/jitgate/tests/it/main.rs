@@ -23,4 +23,5 @@ mod quickstart;
 mod recordings;
 mod ssh_gateway;
 mod ssh_vault;
+mod sso_cli;
 mod tls;
