@@ -8,8 +8,9 @@
 // Prints one JSON line when it listens: {"issuer": "http://127.0.0.1:<port>"}. Accounts are
 // whatever login name is typed; each has `sub` = the login name, a verified e-mail
 // `<login>@plant.example`, and groups: ["ot-approvers"] for names starting with "approver-"
-// or equal to "alice", [] otherwise. Runs until killed (or until stdin closes, so that a
-// test that dies does not leave it behind).
+// or equal to "alice", [] otherwise. Other options: "port" (default: a free one), and
+// "exit_with_stdin": true to stop when stdin closes (so that a test that dies does not
+// leave it behind). Runs until killed.
 import http from 'node:http';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -63,5 +64,7 @@ const provider = new Provider(issuer, {
 provider.proxy = false;
 server.on('request', provider.callback());
 process.stdout.write(`${JSON.stringify({ issuer })}\n`);
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
+if (opts.exit_with_stdin) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}

@@ -63,7 +63,6 @@ error_codes! {
     SsoUnavailable = "sso_unavailable", 503, "the OpenID provider (discovery, keys or token endpoint) cannot be reached: retry after Retry-After seconds";
     SsoHandoffRejected = "sso_handoff_rejected", 401, "the CLI's SSO hand-off code is unknown, used, expired, or its verifier is wrong: run `jitgate login --sso` again";
     SsoOnly = "sso_only", 401, "this identity signs in through SSO only: its password is refused";
-    UnknownProvider = "unknown_provider", 404, "no [[sso.providers]] has this name";
     ClientCertificateRequired = "client_certificate_required", 401, "a gateway called without its enrolled client certificate (mutual TLS)";
     ClientCertificateRefused = "client_certificate_refused", 401, "the client certificate names another identity, or is not the gateway's current one";
     Forbidden = "forbidden", 403, "the caller's roles do not allow this";

@@ -66,6 +66,7 @@ impl OidcProvider {
             "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
             "redirect_uris": redirect_uris,
+            "exit_with_stdin": true,
         });
         let mut child = Command::new("node")
             .arg(dir.join("oidc_provider.mjs"))
