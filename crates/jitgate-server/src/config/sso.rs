@@ -281,8 +281,12 @@ mod tests {
     use super::*;
 
     fn sso(extra: &str) -> Result<SsoConfig, String> {
+        sso_at("https://idp.plant.example", extra)
+    }
+
+    fn sso_at(issuer: &str, extra: &str) -> Result<SsoConfig, String> {
         let text = format!(
-            "[[providers]]\nname = \"plant-idp\"\nissuer = \"https://idp.plant.example\"\n\
+            "[[providers]]\nname = \"plant-idp\"\nissuer = \"{issuer}\"\n\
              client_id = \"jitgate\"\n\
              redirect_url = \"https://jitgate.plant.example/api/v1/auth/sso/plant-idp/callback\"\n\
              {extra}"
@@ -327,8 +331,9 @@ mod tests {
         ))
         .unwrap_err();
         assert!(err.contains("gateway"), "{err}");
-        let err = sso(&format!("{MAP}").replace("https://idp", "http://idp")).unwrap_err();
+        let err = sso_at("http://idp.plant.example", MAP).unwrap_err();
         assert!(err.contains("loopback"), "{err}");
+        sso_at("http://127.0.0.1:9000", MAP).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
         std::fs::write(&secret, "s3cret\n").unwrap();

@@ -551,6 +551,9 @@ async fn sign_in_with(
     callback(&url, Some(&browser)).await
 }
 
+/// Makes an ID token for a sign-in's nonce.
+type MakeToken<'a> = Box<dyn Fn(&str) -> String + 'a>;
+
 #[tokio::test]
 async fn every_bad_id_token_is_refused_with_its_reason_and_rotation_is_picked_up() {
     let key = rsa_key("k1");
@@ -564,7 +567,7 @@ async fn every_bad_id_token_is_refused_with_its_reason_and_rotation_is_picked_up
             h.login("sam").await;
             let iss = issuer.url.clone();
             let now = h.clock.now().timestamp();
-            let cases: Vec<(&str, &str, Box<dyn Fn(&str) -> String>)> = vec![
+            let cases: Vec<(&str, &str, MakeToken)> = vec![
                 (
                     "unknown_issuer",
                     "wrong_issuer",

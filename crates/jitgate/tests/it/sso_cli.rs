@@ -74,6 +74,10 @@ fn serve(dir: &std::path::Path, port: u16, issuer: &str) -> Serve {
 type Stderr = std::sync::Arc<std::sync::Mutex<String>>;
 
 /// `jitgate login --sso ...` started; the URL it printed to open; what it prints to stderr.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is returned to the caller, who waits for it"
+)]
 fn start_login(server: &str, profile: &std::path::Path, extra: &[&str]) -> (Child, String, Stderr) {
     let mut child = Command::new(BIN)
         .arg("--server")
@@ -93,8 +97,11 @@ fn start_login(server: &str, profile: &std::path::Path, extra: &[&str]) -> (Chil
     let mut seen = String::new();
     loop {
         let mut line = String::new();
-        let n = err.read_line(&mut line).unwrap();
-        assert!(n > 0, "jitgate login --sso printed no URL: {seen}");
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("jitgate login --sso printed no URL: {seen}");
+        }
         seen.push_str(&line);
         if let Some(url) = line.trim().strip_prefix("http") {
             // Keep reading stderr (the CLI must never block on a full pipe), for the test.
