@@ -244,7 +244,7 @@ pub async fn start_with_store(
         .map_err(|e| StartError::Other(format!("cluster keys: {e}")))?;
     let federation =
         federation::jwks::Issuers::from_config(&config.federation).map_err(StartError::Other)?;
-    let sso = sso::Providers::from_config(&config.sso).map_err(StartError::Other)?;
+    let sso = sso::providers::Providers::from_config(&config.sso).map_err(StartError::Other)?;
     let config_login = config.login.clone();
     let node = node::Node {
         id: config.cluster.node_id(config.listen),

@@ -17,7 +17,7 @@
 //! federated tokens), except the provider being unreachable, which is logged once per
 //! refetch interval.
 
-use super::{error_chain, ProviderHandle, Unavailable};
+use super::providers::{error_chain, ProviderHandle, Unavailable};
 use crate::auth;
 use crate::error::ServerError;
 use crate::federation::exchange::read_unverified;
@@ -80,6 +80,7 @@ pub enum Outcome {
 
 /// The callback's query.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     pub state: Option<String>,
     pub code: Option<String>,
