@@ -427,6 +427,17 @@ async fn complete(
         return Err(refusal(R::CodeRejected, "the callback carries no code").into());
     };
     let meta = p.metadata(now).await?;
+    // The code, the verifier and the client secret go to the token endpoint: only over
+    // HTTPS (or on loopback), as the discovery document and the keys are fetched.
+    if let Some(endpoint) = meta.token_endpoint() {
+        crate::config::federation::fetch_url_allowed(endpoint.as_str()).map_err(|m| {
+            p.unavailable(
+                format!("the discovered token endpoint is refused: {m}"),
+                60,
+                true,
+            )
+        })?;
+    }
     let client = CoreClient::from_provider_metadata(
         meta,
         ClientId::new(p.config.client_id.clone()),
