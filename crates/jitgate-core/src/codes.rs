@@ -78,6 +78,9 @@ error_codes! {
     AlreadyApproved = "already_approved", 409, "this approver already decided; each approver counts once";
     ScopeDigestMismatch = "scope_digest_mismatch", 409, "the approval names another scope than the request's";
     LastAdministrator = "last_administrator", 409, "the change would leave no active administrator";
+    NoCheckpoint = "no_checkpoint", 409, "the log holds no events yet, so there is no checkpoint to witness";
+    CheckpointUnknown = "checkpoint_unknown", 409, "the note is not a checkpoint this server stored: cosign a checkpoint fetched from it";
+    WitnessUnknown = "witness_unknown", 403, "a cosignature by a witness that is not in evidence.witnesses, or one that does not verify";
     GseqGap = "gseq_gap", 409, "a gateway's events skip sequence numbers; nothing of the batch was recorded";
     RecordingChainBroken = "recording_chain_broken", 409, "a recording.chunk event does not follow its session's previous chunk (index, offset, hash) or its session belongs to another gateway or grant; nothing of the batch was recorded";
     RecordingChunkUnknown = "recording_chunk_unknown", 409, "no recording.chunk event was recorded for this chunk yet: deliver the gateway's events first, then retry";

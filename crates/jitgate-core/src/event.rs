@@ -133,6 +133,9 @@ pub enum EventKind {
     /// The teardown verdict: `verified`, `partial` or `failed`.
     #[serde(rename = "teardown.verdict")]
     TeardownVerdict,
+    /// A witness found the evidence log forked or rolled back and stopped cosigning.
+    #[serde(rename = "evidence.witness_alarm")]
+    WitnessAlarm,
 }
 
 impl EventKind {
@@ -176,6 +179,7 @@ impl EventKind {
             EventKind::RevocationSent => "revocation.sent",
             EventKind::TeardownCheck => "teardown.check",
             EventKind::TeardownVerdict => "teardown.verdict",
+            EventKind::WitnessAlarm => "evidence.witness_alarm",
         }
     }
 }
@@ -201,7 +205,15 @@ pub struct Event {
     /// Kind-specific details (scope digest, decision, end reason, ...).
     #[serde(default)]
     pub data: serde_json::Value,
+    /// How the canonical text is written: absent in events written before format version 2
+    /// (keys sorted by their UTF-8 bytes), [`CANONICAL_JCS`] from then on (RFC 8785). Each
+    /// event is checked under its own version, so old logs keep verifying.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "v")]
+    pub canonical_version: Option<u8>,
 }
+
+/// The canonical form version of events written as RFC 8785 (JCS).
+pub const CANONICAL_JCS: u8 = 2;
 
 impl Event {
     pub fn new(kind: EventKind, actor: Actor, at: Timestamp) -> Self {
@@ -215,6 +227,7 @@ impl Event {
             state_before: None,
             state_after: None,
             data: serde_json::Value::Null,
+            canonical_version: Some(CANONICAL_JCS),
         }
     }
 
@@ -240,12 +253,23 @@ impl Event {
         self
     }
 
-    /// Deterministic bytes: JSON with sorted keys (serde_json's map is ordered) and no
-    /// whitespace. Hashing these bytes is what makes the log tamper-evident.
+    /// Deterministic bytes, the ones the log hashes (what makes it tamper-evident): for
+    /// [`CANONICAL_JCS`] events the RFC 8785 JSON Canonicalization Scheme, which any JCS
+    /// implementation reproduces; for events from before (no version) JSON with keys sorted by
+    /// their UTF-8 bytes and no whitespace. Empty for an unknown version, which therefore
+    /// never verifies.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        match serde_json::to_value(self) {
-            Ok(v) => canonical_json(&v).into_bytes(),
-            Err(_) => Vec::new(),
+        let Ok(v) = serde_json::to_value(self) else {
+            return Vec::new();
+        };
+        match self.canonical_version {
+            None => canonical_json(&v).into_bytes(),
+            Some(CANONICAL_JCS) => {
+                let mut out = Vec::with_capacity(256);
+                write_jcs(&v, &mut out);
+                out
+            }
+            Some(_) => Vec::new(),
         }
     }
 }
@@ -293,6 +317,65 @@ fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         scalar => write_scalar(scalar, out),
+    }
+}
+
+/// RFC 8785 (JCS). Written here rather than through a general canonicalizer because the
+/// server encodes every recorded operation this way (the general one took 3.7× as long):
+/// strings, booleans and null are what serde_json's compact writer produces (its escapes are
+/// exactly JCS's: `\"`, `\\`, `\b \f \n \r \t`, other controls as lowercase `\u00xx`);
+/// keys sort by UTF-16 code units (byte order when every key is ASCII, which is the same);
+/// numbers are written as ECMAScript does, by `ryu-js`. Tested against
+/// `serde_json_canonicalizer` (tests/it/canonical_jcs.rs).
+pub fn write_jcs(v: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if entries.iter().all(|(k, _)| k.is_ascii()) {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            } else {
+                entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            }
+            out.push(b'{');
+            for (i, (k, child)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_scalar(k.as_str(), out);
+                out.push(b':');
+                write_jcs(child, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_jcs(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Number(n) => write_jcs_number(n, out),
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+/// Integers of at most 2^53 in magnitude are exact IEEE doubles and ECMAScript writes them as
+/// plain digits; every other number is written as the double it denotes.
+fn write_jcs_number(n: &serde_json::Number, out: &mut Vec<u8>) {
+    const EXACT: u64 = 1 << 53;
+    if let Some(i) = n.as_u64().filter(|i| *i <= EXACT) {
+        out.extend_from_slice(i.to_string().as_bytes());
+    } else if let Some(i) = n.as_i64().filter(|i| i.unsigned_abs() <= EXACT) {
+        out.extend_from_slice(i.to_string().as_bytes());
+    } else {
+        let f = n.as_f64().unwrap_or(0.0);
+        // JSON has no NaN or infinity; -0 is written "0" (ryu-js does so too).
+        let mut buf = ryu_js::Buffer::new();
+        out.extend_from_slice(buf.format(f).as_bytes());
     }
 }
 

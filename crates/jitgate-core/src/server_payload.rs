@@ -137,6 +137,35 @@ impl Payload for KeyRotated {
     const KIND: EventKind = EventKind::KeyRotated;
 }
 
+/// What a witness found wrong with the evidence log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WitnessAlarmKind {
+    /// Two signed checkpoints that cannot both be true (same size, other root; or no
+    /// consistency proof from the cosigned one).
+    Fork,
+    /// A checkpoint of fewer events than one the witness cosigned: the log shrank.
+    Rollback,
+}
+
+/// `evidence.witness_alarm`: a witness refused to cosign and stopped. Both checkpoints were
+/// signed by the log (the server checked); `log_agrees_with_cosigned` says whether the log
+/// the server holds today still has the root the witness cosigned at that size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessAlarm {
+    pub witness: String,
+    pub alarm: WitnessAlarmKind,
+    pub message: String,
+    pub cosigned_size: u64,
+    pub cosigned_root: String,
+    pub presented_size: u64,
+    pub presented_root: String,
+    pub log_agrees_with_cosigned: bool,
+}
+impl Payload for WitnessAlarm {
+    const KIND: EventKind = EventKind::WitnessAlarm;
+}
+
 /// An authentication factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -154,8 +154,75 @@ fn main() {
     let bundle_build = time(3, || build(events.clone()));
     let bundle = build(events);
     let json = bundle.to_json();
-    let proof_hashes: usize = bundle.events.iter().map(|e| e.proof.len()).sum();
+    let proof_hashes = bundle.multiproof.len();
     let verify_time = time(5, || verify_bundle(json.as_bytes(), &keys).unwrap());
+    // The same bundle in format 1 (an inclusion proof per event, hex): the baseline.
+    let v1 = {
+        let mut b = bundle.clone();
+        b.format = bundle::BUNDLE_FORMAT_V1.into();
+        b.multiproof.clear();
+        let size = b.checkpoint.checkpoint.tree_size;
+        for e in &mut b.events {
+            e.proof = log
+                .merkle
+                .inclusion_proof(e.seq - 1, size)
+                .unwrap()
+                .iter()
+                .map(hex::encode)
+                .collect();
+        }
+        b.attest(&key);
+        b
+    };
+    let v1_json = v1.to_json();
+    let v1_proof_hashes: usize = v1.events.iter().map(|e| e.proof.len()).sum();
+    let v1_verify_time = time(5, || verify_bundle(v1_json.as_bytes(), &keys).unwrap());
+    // A witness cosigning the last checkpoint after the one before it (consistency proof).
+    let witness_key = EvidenceKey::generate().unwrap();
+    let log_vkeys: Vec<Vkey> = keys
+        .iter()
+        .map(|k| Vkey::for_log(&cp.checkpoint.log_id, k).unwrap())
+        .collect();
+    let note_of = |c: &SignedCheckpoint| {
+        let k = keys
+            .iter()
+            .find(|k| k.key_id == c.checkpoint.key_id)
+            .unwrap();
+        c.to_signed_note(k).unwrap()
+    };
+    let before = &checkpoints[checkpoints.len() - 2];
+    let (state, _) = witness::add_checkpoint(
+        None,
+        &AddCheckpoint {
+            old_size: 0,
+            proof: Vec::new(),
+            note: note_of(before),
+        },
+        &log_vkeys,
+        "bench.example/w",
+        &witness_key,
+        1,
+    )
+    .unwrap();
+    let request = AddCheckpoint {
+        old_size: before.checkpoint.tree_size,
+        proof: log
+            .merkle
+            .consistency_proof(before.checkpoint.tree_size, cp.checkpoint.tree_size)
+            .unwrap(),
+        note: note_of(&cp),
+    };
+    let cosign_time = time(50, || {
+        witness::add_checkpoint(
+            Some(&state),
+            &request,
+            &log_vkeys,
+            "bench.example/w",
+            &witness_key,
+            2,
+        )
+        .unwrap()
+    });
     let verified = verify_bundle(json.as_bytes(), &keys).unwrap();
     let report_time = time(3, || report_html(&verified));
     let html = report_html(&verified);
@@ -200,8 +267,28 @@ fn main() {
         json.len() as f64 / target_events as f64
     );
     println!(
-        "| inclusion proof hashes | {proof_hashes} ({:.1} per event) |",
+        "| multi-proof hashes | {proof_hashes} ({:.3} per event) |",
         proof_hashes as f64 / target_events as f64
+    );
+    println!(
+        "| format 1 (baseline): bundle JSON size | {:.2} MiB ({} bytes, {:.0} B/event) |",
+        v1_json.len() as f64 / 1048576.0,
+        v1_json.len(),
+        v1_json.len() as f64 / target_events as f64
+    );
+    println!(
+        "| format 1 (baseline): inclusion proof hashes | {v1_proof_hashes} ({:.1} per event) |",
+        v1_proof_hashes as f64 / target_events as f64
+    );
+    println!(
+        "| format 1 (baseline): offline `verify_bundle` | {:.1} ms ({} events/s) |",
+        v1_verify_time.as_secs_f64() * 1e3,
+        rate(target_events, v1_verify_time)
+    );
+    println!(
+        "| witness: check and cosign one checkpoint (signature, consistency proof of {} hashes, cosignature) | {:.1} µs |",
+        request.proof.len(),
+        cosign_time.as_secs_f64() * 1e6
     );
     println!(
         "| build (proofs from the in-memory tree + sign) | {:.1} ms |",

@@ -17,7 +17,9 @@
 use crate::checkpoint::{
     check_log_id, decode_hash, decode_signature, is_lower_hex, truncate, CheckpointError,
 };
+pub use crate::cosigned::WitnessPolicy;
 use crate::merkle::{leaf_hash, verify_inclusion, Hash, MerkleError, MerkleLog};
+use crate::multiproof::verify_multiproof;
 use crate::timeline::{self, TimelineEntry};
 use crate::verify::CLOCK_SKEW_SECS;
 use crate::{EvidenceKey, EvidencePublicKey, SignedCheckpoint, Timestamp};
@@ -30,8 +32,10 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
-/// The `format` of bundles this build writes and reads.
-pub const BUNDLE_FORMAT: &str = "jitgate-evidence-bundle/1";
+/// The `format` of bundles this build writes: one multi-proof for all events.
+pub const BUNDLE_FORMAT: &str = "jitgate-evidence-bundle/2";
+/// The earlier format, still read: an inclusion proof per event.
+pub const BUNDLE_FORMAT_V1: &str = "jitgate-evidence-bundle/1";
 
 /// First line of the attested text; it contains a space, which no log id (the first line of
 /// a checkpoint body) may, so one signature can never be passed off as the other.
@@ -85,10 +89,15 @@ pub struct Bundle {
     pub log_id: String,
     /// The grant this bundle is the evidence of.
     pub grant_id: String,
-    /// The signed checkpoint every event's inclusion proof leads to.
+    /// The signed checkpoint the events' proof leads to.
     pub checkpoint: SignedCheckpoint,
     /// The grant's events in increasing seq order.
     pub events: Vec<BundleEvent>,
+    /// Format 2: the multi-proof of all events in the checkpoint's tree (`crate::multiproof`),
+    /// standard base64 hashes in depth-first order. Empty in format 1, where each event
+    /// carries its own proof.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub multiproof: Vec<String>,
     /// Determining policies' text by policy id, as the exporter had them.
     #[serde(deserialize_with = "unique_map")]
     pub policies: BTreeMap<String, String>,
@@ -101,6 +110,11 @@ pub struct Bundle {
     /// (docs/evidence.md, "Recordings"). Left out when the grant has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recordings: Vec<BundleChunk>,
+    /// Witness cosignatures of the checkpoint: signed-note signature lines (`— <witness>
+    /// <base64>`, C2SP `tlog-cosignature`), checked against the witness keys the auditor
+    /// trusts (docs/evidence.md, "Witnesses"). Left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cosignatures: Vec<String>,
 }
 
 /// One recording chunk's bytes in a bundle.
@@ -119,7 +133,9 @@ pub struct BundleEvent {
     pub seq: u64,
     /// The canonical event text, verbatim as the log hashed it.
     pub canonical: String,
-    /// Inclusion proof of leaf `seq − 1` in the checkpoint's tree: lowercase hex hashes.
+    /// Format 1 only: inclusion proof of leaf `seq − 1` in the checkpoint's tree, lowercase
+    /// hex hashes (left out in format 2, which has one multi-proof for all events).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub proof: Vec<String>,
 }
 
@@ -151,21 +167,23 @@ pub struct Attestation {
 /// Supplies inclusion proofs: an in-memory [`MerkleLog`], or a closure over whatever the
 /// server keeps.
 pub trait ProofSource {
-    fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, MerkleError>;
+    /// The multi-proof of the leaves at `indices` (strictly increasing) in the tree of
+    /// `tree_size` leaves (`crate::multiproof`).
+    fn multiproof(&self, indices: &[u64], tree_size: u64) -> Result<Vec<Hash>, MerkleError>;
 }
 
 impl ProofSource for MerkleLog {
-    fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, MerkleError> {
-        MerkleLog::inclusion_proof(self, index, tree_size)
+    fn multiproof(&self, indices: &[u64], tree_size: u64) -> Result<Vec<Hash>, MerkleError> {
+        MerkleLog::multiproof(self, indices, tree_size)
     }
 }
 
 impl<F> ProofSource for F
 where
-    F: Fn(u64, u64) -> Result<Vec<Hash>, MerkleError>,
+    F: Fn(&[u64], u64) -> Result<Vec<Hash>, MerkleError>,
 {
-    fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<Hash>, MerkleError> {
-        self(index, tree_size)
+    fn multiproof(&self, indices: &[u64], tree_size: u64) -> Result<Vec<Hash>, MerkleError> {
+        self(indices, tree_size)
     }
 }
 
@@ -212,13 +230,19 @@ pub enum BundleError {
         seq: u64,
         reason: MerkleError,
     },
+    #[error(
+        "events: they do not lead to the checkpoint's root ({reason}): an event's text or seq, \
+         or the multi-proof, was altered, or an event is not in this log (one multi-proof \
+         covers all events, so it cannot say which)"
+    )]
+    MultiProof { reason: MerkleError },
     #[error("{path} (seq {seq}): the canonical text is not a jitgate event: {message}")]
     NotAnEvent {
         path: String,
         seq: u64,
         message: String,
     },
-    #[error("{path} (seq {seq}): the text is an event but not in canonical form (keys sorted, no whitespace, times in ms)")]
+    #[error("{path} (seq {seq}): the text is an event but not in the canonical form of its version (v2: RFC 8785 JCS; no version: keys sorted by UTF-8 bytes), or of an unknown version")]
     NotCanonical { path: String, seq: u64 },
     #[error("{path} (seq {seq}): does not belong to this grant's chain: {message}")]
     ForeignEvent {
@@ -240,6 +264,8 @@ pub enum BundleError {
     Recording { path: String, message: String },
     #[error("cannot build the bundle: {0}")]
     Build(String),
+    #[error("witnesses: {0}")]
+    Witnesses(String),
 }
 
 fn field(path: impl Into<String>, message: impl Into<String>) -> BundleError {
@@ -275,6 +301,7 @@ impl Bundle {
         let cp = &checkpoint.checkpoint;
         let root = cp.root().map_err(BundleError::Checkpoint)?;
         let mut out = Vec::with_capacity(events.len());
+        let mut leaves = Vec::with_capacity(events.len());
         let mut previous = 0;
         for (seq, canonical) in events {
             if seq == previous {
@@ -291,28 +318,23 @@ impl Bundle {
                     cp.tree_size
                 )));
             }
-            let proof = proofs
-                .inclusion_proof(index, cp.tree_size)
-                .map_err(|e| build(format!("no inclusion proof for seq {seq}: {e}")))?;
-            verify_inclusion(
-                &leaf_hash(canonical.as_bytes()),
-                index,
-                cp.tree_size,
-                &proof,
-                &root,
-            )
-            .map_err(|e| {
-                build(format!(
-                    "seq {seq}: the proof source and the checkpoint disagree ({e}): is the \
-                         text the stored canonical text, and the proof source the same log?"
-                ))
-            })?;
+            leaves.push((index, leaf_hash(canonical.as_bytes())));
             out.push(BundleEvent {
                 seq,
                 canonical,
-                proof: proof.iter().map(hex::encode).collect(),
+                proof: Vec::new(),
             });
         }
+        let indices: Vec<u64> = leaves.iter().map(|(i, _)| *i).collect();
+        let multiproof = proofs
+            .multiproof(&indices, cp.tree_size)
+            .map_err(|e| build(format!("no multi-proof for the events: {e}")))?;
+        verify_multiproof(cp.tree_size, &leaves, &multiproof, &root).map_err(|e| {
+            build(format!(
+                "the proof source and the checkpoint disagree ({e}): are the texts the stored \
+                 canonical texts, and the proof source the same log?"
+            ))
+        })?;
         let signer_public = signer.public();
         let checkpoint_key = if cp.key_id == signer_public.key_id {
             signer_public
@@ -333,6 +355,7 @@ impl Bundle {
             log_id: cp.log_id.clone(),
             grant_id: grant_id.to_string(),
             events: out,
+            multiproof: multiproof.iter().map(|h| B64.encode(h)).collect(),
             attestation: Attestation {
                 key_id: String::new(),
                 events: 0,
@@ -341,6 +364,7 @@ impl Bundle {
                 signature: String::new(),
             },
             recordings: Vec::new(),
+            cosignatures: Vec::new(),
             policies,
             keys: vec![BundleKey {
                 key_id: checkpoint_key.key_id.clone(),
@@ -405,6 +429,16 @@ impl Bundle {
         self
     }
 
+    /// Add witness cosignatures of the checkpoint (signature lines) and sign the bundle again.
+    pub fn with_cosignatures(mut self, lines: Vec<String>, signer: &EvidenceKey) -> Bundle {
+        self.cosignatures = lines
+            .into_iter()
+            .map(|l| l.trim_end_matches('\n').to_string())
+            .collect();
+        self.attest(signer);
+        self
+    }
+
     /// Compact JSON: what `jitgate evidence export` writes. Compact because proofs dominate
     /// the size (≈17 hashes per event in a log of 200,000) and indentation would add a third;
     /// `jq . bundle.json` shows it indented.
@@ -448,6 +482,14 @@ impl Bundle {
                 put(p);
             }
         }
+        // Format 2's one proof (format 1 bundles have none: their text is unchanged).
+        if !self.multiproof.is_empty() {
+            put("multiproof");
+            put(&self.multiproof.len().to_string());
+            for h in &self.multiproof {
+                put(h);
+            }
+        }
         put(&self.policies.len().to_string());
         for (id, text) in &self.policies {
             put(id);
@@ -477,6 +519,14 @@ impl Bundle {
             put(&self.attestation.recording_chunks.len().to_string());
             for c in &self.attestation.recording_chunks {
                 put(c);
+            }
+        }
+        // Cosignatures only when there are some, for the same reason.
+        if !self.cosignatures.is_empty() {
+            put("cosignatures");
+            put(&self.cosignatures.len().to_string());
+            for line in &self.cosignatures {
+                put(line);
             }
         }
         format!("{ATTESTATION_TAG}\n{}\n", hex::encode(h.finalize()))
@@ -535,6 +585,8 @@ pub struct VerifiedBundle {
     pub notes: Vec<String>,
     /// The grant's session recordings, each chunk checked against its logged hash.
     pub recordings: Vec<VerifiedRecording>,
+    /// Cosignatures of the checkpoint by witnesses the auditor trusts, each verified.
+    pub witnesses: Vec<crate::Cosignature>,
 }
 
 /// One session's recording in a verified bundle.
@@ -584,8 +636,27 @@ pub fn verify_bundle_with(
     trusted_keys: &[EvidencePublicKey],
     limits: &Limits,
 ) -> Result<VerifiedBundle, BundleError> {
+    verify_bundle_witnessed(bytes, trusted_keys, limits, &WitnessPolicy::default())
+}
+
+/// [`verify_bundle_with`], and the checkpoint must carry valid cosignatures of at least
+/// `witnesses.min` of the witnesses the auditor trusts.
+pub fn verify_bundle_witnessed(
+    bytes: &[u8],
+    trusted_keys: &[EvidencePublicKey],
+    limits: &Limits,
+    witnesses: &WitnessPolicy,
+) -> Result<VerifiedBundle, BundleError> {
     let bundle = parse_bundle(bytes, limits)?;
-    verify_parsed(&bundle, trusted_keys)
+    let mut verified = verify_parsed(&bundle, trusted_keys)?;
+    let body = bundle
+        .checkpoint
+        .checkpoint
+        .body()
+        .map_err(BundleError::Checkpoint)?;
+    verified.witnesses =
+        crate::cosigned::check(&body, &bundle.cosignatures, witnesses, &mut verified.notes)?;
+    Ok(verified)
 }
 
 /// Parse a bundle and check its shape and limits (no signature or proof is checked here).
@@ -619,10 +690,46 @@ fn check_id(path: &str, id: &str, limits: &Limits) -> Result<(), BundleError> {
 }
 
 fn check_shape(b: &Bundle, limits: &Limits) -> Result<(), BundleError> {
-    if b.format != BUNDLE_FORMAT {
+    if b.format != BUNDLE_FORMAT && b.format != BUNDLE_FORMAT_V1 {
         return Err(BundleError::Format {
             found: truncate(&b.format, 80),
         });
+    }
+    let v1 = b.format == BUNDLE_FORMAT_V1;
+    if v1 && !b.multiproof.is_empty() {
+        return Err(field(
+            "multiproof",
+            "format 1 bundles carry a proof per event",
+        ));
+    }
+    if !v1 {
+        if let Some(i) = b.events.iter().position(|e| !e.proof.is_empty()) {
+            return Err(field(
+                format!("events[{i}].proof"),
+                "format 2 bundles carry one multi-proof, not a proof per event",
+            ));
+        }
+        // A multi-proof needs at most one hash per level per event.
+        let max = limits.max_proof_len.saturating_mul(b.events.len().max(1));
+        if b.multiproof.len() > max {
+            return Err(field(
+                "multiproof",
+                format!("{} hashes; at most {max} are accepted", b.multiproof.len()),
+            ));
+        }
+        for (j, h) in b.multiproof.iter().enumerate() {
+            let ok = B64
+                .decode(h)
+                .ok()
+                .filter(|d| d.len() == 32 && B64.encode(d) == *h)
+                .is_some();
+            if !ok {
+                return Err(field(
+                    format!("multiproof[{j}]"),
+                    "not canonical standard base64 of 32 bytes",
+                ));
+            }
+        }
     }
     check_log_id(&b.log_id).map_err(|e| field("log_id", e.to_string()))?;
     check_id("grant_id", &b.grant_id, limits)?;
@@ -758,6 +865,16 @@ fn check_shape(b: &Bundle, limits: &Limits) -> Result<(), BundleError> {
                 ),
             ));
         }
+    }
+    if b.cosignatures.len() > crate::note::MAX_SIGNATURES {
+        return Err(field(
+            "cosignatures",
+            format!("more than {} cosignatures", crate::note::MAX_SIGNATURES),
+        ));
+    }
+    for (i, line) in b.cosignatures.iter().enumerate() {
+        crate::note::NoteSignature::parse_line(line)
+            .map_err(|m| field(format!("cosignatures[{i}]"), m))?;
     }
     if b.attestation.recording_chunks.len() > limits.max_recording_chunks {
         return Err(field("attestation.recording_chunks", "too many entries"));
@@ -906,7 +1023,8 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
             &root,
         )
     };
-    for (i, e) in b.events.iter().enumerate() {
+    let v1 = b.format == BUNDLE_FORMAT_V1;
+    for (i, e) in b.events.iter().enumerate().filter(|_| v1) {
         if let Err(reason) = included(e) {
             // If no event at all leads to the root, suspect the checkpoint before the events.
             if !b.events.iter().any(|o| included(o).is_ok()) {
@@ -940,8 +1058,41 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
         });
     }
 
+    // Format 2: all events at once, after each was named if it is not even an event.
+    if !v1 {
+        let leaves: Vec<(u64, Hash)> = b
+            .events
+            .iter()
+            .map(|e| (e.seq - 1, leaf_hash(e.canonical.as_bytes())))
+            .collect();
+        let proof: Vec<Hash> = b
+            .multiproof
+            .iter()
+            .filter_map(|h| B64.decode(h).ok()?.try_into().ok())
+            .collect();
+        if let Err(reason) = verify_multiproof(cp.tree_size, &leaves, &proof, &root) {
+            // A forged checkpoint is named as such, before the events it cannot cover; and
+            // events removed or added after export are named by the attestation's count.
+            check_cp_signature()?;
+            if b.attestation.events != b.events.len() as u64 {
+                check_attestation(b, trusted)?;
+            }
+            return Err(BundleError::MultiProof { reason });
+        }
+    }
+
     // Together: one request's and one grant's chain, in a possible order.
     let (request_id, mut notes) = check_chain(&b.grant_id, &events)?;
+    let before_jcs = events
+        .iter()
+        .filter(|e| e.event.canonical_version.is_none())
+        .count();
+    if before_jcs > 0 {
+        notes.push(format!(
+            "{before_jcs} event(s) were written before canonical form version 2 (RFC 8785) and \
+             were checked under version 1 (keys sorted by UTF-8 bytes); see docs/evidence.md §1"
+        ));
+    }
 
     // Recordings: every chunk's bytes against the hash the signed log holds.
     let recordings = check_recordings(b, &events, &mut notes)?;
@@ -980,6 +1131,7 @@ fn verify_parsed(b: &Bundle, trusted: &[EvidencePublicKey]) -> Result<VerifiedBu
         policies: b.policies.clone(),
         notes,
         recordings,
+        witnesses: Vec::new(),
     })
 }
 

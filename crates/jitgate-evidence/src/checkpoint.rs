@@ -396,17 +396,6 @@ impl SignedCheckpoint {
         }
         Ok(key)
     }
-
-    /// The signed-note text: the body, a blank line, and `— <key id> <base64 signature>`,
-    /// for people and tools that prefer text to JSON.
-    pub fn to_note(&self) -> Result<String, CheckpointError> {
-        Ok(format!(
-            "{}\n\u{2014} {} {}\n",
-            self.checkpoint.body()?,
-            self.checkpoint.key_id,
-            self.signature
-        ))
-    }
 }
 
 pub(crate) fn check_log_id(id: &str) -> Result<(), CheckpointError> {
@@ -527,6 +516,5 @@ mod tests {
             Err(CheckpointError::Time(_))
         ));
         assert!(key.sign_checkpoint("has space", 1, &[0; 32], t).is_err());
-        assert!(cp.to_note().unwrap().contains("\n\n\u{2014} "));
     }
 }

@@ -13,6 +13,12 @@
 //!   [`RootBuilder`] (streaming root), and RFC 9162 inclusion/consistency verification.
 //! - [`checkpoint`] — [`EvidenceKey`] / [`EvidencePublicKey`] (Ed25519, key ids, key files)
 //!   and [`SignedCheckpoint`] (tree size, root, time; its signed text).
+//! - [`multiproof`] — one proof for many leaves (bundles of format 2).
+//! - [`note`]       — C2SP signed notes: checkpoints as standard notes, vkeys, witness
+//!   cosignatures (Ed25519, type 0x04).
+//! - [`witness`]    — the witness's decision on a checkpoint (C2SP `tlog-witness`
+//!   `add-checkpoint`): cosign only if consistent; forks and rollbacks are alarms.
+//! - [`cosigned`]   — [`WitnessPolicy`] and the check of a bundle's checkpoint cosignatures.
 //! - [`verify`]     — [`verify_log`]: the store's hash chain + Merkle roots + checkpoints in
 //!   one streaming pass, naming the first altered / deleted / inserted / reordered event.
 //! - [`bundle`]     — [`Bundle`] (build, JSON) and [`verify_bundle`] (limits, proofs,
@@ -26,16 +32,20 @@
 
 pub mod bundle;
 pub mod checkpoint;
+pub mod cosigned;
 pub mod merkle;
+pub mod multiproof;
+pub mod note;
 pub mod report;
 pub mod siem;
 pub mod timeline;
 pub mod verify;
+pub mod witness;
 
 pub use bundle::{
-    parse_bundle, verify_bundle, verify_bundle_with, Attestation, Bundle, BundleChunk, BundleError,
-    BundleEvent, BundleKey, Limits, ProofSource, VerifiedBundle, VerifiedEvent, VerifiedRecording,
-    BUNDLE_FORMAT,
+    parse_bundle, verify_bundle, verify_bundle_with, verify_bundle_witnessed, Attestation, Bundle,
+    BundleChunk, BundleError, BundleEvent, BundleKey, Limits, ProofSource, VerifiedBundle,
+    VerifiedEvent, VerifiedRecording, WitnessPolicy, BUNDLE_FORMAT,
 };
 pub use checkpoint::{
     key_id_of, Checkpoint, CheckpointError, EvidenceKey, EvidencePublicKey, KeyError,
@@ -45,12 +55,15 @@ pub use merkle::{
     empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Hash, MerkleError,
     MerkleLog, RootBuilder,
 };
+pub use multiproof::{multiproof_root, verify_multiproof};
+pub use note::{cosign, verify_cosignature, Cosignature, Note, NoteError, Vkey};
 pub use report::report_html;
 pub use siem::{to_ocsf_json, to_syslog_5424};
 pub use timeline::TimelineEntry;
 pub use verify::{
     verify_log, LeafRef, LogProblem, LogReport, LogVerifier, StoredLeaf, GENESIS_HASH,
 };
+pub use witness::{add_checkpoint, AddCheckpoint, Refusal, WitnessedCheckpoint};
 
 /// Times are UTC, as everywhere in jitgate.
 pub type Timestamp = jitgate_core::Timestamp;

@@ -61,10 +61,12 @@ pub enum MerkleError {
     WrongProofLength { got: usize, want: usize },
     #[error("the proof does not lead to the expected root hash")]
     RootMismatch,
+    #[error("leaf indices must be strictly increasing")]
+    NotIncreasing,
 }
 
 /// Largest power of two strictly smaller than `n` (n ≥ 2): the RFC 9162 split point.
-fn split(n: u64) -> u64 {
+pub(crate) fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
     1u64 << (63 - (n - 1).leading_zeros())
 }
@@ -159,7 +161,7 @@ impl MerkleLog {
 
     /// MTH of leaves `[start, end)`, where `start` is a multiple of the largest power of two
     /// ≤ `end − start` — true of every subtree the RFC's recursion visits.
-    fn subtree(&self, start: u64, end: u64) -> Hash {
+    pub(crate) fn subtree(&self, start: u64, end: u64) -> Hash {
         let n = end - start;
         if n == 0 {
             return empty_root();

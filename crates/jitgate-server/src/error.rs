@@ -85,6 +85,9 @@ pub enum ServerError {
     /// A password sign-in of an identity that signs in through SSO only.
     #[error("{0}")]
     SsoOnly(String),
+    /// A witness's request refused (`crate::evidence::witness`): the code says why.
+    #[error("{message}")]
+    Witness { code: Code, message: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -130,6 +133,7 @@ impl ServerError {
             },
             ServerError::Limit { code, .. } => *code,
             ServerError::Recording { code, .. } => *code,
+            ServerError::Witness { code, .. } => *code,
             ServerError::Throttled { code, .. } => *code,
             ServerError::ClientCert(r) => r.code(),
             ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,

@@ -337,6 +337,10 @@ pub struct SignedCheckpointView {
     pub checkpoint: CheckpointView,
     /// Standard base64 of the Ed25519 signature over the checkpoint's text.
     pub signature: String,
+    /// Witnesses whose cosignature of this checkpoint the server holds (docs/evidence.md,
+    /// "Witnesses").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -364,6 +368,7 @@ impl From<SignedCheckpoint> for SignedCheckpointView {
                 key_id: c.key_id,
             },
             signature: s.signature,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -394,6 +399,10 @@ pub struct EvidenceKeysView {
     pub keys: Vec<EvidenceKeyView>,
     /// The public key file auditors pass with `--key`.
     pub key_file: String,
+    /// The same keys as signed-note vkeys (`<log id>+<key hash>+<base64 key>`), what
+    /// witnesses take with `--log-key` (docs/evidence.md, "Witnesses").
+    #[serde(default)]
+    pub vkeys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -332,3 +332,73 @@ mod tests {
         }
     }
 }
+
+/// A witness's cosignature of one checkpoint, as received (the server verified it against
+/// the configured witness keys before storing it; verifiers check it again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignatureRecord {
+    pub tree_size: i64,
+    pub root_hash: String,
+    /// The checkpoint's time, as in [`CheckpointRecord::at`].
+    pub at: Timestamp,
+    /// The witness's key name.
+    pub witness: String,
+    /// The witness's timestamp in the cosignature, unix seconds.
+    pub cosigned_at: i64,
+    /// The signed-note signature line, `— <witness> <base64>` and a newline.
+    pub line: String,
+    pub received_at: Timestamp,
+}
+
+fn cosignature_from_row(row: &AnyRow) -> Result<CosignatureRecord> {
+    let tree_size: i64 = row.try_get("tree_size")?;
+    let what = format!("checkpoint_cosignatures tree_size={tree_size}");
+    Ok(CosignatureRecord {
+        tree_size,
+        root_hash: row.try_get("root_hash")?,
+        at: from_ms(row.try_get("at")?, &what)?,
+        witness: row.try_get("witness")?,
+        cosigned_at: row.try_get("cosigned_at")?,
+        line: row.try_get("line")?,
+        received_at: from_ms(row.try_get("received_at")?, &what)?,
+    })
+}
+
+impl Tx {
+    /// Keep a cosignature; `false` when this witness's cosignature of this checkpoint is
+    /// already stored (the first one is kept).
+    pub async fn insert_cosignature(&mut self, c: &CosignatureRecord) -> Result<bool> {
+        self.need_write("insert_cosignature")?;
+        let done = sqlx::query(
+            "INSERT INTO checkpoint_cosignatures \
+             (tree_size, root_hash, at, witness, cosigned_at, line, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(c.tree_size)
+        .bind(c.root_hash.clone())
+        .bind(ms(c.at))
+        .bind(c.witness.clone())
+        .bind(c.cosigned_at)
+        .bind(c.line.clone())
+        .bind(ms(c.received_at))
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Cosignatures of checkpoints of at least `min_tree_size` events, by tree size, time and
+    /// witness.
+    pub async fn cosignatures_from(
+        &mut self,
+        min_tree_size: i64,
+    ) -> Result<Vec<CosignatureRecord>> {
+        let rows = sqlx::query(
+            "SELECT tree_size, root_hash, at, witness, cosigned_at, line, received_at \
+             FROM checkpoint_cosignatures WHERE tree_size >= $1 ORDER BY tree_size, at, witness",
+        )
+        .bind(min_tree_size)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(cosignature_from_row).collect()
+    }
+}

@@ -68,7 +68,7 @@ mod sso;
 mod teardown;
 
 pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
-pub use checkpoints::{CheckpointRecord, EventRow};
+pub use checkpoints::{CheckpointRecord, CosignatureRecord, EventRow};
 pub use cluster::{Listener, NodeRecord, Notification as ClusterNotification};
 pub use error::{Result, StoreError};
 pub use events::{chain_hash, ChainReport, EventFilter, StoredEvent, GENESIS_HASH};

@@ -197,6 +197,14 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     // `[limits]` from `JITGATE_LIMITS_*`, as `serve` takes them (the quickstart has no file).
     config.limits.apply_env(&|k: &str| std::env::var(k).ok())?;
+    // Witnesses of the evidence log (docs/evidence.md), as `serve` takes them.
+    if let Ok(v) = std::env::var("JITGATE_EVIDENCE_WITNESSES") {
+        config.evidence.witnesses = v.split_whitespace().map(str::to_string).collect();
+        config
+            .evidence
+            .validate()
+            .map_err(|m| anyhow::anyhow!("JITGATE_EVIDENCE_WITNESSES: {m}"))?;
+    }
     let inventory = Inventory::from_toml(SAMPLE_INVENTORY)
         .context("the embedded sample inventory is invalid")?;
     let server = jitgate_server::start(config, Arc::new(SystemClock)).await?;
@@ -297,7 +305,7 @@ async fn bootstrap_credentials(
     Ok(creds)
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -315,10 +315,47 @@ fn event_canonical_bytes_are_deterministic() {
     let text = String::from_utf8(e.canonical_bytes()).unwrap();
     assert_eq!(
         text,
-        r#"{"actor":"system:scheduler","at":"2026-11-01T08:00:00.000Z","data":{"a":{"b":3,"y":2},"z":1},"grant_id":"g-1","kind":"grant.issued","request_id":"req-1"}"#
+        r#"{"actor":"system:scheduler","at":"2026-11-01T08:00:00.000Z","data":{"a":{"b":3,"y":2},"z":1},"grant_id":"g-1","kind":"grant.issued","request_id":"req-1","v":2}"#
     );
     let back: Event = serde_json::from_slice(text.as_bytes()).unwrap();
     assert_eq!(back.canonical_bytes(), e.canonical_bytes());
+}
+
+#[test]
+fn events_before_version_2_keep_their_canonical_form() {
+    // A text written before JCS (no "v"): re-encoded under its own version, byte for byte.
+    let v1 = r#"{"actor":"system:scheduler","at":"2026-11-01T08:00:00.000Z","data":{"a":{"b":3,"y":2},"z":1},"grant_id":"g-1","kind":"grant.issued","request_id":"req-1"}"#;
+    let back: Event = serde_json::from_str(v1).unwrap();
+    assert_eq!(back.canonical_version, None);
+    assert_eq!(back.canonical_bytes(), v1.as_bytes());
+    // An unknown version never has a canonical form (so it never verifies).
+    let v9 = v1.replace("}", r#","v":9}"#);
+    let v9 = v9.replacen(r#","v":9}"#, "}", v9.matches(r#","v":9}"#).count() - 1);
+    let unknown: Event = serde_json::from_str(&v9).unwrap();
+    assert_eq!(unknown.canonical_version, Some(9));
+    assert!(unknown.canonical_bytes().is_empty());
+}
+
+#[test]
+fn version_2_is_rfc_8785() {
+    // RFC 8785 §3.2.3 sorts keys by UTF-16 code units: U+FB33 (one unit, 0xFB33) sorts after
+    // U+1D11E (two units, 0xD834 0xDD1E), which UTF-8 byte order puts the other way round.
+    let e =
+        Event::new(EventKind::Operation, Actor::identity("gw-1"), t0()).data(serde_json::json!({
+            "\u{FB33}": 1, "\u{1D11E}": 2, "n": 1e21, "f": 4.5, "neg0": -0.0, "s": "tab\t\u{7f}é"
+        }));
+    let text = String::from_utf8(e.canonical_bytes()).unwrap();
+    let data = text
+        .split(r#""data":"#)
+        .nth(1)
+        .unwrap()
+        .split(r#","kind""#)
+        .next()
+        .unwrap();
+    assert_eq!(
+        data,
+        "{\"f\":4.5,\"n\":1e+21,\"neg0\":0,\"s\":\"tab\\t\u{7f}é\",\"\u{1D11E}\":2,\"\u{FB33}\":1}"
+    );
 }
 
 #[test]

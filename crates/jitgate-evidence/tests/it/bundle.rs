@@ -170,6 +170,25 @@ fn removed_events_are_refused() {
     let mut b = f.bundle.clone();
     b.events.remove(0);
     let err = verify(&b, &[f.key.public()]).unwrap_err();
+    // The multi-proof no longer fits the events, and the attestation names the removal; a
+    // re-attested bundle (the exporter's own cut) is refused as incomplete below.
+    assert!(
+        matches!(&err, BundleError::Attestation(m) if m.contains("removed")),
+        "{err}"
+    );
+    let mut events = f.log.target_events();
+    events.remove(0);
+    let cut = Bundle::build(
+        &f.log.grant_id,
+        events,
+        &f.log.merkle,
+        f.bundle.checkpoint.clone(),
+        policies(),
+        &f.key,
+        &[],
+    )
+    .unwrap();
+    let err = verify(&cut, &[f.key.public()]).unwrap_err();
     assert!(
         matches!(&err, BundleError::Incomplete(m) if m.contains("request.submitted")),
         "{err}"
@@ -320,10 +339,10 @@ fn every_single_byte_change_is_refused() {
             .entry(kind.split([' ', '(', '{']).next().unwrap().to_string())
             .or_default() += 1;
     }
-    // Changes inside event text are caught by the event's own inclusion proof.
+    // Changes inside event text that keep it a canonical event are caught by the proof.
     eprintln!("{} single-byte changes refused: {kinds:?}", json.len());
     assert!(
-        kinds.get("Inclusion").copied().unwrap_or(0) > 1000,
+        kinds.get("MultiProof").copied().unwrap_or(0) > 200,
         "{kinds:?}"
     );
 }
@@ -467,7 +486,7 @@ fn limits_unknown_fields_and_duplicate_keys_are_enforced() {
     );
     let err = verify_bundle(dup.as_bytes(), &keys).unwrap_err();
     assert!(err.to_string().contains("appears twice"), "{err}");
-    let v2 = json.replacen(BUNDLE_FORMAT, "jitgate-evidence-bundle/2", 1);
+    let v2 = json.replacen(BUNDLE_FORMAT, "jitgate-evidence-bundle/3", 1);
     assert!(matches!(
         verify_bundle(v2.as_bytes(), &keys),
         Err(BundleError::Format { .. })
@@ -508,7 +527,7 @@ fn the_builder_refuses_what_it_cannot_prove() {
     .unwrap_err();
     assert!(err.to_string().contains("disagree"), "{err}");
     // A closure as the proof source.
-    let source = |index: u64, size: u64| f.log.merkle.inclusion_proof(index, size);
+    let source = |indices: &[u64], size: u64| f.log.merkle.multiproof(indices, size);
     let b = Bundle::build(
         &f.log.grant_id,
         f.log.target_events(),
@@ -520,4 +539,42 @@ fn the_builder_refuses_what_it_cannot_prove() {
     )
     .unwrap();
     assert_eq!(b, f.bundle);
+}
+
+/// Bundles exported before the multi-proof (format 1: an inclusion proof per event) keep
+/// verifying, and their proofs are still checked event by event.
+#[test]
+fn format_1_bundles_keep_verifying() {
+    let f = fixture(4, 2);
+    let mut b = f.bundle.clone();
+    b.format = jitgate_evidence::bundle::BUNDLE_FORMAT_V1.into();
+    b.multiproof.clear();
+    let size = b.checkpoint.checkpoint.tree_size;
+    for e in &mut b.events {
+        e.proof = f
+            .log
+            .merkle
+            .inclusion_proof(e.seq - 1, size)
+            .unwrap()
+            .iter()
+            .map(hex::encode)
+            .collect();
+    }
+    b.attest(&f.key);
+    let v = verify(&b, &[f.key.public()]).unwrap();
+    assert_eq!(v.events.len(), b.events.len());
+    // An edited event is named by its own proof in format 1.
+    let mut edited = b.clone();
+    edited.events[3].canonical.push(' ');
+    assert!(matches!(
+        verify(&edited, &[f.key.public()]),
+        Err(BundleError::Inclusion { seq, .. }) if seq == b.events[3].seq
+    ));
+    // Format 1 with a multi-proof, or format 2 with per-event proofs: refused.
+    let mut mixed = b.clone();
+    mixed.multiproof = f.bundle.multiproof.clone();
+    assert!(verify(&mixed, &[f.key.public()]).is_err());
+    let mut mixed = f.bundle.clone();
+    mixed.events[0].proof = b.events[0].proof.clone();
+    assert!(verify(&mixed, &[f.key.public()]).is_err());
 }

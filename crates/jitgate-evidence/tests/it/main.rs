@@ -8,3 +8,4 @@ mod fixtures;
 mod log;
 mod merkle;
 mod report;
+mod witness;

@@ -334,3 +334,54 @@ fn streaming_root_equals_the_log_root_on_a_large_log() {
     let p = log.consistency_proof(3000, 10_007).unwrap();
     verify_consistency(3000, 10_007, &log.root_at(3000).unwrap(), &log.root(), &p).unwrap();
 }
+
+#[test]
+fn multiproofs_prove_any_set_of_leaves_and_nothing_else() {
+    use jitgate_evidence::{multiproof_root, verify_multiproof};
+    let log = MerkleLog::from_leaves((0..37u32).map(|i| i.to_be_bytes()));
+    for size in [1u64, 2, 3, 7, 8, 9, 31, 32, 37] {
+        let root = log.root_at(size).unwrap();
+        let sets: Vec<Vec<u64>> = vec![
+            vec![0],
+            vec![size - 1],
+            (0..size).collect(),
+            (0..size).step_by(3).collect(),
+            (size / 2..size).collect(),
+        ];
+        for set in sets {
+            let proof = log.multiproof(&set, size).unwrap();
+            let leaves: Vec<_> = set.iter().map(|&i| (i, log.leaf(i).unwrap())).collect();
+            verify_multiproof(size, &leaves, &proof, &root).unwrap();
+            // One leaf proven: the multi-proof is its inclusion proof's length.
+            if set.len() == 1 {
+                assert_eq!(
+                    proof.len(),
+                    log.inclusion_proof(set[0], size).unwrap().len()
+                );
+            }
+            // A changed leaf, a leaf at another index, a missing or extra hash: refused.
+            let mut changed = leaves.clone();
+            changed[0].1[0] ^= 1;
+            assert!(verify_multiproof(size, &changed, &proof, &root).is_err());
+            if set.len() < size as usize && set[0] + 1 < size && !set.contains(&(set[0] + 1)) {
+                let mut moved = leaves.clone();
+                moved[0].0 += 1;
+                assert!(verify_multiproof(size, &moved, &proof, &root).is_err());
+            }
+            if !proof.is_empty() {
+                assert!(verify_multiproof(size, &leaves, &proof[1..], &root).is_err());
+            }
+            let mut extra = proof.clone();
+            extra.push([0; 32]);
+            assert!(verify_multiproof(size, &leaves, &extra, &root).is_err());
+            assert_eq!(multiproof_root(size, &leaves, &proof).unwrap(), root);
+        }
+    }
+    // Contiguous leaves share their upper nodes: 1,000 leaves of 100,000 need few hashes.
+    let big = MerkleLog::from_leaves((0..100_000u32).map(|i| i.to_be_bytes()));
+    let range: Vec<u64> = (40_000..41_000).collect();
+    let proof = big.multiproof(&range, 100_000).unwrap();
+    assert!(proof.len() < 40, "{}", proof.len());
+    assert!(big.multiproof(&[5, 5], 10).is_err());
+    assert!(big.multiproof(&[10], 10).is_err());
+}

@@ -1,7 +1,7 @@
 //! Evidence endpoints: the event log, its hash chain, in-place verification, checkpoints,
 //! evidence keys, and per-grant bundles and reports. The work is in [`crate::evidence`].
 
-use super::extract::ApiQuery;
+use super::extract::{ApiJson, ApiQuery};
 use super::limits::{page_response, page_response_after, Page};
 use super::types::{ApiError, ChainStatus, EventView};
 use crate::auth::Caller;
@@ -27,6 +27,9 @@ pub fn router() -> Router<AppState> {
             get(list_checkpoints).post(sign_checkpoint),
         )
         .route("/evidence/keys", get(evidence_keys))
+        .route("/evidence/witness", get(witness_checkpoint))
+        .route("/evidence/witness/cosignatures", post(witness_cosignatures))
+        .route("/evidence/witness/alarms", post(witness_alarm))
         .route("/evidence/keys/rotate", post(rotate_evidence_key))
         .route("/grants/{id}/evidence", get(export_bundle))
         .route("/grants/{id}/evidence/report", get(grant_report))
@@ -188,7 +191,31 @@ pub(crate) async fn list_checkpoints(
     let next = more
         .then(|| rows.last().map(|(pos, _)| pos.to_string()))
         .flatten();
-    let items: Vec<SignedCheckpointView> = rows.into_iter().map(|(_, c)| c.into()).collect();
+    let min = rows
+        .iter()
+        .map(|(_, c)| c.checkpoint.tree_size)
+        .min()
+        .unwrap_or(u64::MAX);
+    let cosigned = crate::evidence::witness::cosignatures_from(&state, min).await?;
+    let items: Vec<SignedCheckpointView> = rows
+        .into_iter()
+        .map(|(_, c)| {
+            let at = c.checkpoint.timestamp().ok();
+            let witnesses = cosigned
+                .iter()
+                .filter(|w| {
+                    w.tree_size as u64 == c.checkpoint.tree_size
+                        && w.root_hash == c.checkpoint.root_hash
+                        && Some(w.at) == at
+                })
+                .map(|w| w.witness.clone())
+                .collect();
+            SignedCheckpointView {
+                witnesses,
+                ..c.into()
+            }
+        })
+        .collect();
     Ok(page_response_after("evidence/checkpoints", items, next))
 }
 
@@ -221,6 +248,9 @@ fn keys_view(state: &AppState) -> EvidenceKeysView {
             })
             .collect(),
         key_file: ev.public_key_file(),
+        vkeys: crate::evidence::witness::log_vkeys(state)
+            .map(|v| v.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -244,10 +274,75 @@ pub(crate) async fn rotate_evidence_key(
     Ok(Json(keys_view(&state)))
 }
 
+// ---------------------------------------------------------------- witnesses
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WitnessQuery {
+    /// Size of the last checkpoint the witness cosigned (0 the first time).
+    #[serde(default)]
+    old: u64,
+}
+
+/// The latest checkpoint for a witness: the body of a C2SP `tlog-witness` `add-checkpoint`
+/// request — `old <size>`, the consistency proof from that size (base64 lines), a blank line,
+/// and the checkpoint as a signed note (docs/evidence.md, "Witnesses").
+#[utoipa::path(get, path = "/api/v1/evidence/witness", params(WitnessQuery),
+    responses((status = 200, description = "add-checkpoint body", content_type = "text/plain"),
+              (status = 403, body = ApiError), (status = 409, body = ApiError)))]
+pub(crate) async fn witness_checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<WitnessQuery>,
+) -> ApiResult<Response> {
+    require_evidence_role(&caller, "witnessing checkpoints")?;
+    let body = crate::evidence::witness::for_witness(&state, q.old).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
+/// Cosignatures of a stored checkpoint: the checkpoint note with the witnesses' signature
+/// lines appended. Kept only for witnesses in `evidence.witnesses`.
+#[utoipa::path(post, path = "/api/v1/evidence/witness/cosignatures",
+    request_body(content = String, content_type = "text/plain", description = "the cosigned checkpoint note"),
+    responses((status = 200, body = crate::evidence::witness::CosignaturesAccepted),
+              (status = 400, body = ApiError), (status = 403, body = ApiError),
+              (status = 409, body = ApiError)))]
+pub(crate) async fn witness_cosignatures(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: String,
+) -> ApiResult<Json<crate::evidence::witness::CosignaturesAccepted>> {
+    require_evidence_role(&caller, "posting cosignatures")?;
+    crate::evidence::witness::accept_cosignatures(&state, &body)
+        .await
+        .map(Json)
+}
+
+/// A witness found the log forked or rolled back: recorded as an `evidence.witness_alarm`
+/// event. Both notes must be checkpoints this log signed.
+#[utoipa::path(post, path = "/api/v1/evidence/witness/alarms",
+    request_body = crate::evidence::witness::AlarmReport,
+    responses((status = 200, description = "recorded; the body says whether the server's log still has the cosigned root"),
+              (status = 400, body = ApiError), (status = 403, body = ApiError)))]
+pub(crate) async fn witness_alarm(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(report): ApiJson<crate::evidence::witness::AlarmReport>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_evidence_role(&caller, "reporting a witness alarm")?;
+    let agrees =
+        crate::evidence::witness::record_alarm(&state, Actor::identity(caller.id()), report)
+            .await?;
+    Ok(Json(
+        serde_json::json!({ "recorded": true, "log_agrees_with_cosigned": agrees }),
+    ))
+}
+
 // ---------------------------------------------------------------- bundles and reports
 
-/// The grant's evidence bundle (`jitgate-evidence-bundle/1`, docs/evidence.md §6): every
-/// event of its request and grant with inclusion proofs against a signed checkpoint, the
+/// The grant's evidence bundle (`jitgate-evidence-bundle/2`, docs/evidence.md §6): every
+/// event of its request and grant with one multi-proof against a signed checkpoint, the
 /// determining policies' text, and the exporter's attestation.
 #[utoipa::path(get, path = "/api/v1/grants/{id}/evidence", params(("id" = String, Path)),
     responses((status = 200, description = "the bundle (JSON)", content_type = "application/json"),

@@ -69,6 +69,8 @@ pub fn router() -> Router<AppState> {
         super::evidence::list_events, super::evidence::chain_status, super::evidence::verify_log,
         super::evidence::list_checkpoints, super::evidence::sign_checkpoint,
         super::evidence::evidence_keys, super::evidence::rotate_evidence_key,
+        super::evidence::witness_checkpoint, super::evidence::witness_cosignatures,
+        super::evidence::witness_alarm,
         super::evidence::export_bundle, super::evidence::grant_report,
         super::gateway::hello, super::gateway::grant_status, super::gateway::gateway_events,
         super::gateway::issue_token, super::gateway::keys_info, super::gateway::rotate_keys,

@@ -16,6 +16,10 @@ pub struct EvidenceConfig {
     /// checkpoints off (on-demand and shutdown checkpoints remain).
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: String,
+    /// Witnesses whose cosignatures the server keeps: their vkeys, as `jitgate evidence
+    /// witness` prints them (`<name>+<key hash>+<base64 key>`). Empty: no witnesses.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
 }
 
 fn default_checkpoint_interval() -> String {
@@ -27,6 +31,7 @@ impl Default for EvidenceConfig {
         EvidenceConfig {
             log_id: None,
             checkpoint_interval: default_checkpoint_interval(),
+            witnesses: Vec::new(),
         }
     }
 }
@@ -37,6 +42,24 @@ impl EvidenceConfig {
             check_log_id(id).map_err(|m| format!("evidence.log_id: {m}"))?;
         }
         self.interval()?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, text) in self.witnesses.iter().enumerate() {
+            let vkey = jitgate_evidence::Vkey::parse(text)
+                .map_err(|e| format!("evidence.witnesses[{i}]: {e}"))?;
+            if vkey.sig_type != jitgate_evidence::note::TYPE_COSIGNATURE {
+                return Err(format!(
+                    "evidence.witnesses[{i}]: {} is not a witness key (type 0x{:02x}; a witness \
+                     key has type 0x04): use the line `jitgate evidence witness` printed",
+                    vkey.name, vkey.sig_type
+                ));
+            }
+            if !names.insert(vkey.name.clone()) {
+                return Err(format!(
+                    "evidence.witnesses[{i}]: witness {} is named twice",
+                    vkey.name
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -53,9 +76,11 @@ impl EvidenceConfig {
 }
 
 fn check_log_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+    // No `+`: the log id is the key name of the checkpoint's signed-note signature, and a
+    // plus sign separates a vkey's parts.
+    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_graphic() && b != b'+') {
         return Err(format!(
-            "{id:?} is not 1–255 printable ASCII characters without spaces"
+            "{id:?} is not 1–255 printable ASCII characters without spaces or plus signs"
         ));
     }
     Ok(())

@@ -195,6 +195,10 @@ impl ServerConfig {
         if let Some(v) = env("JITGATE_EVIDENCE_LOG_ID") {
             cfg.evidence.log_id = Some(v);
         }
+        if let Some(v) = env("JITGATE_EVIDENCE_WITNESSES") {
+            // Vkeys hold no whitespace: one list, separated by spaces or newlines.
+            cfg.evidence.witnesses = v.split_whitespace().map(str::to_string).collect();
+        }
         if let Some(v) = env("JITGATE_EVIDENCE_CHECKPOINT_INTERVAL") {
             cfg.evidence.checkpoint_interval = v;
         }

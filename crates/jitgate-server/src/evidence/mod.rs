@@ -15,6 +15,8 @@
 //!   on demand, and at a graceful stop; signed and stored inside a write transaction, so no
 //!   larger log can be checkpointed in between.
 //! - **Verify in place**, **bundles** and **reports** — see [`verify`], [`export`], [`report`].
+//! - **Witnesses** — [`witness`]: checkpoints as signed notes with consistency proofs for
+//!   witnesses, their cosignatures kept and put in bundles, their alarms recorded.
 
 use crate::auth::Caller;
 pub use crate::config::evidence::EvidenceConfig;
@@ -33,6 +35,7 @@ use tokio::sync::watch;
 
 pub(crate) mod keys;
 pub mod log;
+pub mod witness;
 
 pub use keys::{EvidenceKeys, KeyFileError, PUBLIC_KEYS_FILE, SECRET_KEY_FILE};
 pub use log::Evidence;
@@ -392,8 +395,14 @@ pub async fn export(state: &AppState, caller: &Caller, grant_id: &str) -> ApiRes
     {
         checkpoint = sign_checkpoint(state, true).await?;
     }
-    let checkpoint =
+    let mut checkpoint =
         checkpoint.ok_or_else(|| ServerError::Internal("no checkpoint could be signed".into()))?;
+    // With witnesses, the covering checkpoint cosigned by the most of them.
+    let mut cosignatures = Vec::new();
+    if let Some((cosigned, lines)) = witness::best_cosigned(state, last.unsigned_abs()).await? {
+        checkpoint = cosigned;
+        cosignatures = lines;
+    }
 
     let policies = request
         .decision
@@ -429,6 +438,11 @@ pub async fn export(state: &AppState, caller: &Caller, grant_id: &str) -> ApiRes
         ))
     })?;
     drop(tree);
+    let bundle = if cosignatures.is_empty() {
+        bundle
+    } else {
+        bundle.with_cosignatures(cosignatures, &signer)
+    };
     // The recordings' bytes the server holds, for the chunks whose event is in the bundle
     // (a chunk logged after the events were read waits for the next export).
     let mut tx = state.store.read().await?;

@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 
 /// A server with a custom configuration (the harness's defaults otherwise).
 /// `data_dir` outlives the harness (restarts reuse its evidence key).
-async fn start_custom(
+pub(super) async fn start_custom(
     store: Store,
     clock: Arc<ManualClock>,
     data_dir: &std::path::Path,
@@ -59,7 +59,7 @@ async fn start_custom(
 
 /// alice's read grant on plc-7, approved by bob, with one gateway session of `ops`
 /// operations recorded through the gateway endpoint. Returns (request id, grant id).
-async fn grant_with_operations(h: &mut Harness, ops: usize) -> (String, String) {
+pub(super) async fn grant_with_operations(h: &mut Harness, ops: usize) -> (String, String) {
     let req = h.request("alice", read_plc7()).await;
     let (status, v) = h.approve("bob", &req, None).await;
     assert_eq!(status, StatusCode::OK, "{v}");

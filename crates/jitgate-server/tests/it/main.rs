@@ -21,6 +21,7 @@ mod restart;
 mod ssh;
 mod sso;
 mod teardown;
+mod witness;
 
 use jitgate_core::event::Actor;
 use jitgate_core::{Inventory, ManualClock, Timestamp};

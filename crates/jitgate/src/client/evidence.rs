@@ -48,13 +48,18 @@ pub enum EvidenceCmd {
     #[command(
         name = "public-key",
         after_help = "Examples:\n  jitgate evidence public-key -o plant-1-evidence.pub\n  \
-        jitgate evidence public-key            # print it\n\n\
+        jitgate evidence public-key            # print it\n  \
+        jitgate evidence public-key --vkey -o plant-1.vkey   # for witnesses\n\n\
         Hand the file to auditors through a channel they trust (not inside a bundle)."
     )]
     PublicKey {
         /// Write the key file here instead of printing it.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// The log's keys as signed-note vkeys instead (`<log id>+<key hash>+<key>`), one per
+        /// line: what witnesses take with --log-key.
+        #[arg(long)]
+        vkey: bool,
     },
 
     /// Add a new evidence signing key and make it current (admin). Old public keys stay in
@@ -94,7 +99,30 @@ pub enum EvidenceCmd {
         /// Evidence public key file (`jitgate evidence public-key` wrote it).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+        /// A witness you trust: its vkey (the line `jitgate evidence witness` printed), or a
+        /// file of them. Repeat for several witnesses.
+        #[arg(long = "witness-key", value_name = "VKEY|FILE")]
+        witness_key: Vec<String>,
+        /// How many of those witnesses must have cosigned the bundle's checkpoint (default:
+        /// 1 when --witness-key is given).
+        #[arg(long = "min-witnesses", value_name = "N", requires = "witness_key")]
+        min_witnesses: Option<usize>,
     },
+
+    /// Run a witness of this server's evidence log: fetch each new checkpoint with a
+    /// consistency proof from the last one cosigned, cosign it only if consistent, and post
+    /// the cosignature. A forked or rolled-back log stops the witness (exit 4) and is
+    /// reported. Run it where the operator cannot reach: an auditor's or a second site's host.
+    #[command(after_help = "Examples:\n  \
+        jitgate evidence witness --state ~/plant-1-witness --name audit.example/plant-1 \\\n      \
+        --log-key plant-1.vkey            # runs every minute until stopped\n  \
+        jitgate evidence witness --state ~/plant-1-witness --log-key plant-1.vkey --once\n\n\
+        The first run creates the witness key in --state and prints its vkey: the operator adds \
+        it to evidence.witnesses, auditors pass it to verify-bundle --witness-key. Get the log's \
+        vkey from the operator through a channel you trust. Exit codes: 0 cosigned (or nothing \
+        new), 1 a check failed, 3 server unreachable, 4 ALARM (fork or rollback; see ALARM.json \
+        in --state). See docs/evidence.md, \"Witnesses\".")]
+    Witness(super::witness::WitnessArgs),
 
     /// Verify a bundle offline and render it as one self-contained HTML audit report
     /// (timeline, approval → grant → session → operations chain, teardown checks, controls).
@@ -116,10 +144,11 @@ pub enum EvidenceCmd {
 impl EvidenceCmd {
     /// Verbs that run on local files only (no server, no profile).
     pub fn is_offline(&self) -> bool {
-        matches!(
-            self,
-            EvidenceCmd::VerifyBundle { .. } | EvidenceCmd::Report { .. }
-        )
+        match self {
+            EvidenceCmd::VerifyBundle { .. } | EvidenceCmd::Report { .. } => true,
+            EvidenceCmd::Witness(args) => args.init,
+            _ => false,
+        }
     }
 }
 
@@ -140,7 +169,16 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
                     c.time,
                     c.key_id
                 );
-                out!("{}", signed.to_note().unwrap_or_default());
+                // The standard signed-note form (C2SP), which transparency-log tools read.
+                let keys: EvidenceKeysView =
+                    decode(ctx.http.get(&["evidence", "keys"], &[]).await?)?;
+                let note = keys
+                    .vkeys
+                    .iter()
+                    .filter_map(|v| jitgate_evidence::Vkey::parse(v).ok())
+                    .filter(|v| v.public.key_id == c.key_id)
+                    .find_map(|v| signed.to_signed_note(&v.public).ok());
+                out!("{}", note.unwrap_or_default());
             }
             Ok(())
         }
@@ -154,7 +192,7 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
             }
             if !ctx.printed_json(&raw) {
                 let views: Vec<SignedCheckpointView> = decode(raw)?;
-                let mut table = super::text::table(&["events", "time", "key", "root"]);
+                let mut table = super::text::table(&["events", "time", "key", "root", "witnesses"]);
                 for v in &views {
                     let c = &v.checkpoint;
                     table.add_row([
@@ -162,13 +200,32 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
                         c.time.clone(),
                         c.key_id.clone(),
                         c.root_hash.clone(),
+                        v.witnesses.join(", "),
                     ]);
                 }
                 outln!("{table}");
             }
             Ok(())
         }
-        EvidenceCmd::PublicKey { output } => {
+        EvidenceCmd::PublicKey { output, vkey: true } => {
+            let raw = ctx.http.get(&["evidence", "keys"], &[]).await?;
+            let keys: EvidenceKeysView = decode(raw)?;
+            let text: String = keys.vkeys.iter().map(|v| format!("{v}\n")).collect();
+            match output {
+                Some(path) => {
+                    write_file(&path, text.as_bytes())?;
+                    outln!(
+                        "wrote {} vkey(s) of log {} to {}: give it to witnesses (--log-key)",
+                        keys.vkeys.len(),
+                        keys.log_id,
+                        path.display()
+                    );
+                }
+                None => out!("{text}"),
+            }
+            Ok(())
+        }
+        EvidenceCmd::PublicKey { output, .. } => {
             let raw = ctx.http.get(&["evidence", "keys"], &[]).await?;
             let keys: EvidenceKeysView = decode(raw.clone())?;
             match output {
@@ -231,6 +288,7 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        EvidenceCmd::Witness(args) => super::witness::run(ctx, args).await,
         EvidenceCmd::VerifyBundle { .. } | EvidenceCmd::Report { .. } => offline(cmd, ctx.json),
     }
 }
@@ -329,8 +387,14 @@ pub fn render_verify(v: &LogVerifyView) -> (String, bool) {
 /// `verify-bundle` and `report`: local files only.
 pub fn offline(cmd: EvidenceCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
-        EvidenceCmd::VerifyBundle { bundle, key } => {
-            let verified = match check_bundle(&bundle, &key, json)? {
+        EvidenceCmd::VerifyBundle {
+            bundle,
+            key,
+            witness_key,
+            min_witnesses,
+        } => {
+            let witnesses = witness_policy(&witness_key, min_witnesses)?;
+            let verified = match check_bundle(&bundle, &key, &witnesses, json)? {
                 Some(v) => v,
                 None => return Err(CliError::Reported.into()),
             };
@@ -346,7 +410,8 @@ pub fn offline(cmd: EvidenceCmd, json: bool) -> anyhow::Result<()> {
             key,
             output,
         } => {
-            let Some(verified) = check_bundle(&bundle, &key, json)? else {
+            let none = jitgate_evidence::WitnessPolicy::default();
+            let Some(verified) = check_bundle(&bundle, &key, &none, json)? else {
                 return Err(CliError::Reported.into());
             };
             let html = jitgate_evidence::report_html(&verified);
@@ -365,13 +430,41 @@ pub fn offline(cmd: EvidenceCmd, json: bool) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        EvidenceCmd::Witness(args) if args.init => super::witness::init(&args),
         _ => Err(CliError::Usage("not an offline verb".into()).into()),
     }
 }
 
+/// The witnesses `--witness-key` names (vkeys, or files of them) and how many must cosign.
+fn witness_policy(
+    args: &[String],
+    min: Option<usize>,
+) -> anyhow::Result<jitgate_evidence::WitnessPolicy> {
+    let mut keys = Vec::new();
+    for arg in args {
+        let text = if Path::new(arg).exists() {
+            std::fs::read_to_string(arg)
+                .map_err(|e| CliError::Usage(format!("cannot read {arg}: {e}")))?
+        } else {
+            arg.clone()
+        };
+        keys.extend(
+            jitgate_evidence::Vkey::parse_lines(&text)
+                .map_err(|e| CliError::Usage(format!("--witness-key {arg}: {e}")))?,
+        );
+    }
+    let min = min.unwrap_or(usize::from(!keys.is_empty()));
+    Ok(jitgate_evidence::WitnessPolicy::new(keys, min).map_err(CliError::Usage)?)
+}
+
 /// Read the key file and the bundle and verify. A bundle that fails is reported (stderr, or
 /// JSON on stdout) and gives `None`; unreadable files are usage errors (exit 2).
-fn check_bundle(bundle: &Path, key: &Path, json: bool) -> anyhow::Result<Option<VerifiedBundle>> {
+fn check_bundle(
+    bundle: &Path,
+    key: &Path,
+    witnesses: &jitgate_evidence::WitnessPolicy,
+    json: bool,
+) -> anyhow::Result<Option<VerifiedBundle>> {
     let key_text = std::fs::read_to_string(key)
         .map_err(|e| CliError::Usage(format!("cannot read key file {}: {e}", key.display())))?;
     let keys = EvidencePublicKey::parse_file(&key_text).map_err(|e| {
@@ -382,7 +475,8 @@ fn check_bundle(bundle: &Path, key: &Path, json: bool) -> anyhow::Result<Option<
     })?;
     let bytes = std::fs::read(bundle)
         .map_err(|e| CliError::Usage(format!("cannot read bundle {}: {e}", bundle.display())))?;
-    match jitgate_evidence::verify_bundle(&bytes, &keys) {
+    let limits = jitgate_evidence::Limits::default();
+    match jitgate_evidence::verify_bundle_witnessed(&bytes, &keys, &limits, witnesses) {
         Ok(v) => Ok(Some(v)),
         Err(e) => {
             if json {
@@ -414,6 +508,19 @@ fn render_verified(v: &VerifiedBundle, path: &Path) -> String {
         c.key_id,
         v.attested_by
     );
+    for w in &v.witnesses {
+        out.push_str(&format!(
+            "witnessed: cosigned by {} at {} (unix {})\n",
+            w.witness,
+            chrono::DateTime::from_timestamp(w.timestamp as i64, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            w.timestamp
+        ));
+    }
+    if !v.witnesses.is_empty() {
+        out.push('\n');
+    }
     out.push_str(&v.timeline_text());
     if !out.ends_with('\n') {
         out.push('\n');
@@ -461,6 +568,9 @@ fn bundle_json(v: &VerifiedBundle) -> Value {
         "recordings": v.recordings.iter().map(|r| json!({
             "session_id": r.session_id, "chunks": r.chunks, "bytes": r.bytes,
             "chunks_with_bytes": r.chunks_with_bytes, "complete": r.complete,
+        })).collect::<Vec<_>>(),
+        "witnesses": v.witnesses.iter().map(|w| json!({
+            "witness": w.witness, "cosigned_at": w.timestamp,
         })).collect::<Vec<_>>(),
     })
 }

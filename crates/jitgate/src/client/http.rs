@@ -24,6 +24,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// No server answered at the configured URL.
     pub const UNREACHABLE: u8 = 3;
+    /// A witness found the evidence log forked or rolled back, and stopped.
+    pub const ALARM: u8 = 4;
 }
 
 /// Every way a client verb can fail, each with its exit code.
@@ -49,6 +51,8 @@ pub enum CliError {
     /// The verb has already told the user what went wrong (e.g. a denied request); exit 1
     /// without printing anything more.
     Reported,
+    /// A witness's alarm: the evidence log forked or rolled back (exit 4).
+    Alarm(String),
 }
 
 impl CliError {
@@ -56,6 +60,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => exit::USAGE,
             CliError::Unreachable { .. } => exit::UNREACHABLE,
+            CliError::Alarm(_) => exit::ALARM,
             CliError::Api { .. }
             | CliError::BadResponse(_)
             | CliError::Untrusted(_)
@@ -103,6 +108,7 @@ impl fmt::Display for CliError {
             CliError::BadResponse(m) => write!(f, "unexpected response from the server: {m}"),
             CliError::Untrusted(m) => write!(f, "{m}"),
             CliError::Reported => write!(f, "failed"),
+            CliError::Alarm(m) => write!(f, "{m}"),
         }
     }
 }
@@ -402,13 +408,48 @@ impl Client {
         &self,
         segments: &[&str],
     ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), CliError> {
+        self.send_raw(Method::GET, segments, &[], None).await
+    }
+
+    /// GET a text body (a witness's checkpoint).
+    pub async fn get_text(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<String, CliError> {
+        let (bytes, _) = self.send_raw(Method::GET, segments, query, None).await?;
+        String::from_utf8(bytes)
+            .map_err(|_| CliError::BadResponse("a text answer that is not UTF-8".into()))
+    }
+
+    /// POST a text body (a cosigned checkpoint note); the answer is JSON.
+    pub async fn post_text(&self, segments: &[&str], body: String) -> Result<Value, CliError> {
+        let (bytes, _) = self
+            .send_raw(Method::POST, segments, &[], Some(body.into_bytes()))
+            .await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CliError::BadResponse(format!("a body that is not JSON: {e}")))
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        text: Option<Vec<u8>>,
+    ) -> Result<(Vec<u8>, reqwest::header::HeaderMap), CliError> {
         if let Some(m) = &self.unpinned {
             return Err(CliError::Untrusted(m.clone()));
         }
-        let url = self.url(segments, &[])?;
-        let mut req = self.http.request(Method::GET, url);
+        let url = self.url(segments, query)?;
+        let mut req = self.http.request(method, url);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
+        }
+        if let Some(text) = text {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(text);
         }
         let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
         let status = resp.status();

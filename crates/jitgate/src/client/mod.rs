@@ -35,6 +35,7 @@ pub mod ssh;
 pub mod sso;
 pub mod teardown;
 pub mod text;
+pub mod witness;
 
 #[cfg(test)]
 mod testdata;

@@ -25,3 +25,4 @@ mod ssh_gateway;
 mod ssh_vault;
 mod sso_cli;
 mod tls;
+mod witness;

@@ -82,7 +82,18 @@ impl Up {
 
     /// With `--policies <dir>` when given.
     pub fn start_with(data_dir: &Path, port: u16, policies: Option<&Path>) -> Up {
+        Self::start_with_env(data_dir, port, policies, &[])
+    }
+
+    /// With environment variables for the server (configuration overrides).
+    pub fn start_with_env(
+        data_dir: &Path,
+        port: u16,
+        policies: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Up {
         let mut cmd = Command::new(BIN);
+        cmd.envs(env.iter().copied());
         cmd.args([
             "up",
             "--data-dir",
