@@ -719,3 +719,60 @@ async fn every_bad_id_token_is_refused_with_its_reason_and_rotation_is_picked_up
     })
     .await;
 }
+
+/// The server does not start with a mapping that could sign someone in as someone else, or
+/// lock someone out: each refusal names what to fix.
+#[tokio::test]
+async fn a_mapping_that_could_map_one_login_to_two_people_stops_the_start() {
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "s\n").unwrap();
+    let base = provider_config("https://idp.plant.example", 1, secret.path());
+    let overlap = {
+        let mut p = base.clone();
+        p.map[1] = MapConfig {
+            identity: "bob".into(),
+            subject: None,
+            email: Some("bob@plant.example".into()),
+        };
+        SsoConfig {
+            sso_only: Vec::new(),
+            providers: vec![p],
+        }
+    };
+    let to_workload = {
+        let mut p = base.clone();
+        p.map[1].identity = "svc-historian".into();
+        SsoConfig {
+            sso_only: Vec::new(),
+            providers: vec![p],
+        }
+    };
+    let unmapped_only = SsoConfig {
+        sso_only: vec!["carol".into()],
+        providers: vec![base.clone()],
+    };
+    for (sso, says) in [
+        (
+            overlap,
+            "map #1 (alice) and map #2 (bob) can both match one login",
+        ),
+        (to_workload, "map #2 (svc-historian)"),
+        (unmapped_only, "sso_only names \"carol\""),
+    ] {
+        let (store, _dir) = jitgate_testkit::sqlite_store().await;
+        let data = tempfile::tempdir().unwrap();
+        let config = jitgate_server::config::ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.path().to_path_buf(),
+            inventory: Some(plant_file()),
+            sso,
+            ..Default::default()
+        };
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let err = match jitgate_server::start_with_store(config, clock, store).await {
+            Ok(_) => panic!("started with a mapping that should stop it ({says})"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(says), "{err}");
+    }
+}
