@@ -565,6 +565,12 @@ async fn every_bad_id_token_is_refused_with_its_reason_and_rotation_is_picked_up
             let port = free_port();
             let mut h = start(store, &issuer.url, port).await;
             h.login("sam").await;
+            let (s, list) = h.raw("GET", "/api/v1/auth/sso/providers", None, None).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(
+                list,
+                json!([{"name": "plant-idp", "display_name": "Plant IdP"}])
+            );
             let iss = issuer.url.clone();
             let now = h.clock.now().timestamp();
             let cases: Vec<(&str, &str, MakeToken)> = vec![
@@ -655,6 +661,22 @@ async fn every_bad_id_token_is_refused_with_its_reason_and_rotation_is_picked_up
                 let e = refused_event(&mut h, n, reason).await;
                 assert_eq!(e["data"]["provider"], "plant-idp");
             }
+
+            // The provider says no (the person declined): refused with its words.
+            let (auth, browser) = start_console(&h).await;
+            let state = query_param(&auth, "state").unwrap();
+            let n = events_of(&mut h, "auth.sso_refused").await.len();
+            let url = format!(
+                "{}?error=access_denied&error_description=consent+declined&state={state}",
+                redirect_url(port)
+            );
+            let (to, session) = callback(&url, Some(&browser)).await;
+            assert_eq!(
+                (console_error(&to).as_str(), session),
+                ("sso_provider_denied", None)
+            );
+            assert!(to.contains("consent"), "{to}");
+            refused_event(&mut h, n, "provider_denied").await;
 
             // A good token: signed in, with acr and amr in the event.
             let mut kept = String::new();
@@ -751,6 +773,25 @@ async fn a_mapping_that_could_map_one_login_to_two_people_stops_the_start() {
         sso_only: vec!["carol".into()],
         providers: vec![base.clone()],
     };
+    // Without [sso] nothing is offered (the quickstart is unchanged).
+    let (store, _dir) = jitgate_testkit::sqlite_store().await;
+    let h = Harness::start(store).await;
+    let (s, list) = h.raw("GET", "/api/v1/auth/sso/providers", None, None).await;
+    assert_eq!((s, list), (StatusCode::OK, json!([])));
+    let (s, v) = h
+        .raw(
+            "POST",
+            "/api/v1/auth/sso/plant-idp/cli",
+            None,
+            Some(json!({"port": 40000, "code_challenge": "a".repeat(43)})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{v}"
+    );
+    h.stop().await;
     for (sso, says) in [
         (
             overlap,
