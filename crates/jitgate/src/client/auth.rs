@@ -404,6 +404,7 @@ pub fn render_whoami(me: &WhoAmI, settings: &[(String, String)]) -> String {
                 ("session", "federated_jwt") => {
                     "session (federated token of the workload's platform)".to_string()
                 }
+                ("session", "oidc") => "session (single sign-on)".to_string(),
                 ("session", _) => "session (password login)".to_string(),
                 (other, _) => other.to_string(),
             },
