@@ -202,3 +202,45 @@ async fn login_sso_through_the_binary_and_a_real_openid_provider() {
         "{err}"
     );
 }
+
+/// `jitgate check` validates the `[sso]` mapping against the inventory without starting
+/// anything: a good one is reported, two rules that could map one login to two people are
+/// refused naming both.
+#[test]
+fn check_validates_the_sso_mapping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plant =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/plant.toml");
+    let config = |second_rule: &str| {
+        let file = tmp.path().join("c.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[sso.providers]]\nname = \"plant-idp\"\nissuer = \"https://idp.plant.example\"\n\
+                 client_id = \"jitgate\"\n\
+                 redirect_url = \"https://jitgate.plant.example/api/v1/auth/sso/plant-idp/callback\"\n\n\
+                 [[sso.providers.map]]\nidentity = \"alice\"\nsubject = \"a\"\n\n\
+                 [[sso.providers.map]]\nidentity = \"bob\"\n{second_rule}\n"
+            ),
+        )
+        .unwrap();
+        Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&file)
+            .arg("--inventory")
+            .arg(&plant)
+            .output()
+            .unwrap()
+    };
+    let out = config("subject = \"b\"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sso: ok — 1 provider(s)"));
+    let out = config("email = \"bob@plant.example\"");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("map #1 (alice) and map #2 (bob)"), "{err}");
+}
