@@ -753,8 +753,12 @@ pub async fn redeem(
     event.source = source.clone();
     event.session_expires_at = event.session_expires_at.max(now);
     let token = open_session(&mut tx, &identity.id, handoff.roles.clone(), &event, now).await?;
+    // Step-up approvals still ask for TOTP: say whether it is enrolled, as a sign-in does.
+    let totp_enrolled = tx
+        .get_totp(&identity.id)
+        .await?
+        .is_some_and(|t| t.confirmed);
     tx.commit().await?;
-    let totp_enrolled = false;
     let mut identity = identity;
     for r in handoff.roles {
         if !identity.has_role(&r) {
