@@ -73,6 +73,14 @@ error_codes! {
     PasskeyNotEnrolled = "passkey_not_enrolled", 409, "the caller has no passkey enrolled: enrol one, or use the TOTP code";
     TooManyPasskeyCeremonies = "too_many_passkey_ceremonies", 429, "too many passkey ceremonies of this identity are open: answer one or wait Retry-After seconds";
     FreshAuthRequired = "fresh_auth_required", 401, "removing a passkey needs a sign-in less than 5 minutes old or a TOTP code";
+    SsoStateMismatch = "sso_state_mismatch", 401, "the SSO callback's state is unknown, used, expired or was started in another browser: start the sign-in again";
+    SsoProviderDenied = "sso_provider_denied", 401, "the OpenID provider did not sign the person in (declined, or its own error)";
+    SsoCodeRejected = "sso_code_rejected", 401, "the OpenID provider refused to exchange the authorization code (used already, expired, or PKCE mismatch)";
+    SsoNonceMismatch = "sso_nonce_mismatch", 401, "the ID token's nonce is not the one this sign-in sent";
+    SsoUnmapped = "sso_unmapped", 403, "no [[sso.providers.map]] rule maps this login to an identity";
+    SsoUnavailable = "sso_unavailable", 503, "the OpenID provider (discovery, keys or token endpoint) cannot be reached: retry after Retry-After seconds";
+    SsoHandoffRejected = "sso_handoff_rejected", 401, "the CLI's SSO hand-off code is unknown, used, expired, or its verifier is wrong: run `jitgate login --sso` again";
+    SsoOnly = "sso_only", 401, "this identity signs in through SSO only: its password is refused";
     ClientCertificateRequired = "client_certificate_required", 401, "a gateway called without its enrolled client certificate (mutual TLS)";
     ClientCertificateRefused = "client_certificate_refused", 401, "the client certificate names another identity, or is not the gateway's current one";
     Forbidden = "forbidden", 403, "the caller's roles do not allow this";

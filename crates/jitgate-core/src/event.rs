@@ -88,6 +88,12 @@ pub enum EventKind {
     /// A passkey registration or step-up assertion was refused, with the typed reason.
     #[serde(rename = "auth.passkey_refused")]
     AuthPasskeyRefused,
+    /// A person signed in through an OpenID provider (`crate::sso`).
+    #[serde(rename = "auth.sso")]
+    AuthSso,
+    /// An SSO sign-in was refused, with the typed reason.
+    #[serde(rename = "auth.sso_refused")]
+    AuthSsoRefused,
     /// An administrator ended a lockout.
     #[serde(rename = "auth.unlocked")]
     AuthUnlocked,
@@ -167,6 +173,8 @@ impl EventKind {
             EventKind::AuthPasskeyEnrolled => "auth.passkey_enrolled",
             EventKind::AuthPasskeyRemoved => "auth.passkey_removed",
             EventKind::AuthPasskeyRefused => "auth.passkey_refused",
+            EventKind::AuthSso => "auth.sso",
+            EventKind::AuthSsoRefused => "auth.sso_refused",
             EventKind::AuthUnlocked => "auth.unlocked",
             EventKind::AuthPasswordChanged => "auth.password_changed",
             EventKind::AuthPasswordReset => "auth.password_reset",

@@ -25,6 +25,8 @@
 //!   checks of a platform JWT and the session it is exchanged for.
 //! - [`passkey`]   — passkeys (WebAuthn) for step-up: the challenge bound to (approver,
 //!   request, scope digest, expiry), when an assertion counts, enrolment and removal rules.
+//! - [`sso`]       — OIDC sign-in for people: provider mapping rules (exclusive, checked at
+//!   load), the checks of an ID token, the events of a sign-in and its refusals.
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
@@ -54,6 +56,7 @@ pub mod recording;
 pub mod scope;
 pub mod server_payload;
 pub mod ssh;
+pub mod sso;
 pub mod teardown;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -73,6 +73,8 @@ pub enum AuthMethod {
     ApiKey,
     /// A platform JWT exchanged for a `jgs_` session (`crate::federation`).
     FederatedJwt,
+    /// A person's sign-in through an OpenID provider (`crate::sso`).
+    Oidc,
 }
 
 impl AuthMethod {
@@ -81,6 +83,7 @@ impl AuthMethod {
             AuthMethod::Password => "password",
             AuthMethod::ApiKey => "api_key",
             AuthMethod::FederatedJwt => "federated_jwt",
+            AuthMethod::Oidc => "oidc",
         }
     }
 
@@ -89,6 +92,7 @@ impl AuthMethod {
             AuthMethod::Password,
             AuthMethod::ApiKey,
             AuthMethod::FederatedJwt,
+            AuthMethod::Oidc,
         ]
         .into_iter()
         .find(|m| m.as_str() == text)
@@ -120,6 +124,8 @@ pub enum AuthFailure {
     IdentityDisabled,
     /// A workload (API keys only) tried a password.
     NoPassword,
+    /// The right password of an identity that signs in through SSO only (`crate::sso`).
+    SsoOnly,
 }
 
 /// `auth.login_failed`: one refused attempt that was checked (attempts refused by backoff or

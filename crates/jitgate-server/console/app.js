@@ -439,7 +439,36 @@ function viewSignIn(message) {
   });
   for (const el of ['#nav', '#logout']) $(el).hidden = true;
   $('#main').replaceChildren(form);
+  ssoRefusal(form);
+  ssoButtons(form);
   identity.focus();
+}
+
+/** A refused single sign-on comes back as `#sso_error=<code>&message=<text>`: show it. */
+function ssoRefusal(form) {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+  const code = params.get('sso_error');
+  if (!code) return;
+  history.replaceState({}, '', location.pathname);
+  const text = `${params.get('message') || 'The sign-in was refused.'} (${code})`;
+  form.querySelector('.form-error').textContent = text;
+  announce(text);
+}
+
+/** "Sign in with <provider>" for each OpenID provider the server has (none: nothing shown). */
+async function ssoButtons(form) {
+  let providers = [];
+  try { providers = await api('GET', '/auth/sso/providers'); } catch (e) { return; }
+  if (!providers.length) return;
+  const box = h('div', { class: 'sso' }, h('p', { class: 'muted', text: 'Or, with your organisation\'s account:' }));
+  for (const p of providers) {
+    box.append(h('a', {
+      class: 'button sso-button',
+      href: `/api/v1/auth/sso/${encodeURIComponent(p.name)}/start`,
+      text: `Sign in with ${p.display_name}`,
+    }));
+  }
+  form.append(box);
 }
 
 // ------------------------------------------------------------------ inbox

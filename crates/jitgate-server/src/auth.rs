@@ -244,11 +244,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Serve
             ))
         }
         Some(Bearer::Session {
-            identity,
+            mut identity,
             method,
+            roles,
             created_at,
             ..
-        }) => (identity, AuthVia::Session, None, method, Some(created_at)),
+        }) => {
+            // Roles an SSO sign-in's groups added hold for this session only.
+            for role in roles {
+                if !identity.has_role(&role) {
+                    identity.roles.push(role);
+                }
+            }
+            (identity, AuthVia::Session, None, method, Some(created_at))
+        }
         Some(Bearer::ApiKey { revoked: true, key_id, .. }) => {
             return Err(ServerError::Unauthenticated(format!(
                 "API key {key_id} is revoked; ask an administrator for a new one (`jitgate apikey create`)"

@@ -75,6 +75,16 @@ pub enum ServerError {
         /// For `federation_unavailable`: when the issuer's keys may be fetched again.
         retry_after_secs: Option<i64>,
     },
+    /// An SSO sign-in refused (`jitgate_core::sso`): the reason says which code.
+    #[error("{refusal}")]
+    Sso {
+        refusal: jitgate_core::sso::SsoRefusal,
+        /// For `sso_unavailable`: when the provider may be tried again.
+        retry_after_secs: Option<i64>,
+    },
+    /// A password sign-in of an identity that signs in through SSO only.
+    #[error("{0}")]
+    SsoOnly(String),
     /// A witness's request refused (`crate::evidence::witness`): the code says why.
     #[error("{message}")]
     Witness { code: Code, message: String },
@@ -132,6 +142,8 @@ impl ServerError {
             ServerError::InvalidSshPublicKey(_) => Code::InvalidSshPublicKey,
             ServerError::Federation { refusal, .. } => refusal.reason.code(),
             ServerError::PasskeyNotEnrolled => Code::PasskeyNotEnrolled,
+            ServerError::Sso { refusal, .. } => refusal.reason.code(),
+            ServerError::SsoOnly(_) => Code::SsoOnly,
             ServerError::Internal(_) => Code::InternalError,
         }
     }
@@ -143,6 +155,9 @@ impl ServerError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             ServerError::Federation {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            ServerError::Sso {
                 retry_after_secs, ..
             } => *retry_after_secs,
             _ => None,

@@ -32,6 +32,8 @@
 //!      backoff and lockout rules (`jitgate_core::lockout`).
 //!    - [`passkeys`]   — passkeys (WebAuthn, `webauthn-rs`): enrolment, removal, and the
 //!      step-up ceremony bound to one request (`jitgate_core::passkey`).
+//!    - [`sso`] — OIDC sign-in for people: the authorization code flow with PKCE against
+//!      `[[sso.providers]]` for the console and the CLI (`jitgate_core::sso` decides).
 //!    - [`federation`] — workload identity federation: platform JWTs verified against
 //!      their issuers' JWKS (`federation::jwks`, a handle the state holds) and exchanged
 //!      for a session (`jitgate_core::federation`).
@@ -103,6 +105,7 @@ pub mod secrets;
 pub mod service;
 pub mod siem;
 pub mod ssh_ca;
+pub mod sso;
 pub mod state;
 pub mod teardown;
 pub mod throttle;
@@ -244,6 +247,7 @@ pub async fn start_with_store(
         .map_err(|e| StartError::Other(format!("cluster keys: {e}")))?;
     let federation =
         federation::jwks::Issuers::from_config(&config.federation).map_err(StartError::Other)?;
+    let sso = sso::providers::Providers::from_config(&config.sso).map_err(StartError::Other)?;
     let config_login = config.login.clone();
     let node = node::Node {
         id: config.cluster.node_id(config.listen),
@@ -276,6 +280,7 @@ pub async fn start_with_store(
         node: Arc::new(node),
         metrics: Arc::new(metrics::Metrics::default()),
         federation: Arc::new(federation),
+        sso: Arc::new(sso),
     };
     let sealed = secrets::encrypt_stored_totp(&state.store, &state.totp_key)
         .await
@@ -307,6 +312,11 @@ pub async fn start_with_store(
     }
     // A binding to an identity that is not a workload of the inventory stops the start.
     federation::check_bindings(&state)
+        .await
+        .map_err(StartError::Other)?;
+    // So does an SSO mapping rule to someone who is not a person of the inventory, two rules
+    // that could map one login to two people, or an unmapped `sso_only` identity.
+    sso::check_mappings(&state)
         .await
         .map_err(StartError::Other)?;
     // Before anything is served: end what expired while we were down.
@@ -376,6 +386,7 @@ pub fn app(state: AppState) -> Router {
                     console::session::cookie_auth,
                 )),
         )
+        .merge(api::sso::router())
         .merge(console::router())
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
@@ -418,6 +429,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::recordings::RecordingsDoc::openapi());
     doc.merge(api::federation::FederationDoc::openapi());
     doc.merge(api::passkeys::PasskeysDoc::openapi());
+    doc.merge(api::sso::SsoDoc::openapi());
     api::limits::declare_errors(&mut doc);
     api::limits::declare_pages(&mut doc);
     Json(doc)

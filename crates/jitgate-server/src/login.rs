@@ -291,8 +291,25 @@ pub async fn sign_in(
         }
         Some(_) if !password_ok => Some(AuthFailure::WrongPassword),
         Some(i) if !i.is_active() => Some(AuthFailure::IdentityDisabled),
+        Some(i) if state.config.sso.sso_only.contains(&i.id) => Some(AuthFailure::SsoOnly),
         Some(_) => None,
     };
+    // The right password of an SSO-only identity: told so (only the password's holder
+    // learns it), counted and logged like any failure.
+    if failure == Some(AuthFailure::SsoOnly) {
+        record_failure(
+            state,
+            &name,
+            Some(&source),
+            AuthStage::Login,
+            AuthFailure::SsoOnly,
+            now,
+        )
+        .await?;
+        return Err(ServerError::SsoOnly(format!(
+            "{name} signs in through single sign-on only ([sso] sso_only): its password is              refused; use the console's \"Sign in with\" button or `jitgate login --sso`"
+        )));
+    }
     let (name_ref, source_ref) = (name.as_str(), source.as_str());
     let fail = |failure| async move {
         record_failure(
@@ -344,6 +361,7 @@ pub async fn sign_in(
         created_at: now,
         expires_at,
         method: jitgate_core::payload::AuthMethod::Password,
+        roles: Vec::new(),
     })
     .await?;
     tx.delete_expired_sessions(now).await?;

@@ -62,6 +62,8 @@ pub struct AppState {
     pub ssh_cas: Arc<crate::ssh_ca::SshCas>,
     /// Trusted issuers of workload federation and their cached keys.
     pub federation: Arc<crate::federation::jwks::Issuers>,
+    /// OpenID providers people sign in with, their discovery documents and keys.
+    pub sso: Arc<crate::sso::providers::Providers>,
 }
 
 /// Longest a grant token can live; old signing keys stay published this long after rotation.

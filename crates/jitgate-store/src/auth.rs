@@ -44,8 +44,10 @@ pub struct SessionRecord {
     pub identity: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
-    /// How the session was opened (password sign-in or a federated token).
+    /// How the session was opened (password sign-in, a federated token, SSO).
     pub method: AuthMethod,
+    /// Roles added to this session only (an SSO sign-in's groups); empty otherwise.
+    pub roles: Vec<String>,
 }
 
 fn api_key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
@@ -80,8 +82,18 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRecord> {
         created_at: from_ms(row.try_get("created_at")?, &format!("{at} created_at"))?,
         expires_at: from_ms(row.try_get("expires_at")?, &format!("{at} expires_at"))?,
         method: method_of(row.try_get("method")?, &at)?,
+        roles: roles_of(&row.try_get::<String, _>("roles")?),
         token_hash,
     })
+}
+
+/// Session roles are stored comma-separated (role names never contain a comma: the
+/// server's configuration refuses them).
+fn roles_of(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn method_of(text: String, at: &str) -> Result<AuthMethod> {
@@ -295,14 +307,15 @@ impl Tx {
     pub async fn insert_session(&mut self, s: &SessionRecord) -> Result<()> {
         self.need_write("insert_session")?;
         let done = sqlx::query(
-            "INSERT INTO sessions (token_hash, identity, created_at, expires_at, method) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO sessions (token_hash, identity, created_at, expires_at, method, roles) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&s.token_hash)
         .bind(&s.identity)
         .bind(ms(s.created_at))
         .bind(ms(s.expires_at))
         .bind(s.method.as_str())
+        .bind(s.roles.join(","))
         .execute(self.conn())
         .await?;
         if done.rows_affected() == 0 {
@@ -317,7 +330,7 @@ impl Tx {
     /// clock (the store has no notion of "now").
     pub async fn get_session(&mut self, token_hash: &str) -> Result<Option<SessionRecord>> {
         let row = sqlx::query(
-            "SELECT token_hash, identity, created_at, expires_at, method FROM sessions \
+            "SELECT token_hash, identity, created_at, expires_at, method, roles FROM sessions \
              WHERE token_hash = $1",
         )
         .bind(token_hash)
@@ -403,6 +416,8 @@ pub enum Bearer {
         method: AuthMethod,
         /// When the session was opened (a sign-in's age: removing a passkey needs a fresh one).
         created_at: Timestamp,
+        /// Roles added to this session only (SSO groups).
+        roles: Vec<String>,
     },
     ApiKey {
         identity: Identity,
@@ -423,12 +438,12 @@ impl Store {
         let row = sqlx::query(
             "SELECT 's' AS kind, s.expires_at AS expires_at, 0 AS revoked, i.doc AS doc, \
              NULL AS key_id, NULL AS minted_by, NULL AS minter_doc, s.method AS method, \
-             s.created_at AS created_at \
+             s.created_at AS created_at, s.roles AS roles \
              FROM sessions s JOIN identities i ON i.id = s.identity WHERE s.token_hash = $1 \
              UNION ALL \
              SELECT 'k' AS kind, k.expires_at AS expires_at, k.revoked AS revoked, i.doc AS doc, \
              k.id AS key_id, k.minted_by AS minted_by, m.doc AS minter_doc, NULL AS method, \
-             k.created_at AS created_at \
+             k.created_at AS created_at, NULL AS roles \
              FROM api_keys k JOIN identities i ON i.id = k.identity \
              LEFT JOIN identities m ON m.id = k.minted_by WHERE k.key_hash = $1",
         )
@@ -447,6 +462,10 @@ impl Store {
                 expires_at: from_ms(expires, "sessions.expires_at")?,
                 method: method_of(method.unwrap_or_default(), "sessions (bearer lookup)")?,
                 created_at: from_ms(row.try_get("created_at")?, "sessions.created_at")?,
+                roles: roles_of(
+                    &row.try_get::<Option<String>, _>("roles")?
+                        .unwrap_or_default(),
+                ),
             }
         } else {
             let revoked: i64 = row.try_get("revoked")?;

@@ -66,6 +66,7 @@ mod recordings;
 mod reviews;
 mod scan;
 mod ssh;
+mod sso;
 mod teardown;
 
 pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
@@ -80,6 +81,7 @@ pub use recordings::RecordingChunkRecord;
 pub use reviews::{ReviewFilter, ReviewRecord, ReviewState};
 pub use scan::{LogPage, LogScan, PageLeaf, SCAN_PAGE_ROWS};
 pub use ssh::SshCertificateRecord;
+pub use sso::{SsoHandoffRecord, SsoLoginRecord};
 pub use teardown::TeardownRecord;
 
 use sqlx::any::{Any, AnyPoolOptions};

@@ -138,4 +138,21 @@ impl Tx {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Is this federated token (or ID token) remembered, unexpired at `now`? A read before
+    /// the checks that come after replay; [`Tx::remember_federated_token`] decides races.
+    pub async fn federated_token_remembered(
+        &mut self,
+        token_key: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM federation_replay WHERE token_key = $1 AND expires_at > $2",
+        )
+        .bind(token_key)
+        .bind(ms(now))
+        .fetch_optional(self.conn())
+        .await?;
+        Ok(row.is_some())
+    }
 }

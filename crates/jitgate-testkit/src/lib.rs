@@ -9,10 +9,14 @@
 //!   leftovers. Where PostgreSQL is unreachable the tests skip it loudly, or fail when
 //!   `JITGATE_REQUIRE_PG=1` (CI sets it, so a skipped backend cannot pass unnoticed).
 //! - [`each_backend`] — run one test body against SQLite and then PostgreSQL.
+//! - [`oidc`] — the real OpenID provider of the SSO tests (`oidc-provider` from npm, run
+//!   by node on a loopback port) and a minimal browser that signs in on its pages.
 
 // Test-only crate: a failed precondition (cannot create a temp dir, cannot reach the
 // database CI promised) should fail the test at once, with the message.
 #![allow(clippy::expect_used, clippy::panic)]
+
+pub mod oidc;
 
 use jitgate_store::{Store, StoreOptions};
 use sqlx::Connection;

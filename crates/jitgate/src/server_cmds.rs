@@ -436,6 +436,16 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<()> {
                     config.federation.issuers.len()
                 );
             }
+            if !config.sso.providers.is_empty() || !config.sso.sso_only.is_empty() {
+                config
+                    .sso
+                    .check_identities(&inv.identities)
+                    .map_err(anyhow::Error::msg)?;
+                outln!(
+                    "sso: ok — {} provider(s), every mapping rule names a person and no two                      can map one login to different identities",
+                    config.sso.providers.len()
+                );
+            }
         }
         None => outln!("inventory: none configured (pass --inventory to check a file)"),
     }

@@ -16,6 +16,7 @@ pub mod reviews;
 pub mod routes;
 pub mod sessions;
 pub mod ssh;
+pub mod sso;
 pub mod teardown;
 /// The bodies live below the HTTP layer ([`crate::views`]) so the services can build them.
 pub use crate::views as types;

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod login;
 pub mod passkeys;
 pub mod siem;
+pub mod sso;
 pub mod tls;
 
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,9 @@ pub struct ServerConfig {
     /// The WebAuthn relying party of people's passkeys (`[passkeys]`); see docs/passkeys.md.
     #[serde(default)]
     pub passkeys: passkeys::PasskeysConfig,
+    /// OpenID providers people sign in with (`[sso]`, `[[sso.providers]]`); see docs/sso.md.
+    #[serde(default)]
+    pub sso: sso::SsoConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -126,6 +130,7 @@ impl Default for ServerConfig {
             cluster: cluster::ClusterConfig::default(),
             federation: federation::FederationConfig::default(),
             passkeys: passkeys::PasskeysConfig::default(),
+            sso: sso::SsoConfig::default(),
         }
     }
 }
@@ -270,6 +275,7 @@ impl ServerConfig {
         self.cluster.validate().map_err(ConfigError::Invalid)?;
         self.login.validate().map_err(ConfigError::Invalid)?;
         self.federation.validate().map_err(ConfigError::Invalid)?;
+        self.sso.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         self.relying_party()?;
         tls::check_plain_http(self).map_err(ConfigError::Invalid)?;

@@ -284,6 +284,22 @@ async fn login_inner(
     Ok(([(header::SET_COOKIE, cookie)], Json(view)).into_response())
 }
 
+/// A session opened elsewhere (an SSO sign-in, `crate::sso`) becomes a console session: its
+/// expiry is the console's idle deadline (never later than it was), and the cookie to set.
+pub(crate) async fn start_cookie_session(state: &AppState, token: &str) -> ApiResult<HeaderValue> {
+    let (idle, ttl) = secs(state)?;
+    let now = state.clock.now();
+    let hash = auth::token_hash(token);
+    let mut tx = state.store.write().await?;
+    let until = tx
+        .get_session(&hash)
+        .await?
+        .map_or(now, |s| s.expires_at.min(slide(now, now, idle, ttl)));
+    tx.set_session_expiry(&hash, until).await?;
+    tx.commit().await?;
+    cookie_header(state, token, ttl)
+}
+
 /// `GET /console/me`: who is signed in, and the CSRF token; `401` when nobody is.
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let result = async {

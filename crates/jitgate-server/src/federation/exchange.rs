@@ -209,6 +209,7 @@ async fn exchange(
         created_at: now,
         expires_at: accepted.session_expires_at,
         method: AuthMethod::FederatedJwt,
+        roles: Vec::new(),
     })
     .await?;
     tx.delete_expired_sessions(now).await?;
@@ -245,8 +246,10 @@ async fn exchange(
 /// The header's algorithm and key id, and the claims, before any key is known. Only
 /// asymmetric algorithms are accepted: `none` and HMAC are refused here (an HMAC "signature"
 /// made with the issuer's public key as secret would otherwise be a forgery anyone can make).
-fn read_unverified(token: &str) -> Result<(Algorithm, Option<String>, TokenClaims), Fail> {
-    let malformed = |m: &str| refuse(RefusalReason::Malformed, m.to_string());
+pub(crate) fn read_unverified(
+    token: &str,
+) -> Result<(Algorithm, Option<String>, TokenClaims), Refusal> {
+    let malformed = |m: &str| Refusal::new(RefusalReason::Malformed, m.to_string());
     if token.len() > MAX_TOKEN_BYTES {
         return Err(malformed(&format!(
             "the token is longer than {MAX_TOKEN_BYTES} bytes"
@@ -258,7 +261,7 @@ fn read_unverified(token: &str) -> Result<(Algorithm, Option<String>, TokenClaim
             "the token is not a JWT (three base64url parts separated by dots)",
         ));
     };
-    let decode = |part: &str, what: &str| -> Result<serde_json::Value, Fail> {
+    let decode = |part: &str, what: &str| -> Result<serde_json::Value, Refusal> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(part)
             .map_err(|_| malformed(&format!("the token's {what} is not base64url")))?;
@@ -278,7 +281,7 @@ fn read_unverified(token: &str) -> Result<(Algorithm, Option<String>, TokenClaim
         "ES384" => Algorithm::ES384,
         "EdDSA" => Algorithm::EdDSA,
         "none" | "HS256" | "HS384" | "HS512" => {
-            return Err(refuse(
+            return Err(Refusal::new(
                 RefusalReason::BadSignature,
                 format!(
                     "alg {alg_name:?} is refused: federated tokens must be signed with the \

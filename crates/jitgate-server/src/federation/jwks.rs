@@ -91,32 +91,11 @@ impl IssuerKeys {
     fn new(c: &IssuerConfig) -> Result<IssuerKeys, String> {
         let trust = c.trust()?;
         let (refetch_secs, max_age_secs) = c.fetch_timing()?;
-        // No redirects: a redirect could lead the fetch off HTTPS or to another host.
-        let mut builder = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(ca) = &c.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("federation issuer {:?}: ca_file: {e}", c.name))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!(
-                    "federation issuer {:?}: ca_file {} is not PEM: {e}",
-                    c.name,
-                    ca.display()
-                )
-            })? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("federation issuer {:?}: HTTP client: {e}", c.name))?;
+        let what = format!("federation issuer {:?}", c.name);
+        let client = http_client(&what, c.ca_file.as_deref())?;
         let source = match &c.jwks_url {
             Some(u) => Source::Jwks(u.clone()),
-            None => Source::Discovery(format!(
-                "{}/.well-known/openid-configuration",
-                c.issuer.trim_end_matches('/')
-            )),
+            None => Source::Discovery(discovery_url(&c.issuer)),
         };
         Ok(IssuerKeys {
             trust,
@@ -126,6 +105,25 @@ impl IssuerKeys {
             max_age_secs,
             cache: tokio::sync::Mutex::new(Cache::default()),
         })
+    }
+
+    /// The keys of an OpenID provider people sign in with (`crate::sso`), found through
+    /// its discovery document, with the same caching, rotation and fail-closed rules.
+    /// `trust` names the provider (its bindings are unused).
+    pub fn discovered(
+        trust: Trust,
+        client: reqwest::Client,
+        refetch_secs: i64,
+        max_age_secs: i64,
+    ) -> IssuerKeys {
+        IssuerKeys {
+            source: Source::Discovery(discovery_url(&trust.issuer)),
+            trust,
+            client,
+            refetch_secs,
+            max_age_secs,
+            cache: tokio::sync::Mutex::new(Cache::default()),
+        }
     }
 
     /// The keys that may have signed a token with this header: the one with its `kid` (every
@@ -280,6 +278,37 @@ impl IssuerKeys {
         }
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON ({e})"))
     }
+}
+
+/// `<issuer>/.well-known/openid-configuration`.
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// The client keys and provider documents are fetched with: a timeout, no redirects (a
+/// redirect could lead the fetch off HTTPS or to another host), and the extra trust anchors
+/// of `ca_file`. `what` names the issuer or provider in errors.
+pub fn http_client(
+    what: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("{what}: ca_file: {e}"))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("{what}: ca_file {} is not PEM: {e}", ca.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("{what}: HTTP client: {e}"))
 }
 
 /// Keys for `alg`: by `kid` when given, else every key of the algorithm's family; a key that

@@ -20,6 +20,7 @@ mod passkeys;
 mod recordings;
 mod restart;
 mod ssh;
+mod sso;
 mod teardown;
 mod witness;
 

@@ -184,10 +184,15 @@ async fn sessions_expire() {
             identity: "alice".into(),
             created_at: t(0),
             expires_at: t(expires),
-            method: if h == "02" {
-                AuthMethod::FederatedJwt
+            method: match h {
+                "02" => AuthMethod::FederatedJwt,
+                "03" => AuthMethod::Oidc,
+                _ => AuthMethod::Password,
+            },
+            roles: if h == "03" {
+                vec!["approver".into(), "oncall".into()]
             } else {
-                AuthMethod::Password
+                Vec::new()
             },
         };
         let mut tx = store.write().await.unwrap();
@@ -243,6 +248,49 @@ async fn a_federated_token_is_taken_once_until_it_expires() {
             .remember_federated_token("k1", "gitlab", t(2_000), t(1_000))
             .await
             .unwrap());
+        tx.commit().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_sso_state_and_a_handoff_are_taken_once_and_not_after_expiry() {
+    use jitgate_store::{SsoHandoffRecord, SsoLoginRecord};
+    each_backend(|store: Store| async move {
+        let login = |state: &str, expires: i64| SsoLoginRecord {
+            state_hash: state.into(),
+            provider: "plant-idp".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            browser_hash: (state == "s1").then(|| "b".to_string()),
+            cli_port: (state == "s2").then_some(45_123),
+            cli_challenge: (state == "s2").then(|| "c".to_string()),
+            expires_at: t(expires),
+        };
+        let mut tx = store.write().await.unwrap();
+        for l in [login("s1", 600), login("s2", 600), login("s3", 100)] {
+            tx.insert_sso_login(&l, t(0)).await.unwrap();
+        }
+        assert_eq!(
+            tx.take_sso_login("s1", t(10)).await.unwrap(),
+            Some(login("s1", 600))
+        );
+        assert_eq!(tx.take_sso_login("s1", t(10)).await.unwrap(), None);
+        assert_eq!(
+            tx.take_sso_login("s2", t(10)).await.unwrap(),
+            Some(login("s2", 600))
+        );
+        // Expired: gone, and not given out.
+        assert_eq!(tx.take_sso_login("s3", t(100)).await.unwrap(), None);
+        let h = SsoHandoffRecord {
+            code_hash: "h1".into(),
+            challenge: "c".into(),
+            sign_in: "{}".into(),
+            expires_at: t(60),
+        };
+        tx.insert_sso_handoff(&h, t(0)).await.unwrap();
+        assert_eq!(tx.take_sso_handoff("h1", t(1)).await.unwrap(), Some(h));
+        assert_eq!(tx.take_sso_handoff("h1", t(1)).await.unwrap(), None);
         tx.commit().await.unwrap();
     })
     .await;

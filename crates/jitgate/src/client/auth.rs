@@ -38,6 +38,18 @@ pub struct LoginArgs {
     /// CI_JOB_JWT_V2 or a variable your pipeline sets from the platform's id_token).
     #[arg(long, value_name = "VAR", conflicts_with_all = ["identity", "password_stdin", "totp"])]
     pub federated_token_env: Option<String>,
+
+    /// For people: sign in through the server's OpenID provider (single sign-on). The CLI
+    /// listens on 127.0.0.1 (a free port), prints the provider's sign-in URL to open in a
+    /// browser on this machine, and saves the session once the browser comes back. No
+    /// password is sent to jitgate (docs/sso.md).
+    #[arg(long, conflicts_with_all = ["identity", "password_stdin", "totp", "federated_token_file", "federated_token_env"])]
+    pub sso: bool,
+
+    /// With --sso: which provider (`[[sso.providers]]` name); needed only when the server
+    /// has several.
+    #[arg(long, value_name = "NAME", requires = "sso")]
+    pub provider: Option<String>,
 }
 
 impl LoginArgs {
@@ -133,6 +145,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
     let federated = args.federated_token()?;
     let identity = match &federated {
         Some(_) => String::new(),
+        None if args.sso => String::new(),
         None => args
             .identity
             .clone()
@@ -162,6 +175,10 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<()> {
         (None, None) => None,
     };
     let http = super::http::Client::with_trust(&ctx.http.server(), None, trust)?;
+    if args.sso {
+        let raw = super::sso::login(&http, args.provider.clone()).await?;
+        return save_session(ctx, &http, &path, pinned, ca_file, raw, false);
+    }
     if let Some(token) = federated {
         let raw = http
             .post(&["auth", "federate"], &FederateBody { token })
@@ -387,6 +404,7 @@ pub fn render_whoami(me: &WhoAmI, settings: &[(String, String)]) -> String {
                 ("session", "federated_jwt") => {
                     "session (federated token of the workload's platform)".to_string()
                 }
+                ("session", "oidc") => "session (single sign-on)".to_string(),
                 ("session", _) => "session (password login)".to_string(),
                 (other, _) => other.to_string(),
             },

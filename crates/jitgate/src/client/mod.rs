@@ -32,6 +32,7 @@ pub mod recordings;
 pub mod requests;
 pub mod reviews;
 pub mod ssh;
+pub mod sso;
 pub mod teardown;
 pub mod text;
 pub mod witness;
@@ -142,11 +143,14 @@ pub enum GatewaysAction {
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Log in with your password (and TOTP code once enrolled), or as a workload with a
-    /// platform-issued JWT (--federated-token-file / --federated-token-env); saves the
-    /// session token in the profile.
+    /// Log in with your password (and TOTP code once enrolled), through the server's
+    /// OpenID provider (--sso), or as a workload with a platform-issued JWT
+    /// (--federated-token-file / --federated-token-env); saves the session token in the
+    /// profile.
     #[command(after_help = "Examples:\n  \
         jitgate --server http://127.0.0.1:8080 login --identity alice\n  \
+        jitgate login --sso                      # prints a URL to open in your browser\n  \
+        jitgate login --sso --provider plant-idp\n  \
         printf '%s' \"$PW\" | jitgate login --identity alice --password-stdin --totp 123456\n  \
         jitgate login --federated-token-file /var/run/secrets/tokens/jitgate\n  \
         jitgate login --federated-token-env JITGATE_ID_TOKEN")]

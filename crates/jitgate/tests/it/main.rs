@@ -23,5 +23,6 @@ mod quickstart;
 mod recordings;
 mod ssh_gateway;
 mod ssh_vault;
+mod sso_cli;
 mod tls;
 mod witness;
