@@ -41,6 +41,7 @@ error_codes! {
     Unauthenticated = "unauthenticated", 401, "no, unknown, expired or revoked token or API key; wrong identity or password";
     TotpRequired = "totp_required", 401, "a sign-in without a TOTP code did not succeed: send the code, or (without TOTP) the identity or password is wrong";
     BadTotp = "bad_totp", 401, "TOTP code wrong, old, already used, or no TOTP enrolled";
+    PasskeyRequired = "passkey_required", 401, "the policy requires a passkey for this approval (@step_up(\"passkey\")); a TOTP code does not do";
     StepUpRequired = "step_up_required", 401, "this approval needs step-up: a fresh TOTP code or a passkey assertion bound to the request";
     LoginBackoff = "login_backoff", 429, "too many failed sign-ins or step-up codes for this identity or from this address: wait Retry-After seconds";
     LockedOut = "locked_out", 429, "too many failed sign-ins or step-up codes: refused until the lockout ends (Retry-After) or an administrator unlocks it";

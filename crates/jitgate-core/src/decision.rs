@@ -30,9 +30,13 @@ pub struct Obligations {
     pub approver_site: Option<ApproverSite>,
     /// Longest grant allowed, in seconds.
     pub max_duration_secs: i64,
-    /// Approvers must prove a fresh TOTP code when approving.
+    /// Approvers must prove a fresh TOTP code or a passkey when approving.
     #[serde(default)]
     pub step_up: bool,
+    /// Step-up must be a passkey (`@step_up("passkey")`): a TOTP code, which can be phished
+    /// or read off, does not do. Implies `step_up`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub step_up_passkey: bool,
     /// A post-session review by someone other than the subject is required.
     #[serde(default)]
     pub review: bool,
@@ -48,6 +52,7 @@ impl Default for Obligations {
             approver_site: None,
             max_duration_secs: 3600,
             step_up: false,
+            step_up_passkey: false,
             review: false,
         }
     }

@@ -34,6 +34,8 @@ pub enum CoreError {
     ScopeDigestMismatch { given: String, actual: String },
     #[error("this approval needs step-up: enter a current TOTP code (--totp), or use a passkey in the console")]
     StepUpRequired,
+    #[error("the policy requires a passkey for this approval (@step_up(\"passkey\")); a TOTP code does not do: approve in the console with \"Use passkey\"")]
+    PasskeyRequired,
     #[error("{}", .0.message())]
     Passkey(crate::passkey::PasskeyRefusal),
     #[error("removing a passkey needs a fresh sign-in (less than 5 minutes old) or a current TOTP code (`totp`): sign in again or send the code")]
@@ -103,6 +105,7 @@ impl CoreError {
             CoreError::AlreadyApproved { .. } => Code::AlreadyApproved,
             CoreError::ScopeDigestMismatch { .. } => Code::ScopeDigestMismatch,
             CoreError::StepUpRequired => Code::StepUpRequired,
+            CoreError::PasskeyRequired => Code::PasskeyRequired,
             CoreError::Passkey(r) => r.code(),
             CoreError::FreshAuthRequired => Code::FreshAuthRequired,
             CoreError::IdentityDisabled(_) => Code::IdentityDisabled,

@@ -645,6 +645,16 @@ pub fn decide(
     {
         return Err(CoreError::StepUpRequired);
     }
+    // A policy that names the passkey accepts nothing else (a TOTP code can be phished).
+    if input.verdict == ApprovalVerdict::Approve
+        && request.decision.obligations.step_up_passkey
+        && !matches!(
+            input.step_up,
+            Some(crate::passkey::StepUpMethod::Passkey { .. })
+        )
+    {
+        return Err(CoreError::PasskeyRequired);
+    }
     let approval = Approval {
         id: input.approval_id,
         request_id: request.id.clone(),

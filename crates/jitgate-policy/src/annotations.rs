@@ -113,6 +113,11 @@ pub(crate) fn parse<'a>(
             "max_duration" => {
                 ob.max_duration_secs = parse_duration(value).map_err(|m| err(key, m))?;
             }
+            // `@step_up("passkey")`: step-up, and only a passkey does.
+            "step_up" if value.trim() == "passkey" => {
+                ob.step_up = true;
+                ob.step_up_passkey = true;
+            }
             "step_up" => ob.step_up = flag(key, value)?,
             "review" => ob.review = flag(key, value)?,
             "reason" => {
@@ -209,6 +214,7 @@ pub(crate) fn combine<'a>(
         }
         a.max_duration_secs = a.max_duration_secs.min(ob.max_duration_secs);
         a.step_up |= ob.step_up;
+        a.step_up_passkey |= ob.step_up_passkey;
         a.review |= ob.review;
     }
     Ok(acc.unwrap_or_default())
@@ -310,6 +316,7 @@ mod tests {
             approver_site: Some(ApproverSite::Asset),
             max_duration_secs: 8 * 3600,
             step_up: false,
+            step_up_passkey: false,
             review: true,
         };
         let b = Obligations {
@@ -319,6 +326,7 @@ mod tests {
             approver_site: None,
             max_duration_secs: 4 * 3600,
             step_up: true,
+            step_up_passkey: false,
             review: false,
         };
         let c = combine([("a", &a), ("b", &b)]).unwrap();
@@ -328,6 +336,13 @@ mod tests {
         assert_eq!(c.approver_site, Some(ApproverSite::Asset));
         assert_eq!(c.max_duration_secs, 4 * 3600);
         assert!(c.step_up && c.review);
+        assert!(!c.step_up_passkey);
+        // `@step_up("passkey")` is step-up by passkey only, and it wins when combined.
+        let p = parse(true, [("step_up", "passkey")].into_iter()).unwrap();
+        let pk = p.obligations.unwrap();
+        assert!(pk.step_up && pk.step_up_passkey);
+        let c = combine([("a", &a), ("pk", &pk)]).unwrap();
+        assert!(c.step_up && c.step_up_passkey);
 
         let n = Obligations {
             approver_site: Some(ApproverSite::Named("south".into())),

@@ -107,7 +107,8 @@ function obligationsText(o, approvedBy) {
     out.push(`${o.approvals} approval${plural} from ${who}` +
       ` — ${approvedBy.length} so far${approvedBy.length ? ` (${approvedBy.join(', ')})` : ''}`);
   }
-  if (o.step_up) out.push('approvers confirm with a fresh TOTP code or a passkey (step-up)');
+  if (o.step_up_passkey) out.push('approvers confirm with a passkey (step-up; a TOTP code does not do)');
+  else if (o.step_up) out.push('approvers confirm with a fresh TOTP code or a passkey (step-up)');
   if (o.review) out.push('a post-session review is required');
   out.push(`at most ${dur(o.max_duration_secs)}`);
   return out;
@@ -507,7 +508,7 @@ function inboxCard(r, visible) {
   const comment = h('textarea', { name: 'comment', rows: '2' });
   const totp = h('input', { type: 'text', name: 'totp', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: '6' });
   const totpField = field('Step-up code (TOTP)', totp, 'This approval needs a fresh code from your authenticator app, or your passkey (Use passkey).');
-  totpField.hidden = !o.step_up;
+  totpField.hidden = !o.step_up || !!o.step_up_passkey;
   const approve = h('button', { type: 'submit', class: 'ok', value: 'approve', text: 'Approve' });
   const deny = h('button', { type: 'submit', class: 'danger', value: 'deny', text: 'Deny' });
   // Step-up with a passkey: a challenge bound to this request and the scope digest shown.

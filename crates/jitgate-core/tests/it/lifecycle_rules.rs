@@ -126,6 +126,55 @@ fn eligibility_roles_and_site() {
     );
 }
 
+/// `@step_up("passkey")`: a TOTP code does not do, a passkey bound to the request does.
+#[test]
+fn a_policy_can_require_a_passkey() {
+    let vera = person("vera", IdentityKind::Vendor, &[], &[]);
+    let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
+    let mut d = decision(1, 3600, true);
+    d.obligations.step_up_passkey = true;
+    let out = submit(new_request(&vera, 3600, AccessPath::Planned), d, "g", t0()).unwrap();
+    let with = |step_up| {
+        decide(
+            out.request.clone(),
+            &alice,
+            ApprovalInput {
+                approval_id: "a".into(),
+                verdict: ApprovalVerdict::Approve,
+                scope_digest: out.request.scope_digest.clone(),
+                comment: String::new(),
+                step_up,
+            },
+            &[],
+            &["north".into()],
+            t0(),
+        )
+    };
+    assert_eq!(with(None).unwrap_err().code(), "step_up_required");
+    let totp = with(Some(jitgate_core::passkey::StepUpMethod::Totp));
+    assert_eq!(totp.unwrap_err().code(), "passkey_required");
+    let passkey = with(Some(jitgate_core::passkey::StepUpMethod::Passkey {
+        credential_id: "cred-1".into(),
+    }));
+    assert!(passkey.is_ok(), "{:?}", passkey.err());
+    // A denial needs no step-up at all.
+    let deny = decide(
+        out.request.clone(),
+        &alice,
+        ApprovalInput {
+            approval_id: "b".into(),
+            verdict: ApprovalVerdict::Deny,
+            scope_digest: out.request.scope_digest.clone(),
+            comment: "no".into(),
+            step_up: None,
+        },
+        &[],
+        &["north".into()],
+        t0(),
+    );
+    assert!(deny.is_ok());
+}
+
 #[test]
 fn step_up_digest_and_lapse() {
     let vera = person("vera", IdentityKind::Vendor, &[], &[]);

@@ -170,6 +170,7 @@ pub fn decision(approvals: u32, max_secs: i64, step_up: bool) -> Decision {
             approver_site: Some(ApproverSite::Asset),
             max_duration_secs: max_secs,
             step_up,
+            step_up_passkey: false,
             review: false,
         },
         reasons: vec![],

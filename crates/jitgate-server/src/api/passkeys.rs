@@ -48,13 +48,31 @@ pub fn router() -> Router<AppState> {
 )]
 pub struct PasskeysDoc;
 
-#[utoipa::path(get, path = "/api/v1/auth/passkeys",
-    responses((status = 200, body = Vec<PasskeyView>, description = "the caller's passkeys")))]
+/// The caller's passkeys, by credential id, paged like every list.
+#[utoipa::path(get, path = "/api/v1/auth/passkeys", params(super::limits::Page),
+    responses((status = 200, body = Vec<PasskeyView>, description = "the caller's passkeys, one page by credential id; `x-next-cursor` names the next")))]
 async fn list_passkeys(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<PasskeyView>>> {
-    crate::passkeys::list(&state, &caller).await.map(Json)
+    super::extract::ApiQuery(page): super::extract::ApiQuery<super::limits::Page>,
+) -> ApiResult<axum::response::Response> {
+    let page = page.request("auth/passkeys", &state.config.limits)?;
+    let mut all = crate::passkeys::list(&state, &caller).await?;
+    all.sort_by(|a, b| a.credential_id.cmp(&b.credential_id));
+    let mut items: Vec<PasskeyView> = all
+        .into_iter()
+        .filter(|p| page.after.as_ref().is_none_or(|a| p.credential_id > *a))
+        .collect();
+    let more = items.len() > page.limit;
+    items.truncate(page.limit);
+    let next = more
+        .then(|| items.last().map(|p| p.credential_id.clone()))
+        .flatten();
+    Ok(super::limits::page_response_after(
+        "auth/passkeys",
+        items,
+        next,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/passkeys/register/begin", request_body = PasskeyRegisterBody,

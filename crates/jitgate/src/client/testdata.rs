@@ -63,6 +63,7 @@ pub fn obligations() -> Obligations {
         approver_site: Some(ApproverSite::Asset),
         max_duration_secs: 7200,
         step_up: true,
+        step_up_passkey: false,
         review: false,
     }
 }
@@ -113,6 +114,7 @@ pub fn request_view(state: RequestState) -> RequestView {
         scope_digest: digest,
         comment: "checked the work order".into(),
         step_up: true,
+        step_up_passkey: false,
         at: at(5, 30),
     }];
     RequestView {

@@ -152,7 +152,9 @@ pub fn obligations_words(o: &Obligations) -> String {
             Some(ApproverSite::Named(site)) => out.push_str(&format!(" at site {site}")),
         }
     }
-    if o.step_up {
+    if o.step_up_passkey {
+        out.push_str(", passkey step-up");
+    } else if o.step_up {
         out.push_str(", step-up");
     }
     out.push_str(&format!(", max {}", humane_secs(o.max_duration_secs)));
@@ -378,6 +380,7 @@ mod tests {
             approver_site: Some(ApproverSite::Asset),
             max_duration_secs: 7200,
             step_up: true,
+            step_up_passkey: false,
             review: false,
         };
         assert_eq!(

@@ -262,11 +262,25 @@ fn evidence_bundle_from_export_to_offline_verification_and_report() {
         ))
     };
 
-    // One changed byte (the work order of the request) is named by its place.
+    // One changed byte (the work order of the request): the events no longer lead to the
+    // checkpoint's root (one multi-proof covers them all, so it cannot name the event).
     let pos = original.windows(7).position(|w| w == b"WO-1234").unwrap();
     let mut one_byte = original.clone();
     one_byte[pos + 3] = b'9';
     let err = check(&one_byte);
+    assert!(
+        err.contains("do not lead to the checkpoint's root"),
+        "{err}"
+    );
+    // A byte that makes the event text non-canonical is named by its place.
+    let mut spaced = original.clone();
+    // (the text is a JSON string in the file: `\"actor\":` there; its `:` becomes a space)
+    let at = original
+        .windows(10)
+        .position(|w| w == b"\\\"actor\\\":")
+        .unwrap();
+    spaced[at + 9] = b' ';
+    let err = check(&spaced);
     assert!(err.contains("events[0] (seq"), "{err}");
 
     // Truncated.
