@@ -114,7 +114,6 @@ pub fn request_view(state: RequestState) -> RequestView {
         scope_digest: digest,
         comment: "checked the work order".into(),
         step_up: true,
-        step_up_passkey: false,
         at: at(5, 30),
     }];
     RequestView {
