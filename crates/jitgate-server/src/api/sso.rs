@@ -74,18 +74,34 @@ pub struct SsoRedeem {
     pub code_verifier: String,
 }
 
-/// The providers of `[[sso.providers]]` (empty when SSO is not configured).
-#[utoipa::path(get, path = "/api/v1/auth/sso/providers", security(()),
-    responses((status = 200, body = [SsoProvider])))]
-async fn providers(State(state): State<AppState>) -> Json<Vec<SsoProvider>> {
-    Json(
-        state
-            .sso
-            .list()
-            .into_iter()
-            .map(|(name, display_name)| SsoProvider { name, display_name })
-            .collect(),
-    )
+/// The providers of `[[sso.providers]]` (empty when SSO is not configured), by name, paged
+/// like every list.
+#[utoipa::path(get, path = "/api/v1/auth/sso/providers", security(()), params(super::limits::Page),
+    responses((status = 200, body = [SsoProvider], description = "one page, by name; `x-next-cursor` names the next")))]
+async fn providers(
+    State(state): State<AppState>,
+    super::extract::ApiQuery(page): super::extract::ApiQuery<super::limits::Page>,
+) -> ApiResult<axum::response::Response> {
+    let page = page.request("auth/sso/providers", &state.config.limits)?;
+    let mut all: Vec<SsoProvider> = state
+        .sso
+        .list()
+        .into_iter()
+        .map(|(name, display_name)| SsoProvider { name, display_name })
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut items: Vec<SsoProvider> = all
+        .into_iter()
+        .filter(|p| page.after.as_ref().is_none_or(|a| p.name > *a))
+        .collect();
+    let more = items.len() > page.limit;
+    items.truncate(page.limit);
+    let next = more.then(|| items.last().map(|p| p.name.clone())).flatten();
+    Ok(super::limits::page_response_after(
+        "auth/sso/providers",
+        items,
+        next,
+    ))
 }
 
 fn sso_cookie(state: &AppState, value: &str, max_age: i64) -> Option<HeaderValue> {
