@@ -302,34 +302,7 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
 /// same bytes as their `Display` (`Value::to_string`), without a `String` each: the
 /// server encodes every recorded operation this way, and the allocations were most of it.
 fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
-    use serde_json::Value;
-    match v {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (k, child)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_scalar(k.as_str(), out);
-                out.push(b':');
-                write_canonical(child, out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
-        }
-        scalar => write_scalar(scalar, out),
-    }
+    write_sorted(v, out, false);
 }
 
 /// RFC 8785 (JCS). Written here rather than through a general canonicalizer because the
@@ -340,11 +313,17 @@ fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
 /// numbers are written as ECMAScript does, by `ryu-js`. Tested against
 /// `serde_json_canonicalizer` (tests/it/canonical_jcs.rs).
 pub fn write_jcs(v: &serde_json::Value, out: &mut Vec<u8>) {
+    write_sorted(v, out, true);
+}
+
+/// JSON with sorted keys and no whitespace: version 1 (`jcs` false: keys by UTF-8 bytes,
+/// serde_json's numbers) or RFC 8785 (`jcs` true: keys by UTF-16 units, ECMAScript numbers).
+fn write_sorted(v: &serde_json::Value, out: &mut Vec<u8>, jcs: bool) {
     use serde_json::Value;
     match v {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            if entries.iter().all(|(k, _)| k.is_ascii()) {
+            if !jcs || entries.iter().all(|(k, _)| k.is_ascii()) {
                 entries.sort_by(|a, b| a.0.cmp(b.0));
             } else {
                 entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
@@ -356,7 +335,7 @@ pub fn write_jcs(v: &serde_json::Value, out: &mut Vec<u8>) {
                 }
                 write_scalar(k.as_str(), out);
                 out.push(b':');
-                write_jcs(child, out);
+                write_sorted(child, out, jcs);
             }
             out.push(b'}');
         }
@@ -366,11 +345,11 @@ pub fn write_jcs(v: &serde_json::Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_jcs(item, out);
+                write_sorted(item, out, jcs);
             }
             out.push(b']');
         }
-        Value::Number(n) => write_jcs_number(n, out),
+        Value::Number(n) if jcs => write_jcs_number(n, out),
         scalar => write_scalar(scalar, out),
     }
 }

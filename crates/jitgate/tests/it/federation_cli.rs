@@ -6,12 +6,11 @@
 //! are refused with their codes. (Every refusal and key rotation: the server's
 //! tests/it/federation.rs.)
 
-use crate::quickstart::{free_port, BIN};
+use crate::quickstart::{free_port, serve_config, Serve, BIN};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 const AUD: &str = "https://jitgate.test";
 
@@ -88,15 +87,6 @@ fn claims(issuer: &str, aud: &str, jti: &str, project: &str) -> Value {
            "exp": now + 600, "jti": jti})
 }
 
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn serve(dir: &std::path::Path, port: u16, issuer: &str) -> Serve {
     let plant =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/plant.toml");
@@ -110,23 +100,7 @@ fn serve(dir: &std::path::Path, port: u16, issuer: &str) -> Serve {
     );
     let file = dir.join("jitgate.toml");
     std::fs::write(&file, config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env("JITGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("jitgate serve exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "jitgate serve did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Serve(child)
+    serve_config(&file, port)
 }
 
 fn cli(server: &str, profile: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -146,6 +146,37 @@ impl Up {
     }
 }
 
+/// `jitgate serve --config FILE` listening on `port`, killed when dropped.
+pub struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `jitgate serve` with this configuration file and wait until it listens.
+pub fn serve_config(file: &Path, port: u16) -> Serve {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(file)
+        .env("JITGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("jitgate serve exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "jitgate serve did not listen");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Serve(child)
+}
+
 pub struct Cli {
     pub server: String,
     pub dir: PathBuf,

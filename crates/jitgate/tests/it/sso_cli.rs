@@ -6,6 +6,7 @@
 //! the providers when none is given and several exist, and a refused sign-in (an unmapped
 //! login) comes back to the terminal with its code.
 
+use crate::quickstart::{serve_config, Serve};
 use jitgate_testkit::oidc::{sign_in_at_provider, OidcProvider, CLIENT_SECRET};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -19,15 +20,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn serve(dir: &std::path::Path, port: u16, issuer: &str) -> Serve {
@@ -52,23 +44,7 @@ fn serve(dir: &std::path::Path, port: u16, issuer: &str) -> Serve {
     );
     let file = dir.join("jitgate.toml");
     std::fs::write(&file, config).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env("JITGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("jitgate serve exited: {status}");
-        }
-        assert!(Instant::now() < deadline, "jitgate serve did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Serve(child)
+    serve_config(&file, port)
 }
 
 type Stderr = std::sync::Arc<std::sync::Mutex<String>>;
