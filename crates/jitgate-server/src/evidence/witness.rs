@@ -18,7 +18,7 @@ use crate::state::AppState;
 use jitgate_core::codes::Code;
 use jitgate_core::event::{Actor, Event};
 use jitgate_core::server_payload::{WitnessAlarm, WitnessAlarmKind};
-use jitgate_evidence::note::{checkpoint_fields, Note};
+use jitgate_evidence::note::Note;
 use jitgate_evidence::{verify_cosignature, AddCheckpoint, SignedCheckpoint, Vkey};
 use jitgate_store::CosignatureRecord;
 use serde::{Deserialize, Serialize};
@@ -303,16 +303,11 @@ pub async fn record_alarm(state: &AppState, actor: Actor, report: AlarmReport) -
             .map(hex::encode)
             .is_some_and(|r| r == cosigned.root_hash)
     };
-    let fields = |n: &str| {
-        checkpoint_fields(&Note::parse(n).map(|n| n.text).unwrap_or_default())
-            .map(|f| f.tree_size)
-            .unwrap_or(0)
-    };
     let payload = WitnessAlarm {
         witness: truncated(&report.witness, 255),
         alarm: report.alarm,
         message: truncated(&report.message, 2000),
-        cosigned_size: fields(&report.cosigned),
+        cosigned_size: cosigned.tree_size,
         cosigned_root: cosigned.root_hash,
         presented_size: presented.tree_size,
         presented_root: presented.root_hash,
