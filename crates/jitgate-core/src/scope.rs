@@ -713,6 +713,21 @@ impl Scope {
         out
     }
 
+    /// Assets named by a scope's canonical text (as `request.submitted` records it), sorted,
+    /// each once: every item line starts with its asset. Reports read scopes from the log
+    /// this way without re-validating them against today's inventory.
+    pub fn assets_of_canonical(text: &str) -> Vec<String> {
+        let mut lines = text.lines();
+        if lines.next() != Some(CANONICAL_HEADER) {
+            return Vec::new();
+        }
+        let set: BTreeSet<&str> = lines
+            .filter_map(|l| l.split(' ').next())
+            .filter(|a| !a.is_empty())
+            .collect();
+        set.into_iter().map(String::from).collect()
+    }
+
     /// `sha256:` + lowercase hex SHA-256 of the UTF-8 canonical text.
     pub fn digest(&self) -> String {
         format!(
@@ -1077,6 +1092,18 @@ mod tests {
             items.extend(parse_rule(asset, Protocol::Modbus, r).unwrap());
         }
         Scope::new(items).unwrap()
+    }
+
+    #[test]
+    fn assets_are_read_back_from_the_canonical_text() {
+        let a = plc(vec![1]);
+        let s = scope(&a, &["read holding 0-99 unit 1", "write coil 10-20 unit 1"]);
+        assert_eq!(Scope::assets_of_canonical(&s.canonical()), vec!["plc-7"]);
+        let two = "jitgate-scope/v1\nrtu-12 dnp3 read class 0\nhmi-1 ssh shell\nhmi-1 ssh sftp\n";
+        assert_eq!(Scope::assets_of_canonical(two), vec!["hmi-1", "rtu-12"]);
+        // Not a scope text: no header, no assets (never a guess).
+        assert!(Scope::assets_of_canonical("plc-7 modbus unit=1 read holding 0-9\n").is_empty());
+        assert!(Scope::assets_of_canonical("").is_empty());
     }
 
     #[test]

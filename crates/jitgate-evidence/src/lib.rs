@@ -25,6 +25,8 @@
 //!   signatures, the grant's causal chain) → [`VerifiedBundle`].
 //! - [`timeline`]   — a verified bundle as timeline entries and aligned text.
 //! - [`report`]     — [`report_html`]: the one-page audit report with the control mapping.
+//! - [`compliance`] — the signed compliance report of a period and site (figures, charts,
+//!   framework mapping), as JSON and as a page that verifies itself.
 //! - [`siem`]       — [`to_ocsf_json`] and [`to_syslog_5424`].
 //!
 //! The byte formats (leaf encoding, checkpoint text, key files, bundle JSON) are specified in
@@ -32,6 +34,7 @@
 
 pub mod bundle;
 pub mod checkpoint;
+pub mod compliance;
 pub mod cosigned;
 pub mod merkle;
 pub mod multiproof;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bundle;
+mod compliance;
 mod fixtures;
 mod log;
 mod merkle;
