@@ -77,6 +77,7 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod cluster_keys;
+pub mod compliance;
 pub mod config;
 pub mod console;
 pub mod context;
@@ -380,6 +381,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::recordings::router())
                 .merge(api::federation::router())
                 .merge(api::passkeys::router())
+                .merge(api::compliance::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -430,6 +432,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::federation::FederationDoc::openapi());
     doc.merge(api::passkeys::PasskeysDoc::openapi());
     doc.merge(api::sso::SsoDoc::openapi());
+    doc.merge(api::compliance::ComplianceDoc::openapi());
     api::limits::declare_errors(&mut doc);
     api::limits::declare_pages(&mut doc);
     Json(doc)

@@ -94,6 +94,11 @@ impl Evidence {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Run `sign` with the current evidence signing key (the key never leaves this type).
+    pub fn with_current_key<T>(&self, sign: impl FnOnce(&jitgate_evidence::EvidenceKey) -> T) -> T {
+        sign(self.keys().current())
+    }
+
     /// Every trusted public key (the key file's), oldest first.
     pub fn public_keys(&self) -> Vec<EvidencePublicKey> {
         self.keys().public().to_vec()
