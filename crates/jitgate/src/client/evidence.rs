@@ -124,6 +124,34 @@ pub enum EvidenceCmd {
         in --state). See docs/evidence.md, \"Witnesses\".")]
     Witness(super::witness::WitnessArgs),
 
+    /// Make the signed compliance report of a period (and a site): grants, exposure per
+    /// asset and per day, teardowns, break-glass reviews, enforcement, mapped to NIST CSF 2.0,
+    /// NIST SP 800-207 and the OWASP NHI Top 10. Security, audit and admin roles.
+    #[command(
+        name = "compliance-report",
+        after_help = "Examples:\n  \
+        jitgate evidence compliance-report --month 2026-11 --site north --html -o north-2026-11.html\n  \
+        jitgate evidence compliance-report --from 2026-11-01 --to 2026-11-15 -o report.json\n\n\
+        The page (--html) is printable, with charts; it carries its own signed report, so an \
+        auditor verifies the page itself: jitgate evidence verify-report north-2026-11.html \
+        --key plant-1-evidence.pub. The period must be over. See docs/compliance-report.md."
+    )]
+    ComplianceReport(super::compliance::ComplianceArgs),
+
+    /// Verify a compliance report (its JSON or its page) fully offline against the evidence
+    /// public key file. Exits 1, saying what is wrong, if any byte was changed.
+    #[command(
+        name = "verify-report",
+        after_help = "Example:\n  jitgate evidence verify-report north-2026-11.html --key plant-1-evidence.pub"
+    )]
+    VerifyReport {
+        /// The report (`compliance-report` wrote it): JSON or HTML.
+        file: PathBuf,
+        /// Evidence public key file (`jitgate evidence public-key` wrote it).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+
     /// Verify a bundle offline and render it as one self-contained HTML audit report
     /// (timeline, approval → grant → session → operations chain, teardown checks, controls).
     #[command(after_help = "Example:\n  \
@@ -145,7 +173,9 @@ impl EvidenceCmd {
     /// Verbs that run on local files only (no server, no profile).
     pub fn is_offline(&self) -> bool {
         match self {
-            EvidenceCmd::VerifyBundle { .. } | EvidenceCmd::Report { .. } => true,
+            EvidenceCmd::VerifyBundle { .. }
+            | EvidenceCmd::Report { .. }
+            | EvidenceCmd::VerifyReport { .. } => true,
             EvidenceCmd::Witness(args) => args.init,
             _ => false,
         }
@@ -289,7 +319,10 @@ pub async fn run(ctx: &Ctx, cmd: EvidenceCmd) -> anyhow::Result<()> {
             Ok(())
         }
         EvidenceCmd::Witness(args) => super::witness::run(ctx, args).await,
-        EvidenceCmd::VerifyBundle { .. } | EvidenceCmd::Report { .. } => offline(cmd, ctx.json),
+        EvidenceCmd::ComplianceReport(args) => super::compliance::fetch(ctx, args).await,
+        EvidenceCmd::VerifyBundle { .. }
+        | EvidenceCmd::Report { .. }
+        | EvidenceCmd::VerifyReport { .. } => offline(cmd, ctx.json),
     }
 }
 
@@ -429,6 +462,9 @@ pub fn offline(cmd: EvidenceCmd, json: bool) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        EvidenceCmd::VerifyReport { file, key } => {
+            super::compliance::verify_file(&file, &key, json)
         }
         EvidenceCmd::Witness(args) if args.init => super::witness::init(&args),
         _ => Err(CliError::Usage("not an offline verb".into()).into()),

@@ -20,6 +20,7 @@
 pub mod access;
 pub mod account;
 pub mod auth;
+pub mod compliance;
 pub mod directory;
 pub mod events;
 pub mod evidence;

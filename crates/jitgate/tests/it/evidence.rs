@@ -30,6 +30,10 @@ fn post_json(server: &str, path: &str, token: &str, body: &Value) -> u16 {
 
 /// The auditor's machine: no server, no profile, a server variable pointing nowhere (so any
 /// attempt to reach a server would fail with exit 3).
+pub(crate) fn offline_cmd(home: &Path, args: &[&str]) -> Output {
+    offline(home, args)
+}
+
 fn offline(home: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)

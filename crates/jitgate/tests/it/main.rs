@@ -9,6 +9,7 @@ mod cluster_chaos;
 mod cluster_kill;
 mod cluster_load;
 mod cluster_nodes;
+mod compliance_cli;
 mod dnp3;
 mod evidence;
 mod federation_cli;
