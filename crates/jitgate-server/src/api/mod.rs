@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod control;
 pub mod enrol;
 pub mod evidence;
+pub mod exceptions;
 pub mod extract;
 pub mod federation;
 pub mod gateway;
