@@ -512,7 +512,7 @@ impl Tx {
                UNION ALL \
                SELECT MIN(e.next_revalidation) AS t FROM exceptions e \
                  JOIN requests r ON r.id = e.request_id WHERE r.state = 'active' \
-             ) AS deadlines
+             ) AS deadlines",
         )
         .fetch_one(self.conn())
         .await?;

@@ -189,10 +189,18 @@ fn who_may_revalidate() {
             .code(),
         "separation_of_duties"
     );
-    // The subject itself, even as admin; a workload never.
+    // A person's own break-glass account: its holder never re-validates it, even as admin.
+    let ivan = person("ivan", IdentityKind::Human, &["admin", "break-glass-account"], &[]);
+    assert_eq!(
+        exception::may_revalidate(&ivan, &ex, "ivan", Some(&ivan), "ivan")
+            .unwrap_err()
+            .code(),
+        "separation_of_duties"
+    );
+    // A workload never, not even the subject itself with the admin role.
     let mut svc_admin = svc.clone();
     svc_admin.roles.push("admin".into());
-    assert_eq!(may(&svc_admin).unwrap_err().code(), "separation_of_duties");
+    assert_eq!(may(&svc_admin).unwrap_err().code(), "forbidden");
     let other_workload = person("svc-other", IdentityKind::Workload, &["security"], &[]);
     assert_eq!(may(&other_workload).unwrap_err().code(), "forbidden");
     // A subject that was removed from the inventory: ownership recorded on the caller side
