@@ -6,6 +6,8 @@
 mod bad_input;
 mod console;
 mod evidence;
+mod exception_gateway;
+mod exceptions;
 mod federation;
 mod gateway;
 mod governance;

@@ -11,6 +11,7 @@ mod cluster_load;
 mod cluster_nodes;
 mod dnp3;
 mod evidence;
+mod exceptions_cli;
 mod federation_cli;
 mod gateway;
 mod gateway_crash;
