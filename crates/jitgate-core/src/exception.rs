@@ -23,7 +23,9 @@
 use crate::event::{Actor, Event};
 use crate::governance;
 use crate::inventory::{Identity, IdentityKind};
-use crate::lifecycle::{self, AccessPath, EndReason, Grant, GrantState, Outcome, Request, RequestState};
+use crate::lifecycle::{
+    self, AccessPath, EndReason, Grant, GrantState, Outcome, Request, RequestState,
+};
 use crate::payload::{ExceptionEnded, ExceptionRevalidated};
 use crate::{CoreError, Timestamp};
 use chrono::Duration;
@@ -327,7 +329,11 @@ pub fn new_exception(id: &str, terms: Terms, request: &Request, now: Timestamp) 
 }
 
 /// The `exception.requested` event recording a new exception's terms, on its request.
-pub fn requested_event(exception: &Exception, by: &str, now: Timestamp) -> Result<Event, CoreError> {
+pub fn requested_event(
+    exception: &Exception,
+    by: &str,
+    now: Timestamp,
+) -> Result<Event, CoreError> {
     let payload = crate::payload::ExceptionRequested {
         exception_id: exception.id.clone(),
         owner: exception.owner.clone(),
@@ -433,8 +439,7 @@ pub fn revalidate(
         previous_due,
         next_revalidation: exception.next_revalidation,
     };
-    let event = Event::with_payload(Actor::identity(by), now, &payload)?
-        .request(&request.id);
+    let event = Event::with_payload(Actor::identity(by), now, &payload)?.request(&request.id);
     let event = match &request.grant_id {
         Some(g) => event.grant(g),
         None => event,
@@ -444,7 +449,11 @@ pub fn revalidate(
 
 /// May `caller` end `exception` at once? Its owner, security / admin staff, or the subject and
 /// requester themselves (giving access up needs no independence).
-pub fn may_end(caller: &Identity, exception: &Exception, request: &Request) -> Result<(), CoreError> {
+pub fn may_end(
+    caller: &Identity,
+    exception: &Exception,
+    request: &Request,
+) -> Result<(), CoreError> {
     let staff = STAFF_ROLES.iter().any(|r| caller.has_role(r));
     if caller.id == exception.owner
         || staff
@@ -544,7 +553,7 @@ pub fn end_overdue(
     let reason = if lifecycle::due_for_expiry(&grant, now) {
         EndReason::Expired
     } else {
-EndReason::RevalidationOverdue
+        EndReason::RevalidationOverdue
     };
     lifecycle::end_grant(request, grant, reason, Actor::scheduler(), now)
 }

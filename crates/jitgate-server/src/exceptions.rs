@@ -52,10 +52,7 @@ pub async fn request_exception(
     body: NewExceptionBody,
 ) -> ApiResult<ExceptionSummary> {
     let every = crate::config::parse_duration_secs(&body.revalidate_every).map_err(|m| {
-        CoreError::InvalidException(format!(
-            "revalidate_every {:?}: {m}",
-            body.revalidate_every
-        ))
+        CoreError::InvalidException(format!("revalidate_every {:?}: {m}", body.revalidate_every))
     })?;
     let terms = Terms {
         owner: body.owner,
@@ -204,13 +201,8 @@ pub async fn revalidate(
         &rec.request.requester,
     )?;
     // Overdue but not yet ended by the scheduler: refused, it ends (see the core).
-    let (ex, event) = exception::revalidate(
-        rec.exception.clone(),
-        &rec.request,
-        caller.id(),
-        note,
-        now,
-    )?;
+    let (ex, event) =
+        exception::revalidate(rec.exception.clone(), &rec.request, caller.id(), note, now)?;
     tx.update_exception(&ex).await?;
     tx.append_events(&[event]).await?;
     tx.commit().await?;

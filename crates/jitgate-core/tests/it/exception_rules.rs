@@ -32,7 +32,12 @@ fn standing_request(requester: &Identity, subject: &Identity, days: i64) -> NewR
     }
 }
 
-fn approve(out: &Outcome, who: &Identity, existing: &[Approval], at: Timestamp) -> Result<Outcome, CoreError> {
+fn approve(
+    out: &Outcome,
+    who: &Identity,
+    existing: &[Approval],
+    at: Timestamp,
+) -> Result<Outcome, CoreError> {
     decide(
         out.request.clone(),
         who,
@@ -66,7 +71,8 @@ fn the_owner_is_a_person_independent_of_the_subject() {
     // An owner of the workload subject who did not file it.
     let mut svc2 = svc.clone();
     svc2.owners.push("olga".into());
-    let e = exception::check_terms(&terms("olga"), &bob, &svc2, Some(&olga), 180 * DAY).unwrap_err();
+    let e =
+        exception::check_terms(&terms("olga"), &bob, &svc2, Some(&olga), 180 * DAY).unwrap_err();
     assert_eq!(e.code(), "separation_of_duties");
     // A workload owned by the subject cannot own the exception (and is not a person).
     let mut helper = person("svc-helper", IdentityKind::Workload, &[], &[]);
@@ -102,7 +108,10 @@ fn controls_expiry_and_interval_are_bounded() {
 
     let t = terms("olga");
     assert_eq!(check(&t, 365 * DAY), Ok(()));
-    assert_eq!(check(&t, 365 * DAY + 1).unwrap_err().code(), "invalid_exception");
+    assert_eq!(
+        check(&t, 365 * DAY + 1).unwrap_err().code(),
+        "invalid_exception"
+    );
     assert_eq!(check(&t, 0).unwrap_err().code(), "invalid_exception");
 
     let every = |secs| Terms {
@@ -111,10 +120,19 @@ fn controls_expiry_and_interval_are_bounded() {
     };
     assert_eq!(check(&every(DAY), 90 * DAY), Ok(()));
     assert_eq!(check(&every(90 * DAY), 90 * DAY), Ok(()));
-    assert_eq!(check(&every(DAY - 1), 90 * DAY).unwrap_err().code(), "invalid_exception");
-    assert_eq!(check(&every(90 * DAY + 1), 365 * DAY).unwrap_err().code(), "invalid_exception");
+    assert_eq!(
+        check(&every(DAY - 1), 90 * DAY).unwrap_err().code(),
+        "invalid_exception"
+    );
+    assert_eq!(
+        check(&every(90 * DAY + 1), 365 * DAY).unwrap_err().code(),
+        "invalid_exception"
+    );
     // Longer than the exception itself.
-    assert_eq!(check(&every(30 * DAY), 20 * DAY).unwrap_err().code(), "invalid_exception");
+    assert_eq!(
+        check(&every(30 * DAY), 20 * DAY).unwrap_err().code(),
+        "invalid_exception"
+    );
 }
 
 #[test]
@@ -125,7 +143,10 @@ fn the_standing_path_is_only_for_exceptions_and_has_its_own_bound() {
             .code(),
         "invalid_request"
     );
-    assert_eq!(exception::check_plain_request_path(AccessPath::Planned), Ok(()));
+    assert_eq!(
+        exception::check_plain_request_path(AccessPath::Planned),
+        Ok(())
+    );
     let bob = person("bob", IdentityKind::Human, &["engineer"], &["north"]);
     let svc = batch_job();
     // 200 days: fine as an exception, refused on any other path.
@@ -190,7 +211,12 @@ fn who_may_revalidate() {
         "separation_of_duties"
     );
     // A person's own break-glass account: its holder never re-validates it, even as admin.
-    let ivan = person("ivan", IdentityKind::Human, &["admin", "break-glass-account"], &[]);
+    let ivan = person(
+        "ivan",
+        IdentityKind::Human,
+        &["admin", "break-glass-account"],
+        &[],
+    );
     assert_eq!(
         exception::may_revalidate(&ivan, &ex, "ivan", Some(&ivan), "ivan")
             .unwrap_err()
@@ -242,7 +268,8 @@ fn overdue_is_at_the_due_moment_and_revalidation_moves_it() {
     let at = t0() + Duration::days(20);
     let e = exception::revalidate(ex.clone(), &request, "olga", "  ", at).unwrap_err();
     assert_eq!(e.code(), "invalid_request");
-    let (after, event) = exception::revalidate(ex.clone(), &request, "olga", "still needed", at).unwrap();
+    let (after, event) =
+        exception::revalidate(ex.clone(), &request, "olga", "still needed", at).unwrap();
     assert_eq!(after.next_revalidation, at + Duration::days(30));
     assert_eq!(after.last_revalidated_by.as_deref(), Some("olga"));
     assert_eq!(event.kind, EventKind::ExceptionRevalidated);
@@ -255,24 +282,54 @@ fn overdue_is_at_the_due_moment_and_revalidation_moves_it() {
     let e = exception::revalidate(ex.clone(), &request, "olga", "still needed", due).unwrap_err();
     assert_eq!(e.code(), "revalidation_overdue");
 
-    assert_eq!(exception::state_of(&ex, RequestState::Active, at), ExceptionState::Active);
-    assert_eq!(exception::state_of(&ex, RequestState::Active, due), ExceptionState::Overdue);
-    assert_eq!(exception::state_of(&ex, RequestState::Approved, due), ExceptionState::Pending);
-    assert_eq!(exception::state_of(&ex, RequestState::Closed, at), ExceptionState::Ended);
-    assert_eq!(exception::state_of(&ex, RequestState::Denied, at), ExceptionState::Denied);
+    assert_eq!(
+        exception::state_of(&ex, RequestState::Active, at),
+        ExceptionState::Active
+    );
+    assert_eq!(
+        exception::state_of(&ex, RequestState::Active, due),
+        ExceptionState::Overdue
+    );
+    assert_eq!(
+        exception::state_of(&ex, RequestState::Approved, due),
+        ExceptionState::Pending
+    );
+    assert_eq!(
+        exception::state_of(&ex, RequestState::Closed, at),
+        ExceptionState::Ended
+    );
+    assert_eq!(
+        exception::state_of(&ex, RequestState::Denied, at),
+        ExceptionState::Denied
+    );
 }
 
 #[test]
 fn an_exception_lives_through_the_lifecycle_and_ends_when_overdue() {
     let bob = person("bob", IdentityKind::Human, &["engineer"], &["north"]);
     let svc = batch_job();
-    let sam = person("sam", IdentityKind::Human, &["engineer", "security"], &["north"]);
-    let tom = person("tom", IdentityKind::Human, &["engineer", "security"], &["north"]);
+    let sam = person(
+        "sam",
+        IdentityKind::Human,
+        &["engineer", "security"],
+        &["north"],
+    );
+    let tom = person(
+        "tom",
+        IdentityKind::Human,
+        &["engineer", "security"],
+        &["north"],
+    );
     // Tom owns another workload... and then the batch job too: he may not approve.
     let mut svc_tom = svc.clone();
     svc_tom.owners.push("tom".into());
     remember(&svc_tom);
-    let ana = person("ana", IdentityKind::Human, &["engineer", "security"], &["north"]);
+    let ana = person(
+        "ana",
+        IdentityKind::Human,
+        &["engineer", "security"],
+        &["north"],
+    );
 
     let out = submit(
         standing_request(&bob, &svc_tom, 180),
@@ -314,14 +371,18 @@ fn an_exception_lives_through_the_lifecycle_and_ends_when_overdue() {
     let g = ended.grant.unwrap();
     assert_eq!(g.state, GrantState::Ending);
     assert_eq!(g.end_reason, Some(EndReason::RevalidationOverdue));
-    assert_eq!(g.end_reason.as_ref().map(|r| r.label()), Some("revalidation_overdue"));
+    assert_eq!(
+        g.end_reason.as_ref().map(|r| r.label()),
+        Some("revalidation_overdue")
+    );
     assert!(ended.effects.contains(&lifecycle::Effect::PushRevocation));
 
     // Past the expiry, the end is recorded as expiry.
     let late = grant.expires_at + Duration::days(1);
     let mut late_ex = ex.clone();
     late_ex.next_revalidation = grant.expires_at;
-    let ended = exception::end_overdue(active.request.clone(), grant.clone(), &late_ex, late).unwrap();
+    let ended =
+        exception::end_overdue(active.request.clone(), grant.clone(), &late_ex, late).unwrap();
     assert_eq!(ended.grant.unwrap().end_reason, Some(EndReason::Expired));
 }
 
@@ -342,8 +403,17 @@ fn who_may_end_and_what_ending_does() {
     let sam = person("sam", IdentityKind::Human, &["security"], &[]);
     assert_eq!(exception::may_end(&olga, &ex, &out.request), Ok(()));
     assert_eq!(exception::may_end(&sam, &ex, &out.request), Ok(()));
-    assert_eq!(exception::may_end(&bob, &ex, &out.request), Ok(()), "its requester gives it up");
-    assert_eq!(exception::may_end(&eve, &ex, &out.request).unwrap_err().code(), "forbidden");
+    assert_eq!(
+        exception::may_end(&bob, &ex, &out.request),
+        Ok(()),
+        "its requester gives it up"
+    );
+    assert_eq!(
+        exception::may_end(&eve, &ex, &out.request)
+            .unwrap_err()
+            .code(),
+        "forbidden"
+    );
 
     // Approved, not yet active: withdrawn.
     assert_eq!(out.request.state, RequestState::Approved);
@@ -356,18 +426,27 @@ fn who_may_end_and_what_ending_does() {
     // Active: the grant ends as revoked by the owner, revocation pushed.
     let active = activate_with(out.request.clone(), &[], "g-1", t0()).unwrap();
     let g = active.grant.clone().unwrap();
-    let e = exception::end(active.request.clone(), Some(g), &ex, "olga", "job retired", t0() + Duration::days(2)).unwrap();
+    let e = exception::end(
+        active.request.clone(),
+        Some(g),
+        &ex,
+        "olga",
+        "job retired",
+        t0() + Duration::days(2),
+    )
+    .unwrap();
     let ended = e.grant.unwrap();
-    assert_eq!(ended.end_reason.as_ref().map(|r| r.label()), Some("revoked"));
+    assert_eq!(
+        ended.end_reason.as_ref().map(|r| r.label()),
+        Some("revoked")
+    );
     assert!(e.effects.contains(&lifecycle::Effect::PushRevocation));
-    let p: jitgate_core::payload::ExceptionEnded = e
-        .events
-        .iter()
-        .find_map(|ev| ev.payload())
-        .unwrap();
+    let p: jitgate_core::payload::ExceptionEnded =
+        e.events.iter().find_map(|ev| ev.payload()).unwrap();
     assert_eq!(p.reason, "job retired");
     // Ended already: nothing more to end.
-    let again = exception::end(e.request.clone(), Some(ended), &ex, "olga", "again", t0()).unwrap_err();
+    let again =
+        exception::end(e.request.clone(), Some(ended), &ex, "olga", "again", t0()).unwrap_err();
     assert_eq!(again.code(), "wrong_state");
 }
 

@@ -27,7 +27,13 @@ pub fn router() -> Router<AppState> {
 /// The part of the OpenAPI document for these endpoints (merged into `/openapi.json`).
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_exception, list_exceptions, get_exception, revalidate, end_exception),
+    paths(
+        create_exception,
+        list_exceptions,
+        get_exception,
+        revalidate,
+        end_exception
+    ),
     components(schemas(
         ExceptionSummary,
         ExceptionState,
@@ -71,7 +77,11 @@ pub(crate) async fn list_exceptions(
     }
     .request("exceptions", &state.config.limits)?;
     let listed = exceptions::list_exceptions(&state, &caller, q, &page).await?;
-    Ok(page_response("exceptions", listed, exceptions::exception_key))
+    Ok(page_response(
+        "exceptions",
+        listed,
+        exceptions::exception_key,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/exceptions/{id}", params(("id" = String, Path)),

@@ -32,9 +32,8 @@ async fn a_live_session_under_an_exception_is_cut_when_revalidation_is_overdue()
         let g = ex["grant_id"].as_str().unwrap().to_string();
 
         // The workload signs in with a key its owner minted, and gets a short token.
-        let (s, key) = r
-            .h
-            .call(
+        let (s, key) =
+            r.h.call(
                 "alice",
                 "POST",
                 "/api/v1/api-keys",
@@ -44,9 +43,8 @@ async fn a_live_session_under_an_exception_is_cut_when_revalidation_is_overdue()
         assert_eq!(s, StatusCode::OK, "{key}");
         r.h.set_token("svc-historian", key["key"].as_str().unwrap());
         let client = ClientKey::generate();
-        let (s, v) = r
-            .h
-            .call(
+        let (s, v) =
+            r.h.call(
                 "svc-historian",
                 "POST",
                 &format!("/api/v1/grants/{g}/token"),
@@ -82,7 +80,8 @@ async fn a_live_session_under_an_exception_is_cut_when_revalidation_is_overdue()
         // revocation alone (as in production, where both clocks agree). An attempt made
         // while the clocks disagreed failed on the probe's times; ask the worker to retry
         // (its hook for a gateway that reconnected) until it has seen the agreeing clocks.
-        r.h.clock.set(chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap());
+        r.h.clock
+            .set(chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap());
         relogin(&mut r.h, &["sam", "oscar"]).await;
         let retry = r.h.state().teardown_retry_now.clone();
         let t = teardown_when(&mut r.h, &g, "verified", |v| {
@@ -100,18 +99,22 @@ async fn a_live_session_under_an_exception_is_cut_when_revalidation_is_overdue()
                 .contains("revalidation_overdue"),
             "{t:#}"
         );
-        assert_eq!(check(&t, "credential_refused")["evidence"]["refusal_code"], "grant_revoked");
+        assert_eq!(
+            check(&t, "credential_refused")["evidence"]["refusal_code"],
+            "grant_revoked"
+        );
 
-        let (_, grant) = r
-            .h
-            .call("sam", "GET", &format!("/api/v1/grants/{g}"), None)
-            .await;
-        assert_eq!(grant["end_reason"]["kind"], "revalidation_overdue", "{grant}");
+        let (_, grant) =
+            r.h.call("sam", "GET", &format!("/api/v1/grants/{g}"), None)
+                .await;
+        assert_eq!(
+            grant["end_reason"]["kind"], "revalidation_overdue",
+            "{grant}"
+        );
         // Every use is logged: the session is the exception's one use.
-        let (_, v) = r
-            .h
-            .call("oscar", "GET", &format!("/api/v1/exceptions/{id}"), None)
-            .await;
+        let (_, v) =
+            r.h.call("oscar", "GET", &format!("/api/v1/exceptions/{id}"), None)
+                .await;
         assert_eq!(v["uses"], 1, "{v}");
         assert!(v["last_use"].is_string(), "{v}");
         assert_eq!(v["end_reason"], "revalidation_overdue", "{v}");

@@ -177,7 +177,10 @@ pub async fn run(ctx: &Ctx, cmd: ExceptionCmd) -> anyhow::Result<()> {
             }
             let raw = ctx
                 .http
-                .post(&["exceptions", &exception, "revalidate"], &RevalidateBody { note })
+                .post(
+                    &["exceptions", &exception, "revalidate"],
+                    &RevalidateBody { note },
+                )
                 .await?;
             print_one(ctx, raw)
         }
@@ -187,7 +190,10 @@ pub async fn run(ctx: &Ctx, cmd: ExceptionCmd) -> anyhow::Result<()> {
             }
             let raw = ctx
                 .http
-                .post(&["exceptions", &exception, "end"], &EndExceptionBody { reason })
+                .post(
+                    &["exceptions", &exception, "end"],
+                    &EndExceptionBody { reason },
+                )
                 .await?;
             print_one(ctx, raw)
         }
@@ -237,7 +243,14 @@ fn print_one(ctx: &Ctx, raw: serde_json::Value) -> anyhow::Result<()> {
 
 pub fn table(views: &[ExceptionSummary]) -> comfy_table::Table {
     let mut t = text::table(&[
-        "exception", "state", "subject", "assets", "owner", "next re-validation", "expires", "uses",
+        "exception",
+        "state",
+        "subject",
+        "assets",
+        "owner",
+        "next re-validation",
+        "expires",
+        "uses",
     ]);
     for s in views {
         t.add_row(vec![
@@ -263,9 +276,15 @@ pub fn render(s: &ExceptionSummary) -> String {
         .row("owner", s.owner.clone())
         .lines("scope", &s.scope)
         .row("reason", s.reason.clone())
-        .row("reference", text::list_or_dash(std::slice::from_ref(&s.reference)))
+        .row(
+            "reference",
+            text::list_or_dash(std::slice::from_ref(&s.reference)),
+        )
         .lines("controls", &s.controls)
-        .row("re-validate every", text::humane_secs(s.revalidate_every_secs))
+        .row(
+            "re-validate every",
+            text::humane_secs(s.revalidate_every_secs),
+        )
         .row("next re-validation", text::time(s.next_revalidation))
         .row("expires", text::time(s.expires_at))
         .row("request", s.request_id.clone());

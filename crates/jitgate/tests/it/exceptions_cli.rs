@@ -28,28 +28,59 @@ when { context.path == "standing" && principal.kind == "vendor" };
 fn policies(dir: &std::path::Path) {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     std::fs::create_dir_all(dir).unwrap();
-    for f in ["00-guardrails.cedar", "10-humans.cedar", "20-vendors.cedar", "30-workloads.cedar", "40-break-glass.cedar"] {
+    for f in [
+        "00-guardrails.cedar",
+        "10-humans.cedar",
+        "20-vendors.cedar",
+        "30-workloads.cedar",
+        "40-break-glass.cedar",
+    ] {
         std::fs::copy(repo.join(f), dir.join(f)).unwrap();
     }
     std::fs::write(dir.join("50-exceptions.cedar"), ONE_APPROVER).unwrap();
 }
 
 const REQUEST: &[&str] = &[
-    "exception", "request", "--subject", "svc-historian", "--asset", "historian",
-    "--modbus", "read holding 0-999", "--expires-in", "180d", "--revalidate-every", "30d",
-    "--owner", "oscar", "--control", "sessions recorded, reviewed weekly",
-    "--reason", "nightly historian export", "--ref", "RA-17",
+    "exception",
+    "request",
+    "--subject",
+    "svc-historian",
+    "--asset",
+    "historian",
+    "--modbus",
+    "read holding 0-999",
+    "--expires-in",
+    "180d",
+    "--revalidate-every",
+    "30d",
+    "--owner",
+    "oscar",
+    "--control",
+    "sessions recorded, reviewed weekly",
+    "--reason",
+    "nightly historian export",
+    "--ref",
+    "RA-17",
 ];
 
 #[test]
 fn exception_verbs_through_the_real_binary() {
     // The help teaches, with an example, without a server.
-    let help = Command::new(BIN).args(["exception", "request", "--help"]).output().unwrap();
+    let help = Command::new(BIN)
+        .args(["exception", "request", "--help"])
+        .output()
+        .unwrap();
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    assert!(text.contains("jitgate exception request --subject svc-historian"), "{text}");
+    assert!(
+        text.contains("jitgate exception request --subject svc-historian"),
+        "{text}"
+    );
     assert!(text.contains("--revalidate-every"), "{text}");
-    let help = Command::new(BIN).args(["exception", "--help"]).output().unwrap();
+    let help = Command::new(BIN)
+        .args(["exception", "--help"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
     for verb in ["request", "list", "show", "revalidate", "end"] {
         assert!(text.contains(verb), "{verb}: {text}");
@@ -78,7 +109,12 @@ fn exception_verbs_through_the_real_binary() {
         .filter(|a| *a != "--control" && *a != "sessions recorded, reviewed weekly")
         .collect();
     let out = cli.run("alice", &no_control, None);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--control"));
     // The server's rule: the owner may not be tied to the subject (alice owns it).
     let mut own: Vec<&str> = REQUEST.to_vec();
@@ -94,25 +130,59 @@ fn exception_verbs_through_the_real_binary() {
     let id = ex["id"].as_str().unwrap().to_string();
     let req = ex["request_id"].as_str().unwrap().to_string();
     let listed = cli.ok("oscar", &["exception", "list"]);
-    assert!(listed.contains(&id) && listed.contains("pending") && listed.contains("oscar"), "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains("pending") && listed.contains("oscar"),
+        "{listed}"
+    );
 
     // Not active yet: nothing to re-validate.
-    let out = cli.run("oscar", &["exception", "revalidate", &id, "--note", "still needed"], None);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong_state"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli.run(
+        "oscar",
+        &["exception", "revalidate", &id, "--note", "still needed"],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong_state"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // sam (security) approves the request behind it: active.
-    cli.ok("sam", &["approve", &req, "--comment", "export reviewed with QA"]);
+    cli.ok(
+        "sam",
+        &["approve", &req, "--comment", "export reviewed with QA"],
+    );
     let shown = cli.ok("oscar", &["exception", "show", &id]);
     assert!(shown.contains("active"), "{shown}");
-    assert!(shown.contains("sessions recorded, reviewed weekly"), "{shown}");
+    assert!(
+        shown.contains("sessions recorded, reviewed weekly"),
+        "{shown}"
+    );
     assert!(shown.contains("never"), "no use yet: {shown}");
 
     // bob is not the owner nor security staff; alice owns the subject.
-    let out = cli.run("bob", &["exception", "revalidate", &id, "--note", "x"], None);
+    let out = cli.run(
+        "bob",
+        &["exception", "revalidate", &id, "--note", "x"],
+        None,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"));
-    let out = cli.run("alice", &["exception", "revalidate", &id, "--note", "x"], None);
+    let out = cli.run(
+        "alice",
+        &["exception", "revalidate", &id, "--note", "x"],
+        None,
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("separation_of_duties"));
-    let v = cli.json("oscar", &["exception", "revalidate", &id, "--note", "export still feeds the QA report"]);
+    let v = cli.json(
+        "oscar",
+        &[
+            "exception",
+            "revalidate",
+            &id,
+            "--note",
+            "export still feeds the QA report",
+        ],
+    );
     assert_eq!(v["last_revalidated_by"], "oscar", "{v}");
     let active = cli.json("sam", &["exception", "list", "--state", "active"]);
     assert_eq!(active.as_array().unwrap().len(), 1, "{active}");
@@ -120,20 +190,46 @@ fn exception_verbs_through_the_real_binary() {
     // The owner ends it: revoked, listed as ended.
     let out = cli.run("oscar", &["exception", "end", &id, "--reason", ""], None);
     assert_eq!(out.status.code(), Some(2));
-    let v = cli.json("oscar", &["exception", "end", &id, "--reason", "export job retired"]);
-    assert_eq!((v["state"].as_str(), v["end_reason"].as_str()), (Some("ended"), Some("revoked")), "{v}");
+    let v = cli.json(
+        "oscar",
+        &["exception", "end", &id, "--reason", "export job retired"],
+    );
+    assert_eq!(
+        (v["state"].as_str(), v["end_reason"].as_str()),
+        (Some("ended"), Some("revoked")),
+        "{v}"
+    );
     let ended = cli.ok("sam", &["exception", "list", "--state", "ended"]);
     assert!(ended.contains(&id), "{ended}");
 
     // A vendor's exception is denied by policy: recorded, exit 1.
     let out = cli.run(
         "vera",
-        &["exception", "request", "--asset", "plc-3", "--modbus", "read holding 0-9 unit 1",
-          "--expires-in", "30d", "--revalidate-every", "7d", "--owner", "sam",
-          "--control", "recorded", "--reason", "remote support"],
+        &[
+            "exception",
+            "request",
+            "--asset",
+            "plc-3",
+            "--modbus",
+            "read holding 0-9 unit 1",
+            "--expires-in",
+            "30d",
+            "--revalidate-every",
+            "7d",
+            "--owner",
+            "sam",
+            "--control",
+            "recorded",
+            "--reason",
+            "remote support",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("denied"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     up.stop();
 }
