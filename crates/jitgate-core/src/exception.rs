@@ -286,7 +286,7 @@ pub fn check_terms(
         ));
     }
     let every = terms.revalidate_every_secs;
-    if every < MIN_REVALIDATION_DAYS * 86_400 || every > MAX_REVALIDATION_DAYS * 86_400 {
+    if !(MIN_REVALIDATION_DAYS * 86_400..=MAX_REVALIDATION_DAYS * 86_400).contains(&every) {
         return invalid(format!(
             "the re-validation interval must be between {MIN_REVALIDATION_DAYS} and {MAX_REVALIDATION_DAYS} days (--revalidate-every 30d)"
         ));
