@@ -128,6 +128,8 @@ error_codes! {
     TooManyOpenRequests = "too_many_open_requests", 429, "the requester already has as many open requests as allowed";
     TooManyStreams = "too_many_streams", 429, "this console session already has as many live streams as allowed";
     TooManyConnections = "too_many_connections", 503, "the listener already holds as many connections as allowed";
+    InvalidException = "invalid_exception", 422, "an exception's owner, compensating controls, expiry or re-validation interval is out of bounds (docs/exceptions.md)";
+    RevalidationOverdue = "revalidation_overdue", 409, "the exception's re-validation is overdue: it ends and cannot be re-validated; request a new one";
     StorageError = "storage_error", 500, "the database failed; see the server log";
     InternalError = "internal_error", 500, "an internal failure; see the server log";
 }

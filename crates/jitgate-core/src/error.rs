@@ -79,6 +79,10 @@ pub enum CoreError {
     },
     #[error("this public key is already certified for another grant or identity; a key is certified for one grant only: make a fresh key pair (`jitgate ssh` makes one each time)")]
     PublicKeyReused,
+    #[error("exception is invalid: {0}")]
+    InvalidException(String),
+    #[error("exception {exception} was due for re-validation at {due}; an overdue exception ends and cannot be re-validated: request a new one")]
+    RevalidationOverdue { exception: String, due: String },
     #[error("separation of duties: {who} {conflict} (request {request}); someone else must decide on it")]
     ConflictOfInterest {
         who: String,
@@ -119,6 +123,8 @@ impl CoreError {
             CoreError::LastAdministrator => Code::LastAdministrator,
             CoreError::AssetNotGranted { .. } => Code::AssetNotGranted,
             CoreError::PublicKeyReused => Code::PublicKeyReused,
+            CoreError::InvalidException(_) => Code::InvalidException,
+            CoreError::RevalidationOverdue { .. } => Code::RevalidationOverdue,
         }
     }
 }

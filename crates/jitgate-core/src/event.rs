@@ -145,6 +145,15 @@ pub enum EventKind {
     /// A witness found the evidence log forked or rolled back and stopped cosigning.
     #[serde(rename = "evidence.witness_alarm")]
     WitnessAlarm,
+    /// A standing exception was filed with its terms (owner, controls, re-validation).
+    #[serde(rename = "exception.requested")]
+    ExceptionRequested,
+    /// An exception's owner (or security staff) confirmed it is still needed.
+    #[serde(rename = "exception.revalidated")]
+    ExceptionRevalidated,
+    /// Someone ended an exception at once (with the reason).
+    #[serde(rename = "exception.ended")]
+    ExceptionEnded,
 }
 
 impl EventKind {
@@ -192,6 +201,9 @@ impl EventKind {
             EventKind::TeardownCheck => "teardown.check",
             EventKind::TeardownVerdict => "teardown.verdict",
             EventKind::WitnessAlarm => "evidence.witness_alarm",
+            EventKind::ExceptionRequested => "exception.requested",
+            EventKind::ExceptionRevalidated => "exception.revalidated",
+            EventKind::ExceptionEnded => "exception.ended",
         }
     }
 }

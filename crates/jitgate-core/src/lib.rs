@@ -13,6 +13,8 @@
 //! - [`scope`]     — the scope language (Modbus, DNP3, SSH), its canonical form and digest.
 //! - [`decision`]  — what a policy decision carries into the lifecycle: verdict + obligations.
 //! - [`lifecycle`] — requests, approvals and grants, and every transition between their states.
+//! - [`exception`] — standing exceptions: their terms (owner, controls, expiry,
+//!   re-validation), who re-validates or ends them, when they are overdue.
 //! - [`governance`] — conflicts of interest, who may hold access, whether a request still
 //!   stands under the current context, free-text hygiene.
 //! - [`gateway_enrolment`] — a gateway's client certificate: when its calls and its
@@ -44,6 +46,7 @@ pub mod codes;
 pub mod decision;
 pub mod error;
 pub mod event;
+pub mod exception;
 pub mod federation;
 pub mod gateway_enrolment;
 pub mod governance;

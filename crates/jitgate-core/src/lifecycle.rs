@@ -36,6 +36,8 @@ pub enum AccessPath {
     Routine,
     /// Break-glass: active at once, short, loud, reviewed afterwards.
     Emergency,
+    /// A standing exception (`crate::exception`): long, owned, re-validated.
+    Standing,
 }
 
 impl AccessPath {
@@ -44,6 +46,7 @@ impl AccessPath {
             AccessPath::Planned => "planned",
             AccessPath::Routine => "routine",
             AccessPath::Emergency => "emergency",
+            AccessPath::Standing => "standing",
         }
     }
 }
@@ -177,6 +180,9 @@ pub enum EndReason {
     ContextChanged {
         what: String,
     },
+    /// A standing exception's re-validation was not done by its due date
+    /// (`crate::exception`).
+    RevalidationOverdue,
 }
 
 impl EndReason {
@@ -186,6 +192,7 @@ impl EndReason {
             EndReason::Revoked { .. } => "revoked",
             EndReason::Completed { .. } => "completed",
             EndReason::ContextChanged { .. } => "context_changed",
+            EndReason::RevalidationOverdue => "revalidation_overdue",
         }
     }
 }
@@ -311,7 +318,15 @@ pub fn validate_new(new: &NewRequest, now: Timestamp) -> Result<(), CoreError> {
     if new.duration_secs <= 0 {
         return bad("duration must be positive, e.g. --for 2h");
     }
-    if new.duration_secs > 86_400 * 30 {
+    if new.path == AccessPath::Standing {
+        // A standing exception's expiry has its own bound (`exception::check_terms`).
+        if new.duration_secs > 86_400 * crate::exception::MAX_EXPIRY_DAYS {
+            return Err(CoreError::InvalidException(format!(
+                "an exception lasts at most {} days",
+                crate::exception::MAX_EXPIRY_DAYS
+            )));
+        }
+    } else if new.duration_secs > 86_400 * 30 {
         return bad(
             "duration is limited to 30 days; long-lived access is what jitgate exists to avoid",
         );

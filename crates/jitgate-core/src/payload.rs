@@ -360,3 +360,44 @@ mod tests {
         assert!(v.is_final && v.session_ended_events.is_empty());
     }
 }
+
+/// `exception.requested`: a standing exception filed with its terms, beside the request's
+/// own `request.submitted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionRequested {
+    pub exception_id: String,
+    pub owner: String,
+    pub controls: Vec<String>,
+    pub revalidate_every_secs: i64,
+    #[serde(with = "millis")]
+    pub expires_at: Timestamp,
+}
+impl Payload for ExceptionRequested {
+    const KIND: EventKind = EventKind::ExceptionRequested;
+}
+
+/// `exception.revalidated`: someone confirmed the exception is still needed; the next due
+/// date moved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionRevalidated {
+    pub exception_id: String,
+    pub note: String,
+    #[serde(with = "millis")]
+    pub previous_due: Timestamp,
+    #[serde(with = "millis")]
+    pub next_revalidation: Timestamp,
+}
+impl Payload for ExceptionRevalidated {
+    const KIND: EventKind = EventKind::ExceptionRevalidated;
+}
+
+/// `exception.ended`: someone ended an exception at once (the grant's own `grant.ended`, or
+/// the request's `request.withdrawn`, records the transition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExceptionEnded {
+    pub exception_id: String,
+    pub reason: String,
+}
+impl Payload for ExceptionEnded {
+    const KIND: EventKind = EventKind::ExceptionEnded;
+}

@@ -150,7 +150,7 @@ pub enum ControlDown {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Revocation {
     pub grant_id: String,
-    /// `revoked`, `expired`, `completed`, `context_changed`.
+    /// `revoked`, `expired`, `completed`, `context_changed`, `revalidation_overdue`.
     pub reason: String,
     /// The credential's own expiry: after it the entry can be forgotten.
     #[serde(with = "jitgate_core::event::millis")]

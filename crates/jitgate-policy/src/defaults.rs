@@ -26,6 +26,10 @@ const DEFAULTS: &[(&str, &str)] = &[
         "40-break-glass.cedar",
         include_str!("../../../policies/40-break-glass.cedar"),
     ),
+    (
+        "50-exceptions.cedar",
+        include_str!("../../../policies/50-exceptions.cedar"),
+    ),
 ];
 
 /// The default policy files as `(file name, text)`, ready for [`PolicySet::from_sources`]

@@ -208,6 +208,8 @@ const VIEWS = {
   grant: { title: 'Grant timeline', render: viewGrant },
   session: { title: 'Session recording', render: viewSession }, // recordings.js
   reviews: { title: 'Reviews', render: viewReviews },
+  exceptions: { title: 'Exceptions', render: viewExceptions }, // exceptions.js
+  exception: { title: 'Exception', render: viewException }, // exceptions.js
   passkeys: { title: 'Passkeys', render: viewPasskeys }, // passkeys.js
 };
 
@@ -217,6 +219,7 @@ function route() {
     return { name: 'session', arg: [decodeURIComponent(parts[1]), decodeURIComponent(parts[3])] };
   }
   if (parts[0] === 'grants' && parts[1]) return { name: 'grant', arg: decodeURIComponent(parts[1]) };
+  if (parts[0] === 'exceptions' && parts[1]) return { name: 'exception', arg: decodeURIComponent(parts[1]) };
   if (parts[0] && VIEWS[parts[0]]) return { name: parts[0] };
   return { name: 'inbox' };
 }
@@ -240,7 +243,8 @@ async function render() {
   const v = VIEWS[r.name];
   document.title = `${v.title} — jitgate`;
   for (const a of document.querySelectorAll('#nav a')) {
-    const current = a.dataset.view === r.name || ((r.name === 'grant' || r.name === 'session') && a.dataset.view === 'grants');
+    const current = a.dataset.view === r.name || ((r.name === 'grant' || r.name === 'session') && a.dataset.view === 'grants')
+      || (r.name === 'exception' && a.dataset.view === 'exceptions');
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   const main = $('#main');
@@ -900,6 +904,9 @@ const KIND_TEXT = {
   'review.opened': 'Review opened',
   'review.completed': 'Review completed',
   'credential.issued': 'Credential issued to the subject',
+  'exception.requested': 'Exception filed (owner, controls, re-validation)',
+  'exception.revalidated': 'Exception re-validated',
+  'exception.ended': 'Exception ended',
 };
 
 function eventSummary(e) {

@@ -58,6 +58,9 @@
 //!    - [`service`]   — lifecycle orchestration: load → core transition → save with events,
 //!      one transaction each. Domain rules stay in `jitgate-core`; this only wires them.
 //!    - [`scheduler`] — expiry, lapse and activation on time.
+//!    - [`exceptions`] — standing exceptions: filed as requests on the `standing` path with
+//!      their terms, listed with their uses, re-validated, ended (the overdue end is part of
+//!      the scheduler's pass in `service::tick`).
 //!    - [`evidence`]  — checkpoints (periodic, on demand, at stop), in-place verification of
 //!      the log, per-grant bundles and reports; [`siem`] — streaming events to SIEM
 //!      collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
@@ -85,6 +88,7 @@ pub mod control;
 pub mod effects;
 pub mod error;
 pub mod evidence;
+pub mod exceptions;
 pub mod federation;
 pub mod files;
 pub mod gateway_auth;
@@ -382,6 +386,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::federation::router())
                 .merge(api::passkeys::router())
                 .merge(api::compliance::router())
+                .merge(api::exceptions::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -433,6 +438,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::passkeys::PasskeysDoc::openapi());
     doc.merge(api::sso::SsoDoc::openapi());
     doc.merge(api::compliance::ComplianceDoc::openapi());
+    doc.merge(api::exceptions::ExceptionsDoc::openapi());
     api::limits::declare_errors(&mut doc);
     api::limits::declare_pages(&mut doc);
     Json(doc)

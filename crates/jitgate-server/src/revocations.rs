@@ -16,6 +16,10 @@ pub(crate) fn revocation_of(g: &Grant) -> Revocation {
         Some(EndReason::Revoked { by, reason }) => (Some(by.clone()), Some(reason.clone())),
         Some(EndReason::Completed { by }) => (Some(by.clone()), None),
         Some(EndReason::ContextChanged { what }) => (None, Some(what.clone())),
+        Some(EndReason::RevalidationOverdue) => (
+            None,
+            Some("the standing exception was not re-validated in time".into()),
+        ),
         Some(EndReason::Expired) | None => (None, None),
     };
     Revocation {

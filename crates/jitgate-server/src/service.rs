@@ -11,6 +11,7 @@ use crate::state::AppState;
 use crate::views::{GrantView, NewRequestBody, RequestView};
 use crate::visibility::{asset_sites, can_view, visible_with};
 use jitgate_core::event::{Actor, Event};
+use jitgate_core::exception;
 use jitgate_core::lifecycle::{self, ApprovalInput, NewRequest, Outcome};
 use jitgate_core::scope::{self, Scope};
 use jitgate_core::server_payload::{
@@ -49,7 +50,7 @@ async fn grant(tx: &mut Tx, id: &str) -> ApiResult<Grant> {
 /// Save what a transition produced — request, grant, approval, then the events — and carry
 /// out the effects that belong in its transaction (`crate::effects`). Returns the grants
 /// whose revocations the caller pushes after the commit.
-async fn save(
+pub(crate) async fn save(
     tx: &mut Tx,
     state: &AppState,
     out: &Outcome,
@@ -67,12 +68,33 @@ async fn save(
     if let Some(g) = &out.grant {
         if grant_is_new {
             tx.insert_grant(g).await?;
+            start_exception_clock(tx, state, &out.request, g).await?;
         } else {
             tx.update_grant(g).await?;
         }
     }
     tx.append_events(&out.events).await?;
     crate::effects::apply_in_tx(tx, state, out, crate::effects::no_details).await
+}
+
+/// A standing exception's grant was just issued: its first re-validation falls one interval
+/// from now (`exception::started`). An exception filed a moment ago has no row yet; its
+/// filing starts the clock itself.
+async fn start_exception_clock(
+    tx: &mut Tx,
+    state: &AppState,
+    request: &Request,
+    grant: &Grant,
+) -> ApiResult<()> {
+    if request.path != jitgate_core::AccessPath::Standing {
+        return Ok(());
+    }
+    if let Some(ex) = tx.exception_of_request(&request.id).await? {
+        let ex = exception::started(ex, grant);
+        tx.update_exception(&ex).await?;
+        state.deadline(ex.next_revalidation);
+    }
+    Ok(())
 }
 
 /// If a transition left the request `approved` with its window already open, issue its grant
@@ -120,12 +142,26 @@ async fn activate_if_due(
 }
 
 /// File a request: parse and check the scope against the inventory, decide by policy,
-/// record it (and, for an allowed break-glass request, its grant).
+/// record it (and, for an allowed break-glass request, its grant). The `standing` path is
+/// refused here: exceptions are filed with their terms (`crate::exceptions`).
 pub async fn submit_request(
     state: &AppState,
     caller: &Caller,
     body: NewRequestBody,
 ) -> ApiResult<RequestView> {
+    jitgate_core::exception::check_plain_request_path(body.path)?;
+    Ok(submit(state, caller, body, None).await?.0)
+}
+
+/// File a request, or with `terms` a standing exception (path `standing`): the terms are
+/// checked by the core before the policy is asked, and the exception row and its
+/// `exception.requested` event are saved in the request's transaction.
+pub(crate) async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    body: NewRequestBody,
+    terms: Option<exception::Terms>,
+) -> ApiResult<(RequestView, Option<exception::Exception>)> {
     let now = state.clock.now();
     let duration_secs = parse_duration_secs(&body.duration)
         .map_err(|m| CoreError::InvalidRequest(format!("duration {:?}: {m}", body.duration)))?;
@@ -152,6 +188,10 @@ pub async fn submit_request(
     }
     let scope = Scope::new(items)?;
     let orgs = tx.list_orgs().await?;
+    if let Some(t) = &terms {
+        let owner = tx.get_identity(&t.owner).await?;
+        exception::check_terms(t, &requester, &subject, owner.as_ref(), duration_secs)?;
+    }
     drop(tx);
     // Who filed it and with which key is recorded: the key's minter never approves it.
     let filed_with_key = caller.api_key.clone();
@@ -198,6 +238,19 @@ pub async fn submit_request(
         filing_key_usable: context.filing_key_usable,
     };
     let out = then_activate_if_due(out, &loaded, now)?;
+    // The exception's row (its clock started if the grant was issued at once).
+    let record = match terms {
+        Some(t) => {
+            let ex = exception::new_exception(&new_id("exc"), t, &out.request, now);
+            let ex = match &out.grant {
+                Some(g) => exception::started(ex, g),
+                None => ex,
+            };
+            let event = exception::requested_event(&ex, &out.request.requester, now)?;
+            Some((ex, event))
+        }
+        None => None,
+    };
     let mut tx = state.store.write().await?;
     // Counted again under the write lock (write transactions are serialised): the API's
     // early check alone would let concurrent submissions of one requester past the limit.
@@ -205,9 +258,19 @@ pub async fn submit_request(
     let open = open_requests(&mut tx, &out.request.requester, max).await?;
     jitgate_core::governance::check_open_requests(&out.request.requester, open, max)?;
     save(&mut tx, state, &out, true, true).await?;
+    if let Some((ex, event)) = &record {
+        tx.insert_exception(ex).await?;
+        tx.append_events(std::slice::from_ref(event)).await?;
+    }
     tx.commit().await?;
     notify_deadlines(state, &out);
-    Ok(view_of(out.request, vec![], out.grant))
+    if let Some((ex, _)) = &record {
+        state.deadline(ex.next_revalidation);
+    }
+    Ok((
+        view_of(out.request, vec![], out.grant),
+        record.map(|(ex, _)| ex),
+    ))
 }
 
 /// How many open requests (pending, approved, active, ending) `requester` has, counted up to
@@ -796,13 +859,17 @@ pub async fn end_grant(
     Ok(grant_view(g, &out.request, now))
 }
 
-/// One pass of the scheduler: end expired grants, lapse requests whose window closed,
-/// activate approved requests whose window opened. Returns how many transitions it made.
+/// One pass of the scheduler: end expired grants and standing exceptions whose
+/// re-validation is overdue, lapse requests whose window closed, activate approved requests
+/// whose window opened. Returns how many transitions it made.
 pub async fn tick(state: &AppState) -> ApiResult<usize> {
     let now = state.clock.now();
     {
         let mut tx = state.store.read().await?;
-        if tx.grants_expired(now).await?.is_empty() && tx.requests_due(now).await?.is_empty() {
+        if tx.grants_expired(now).await?.is_empty()
+            && tx.requests_due(now).await?.is_empty()
+            && tx.exceptions_overdue(now).await?.is_empty()
+        {
             return Ok(0);
         }
     }
@@ -812,6 +879,20 @@ pub async fn tick(state: &AppState) -> ApiResult<usize> {
     for g in tx.grants_expired(now).await? {
         let r = request(&mut tx, &g.request_id).await?;
         let out = lifecycle::end_grant(r, g, EndReason::Expired, Actor::scheduler(), now)?;
+        ended.extend(save(&mut tx, state, &out, false, false).await?);
+        n += 1;
+    }
+    // Standing exceptions whose re-validation is overdue end like any grant.
+    for ex in tx.exceptions_overdue(now).await? {
+        let r = request(&mut tx, &ex.request_id).await?;
+        let Some(gid) = r.grant_id.clone() else {
+            continue;
+        };
+        let g = grant(&mut tx, &gid).await?;
+        if g.state != GrantState::Active {
+            continue;
+        }
+        let out = exception::end_overdue(r, g, &ex, now)?;
         ended.extend(save(&mut tx, state, &out, false, false).await?);
         n += 1;
     }

@@ -118,6 +118,51 @@ pub struct NewRequestBody {
     pub start: Option<Timestamp>,
 }
 
+/// `POST /exceptions`: a standing exception (docs/exceptions.md).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExceptionBody {
+    /// Who holds the standing access; default = the caller. May be a workload the caller
+    /// owns (a batch job, a break-glass account).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Rules per asset, as in a request.
+    #[schema(max_items = 64)]
+    pub scope: Vec<ScopeRequest>,
+    /// Time to the hard end: `90d`, `180d` (at most 365 days).
+    pub expires_in: String,
+    /// How often the owner re-validates it: `30d` (1 to 90 days).
+    pub revalidate_every: String,
+    /// The person accountable: never the subject nor tied to it by ownership.
+    pub owner: String,
+    /// Compensating controls, at least one (free text each).
+    #[schema(max_items = 20)]
+    pub controls: Vec<String>,
+    #[schema(max_length = 2000)]
+    pub reason: String,
+    /// Work order / change / risk acceptance id.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub reference: String,
+}
+
+/// `POST /exceptions/{id}/revalidate`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevalidateBody {
+    /// Why the access is still needed (recorded in the evidence).
+    #[schema(max_length = 2000)]
+    pub note: String,
+}
+
+/// `POST /exceptions/{id}/end`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndExceptionBody {
+    #[schema(max_length = 2000)]
+    pub reason: String,
+}
+
 /// A request with what a person needs to judge it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {

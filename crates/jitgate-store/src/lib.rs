@@ -27,6 +27,8 @@
 //! - `recordings` — session recording chunks: place and hashes (written with their
 //!   `recording.chunk` event), and the bytes once delivered in a table of their own (BLOB /
 //!   BYTEA), so that listings never read them.
+//! - `exceptions` — standing exceptions (owner, controls, re-validation clock) beside the
+//!   request they ride on; their uses are read from the evidence log.
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
@@ -56,6 +58,7 @@ mod checkpoints;
 mod cluster;
 mod codec;
 mod events;
+mod exceptions;
 mod inventory;
 mod lifecycle;
 mod login;
@@ -74,6 +77,7 @@ pub use checkpoints::{CheckpointRecord, CosignatureRecord, EventRow};
 pub use cluster::{Listener, NodeRecord, Notification as ClusterNotification};
 pub use error::{Result, StoreError};
 pub use events::{chain_hash, ChainReport, EventFilter, StoredEvent, GENESIS_HASH};
+pub use exceptions::{ExceptionFilter, ExceptionRecord};
 pub use lifecycle::{GrantFilter, RequestFilter};
 pub use outbox::{Notification, NotificationFilter};
 pub use passkeys::{PasskeyChallengeRecord, PasskeyRecord};

@@ -497,7 +497,8 @@ impl Tx {
     }
 
     /// The next moment something becomes due: an active grant expires, an approved request's
-    /// window opens, a pending or approved request's window closes. `None` when nothing is
+    /// window opens, a pending or approved request's window closes, an active exception's
+    /// re-validation falls due. `None` when nothing is
     /// scheduled, so the scheduler can sleep until woken. May lie in the past (work is due
     /// now).
     pub async fn next_deadline(&mut self) -> Result<Option<Timestamp>> {
@@ -508,6 +509,9 @@ impl Tx {
                SELECT MIN(window_start) AS t FROM requests WHERE state = 'approved' \
                UNION ALL \
                SELECT MIN(window_end) AS t FROM requests WHERE state IN ('pending', 'approved') \
+               UNION ALL \
+               SELECT MIN(e.next_revalidation) AS t FROM exceptions e \
+                 JOIN requests r ON r.id = e.request_id WHERE r.state = 'active' \
              ) AS deadlines",
         )
         .fetch_one(self.conn())

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod canonical_jcs;
+mod exception_rules;
 mod governance_props;
 mod lifecycle_props;
 mod lifecycle_rules;

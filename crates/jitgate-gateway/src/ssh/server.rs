@@ -251,6 +251,9 @@ pub fn cut_message(reason: &str, grant: &str, by: Option<&str>, note: Option<&st
         "grant_context_changed" => format!(
             "grant {grant} was ended by a change of context (the subject, the asset or the policies changed)"
         ),
+        "grant_revalidation_overdue" => format!(
+            "grant {grant} ended: its standing exception was not re-validated in time"
+        ),
         "key_retired" => "the key that signed the credential was retired".to_string(),
         "idle_timeout" => "the session was idle for too long".to_string(),
         "gateway_shutdown" => "the gateway is shutting down".to_string(),

@@ -344,7 +344,17 @@ pub(crate) async fn issue_token(
                 "gateway {gateway_id} has not announced itself yet; is `jitgate gateway` running?"
             ))
         })?;
+    // A standing exception's grant lasts months; the token handed out does not
+    // (`exception::credential_lifetime`): the client asks for a fresh one when it ends.
+    let path = tx
+        .get_request(&g.request_id)
+        .await?
+        .map_or(jitgate_core::AccessPath::Planned, |r| r.path);
     drop(tx);
+    let max_lifetime = jitgate_core::exception::credential_lifetime(
+        path,
+        chrono::Duration::days(crate::state::MAX_TOKEN_LIFETIME_DAYS),
+    );
     let endpoints: Vec<AssetClaim> = [Protocol::Modbus, Protocol::Dnp3, Protocol::Ssh]
         .into_iter()
         .filter_map(|p| AssetClaim::from_asset(&asset, p))
@@ -355,7 +365,7 @@ pub(crate) async fn issue_token(
         &endpoints,
         &body.public_key,
         now,
-        chrono::Duration::days(crate::state::MAX_TOKEN_LIFETIME_DAYS),
+        max_lifetime,
     )
     .map_err(|e| match e {
         jitgate_credential::CredentialError::GrantNotUsable(_)
@@ -374,7 +384,7 @@ pub(crate) async fn issue_token(
         asset: asset_id.clone(),
         gateway: gateway_id.clone(),
         client_key: body.public_key.clone(),
-        expires_at: g.expires_at,
+        expires_at: claims.expires_at,
     };
     tx.append_events(&[
         Event::with_payload(Actor::identity(caller.id()), now, &issued)?
@@ -390,7 +400,7 @@ pub(crate) async fn issue_token(
         gateway_id,
         gateway_address: hello.address,
         gateway_fingerprint: hello.tls_fingerprint,
-        expires_at: g.expires_at,
+        expires_at: claims.expires_at,
         protocols: jitgate_core::scope::tunnel_protocols(g.scope.items(), &asset),
     }))
 }

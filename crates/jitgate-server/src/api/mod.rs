@@ -5,6 +5,7 @@ pub mod compliance;
 pub mod control;
 pub mod enrol;
 pub mod evidence;
+pub mod exceptions;
 pub mod extract;
 pub mod federation;
 pub mod gateway;

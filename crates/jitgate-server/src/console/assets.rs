@@ -50,6 +50,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../console/icon.svg"),
     ),
     ("passkeys.js", JS, include_str!("../../console/passkeys.js")),
+    (
+        "exceptions.js",
+        JS,
+        include_str!("../../console/exceptions.js"),
+    ),
     ("player.js", JS, include_str!("../../console/player.js")),
     ("player.css", CSS, include_str!("../../console/player.css")),
     (

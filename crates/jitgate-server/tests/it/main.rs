@@ -7,6 +7,8 @@ mod bad_input;
 mod compliance;
 mod console;
 mod evidence;
+mod exception_gateway;
+mod exceptions;
 mod federation;
 mod gateway;
 mod governance;

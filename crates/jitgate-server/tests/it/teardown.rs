@@ -9,7 +9,7 @@ use jitgate_gateway::connect::{open_tunnel, Target};
 use std::time::{Duration, Instant};
 
 /// Wait until the gateway's control channel is up (it connects right after start).
-async fn control_up(r: &Rig) {
+pub(crate) async fn control_up(r: &Rig) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !r
         .gw
@@ -23,7 +23,7 @@ async fn control_up(r: &Rig) {
 }
 
 /// Poll a grant's teardown until its verdict is `want` (or fail after 30 s).
-async fn teardown_until(h: &mut Harness, grant: &str, want: &str) -> Value {
+pub(crate) async fn teardown_until(h: &mut Harness, grant: &str, want: &str) -> Value {
     teardown_when(h, grant, &format!("verdict {want}"), |v| {
         v["verdict"] == want
     })
@@ -41,7 +41,7 @@ async fn until_waiting_for_gateways(h: &mut Harness, grant: &str) -> Value {
 }
 
 /// Poll a grant's teardown until `done` holds of it (or fail after 30 s).
-async fn teardown_when(
+pub(crate) async fn teardown_when(
     h: &mut Harness,
     grant: &str,
     what: &str,
@@ -69,7 +69,7 @@ async fn teardown_when(
     }
 }
 
-fn check<'a>(t: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn check<'a>(t: &'a Value, name: &str) -> &'a Value {
     t["checks"]
         .as_array()
         .unwrap()
@@ -100,7 +100,7 @@ async fn live_session(
 }
 
 /// The session is cut: the next read fails (EOF or reset) within a second.
-async fn assert_cut(live: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) {
+pub(crate) async fn assert_cut(live: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) {
     let outcome = tokio::time::timeout(Duration::from_secs(1), read_holding(live, 0, 1)).await;
     match outcome {
         Ok(Err(_)) => {}

@@ -110,6 +110,9 @@ pub fn end_reason_words(reason: &EndReason) -> String {
         EndReason::Revoked { by, reason } => format!("revoked by {by}: {reason}"),
         EndReason::Completed { by } => format!("completed by {by}"),
         EndReason::ContextChanged { what } => format!("context changed: {what}"),
+        EndReason::RevalidationOverdue => {
+            "the standing exception was not re-validated in time".into()
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //!   [`auth`] (login, logout, whoami, totp, apikey), [`requests`] (request, requests, show,
 //!   approve, deny, withdraw), [`grants`], [`events`], [`directory`] (identities, assets,
 //!   sites, orgs, inventory), [`policy`], [`evidence`], [`reviews`] (review, reviews,
-//!   notifications), [`ssh`] (an OpenSSH certificate per run and the system `ssh`), [`recordings`]
+//!   notifications), [`exceptions`] (standing exceptions), [`ssh`] (an OpenSSH certificate per run and the system `ssh`), [`recordings`]
 //!   (list and play session recordings).
 //!
 //! Every handler fetches the raw JSON first, prints it as-is under `--json`, and otherwise
@@ -24,6 +24,7 @@ pub mod compliance;
 pub mod directory;
 pub mod events;
 pub mod evidence;
+pub mod exceptions;
 pub mod grants;
 pub mod http;
 pub mod policy;
@@ -315,6 +316,21 @@ pub enum ClientCommand {
     )]
     Reviews(reviews::ReviewsArgs),
 
+    /// Standing exceptions: access that must stay standing (batch jobs, break-glass
+    /// accounts), owned, with compensating controls, re-validated, ending by itself.
+    #[command(after_help = "Examples:\n  \
+        jitgate exception request --subject svc-historian --asset historian \\\n      \
+        --modbus 'read holding 0-999' --expires-in 180d --revalidate-every 30d \\\n      \
+        --owner sam --control 'sessions recorded, reviewed weekly' --reason 'nightly export'\n  \
+        jitgate exception list --state active\n  \
+        jitgate exception revalidate exc-k3m9x2p7qa4d --note 'still feeds the QA report'\n  \
+        jitgate exception end exc-k3m9x2p7qa4d --reason 'job retired'\n\n\
+        See docs/exceptions.md.")]
+    Exception {
+        #[command(subcommand)]
+        cmd: exceptions::ExceptionCmd,
+    },
+
     /// List outgoing webhook notifications and their delivery state (security, admin).
     #[command(after_help = "Examples:\n  jitgate notifications --pending\n  \
         jitgate notifications --webhook soc --limit 20 --json")]
@@ -559,6 +575,7 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Events(args) => events::list(&ctx, args).await,
         ClientCommand::Review(args) => reviews::review(&ctx, args).await,
         ClientCommand::Reviews(args) => reviews::list(&ctx, args).await,
+        ClientCommand::Exception { cmd } => exceptions::run(&ctx, cmd).await,
         ClientCommand::Notifications(args) => reviews::notifications(&ctx, args).await,
         ClientCommand::Identities { cmd } => directory::identities(&ctx, cmd).await,
         ClientCommand::Assets { cmd } => directory::assets(&ctx, cmd).await,

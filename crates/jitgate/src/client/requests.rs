@@ -345,6 +345,7 @@ fn window(r: &jitgate_core::Request) -> String {
 fn path_words(p: AccessPath) -> &'static str {
     match p {
         AccessPath::Emergency => "emergency (break-glass)",
+        AccessPath::Standing => "standing (an exception: jitgate exception show)",
         other => other.as_str(),
     }
 }

@@ -12,6 +12,7 @@ mod cluster_nodes;
 mod compliance_cli;
 mod dnp3;
 mod evidence;
+mod exceptions_cli;
 mod federation_cli;
 mod gateway;
 mod gateway_crash;
