@@ -13,7 +13,7 @@ use super::{
 use crate::{rfc3339, SignedCheckpoint, Timestamp};
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use jitgate_core::event::{Event, EventKind};
-use jitgate_core::lifecycle::ReviewReason;
+use jitgate_core::lifecycle::{AccessPath, EndReason, ReviewReason};
 use jitgate_core::payload::{
     GrantEnded, GrantIssued, RequestDecided, RequestSubmitted, TeardownVerdictData,
 };
@@ -23,11 +23,10 @@ use jitgate_core::teardown::TeardownVerdict;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// Sections computed elsewhere (the exceptions register, the findings, attestations) that
+/// Sections computed elsewhere (the findings, attestations) that
 /// the report carries beside its own figures.
 #[derive(Debug, Clone, Default)]
 pub struct ExtraSections {
-    pub exceptions: Option<ExceptionFigures>,
     pub findings: Option<FindingFigures>,
     pub attestations: Option<AttestationFigures>,
 }
@@ -41,6 +40,8 @@ struct RequestInfo {
 #[derive(Debug)]
 struct GrantInfo {
     assets: Arc<[String]>,
+    /// The access path (`standing` for an exception's grant).
+    path: &'static str,
     subject: String,
     not_before: Timestamp,
     expires_at: Timestamp,
@@ -71,6 +72,7 @@ pub struct Accumulator {
     teardowns: TeardownFigures,
     break_glass: BreakGlassFigures,
     operations: OperationFigures,
+    exceptions: ExceptionFigures,
     events_read: u64,
 }
 
@@ -104,6 +106,7 @@ impl Accumulator {
             teardowns: TeardownFigures::default(),
             break_glass: BreakGlassFigures::default(),
             operations: OperationFigures::default(),
+            exceptions: ExceptionFigures::default(),
             events_read: 0,
         }
     }
@@ -152,6 +155,12 @@ impl Accumulator {
                 }
             }
             EventKind::GrantIssued => self.grant_issued(seq, event, in_period),
+            EventKind::ExceptionRevalidated
+                if in_period && self.counts(event.grant_id.as_deref()) =>
+            {
+                self.exceptions.revalidated_in_period += 1;
+                self.exceptions.cited.cite(seq);
+            }
             EventKind::GrantEnded => self.grant_ended(event, in_period),
             EventKind::TeardownVerdict => self.teardown(seq, event, in_period),
             EventKind::ReviewOpened | EventKind::ReviewCompleted => {
@@ -228,6 +237,9 @@ impl Accumulator {
             if let Some(i) = self.day_index(event.at) {
                 self.days[i].1 += 1;
             }
+            if path == AccessPath::Standing.as_str() {
+                self.exceptions.cited.cite(seq);
+            }
             if p.emergency {
                 self.break_glass.grants += 1;
                 self.break_glass.cited.cite(seq);
@@ -237,6 +249,7 @@ impl Accumulator {
             grant_id.to_string(),
             GrantInfo {
                 assets,
+                path,
                 subject: p.subject,
                 not_before: p.not_before,
                 expires_at: p.expires_at,
@@ -266,6 +279,12 @@ impl Accumulator {
             g.emergency,
             g.assets.clone(),
         );
+        if in_period && g.path == AccessPath::Standing.as_str() {
+            self.exceptions.ended_in_period += 1;
+            if p.end_reason == EndReason::RevalidationOverdue {
+                self.exceptions.overdue_or_ended_unrevalidated += 1;
+            }
+        }
         if in_period {
             self.grants.ended += 1;
             *self
@@ -428,6 +447,16 @@ impl Accumulator {
                 )
             })
             .collect();
+        self.exceptions.active = self
+            .grants_open
+            .values()
+            .filter(|g| {
+                !g.ended
+                    && g.path == AccessPath::Standing.as_str()
+                    && g.not_before < self.to
+                    && g.expires_at > self.to
+            })
+            .count() as u64;
         for (id, subject, assets, start, expires, emergency) in open {
             if start < self.to && expires > self.to {
                 self.grants.open_at_end += 1;
@@ -513,7 +542,7 @@ impl Accumulator {
             exposure_by_asset,
             exposure_trend,
             timeline,
-            exceptions: extra.exceptions,
+            exceptions: Some(self.exceptions),
             findings: extra.findings,
             attestations: extra.attestations,
             mappings: Vec::new(),

@@ -323,8 +323,14 @@ fn every_framework_is_mapped_and_each_mapping_cites_its_sections_events() {
         .unwrap();
     assert_eq!(teardown.cited, r.teardowns.cited);
     assert!(!teardown.cited.events.is_empty());
-    // Sections the report does not carry are not claimed.
-    assert!(r.mappings.iter().all(|m| m.section != Section::Exceptions));
+    // Sections the report does not carry are not claimed; a section without events says so.
+    assert!(r.mappings.iter().all(|m| m.section != Section::Findings));
+    let exceptions = r
+        .mappings
+        .iter()
+        .find(|m| m.section == Section::Exceptions)
+        .unwrap();
+    assert_eq!(exceptions.cited.total, 0);
 }
 
 #[test]
@@ -413,4 +419,62 @@ fn markup_in_the_log_is_escaped_on_the_page() {
     assert!(!html.contains("<script>alert"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     verify_report_html(&html, &[key.public()]).unwrap();
+}
+
+#[test]
+fn standing_exceptions_are_counted_from_their_grants_and_revalidations() {
+    use jitgate_core::payload::ExceptionRevalidated;
+    let revalidated = |grant: &str, t: Timestamp| {
+        Event::with_payload(
+            Actor::identity("sam"),
+            t,
+            &ExceptionRevalidated {
+                exception_id: format!("exc-{grant}"),
+                note: "still needed".into(),
+                previous_due: t,
+                next_revalidation: t + chrono::Duration::days(7),
+            },
+        )
+        .unwrap()
+        .grant(grant)
+    };
+    let events = vec![
+        // Still standing at the end of the period, re-validated inside it.
+        submitted("req-s1", "plc-7", AccessPath::Standing, at(1, 6)),
+        issued("req-s1", "grant-s1", at(1, 6), at(20, 6), false),
+        revalidated("grant-s1", at(3, 6)),
+        // Ended inside the period because nobody re-validated it.
+        submitted("req-s2", "rtu-12", AccessPath::Standing, at(1, 7)),
+        issued("req-s2", "grant-s2", at(1, 7), at(20, 7), false),
+        ended(
+            "grant-s2",
+            EndReason::RevalidationOverdue,
+            at(2, 7),
+            at(20, 7),
+        ),
+    ];
+    let mut acc = Accumulator::new(at(2, 0), at(4, 0), None);
+    for (i, e) in events.iter().enumerate() {
+        acc.observe(i as i64 + 1, e);
+    }
+    let (_, cp) = key_and_checkpoint(events.len());
+    let r = acc.finish(
+        "jitgate.test/plant-1",
+        cp,
+        at(6, 0),
+        ExtraSections::default(),
+    );
+    let e = r.exceptions.unwrap();
+    assert_eq!(
+        (
+            e.active,
+            e.revalidated_in_period,
+            e.ended_in_period,
+            e.overdue_or_ended_unrevalidated
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(e.cited.events, vec![3]);
+    // Their access counts as exposure like any grant's: 48 h + 7 h inside the period.
+    assert_eq!(r.grants.exposure_secs, (48 + 7) * 3600);
 }
