@@ -172,6 +172,7 @@ pub fn decision(approvals: u32, max_secs: i64, step_up: bool) -> Decision {
             step_up,
             step_up_passkey: false,
             review: false,
+            attestation: false,
         },
         reasons: vec![],
     }
