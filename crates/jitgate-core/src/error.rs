@@ -79,6 +79,12 @@ pub enum CoreError {
     },
     #[error("this public key is already certified for another grant or identity; a key is certified for one grant only: make a fresh key pair (`jitgate ssh` makes one each time)")]
     PublicKeyReused,
+    #[error("grant {grant} has been attested already; an attestation is given once and never changed (add to it through the review)")]
+    AlreadyAttested { grant: String },
+    #[error("campaign item {item} was decided already ({decision}); decisions are evidence and are not changed")]
+    AlreadyDecided { item: String, decision: String },
+    #[error("campaign {campaign} still has {undecided} undecided item(s); decide every item (keep, narrow or end) before closing it")]
+    CampaignIncomplete { campaign: String, undecided: usize },
     #[error("separation of duties: {who} {conflict} (request {request}); someone else must decide on it")]
     ConflictOfInterest {
         who: String,
@@ -119,6 +125,9 @@ impl CoreError {
             CoreError::LastAdministrator => Code::LastAdministrator,
             CoreError::AssetNotGranted { .. } => Code::AssetNotGranted,
             CoreError::PublicKeyReused => Code::PublicKeyReused,
+            CoreError::AlreadyAttested { .. } => Code::AlreadyAttested,
+            CoreError::AlreadyDecided { .. } => Code::AlreadyDecided,
+            CoreError::CampaignIncomplete { .. } => Code::CampaignIncomplete,
         }
     }
 }

@@ -145,6 +145,20 @@ pub enum EventKind {
     /// A witness found the evidence log forked or rolled back and stopped cosigning.
     #[serde(rename = "evidence.witness_alarm")]
     WitnessAlarm,
+    /// The subject (or a workload subject's owner) attested what was done under an ended
+    /// grant (`crate::attestation`).
+    #[serde(rename = "attestation.recorded")]
+    AttestationRecorded,
+    /// A review campaign was opened over a period with the items it lists
+    /// (`crate::campaign`).
+    #[serde(rename = "campaign.opened")]
+    CampaignOpened,
+    /// A reviewer decided one campaign item (keep, narrow, end) and what it did.
+    #[serde(rename = "campaign.item_decided")]
+    CampaignItemDecided,
+    /// A campaign was closed, every item decided.
+    #[serde(rename = "campaign.closed")]
+    CampaignClosed,
 }
 
 impl EventKind {
@@ -192,6 +206,10 @@ impl EventKind {
             EventKind::TeardownCheck => "teardown.check",
             EventKind::TeardownVerdict => "teardown.verdict",
             EventKind::WitnessAlarm => "evidence.witness_alarm",
+            EventKind::AttestationRecorded => "attestation.recorded",
+            EventKind::CampaignOpened => "campaign.opened",
+            EventKind::CampaignItemDecided => "campaign.item_decided",
+            EventKind::CampaignClosed => "campaign.closed",
         }
     }
 }

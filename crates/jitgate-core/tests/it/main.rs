@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod campaign_rules;
 mod canonical_jcs;
 mod governance_props;
 mod lifecycle_props;
