@@ -208,6 +208,8 @@ const VIEWS = {
   grant: { title: 'Grant timeline', render: viewGrant },
   session: { title: 'Session recording', render: viewSession }, // recordings.js
   reviews: { title: 'Reviews', render: viewReviews },
+  campaigns: { title: 'Review campaigns', render: viewCampaigns }, // campaigns.js
+  campaign: { title: 'Review campaign', render: viewCampaign }, // campaigns.js
   passkeys: { title: 'Passkeys', render: viewPasskeys }, // passkeys.js
 };
 
@@ -217,6 +219,7 @@ function route() {
     return { name: 'session', arg: [decodeURIComponent(parts[1]), decodeURIComponent(parts[3])] };
   }
   if (parts[0] === 'grants' && parts[1]) return { name: 'grant', arg: decodeURIComponent(parts[1]) };
+  if (parts[0] === 'campaigns' && parts[1]) return { name: 'campaign', arg: decodeURIComponent(parts[1]) };
   if (parts[0] && VIEWS[parts[0]]) return { name: parts[0] };
   return { name: 'inbox' };
 }
@@ -240,7 +243,7 @@ async function render() {
   const v = VIEWS[r.name];
   document.title = `${v.title} — jitgate`;
   for (const a of document.querySelectorAll('#nav a')) {
-    const current = a.dataset.view === r.name || ((r.name === 'grant' || r.name === 'session') && a.dataset.view === 'grants');
+    const current = a.dataset.view === r.name || ((r.name === 'grant' || r.name === 'session') && a.dataset.view === 'grants') || (r.name === 'campaign' && a.dataset.view === 'campaigns');
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   const main = $('#main');
@@ -900,6 +903,8 @@ const KIND_TEXT = {
   'review.opened': 'Review opened',
   'review.completed': 'Review completed',
   'credential.issued': 'Credential issued to the subject',
+  'attestation.recorded': 'Attested by the subject',
+  'campaign.item_decided': 'Review campaign decision',
 };
 
 function eventSummary(e) {
@@ -938,7 +943,8 @@ async function viewGrant(main, id) {
   const head = h('div', {});
   const tl = h('ol', { class: 'timeline', id: 'timeline' });
   const teardown = h('section', { 'aria-labelledby': 'td-title' });
-  main.append(head, h('h2', { text: 'Timeline' }), tl, teardown);
+  const attestation = h('div', {});
+  main.append(head, attestation, h('h2', { text: 'Timeline' }), tl, teardown);
   const refresh = async (background) => {
     const g = await api('GET', path, undefined, { background });
     const [events, td, recs] = await Promise.all([
@@ -947,6 +953,7 @@ async function viewGrant(main, id) {
       api('GET', `/recordings?grant=${encodeURIComponent(g.id)}`, undefined, { background }).catch(() => []),
     ]);
     const recordings = new Map(recs.map((r) => [r.session_id, r]));
+    attestation.replaceChildren(await attestationSection(g, background)); // campaigns.js
     head.replaceChildren(h('div', { class: 'panel' },
       h('h2', { class: 'mono', text: g.id }),
       h('dl', { class: 'facts' },
