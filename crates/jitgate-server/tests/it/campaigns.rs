@@ -47,7 +47,9 @@ async fn start(store: jitgate_store::Store, policies: &tempfile::TempDir) -> Har
     let dir = policies.path().to_path_buf();
     Harness::start_configured(store, clock, move |c| {
         c.policy_dir = Some(dir);
-        c.review_due_after = "10m".into();
+        // Short, so the clock moves less than the teardown's wait for gateways (30 s): the
+        // brokered grants here have no gateway, and their teardowns stay `pending`.
+        c.review_due_after = "5s".into();
     })
     .await
 }
@@ -139,10 +141,10 @@ async fn a_campaign_lists_only_the_exceptions_of_its_period_and_end_revokes() {
         let bg = h.request("alice", ask("plc-7", "read holding 0-99 unit 1", "30m", "emergency")).await;
         let bg = bg["grant"]["id"].as_str().unwrap().to_string();
 
-        // Past the grace period (10m) the owed attestation is missing.
+        // Past the grace period (5 s) the owed attestation is missing.
         let (_, missing) = h.call("sam", "GET", "/api/v1/attestations?missing=true", None).await;
         assert_eq!(missing, json!([]), "still within the grace period");
-        h.clock.advance(chrono::Duration::minutes(11));
+        h.clock.advance(chrono::Duration::seconds(6));
         let (s, missing) = h.call("sam", "GET", "/api/v1/attestations?missing=true", None).await;
         assert_eq!(s, StatusCode::OK);
         let listed: Vec<&str> = missing.as_array().unwrap().iter().map(|a| a["grant_id"].as_str().unwrap()).collect();
