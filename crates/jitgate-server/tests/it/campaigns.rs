@@ -216,9 +216,9 @@ async fn a_campaign_lists_only_the_exceptions_of_its_period_and_end_revokes() {
 
         // The decisions are evidence.
         let opened = events_of(&mut h, "campaign.opened").await;
-        assert_eq!(opened.len(), 2, "{opened:#}");
+        assert_eq!(opened.len(), 2, "{opened:?}");
         let decided = events_of(&mut h, "campaign.item_decided").await;
-        assert_eq!(decided.len(), 3, "{decided:#}");
+        assert_eq!(decided.len(), 3, "{decided:?}");
         let ended = decided.iter().find(|e| e["data"]["decision"] == "end" && e["grant_id"] == bg).unwrap();
         assert_eq!(ended["actor"], "sam");
         assert_eq!(ended["data"]["item"]["kind"], "break_glass");
@@ -227,7 +227,7 @@ async fn a_campaign_lists_only_the_exceptions_of_its_period_and_end_revokes() {
         assert_eq!(closed.len(), 1);
         assert_eq!((closed[0]["data"]["kept"].as_u64(), closed[0]["data"]["narrowed"].as_u64(), closed[0]["data"]["ended"].as_u64()), (Some(0), Some(1), Some(2)));
         let revoked = events_of(&mut h, "grant.ended").await;
-        assert!(revoked.iter().any(|e| e["grant_id"] == bg && e["data"]["end_reason"]["kind"] == "revoked"), "{revoked:#}");
+        assert!(revoked.iter().any(|e| e["grant_id"] == bg && e["data"]["end_reason"]["kind"] == "revoked"), "{revoked:?}");
 
         // The list pages like every list.
         let (s, list) = h.call("sam", "GET", "/api/v1/campaigns?limit=1", None).await;
