@@ -230,7 +230,9 @@ fn describe(c: Conflict) -> &'static str {
 pub fn may_decide(reviewer: &Identity, parties: &ItemParties<'_>) -> Result<(), Refusal> {
     let me = reviewer.id.as_str();
     // A workload reviewer owned by the subject would be the subject deciding by proxy.
-    let owned_by = |who: &str| reviewer.kind == IdentityKind::Workload && reviewer.owners.iter().any(|o| o == who);
+    let owned_by = |who: &str| {
+        reviewer.kind == IdentityKind::Workload && reviewer.owners.iter().any(|o| o == who)
+    };
     let owns = |i: Option<&Identity>| {
         i.is_some_and(|i| i.kind == IdentityKind::Workload && i.owners.iter().any(|o| o == me))
     };

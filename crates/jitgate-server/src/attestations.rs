@@ -152,13 +152,15 @@ pub async fn get(state: &AppState, caller: &Caller, grant_id: &str) -> ApiResult
     if !crate::visibility::can_view(&mut tx, caller, &r).await? {
         return Err(ServerError::not_found("grant", grant_id));
     }
-    let a = tx.get_attestation(grant_id).await?.ok_or(ServerError::NotFound {
-        what: "attestation of grant",
-        id: grant_id.to_string(),
-        hint: "its policy did not require one and none was given: `jitgate attest` gives one",
-    })?;
-    let missing =
-        attestation::is_missing(a.required, &g, a.attested_at.is_some(), grace, now);
+    let a = tx
+        .get_attestation(grant_id)
+        .await?
+        .ok_or(ServerError::NotFound {
+            what: "attestation of grant",
+            id: grant_id.to_string(),
+            hint: "its policy did not require one and none was given: `jitgate attest` gives one",
+        })?;
+    let missing = attestation::is_missing(a.required, &g, a.attested_at.is_some(), grace, now);
     Ok(view(a, missing))
 }
 
@@ -262,4 +264,3 @@ async fn may_see(tx: &mut Tx, caller: &Caller, request_id: &str) -> ApiResult<bo
         None => caller.sees_everything(),
     })
 }
-

@@ -96,7 +96,11 @@ fn item_view(i: CampaignItemRecord) -> CampaignItemView {
     }
 }
 
-fn campaign_view(c: CampaignRecord, items: Vec<CampaignItemRecord>, with_items: bool) -> CampaignView {
+fn campaign_view(
+    c: CampaignRecord,
+    items: Vec<CampaignItemRecord>,
+    with_items: bool,
+) -> CampaignView {
     let total = items.len();
     let decided = items.iter().filter(|i| i.decision.is_some()).count();
     CampaignView {
@@ -121,7 +125,10 @@ fn campaign_view(c: CampaignRecord, items: Vec<CampaignItemRecord>, with_items: 
 
 /// Campaigns are opened, decided and closed by security staff and admins; auditors see them.
 fn may_run(caller: &Caller) -> ApiResult<()> {
-    if campaign::REVIEWER_ROLES.iter().any(|r| caller.identity.has_role(r)) {
+    if campaign::REVIEWER_ROLES
+        .iter()
+        .any(|r| caller.identity.has_role(r))
+    {
         Ok(())
     } else {
         Err(ServerError::Forbidden(format!(
@@ -204,10 +211,17 @@ pub async fn collect_campaign_items(
         }
         let r = tx.get_request(&g.request_id).await?;
         let why = r
-            .map(|r| format!("reason {:?}, reference {:?}, requested by {}", r.reason, r.reference, r.requester))
+            .map(|r| {
+                format!(
+                    "reason {:?}, reference {:?}, requested by {}",
+                    r.reason, r.reference, r.requester
+                )
+            })
             .unwrap_or_default();
         push(
-            ItemKind::BreakGlass { grant_id: g.id.clone() },
+            ItemKind::BreakGlass {
+                grant_id: g.id.clone(),
+            },
             &g.subject,
             format!(
                 "break-glass access of {} to {} at {} without approval ({why})",
@@ -238,9 +252,16 @@ pub async fn collect_campaign_items(
             _ => "failed: the end of access could not be proven",
         };
         push(
-            ItemKind::Teardown { grant_id: g.id.clone(), verdict },
+            ItemKind::Teardown {
+                grant_id: g.id.clone(),
+                verdict,
+            },
             &g.subject,
-            format!("teardown of {}'s grant on {} {what}", g.subject, g.scope.assets().join(", ")),
+            format!(
+                "teardown of {}'s grant on {} {what}",
+                g.subject,
+                g.scope.assets().join(", ")
+            ),
         );
     }
     for a in crate::attestations::missing_in(tx, state, from, to, now).await? {
@@ -263,7 +284,11 @@ pub async fn collect_campaign_items(
 }
 
 /// Open a campaign over the body's period with the items gathered now.
-pub async fn open(state: &AppState, caller: &Caller, body: OpenCampaignBody) -> ApiResult<CampaignView> {
+pub async fn open(
+    state: &AppState,
+    caller: &Caller,
+    body: OpenCampaignBody,
+) -> ApiResult<CampaignView> {
     may_run(caller)?;
     let now = state.clock.now();
     campaign::check_period(body.period_start, body.period_end, now)?;
@@ -305,14 +330,22 @@ pub async fn open(state: &AppState, caller: &Caller, body: OpenCampaignBody) -> 
         site: body.site,
         items: items.iter().map(|i| i.key.clone()).collect(),
     };
-    tx.append_events(&[Event::with_payload(Actor::identity(caller.id()), now, &opened)?])
-        .await?;
+    tx.append_events(&[Event::with_payload(
+        Actor::identity(caller.id()),
+        now,
+        &opened,
+    )?])
+    .await?;
     tx.commit().await?;
     Ok(campaign_view(record, items, true))
 }
 
 /// One page of campaigns, newest first.
-pub async fn list(state: &AppState, caller: &Caller, page: &PageRequest) -> ApiResult<Paged<CampaignView>> {
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    page: &PageRequest,
+) -> ApiResult<Paged<CampaignView>> {
     may_see(caller)?;
     let mut tx = state.store.read().await?;
     let rows = tx
@@ -414,7 +447,8 @@ pub async fn decide(
     match (&effect, grant) {
         (DecisionEffect::RevokeGrant { .. }, Some(g)) => {
             let why = format!("review campaign {id}, item {key}: {note}");
-            to_push = crate::service::revoke_in_tx(&mut tx, state, g, caller.id(), why, now).await?;
+            to_push =
+                crate::service::revoke_in_tx(&mut tx, state, g, caller.id(), why, now).await?;
         }
         (DecisionEffect::EndException { .. } | DecisionEffect::NarrowException { .. }, _) => {
             // EXCEPTIONS: the register's own ending / narrowing of the exception is called
@@ -475,8 +509,12 @@ pub async fn close(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Cam
         narrowed: count(ItemDecision::Narrow),
         ended: count(ItemDecision::End),
     };
-    tx.append_events(&[Event::with_payload(Actor::identity(caller.id()), now, &closed)?])
-        .await?;
+    tx.append_events(&[Event::with_payload(
+        Actor::identity(caller.id()),
+        now,
+        &closed,
+    )?])
+    .await?;
     tx.commit().await?;
     let c = CampaignRecord {
         state: CampaignState::Closed,

@@ -76,9 +76,10 @@ fn item_from_row(row: &AnyRow) -> Result<CampaignItemRecord> {
         summary: row.try_get("summary")?,
         decision: match decision {
             None => None,
-            Some(d) => Some(ItemDecision::parse(&d).ok_or_else(|| {
-                StoreError::Corrupt(format!("{at}: unknown decision {d:?}"))
-            })?),
+            Some(d) => Some(
+                ItemDecision::parse(&d)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{at}: unknown decision {d:?}")))?,
+            ),
         },
         note: row.try_get("note")?,
         effect: effect
@@ -187,8 +188,7 @@ impl Tx {
     /// already, [`StoreError::NotFound`] if there is no such item.
     pub async fn decide_campaign_item(&mut self, i: &CampaignItemRecord) -> Result<()> {
         self.need_write("decide_campaign_item")?;
-        let (Some(decision), Some(effect), Some(at)) = (i.decision, &i.effect, i.decided_at)
-        else {
+        let (Some(decision), Some(effect), Some(at)) = (i.decision, &i.effect, i.decided_at) else {
             return Err(StoreError::Encode(
                 "a campaign decision needs its decision, effect and time".into(),
             ));
@@ -241,9 +241,7 @@ impl Tx {
         .execute(self.conn())
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "campaign {id} is not open"
-            )));
+            return Err(StoreError::Conflict(format!("campaign {id} is not open")));
         }
         Ok(())
     }

@@ -75,8 +75,8 @@ mod sso;
 mod teardown;
 
 pub use attestations::{AttestationFilter, AttestationRecord};
-pub use campaigns::{CampaignItemRecord, CampaignRecord};
 pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
+pub use campaigns::{CampaignItemRecord, CampaignRecord};
 pub use checkpoints::{CheckpointRecord, CosignatureRecord, EventRow};
 pub use cluster::{Listener, NodeRecord, Notification as ClusterNotification};
 pub use error::{Result, StoreError};

@@ -21,7 +21,10 @@ fn active(requester: &Identity, subject: &Identity) -> (Request, Grant) {
         Some(_) => out,
         None => activate_with(out.request, &[], "g-1", t0()).unwrap(),
     };
-    let g = out.grant.clone().expect("no approval needed: active once its window opens");
+    let g = out
+        .grant
+        .clone()
+        .expect("no approval needed: active once its window opens");
     assert_eq!(g.state, GrantState::Active);
     (out.request, g)
 }
@@ -48,7 +51,12 @@ fn workload(id: &str, owners: &[&str]) -> Identity {
 #[test]
 fn only_the_subject_or_a_workloads_owner_attests_after_the_session_once() {
     let alice = person("alice", IdentityKind::Human, &["engineer"], &["north"]);
-    let bob = person("bob", IdentityKind::Human, &["engineer", "security"], &["north"]);
+    let bob = person(
+        "bob",
+        IdentityKind::Human,
+        &["engineer", "security"],
+        &["north"],
+    );
     let (r, g) = active(&alice, &alice);
     let e = attestation::may_attest(&alice, &g, Some(&alice), false).unwrap_err();
     assert_eq!(e.code(), "wrong_state", "not while the grant is active");
@@ -135,19 +143,50 @@ fn a_required_attestation_is_missing_only_after_the_grace_period() {
     let (r, g) = active(&alice, &alice);
     let grace = 600;
     let later = t0() + Duration::hours(5);
-    assert!(!attestation::is_missing(true, &g, false, grace, later), "still active");
+    assert!(
+        !attestation::is_missing(true, &g, false, grace, later),
+        "still active"
+    );
     let end = t0() + Duration::minutes(30);
     let (_, g) = ended(r, g, end);
-    assert!(!attestation::is_missing(true, &g, false, grace, end + Duration::seconds(599)));
-    assert!(attestation::is_missing(true, &g, false, grace, end + Duration::seconds(600)));
-    assert!(!attestation::is_missing(true, &g, true, grace, later), "given");
-    assert!(!attestation::is_missing(false, &g, false, grace, later), "not required");
+    assert!(!attestation::is_missing(
+        true,
+        &g,
+        false,
+        grace,
+        end + Duration::seconds(599)
+    ));
+    assert!(attestation::is_missing(
+        true,
+        &g,
+        false,
+        grace,
+        end + Duration::seconds(600)
+    ));
+    assert!(
+        !attestation::is_missing(true, &g, true, grace, later),
+        "given"
+    );
+    assert!(
+        !attestation::is_missing(false, &g, false, grace, later),
+        "not required"
+    );
 }
 
 #[test]
 fn reviewers_are_never_a_party_nor_related_by_ownership() {
-    let alice = person("alice", IdentityKind::Human, &["engineer", "security"], &["north"]);
-    let sam = person("sam", IdentityKind::Human, &["security", "admin"], &["north"]);
+    let alice = person(
+        "alice",
+        IdentityKind::Human,
+        &["engineer", "security"],
+        &["north"],
+    );
+    let sam = person(
+        "sam",
+        IdentityKind::Human,
+        &["security", "admin"],
+        &["north"],
+    );
     let carol = person("carol", IdentityKind::Human, &["engineer"], &["south"]);
     let svc = workload("svc-historian", &["alice"]);
     // alice files for her workload: she owns the subject and is the requester.
@@ -237,23 +276,31 @@ fn reviewers_are_never_a_party_nor_related_by_ownership() {
 fn what_each_decision_does_per_kind() {
     let g = "grant-1".to_string();
     let kinds = [
-        ItemKind::BreakGlass { grant_id: g.clone() },
+        ItemKind::BreakGlass {
+            grant_id: g.clone(),
+        },
         ItemKind::Teardown {
             grant_id: g.clone(),
             verdict: TeardownVerdict::Partial,
         },
-        ItemKind::MissingAttestation { grant_id: g.clone() },
+        ItemKind::MissingAttestation {
+            grant_id: g.clone(),
+        },
     ];
     for k in &kinds {
         assert_eq!(
             campaign::effect_of(k, ItemDecision::End, Some(GrantState::Active)).unwrap(),
-            DecisionEffect::RevokeGrant { grant_id: g.clone() },
+            DecisionEffect::RevokeGrant {
+                grant_id: g.clone()
+            },
             "{k:?}"
         );
         for s in [GrantState::Ending, GrantState::Closed] {
             assert_eq!(
                 campaign::effect_of(k, ItemDecision::End, Some(s)).unwrap(),
-                DecisionEffect::GrantAlreadyEnded { grant_id: g.clone() }
+                DecisionEffect::GrantAlreadyEnded {
+                    grant_id: g.clone()
+                }
             );
         }
         for d in [ItemDecision::Keep, ItemDecision::Narrow] {
@@ -297,7 +344,10 @@ fn what_each_decision_does_per_kind() {
 
 #[test]
 fn decisions_need_a_note_and_happen_once_in_an_open_campaign() {
-    assert_eq!(campaign::check_note("  ").unwrap_err().code(), "invalid_request");
+    assert_eq!(
+        campaign::check_note("  ").unwrap_err().code(),
+        "invalid_request"
+    );
     assert_eq!(
         campaign::check_note("ok\u{1b}[2J").unwrap_err().code(),
         "control_character"

@@ -37,10 +37,28 @@ pub fn router() -> Router<AppState> {
 /// The part of the OpenAPI document for these endpoints (merged into `/openapi.json`).
 #[derive(OpenApi)]
 #[openapi(
-    paths(attest, get_attestation, list_attestations, open_campaign, list_campaigns,
-        get_campaign, decide_item, close_campaign),
-    components(schemas(AttestationInput, AttestationView, OpenCampaignBody, CampaignView,
-        CampaignItemView, DecisionBody, ItemKind, ItemDecision, DecisionEffect, TeardownVerdict))
+    paths(
+        attest,
+        get_attestation,
+        list_attestations,
+        open_campaign,
+        list_campaigns,
+        get_campaign,
+        decide_item,
+        close_campaign
+    ),
+    components(schemas(
+        AttestationInput,
+        AttestationView,
+        OpenCampaignBody,
+        CampaignView,
+        CampaignItemView,
+        DecisionBody,
+        ItemKind,
+        ItemDecision,
+        DecisionEffect,
+        TeardownVerdict
+    ))
 )]
 pub struct CampaignsDoc;
 
@@ -92,9 +110,11 @@ pub(crate) async fn list_attestations(
     }
     .request("attestations", &state.config.limits)?;
     let listed = attestations::list(&state, &caller, q, &page).await?;
-    Ok(page_response("attestations", listed, |a: &AttestationView| {
-        a.grant_id.clone()
-    }))
+    Ok(page_response(
+        "attestations",
+        listed,
+        |a: &AttestationView| a.grant_id.clone(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/campaigns", request_body = OpenCampaignBody,

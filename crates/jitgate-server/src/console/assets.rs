@@ -50,7 +50,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../console/icon.svg"),
     ),
     ("passkeys.js", JS, include_str!("../../console/passkeys.js")),
-    ("campaigns.js", JS, include_str!("../../console/campaigns.js")),
+    (
+        "campaigns.js",
+        JS,
+        include_str!("../../console/campaigns.js"),
+    ),
     ("player.js", JS, include_str!("../../console/player.js")),
     ("player.css", CSS, include_str!("../../console/player.css")),
     (

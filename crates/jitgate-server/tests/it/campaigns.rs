@@ -102,7 +102,13 @@ fn keys(campaign: &Value) -> Vec<String> {
     k
 }
 
-async fn decide(h: &mut Harness, who: &str, c: &str, key: &str, decision: &str) -> (StatusCode, Value) {
+async fn decide(
+    h: &mut Harness,
+    who: &str,
+    c: &str,
+    key: &str,
+    decision: &str,
+) -> (StatusCode, Value) {
     h.call(
         who,
         "POST",
@@ -123,39 +129,86 @@ async fn a_campaign_lists_only_the_exceptions_of_its_period_and_end_revokes() {
         let normal = granted(&mut h, "alice", "bob", read_plc7()).await;
         complete(&mut h, "alice", &normal).await;
         // A grant whose policy required an attestation; bob never gives it.
-        let owed = granted(&mut h, "bob", "alice", ask("historian", "read holding 0-9 unit 1", "1h", "planned")).await;
-        let (_, g) = h.call("bob", "GET", &format!("/api/v1/grants/{owed}/attestation"), None).await;
+        let owed = granted(
+            &mut h,
+            "bob",
+            "alice",
+            ask("historian", "read holding 0-9 unit 1", "1h", "planned"),
+        )
+        .await;
+        let (_, g) = h
+            .call(
+                "bob",
+                "GET",
+                &format!("/api/v1/grants/{owed}/attestation"),
+                None,
+            )
+            .await;
         assert_eq!(g["state"], "waiting", "{g:#}");
         // Attesting while the grant is active is refused: the session is not over.
         let (s, v) = h
-            .call("bob", "POST", &format!("/api/v1/grants/{owed}/attestation"),
-                Some(json!({"task_done": true})))
+            .call(
+                "bob",
+                "POST",
+                &format!("/api/v1/grants/{owed}/attestation"),
+                Some(json!({"task_done": true})),
+            )
             .await;
-        assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("wrong_state")), "{v:#}");
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("wrong_state")),
+            "{v:#}"
+        );
         complete(&mut h, "bob", &owed).await;
         // A legacy asset: teardown can only be partial.
-        let legacy = granted(&mut h, "alice", "carol", ask("plc-legacy-1", "read holding 0-9 unit 1", "1h", "planned")).await;
+        let legacy = granted(
+            &mut h,
+            "alice",
+            "carol",
+            ask("plc-legacy-1", "read holding 0-9 unit 1", "1h", "planned"),
+        )
+        .await;
         complete(&mut h, "alice", &legacy).await;
         until_partial(&mut h, &legacy).await;
         // Break-glass, still active when the campaign is decided (30 minutes).
-        let bg = h.request("alice", ask("plc-7", "read holding 0-99 unit 1", "30m", "emergency")).await;
+        let bg = h
+            .request(
+                "alice",
+                ask("plc-7", "read holding 0-99 unit 1", "30m", "emergency"),
+            )
+            .await;
         let bg = bg["grant"]["id"].as_str().unwrap().to_string();
 
         // Past the grace period (5 s) the owed attestation is missing.
-        let (_, missing) = h.call("sam", "GET", "/api/v1/attestations?missing=true", None).await;
+        let (_, missing) = h
+            .call("sam", "GET", "/api/v1/attestations?missing=true", None)
+            .await;
         assert_eq!(missing, json!([]), "still within the grace period");
         h.clock.advance(chrono::Duration::seconds(6));
-        let (s, missing) = h.call("sam", "GET", "/api/v1/attestations?missing=true", None).await;
+        let (s, missing) = h
+            .call("sam", "GET", "/api/v1/attestations?missing=true", None)
+            .await;
         assert_eq!(s, StatusCode::OK);
-        let listed: Vec<&str> = missing.as_array().unwrap().iter().map(|a| a["grant_id"].as_str().unwrap()).collect();
+        let listed: Vec<&str> = missing
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["grant_id"].as_str().unwrap())
+            .collect();
         assert_eq!(listed, [owed.as_str()], "{missing:#}");
         assert_eq!(missing[0]["state"], "missing");
 
         let to = h.clock.now() + chrono::Duration::seconds(1);
         // Only security staff and admins open campaigns.
         let body = json!({"period_start": from, "period_end": to});
-        let (s, v) = h.call("bob", "POST", "/api/v1/campaigns", Some(body.clone())).await;
-        assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{v:#}");
+        let (s, v) = h
+            .call("bob", "POST", "/api/v1/campaigns", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{v:#}"
+        );
         let (s, c) = h.call("sam", "POST", "/api/v1/campaigns", Some(body)).await;
         assert_eq!(s, StatusCode::CREATED, "{c:#}");
         let mut want = vec![
@@ -164,73 +217,165 @@ async fn a_campaign_lists_only_the_exceptions_of_its_period_and_end_revokes() {
             format!("teardown:{legacy}"),
         ];
         want.sort();
-        assert_eq!(keys(&c), want, "exactly these, and not the normal grant {normal}: {c:#}");
-        let teardown = c["items"].as_array().unwrap().iter().find(|i| i["key"] == format!("teardown:{legacy}")).unwrap();
-        assert_eq!(teardown["kind"], json!({"kind": "teardown", "grant_id": legacy, "verdict": "partial"}));
-        assert_eq!((c["total"].as_u64(), c["decided"].as_u64()), (Some(3), Some(0)));
+        assert_eq!(
+            keys(&c),
+            want,
+            "exactly these, and not the normal grant {normal}: {c:#}"
+        );
+        let teardown = c["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["key"] == format!("teardown:{legacy}"))
+            .unwrap();
+        assert_eq!(
+            teardown["kind"],
+            json!({"kind": "teardown", "grant_id": legacy, "verdict": "partial"})
+        );
+        assert_eq!(
+            (c["total"].as_u64(), c["decided"].as_u64()),
+            (Some(3), Some(0))
+        );
         let id = c["id"].as_str().unwrap().to_string();
 
         // A campaign on the south site holds only the legacy asset's item.
         let (s, south) = h
-            .call("sam", "POST", "/api/v1/campaigns", Some(json!({"period_start": from, "period_end": to, "site": "south"})))
+            .call(
+                "sam",
+                "POST",
+                "/api/v1/campaigns",
+                Some(json!({"period_start": from, "period_end": to, "site": "south"})),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{south:#}");
         assert_eq!(keys(&south), [format!("teardown:{legacy}")]);
 
         // Closing before every item is decided is refused, saying how many are left.
-        let (s, v) = h.call("sam", "POST", &format!("/api/v1/campaigns/{id}/close"), None).await;
-        assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("campaign_incomplete")), "{v:#}");
-        assert!(v["message"].as_str().unwrap().contains("3 undecided"), "{v:#}");
+        let (s, v) = h
+            .call(
+                "sam",
+                "POST",
+                &format!("/api/v1/campaigns/{id}/close"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("campaign_incomplete")),
+            "{v:#}"
+        );
+        assert!(
+            v["message"].as_str().unwrap().contains("3 undecided"),
+            "{v:#}"
+        );
 
         // A decision needs a note.
         let (s, v) = h
-            .call("sam", "POST", &format!("/api/v1/campaigns/{id}/items/break_glass:{bg}/decision"),
-                Some(json!({"decision": "keep", "note": "  "})))
+            .call(
+                "sam",
+                "POST",
+                &format!("/api/v1/campaigns/{id}/items/break_glass:{bg}/decision"),
+                Some(json!({"decision": "keep", "note": "  "})),
+            )
             .await;
-        assert_eq!((s, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")), "{v:#}");
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")),
+            "{v:#}"
+        );
 
         // "End" on the active break-glass grant revokes it at once.
         let (s, v) = decide(&mut h, "sam", &id, &format!("break_glass:{bg}"), "end").await;
         assert_eq!(s, StatusCode::OK, "{v:#}");
         assert_eq!(v["effect"], json!({"kind": "revoke_grant", "grant_id": bg}));
-        let (_, g) = h.call("sam", "GET", &format!("/api/v1/grants/{bg}"), None).await;
+        let (_, g) = h
+            .call("sam", "GET", &format!("/api/v1/grants/{bg}"), None)
+            .await;
         assert_eq!(g["state"], "ending", "{g:#}");
         assert_eq!(g["end_reason"]["kind"], "revoked");
         assert_eq!(g["end_reason"]["by"], "sam");
         // Decided once.
         let (s, v) = decide(&mut h, "sam", &id, &format!("break_glass:{bg}"), "keep").await;
-        assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("already_decided")), "{v:#}");
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("already_decided")),
+            "{v:#}"
+        );
         // "End" on a grant that has ended already records that nothing was left to end.
         let (s, v) = decide(&mut h, "sam", &id, &format!("attestation:{owed}"), "end").await;
         assert_eq!(s, StatusCode::OK, "{v:#}");
-        assert_eq!(v["effect"], json!({"kind": "grant_already_ended", "grant_id": owed}));
+        assert_eq!(
+            v["effect"],
+            json!({"kind": "grant_already_ended", "grant_id": owed})
+        );
         let (s, v) = decide(&mut h, "sam", &id, &format!("teardown:{legacy}"), "narrow").await;
         assert_eq!(s, StatusCode::OK, "{v:#}");
         assert_eq!(v["effect"], json!({"kind": "record_only"}));
 
-        let (s, c) = h.call("sam", "POST", &format!("/api/v1/campaigns/{id}/close"), None).await;
+        let (s, c) = h
+            .call(
+                "sam",
+                "POST",
+                &format!("/api/v1/campaigns/{id}/close"),
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{c:#}");
-        assert_eq!((c["state"].as_str(), c["decided"].as_u64()), (Some("closed"), Some(3)));
-        let (s, v) = h.call("sam", "POST", &format!("/api/v1/campaigns/{id}/close"), None).await;
-        assert_eq!((s, v["code"].as_str()), (StatusCode::CONFLICT, Some("wrong_state")), "{v:#}");
+        assert_eq!(
+            (c["state"].as_str(), c["decided"].as_u64()),
+            (Some("closed"), Some(3))
+        );
+        let (s, v) = h
+            .call(
+                "sam",
+                "POST",
+                &format!("/api/v1/campaigns/{id}/close"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("wrong_state")),
+            "{v:#}"
+        );
 
         // The decisions are evidence.
         let opened = events_of(&mut h, "campaign.opened").await;
         assert_eq!(opened.len(), 2, "{opened:?}");
         let decided = events_of(&mut h, "campaign.item_decided").await;
         assert_eq!(decided.len(), 3, "{decided:?}");
-        let ended = decided.iter().find(|e| e["data"]["decision"] == "end" && e["grant_id"] == bg).unwrap();
+        let ended = decided
+            .iter()
+            .find(|e| e["data"]["decision"] == "end" && e["grant_id"] == bg)
+            .unwrap();
         assert_eq!(ended["actor"], "sam");
         assert_eq!(ended["data"]["item"]["kind"], "break_glass");
-        assert!(ended["data"]["note"].as_str().unwrap().contains("shift log"));
+        assert!(ended["data"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("shift log"));
         let closed = events_of(&mut h, "campaign.closed").await;
         assert_eq!(closed.len(), 1);
-        assert_eq!((closed[0]["data"]["kept"].as_u64(), closed[0]["data"]["narrowed"].as_u64(), closed[0]["data"]["ended"].as_u64()), (Some(0), Some(1), Some(2)));
+        assert_eq!(
+            (
+                closed[0]["data"]["kept"].as_u64(),
+                closed[0]["data"]["narrowed"].as_u64(),
+                closed[0]["data"]["ended"].as_u64()
+            ),
+            (Some(0), Some(1), Some(2))
+        );
         let revoked = events_of(&mut h, "grant.ended").await;
-        assert!(revoked.iter().any(|e| e["grant_id"] == bg && e["data"]["end_reason"]["kind"] == "revoked"), "{revoked:?}");
+        assert!(
+            revoked
+                .iter()
+                .any(|e| e["grant_id"] == bg && e["data"]["end_reason"]["kind"] == "revoked"),
+            "{revoked:?}"
+        );
 
         // The list pages like every list.
-        let (s, list) = h.call("sam", "GET", "/api/v1/campaigns?limit=1", None).await;
+        let (s, list) = h
+            .call("sam", "GET", "/api/v1/campaigns?limit=1", None)
+            .await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(list.as_array().unwrap().len(), 1);
         h.stop().await;

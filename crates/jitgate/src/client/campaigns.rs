@@ -110,7 +110,11 @@ pub async fn attest(ctx: &Ctx, args: AttestArgs) -> anyhow::Result<()> {
     outln!(
         "attested grant {}: task {}, {} change(s)",
         v.grant_id,
-        if v.task_done == Some(true) { "done" } else { "not done" },
+        if v.task_done == Some(true) {
+            "done"
+        } else {
+            "not done"
+        },
         v.changes.len()
     );
     Ok(())
@@ -129,7 +133,11 @@ pub async fn attestations(ctx: &Ctx, args: AttestationsArgs) -> anyhow::Result<(
     if views.is_empty() {
         outln!(
             "{}",
-            if args.missing { "no attestation is missing" } else { "no attestations" }
+            if args.missing {
+                "no attestation is missing"
+            } else {
+                "no attestations"
+            }
         );
     } else {
         outln!("{}", attestations_table(&views));
@@ -269,11 +277,22 @@ pub fn attestations_table(views: &[AttestationView]) -> comfy_table::Table {
 }
 
 pub fn campaigns_table(views: &[CampaignView]) -> comfy_table::Table {
-    let mut t = text::table(&["campaign", "period", "site", "state", "decided", "opened by"]);
+    let mut t = text::table(&[
+        "campaign",
+        "period",
+        "site",
+        "state",
+        "decided",
+        "opened by",
+    ]);
     for c in views {
         t.add_row(vec![
             c.id.clone(),
-            format!("{} – {}", text::time(c.period_start), text::time(c.period_end)),
+            format!(
+                "{} – {}",
+                text::time(c.period_start),
+                text::time(c.period_end)
+            ),
             c.site.clone().unwrap_or_else(|| "all".into()),
             c.state.as_str().to_string(),
             format!("{}/{}", c.decided, c.total),
@@ -287,11 +306,21 @@ pub fn campaigns_table(views: &[CampaignView]) -> comfy_table::Table {
 pub fn render_campaign(c: &CampaignView) -> String {
     let mut d = Detail::new();
     d.row("campaign", c.id.clone())
-        .row("period", format!("{} – {}", text::time(c.period_start), text::time(c.period_end)))
+        .row(
+            "period",
+            format!(
+                "{} – {}",
+                text::time(c.period_start),
+                text::time(c.period_end)
+            ),
+        )
         .row("site", c.site.clone().unwrap_or_else(|| "all".into()))
         .row("state", c.state.as_str())
         .row("progress", format!("{}/{} decided", c.decided, c.total))
-        .row("opened", format!("{} by {}", text::time(c.opened_at), c.opened_by));
+        .row(
+            "opened",
+            format!("{} by {}", text::time(c.opened_at), c.opened_by),
+        );
     if let (Some(by), Some(at)) = (&c.closed_by, c.closed_at) {
         d.row("closed", format!("{} by {by}", text::time(at)));
     }

@@ -20,6 +20,7 @@
 pub mod access;
 pub mod account;
 pub mod auth;
+pub mod campaigns;
 pub mod directory;
 pub mod events;
 pub mod evidence;
@@ -31,7 +32,6 @@ pub mod prompt;
 pub mod recordings;
 pub mod requests;
 pub mod reviews;
-pub mod campaigns;
 pub mod ssh;
 pub mod sso;
 pub mod teardown;
@@ -323,7 +323,9 @@ pub enum ClientCommand {
     Attest(campaigns::AttestArgs),
 
     /// List attestations given, or with --missing the required ones not given in time.
-    #[command(after_help = "Examples:\n  jitgate attestations --missing\n  jitgate attestations --limit 20")]
+    #[command(
+        after_help = "Examples:\n  jitgate attestations --missing\n  jitgate attestations --limit 20"
+    )]
     Attestations(campaigns::AttestationsArgs),
 
     /// Review campaigns: open one over a period, decide its items (keep, narrow, end), close.
