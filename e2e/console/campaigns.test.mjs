@@ -1,7 +1,8 @@
 // Console end-to-end: post-session attestation on the grant page, and a review campaign —
 // opened in the console, one item ended (its still-active break-glass grant is revoked), the
 // early close refused with its reason shown, the rest decided, the campaign closed. Real
-// `jitgate up --tls` and Chromium; no gateway is needed (nothing connects to a device).
+// `jitgate up --tls` and Chromium; no gateway runs (nothing connects to a device), so the
+// ended grant's teardown fails and is listed too.
 // Environment and binaries: see support.mjs.
 
 import { test, before, after } from 'node:test';
@@ -85,23 +86,27 @@ test('attestation on the grant page, then a campaign decided and closed in the c
   await op.goto(`${base}/console/grants/${open}`);
   await op.locator('#attestation', { hasText: 'once the grant has ended' }).waitFor();
 
-  // sam opens a campaign over the last 30 days at once (before the ended grant's teardown,
-  // which has no gateway to ask here, gives up waiting after 30 s and fails): both
-  // break-glass grants, nothing else.
+  // No gateway runs here, so the ended grant's teardown cannot be verified: it fails (after
+  // the teardown timeout, 5 s). Wait for that: the campaign lists it as an item of its own.
+  await waitFor('the teardown failed', async () => (await apiAs(sam, 'GET', `/grants/${done}/teardown`)).verdict === 'failed');
+  // sam opens a campaign over the last 30 days: both break-glass grants and the failed
+  // teardown, nothing else.
   const page = await personPage('sam');
   await page.getByRole('link', { name: 'Campaigns' }).click();
   await page.getByRole('button', { name: 'Open campaign' }).click();
   await page.locator('#campaign-items').waitFor();
   const openCard = page.locator('article', { hasText: `break_glass:${open}` });
   const doneCard = page.locator('article', { hasText: `break_glass:${done}` });
+  const teardownCard = page.locator('article', { hasText: `teardown:${done}` });
   await openCard.waitFor();
   await doneCard.waitFor();
-  assert.equal(await page.locator('#campaign-items article').count(), 2);
+  await teardownCard.waitFor();
+  assert.equal(await page.locator('#campaign-items article').count(), 3);
   await shot(page, '31-campaign-open');
 
   // Closing early is refused, and the page says why.
   await page.getByRole('button', { name: 'Close campaign' }).click();
-  await page.locator('form[aria-label="Close the campaign"] .form-error', { hasText: /2 undecided item/ }).waitFor();
+  await page.locator('form[aria-label="Close the campaign"] .form-error', { hasText: /3 undecided item/ }).waitFor();
 
   // A decision without a note is refused inline.
   await openCard.getByLabel(/^end/).check();
@@ -119,7 +124,11 @@ test('attestation on the grant page, then a campaign decided and closed in the c
 
   await doneCard.getByLabel('Note').fill('INC-21 confirmed by the shift lead; attestation read');
   await doneCard.getByRole('button', { name: 'Record decision' }).click();
-  await page.locator('#campaign-progress', { hasText: '2 of 2 decided' }).waitFor({ timeout: 15000 });
+  await page.locator('#campaign-progress', { hasText: '2 of 3 decided' }).waitFor({ timeout: 15000 });
+  await teardownCard.getByLabel(/^narrow/).check();
+  await teardownCard.getByLabel('Note').fill('gw-north was down for maintenance; bring it back before the next vendor visit');
+  await teardownCard.getByRole('button', { name: 'Record decision' }).click();
+  await page.locator('#campaign-progress', { hasText: '3 of 3 decided' }).waitFor({ timeout: 15000 });
   await page.getByRole('button', { name: 'Close campaign' }).click();
   await waitFor('closed', async () => /closed/.test(await page.locator('.panel').first().textContent()), 15000);
   await shot(page, '32-campaign-closed');
@@ -145,7 +154,7 @@ test('attestation on the grant page, then a campaign decided and closed in the c
   const kinds = events.map((e) => e.kind);
   assert.ok(kinds.includes('attestation.recorded'));
   assert.ok(kinds.includes('campaign.opened'));
-  assert.equal(kinds.filter((k) => k === 'campaign.item_decided').length, 2);
+  assert.equal(kinds.filter((k) => k === 'campaign.item_decided').length, 3);
   assert.ok(kinds.includes('campaign.closed'));
   assert.deepEqual(errors, [], 'no script errors or CSP violations');
 });

@@ -953,7 +953,8 @@ async function viewGrant(main, id) {
       api('GET', `/recordings?grant=${encodeURIComponent(g.id)}`, undefined, { background }).catch(() => []),
     ]);
     const recordings = new Map(recs.map((r) => [r.session_id, r]));
-    attestation.replaceChildren(await attestationSection(g, background)); // campaigns.js
+    const att = await attestationSection(g, background); // campaigns.js
+    if (!attestation.firstChild || attestation.firstChild.dataset.version !== att.dataset.version) attestation.replaceChildren(att);
     head.replaceChildren(h('div', { class: 'panel' },
       h('h2', { class: 'mono', text: g.id }),
       h('dl', { class: 'facts' },

@@ -97,9 +97,9 @@ async function viewCampaign(main, id) {
         h('dt', { text: 'State' }), h('dd', {}, state(c.state)),
         h('dt', { text: 'Progress' }), h('dd', { id: 'campaign-progress', text: `${c.decided} of ${c.total} decided` }),
         h('dt', { text: 'Opened' }), h('dd', { text: `${when(c.opened_at)} by ${c.opened_by}` }))));
-    const items = c.items || [];
-    list.replaceChildren(...items.map((i) => itemCard(c, i)));
-    if (!items.length) list.append(h('p', { class: 'muted', text: 'Nothing to review in this period.' }));
+    // Live updates re-render only the items that changed, so a note being typed survives.
+    reconcile(list, c.items || [], (i) => i.key, (i) => `${c.state}|${i.decision || ''}`, (i) => itemCard(c, i),
+      'Nothing to review in this period.');
     closing.replaceChildren();
     if (c.state === 'open') closing.append(closeForm(c));
   };
@@ -200,6 +200,8 @@ async function attestationSection(g, background) {
   } catch (err) {
     if (err.status !== 404) throw err;
   }
+  // The grant page re-renders on live updates; it keeps this section unless its version moved.
+  section.dataset.version = `${a ? a.state : 'none'}|${g.state === 'active' ? 'active' : 'ended'}`;
   if (a && a.state === 'given') {
     section.append(h('dl', { class: 'facts' },
       h('dt', { text: 'Task' }), h('dd', { text: a.task_done ? 'done' : 'not done' }),

@@ -50,6 +50,10 @@ async fn start(store: jitgate_store::Store, policies: &tempfile::TempDir) -> Har
         // Short, so the clock moves less than the teardown's wait for gateways (30 s): the
         // brokered grants here have no gateway, and their teardowns stay `pending`.
         c.review_due_after = "5s".into();
+        // No gateway runs here: a brokered grant's teardown waits this long for one to
+        // acknowledge (in real time), so it stays `pending` for the whole test instead of
+        // turning `failed` — which a campaign would rightly list — on a slow machine.
+        c.teardown_timeout = "5m".into();
     })
     .await
 }
