@@ -408,7 +408,7 @@ async fn reviewers_are_never_a_party_of_the_item_and_attestations_are_the_subjec
         assert_eq!(s, StatusCode::CREATED, "{c:#}");
         let id = c["id"].as_str().unwrap().to_string();
         let key = format!("teardown:{legacy}");
-        assert_eq!(keys(&c), [key.clone()]);
+        assert_eq!(keys(&c), std::slice::from_ref(&key));
         let (s, v) = decide(&mut h, "alice", &id, &key, "keep").await;
         assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("separation_of_duties")), "{v:#}");
         // carol approved it but is no reviewer: campaign decisions are for security/admin.
