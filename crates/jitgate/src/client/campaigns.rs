@@ -56,6 +56,8 @@ pub enum DecisionArg {
 pub enum CampaignCmd {
     /// Open a campaign over a period: lists only what needs judgement (break-glass grants,
     /// partial or failed teardowns, missing attestations, exceptions, findings).
+    #[command(after_help = "Example:\n  \
+        jitgate campaign open --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z --site north")]
     Open {
         /// Start of the period (UTC like 2026-11-01T00:00Z, or RFC 3339).
         #[arg(long, value_name = "TIME", value_parser = text::parse_start)]
@@ -68,13 +70,20 @@ pub enum CampaignCmd {
         site: Option<String>,
     },
     /// List campaigns with their progress.
+    #[command(after_help = "Example:\n  jitgate campaign list --limit 20")]
     List(super::PageArgs),
     /// Show a campaign and its items with their keys and decisions.
+    #[command(after_help = "Example:\n  jitgate campaign show campaign-k3m9x2p7qa4d")]
     Show {
         /// Campaign id.
         campaign: String,
     },
     /// Decide one item: keep, narrow or end, with a note.
+    #[command(after_help = "Examples:\n  \
+        jitgate campaign decide campaign-k3m9x2p7qa4d break_glass:grant-7hq2m4x9wd3c \\\n      \
+        --decision end --note 'no incident number; access still open'\n  \
+        jitgate campaign decide campaign-k3m9x2p7qa4d teardown:grant-4tx9m2kq7hbc \\\n      \
+        --decision keep --note 'local account password rotated, CH-88'")]
     Decide {
         /// Campaign id.
         campaign: String,
@@ -87,6 +96,7 @@ pub enum CampaignCmd {
         note: String,
     },
     /// Close a campaign once every item is decided.
+    #[command(after_help = "Example:\n  jitgate campaign close campaign-k3m9x2p7qa4d")]
     Close {
         /// Campaign id.
         campaign: String,
