@@ -107,6 +107,9 @@ error_codes! {
     InvalidRecordingChunk = "invalid_recording_chunk", 422, "the body is not one valid recording chunk frame (docs/gateway.md, Recordings)";
     AlreadyEnrolled = "already_enrolled", 409, "the gateway already has a certificate: renew with it, or an administrator resets the enrolment";
     Conflict = "conflict", 409, "a duplicate";
+    AlreadyAttested = "already_attested", 409, "the grant's subject attested already; an attestation is given once";
+    AlreadyDecided = "already_decided", 409, "the campaign item was decided already; decisions are not changed";
+    CampaignIncomplete = "campaign_incomplete", 409, "the campaign still has undecided items; decide every item before closing it";
     EvidenceBroken = "evidence_broken", 409, "the evidence log fails verification: nothing is signed or exported over it";
     InvalidScope = "invalid_scope", 422, "a scope rule does not parse";
     InvalidSshPublicKey = "invalid_ssh_public_key", 422, "not one OpenSSH public key line of an accepted type and size";

@@ -40,6 +40,10 @@ pub struct Obligations {
     /// A post-session review by someone other than the subject is required.
     #[serde(default)]
     pub review: bool,
+    /// The subject must attest what was done once the grant has ended
+    /// (`@attestation("required")`, `crate::attestation`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attestation: bool,
 }
 
 impl Default for Obligations {
@@ -54,6 +58,7 @@ impl Default for Obligations {
             step_up: false,
             step_up_passkey: false,
             review: false,
+            attestation: false,
         }
     }
 }

@@ -83,6 +83,12 @@ pub enum CoreError {
     InvalidException(String),
     #[error("exception {exception} was due for re-validation at {due}; an overdue exception ends and cannot be re-validated: request a new one")]
     RevalidationOverdue { exception: String, due: String },
+    #[error("grant {grant} has been attested already; an attestation is given once and never changed (add to it through the review)")]
+    AlreadyAttested { grant: String },
+    #[error("campaign item {item} was decided already ({decision}); decisions are evidence and are not changed")]
+    AlreadyDecided { item: String, decision: String },
+    #[error("campaign {campaign} still has {undecided} undecided item(s); decide every item (keep, narrow or end) before closing it")]
+    CampaignIncomplete { campaign: String, undecided: usize },
     #[error("separation of duties: {who} {conflict} (request {request}); someone else must decide on it")]
     ConflictOfInterest {
         who: String,
@@ -125,6 +131,9 @@ impl CoreError {
             CoreError::PublicKeyReused => Code::PublicKeyReused,
             CoreError::InvalidException(_) => Code::InvalidException,
             CoreError::RevalidationOverdue { .. } => Code::RevalidationOverdue,
+            CoreError::AlreadyAttested { .. } => Code::AlreadyAttested,
+            CoreError::AlreadyDecided { .. } => Code::AlreadyDecided,
+            CoreError::CampaignIncomplete { .. } => Code::CampaignIncomplete,
         }
     }
 }

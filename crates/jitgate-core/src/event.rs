@@ -154,6 +154,20 @@ pub enum EventKind {
     /// Someone ended an exception at once (with the reason).
     #[serde(rename = "exception.ended")]
     ExceptionEnded,
+    /// The subject (or a workload subject's owner) attested what was done under an ended
+    /// grant (`crate::attestation`).
+    #[serde(rename = "attestation.recorded")]
+    AttestationRecorded,
+    /// A review campaign was opened over a period with the items it lists
+    /// (`crate::campaign`).
+    #[serde(rename = "campaign.opened")]
+    CampaignOpened,
+    /// A reviewer decided one campaign item (keep, narrow, end) and what it did.
+    #[serde(rename = "campaign.item_decided")]
+    CampaignItemDecided,
+    /// A campaign was closed, every item decided.
+    #[serde(rename = "campaign.closed")]
+    CampaignClosed,
 }
 
 impl EventKind {
@@ -204,6 +218,10 @@ impl EventKind {
             EventKind::ExceptionRequested => "exception.requested",
             EventKind::ExceptionRevalidated => "exception.revalidated",
             EventKind::ExceptionEnded => "exception.ended",
+            EventKind::AttestationRecorded => "attestation.recorded",
+            EventKind::CampaignOpened => "campaign.opened",
+            EventKind::CampaignItemDecided => "campaign.item_decided",
+            EventKind::CampaignClosed => "campaign.closed",
         }
     }
 }

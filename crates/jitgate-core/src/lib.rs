@@ -32,6 +32,10 @@
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
+//! - [`attestation`] — post-session attestation: who attests (the subject, a workload's
+//!   owner), once, after the session; when a required one is missing.
+//! - [`campaign`]  — review campaigns as exception handling: item kinds, what keep / narrow /
+//!   end does to each, who may decide (separation of duties), when a campaign closes.
 //! - [`payload`]   — typed payloads of the lifecycle's events (written and read as structs).
 //! - [`server_payload`] — typed payloads of the events the server records around the
 //!   lifecycle (context, inventory, policy, keys, factors, reviews, teardown checks, gateway
@@ -40,7 +44,9 @@
 //! - [`error`]     — [`CoreError`], one variant per rule a caller can break, each with a code.
 
 pub mod access;
+pub mod attestation;
 pub mod bootstrap;
+pub mod campaign;
 pub mod clock;
 pub mod codes;
 pub mod decision;

@@ -17,6 +17,7 @@ pub(crate) const KNOWN: &[&str] = &[
     "max_duration",
     "step_up",
     "review",
+    "attestation",
     "reason",
 ];
 
@@ -29,6 +30,7 @@ const OBLIGATIONS: &[&str] = &[
     "max_duration",
     "step_up",
     "review",
+    "attestation",
 ];
 
 /// Most approvers a single policy may ask for; beyond this no plant could ever satisfy it.
@@ -120,6 +122,19 @@ pub(crate) fn parse<'a>(
             }
             "step_up" => ob.step_up = flag(key, value)?,
             "review" => ob.review = flag(key, value)?,
+            // `@attestation("required")`: the subject attests what was done afterwards.
+            "attestation" => {
+                ob.attestation = match value.trim() {
+                    "required" | "true" | "" => true,
+                    "none" | "false" => false,
+                    _ => {
+                        return Err(err(
+                            key,
+                            format!("{value:?} is not \"required\" or \"none\""),
+                        ))
+                    }
+                }
+            }
             "reason" => {
                 if value.trim().is_empty() {
                     return Err(err(
@@ -216,6 +231,7 @@ pub(crate) fn combine<'a>(
         a.step_up |= ob.step_up;
         a.step_up_passkey |= ob.step_up_passkey;
         a.review |= ob.review;
+        a.attestation |= ob.attestation;
     }
     Ok(acc.unwrap_or_default())
 }
@@ -289,6 +305,11 @@ mod tests {
                 "neither",
             ),
             (vec![("aprovals", "2")], "aprovals", "unknown annotation"),
+            (
+                vec![("attestation", "maybe")],
+                "attestation",
+                "not \"required\"",
+            ),
         ] {
             let e = parse(true, pairs.into_iter()).unwrap_err();
             assert_eq!(e.annotation, annotation);
@@ -318,6 +339,7 @@ mod tests {
             step_up: false,
             step_up_passkey: false,
             review: true,
+            attestation: false,
         };
         let b = Obligations {
             approvals: 2,
@@ -328,6 +350,7 @@ mod tests {
             step_up: true,
             step_up_passkey: false,
             review: false,
+            attestation: false,
         };
         let c = combine([("a", &a), ("b", &b)]).unwrap();
         assert_eq!(c.approvals, 2);
@@ -337,6 +360,12 @@ mod tests {
         assert_eq!(c.max_duration_secs, 4 * 3600);
         assert!(c.step_up && c.review);
         assert!(!c.step_up_passkey);
+        // `@attestation("required")` on any determining permit makes it required.
+        let at = parse(true, [("attestation", "required")].into_iter()).unwrap();
+        let at = at.obligations.unwrap();
+        assert!(at.attestation);
+        assert!(combine([("a", &a), ("at", &at)]).unwrap().attestation);
+        assert!(!combine([("a", &a), ("b", &b)]).unwrap().attestation);
         // `@step_up("passkey")` is step-up by passkey only, and it wins when combined.
         let p = parse(true, [("step_up", "passkey")].into_iter()).unwrap();
         let pk = p.obligations.unwrap();

@@ -58,6 +58,8 @@ struct Spec {
     #[serde(default)]
     expect_review: Option<bool>,
     #[serde(default)]
+    expect_attestation: Option<bool>,
+    #[serde(default)]
     expect_max_duration: Option<String>,
     #[serde(default)]
     expect_reason: Option<String>,
@@ -239,6 +241,14 @@ fn run_one(set: &PolicySet, inv: &Inventory, spec: &Spec) -> Result<ScenarioResu
             "review",
             b.to_string(),
             ob.review.to_string(),
+        );
+    }
+    if let Some(b) = spec.expect_attestation {
+        check_obligation(
+            &mut problems,
+            "attestation",
+            b.to_string(),
+            ob.attestation.to_string(),
         );
     }
     if let Some(secs) = expect_max {

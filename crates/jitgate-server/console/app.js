@@ -210,6 +210,9 @@ const VIEWS = {
   reviews: { title: 'Reviews', render: viewReviews },
   exceptions: { title: 'Exceptions', render: viewExceptions }, // exceptions.js
   exception: { title: 'Exception', render: viewException }, // exceptions.js
+  campaigns: { title: 'Review campaigns', render: viewCampaigns }, // campaigns.js
+  reports: { title: 'Compliance report', render: viewReports }, // reports.js
+  campaign: { title: 'Review campaign', render: viewCampaign }, // campaigns.js
   passkeys: { title: 'Passkeys', render: viewPasskeys }, // passkeys.js
 };
 
@@ -220,6 +223,7 @@ function route() {
   }
   if (parts[0] === 'grants' && parts[1]) return { name: 'grant', arg: decodeURIComponent(parts[1]) };
   if (parts[0] === 'exceptions' && parts[1]) return { name: 'exception', arg: decodeURIComponent(parts[1]) };
+  if (parts[0] === 'campaigns' && parts[1]) return { name: 'campaign', arg: decodeURIComponent(parts[1]) };
   if (parts[0] && VIEWS[parts[0]]) return { name: parts[0] };
   return { name: 'inbox' };
 }
@@ -244,7 +248,7 @@ async function render() {
   document.title = `${v.title} — jitgate`;
   for (const a of document.querySelectorAll('#nav a')) {
     const current = a.dataset.view === r.name || ((r.name === 'grant' || r.name === 'session') && a.dataset.view === 'grants')
-      || (r.name === 'exception' && a.dataset.view === 'exceptions');
+      || (r.name === 'exception' && a.dataset.view === 'exceptions') || (r.name === 'campaign' && a.dataset.view === 'campaigns');
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   const main = $('#main');
@@ -907,6 +911,8 @@ const KIND_TEXT = {
   'exception.requested': 'Exception filed (owner, controls, re-validation)',
   'exception.revalidated': 'Exception re-validated',
   'exception.ended': 'Exception ended',
+  'attestation.recorded': 'Attested by the subject',
+  'campaign.item_decided': 'Review campaign decision',
 };
 
 function eventSummary(e) {
@@ -945,7 +951,8 @@ async function viewGrant(main, id) {
   const head = h('div', {});
   const tl = h('ol', { class: 'timeline', id: 'timeline' });
   const teardown = h('section', { 'aria-labelledby': 'td-title' });
-  main.append(head, h('h2', { text: 'Timeline' }), tl, teardown);
+  const attestation = h('div', {});
+  main.append(head, attestation, h('h2', { text: 'Timeline' }), tl, teardown);
   const refresh = async (background) => {
     const g = await api('GET', path, undefined, { background });
     const [events, td, recs] = await Promise.all([
@@ -954,6 +961,8 @@ async function viewGrant(main, id) {
       api('GET', `/recordings?grant=${encodeURIComponent(g.id)}`, undefined, { background }).catch(() => []),
     ]);
     const recordings = new Map(recs.map((r) => [r.session_id, r]));
+    const att = await attestationSection(g, background); // campaigns.js
+    if (!attestation.firstChild || attestation.firstChild.dataset.version !== att.dataset.version) attestation.replaceChildren(att);
     head.replaceChildren(h('div', { class: 'panel' },
       h('h2', { class: 'mono', text: g.id }),
       h('dl', { class: 'facts' },

@@ -61,6 +61,9 @@
 //!    - [`exceptions`] — standing exceptions: filed as requests on the `standing` path with
 //!      their terms, listed with their uses, re-validated, ended (the overdue end is part of
 //!      the scheduler's pass in `service::tick`).
+//!    - [`attestations`] — post-session attestations (given once by the subject; missing
+//!      ones listed); [`campaigns`] — review campaigns: gathering a period's items,
+//!      decisions (keep / narrow / end, "end" revoking at once), closing.
 //!    - [`evidence`]  — checkpoints (periodic, on demand, at stop), in-place verification of
 //!      the log, per-grant bundles and reports; [`siem`] — streaming events to SIEM
 //!      collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
@@ -77,7 +80,9 @@
 //! the server was down — only then does the listener accept connections.
 
 pub mod api;
+pub mod attestations;
 pub mod auth;
+pub mod campaigns;
 pub mod cluster;
 pub mod cluster_keys;
 pub mod compliance;
@@ -379,6 +384,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::enrol::router())
                 .merge(api::api_keys::router())
                 .merge(api::reviews::router())
+                .merge(api::campaigns::router())
                 .merge(api::sessions::router())
                 .merge(api::teardown::router())
                 .merge(api::ssh::router())
@@ -428,6 +434,7 @@ async fn count_responses(
 async fn openapi() -> impl IntoResponse {
     let mut doc = api::routes::ApiDoc::openapi();
     doc.merge(api::reviews::ReviewsDoc::openapi());
+    doc.merge(api::campaigns::CampaignsDoc::openapi());
     doc.merge(api::api_keys::ApiKeysDoc::openapi());
     doc.merge(api::teardown::TeardownDoc::openapi());
     doc.merge(api::sessions::SessionsDoc::openapi());

@@ -69,6 +69,12 @@ pub(crate) async fn save(
         if grant_is_new {
             tx.insert_grant(g).await?;
             start_exception_clock(tx, state, &out.request, g).await?;
+            // The policy's `@attestation("required")`, as decided at filing: the subject
+            // owes an attestation once the grant ends (`crate::attestations`).
+            if out.request.decision.obligations.attestation {
+                tx.require_attestation(&g.id, &g.request_id, &g.subject)
+                    .await?;
+            }
         } else {
             tx.update_grant(g).await?;
         }
@@ -857,6 +863,31 @@ pub async fn end_grant(
         .grant
         .ok_or_else(|| ServerError::Internal("end_grant returned no grant".into()))?;
     Ok(grant_view(g, &out.request, now))
+}
+
+/// Revoke an active grant inside the caller's write transaction (a review campaign's
+/// "end"): the core's `end_grant` with its events and effects, like `jitgate revoke`.
+/// Returns the grants whose revocation the caller pushes after its commit
+/// ([`crate::effects::push_after_commit`]).
+pub async fn revoke_in_tx(
+    tx: &mut Tx,
+    state: &AppState,
+    g: Grant,
+    by: &str,
+    why: String,
+    now: Timestamp,
+) -> ApiResult<Vec<Grant>> {
+    let r = request(tx, &g.request_id).await?;
+    let reason = if lifecycle::due_for_expiry(&g, now) {
+        EndReason::Expired
+    } else {
+        EndReason::Revoked {
+            by: by.to_string(),
+            reason: why,
+        }
+    };
+    let out = lifecycle::end_grant(r, g, reason, Actor::identity(by), now)?;
+    save(tx, state, &out, false, false).await
 }
 
 /// One pass of the scheduler: end expired grants and standing exceptions whose

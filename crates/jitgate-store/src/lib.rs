@@ -32,6 +32,9 @@
 //! - `teardown` — the verdict and report of each ended grant's teardown verification.
 //! - `outbox` — outgoing notifications (webhook outbox: enqueue in the caller's transaction,
 //!   claim, mark delivered, reschedule) and `reviews` — mandatory post-session reviews.
+//! - `attestations` — post-session attestations (required at issue, given once) and which
+//!   required ones are missing; `campaigns` — review campaigns, their fixed items and
+//!   decisions, and the period queries that gather items (break-glass, unverified teardowns).
 //! - `cluster` — what several server nodes share: `LISTEN`/`NOTIFY` wake-ups, node
 //!   heartbeats, gateway links, revocation acknowledgements, leases (docs/cluster.md).
 //! - `auth` — passwords, TOTP (with replay protection), API keys, sessions; settings.
@@ -53,7 +56,9 @@
 
 pub mod error;
 
+mod attestations;
 mod auth;
+mod campaigns;
 mod checkpoints;
 mod cluster;
 mod codec;
@@ -72,7 +77,9 @@ mod ssh;
 mod sso;
 mod teardown;
 
+pub use attestations::{AttestationFilter, AttestationRecord};
 pub use auth::{ApiKeyRecord, Bearer, SessionRecord, TotpRecord};
+pub use campaigns::{CampaignItemRecord, CampaignRecord};
 pub use checkpoints::{CheckpointRecord, CosignatureRecord, EventRow};
 pub use cluster::{Listener, NodeRecord, Notification as ClusterNotification};
 pub use error::{Result, StoreError};

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod campaign_rules;
 mod canonical_jcs;
 mod exception_rules;
 mod governance_props;
@@ -173,6 +174,7 @@ pub fn decision(approvals: u32, max_secs: i64, step_up: bool) -> Decision {
             step_up,
             step_up_passkey: false,
             review: false,
+            attestation: false,
         },
         reasons: vec![],
     }

@@ -1,6 +1,7 @@
 //! The HTTP API: `/api/v1/...` handlers, the OpenAPI document and extractors. With
 //! [`crate::console`] this is the top layer: nothing below it imports it.
 pub mod api_keys;
+pub mod campaigns;
 pub mod compliance;
 pub mod control;
 pub mod enrol;

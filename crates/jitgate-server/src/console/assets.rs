@@ -55,6 +55,12 @@ const FILES: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../../console/exceptions.js"),
     ),
+    (
+        "campaigns.js",
+        JS,
+        include_str!("../../console/campaigns.js"),
+    ),
+    ("reports.js", JS, include_str!("../../console/reports.js")),
     ("player.js", JS, include_str!("../../console/player.js")),
     ("player.css", CSS, include_str!("../../console/player.css")),
     (

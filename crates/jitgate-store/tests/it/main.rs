@@ -10,6 +10,7 @@
 )]
 
 mod auth;
+mod campaigns;
 mod checkpoints;
 mod cluster;
 mod events;

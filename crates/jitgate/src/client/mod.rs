@@ -10,7 +10,7 @@
 //! - one module per area, each holding its clap arguments, handlers and views:
 //!   [`auth`] (login, logout, whoami, totp, apikey), [`requests`] (request, requests, show,
 //!   approve, deny, withdraw), [`grants`], [`events`], [`directory`] (identities, assets,
-//!   sites, orgs, inventory), [`policy`], [`evidence`], [`reviews`] (review, reviews,
+//!   sites, orgs, inventory), [`policy`], [`evidence`], [`campaigns`] (attest, attestations, campaign), [`reviews`] (review, reviews,
 //!   notifications), [`exceptions`] (standing exceptions), [`ssh`] (an OpenSSH certificate per run and the system `ssh`), [`recordings`]
 //!   (list and play session recordings).
 //!
@@ -20,6 +20,7 @@
 pub mod access;
 pub mod account;
 pub mod auth;
+pub mod campaigns;
 pub mod compliance;
 pub mod directory;
 pub mod events;
@@ -331,6 +332,32 @@ pub enum ClientCommand {
         cmd: exceptions::ExceptionCmd,
     },
 
+    /// Attest what was done under an ended grant (its subject, or a workload's owner; once).
+    #[command(after_help = "Examples:\n  \
+        jitgate attest grant-7hq2m4x9wd3c --done --change 'HR 40 setpoint 80 -> 75' \\\n      \
+        --note 'valve positioner replaced'\n  \
+        jitgate attest grant-7hq2m4x9wd3c --not-done --note 'part missing; WO-1234 stays open'")]
+    Attest(campaigns::AttestArgs),
+
+    /// List attestations given, or with --missing the required ones not given in time.
+    #[command(
+        after_help = "Examples:\n  jitgate attestations --missing\n  jitgate attestations --limit 20"
+    )]
+    Attestations(campaigns::AttestationsArgs),
+
+    /// Review campaigns: open one over a period, decide its items (keep, narrow, end), close.
+    #[command(after_help = "Examples:\n  \
+        jitgate campaign open --from 2026-11-01T00:00Z --to 2026-12-01T00:00Z --site north\n  \
+        jitgate campaign show campaign-k3m9x2p7qa4d\n  \
+        jitgate campaign decide campaign-k3m9x2p7qa4d break_glass:grant-7hq2m4x9wd3c \\\n      \
+        --decision end --note 'no incident number; access still open'\n  \
+        jitgate campaign close campaign-k3m9x2p7qa4d\n\n\
+        Security staff and admins run campaigns; nobody decides an item about their own access.")]
+    Campaign {
+        #[command(subcommand)]
+        cmd: campaigns::CampaignCmd,
+    },
+
     /// List outgoing webhook notifications and their delivery state (security, admin).
     #[command(after_help = "Examples:\n  jitgate notifications --pending\n  \
         jitgate notifications --webhook soc --limit 20 --json")]
@@ -577,6 +604,9 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Reviews(args) => reviews::list(&ctx, args).await,
         ClientCommand::Exception { cmd } => exceptions::run(&ctx, cmd).await,
         ClientCommand::Notifications(args) => reviews::notifications(&ctx, args).await,
+        ClientCommand::Attest(args) => campaigns::attest(&ctx, args).await,
+        ClientCommand::Attestations(args) => campaigns::attestations(&ctx, args).await,
+        ClientCommand::Campaign { cmd } => campaigns::campaign(&ctx, cmd).await,
         ClientCommand::Identities { cmd } => directory::identities(&ctx, cmd).await,
         ClientCommand::Assets { cmd } => directory::assets(&ctx, cmd).await,
         ClientCommand::Sites(page) => directory::sites(&ctx, &page).await,

@@ -65,6 +65,7 @@ pub fn obligations() -> Obligations {
         step_up: true,
         step_up_passkey: false,
         review: false,
+        attestation: false,
     }
 }
 

@@ -161,6 +161,9 @@ pub fn obligations_words(o: &Obligations) -> String {
     if o.review {
         out.push_str(", post-session review");
     }
+    if o.attestation {
+        out.push_str(", attestation by the subject");
+    }
     out
 }
 
@@ -382,6 +385,7 @@ mod tests {
             step_up: true,
             step_up_passkey: false,
             review: false,
+            attestation: false,
         };
         assert_eq!(
             obligations_words(&o),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod account;
+mod campaigns;
 mod cluster;
 mod cluster_chaos;
 mod cluster_kill;
