@@ -13,9 +13,10 @@ use jitgate_core::campaign::{
     ItemDecision, ItemKind, ItemParties,
 };
 use jitgate_core::event::{rfc3339, Actor, Event};
+use jitgate_core::exception::ExceptionState;
 use jitgate_core::teardown::TeardownVerdict;
 use jitgate_core::{Grant, Timestamp};
-use jitgate_store::{CampaignItemRecord, CampaignRecord, Tx};
+use jitgate_store::{CampaignItemRecord, CampaignRecord, ExceptionFilter, Tx};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -196,9 +197,51 @@ pub async fn collect_campaign_items(
         });
     };
 
-    // EXCEPTIONS: the standing exceptions of the register (issue 17, item 1) are listed
-    // here, each as `ItemKind::Exception { id }` with its holder as subject; `site` filters
-    // on the exception's assets.
+    // Standing exceptions in force now (active, or overdue and about to end) and filed
+    // before the period ended: each is re-decided — keep, narrow, end.
+    let mut after: Option<String> = None;
+    loop {
+        let filter = ExceptionFilter {
+            after: after.clone(),
+            ..ExceptionFilter::default()
+        };
+        let page = crate::exceptions::summaries(tx, &filter, now).await?;
+        let Some(last) = page.last().map(|e| e.id.clone()) else {
+            break;
+        };
+        for e in &page {
+            if !matches!(e.state, ExceptionState::Active | ExceptionState::Overdue)
+                || e.created_at >= to
+            {
+                continue;
+            }
+            if let Some(site) = site {
+                let mut here = false;
+                for a in &e.assets {
+                    here |= tx.get_asset(a).await?.is_some_and(|x| x.site == site);
+                }
+                if !here {
+                    continue;
+                }
+            }
+            push(
+                ItemKind::Exception { id: e.id.clone() },
+                &e.subject,
+                format!(
+                    "standing exception of {} on {} (owner {}, controls: {}); next re-validation {}, expires {}; {} uses{}",
+                    e.subject,
+                    e.assets.join(", "),
+                    e.owner,
+                    e.controls.join("; "),
+                    rfc3339(e.next_revalidation),
+                    rfc3339(e.expires_at),
+                    e.uses,
+                    e.last_use.map(|t| format!(", last {}", rfc3339(t))).unwrap_or_default()
+                ),
+            );
+        }
+        after = Some(last);
+    }
 
     // FINDINGS: the findings of the evidence analysis (shared accounts, rubber-stamping,
     // JIT that became standing; issue 17, items 2–3) of the period are listed here, each as
@@ -379,6 +422,36 @@ async fn refuse_if_conflicted(
     caller: &Caller,
     item: &CampaignItemRecord,
 ) -> ApiResult<Option<Grant>> {
+    // An exception: its request's parties decide the conflicts, and its owner — whose
+    // re-validation is under review — does not review it.
+    if let ItemKind::Exception { id } = &item.kind {
+        let ex = tx
+            .get_exception(id)
+            .await?
+            .ok_or_else(|| ServerError::not_found("exception", id))?;
+        if ex.owner == caller.id() {
+            return Err(jitgate_core::CoreError::NotEligible(format!(
+                "{} owns exception {id}: its re-validation is theirs, its review is someone else's",
+                caller.id()
+            ))
+            .into());
+        }
+        let r = tx
+            .get_request(&ex.request_id)
+            .await?
+            .ok_or_else(|| ServerError::not_found("request", &ex.request_id))?;
+        let requester = tx.get_identity(&r.requester).await?;
+        let subject = tx.get_identity(&r.subject).await?;
+        let parties = ItemParties::Grant {
+            request: &r,
+            requester: requester.as_ref(),
+            subject: subject.as_ref(),
+        };
+        return match campaign::may_decide(&caller.identity, &parties) {
+            Ok(()) => Ok(None),
+            Err(refusal) => Err(refusal.into_error(caller.id(), &item.key).into()),
+        };
+    }
     let refusal = match item.kind.grant_id() {
         Some(gid) => {
             let g = load_grant(tx, gid).await?;
@@ -450,10 +523,22 @@ pub async fn decide(
             to_push =
                 crate::service::revoke_in_tx(&mut tx, state, g, caller.id(), why, now).await?;
         }
-        (DecisionEffect::EndException { .. } | DecisionEffect::NarrowException { .. }, _) => {
-            // EXCEPTIONS: the register's own ending / narrowing of the exception is called
-            // here, in this transaction, before the decision is recorded.
+        (DecisionEffect::EndException { id: exception_id }, _) => {
+            let why = format!("review campaign {id}, item {key}: {note}");
+            let (_, pushed) = crate::exceptions::end_exception_in_tx(
+                &mut tx,
+                state,
+                &caller.identity,
+                exception_id,
+                &why,
+                now,
+            )
+            .await?;
+            to_push = pushed;
         }
+        // Narrowing is the owner's to do: a narrower exception is filed and approved like
+        // any other; the decision is recorded and the current one stays until then.
+        (DecisionEffect::NarrowException { .. }, _) => {}
         (DecisionEffect::EndFinding { .. }, _) => {
             // FINDINGS: ending what a finding is about (e.g. disabling the shared identity,
             // revoking its keys) is called here, in this transaction.

@@ -225,7 +225,24 @@ pub async fn end_exception(
 ) -> ApiResult<ExceptionSummary> {
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
-    let rec = record(&mut tx, id).await?;
+    let (summary, to_push) = end_exception_in_tx(&mut tx, state, by, id, reason, now).await?;
+    tx.commit().await?;
+    crate::effects::push_after_commit(state, &to_push).await;
+    Ok(summary)
+}
+
+/// [`end_exception`] inside the caller's write transaction (a review campaign records its
+/// decision in the same one). Returns the exception as it is now and the grants whose
+/// revocation the caller pushes after its commit ([`crate::effects::push_after_commit`]).
+pub async fn end_exception_in_tx(
+    tx: &mut Tx,
+    state: &AppState,
+    by: &Identity,
+    id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> ApiResult<(ExceptionSummary, Vec<jitgate_core::Grant>)> {
+    let rec = record(tx, id).await?;
     exception::may_end(by, &rec.exception, &rec.request)?;
     let out = exception::end(
         rec.request.clone(),
@@ -235,15 +252,13 @@ pub async fn end_exception(
         reason,
         now,
     )?;
-    let to_push = service::save(&mut tx, state, &out, false, false).await?;
-    tx.commit().await?;
-    crate::effects::push_after_commit(state, &to_push).await;
+    let to_push = service::save(tx, state, &out, false, false).await?;
     let rec = ExceptionRecord {
         request: out.request,
         grant: out.grant.or(rec.grant),
         ..rec
     };
-    Ok(summary_of(&rec, now))
+    Ok((summary_of(&rec, now), to_push))
 }
 
 /// `end_exception` for an API caller, who must be able to see the exception first.

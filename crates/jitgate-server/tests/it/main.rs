@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod campaign_exceptions;
 mod campaigns;
 mod compliance;
 mod console;
