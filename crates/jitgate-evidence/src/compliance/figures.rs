@@ -20,26 +20,29 @@ use jitgate_core::payload::{
 use jitgate_core::scope::Scope;
 use jitgate_core::server_payload::{ReviewCompleted, ReviewOpened};
 use jitgate_core::teardown::TeardownVerdict;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Sections computed elsewhere (the findings, attestations) that
+/// Sections computed elsewhere (the findings) that
 /// the report carries beside its own figures.
 #[derive(Debug, Clone, Default)]
 pub struct ExtraSections {
     pub findings: Option<FindingFigures>,
-    pub attestations: Option<AttestationFigures>,
 }
 
 #[derive(Debug)]
 struct RequestInfo {
     assets: Arc<[String]>,
     path: &'static str,
+    /// The decision's `@attestation("required")`.
+    attestation: bool,
 }
 
 #[derive(Debug)]
 struct GrantInfo {
     assets: Arc<[String]>,
+    /// The subject owes an attestation once the grant ends.
+    attestation: bool,
     /// The access path (`standing` for an exception's grant).
     path: &'static str,
     subject: String,
@@ -73,6 +76,9 @@ pub struct Accumulator {
     break_glass: BreakGlassFigures,
     operations: OperationFigures,
     exceptions: ExceptionFigures,
+    attestations: AttestationFigures,
+    /// Grants ended in the period whose subject owes an attestation not yet read.
+    attestations_owed: HashSet<String>,
     events_read: u64,
 }
 
@@ -107,6 +113,8 @@ impl Accumulator {
             break_glass: BreakGlassFigures::default(),
             operations: OperationFigures::default(),
             exceptions: ExceptionFigures::default(),
+            attestations: AttestationFigures::default(),
+            attestations_owed: HashSet::new(),
             events_read: 0,
         }
     }
@@ -144,6 +152,13 @@ impl Accumulator {
             EventKind::RequestSubmitted => self.request_submitted(event, in_period),
             EventKind::RequestDecided => {
                 if let Some(d) = event.payload::<RequestDecided>() {
+                    if let Some(r) = event
+                        .request_id
+                        .as_deref()
+                        .and_then(|r| self.requests.get_mut(r))
+                    {
+                        r.attestation = d.obligations.attestation;
+                    }
                     let at_site = event
                         .request_id
                         .as_deref()
@@ -162,6 +177,14 @@ impl Accumulator {
                 self.exceptions.cited.cite(seq);
             }
             EventKind::GrantEnded => self.grant_ended(event, in_period),
+            EventKind::AttestationRecorded => {
+                if let Some(g) = event.grant_id.as_deref() {
+                    if self.attestations_owed.remove(g) {
+                        self.attestations.recorded += 1;
+                        self.attestations.cited.cite(seq);
+                    }
+                }
+            }
             EventKind::TeardownVerdict => self.teardown(seq, event, in_period),
             EventKind::ReviewOpened | EventKind::ReviewCompleted => {
                 self.review(seq, event, in_period)
@@ -210,6 +233,7 @@ impl Accumulator {
             RequestInfo {
                 assets,
                 path: p.path.as_str(),
+                attestation: false,
             },
         );
     }
@@ -223,9 +247,9 @@ impl Accumulator {
             .request_id
             .as_deref()
             .and_then(|r| self.requests.remove(r));
-        let (assets, path) = match request {
-            Some(r) => (r.assets, r.path),
-            None => (Arc::from(Vec::new()), "unknown"),
+        let (assets, path, attestation) = match request {
+            Some(r) => (r.assets, r.path, r.attestation),
+            None => (Arc::from(Vec::new()), "unknown", false),
         };
         if !self.at_site(&assets) {
             return;
@@ -249,6 +273,7 @@ impl Accumulator {
             grant_id.to_string(),
             GrantInfo {
                 assets,
+                attestation,
                 path,
                 subject: p.subject,
                 not_before: p.not_before,
@@ -284,6 +309,9 @@ impl Accumulator {
             if p.end_reason == EndReason::RevalidationOverdue {
                 self.exceptions.overdue_or_ended_unrevalidated += 1;
             }
+        }
+        if in_period && g.attestation {
+            self.attestations_owed.insert(grant_id.to_string());
         }
         if in_period {
             self.grants.ended += 1;
@@ -544,7 +572,10 @@ impl Accumulator {
             timeline,
             exceptions: Some(self.exceptions),
             findings: extra.findings,
-            attestations: extra.attestations,
+            attestations: Some(AttestationFigures {
+                missing: self.attestations_owed.len() as u64,
+                ..self.attestations
+            }),
             mappings: Vec::new(),
         };
         report.mappings = super::frameworks::mappings(&report);

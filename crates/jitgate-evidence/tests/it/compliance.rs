@@ -478,3 +478,73 @@ fn standing_exceptions_are_counted_from_their_grants_and_revalidations() {
     // Their access counts as exposure like any grant's: 48 h + 7 h inside the period.
     assert_eq!(r.grants.exposure_secs, (48 + 7) * 3600);
 }
+
+#[test]
+fn required_attestations_are_counted_recorded_or_missing() {
+    use jitgate_core::attestation::{AttestationRecorded, AttestedAs};
+    let decided_attest = |req: &str, t: Timestamp| {
+        Event::with_payload(
+            Actor::system(),
+            t,
+            &RequestDecided {
+                allowed: true,
+                determining_policies: vec![],
+                policy_set_hash: "sha256:00".into(),
+                obligations: Obligations {
+                    attestation: true,
+                    ..Obligations::default()
+                },
+                reasons: vec![],
+            },
+        )
+        .unwrap()
+        .request(req)
+    };
+    let attested = |grant: &str, t: Timestamp| {
+        Event::with_payload(
+            Actor::identity("eng-1"),
+            t,
+            &AttestationRecorded {
+                subject: "eng-1".into(),
+                attested_as: AttestedAs::Subject,
+                task_done: true,
+                changes: vec![],
+                note: "done".into(),
+                required: true,
+                ended_at: t,
+            },
+        )
+        .unwrap()
+        .grant(grant)
+    };
+    let events = vec![
+        submitted("req-1", "plc-7", AccessPath::Planned, at(2, 8)),
+        decided_attest("req-1", at(2, 8)),
+        issued("req-1", "grant-1", at(2, 8), at(2, 9), false),
+        ended("grant-1", EndReason::Expired, at(2, 9), at(2, 9)),
+        attested("grant-1", at(2, 10)),
+        submitted("req-2", "plc-7", AccessPath::Planned, at(2, 11)),
+        decided_attest("req-2", at(2, 11)),
+        issued("req-2", "grant-2", at(2, 11), at(2, 12), false),
+        ended("grant-2", EndReason::Expired, at(2, 12), at(2, 12)),
+        // Not required: never counted.
+        submitted("req-3", "plc-7", AccessPath::Planned, at(2, 13)),
+        decided("req-3", true, at(2, 13)),
+        issued("req-3", "grant-3", at(2, 13), at(2, 14), false),
+        ended("grant-3", EndReason::Expired, at(2, 14), at(2, 14)),
+    ];
+    let mut acc = Accumulator::new(at(2, 0), at(4, 0), None);
+    for (i, e) in events.iter().enumerate() {
+        acc.observe(i as i64 + 1, e);
+    }
+    let (_, cp) = key_and_checkpoint(events.len());
+    let r = acc.finish(
+        "jitgate.test/plant-1",
+        cp,
+        at(6, 0),
+        ExtraSections::default(),
+    );
+    let a = r.attestations.unwrap();
+    assert_eq!((a.recorded, a.missing), (1, 1));
+    assert_eq!(a.cited.events, vec![5]);
+}
