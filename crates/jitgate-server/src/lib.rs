@@ -58,6 +58,8 @@
 //!    - [`service`]   — lifecycle orchestration: load → core transition → save with events,
 //!      one transaction each. Domain rules stay in `jitgate-core`; this only wires them.
 //!    - [`scheduler`] — expiry, lapse and activation on time.
+//!    - [`findings`]  — the findings and the standing-privilege inventory of a period: one
+//!      read of the stored log through `jitgate_core::findings` (`period_findings`).
 //!    - [`evidence`]  — checkpoints (periodic, on demand, at stop), in-place verification of
 //!      the log, per-grant bundles and reports; [`siem`] — streaming events to SIEM
 //!      collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
@@ -86,6 +88,7 @@ pub mod error;
 pub mod evidence;
 pub mod federation;
 pub mod files;
+pub mod findings;
 pub mod gateway_auth;
 pub mod gateway_ca;
 pub mod ids;
@@ -380,6 +383,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::recordings::router())
                 .merge(api::federation::router())
                 .merge(api::passkeys::router())
+                .merge(api::findings::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -430,6 +434,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::federation::FederationDoc::openapi());
     doc.merge(api::passkeys::PasskeysDoc::openapi());
     doc.merge(api::sso::SsoDoc::openapi());
+    doc.merge(api::findings::FindingsDoc::openapi());
     api::limits::declare_errors(&mut doc);
     api::limits::declare_pages(&mut doc);
     Json(doc)

@@ -43,6 +43,8 @@ struct KeyState {
     /// The longest run that reached the threshold, and every grant of such runs.
     best_run: u32,
     renewal_grants: EvidenceRefs,
+    /// The last grant added to `renewal_grants` (each is counted once, listed or not).
+    renewal_last_seq: i64,
     renewal_span: Option<(Timestamp, Timestamp)>,
 }
 
@@ -105,6 +107,10 @@ impl CoverageDetector {
             if k.run >= ctx.config.back_to_back_renewals && ctx.period.contains(start) {
                 k.best_run = k.best_run.max(k.run);
                 for (s, t) in &k.run_grants {
+                    if *s <= k.renewal_last_seq {
+                        continue;
+                    }
+                    k.renewal_last_seq = *s;
                     k.renewal_grants.push(*s, ctx.cap);
                     let span = k.renewal_span.get_or_insert((*t, *t));
                     span.0 = span.0.min(*t);

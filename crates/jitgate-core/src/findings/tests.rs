@@ -502,6 +502,14 @@ fn back_to_back_renewals_need_the_run_and_the_gap() {
         )]
     );
     assert_eq!(r.findings[0].asset.as_deref(), Some("ews-1"));
+    // Capped at two: the other two grants of the run are counted once each.
+    let capped = FindingsConfig {
+        evidence_cap: 2,
+        ..FindingsConfig::default()
+    };
+    let r = log.run(capped, &StandingInputs::default());
+    assert_eq!(r.findings[0].evidence.seqs, issued[..2].to_vec());
+    assert_eq!(r.findings[0].evidence.more, 2);
     // With a 15-minute gap allowed, none of them is a renewal.
     let tight = FindingsConfig {
         back_to_back_gap_minutes: 15,

@@ -6,6 +6,7 @@ pub mod enrol;
 pub mod evidence;
 pub mod extract;
 pub mod federation;
+pub mod findings;
 pub mod gateway;
 pub mod limits;
 pub mod metrics;

@@ -7,6 +7,7 @@ mod bad_input;
 mod console;
 mod evidence;
 mod federation;
+mod findings;
 mod gateway;
 mod governance;
 mod layers;
