@@ -209,6 +209,7 @@ const VIEWS = {
   session: { title: 'Session recording', render: viewSession }, // recordings.js
   reviews: { title: 'Reviews', render: viewReviews },
   passkeys: { title: 'Passkeys', render: viewPasskeys }, // passkeys.js
+  findings: { title: 'Findings', render: viewFindings }, // findings.js
 };
 
 function route() {

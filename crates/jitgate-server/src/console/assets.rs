@@ -50,6 +50,7 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../console/icon.svg"),
     ),
     ("passkeys.js", JS, include_str!("../../console/passkeys.js")),
+    ("findings.js", JS, include_str!("../../console/findings.js")),
     ("player.js", JS, include_str!("../../console/player.js")),
     ("player.css", CSS, include_str!("../../console/player.css")),
     (
