@@ -52,7 +52,10 @@ fn identity(i: usize) -> (String, IdentityKind) {
     } else if i < PEOPLE + VENDORS {
         (format!("vendor-{}", i - PEOPLE), IdentityKind::Vendor)
     } else {
-        (format!("svc-{}", i - PEOPLE - VENDORS), IdentityKind::Workload)
+        (
+            format!("svc-{}", i - PEOPLE - VENDORS),
+            IdentityKind::Workload,
+        )
     }
 }
 
@@ -90,7 +93,11 @@ async fn load_inventory(store: &Store) {
             site: "north".into(),
             zone: None,
             criticality: Criticality::High,
-            enforcement: if legacy { Enforcement::Legacy } else { Enforcement::Brokered },
+            enforcement: if legacy {
+                Enforcement::Legacy
+            } else {
+                Enforcement::Brokered
+            },
             endpoints: Endpoints {
                 modbus: Some(ModbusEndpoint {
                     address: "127.0.0.1:5020".into(),
@@ -115,9 +122,17 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
     let start = month_start() + step * g as i32;
     // Most grants: anyone on any asset. Every 50th: person-7 on asset-3 (renewed back to
     // back); persons 1 and 2 approve each other.
-    let who = if g % 50 == 0 { 7 } else { (g * 7919) % (PEOPLE + VENDORS + WORKLOADS) };
+    let who = if g % 50 == 0 {
+        7
+    } else {
+        (g * 7919) % (PEOPLE + VENDORS + WORKLOADS)
+    };
     let (subject, _) = identity(who);
-    let asset = if g % 50 == 0 { 3 } else { (g * 104_729) % ASSETS };
+    let asset = if g % 50 == 0 {
+        3
+    } else {
+        (g * 104_729) % ASSETS
+    };
     let approver = match who {
         1 => "person-2".to_string(),
         2 => "person-1".to_string(),
@@ -136,7 +151,11 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
         reference: format!("WO-{g}"),
         path: AccessPath::Planned,
     };
-    out.push(Event::with_payload(Actor::identity(&subject), start, &submitted).unwrap().request(&req));
+    out.push(
+        Event::with_payload(Actor::identity(&subject), start, &submitted)
+            .unwrap()
+            .request(&req),
+    );
     out.push(
         Event::new(EventKind::RequestDecided, Actor::system(), start)
             .request(&req)
@@ -151,8 +170,19 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
         approvals: 1,
         required: 1,
     };
-    out.push(Event::with_payload(Actor::identity(&approver), start, &approval).unwrap().request(&req));
-    out.push(Event::new(EventKind::RequestApproved, Actor::identity(&approver), start).request(&req));
+    out.push(
+        Event::with_payload(Actor::identity(&approver), start, &approval)
+            .unwrap()
+            .request(&req),
+    );
+    out.push(
+        Event::new(
+            EventKind::RequestApproved,
+            Actor::identity(&approver),
+            start,
+        )
+        .request(&req),
+    );
     let issued = GrantIssued {
         subject: subject.clone(),
         scope_digest: "sha256:00".into(),
@@ -161,7 +191,12 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
         emergency: false,
         review_required: false,
     };
-    out.push(Event::with_payload(Actor::scheduler(), start, &issued).unwrap().request(&req).grant(&grant));
+    out.push(
+        Event::with_payload(Actor::scheduler(), start, &issued)
+            .unwrap()
+            .request(&req)
+            .grant(&grant),
+    );
     let credential = CredentialIssued {
         token_fingerprint: format!("sha256:{g:064x}"),
         token_id: format!("tok-{g}"),
@@ -170,9 +205,18 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
         client_key: format!("key-{who}"),
         expires_at: start + hour,
     };
-    out.push(Event::with_payload(Actor::identity(&subject), start, &credential).unwrap().grant(&grant).request(&req));
+    out.push(
+        Event::with_payload(Actor::identity(&subject), start, &credential)
+            .unwrap()
+            .grant(&grant)
+            .request(&req),
+    );
     // Every 1000th grant of person-5 comes from a second host too, overlapping.
-    let peers: &[&str] = if g % 1000 == 5 { &["10.0.0.5:40000", "10.9.0.5:40001"] } else { &["10.0.0.5:40000"] };
+    let peers: &[&str] = if g % 1000 == 5 {
+        &["10.0.0.5:40000", "10.9.0.5:40001"]
+    } else {
+        &["10.0.0.5:40000"]
+    };
     let mut gseq = (g * 100) as i64;
     for (n, peer) in peers.iter().enumerate() {
         gseq += 1;
@@ -183,7 +227,17 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
                            "peer": peer, "device": "127.0.0.1:5020", "token_id": format!("tok-{g}")}),
             claimed_grant_id: None,
         };
-        out.push(report.event(EventKind::SessionStarted, Actor::identity("gw-north"), start + Span::minutes(1)).unwrap().grant(&grant).request(&req));
+        out.push(
+            report
+                .event(
+                    EventKind::SessionStarted,
+                    Actor::identity("gw-north"),
+                    start + Span::minutes(1),
+                )
+                .unwrap()
+                .grant(&grant)
+                .request(&req),
+        );
     }
     for i in 0..OPS_PER_SESSION + 1 - peers.len() {
         gseq += 1;
@@ -194,7 +248,17 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
                            "count": 10, "verdict": "allowed", "asset": format!("asset-{asset}")}),
             claimed_grant_id: None,
         };
-        out.push(report.event(EventKind::Operation, Actor::identity("gw-north"), start + Span::minutes(2)).unwrap().grant(&grant).request(&req));
+        out.push(
+            report
+                .event(
+                    EventKind::Operation,
+                    Actor::identity("gw-north"),
+                    start + Span::minutes(2),
+                )
+                .unwrap()
+                .grant(&grant)
+                .request(&req),
+        );
     }
     for n in 0..peers.len() {
         gseq += 1;
@@ -204,14 +268,29 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
             detail: json!({"reason": "client_closed", "operations": OPS_PER_SESSION}),
             claimed_grant_id: None,
         };
-        out.push(report.event(EventKind::SessionEnded, Actor::identity("gw-north"), start + Span::minutes(40)).unwrap().grant(&grant).request(&req));
+        out.push(
+            report
+                .event(
+                    EventKind::SessionEnded,
+                    Actor::identity("gw-north"),
+                    start + Span::minutes(40),
+                )
+                .unwrap()
+                .grant(&grant)
+                .request(&req),
+        );
     }
     let ended = GrantEnded {
         end_reason: EndReason::Expired,
         ended_at: start + hour,
         expires_at: start + hour,
     };
-    out.push(Event::with_payload(Actor::scheduler(), start + hour, &ended).unwrap().grant(&grant).request(&req));
+    out.push(
+        Event::with_payload(Actor::scheduler(), start + hour, &ended)
+            .unwrap()
+            .grant(&grant)
+            .request(&req),
+    );
     for check in ["sessions_closed", "credential_refused"] {
         out.push(
             Event::new(EventKind::TeardownCheck, Actor::system(), start + hour)
@@ -269,7 +348,10 @@ fn status_kib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix(key)
+                .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0)
 }
 
@@ -309,20 +391,27 @@ async fn read_once(store: &Store) -> usize {
 /// The findings and the standing inventory of the month, as `/findings` computes them.
 async fn findings_and_standing(store: &Store) -> (usize, usize, u64) {
     let period = Period::new(month_start(), month_start() + Span::days(30)).unwrap();
-    let r = jitgate_server::findings::findings_in_store(store, &FindingsConfig::default(), period, &[])
-        .await
-        .unwrap();
+    let r =
+        jitgate_server::findings::findings_in_store(store, &FindingsConfig::default(), period, &[])
+            .await
+            .unwrap();
     (r.findings.len(), r.standing.len(), r.events_read)
 }
 
 async fn bench(label: &str, store: Store) {
     let t = Instant::now();
     let written = generate(&store).await;
-    println!("\n### {label}: {written} events generated in {:.1?}\n", t.elapsed());
+    println!(
+        "\n### {label}: {written} events generated in {:.1?}\n",
+        t.elapsed()
+    );
     // One warm-up of each (page cache, connections).
     let _ = read_once(&store).await;
     let (_, _, (f, s, read)) = measured(|| findings_and_standing(&store)).await;
-    assert_eq!(read as usize, written, "findings read every event");
+    assert!(
+        read as usize >= written,
+        "findings read every event: {read} < {written}"
+    );
     println!("findings: {f}, standing items: {s}\n");
     let mut rows: Vec<(&str, Vec<Duration>, f64)> = Vec::new();
     let mut base = (Vec::new(), 0f64);
@@ -335,8 +424,16 @@ async fn bench(label: &str, store: Store) {
         fin.0.push(d);
         fin.1 = fin.1.max(m);
     }
-    rows.push(("read the log once (`Store::scan_log`, baseline)", base.0, base.1));
-    rows.push(("findings + standing inventory (`findings_in_store`)", fin.0, fin.1));
+    rows.push((
+        "read the log once (`Store::scan_log`, baseline)",
+        base.0,
+        base.1,
+    ));
+    rows.push((
+        "findings + standing inventory (`findings_in_store`)",
+        fin.0,
+        fin.1,
+    ));
     let median = |mut d: Vec<Duration>| {
         d.sort();
         d[d.len() / 2]
@@ -363,10 +460,14 @@ fn main() {
         println!(
             "machine: {} CPUs; load {}",
             std::thread::available_parallelism().map_or(0, |n| n.get()),
-            std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
         );
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_data_dir(&dir.path().join("data")).await.unwrap();
+        let store = Store::open_data_dir(&dir.path().join("data"))
+            .await
+            .unwrap();
         bench("SQLite", store.clone()).await;
         store.close().await;
         if let Some(pg) = jitgate_testkit::postgres_store().await {

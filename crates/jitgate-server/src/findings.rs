@@ -47,7 +47,7 @@ pub async fn findings_in_store(
     period: Period,
     exceptions: &[StandingExceptionInput],
 ) -> Result<PeriodReport, ServerError> {
-    let (kinds, assets, api_keys) = {
+    let (kinds, owners, assets, api_keys) = {
         let mut tx = store.read().await?;
         let identities = tx.list_identities().await?;
         let assets = tx.list_assets().await?;
@@ -70,11 +70,16 @@ pub async fn findings_in_store(
                 _ => break,
             }
         }
+        let owners: HashMap<String, Vec<String>> = identities
+            .iter()
+            .filter(|i| !i.owners.is_empty())
+            .map(|i| (i.id.clone(), i.owners.clone()))
+            .collect();
         let kinds: HashMap<String, IdentityKind> =
             identities.into_iter().map(|i| (i.id, i.kind)).collect();
-        (kinds, assets, keys)
+        (kinds, owners, assets, keys)
     };
-    let scan = FindingsScan::new(period, config.clone(), kinds);
+    let scan = FindingsScan::new(period, config.clone(), kinds).with_owners(owners);
     let scan = read_log(store, scan).await?;
     Ok(finish(scan, &assets, &api_keys, exceptions))
 }

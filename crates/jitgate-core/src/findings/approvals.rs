@@ -1,8 +1,8 @@
 //! Rubber-stamping: two people who approve each other's requests, each at least
 //! [`super::FindingsConfig::mutual_approvals`] times in the period.
 //!
-//! "B's request" is a request B filed — for B, or for a workload B owns — since that is
-//! whose work the approval lets through. State: one counter per (approver, requester) pair
+//! "B's request" is a request B filed — for B, or for a workload B owns — or one a workload
+//! B owns filed itself (with a key): that is whose work the approval lets through. State: one counter per (approver, requester) pair
 //! that occurred, with its first evidence events.
 
 use super::{Ctx, EvidenceRefs, FindingKind, Gathered, OpenRequest};
@@ -48,21 +48,28 @@ impl ApprovalDetector {
             return;
         };
         let approver = e.actor.0.clone();
-        if approver == request.requester {
-            return;
+        // A workload's request is its owners' work (a key one of them minted filed it).
+        let parties: Vec<&String> = match ctx.owners.get(&request.requester) {
+            Some(owners) if !owners.is_empty() => owners.iter().collect(),
+            _ => vec![&request.requester],
+        };
+        for party in parties {
+            if *party == approver {
+                continue;
+            }
+            let c = self
+                .pairs
+                .entry((approver.clone(), party.clone()))
+                .or_insert_with(|| PairCount {
+                    count: 0,
+                    evidence: EvidenceRefs::default(),
+                    first: e.at,
+                    last: e.at,
+                });
+            c.count += 1;
+            c.evidence.push(seq, ctx.cap);
+            c.last = e.at;
         }
-        let c = self
-            .pairs
-            .entry((approver, request.requester.clone()))
-            .or_insert_with(|| PairCount {
-                count: 0,
-                evidence: EvidenceRefs::default(),
-                first: e.at,
-                last: e.at,
-            });
-        c.count += 1;
-        c.evidence.push(seq, ctx.cap);
-        c.last = e.at;
     }
 
     pub fn finish(self, out: &mut Gathered, ctx: &Ctx<'_>) {
@@ -95,8 +102,7 @@ impl ApprovalDetector {
             );
             out.add(
                 FindingKind::MutualApproval,
-                vec![a.clone(), b.clone()],
-                None,
+                (vec![a.clone(), b.clone()], None),
                 (ab.first.min(ba.first), ab.last.max(ba.last)),
                 &seqs,
                 detail,

@@ -179,8 +179,7 @@ impl CoverageDetector {
                 let detail = format!("{share}% ({} h)", covered / 3600);
                 out.add(
                     FindingKind::StandingCoverage,
-                    vec![subject.clone()],
-                    Some(asset.clone()),
+                    (vec![subject.clone()], Some(asset.clone())),
                     (from, to),
                     &k.grants.seqs,
                     detail.clone(),
@@ -211,8 +210,7 @@ impl CoverageDetector {
                 );
                 out.add(
                     FindingKind::BackToBackRenewal,
-                    vec![subject.clone()],
-                    Some(asset.clone()),
+                    (vec![subject.clone()], Some(asset.clone())),
                     span,
                     &k.renewal_grants.seqs,
                     detail.clone(),

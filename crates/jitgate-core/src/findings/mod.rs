@@ -313,8 +313,7 @@ impl Gathered {
     pub fn add(
         &mut self,
         kind: FindingKind,
-        subjects: Vec<String>,
-        asset: Option<String>,
+        (subjects, asset): (Vec<String>, Option<String>),
         span: (Timestamp, Timestamp),
         seqs: &[i64],
         detail: String,
@@ -466,6 +465,8 @@ pub struct FindingsScan {
     period: Period,
     config: FindingsConfig,
     identity_kinds: HashMap<String, IdentityKind>,
+    /// workload → the people responsible for it (their requests are those people's work).
+    owners: HashMap<String, Vec<String>>,
     requests: HashMap<String, OpenRequest>,
     events_read: u64,
     sessions: sessions::SessionDetector,
@@ -487,12 +488,20 @@ impl FindingsScan {
             coverage: coverage::CoverageDetector::new(&config),
             config,
             identity_kinds,
+            owners: HashMap::new(),
             requests: HashMap::new(),
             events_read: 0,
             sessions: sessions::SessionDetector::default(),
             approvals: approvals::ApprovalDetector::default(),
             usage: standing::UsageTracker::default(),
         }
+    }
+
+    /// Each workload's owners (from the inventory): a request a workload files with a key
+    /// is counted as its owners' when looking for approvers who approve each other.
+    pub fn with_owners(mut self, owners: HashMap<String, Vec<String>>) -> Self {
+        self.owners = owners;
+        self
     }
 
     /// One event as the log stores it (its canonical JSON). Events of kinds no detector
@@ -528,6 +537,7 @@ impl FindingsScan {
             period: self.period,
             config: &self.config,
             kinds: &self.identity_kinds,
+            owners: &self.owners,
             cap,
         };
         if !e.actor.0.starts_with("system") {
@@ -586,6 +596,7 @@ impl FindingsScan {
             period: self.period,
             config: &self.config,
             kinds: &self.identity_kinds,
+            owners: &self.owners,
             cap: self.config.evidence_cap,
         };
         let mut gathered = Gathered::default();
@@ -609,6 +620,7 @@ pub(crate) struct Ctx<'a> {
     pub period: Period,
     pub config: &'a FindingsConfig,
     pub kinds: &'a HashMap<String, IdentityKind>,
+    pub owners: &'a HashMap<String, Vec<String>>,
     pub cap: usize,
 }
 

@@ -198,8 +198,7 @@ impl SessionDetector {
         for o in self.found {
             out.add(
                 o.kind,
-                vec![o.subject],
-                None,
+                (vec![o.subject], None),
                 (o.at, o.at),
                 &o.seqs,
                 o.detail,
@@ -224,8 +223,7 @@ impl SessionDetector {
             );
             out.add(
                 FindingKind::WorkloadChangingSources,
-                vec![workload],
-                None,
+                (vec![workload], None),
                 (from, to),
                 &seqs,
                 detail,

@@ -264,7 +264,7 @@ pub(crate) fn inventory(
             id: format!("{}:{}", StandingKind::StandingException.as_str(), x.id),
             kind: StandingKind::StandingException,
             subject: Some(x.subject.clone()),
-            asset: (x.assets.len() == 1).then(|| x.assets[0].clone()),
+            asset: x.assets.first().filter(|_| x.assets.len() == 1).cloned(),
             exposure_hours: hours(
                 period.overlap_secs(x.since.unwrap_or(period.from), x.expires_at),
             ),

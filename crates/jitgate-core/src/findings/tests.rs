@@ -711,3 +711,44 @@ fn the_standing_inventory_lists_every_kind_with_its_exposure() {
     let legacy = &r.standing[1];
     assert_eq!(legacy.since, Some(h(240)));
 }
+
+#[test]
+fn a_workload_filing_for_its_owner_does_not_hide_rubber_stamping() {
+    let mut log = Log::new();
+    let mut cited = Vec::new();
+    for i in 0..3 {
+        let at = h(24 * i + 1);
+        // bob's workload files with its own key; alice approves it.
+        log.submit(
+            &format!("w{i}"),
+            "svc-historian",
+            "svc-historian",
+            "plc-7",
+            at,
+        );
+        cited.push(log.approve(&format!("w{i}"), "alice", at));
+        log.submit(&format!("a{i}"), "alice", "alice", "plc-7", at);
+        cited.push(log.approve(&format!("a{i}"), "bob", at));
+    }
+    let owners: HashMap<String, Vec<String>> =
+        [("svc-historian".to_string(), vec!["bob".to_string()])]
+            .into_iter()
+            .collect();
+    let mut scan =
+        FindingsScan::new(month(), FindingsConfig::default(), kinds()).with_owners(owners);
+    for (seq, e) in &log.events {
+        scan.observe(*seq, e);
+    }
+    let r = scan.finish(&StandingInputs::default());
+    assert_eq!(
+        only(&r),
+        vec![(
+            FindingKind::MutualApproval,
+            vec!["alice".into(), "bob".into()],
+            cited
+        )]
+    );
+    // Without the owners known, the workload's requests are nobody else's.
+    let r = log.run(FindingsConfig::default(), &StandingInputs::default());
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+}
