@@ -85,7 +85,7 @@ async fn load_inventory(store: &Store) {
         .unwrap();
     }
     for a in 0..ASSETS {
-        let legacy = a % 20 == 0;
+        let legacy = a.is_multiple_of(20);
         tx.upsert_asset(&Asset {
             id: format!("asset-{a}"),
             name: String::new(),
@@ -122,13 +122,13 @@ fn grant_events(g: usize, out: &mut Vec<Event>) {
     let start = month_start() + step * g as i32;
     // Most grants: anyone on any asset. Every 50th: person-7 on asset-3 (renewed back to
     // back); persons 1 and 2 approve each other.
-    let who = if g % 50 == 0 {
+    let who = if g.is_multiple_of(50) {
         7
     } else {
         (g * 7919) % (PEOPLE + VENDORS + WORKLOADS)
     };
     let (subject, _) = identity(who);
-    let asset = if g % 50 == 0 {
+    let asset = if g.is_multiple_of(50) {
         3
     } else {
         (g * 104_729) % ASSETS

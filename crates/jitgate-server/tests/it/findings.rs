@@ -236,10 +236,10 @@ fn session_started(events: &[Value], id: &str) -> i64 {
     s[0]
 }
 
-/// (id, kind, subjects, asset, evidence seqs, more) of each finding.
-fn summarise(
-    findings: &[Value],
-) -> Vec<(String, String, Vec<String>, Option<String>, Vec<i64>, u64)> {
+/// (id, kind, subjects, asset, evidence seqs, more) of a finding.
+type Summary = (String, String, Vec<String>, Option<String>, Vec<i64>, u64);
+
+fn summarise(findings: &[Value]) -> Vec<Summary> {
     findings
         .iter()
         .map(|f| {
