@@ -30,6 +30,8 @@
 //! - [`sso`]       — OIDC sign-in for people: provider mapping rules (exclusive, checked at
 //!   load), the checks of an ID token, the events of a sign-in and its refusals.
 //! - [`lockout`]   — backoff and temporary lockout after failed sign-ins and step-up codes.
+//! - [`findings`]  — findings over a period's evidence (shared accounts, rubber-stamping, JIT
+//!   that became standing) and the standing-privilege inventory, from one read of the log.
 //! - [`teardown`]  — the teardown verdict: how checks combine, which refusals prove an end,
 //!   when a grant's session evidence is complete.
 //! - [`attestation`] — post-session attestation: who attests (the subject, a workload's
@@ -54,6 +56,7 @@ pub mod error;
 pub mod event;
 pub mod exception;
 pub mod federation;
+pub mod findings;
 pub mod gateway_enrolment;
 pub mod governance;
 pub mod inventory;

@@ -214,6 +214,7 @@ const VIEWS = {
   reports: { title: 'Compliance report', render: viewReports }, // reports.js
   campaign: { title: 'Review campaign', render: viewCampaign }, // campaigns.js
   passkeys: { title: 'Passkeys', render: viewPasskeys }, // passkeys.js
+  findings: { title: 'Findings', render: viewFindings }, // findings.js
 };
 
 function route() {

@@ -64,6 +64,8 @@
 //!    - [`attestations`] — post-session attestations (given once by the subject; missing
 //!      ones listed); [`campaigns`] — review campaigns: gathering a period's items,
 //!      decisions (keep / narrow / end, "end" revoking at once), closing.
+//!    - [`findings`]  — the findings and the standing-privilege inventory of a period: one
+//!      read of the stored log through `jitgate_core::findings` (`period_findings`).
 //!    - [`evidence`]  — checkpoints (periodic, on demand, at stop), in-place verification of
 //!      the log, per-grant bundles and reports; [`siem`] — streaming events to SIEM
 //!      collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
@@ -96,6 +98,7 @@ pub mod evidence;
 pub mod exceptions;
 pub mod federation;
 pub mod files;
+pub mod findings;
 pub mod gateway_auth;
 pub mod gateway_ca;
 pub mod ids;
@@ -393,6 +396,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(api::passkeys::router())
                 .merge(api::compliance::router())
                 .merge(api::exceptions::router())
+                .merge(api::findings::router())
                 // The web console's cookie stands in for the bearer header (CSRF-checked).
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -446,6 +450,7 @@ async fn openapi() -> impl IntoResponse {
     doc.merge(api::sso::SsoDoc::openapi());
     doc.merge(api::compliance::ComplianceDoc::openapi());
     doc.merge(api::exceptions::ExceptionsDoc::openapi());
+    doc.merge(api::findings::FindingsDoc::openapi());
     api::limits::declare_errors(&mut doc);
     api::limits::declare_pages(&mut doc);
     Json(doc)

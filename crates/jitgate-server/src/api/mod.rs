@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod exceptions;
 pub mod extract;
 pub mod federation;
+pub mod findings;
 pub mod gateway;
 pub mod limits;
 pub mod metrics;

@@ -89,6 +89,9 @@ pub struct ServerConfig {
     /// OpenID providers people sign in with (`[sso]`, `[[sso.providers]]`); see docs/sso.md.
     #[serde(default)]
     pub sso: sso::SsoConfig,
+    /// Thresholds of the findings detectors (`[findings]`); see docs/findings.md.
+    #[serde(default)]
+    pub findings: jitgate_core::findings::FindingsConfig,
 }
 
 fn default_teardown_timeout() -> String {
@@ -131,6 +134,7 @@ impl Default for ServerConfig {
             federation: federation::FederationConfig::default(),
             passkeys: passkeys::PasskeysConfig::default(),
             sso: sso::SsoConfig::default(),
+            findings: jitgate_core::findings::FindingsConfig::default(),
         }
     }
 }
@@ -276,6 +280,7 @@ impl ServerConfig {
         self.login.validate().map_err(ConfigError::Invalid)?;
         self.federation.validate().map_err(ConfigError::Invalid)?;
         self.sso.validate().map_err(ConfigError::Invalid)?;
+        self.findings.validate().map_err(ConfigError::Invalid)?;
         self.tls.validate().map_err(ConfigError::Invalid)?;
         self.relying_party()?;
         tls::check_plain_http(self).map_err(ConfigError::Invalid)?;

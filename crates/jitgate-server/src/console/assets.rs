@@ -61,6 +61,7 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../console/campaigns.js"),
     ),
     ("reports.js", JS, include_str!("../../console/reports.js")),
+    ("findings.js", JS, include_str!("../../console/findings.js")),
     ("player.js", JS, include_str!("../../console/player.js")),
     ("player.css", CSS, include_str!("../../console/player.css")),
     (

@@ -12,6 +12,7 @@ mod evidence;
 mod exception_gateway;
 mod exceptions;
 mod federation;
+mod findings;
 mod gateway;
 mod governance;
 mod layers;

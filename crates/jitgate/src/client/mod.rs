@@ -11,7 +11,7 @@
 //!   [`auth`] (login, logout, whoami, totp, apikey), [`requests`] (request, requests, show,
 //!   approve, deny, withdraw), [`grants`], [`events`], [`directory`] (identities, assets,
 //!   sites, orgs, inventory), [`policy`], [`evidence`], [`campaigns`] (attest, attestations, campaign), [`reviews`] (review, reviews,
-//!   notifications), [`exceptions`] (standing exceptions), [`ssh`] (an OpenSSH certificate per run and the system `ssh`), [`recordings`]
+//!   notifications), [`exceptions`] (standing exceptions), [`findings`] (findings, standing), [`ssh`] (an OpenSSH certificate per run and the system `ssh`), [`recordings`]
 //!   (list and play session recordings).
 //!
 //! Every handler fetches the raw JSON first, prints it as-is under `--json`, and otherwise
@@ -26,6 +26,7 @@ pub mod directory;
 pub mod events;
 pub mod evidence;
 pub mod exceptions;
+pub mod findings;
 pub mod grants;
 pub mod http;
 pub mod policy;
@@ -363,6 +364,27 @@ pub enum ClientCommand {
         jitgate notifications --webhook soc --limit 20 --json")]
     Notifications(reviews::NotificationsArgs),
 
+    /// Findings of a period from the evidence: shared accounts, vendors used from two places
+    /// at once, workloads used from changing sources, approvers who approve each other, and
+    /// JIT access that became standing (security staff and auditors).
+    #[command(
+        after_help = "Examples:\n  jitgate findings                                  # the last 30 days\n  \
+        jitgate findings --from 2026-11-01 --to 2026-12-01 --json\n\n\
+        Each finding cites the evidence events that support it (#seq): show one with\n  \
+        jitgate events --after 41 --limit 1      # event #42\n\
+        Thresholds are the server's [findings] settings; see docs/findings.md."
+    )]
+    Findings(findings::PeriodArgs),
+
+    /// The standing-privilege inventory of a period: everything that grants access outside
+    /// a just-in-time grant (legacy local accounts, vaulted gateway keys, API keys without
+    /// expiry, unused access, exceptions, JIT that became standing), with its exposure.
+    #[command(after_help = "Examples:\n  jitgate standing\n  \
+        jitgate standing --from 2026-11-01 --to 2026-12-01 --json\n\n\
+        hours = hours of the period the access stood; see docs/findings.md for what to do\n\
+        about each kind.")]
+    Standing(findings::PeriodArgs),
+
     /// List evidence events (the hash-linked log of every transition).
     #[command(
         after_help = "Examples:\n  jitgate events --request req-k3m9x2p7qa4d\n  \
@@ -607,6 +629,8 @@ pub async fn run(global: &GlobalArgs, cmd: ClientCommand) -> anyhow::Result<()> 
         ClientCommand::Attest(args) => campaigns::attest(&ctx, args).await,
         ClientCommand::Attestations(args) => campaigns::attestations(&ctx, args).await,
         ClientCommand::Campaign { cmd } => campaigns::campaign(&ctx, cmd).await,
+        ClientCommand::Findings(args) => findings::findings(&ctx, args).await,
+        ClientCommand::Standing(args) => findings::standing(&ctx, args).await,
         ClientCommand::Identities { cmd } => directory::identities(&ctx, cmd).await,
         ClientCommand::Assets { cmd } => directory::assets(&ctx, cmd).await,
         ClientCommand::Sites(page) => directory::sites(&ctx, &page).await,
