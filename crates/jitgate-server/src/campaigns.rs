@@ -14,9 +14,10 @@ use jitgate_core::campaign::{
 };
 use jitgate_core::event::{rfc3339, Actor, Event};
 use jitgate_core::exception::ExceptionState;
+use jitgate_core::findings::Finding;
 use jitgate_core::teardown::TeardownVerdict;
-use jitgate_core::{Grant, Timestamp};
-use jitgate_store::{CampaignItemRecord, CampaignRecord, ExceptionFilter, Tx};
+use jitgate_core::{Grant, GrantState, Timestamp};
+use jitgate_store::{CampaignItemRecord, CampaignRecord, ExceptionFilter, GrantFilter, Tx};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -180,6 +181,7 @@ pub async fn collect_campaign_items(
     to: Timestamp,
     site: Option<&str>,
     now: Timestamp,
+    findings: &[Finding],
 ) -> ApiResult<Vec<CampaignItemRecord>> {
     let mut items = Vec::new();
     let mut push = |kind: ItemKind, subject: &str, summary: String| {
@@ -243,9 +245,28 @@ pub async fn collect_campaign_items(
         after = Some(last);
     }
 
-    // FINDINGS: the findings of the evidence analysis (shared accounts, rubber-stamping,
-    // JIT that became standing; issue 17, items 2–3) of the period are listed here, each as
-    // `ItemKind::Finding { id, finding }` with the identity it is about as subject.
+    // The findings of the period's evidence (shared accounts, rubber-stamping, JIT that
+    // became standing), each about its first subject; on a site, those about its assets
+    // and those about no asset (rubber-stamping is not bound to one).
+    for f in findings {
+        if let (Some(site), Some(asset)) = (site, f.asset.as_deref()) {
+            if !tx.get_asset(asset).await?.is_some_and(|a| a.site == site) {
+                continue;
+            }
+        }
+        let Some(subject) = f.subjects.first() else {
+            continue;
+        };
+        let cited: Vec<String> = f.evidence.seqs.iter().map(|s| format!("#{s}")).collect();
+        push(
+            ItemKind::Finding {
+                id: f.id.clone(),
+                finding: f.kind.as_str().to_string(),
+            },
+            subject,
+            format!("{} (evidence {})", f.summary, cited.join(", ")),
+        );
+    }
 
     for id in tx.emergency_grants_in(from, to).await? {
         let g = load_grant(tx, &id).await?;
@@ -335,6 +356,10 @@ pub async fn open(
     may_run(caller)?;
     let now = state.clock.now();
     campaign::check_period(body.period_start, body.period_end, now)?;
+    // Findings read the log once, before the write transaction opens.
+    let findings = crate::findings::period_findings(state, body.period_start, body.period_end)
+        .await?
+        .findings;
     let mut tx = state.store.write().await?;
     if let Some(site) = &body.site {
         if tx.get_site(site).await?.is_none() {
@@ -349,6 +374,7 @@ pub async fn open(
         body.period_end,
         body.site.as_deref(),
         now,
+        &findings,
     )
     .await?;
     for i in &mut items {
@@ -539,9 +565,30 @@ pub async fn decide(
         // Narrowing is the owner's to do: a narrower exception is filed and approved like
         // any other; the decision is recorded and the current one stays until then.
         (DecisionEffect::NarrowException { .. }, _) => {}
-        (DecisionEffect::EndFinding { .. }, _) => {
-            // FINDINGS: ending what a finding is about (e.g. disabling the shared identity,
-            // revoking its keys) is called here, in this transaction.
+        // Ending a finding ends the access it is about, at once: every active grant of its
+        // subject (on the finding's asset, when it names one). Disabling the identity or
+        // its keys stays an administrator's act (`jitgate identities disable`).
+        (DecisionEffect::EndFinding { id: finding }, _) => {
+            let asset = finding.rsplit_once('@').map(|(_, a)| a.to_string());
+            let active = tx
+                .list_grants(&GrantFilter {
+                    state: Some(GrantState::Active),
+                    subject: Some(item.subject.clone()),
+                    ..GrantFilter::default()
+                })
+                .await?;
+            for g in active {
+                if asset
+                    .as_deref()
+                    .is_some_and(|a| !g.scope.assets().iter().any(|x| x == a))
+                {
+                    continue;
+                }
+                let why = format!("review campaign {id}, item {key}: {note}");
+                to_push.extend(
+                    crate::service::revoke_in_tx(&mut tx, state, g, caller.id(), why, now).await?,
+                );
+            }
         }
         _ => {}
     }

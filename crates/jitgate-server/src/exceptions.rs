@@ -20,7 +20,7 @@ use jitgate_core::exception::{self, ExceptionState, ExceptionSummary, Terms};
 use jitgate_core::{AccessPath, CoreError, Identity, Timestamp};
 use jitgate_store::{ExceptionFilter, ExceptionRecord, Tx};
 
-fn summary_of(rec: &ExceptionRecord, now: Timestamp) -> ExceptionSummary {
+pub(crate) fn summary_of(rec: &ExceptionRecord, now: Timestamp) -> ExceptionSummary {
     exception::summarize(
         &rec.exception,
         &rec.request,

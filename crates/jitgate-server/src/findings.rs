@@ -14,7 +14,7 @@ use jitgate_core::findings::{
     StandingInputs,
 };
 use jitgate_core::{Asset, IdentityKind, Timestamp};
-use jitgate_store::Store;
+use jitgate_store::{ExceptionFilter, Store};
 use std::collections::HashMap;
 
 /// The findings and the standing inventory of `[from, to)`, under the thresholds of the
@@ -29,14 +29,48 @@ pub async fn period_findings(
     findings_in_store(&state.store, &state.config.findings, period, &exceptions).await
 }
 
-/// The standing exceptions in force during the period.
+/// The standing exceptions of the register in force at some time during the period: their
+/// grant started before the period ended and had not ended before it began.
 async fn standing_exceptions(
-    _state: &AppState,
-    _period: Period,
+    state: &AppState,
+    period: Period,
 ) -> Result<Vec<StandingExceptionInput>, ServerError> {
-    // wired when the exceptions register lands: read its entries in force during the period
-    // and map each to a StandingExceptionInput.
-    Ok(Vec::new())
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let filter = ExceptionFilter {
+            after: after.clone(),
+            ..ExceptionFilter::default()
+        };
+        let records = tx.list_exception_records(&filter).await?;
+        let Some(last) = records.last().map(|r| r.exception.id.clone()) else {
+            break;
+        };
+        for r in &records {
+            let Some(g) = &r.grant else {
+                continue; // never approved: nothing ever stood
+            };
+            let end = g.ended_at.unwrap_or(g.expires_at);
+            if g.not_before >= period.to || end <= period.from {
+                continue;
+            }
+            let summary = crate::exceptions::summary_of(r, now);
+            out.push(StandingExceptionInput {
+                id: summary.id,
+                subject: summary.subject,
+                assets: summary.assets,
+                owner: summary.owner,
+                since: Some(g.not_before),
+                expires_at: summary.expires_at,
+                revalidation_due: summary.next_revalidation,
+                last_used: summary.last_use,
+            });
+        }
+        after = Some(last);
+    }
+    Ok(out)
 }
 
 /// [`period_findings`] over a store directly (benchmarks, tools): gathers the inventory and

@@ -172,7 +172,10 @@ impl CoverageDetector {
             k.live.clear();
             fold(&mut k, ctx.period.to, ctx);
             let covered = k.covered;
-            if covered > 0 && covered * 100 >= pct * ctx.period.secs() {
+            if covered > 0
+                && covered >= ctx.config.standing_min_hours * 3600
+                && covered * 100 >= pct * ctx.period.secs()
+            {
                 let share = covered * 100 / ctx.period.secs();
                 let from = k.first.unwrap_or(ctx.period.from);
                 let to = k.last.unwrap_or(ctx.period.to);

@@ -161,6 +161,9 @@ pub struct FindingsConfig {
     /// Share of the period (percent) a subject's grants on one asset may cover before the
     /// access is called standing.
     pub standing_coverage_percent: u32,
+    /// ... and at least this many hours in all: a few minutes of access in a short period
+    /// covers most of it without anything standing.
+    pub standing_min_hours: i64,
     /// A grant starting at most this many minutes after the previous one on the same asset
     /// ended (or while it is still active) is a back-to-back renewal.
     pub back_to_back_gap_minutes: i64,
@@ -175,6 +178,7 @@ impl Default for FindingsConfig {
             workload_max_sources: 1,
             mutual_approvals: 3,
             standing_coverage_percent: 60,
+            standing_min_hours: 24,
             back_to_back_gap_minutes: 30,
             back_to_back_renewals: 3,
         }
@@ -202,6 +206,12 @@ impl FindingsConfig {
             return Err(format!(
                 "[findings] standing_coverage_percent = {}: use a percentage from 1 to 100",
                 self.standing_coverage_percent
+            ));
+        }
+        if !(0..=366 * 24).contains(&self.standing_min_hours) {
+            return Err(format!(
+                "[findings] standing_min_hours = {}: use 0 to 8784 (a year)",
+                self.standing_min_hours
             ));
         }
         if !(0..=7 * 24 * 60).contains(&self.back_to_back_gap_minutes) {
