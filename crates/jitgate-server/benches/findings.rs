@@ -11,8 +11,8 @@
 //! shared accounts, approvers approving each other and renewals back to back among them, so
 //! every detector has work.
 //!
-//! Each measured thing is one function taking the store (`read_once`, `findings_and_standing`;
-//! add the compliance report the same way) and is timed over [`ROUNDS`] runs (median) with
+//! Each measured thing is one function taking the store (`read_once`, `findings_and_standing`,
+//! `compliance_report`, `findings_and_report`) and is timed over [`ROUNDS`] runs (median) with
 //! its peak memory: the process's peak RSS is reset before each run (`/proc/self/clear_refs`)
 //! and the growth of `VmHWM` over the RSS at the start is reported.
 
@@ -398,6 +398,26 @@ async fn findings_and_standing(store: &Store) -> (usize, usize, u64) {
     (r.findings.len(), r.standing.len(), r.events_read)
 }
 
+/// The compliance report's figures of the month (every site), as `/reports/compliance`
+/// computes them before signing: one read of the log through the report's accumulator.
+async fn compliance_report(store: &Store) -> u64 {
+    let acc = jitgate_evidence::compliance::Accumulator::new(
+        month_start(),
+        month_start() + Span::days(30),
+        None,
+    );
+    let acc = jitgate_server::compliance::read_into(store, acc, None)
+        .await
+        .unwrap();
+    acc.events_read()
+}
+
+/// What the target is about: the findings and the report of the month.
+async fn findings_and_report(store: &Store) -> u64 {
+    let (_, _, read) = findings_and_standing(store).await;
+    read + compliance_report(store).await
+}
+
 async fn bench(label: &str, store: Store) {
     let t = Instant::now();
     let written = generate(&store).await;
@@ -416,6 +436,8 @@ async fn bench(label: &str, store: Store) {
     let mut rows: Vec<(&str, Vec<Duration>, f64)> = Vec::new();
     let mut base = (Vec::new(), 0f64);
     let mut fin = (Vec::new(), 0f64);
+    let mut rep = (Vec::new(), 0f64);
+    let mut both = (Vec::new(), 0f64);
     for _ in 0..ROUNDS {
         let (d, m, _) = measured(|| read_once(&store)).await;
         base.0.push(d);
@@ -423,6 +445,13 @@ async fn bench(label: &str, store: Store) {
         let (d, m, _) = measured(|| findings_and_standing(&store)).await;
         fin.0.push(d);
         fin.1 = fin.1.max(m);
+        let (d, m, read) = measured(|| compliance_report(&store)).await;
+        assert!(read as usize >= written, "the report read every event");
+        rep.0.push(d);
+        rep.1 = rep.1.max(m);
+        let (d, m, _) = measured(|| findings_and_report(&store)).await;
+        both.0.push(d);
+        both.1 = both.1.max(m);
     }
     rows.push((
         "read the log once (`Store::scan_log`, baseline)",
@@ -433,6 +462,16 @@ async fn bench(label: &str, store: Store) {
         "findings + standing inventory (`findings_in_store`)",
         fin.0,
         fin.1,
+    ));
+    rows.push((
+        "compliance report figures (`compliance::read_into`)",
+        rep.0,
+        rep.1,
+    ));
+    rows.push((
+        "findings + standing + compliance report (target ≤ 3× read)",
+        both.0,
+        both.1,
     ));
     let median = |mut d: Vec<Duration>| {
         d.sort();

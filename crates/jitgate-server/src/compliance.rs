@@ -8,8 +8,10 @@ use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
 use jitgate_core::{Event, Timestamp};
-use jitgate_evidence::compliance::{sign_report, Accumulator, ExtraSections, SignedReport};
-use std::collections::BTreeSet;
+use jitgate_evidence::compliance::{
+    sign_report, Accumulator, ExtraSections, FindingFigures, PathCount, SignedReport,
+};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest period one report covers.
 pub const MAX_PERIOD_DAYS: i64 = 366;
@@ -80,10 +82,83 @@ pub async fn compliance_report(
         .ok_or_else(|| ServerError::Internal("no checkpoint could be signed".into()))?;
     let size = i64::try_from(checkpoint.checkpoint.tree_size)
         .map_err(|_| ServerError::Internal("checkpoint size out of range".into()))?;
-    let mut acc = Accumulator::new(scope.from, scope.to, site);
-    let mut scan = state.store.scan_log(Some(size)).await?;
-    // Parsing and counting on a blocking thread while the store reads the next pages.
-    let acc = tokio::task::spawn_blocking(move || -> ApiResult<Accumulator> {
+    let acc = read_into(
+        &state.store,
+        Accumulator::new(scope.from, scope.to, site),
+        Some(size),
+    )
+    .await?;
+    if acc.events_read() != checkpoint.checkpoint.tree_size {
+        return Err(ServerError::EvidenceBroken(format!(
+            "the log holds {} events up to the checkpoint of {size}: run `jitgate evidence verify`",
+            acc.events_read()
+        )));
+    }
+    let findings = finding_figures(state, &scope).await?;
+    let ev = &state.evidence;
+    let report = acc.finish(
+        &ev.log_id,
+        checkpoint,
+        now,
+        ExtraSections {
+            findings: Some(findings),
+        },
+    );
+    ev.with_current_key(|key| sign_report(report, key))
+        .map_err(|e| ServerError::Internal(format!("signing the compliance report: {e}")))
+}
+
+/// The findings of the period (on the site: those about its assets, and those about no
+/// asset), counted by kind, citing their evidence events.
+async fn finding_figures(state: &AppState, scope: &ReportScope) -> ApiResult<FindingFigures> {
+    let found = crate::findings::period_findings(state, scope.from, scope.to).await?;
+    let site_assets: Option<BTreeSet<String>> = match &scope.site {
+        None => None,
+        Some(site) => {
+            let mut tx = state.store.read().await?;
+            Some(
+                tx.list_assets()
+                    .await?
+                    .into_iter()
+                    .filter(|a| &a.site == site)
+                    .map(|a| a.id)
+                    .collect(),
+            )
+        }
+    };
+    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut out = FindingFigures::default();
+    for f in &found.findings {
+        if let (Some(assets), Some(asset)) = (&site_assets, &f.asset) {
+            if !assets.contains(asset) {
+                continue;
+            }
+        }
+        out.total += 1;
+        *by_kind.entry(f.kind.as_str()).or_default() += 1;
+        if let Some(first) = f.evidence.seqs.first() {
+            out.cited.cite(*first);
+        }
+    }
+    out.by_kind = by_kind
+        .into_iter()
+        .map(|(name, count)| PathCount {
+            name: name.to_string(),
+            count,
+        })
+        .collect();
+    Ok(out)
+}
+
+/// Feed the log's events (up to `up_to`, all when `None`) to `acc`, in order, in one read:
+/// the store reads pages ahead on its own thread while this blocking thread decodes.
+pub async fn read_into(
+    store: &jitgate_store::Store,
+    mut acc: Accumulator,
+    up_to: Option<i64>,
+) -> ApiResult<Accumulator> {
+    let mut scan = store.scan_log(up_to).await?;
+    tokio::task::spawn_blocking(move || -> ApiResult<Accumulator> {
         while let Some(page) = scan.blocking_next() {
             for leaf in page?.iter() {
                 let event: Event = serde_json::from_str(leaf.canonical).map_err(|e| {
@@ -98,15 +173,5 @@ pub async fn compliance_report(
         Ok(acc)
     })
     .await
-    .map_err(|e| ServerError::Internal(format!("compliance report: {e}")))??;
-    if acc.events_read() != checkpoint.checkpoint.tree_size {
-        return Err(ServerError::EvidenceBroken(format!(
-            "the log holds {} events up to the checkpoint of {size}: run `jitgate evidence verify`",
-            acc.events_read()
-        )));
-    }
-    let ev = &state.evidence;
-    let report = acc.finish(&ev.log_id, checkpoint, now, ExtraSections::default());
-    ev.with_current_key(|key| sign_report(report, key))
-        .map_err(|e| ServerError::Internal(format!("signing the compliance report: {e}")))
+    .map_err(|e| ServerError::Internal(format!("compliance report: {e}")))?
 }
