@@ -7,7 +7,7 @@
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
-use jitgate_core::{Event, Timestamp};
+use jitgate_core::Timestamp;
 use jitgate_evidence::compliance::{
     sign_report, Accumulator, ExtraSections, FindingFigures, PathCount, SignedReport,
 };
@@ -161,13 +161,12 @@ pub async fn read_into(
     tokio::task::spawn_blocking(move || -> ApiResult<Accumulator> {
         while let Some(page) = scan.blocking_next() {
             for leaf in page?.iter() {
-                let event: Event = serde_json::from_str(leaf.canonical).map_err(|e| {
+                acc.observe_canonical(leaf.seq, leaf.canonical).map_err(|e| {
                     ServerError::EvidenceBroken(format!(
                         "event {} of the log does not read as an event ({e}); run `jitgate evidence verify`",
                         leaf.seq
                     ))
                 })?;
-                acc.observe(leaf.seq, &event);
             }
         }
         Ok(acc)

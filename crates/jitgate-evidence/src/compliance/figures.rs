@@ -189,14 +189,7 @@ impl Accumulator {
             EventKind::ReviewOpened | EventKind::ReviewCompleted => {
                 self.review(seq, event, in_period)
             }
-            EventKind::SessionStarted if in_period && self.counts(event.grant_id.as_deref()) => {
-                self.operations.sessions += 1;
-            }
-            EventKind::SessionRefused if in_period && self.counts(event.grant_id.as_deref()) => {
-                self.operations.sessions_refused += 1;
-                self.operations.cited.cite(seq);
-            }
-            EventKind::Operation if in_period && self.counts(event.grant_id.as_deref()) => {
+            EventKind::SessionStarted | EventKind::SessionRefused | EventKind::Operation => {
                 // Operations are most of the log: read the one field in place (the shape of
                 // `OperationOutcome`) instead of cloning the detail.
                 let allowed = event
@@ -204,16 +197,81 @@ impl Accumulator {
                     .get("detail")
                     .and_then(|d| d.get("allowed"))
                     .and_then(serde_json::Value::as_bool);
-                match allowed {
-                    Some(true) => self.operations.operations_allowed += 1,
-                    Some(false) => {
-                        self.operations.operations_denied += 1;
-                        self.operations.cited.cite(seq);
-                    }
-                    None => {}
-                }
+                self.gateway(
+                    seq,
+                    event.kind,
+                    event.at,
+                    event.grant_id.as_deref(),
+                    allowed,
+                );
             }
             _ => {}
+        }
+    }
+
+    /// One event as the log stores it (its canonical JSON). Gateway events — most of the
+    /// log — are read through a small shape of their own (time, grant, verdict); kinds the
+    /// report does not count are skipped once their kind is read; the rest are decoded whole.
+    pub fn observe_canonical(
+        &mut self,
+        seq: i64,
+        canonical: &str,
+    ) -> Result<(), serde_json::Error> {
+        let head: Head<'_> = serde_json::from_str(canonical)?;
+        match head.kind {
+            "session.started" | "session.refused" | "operation" => {
+                self.events_read += 1;
+                let g: GatewayHead<'_> = serde_json::from_str(canonical)?;
+                let kind = match head.kind {
+                    "session.started" => EventKind::SessionStarted,
+                    "session.refused" => EventKind::SessionRefused,
+                    _ => EventKind::Operation,
+                };
+                let allowed = g.data.and_then(|d| d.detail).and_then(|d| d.allowed);
+                self.gateway(seq, kind, g.at, g.grant_id.as_deref(), allowed);
+            }
+            "request.submitted"
+            | "request.decided"
+            | "grant.issued"
+            | "grant.ended"
+            | "teardown.verdict"
+            | "review.opened"
+            | "review.completed"
+            | "exception.revalidated"
+            | "attestation.recorded" => {
+                let event: Event = serde_json::from_str(canonical)?;
+                self.observe(seq, &event);
+            }
+            _ => self.events_read += 1,
+        }
+        Ok(())
+    }
+
+    fn gateway(
+        &mut self,
+        seq: i64,
+        kind: EventKind,
+        at: Timestamp,
+        grant_id: Option<&str>,
+        allowed: Option<bool>,
+    ) {
+        if !self.in_period(at) || !self.counts(grant_id) {
+            return;
+        }
+        match kind {
+            EventKind::SessionStarted => self.operations.sessions += 1,
+            EventKind::SessionRefused => {
+                self.operations.sessions_refused += 1;
+                self.operations.cited.cite(seq);
+            }
+            _ => match allowed {
+                Some(true) => self.operations.operations_allowed += 1,
+                Some(false) => {
+                    self.operations.operations_denied += 1;
+                    self.operations.cited.cite(seq);
+                }
+                None => {}
+            },
         }
     }
 
@@ -581,4 +639,34 @@ impl Accumulator {
         report.mappings = super::frameworks::mappings(&report);
         report
     }
+}
+
+/// The kind of a stored event, read before deciding how much of it to decode.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    kind: &'a str,
+}
+
+/// What the report reads of a gateway event.
+#[derive(serde::Deserialize)]
+struct GatewayHead<'a> {
+    #[serde(with = "jitgate_core::event::millis")]
+    at: Timestamp,
+    #[serde(default, borrow)]
+    grant_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    data: Option<GatewayData>,
+}
+
+#[derive(serde::Deserialize)]
+struct GatewayData {
+    #[serde(default)]
+    detail: Option<GatewayDetail>,
+}
+
+#[derive(serde::Deserialize)]
+struct GatewayDetail {
+    #[serde(default)]
+    allowed: Option<bool>,
 }

@@ -548,3 +548,33 @@ fn required_attestations_are_counted_recorded_or_missing() {
     assert_eq!((a.recorded, a.missing), (1, 1));
     assert_eq!(a.cited.events, vec![5]);
 }
+
+#[test]
+fn reading_the_stored_text_gives_the_same_report_as_reading_events() {
+    let events = log();
+    let mut by_event = Accumulator::new(at(2, 0), at(4, 0), None);
+    let mut by_text = Accumulator::new(at(2, 0), at(4, 0), None);
+    for (i, e) in events.iter().enumerate() {
+        by_event.observe(i as i64 + 1, e);
+        let text = String::from_utf8(e.canonical_bytes()).unwrap();
+        by_text.observe_canonical(i as i64 + 1, &text).unwrap();
+    }
+    assert_eq!(by_text.events_read(), events.len() as u64);
+    let (_, cp) = key_and_checkpoint(events.len());
+    let a = by_event.finish(
+        "jitgate.test/plant-1",
+        cp.clone(),
+        at(6, 0),
+        ExtraSections::default(),
+    );
+    let b = by_text.finish(
+        "jitgate.test/plant-1",
+        cp,
+        at(6, 0),
+        ExtraSections::default(),
+    );
+    assert_eq!(a, b);
+    assert_eq!(b.operations.operations_denied, 1);
+    let mut other = Accumulator::new(at(2, 0), at(4, 0), None);
+    assert!(other.observe_canonical(1, "not json").is_err());
+}
