@@ -16,6 +16,24 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Longest period one report covers.
 pub const MAX_PERIOD_DAYS: i64 = 366;
 
+/// The last full calendar month before `now` (UTC): the default period.
+pub fn last_full_month(now: Timestamp) -> (Timestamp, Timestamp) {
+    use chrono::{Datelike, NaiveDate, NaiveTime};
+    let first_of = |y: i32, m: u32| {
+        NaiveDate::from_ymd_opt(y, m, 1)
+            .unwrap_or_default()
+            .and_time(NaiveTime::MIN)
+            .and_utc()
+    };
+    let this = first_of(now.year(), now.month());
+    let prev = if now.month() == 1 {
+        first_of(now.year() - 1, 12)
+    } else {
+        first_of(now.year(), now.month() - 1)
+    };
+    (prev, this)
+}
+
 /// What a report covers.
 #[derive(Debug, Clone)]
 pub struct ReportScope {

@@ -40,12 +40,13 @@ pub enum ReportFormat {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ComplianceQuery {
-    /// Period start (RFC 3339), inclusive.
-    #[param(value_type = String, format = DateTime)]
-    from: Timestamp,
+    /// Period start (RFC 3339), inclusive. With `to`; without both, the last full calendar
+    /// month (UTC).
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<Timestamp>,
     /// Period end (RFC 3339), exclusive; not in the future; at most 366 days after `from`.
-    #[param(value_type = String, format = DateTime)]
-    to: Timestamp,
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<Timestamp>,
     /// Restrict to the grants naming an asset of this site (inventory site id).
     #[param(max_length = 200)]
     site: Option<String>,
@@ -60,19 +61,29 @@ pub(crate) struct ComplianceQuery {
 #[utoipa::path(get, path = "/api/v1/reports/compliance", params(ComplianceQuery),
     responses((status = 200, description = "the signed report (JSON) or its page (HTML)",
                content((Object = "application/json"), (String = "text/html"))),
-              (status = 400, body = ApiError), (status = 403, body = ApiError),
-              (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+              (status = 400, body = ApiError), (status = 401, body = ApiError),
+              (status = 403, body = ApiError), (status = 404, body = ApiError),
+              (status = 409, body = ApiError), (status = 500, body = ApiError)))]
 pub(crate) async fn get_compliance_report(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ComplianceQuery>,
 ) -> ApiResult<Response> {
+    let (from, to) = match (q.from, q.to) {
+        (Some(from), Some(to)) => (from, to),
+        (None, None) => crate::compliance::last_full_month(state.clock.now()),
+        _ => {
+            return Err(crate::error::ServerError::BadRequest(
+                "give both `from` and `to`, or neither for the last full calendar month".into(),
+            ))
+        }
+    };
     let signed = compliance_report(
         &state,
         &caller,
         ReportScope {
-            from: q.from,
-            to: q.to,
+            from,
+            to,
             site: q.site,
         },
     )
