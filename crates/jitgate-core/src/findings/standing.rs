@@ -230,12 +230,14 @@ pub(crate) fn inventory(
         }
     }
     // Identities with a standing means of access, and whether they used it.
-    let mut standing_holders: Vec<(String, String)> = Vec::new();
+    // (identity, what it holds, seconds of the period it held it)
+    let mut standing_holders: Vec<(String, String, i64)> = Vec::new();
     for k in inputs.api_keys {
         if k.revoked || k.expires_at.is_some_and(|t| t <= period.from) {
             continue;
         }
-        standing_holders.push((k.identity.clone(), format!("API key {}", k.id)));
+        let held = period.overlap_secs(k.created_at, k.expires_at.unwrap_or(period.to));
+        standing_holders.push((k.identity.clone(), format!("API key {}", k.id), held));
         if k.expires_at.is_some() {
             continue;
         }
@@ -258,7 +260,8 @@ pub(crate) fn inventory(
         if x.expires_at <= period.from {
             continue;
         }
-        standing_holders.push((x.subject.clone(), format!("exception {}", x.id)));
+        let held = period.overlap_secs(x.since.unwrap_or(period.from), x.expires_at);
+        standing_holders.push((x.subject.clone(), format!("exception {}", x.id), held));
         let overdue = x.revalidation_due < period.to;
         out.push(StandingItem {
             id: format!("{}:{}", StandingKind::StandingException.as_str(), x.id),
@@ -287,22 +290,29 @@ pub(crate) fn inventory(
     }
     standing_holders.sort();
     let mut reported: Vec<&str> = Vec::new();
-    for (identity, _) in &standing_holders {
+    for (identity, _, _) in &standing_holders {
         if usage.active_in_period.contains_key(identity) || reported.contains(&identity.as_str()) {
             continue;
         }
         reported.push(identity);
         let all: Vec<&str> = standing_holders
             .iter()
-            .filter(|(i, _)| i == identity)
-            .map(|(_, m)| m.as_str())
+            .filter(|(i, _, _)| i == identity)
+            .map(|(_, m, _)| m.as_str())
             .collect();
+        // Exposed while any of them was held (the longest, as they may overlap).
+        let held = standing_holders
+            .iter()
+            .filter(|(i, _, _)| i == identity)
+            .map(|(_, _, h)| *h)
+            .max()
+            .unwrap_or(0);
         out.push(StandingItem {
             id: format!("{}:{}", StandingKind::UnusedAccess.as_str(), identity),
             kind: StandingKind::UnusedAccess,
             subject: Some(identity.clone()),
             asset: None,
-            exposure_hours: hours(period.secs()),
+            exposure_hours: hours(held),
             since: None,
             last_used: usage.identity_last.get(identity).copied(),
             detail: format!(

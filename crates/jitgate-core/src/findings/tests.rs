@@ -693,8 +693,8 @@ fn the_standing_inventory_lists_every_kind_with_its_exposure() {
             ("api_key_without_expiry:key-1", 720.0),
             ("legacy_local_accounts:plc-legacy-1", 480.0),
             ("standing_exception:exc-1", 360.0),
-            ("unused_access:carol", 720.0),
-            ("unused_access:svc-backup", 720.0),
+            ("unused_access:carol", 360.0),
+            ("unused_access:svc-backup", 600.0),
             ("vaulted_gateway_key:hmi-9", 720.0),
         ]
     );
