@@ -250,7 +250,7 @@ pub async fn collect_campaign_items(
     // and those about no asset (rubber-stamping is not bound to one).
     for f in findings {
         if let (Some(site), Some(asset)) = (site, f.asset.as_deref()) {
-            if !tx.get_asset(asset).await?.is_some_and(|a| a.site == site) {
+            if tx.get_asset(asset).await?.is_none_or(|a| a.site != site) {
                 continue;
             }
         }

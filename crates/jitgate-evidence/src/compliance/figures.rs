@@ -56,6 +56,10 @@ struct GrantInfo {
     break_glass_review_open: bool,
 }
 
+/// A grant not ended when the log was read: id, subject, assets, not before, expiry,
+/// emergency.
+type StillOpen = (String, String, Arc<[String]>, Timestamp, Timestamp, bool);
+
 /// Reads events in log order; [`Accumulator::finish`] makes the report.
 #[derive(Debug)]
 pub struct Accumulator {
@@ -518,7 +522,7 @@ impl Accumulator {
         generated_at: Timestamp,
         extra: ExtraSections,
     ) -> ComplianceReport {
-        let open: Vec<(String, String, Arc<[String]>, Timestamp, Timestamp, bool)> = self
+        let open: Vec<StillOpen> = self
             .grants_open
             .iter()
             .filter(|(_, g)| !g.ended)

@@ -438,7 +438,7 @@ fn standing_exceptions_are_counted_from_their_grants_and_revalidations() {
         .unwrap()
         .grant(grant)
     };
-    let events = vec![
+    let events = [
         // Still standing at the end of the period, re-validated inside it.
         submitted("req-s1", "plc-7", AccessPath::Standing, at(1, 6)),
         issued("req-s1", "grant-s1", at(1, 6), at(20, 6), false),
