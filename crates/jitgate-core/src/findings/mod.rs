@@ -289,19 +289,6 @@ pub(crate) struct OpenRequest {
     pub assets: Vec<String>,
 }
 
-/// The assets a canonical scope text names (each line after the header starts with one).
-pub fn assets_of_canonical_scope(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next())
-        .map(String::from)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
 /// Findings of the same kind about the same subjects and asset, gathered into one.
 #[derive(Debug, Default)]
 pub(crate) struct Gathered {
@@ -559,7 +546,7 @@ impl FindingsScan {
                     self.requests.insert(
                         id.clone(),
                         OpenRequest {
-                            assets: assets_of_canonical_scope(&p.scope),
+                            assets: crate::scope::Scope::assets_of_canonical(&p.scope),
                             requester: p.requester,
                         },
                     );
