@@ -316,6 +316,34 @@ impl Event {
     }
 }
 
+/// The event kind of a stored event's canonical text, found without parsing it: readers of
+/// the whole log (findings, the compliance report) skip most events — operations — by kind,
+/// and walking each one's `data` just to learn that cost as much as the read itself.
+///
+/// Why the last `"kind":"` is the event's own: both canonical forms sort keys and write no
+/// whitespace, so the top-level keys come in the order `actor`, `approval_id`, `at`, `data`,
+/// `grant_id`, `kind`, `request_id`, `state_after`, `state_before`, `v` — every `"kind"` key
+/// nested in `data` comes before the event's own, and what follows it holds only strings and
+/// a number. Inside a JSON string a quote is always escaped, so the pattern cannot occur
+/// there. Text that does not have this shape (not canonical) is parsed instead.
+pub fn kind_of_canonical(canonical: &str) -> Option<&str> {
+    const KEY: &str = "\"kind\":\"";
+    if let Some(at) = canonical.rfind(KEY) {
+        let rest = &canonical[at + KEY.len()..];
+        if let Some(end) = rest.find('"') {
+            return Some(&rest[..end]);
+        }
+    }
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        kind: &'a str,
+    }
+    serde_json::from_str::<Head<'_>>(canonical)
+        .ok()
+        .map(|h| h.kind)
+}
+
 /// JSON with every object's keys sorted (by their UTF-8 bytes) and no whitespace.
 ///
 /// Sorting is done here, explicitly: `serde_json::Map` keeps insertion order whenever any
@@ -432,6 +460,28 @@ pub fn rfc3339(t: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_of_canonical_is_the_events_own_never_one_nested_in_its_data() {
+        for version in [None, Some(CANONICAL_JCS)] {
+            let mut e = Event::new(EventKind::Operation, Actor::system(), Timestamp::default())
+                .grant("g-1")
+                .data(serde_json::json!({
+                    "kind": "grant.ended",
+                    "detail": {"kind": "request.submitted", "note": "\"kind\":\"x\""},
+                    "z": [{"kind": "session.started"}]
+                }));
+            e.canonical_version = version;
+            let text = String::from_utf8(e.canonical_bytes()).unwrap();
+            assert_eq!(kind_of_canonical(&text), Some("operation"), "{text}");
+        }
+        // Not canonical (spaces, another key order): parsed instead.
+        assert_eq!(
+            kind_of_canonical(r#"{ "kind" : "grant.issued", "data": {"kind": "x"} }"#),
+            Some("grant.issued")
+        );
+        assert_eq!(kind_of_canonical("not json"), None);
+    }
 
     #[test]
     fn canonical_json_sorts_keys_whatever_the_map_order() {

@@ -412,10 +412,26 @@ async fn compliance_report(store: &Store) -> u64 {
     acc.events_read()
 }
 
-/// What the target is about: the findings and the report of the month.
-async fn findings_and_report(store: &Store) -> u64 {
+/// The same two results the way they were computed before: two reads of the log.
+async fn findings_then_report(store: &Store) -> u64 {
     let (_, _, read) = findings_and_standing(store).await;
     read + compliance_report(store).await
+}
+
+/// What the target is about: the findings and the report of the month, as
+/// `/reports/compliance` computes them — one read of the log feeding both.
+async fn findings_and_report(store: &Store) -> u64 {
+    let period = Period::new(month_start(), month_start() + Span::days(30)).unwrap();
+    let findings =
+        jitgate_server::findings::prepare(store, &FindingsConfig::default(), period, &[])
+            .await
+            .unwrap();
+    let acc = jitgate_evidence::compliance::Accumulator::new(period.from, period.to, None);
+    let (acc, found) = jitgate_server::compliance::figures_and_findings(store, acc, findings)
+        .await
+        .unwrap();
+    assert!(found.events_read == acc.events_read());
+    acc.events_read()
 }
 
 async fn bench(label: &str, store: Store) {
@@ -438,6 +454,7 @@ async fn bench(label: &str, store: Store) {
     let mut fin = (Vec::new(), 0f64);
     let mut rep = (Vec::new(), 0f64);
     let mut both = (Vec::new(), 0f64);
+    let mut two_reads = (Vec::new(), 0f64);
     for _ in 0..ROUNDS {
         let (d, m, _) = measured(|| read_once(&store)).await;
         base.0.push(d);
@@ -449,6 +466,9 @@ async fn bench(label: &str, store: Store) {
         assert!(read as usize >= written, "the report read every event");
         rep.0.push(d);
         rep.1 = rep.1.max(m);
+        let (d, m, _) = measured(|| findings_then_report(&store)).await;
+        two_reads.0.push(d);
+        two_reads.1 = two_reads.1.max(m);
         let (d, m, _) = measured(|| findings_and_report(&store)).await;
         both.0.push(d);
         both.1 = both.1.max(m);
@@ -469,7 +489,12 @@ async fn bench(label: &str, store: Store) {
         rep.1,
     ));
     rows.push((
-        "findings + standing + compliance report (target ≤ 3× read)",
+        "findings, then the report: two reads (as before)",
+        two_reads.0,
+        two_reads.1,
+    ));
+    rows.push((
+        "findings + standing + compliance report, one read (target ≤ 3× read)",
         both.0,
         both.1,
     ));

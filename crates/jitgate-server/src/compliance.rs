@@ -1,12 +1,14 @@
 //! The compliance report of a period and a site (docs/compliance-report.md): sign a
 //! checkpoint of the whole log now, read the log up to it once, let
-//! [`jitgate_evidence::compliance::Accumulator`] compute the figures, and sign the report with
-//! the evidence key. The report carries that checkpoint, so an auditor checks both offline
+//! [`jitgate_evidence::compliance::Accumulator`] compute the figures and
+//! `jitgate_core::findings` the findings from that same read ([`crate::log_scan`]), and sign
+//! the report with the evidence key. The report carries that checkpoint, so an auditor checks both offline
 //! with the evidence public key file.
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
 use crate::state::AppState;
+use jitgate_core::findings::{FindingsScan, PeriodReport};
 use jitgate_core::Timestamp;
 use jitgate_evidence::compliance::{
     sign_report, Accumulator, ExtraSections, FindingFigures, PathCount, SignedReport,
@@ -95,14 +97,16 @@ pub async fn compliance_report(
             Some((id.clone(), assets))
         }
     };
+    let (scan, inputs) = crate::findings::prepare_period(state, scope.from, scope.to).await?;
     let checkpoint = crate::evidence::sign_checkpoint(state, true)
         .await?
         .ok_or_else(|| ServerError::Internal("no checkpoint could be signed".into()))?;
     let size = i64::try_from(checkpoint.checkpoint.tree_size)
         .map_err(|_| ServerError::Internal("checkpoint size out of range".into()))?;
-    let acc = read_into(
+    // One read of the log up to the checkpoint feeds the figures and the findings.
+    let (acc, scan) = crate::log_scan::read_log(
         &state.store,
-        Accumulator::new(scope.from, scope.to, site),
+        (Accumulator::new(scope.from, scope.to, site.clone()), scan),
         Some(size),
     )
     .await?;
@@ -112,7 +116,7 @@ pub async fn compliance_report(
             acc.events_read()
         )));
     }
-    let findings = finding_figures(state, &scope).await?;
+    let findings = finding_figures(&inputs.finish(scan), site.as_ref().map(|(_, a)| a));
     let ev = &state.evidence;
     let report = acc.finish(
         &ev.log_id,
@@ -128,26 +132,11 @@ pub async fn compliance_report(
 
 /// The findings of the period (on the site: those about its assets, and those about no
 /// asset), counted by kind, citing their evidence events.
-async fn finding_figures(state: &AppState, scope: &ReportScope) -> ApiResult<FindingFigures> {
-    let found = crate::findings::period_findings(state, scope.from, scope.to).await?;
-    let site_assets: Option<BTreeSet<String>> = match &scope.site {
-        None => None,
-        Some(site) => {
-            let mut tx = state.store.read().await?;
-            Some(
-                tx.list_assets()
-                    .await?
-                    .into_iter()
-                    .filter(|a| &a.site == site)
-                    .map(|a| a.id)
-                    .collect(),
-            )
-        }
-    };
+fn finding_figures(found: &PeriodReport, site_assets: Option<&BTreeSet<String>>) -> FindingFigures {
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut out = FindingFigures::default();
     for f in &found.findings {
-        if let (Some(assets), Some(asset)) = (&site_assets, &f.asset) {
+        if let (Some(assets), Some(asset)) = (site_assets, &f.asset) {
             if !assets.contains(asset) {
                 continue;
             }
@@ -165,30 +154,27 @@ async fn finding_figures(state: &AppState, scope: &ReportScope) -> ApiResult<Fin
             count,
         })
         .collect();
-    Ok(out)
+    out
 }
 
-/// Feed the log's events (up to `up_to`, all when `None`) to `acc`, in order, in one read:
-/// the store reads pages ahead on its own thread while this blocking thread decodes.
+/// The report's figures alone, from one read of the log up to `up_to` (all when `None`).
 pub async fn read_into(
     store: &jitgate_store::Store,
-    mut acc: Accumulator,
+    acc: Accumulator,
     up_to: Option<i64>,
 ) -> ApiResult<Accumulator> {
-    let mut scan = store.scan_log(up_to).await?;
-    tokio::task::spawn_blocking(move || -> ApiResult<Accumulator> {
-        while let Some(page) = scan.blocking_next() {
-            for leaf in page?.iter() {
-                acc.observe_canonical(leaf.seq, leaf.canonical).map_err(|e| {
-                    ServerError::EvidenceBroken(format!(
-                        "event {} of the log does not read as an event ({e}); run `jitgate evidence verify`",
-                        leaf.seq
-                    ))
-                })?;
-            }
-        }
-        Ok(acc)
-    })
-    .await
-    .map_err(|e| ServerError::Internal(format!("compliance report: {e}")))?
+    crate::log_scan::read_log(store, acc, up_to).await
+}
+
+/// The report's figures and the findings of the same period from one read of the whole log
+/// (what [`compliance_report`] does before signing; also measured by the findings
+/// benchmark).
+pub async fn figures_and_findings(
+    store: &jitgate_store::Store,
+    acc: Accumulator,
+    findings: (FindingsScan, crate::findings::FindingsInputs),
+) -> ApiResult<(Accumulator, PeriodReport)> {
+    let (scan, inputs) = findings;
+    let (acc, scan) = crate::log_scan::read_log(store, (acc, scan), None).await?;
+    Ok((acc, inputs.finish(scan)))
 }

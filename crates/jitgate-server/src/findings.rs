@@ -1,11 +1,11 @@
 //! Findings and the standing-privilege inventory of a period, computed from the stored
 //! evidence: the server gathers what the core needs (inventory, API keys, exceptions),
-//! streams the log once through `jitgate_core::findings::FindingsScan` on a blocking thread
-//! while the store reads ahead ([`jitgate_store::Store::scan_log`]), and returns what the
-//! core found. Nothing is decided here.
+//! streams the log once through `jitgate_core::findings::FindingsScan`
+//! ([`crate::log_scan::read_log`]), and returns what the core found. Nothing is decided here.
 //!
-//! [`period_findings`] is the one entry point for every caller: the `/findings` and
-//! `/standing` lists, and the reviews and reports that cite findings.
+//! [`period_findings`] is the entry point of the `/findings` and `/standing` lists and of
+//! review campaigns; the compliance report uses [`prepare_period`] to read the log once for
+//! its figures and the findings together.
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -24,9 +24,21 @@ pub async fn period_findings(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<PeriodReport, ServerError> {
+    let (scan, inputs) = prepare_period(state, from, to).await?;
+    let scan = crate::log_scan::read_log(&state.store, scan, None).await?;
+    Ok(inputs.finish(scan))
+}
+
+/// The scan of `[from, to)` under the server's thresholds and the register's exceptions,
+/// before the log is read (see [`prepare`]).
+pub async fn prepare_period(
+    state: &AppState,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<(FindingsScan, FindingsInputs), ServerError> {
     let period = Period::new(from, to).map_err(ServerError::BadRequest)?;
     let exceptions = standing_exceptions(state, period).await?;
-    findings_in_store(&state.store, &state.config.findings, period, &exceptions).await
+    prepare(&state.store, &state.config.findings, period, &exceptions).await
 }
 
 /// The standing exceptions of the register in force at some time during the period: their
@@ -81,69 +93,72 @@ pub async fn findings_in_store(
     period: Period,
     exceptions: &[StandingExceptionInput],
 ) -> Result<PeriodReport, ServerError> {
-    let (kinds, owners, assets, api_keys) = {
-        let mut tx = store.read().await?;
-        let identities = tx.list_identities().await?;
-        let assets = tx.list_assets().await?;
-        let mut keys = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = tx.list_api_keys_after(None, after.as_deref(), 500).await?;
-            let last = page.last().map(|k| k.id.clone());
-            let full = page.len() == 500;
-            keys.extend(page.into_iter().map(|k| ApiKeyInput {
-                id: k.id,
-                identity: k.identity,
-                name: k.name,
-                created_at: k.created_at,
-                expires_at: k.expires_at,
-                revoked: k.revoked,
-            }));
-            match (full, last) {
-                (true, Some(l)) => after = Some(l),
-                _ => break,
-            }
-        }
-        let owners: HashMap<String, Vec<String>> = identities
-            .iter()
-            .filter(|i| !i.owners.is_empty())
-            .map(|i| (i.id.clone(), i.owners.clone()))
-            .collect();
-        let kinds: HashMap<String, IdentityKind> =
-            identities.into_iter().map(|i| (i.id, i.kind)).collect();
-        (kinds, owners, assets, keys)
-    };
-    let scan = FindingsScan::new(period, config.clone(), kinds).with_owners(owners);
-    let scan = read_log(store, scan).await?;
-    Ok(finish(scan, &assets, &api_keys, exceptions))
+    let (scan, inputs) = prepare(store, config, period, exceptions).await?;
+    let scan = crate::log_scan::read_log(store, scan, None).await?;
+    Ok(inputs.finish(scan))
 }
 
-/// Feed every stored event, in sequence order, to `scan`: the store reads pages ahead on
-/// its own thread while this blocking thread decodes (two cores, overlapping).
-pub async fn read_log(store: &Store, mut scan: FindingsScan) -> Result<FindingsScan, ServerError> {
-    let mut log = store.scan_log(None).await?;
-    tokio::task::spawn_blocking(move || {
-        while let Some(page) = log.blocking_next() {
-            for leaf in page?.iter() {
-                scan.observe_canonical(leaf.seq, leaf.canonical);
-            }
-        }
-        Ok::<_, jitgate_store::StoreError>(scan)
-    })
-    .await
-    .map_err(|e| ServerError::Internal(format!("reading the log for findings: {e}")))?
-    .map_err(ServerError::from)
+/// What the findings need besides the log, gathered before it is read.
+pub struct FindingsInputs {
+    assets: Vec<Asset>,
+    api_keys: Vec<ApiKeyInput>,
+    exceptions: Vec<StandingExceptionInput>,
 }
 
-fn finish(
-    scan: FindingsScan,
-    assets: &[Asset],
-    api_keys: &[ApiKeyInput],
+impl FindingsInputs {
+    /// The findings and the standing inventory, once `scan` has read the log.
+    pub fn finish(&self, scan: FindingsScan) -> PeriodReport {
+        scan.finish(&StandingInputs {
+            assets: &self.assets,
+            api_keys: &self.api_keys,
+            exceptions: &self.exceptions,
+        })
+    }
+}
+
+/// The scan of `period` (ready to read the log, e.g. with [`crate::log_scan::read_log`]
+/// beside another reader) and what its end needs: the inventory and the API keys.
+pub async fn prepare(
+    store: &Store,
+    config: &FindingsConfig,
+    period: Period,
     exceptions: &[StandingExceptionInput],
-) -> PeriodReport {
-    scan.finish(&StandingInputs {
+) -> Result<(FindingsScan, FindingsInputs), ServerError> {
+    let mut tx = store.read().await?;
+    let identities = tx.list_identities().await?;
+    let assets = tx.list_assets().await?;
+    let mut api_keys = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = tx.list_api_keys_after(None, after.as_deref(), 500).await?;
+        let last = page.last().map(|k| k.id.clone());
+        let full = page.len() == 500;
+        api_keys.extend(page.into_iter().map(|k| ApiKeyInput {
+            id: k.id,
+            identity: k.identity,
+            name: k.name,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            revoked: k.revoked,
+        }));
+        match (full, last) {
+            (true, Some(l)) => after = Some(l),
+            _ => break,
+        }
+    }
+    drop(tx);
+    let owners: HashMap<String, Vec<String>> = identities
+        .iter()
+        .filter(|i| !i.owners.is_empty())
+        .map(|i| (i.id.clone(), i.owners.clone()))
+        .collect();
+    let kinds: HashMap<String, IdentityKind> =
+        identities.into_iter().map(|i| (i.id, i.kind)).collect();
+    let scan = FindingsScan::new(period, config.clone(), kinds).with_owners(owners);
+    let inputs = FindingsInputs {
         assets,
         api_keys,
-        exceptions,
-    })
+        exceptions: exceptions.to_vec(),
+    };
+    Ok((scan, inputs))
 }

@@ -429,13 +429,6 @@ fn summary_of(
     }
 }
 
-/// The light first read of an event: its kind, time and links, the data left unparsed.
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow)]
-    kind: std::borrow::Cow<'a, str>,
-}
-
 /// The kinds the detectors read; every other event (operations above all) is skipped.
 fn wanted(kind: &str) -> Option<EventKind> {
     Some(match kind {
@@ -505,11 +498,15 @@ impl FindingsScan {
     /// reads are skipped after reading their kind; text that does not parse is skipped
     /// too (verifying the log is `evidence verify`'s job, not this one's).
     pub fn observe_canonical(&mut self, seq: i64, canonical: &str) {
+        let kind = crate::event::kind_of_canonical(canonical);
+        self.observe_canonical_of_kind(seq, kind, canonical);
+    }
+
+    /// [`FindingsScan::observe_canonical`] when the reader already found the event's kind
+    /// ([`crate::event::kind_of_canonical`]): one look serves every reader of the same read.
+    pub fn observe_canonical_of_kind(&mut self, seq: i64, kind: Option<&str>, canonical: &str) {
         self.events_read += 1;
-        let Ok(head) = serde_json::from_str::<Head<'_>>(canonical) else {
-            return;
-        };
-        if wanted(&head.kind).is_none() {
+        if kind.and_then(wanted).is_none() {
             return;
         }
         if let Ok(event) = serde_json::from_str::<Event>(canonical) {

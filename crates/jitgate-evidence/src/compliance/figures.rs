@@ -221,12 +221,30 @@ impl Accumulator {
         seq: i64,
         canonical: &str,
     ) -> Result<(), serde_json::Error> {
-        let head: Head<'_> = serde_json::from_str(canonical)?;
-        match head.kind {
+        let kind = jitgate_core::event::kind_of_canonical(canonical);
+        self.observe_canonical_of_kind(seq, kind, canonical)
+    }
+
+    /// [`Accumulator::observe_canonical`] when the reader already found the event's kind
+    /// (`jitgate_core::event::kind_of_canonical`); `None` when the text has none, which is
+    /// refused as not an event.
+    pub fn observe_canonical_of_kind(
+        &mut self,
+        seq: i64,
+        kind: Option<&str>,
+        canonical: &str,
+    ) -> Result<(), serde_json::Error> {
+        let Some(kind) = kind else {
+            // Not an event: let the parser say why.
+            let event: Event = serde_json::from_str(canonical)?;
+            self.observe(seq, &event);
+            return Ok(());
+        };
+        match kind {
             "session.started" | "session.refused" | "operation" => {
                 self.events_read += 1;
                 let g: GatewayHead<'_> = serde_json::from_str(canonical)?;
-                let kind = match head.kind {
+                let kind = match kind {
                     "session.started" => EventKind::SessionStarted,
                     "session.refused" => EventKind::SessionRefused,
                     _ => EventKind::Operation,
@@ -643,13 +661,6 @@ impl Accumulator {
         report.mappings = super::frameworks::mappings(&report);
         report
     }
-}
-
-/// The kind of a stored event, read before deciding how much of it to decode.
-#[derive(serde::Deserialize)]
-struct Head<'a> {
-    #[serde(borrow)]
-    kind: &'a str,
 }
 
 /// What the report reads of a gateway event.
