@@ -185,6 +185,8 @@ pub enum ItemParties<'a> {
         request: &'a Request,
         requester: Option<&'a Identity>,
         subject: Option<&'a Identity>,
+        /// The owner of the standing exception the request filed (`None` otherwise).
+        exception_owner: Option<&'a str>,
     },
     /// An item without a request (exception, finding): who holds or used the access.
     Subject {
@@ -241,12 +243,19 @@ pub fn may_decide(reviewer: &Identity, parties: &ItemParties<'_>) -> Result<(), 
             request,
             requester,
             subject,
+            exception_owner,
         } => {
             if let (Some(requester), Some(subject)) = (requester, subject) {
-                let p = Parties { requester, subject };
+                let p = Parties {
+                    requester,
+                    subject,
+                    exception_owner: *exception_owner,
+                };
                 if let Some(c) = conflict_of_interest(me, request, &p) {
                     return Err(Refusal::Conflicted(c));
                 }
+            } else if *exception_owner == Some(me) {
+                return Err(Refusal::Conflicted(Conflict::OwnsException));
             } else if me == request.subject {
                 return Err(Refusal::Conflicted(Conflict::Subject));
             } else if me == request.requester {

@@ -86,7 +86,7 @@ error_codes! {
     ClientCertificateRefused = "client_certificate_refused", 401, "the client certificate names another identity, or is not the gateway's current one";
     Forbidden = "forbidden", 403, "the caller's roles do not allow this";
     IdentityDisabled = "identity_disabled", 403, "the identity is disabled";
-    SeparationOfDuties = "separation_of_duties", 403, "the approver is the requester, the subject, an owner of a workload requester or subject, or minted the key that filed it";
+    SeparationOfDuties = "separation_of_duties", 403, "the approver is the requester, the subject, an owner of a workload requester or subject, the owner of the standing exception requested, or minted the key that filed it";
     NotEligibleApprover = "not_eligible_approver", 403, "the approver lacks the role, group or site the obligations name";
     GrantNotFronted = "grant_not_fronted", 403, "a gateway reported events for, or asked a credential of, a grant on assets it does not front";
     AssetNotGranted = "asset_not_granted", 403, "the grant's scope names no access of this kind on that asset";

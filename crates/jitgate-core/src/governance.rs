@@ -50,6 +50,9 @@ pub enum Conflict {
     OwnsSubject,
     /// Minted the API key the request was filed with.
     MintedFilingKey,
+    /// Is the owner of the standing exception requested: the owner answers for it and
+    /// re-validates it alone afterwards, so granting it takes someone else.
+    OwnsException,
 }
 
 impl Conflict {
@@ -62,6 +65,9 @@ impl Conflict {
             Conflict::OwnsRequester => "owns the workload that filed the request",
             Conflict::OwnsSubject => "owns the workload that would use the access",
             Conflict::MintedFilingKey => "minted the API key the request was filed with",
+            Conflict::OwnsException => {
+                "is the owner of the standing exception requested; the owner answers for it and re-validates it, so someone else grants it"
+            }
         }
     }
 }
@@ -71,6 +77,8 @@ impl Conflict {
 pub struct Parties<'a> {
     pub requester: &'a Identity,
     pub subject: &'a Identity,
+    /// The owner named in the terms, when the request is a standing exception.
+    pub exception_owner: Option<&'a str>,
 }
 
 /// Whether `approver` is conflicted on `request`, and why (the first reason found).
@@ -98,6 +106,8 @@ pub fn conflict_of_interest(
         == Some(approver)
     {
         Some(Conflict::MintedFilingKey)
+    } else if parties.exception_owner == Some(approver) {
+        Some(Conflict::OwnsException)
     } else {
         None
     }
@@ -146,6 +156,8 @@ pub struct Standing<'a> {
     /// For a request filed with an API key: whether that key is still usable (not revoked,
     /// not expired, its minter active). `None` when not filed with a key.
     pub filing_key_usable: Option<bool>,
+    /// The owner in the terms of a standing exception (`None` for other requests).
+    pub exception_owner: Option<&'a str>,
 }
 
 /// Why a request or grant no longer stands. Each is a context change; the text goes into the
@@ -279,7 +291,11 @@ pub fn still_allowed(
         let (Some(requester), Some(subject)) = (now.requester, now.subject) else {
             return Ok(());
         };
-        let parties = Parties { requester, subject };
+        let parties = Parties {
+            requester,
+            subject,
+            exception_owner: now.exception_owner,
+        };
         let counting = counting_approvers(request, now.approvals, &parties).len() as u32;
         // The obligations in force are those recorded at filing; a stricter policy since
         // then is a re-decision, and the stricter count applies.

@@ -414,6 +414,7 @@ pub fn submit(
         decision: &request.decision,
         approvals: &[],
         filing_key_usable: context.filing_key_usable,
+        exception_owner: None,
     };
     if let Err(hold) = governance::still_allowed(&request, &standing, false) {
         if request.decision.allowed {
@@ -637,7 +638,11 @@ pub fn decide(
         };
         return void(request, hold, now);
     };
-    let parties = Parties { requester, subject };
+    let parties = Parties {
+        requester,
+        subject,
+        exception_owner: standing.exception_owner,
+    };
     check_approver(&request, approver, &parties, existing, asset_sites, now)?;
     if input.scope_digest != request.scope_digest {
         return Err(CoreError::ScopeDigestMismatch {

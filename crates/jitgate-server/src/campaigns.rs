@@ -472,6 +472,7 @@ async fn refuse_if_conflicted(
             request: &r,
             requester: requester.as_ref(),
             subject: subject.as_ref(),
+            exception_owner: Some(&ex.owner),
         };
         return match campaign::may_decide(&caller.identity, &parties) {
             Ok(()) => Ok(None),
@@ -487,10 +488,12 @@ async fn refuse_if_conflicted(
                 .ok_or_else(|| ServerError::not_found("request", &g.request_id))?;
             let requester = tx.get_identity(&r.requester).await?;
             let subject = tx.get_identity(&r.subject).await?;
+            let exception_owner = crate::parties::exception_owner(tx, &r).await?;
             let parties = ItemParties::Grant {
                 request: &r,
                 requester: requester.as_ref(),
                 subject: subject.as_ref(),
+                exception_owner: exception_owner.as_deref(),
             };
             match campaign::may_decide(&caller.identity, &parties) {
                 Ok(()) => return Ok(Some(g)),

@@ -32,6 +32,8 @@ pub struct Loaded {
     pub decision: Decision,
     pub approvals: Vec<Approval>,
     pub filing_key_usable: Option<bool>,
+    /// The owner of the standing exception the request files (`None` for other requests).
+    pub exception_owner: Option<String>,
 }
 
 impl Loaded {
@@ -65,6 +67,7 @@ impl Loaded {
             decision: &self.decision,
             approvals: &self.approvals,
             filing_key_usable: self.filing_key_usable,
+            exception_owner: self.exception_owner.as_deref(),
         }
     }
 }
@@ -146,6 +149,7 @@ pub async fn load(
             reasons: vec!["an identity of the request is no longer in the inventory".into()],
         },
     };
+    let exception_owner = crate::parties::exception_owner(tx, r).await?;
     Ok(Loaded {
         requester,
         subject,
@@ -154,6 +158,7 @@ pub async fn load(
         decision,
         approvals,
         filing_key_usable,
+        exception_owner,
     })
 }
 

@@ -52,6 +52,8 @@
 //!    - [`teardown`]    — after every end of a grant: sessions closed, credential refused
 //!      (probed), downstream authorization gone → `verified` / `partial` / `failed`;
 //!      [`probe_slots`] paces its probes per gateway.
+//!    - [`parties`]     — who a request involves beyond requester and subject (a standing
+//!      exception's owner), for the core's separation of duties.
 //!    - [`context`]     — changes of context (identity disabled, org suspended, asset locked
 //!      out, policy reload, key revoked) applied to every open request and grant.
 //! 6. Orchestration and workers:
@@ -66,6 +68,8 @@
 //!      decisions (keep / narrow / end, "end" revoking at once), closing.
 //!    - [`findings`]  — the findings and the standing-privilege inventory of a period: one
 //!      read of the stored log through `jitgate_core::findings` (`period_findings`).
+//!    - [`compliance`] — the signed compliance report of a period and a site; its figures
+//!      and findings come from one read of the log ([`log_scan`], shared by both).
 //!    - [`evidence`]  — checkpoints (periodic, on demand, at stop), in-place verification of
 //!      the log, per-grant bundles and reports; [`siem`] — streaming events to SIEM
 //!      collectors (OCSF JSON / RFC 5424 syslog over TCP or TLS) from a cursor.
@@ -102,11 +106,13 @@ pub mod findings;
 pub mod gateway_auth;
 pub mod gateway_ca;
 pub mod ids;
+pub mod log_scan;
 pub mod login;
 pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod paging;
+pub mod parties;
 pub mod passkeys;
 pub mod policy;
 pub mod probe_slots;

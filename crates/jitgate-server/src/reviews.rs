@@ -165,9 +165,11 @@ async fn authorize(tx: &mut Tx, caller: &Caller, g: &Grant, r: &Request) -> ApiR
             )))
         };
     };
+    let exception_owner = crate::parties::exception_owner(tx, r).await?;
     let parties = jitgate_core::governance::Parties {
         requester: &requester,
         subject: &subject,
+        exception_owner: exception_owner.as_deref(),
     };
     match may_complete_review(&caller.identity, r, &parties, approved_it) {
         ReviewAuthority::Allowed => Ok(()),

@@ -242,6 +242,7 @@ pub(crate) async fn submit(
         decision: out.request.decision.clone(),
         approvals: vec![],
         filing_key_usable: context.filing_key_usable,
+        exception_owner: terms.as_ref().map(|t| t.owner.clone()),
     };
     let out = then_activate_if_due(out, &loaded, now)?;
     // The exception's row (its clock started if the grant was issued at once).
@@ -468,9 +469,11 @@ async fn request_if_listed(
         ) else {
             return Ok(None);
         };
+        let exception_owner = crate::parties::exception_owner(tx, &r).await?;
         let parties = jitgate_core::governance::Parties {
             requester: &requester,
             subject: &subject,
+            exception_owner: exception_owner.as_deref(),
         };
         if decided || !lifecycle::is_eligible_approver(&r, &caller.identity, &parties, &sites) {
             return Ok(None);

@@ -99,7 +99,13 @@ pub fn visible_with(
         (Some(requester), Some(subject)) => lifecycle::is_eligible_approver(
             r,
             me,
-            &jitgate_core::governance::Parties { requester, subject },
+            // The owner of a standing exception may not grant it but may see it: as far as
+            // seeing goes, it counts like any approver.
+            &jitgate_core::governance::Parties {
+                requester,
+                subject,
+                exception_owner: None,
+            },
             sites,
         ),
         _ => false,

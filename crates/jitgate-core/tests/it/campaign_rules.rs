@@ -195,6 +195,7 @@ fn reviewers_are_never_a_party_nor_related_by_ownership() {
         request: &r,
         requester: Some(&alice),
         subject: Some(&svc),
+        exception_owner: None,
     };
     assert_eq!(
         campaign::may_decide(&alice, &parties),
@@ -214,6 +215,7 @@ fn reviewers_are_never_a_party_nor_related_by_ownership() {
         request: &r2,
         requester: Some(&alice),
         subject: Some(&svc2),
+        exception_owner: None,
     };
     assert_eq!(
         campaign::may_decide(&dora, &p2),
@@ -227,6 +229,7 @@ fn reviewers_are_never_a_party_nor_related_by_ownership() {
         request: &r3,
         requester: Some(&sam),
         subject: Some(&sam),
+        exception_owner: None,
     };
     assert_eq!(
         campaign::may_decide(&sam, &p3),
@@ -241,6 +244,7 @@ fn reviewers_are_never_a_party_nor_related_by_ownership() {
         request: &r3,
         requester: None,
         subject: None,
+        exception_owner: None,
     };
     assert_eq!(
         campaign::may_decide(&sam, &gone),

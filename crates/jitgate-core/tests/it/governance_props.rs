@@ -70,6 +70,7 @@ impl World {
         Parties {
             requester: &self.workload,
             subject: &self.workload,
+            exception_owner: None,
         }
     }
 
@@ -142,6 +143,7 @@ proptest! {
                 decision: &decision,
                 approvals: &w.approvals,
                 filing_key_usable: Some(!w.key_revoked),
+                exception_owner: None,
             };
             let was_active = w.grant.as_ref().is_some_and(|g| g.state == GrantState::Active);
             let result = match op {
@@ -220,6 +222,7 @@ fn owner_minter_requester_and_subject_are_all_conflicted() {
     let parties = Parties {
         requester: &svc,
         subject: &svc,
+        exception_owner: None,
     };
     use governance::Conflict;
     let c = |who: &str| governance::conflict_of_interest(who, &out.request, &parties);
@@ -245,6 +248,92 @@ fn owner_minter_requester_and_subject_are_all_conflicted() {
     .unwrap_err();
     assert_eq!(err.code(), "separation_of_duties");
     assert!(err.to_string().contains("owns the workload"), "{err}");
+}
+
+#[test]
+fn the_owner_of_a_standing_exception_never_grants_it_nor_counts_for_it() {
+    let dana = person("dana-exc", IdentityKind::Human, &["engineer"], &["north"]);
+    let sam = person("sam-exc", IdentityKind::Human, &["engineer"], &["north"]);
+    let svc = person("svc-batch", IdentityKind::Workload, &[], &[]);
+    let out = submit(
+        new_request(&svc, 3600, AccessPath::Routine),
+        decision(1, 7200, false),
+        "g-1",
+        t0(),
+    )
+    .unwrap();
+    let parties = Parties {
+        requester: &svc,
+        subject: &svc,
+        exception_owner: Some("dana-exc"),
+    };
+    use governance::Conflict;
+    let c = |who: &str| governance::conflict_of_interest(who, &out.request, &parties);
+    assert_eq!(c("dana-exc"), Some(Conflict::OwnsException));
+    assert_eq!(c("sam-exc"), None);
+    // An approval the owner recorded (before becoming the owner, or through a path that
+    // skipped the check) does not count toward the approvals needed.
+    let approval = |who: &str| Approval {
+        id: format!("a-{who}"),
+        request_id: out.request.id.clone(),
+        approver: who.to_string(),
+        verdict: ApprovalVerdict::Approve,
+        scope_digest: out.request.scope_digest.clone(),
+        comment: String::new(),
+        at: t0(),
+        step_up: false,
+    };
+    let recorded = [approval("dana-exc"), approval("sam-exc")];
+    let counting = governance::counting_approvers(&out.request, &recorded, &parties);
+    assert_eq!(counting.into_iter().collect::<Vec<_>>(), vec!["sam-exc"]);
+    // Through the transition: the owner is refused with the separation-of-duties code.
+    let (orgs, assets, d) = (orgs(), vec![plc()], out.request.decision.clone());
+    let standing = Standing {
+        requester: Some(&svc),
+        subject: Some(&svc),
+        orgs: &orgs,
+        assets: &assets,
+        decision: &d,
+        approvals: &[],
+        filing_key_usable: None,
+        exception_owner: Some("dana-exc"),
+    };
+    let input = |who: &str| ApprovalInput {
+        approval_id: format!("a-{who}"),
+        verdict: ApprovalVerdict::Approve,
+        scope_digest: out.request.scope_digest.clone(),
+        comment: String::new(),
+        step_up: None,
+    };
+    let err = lifecycle::decide(
+        out.request.clone(),
+        &dana,
+        input("dana-exc"),
+        &[],
+        &["north".to_string()],
+        &standing,
+        t0(),
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "separation_of_duties");
+    assert!(
+        err.to_string().contains("owner of the standing exception"),
+        "{err}"
+    );
+    let approved = lifecycle::decide(
+        out.request.clone(),
+        &sam,
+        input("sam-exc"),
+        &[],
+        &["north".to_string()],
+        &standing,
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(
+        approved.approval.map(|a| a.approver).as_deref(),
+        Some("sam-exc")
+    );
 }
 
 #[test]
@@ -284,6 +373,7 @@ fn an_approval_of_a_request_that_no_longer_stands_lapses_it_with_the_reason() {
         decision: &decision,
         approvals: &[],
         filing_key_usable: None,
+        exception_owner: None,
     };
     let input = ApprovalInput {
         approval_id: "a-1".into(),

@@ -80,6 +80,7 @@ fn with_standing<T>(
         decision: &decision,
         approvals,
         filing_key_usable: None,
+        exception_owner: None,
     })
 }
 

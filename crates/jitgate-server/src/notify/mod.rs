@@ -359,7 +359,12 @@ pub async fn ask_approvers(tx: &mut Tx, state: &AppState, r: &Request) -> ApiRes
         let (Some(requester), Some(subject)) = (find(&r.requester), find(&r.subject)) else {
             return Ok(());
         };
-        let parties = jitgate_core::governance::Parties { requester, subject };
+        let exception_owner = crate::parties::exception_owner(tx, r).await?;
+        let parties = jitgate_core::governance::Parties {
+            requester,
+            subject,
+            exception_owner: exception_owner.as_deref(),
+        };
         let mut approvers: Vec<String> = everyone
             .iter()
             .filter(|i| lifecycle::is_eligible_approver(r, i, &parties, &sites))

@@ -237,6 +237,48 @@ async fn bad_terms_are_refused_with_their_codes() {
 }
 
 #[tokio::test]
+async fn the_owner_never_grants_the_exception_it_answers_for() {
+    each_backend(|store| async move {
+        let mut h = Harness::start(store).await;
+        add_people(&mut h).await;
+        let mut body = exception_body("90d", "30d");
+        body["owner"] = json!("sofia");
+        let ex = file(&mut h, body).await;
+        assert_eq!(ex["state"], "pending", "{ex}");
+        let req = request_of(&mut h, &ex).await;
+        // Not offered to the owner as an approval to give…
+        let (s, awaiting) = h
+            .call("sofia", "GET", "/api/v1/requests?awaiting=me", None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{awaiting}");
+        assert!(
+            !awaiting.to_string().contains(req["id"].as_str().unwrap()),
+            "{awaiting}"
+        );
+        // …and refused when given anyway, security role or not.
+        let (s, v) = h.approve("sofia", &req, None).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("separation_of_duties")),
+            "{v}"
+        );
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("owner of the standing exception"),
+            "{v}"
+        );
+        // One other approval of the two needed: still pending.
+        let (s, v) = h.approve("sam", &req, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["state"], "pending", "{v}");
+        h.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn approved_revalidated_then_ended_when_overdue() {
     each_backend(|store| async move {
         let mut h = Harness::start(store).await;
