@@ -104,9 +104,10 @@ pub async fn compliance_report(
     let size = i64::try_from(checkpoint.checkpoint.tree_size)
         .map_err(|_| ServerError::Internal("checkpoint size out of range".into()))?;
     // One read of the log up to the checkpoint feeds the figures and the findings.
-    let (acc, scan) = crate::log_scan::read_log(
+    let (acc, scan) = crate::log_scan::read_log_pair(
         &state.store,
-        (Accumulator::new(scope.from, scope.to, site.clone()), scan),
+        Accumulator::new(scope.from, scope.to, site.clone()),
+        scan,
         Some(size),
     )
     .await?;
@@ -175,6 +176,6 @@ pub async fn figures_and_findings(
     findings: (FindingsScan, crate::findings::FindingsInputs),
 ) -> ApiResult<(Accumulator, PeriodReport)> {
     let (scan, inputs) = findings;
-    let (acc, scan) = crate::log_scan::read_log(store, (acc, scan), None).await?;
+    let (acc, scan) = crate::log_scan::read_log_pair(store, acc, scan, None).await?;
     Ok((acc, inputs.finish(scan)))
 }
