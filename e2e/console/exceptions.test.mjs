@@ -15,33 +15,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, SHOTS, repo, freePort, start, stopAll, waitFor, waitPort, readCreds, watchCsp } from './support.mjs';
+import { BIN, CHROMIUM, SHOTS, repo, freePort, start, stopAll, waitFor, waitPort, readCreds, watchCsp, signedInApi } from './support.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-exceptions-e2e-'));
 let base, browser, creds, page;
 const errors = [];
 const shared = {};
 
-const tokens = {};
-async function api(who, method, p, body) {
-  if (!tokens[who]) {
-    const r = await fetch(`${base}/api/v1/auth/login`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ identity: who, password: creds.passwords[who] }),
-    });
-    const text = await r.text();
-    assert.equal(r.status, 200, `login ${who}: ${text}`);
-    tokens[who] = JSON.parse(text).token;
-  }
-  const r = await fetch(`${base}/api/v1${p}`, {
-    method,
-    headers: { Authorization: `Bearer ${tokens[who]}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${p}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+let api;
 
 async function shot(name) {
   fs.mkdirSync(SHOTS, { recursive: true });
@@ -79,6 +60,7 @@ before(async () => {
   const credsFile = path.join(data, 'bootstrap-credentials.toml');
   await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
   creds = readCreds(credsFile);
+  api = signedInApi(base, creds);
 
   // alice files an exception for the historian collector she owns; sam (security) approves.
   const ex = await api('alice', 'POST', '/exceptions', {

@@ -15,32 +15,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds, watchCsp } from './support.mjs';
+import { BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds, watchCsp, signedInApi } from './support.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-findings-e2e-'));
 let base, browser, creds;
 const errors = [];
 
-const tokens = {};
-async function api(who, method, p, body, bearer) {
-  if (!bearer && !tokens[who]) {
-    const r = await fetch(`${base}/api/v1/auth/login`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ identity: who, password: creds.passwords[who] }),
-    });
-    const text = await r.text();
-    assert.equal(r.status, 200, `login ${who}: ${text}`);
-    tokens[who] = JSON.parse(text).token;
-  }
-  const r = await fetch(`${base}/api/v1${p}`, {
-    method,
-    headers: { Authorization: `Bearer ${bearer || tokens[who]}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${p}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+let api;
 
 async function signIn(who) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -69,6 +50,7 @@ before(async () => {
   const credsFile = path.join(data, 'bootstrap-credentials.toml');
   await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
   creds = readCreds(credsFile);
+  api = signedInApi(base, creds);
 
   // alice reads plc-7, bob approves; the gateway reports two overlapping sessions of hers
   // from two hosts.

@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds, watchCsp } from './support.mjs';
+import { BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds, watchCsp, signedInApi } from './support.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-passkeys-e2e-'));
 let base, browser, creds, context, page, cdp, authenticatorId;
@@ -24,26 +24,7 @@ const errors = [];
 const shared = {};
 
 /** `/api/v1` as `who` (signed in with their password once). */
-const tokens = {};
-async function api(who, method, p, body) {
-  if (!tokens[who]) {
-    const r = await fetch(`${base}/api/v1/auth/login`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ identity: who, password: creds.passwords[who] }),
-    });
-    const text = await r.text();
-    assert.equal(r.status, 200, `login ${who}: ${text}`);
-    tokens[who] = JSON.parse(text).token;
-  }
-  const r = await fetch(`${base}/api/v1${p}`, {
-    method,
-    headers: { Authorization: `Bearer ${tokens[who]}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${p}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+let api;
 
 async function events(kind) {
   const all = await api('sam', 'GET', '/events?limit=1000');
@@ -76,6 +57,7 @@ before(async () => {
   const credsFile = path.join(data, 'bootstrap-credentials.toml');
   await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
   creds = readCreds(credsFile);
+  api = signedInApi(base, creds);
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });

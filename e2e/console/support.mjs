@@ -124,6 +124,34 @@ export function apiClient(base, ca) {
 }
 
 /**
+ * `/api/v1` calls as named identities over plain HTTP: each signs in once with its password
+ * from `creds` and its token is kept; `bearer` (an API key) replaces it for one call. Parsed
+ * JSON, or a thrown error naming the answer.
+ */
+export function signedInApi(base, creds) {
+  const tokens = {};
+  return async function api(who, method, p, body, bearer) {
+    if (!bearer && !tokens[who]) {
+      const r = await fetch(`${base}/api/v1/auth/login`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ identity: who, password: creds.passwords[who] }),
+      });
+      const text = await r.text();
+      if (r.status !== 200) throw new Error(`login ${who}: ${r.status} ${text}`);
+      tokens[who] = JSON.parse(text).token;
+    }
+    const r = await fetch(`${base}/api/v1${p}`, {
+      method,
+      headers: { Authorization: `Bearer ${bearer || tokens[who]}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    if (r.status >= 400) throw new Error(`${method} ${p}: ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+}
+
+/**
  * Report every Content-Security-Policy violation in every page and frame of `context` (the
  * console page and the sandboxed recording player) into `sink`, with the script errors.
  * Playwright's init script runs in each frame before the page's own scripts; it marks the
