@@ -8,14 +8,14 @@ use super::limits::{page_response, Page};
 use super::types::ApiError;
 use crate::auth::Caller;
 use crate::error::{ApiResult, ServerError};
-use crate::paging::page_of;
+use crate::paging::{page_of, PageRequest};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use jitgate_core::findings::{
-    EvidenceRefs, Finding, FindingKind, Severity, StandingItem, StandingKind,
+    EvidenceRefs, Finding, FindingKind, PeriodReport, Severity, StandingItem, StandingKind,
 };
 use jitgate_core::Timestamp;
 use serde::Deserialize;
@@ -97,6 +97,25 @@ fn require_sees_everything(caller: &Caller) -> Result<(), ServerError> {
     }
 }
 
+/// What both lists begin with: who may see them, the page asked of `list`, and the
+/// findings and standing inventory of the period asked.
+async fn period_report(
+    state: &AppState,
+    caller: &Caller,
+    q: &mut PeriodQuery,
+    list: &str,
+) -> ApiResult<(PageRequest, PeriodReport)> {
+    require_sees_everything(caller)?;
+    let page = Page {
+        limit: q.limit,
+        cursor: q.cursor.take(),
+    }
+    .request(list, &state.config.limits)?;
+    let (from, to) = period_of(q, state.clock.now())?;
+    let report = crate::findings::period_findings(state, from, to).await?;
+    Ok((page, report))
+}
+
 #[utoipa::path(get, path = "/api/v1/findings", params(PeriodQuery),
     responses((status = 200, body = [Finding], description = "one page, by id; `x-next-cursor` names the next"),
         (status = 400, body = ApiError), (status = 403, body = ApiError)))]
@@ -105,14 +124,7 @@ pub(crate) async fn list_findings(
     caller: Caller,
     ApiQuery(mut q): ApiQuery<PeriodQuery>,
 ) -> ApiResult<Response> {
-    require_sees_everything(&caller)?;
-    let page = Page {
-        limit: q.limit,
-        cursor: q.cursor.take(),
-    }
-    .request("findings", &state.config.limits)?;
-    let (from, to) = period_of(&q, state.clock.now())?;
-    let report = crate::findings::period_findings(&state, from, to).await?;
+    let (page, report) = period_report(&state, &caller, &mut q, "findings").await?;
     let key = |f: &Finding| f.id.clone();
     Ok(page_response(
         "findings",
@@ -129,14 +141,7 @@ pub(crate) async fn list_standing(
     caller: Caller,
     ApiQuery(mut q): ApiQuery<PeriodQuery>,
 ) -> ApiResult<Response> {
-    require_sees_everything(&caller)?;
-    let page = Page {
-        limit: q.limit,
-        cursor: q.cursor.take(),
-    }
-    .request("standing", &state.config.limits)?;
-    let (from, to) = period_of(&q, state.clock.now())?;
-    let report = crate::findings::period_findings(&state, from, to).await?;
+    let (page, report) = period_report(&state, &caller, &mut q, "standing").await?;
     let key = |s: &StandingItem| s.id.clone();
     Ok(page_response(
         "standing",
