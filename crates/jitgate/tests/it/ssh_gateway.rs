@@ -93,7 +93,7 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\nUsePAM no\n\
                  StrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\n{auth}\
-                 Subsystem sftp internal-sftp\nAllowTcpForwarding yes\nLogLevel VERBOSE\n",
+                 Subsystem sftp internal-sftp\nAllowTcpForwarding yes\nLogLevel DEBUG1\n",
                 hk = dir.join(host_key).display(),
             ),
         )
@@ -108,11 +108,17 @@ impl Sshd {
     }
 
     fn run(&mut self, config: &Path) {
+        // Its log (stderr) is kept: tests read what it negotiated.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("sshd.log"))
+            .unwrap();
         let child = Command::new(SSHD)
             .args(["-D", "-e", "-f"])
             .arg(config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
         let mut child = Killed(child);
@@ -434,6 +440,12 @@ fn ssh_through_the_gateway_with_real_openssh() {
     let started = wait_event(cli, &shell, "session.started", |e| {
         e["kind"] == "session.started"
     });
+    // The gateway's own connection to the asset negotiated AES-GCM (its first choice).
+    let sshd_log = std::fs::read_to_string(w.join("sshd").join("sshd.log")).unwrap();
+    assert!(
+        sshd_log.contains("kex: client->server cipher: aes256-gcm@openssh.com"),
+        "the asset's sshd did not see the gateway ask for AES-GCM:\n{sshd_log}"
+    );
     assert_eq!(detail(&started)["asset"], "historian", "{started:#}");
     assert_eq!(detail(&started)["subject"], "alice", "{started:#}");
     wait_event(cli, &shell, "shell allowed", |e| {
