@@ -141,13 +141,20 @@ fn sshd(dir: &Path, port: u16, auth: &str) -> Proc {
     std::fs::create_dir_all(dir).unwrap();
     keygen(&dir.join("host_key"));
     let config = dir.join("sshd_config");
+    // JITGATE_SSH_BENCH_SSHD_CIPHERS=chacha20-poly1305@openssh.com: the sshds accept only
+    // that cipher. OpenSSH clients ask for it first anyway, so only the gateway's leg to the
+    // asset changes — the gateway's cipher as it was before it asked for AES-GCM, measured
+    // in the same session.
+    let ciphers = std::env::var("JITGATE_SSH_BENCH_SSHD_CIPHERS")
+        .map(|c| format!("Ciphers {c}\n"))
+        .unwrap_or_default();
     std::fs::write(
         &config,
         format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\nUsePAM no\n\
              StrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\n{auth}AllowTcpForwarding yes\nLogLevel ERROR\n\
-             MaxStartups 100:30:200\nPrintMotd no\nPrintLastLog no\n",
+             MaxStartups 100:30:200\nPrintMotd no\nPrintLastLog no\n{ciphers}",
             hk = dir.join("host_key").display(),
         ),
     )
