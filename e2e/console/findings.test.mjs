@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds, watchCsp, signedInApi } from './support.mjs';
+import { BIN, CHROMIUM, SHOTS, stopAll, startUp, signInPage, signedInApi } from './support.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-findings-e2e-'));
 let base, browser, creds;
@@ -23,17 +23,7 @@ const errors = [];
 
 let api;
 
-async function signIn(who) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-  await watchCsp(context, who, errors);
-  const page = await context.newPage();
-  await page.goto(`${base}/console/`);
-  await page.getByLabel('Identity').fill(who);
-  await page.getByLabel('Password').fill(creds.passwords[who]);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  return page;
-}
+const signIn = (who) => signInPage(browser, base, creds, who, errors);
 
 const seqs = {};
 
@@ -41,15 +31,7 @@ before(async () => {
   for (const [what, file] of [['jitgate', BIN], ['chromium', CHROMIUM]]) {
     assert.ok(fs.existsSync(file), `${what} not found at ${file}; see the comment at the top of this file`);
   }
-  const port = await freePort();
-  base = `http://localhost:${port}`;
-  const data = path.join(tmp, 'data');
-  const up = start('jitgate up', BIN, ['up', '--data-dir', data, '--listen', `127.0.0.1:${port}`],
-    { env: { ...process.env, JITGATE_LOG: 'warn' } });
-  await waitPort(port, up);
-  const credsFile = path.join(data, 'bootstrap-credentials.toml');
-  await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
-  creds = readCreds(credsFile);
+  ({ base, creds } = await startUp(tmp));
   api = signedInApi(base, creds);
 
   // alice reads plc-7, bob approves; the gateway reports two overlapping sessions of hers

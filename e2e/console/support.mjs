@@ -124,6 +124,37 @@ export function apiClient(base, ca) {
 }
 
 /**
+ * A `jitgate up` on a free port with its data in `dir/data`, plain HTTP on loopback: its base
+ * URL (`http://localhost:PORT`) and its bootstrap credentials, once both are there.
+ */
+export async function startUp(dir) {
+  const port = await freePort();
+  const data = path.join(dir, 'data');
+  const up = start('jitgate up', BIN, ['up', '--data-dir', data, '--listen', `127.0.0.1:${port}`],
+    { env: { ...process.env, JITGATE_LOG: 'warn' } });
+  await waitPort(port, up);
+  const credsFile = path.join(data, 'bootstrap-credentials.toml');
+  await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
+  return { base: `http://localhost:${port}`, creds: readCreds(credsFile) };
+}
+
+/**
+ * A page of a new browser context signed in to the console as `who` with the password of
+ * `creds`; the context's CSP violations and script errors go to `errors` (see watchCsp).
+ */
+export async function signInPage(browser, base, creds, who, errors) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  await watchCsp(context, who, errors);
+  const page = await context.newPage();
+  await page.goto(`${base}/console/`);
+  await page.getByLabel('Identity').fill(who);
+  await page.getByLabel('Password').fill(creds.passwords[who]);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  return page;
+}
+
+/**
  * `/api/v1` calls as named identities over plain HTTP: each signs in once with its password
  * from `creds` and its token is kept; `bearer` (an API key) replaces it for one call. Parsed
  * JSON, or a thrown error naming the answer.
