@@ -261,6 +261,10 @@ where
     /// Read the device's answer to `ask.pending`, frame by frame, check each fits the request
     /// and relay it; a device that answers garbage, too late or not at all ends the session
     /// (`Err` with the reason, after recording `ask.operation` with the fault).
+    ///
+    /// Frames checked from one read of the device go to the client in one write (one TLS
+    /// record, one wake-up of the client's side) — written before the next read of the
+    /// device, when the answer is complete, and before the session ends on a bad frame.
     async fn answer<P: FrameProtocol>(
         &mut self,
         ask: &mut Ask<'_, P>,
@@ -270,16 +274,20 @@ where
         stats: &mut SessionStats,
     ) -> Result<(), String> {
         let pending = ask.pending;
+        // Bytes at the start of `devbuf` that are checked and recorded, not yet relayed.
+        let mut checked = 0;
         loop {
             let response_len = loop {
-                match P::response_len(self.devbuf) {
+                match P::response_len(self.devbuf.get(checked..).unwrap_or_default()) {
                     Ok(Some(used)) => break used,
                     Ok(None) => {}
                     Err(fault) => {
+                        self.relay_checked(&mut checked, stats).await?;
                         let _ = ask.record(handle, Some(fault.code));
                         return Err(format!("bad_device_response: {}", fault.message));
                     }
                 }
+                self.relay_checked(&mut checked, stats).await?;
                 match tokio::time::timeout(device_timeout, self.device.read(self.chunk)).await {
                     Ok(Ok(0)) => return Err("device_closed".into()),
                     Ok(Ok(n)) => self
@@ -292,11 +300,12 @@ where
                     }
                 }
             };
-            let Some(response) = self.devbuf.get(..response_len) else {
+            let Some(response) = self.devbuf.get(checked..checked + response_len) else {
                 return Err("internal: frame vanished".into());
             };
             let answer = P::answer(state, pending, response);
             if let Answer::Invalid(fault) = answer {
+                self.relay_checked(&mut checked, stats).await?;
                 let _ = ask.record(handle, Some(fault.code));
                 return Err(format!("bad_device_response: {}", fault.message));
             }
@@ -308,19 +317,36 @@ where
                     .operation(now_millis(), &record, None, None)
                     .map_err(|e| e.to_string())?;
             }
-            if let Err(e) = self.client.write_all(response).await {
-                return Err(format!("client_error: {e}"));
-            }
-            stats.bytes_out += response_len as u64;
-            self.devbuf.drain(..response_len);
+            checked += response_len;
             if answer == Answer::Complete {
-                return Ok(());
+                return self.relay_checked(&mut checked, stats).await;
             }
         }
     }
+
+    /// Write the first `checked` bytes of `devbuf` (frames checked and recorded) to the
+    /// client in one write, and drop them from the buffer.
+    async fn relay_checked(
+        &mut self,
+        checked: &mut usize,
+        stats: &mut SessionStats,
+    ) -> Result<(), String> {
+        if *checked == 0 {
+            return Ok(());
+        }
+        let frames = self.devbuf.get(..*checked).unwrap_or_default();
+        if let Err(e) = self.client.write_all(frames).await {
+            return Err(format!("client_error: {e}"));
+        }
+        stats.bytes_out += *checked as u64;
+        self.devbuf.drain(..*checked);
+        *checked = 0;
+        Ok(())
+    }
 }
 
-/// Relay every complete unsolicited frame in `devbuf` to the client (or end the session).
+/// Relay every complete unsolicited frame in `devbuf` to the client (or end the session),
+/// in one write for all the frames that came in one read.
 async fn relay_unsolicited<P, C>(
     handle: &SessionHandle,
     client: &mut C,
@@ -332,14 +358,16 @@ where
     P: FrameProtocol,
     C: AsyncWrite + Unpin,
 {
-    loop {
-        let len = match P::response_len(devbuf) {
+    let mut checked = 0;
+    let end = loop {
+        let rest = devbuf.get(checked..).unwrap_or_default();
+        let len = match P::response_len(rest) {
             Ok(Some(len)) => len,
-            Ok(None) => return Ok(()),
-            Err(fault) => return Err(format!("bad_device_response: {}", fault.message)),
+            Ok(None) => break None,
+            Err(fault) => break Some(format!("bad_device_response: {}", fault.message)),
         };
-        let Some(frame) = devbuf.get(..len) else {
-            return Err("internal: frame vanished".into());
+        let Some(frame) = rest.get(..len) else {
+            break Some("internal: frame vanished".into());
         };
         if let Answer::Invalid(fault) = P::unsolicited(state, frame) {
             let _ = handle.record(
@@ -347,19 +375,27 @@ where
                 now_millis(),
                 json!({"allowed": false, "malformed": fault.code, "reason": fault.message, "direction": "device"}),
             );
-            return Err(format!("bad_device_response: {}", fault.message));
+            break Some(format!("bad_device_response: {}", fault.message));
         }
         if let Some(record) = P::device_record(state) {
-            handle
-                .operation(now_millis(), &record, None, None)
-                .map_err(|e| e.to_string())?;
+            if let Err(e) = handle.operation(now_millis(), &record, None, None) {
+                break Some(e.to_string());
+            }
         }
-        if let Err(e) = client.write_all(frame).await {
+        checked += len;
+    };
+    // What was checked (and recorded) is relayed, even when a later frame ends the session.
+    if checked > 0 {
+        if let Err(e) = client
+            .write_all(devbuf.get(..checked).unwrap_or_default())
+            .await
+        {
             return Err(format!("client_error: {e}"));
         }
-        stats.bytes_out += len as u64;
-        devbuf.drain(..len);
+        stats.bytes_out += checked as u64;
+        devbuf.drain(..checked);
     }
+    end.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@
 //! Then the gateway's memory per idle DNP3 session with 1,000 sessions open.
 //!
 //! `cargo bench -p jitgate --bench dnp3` (needs socat; results in docs/BENCHMARKS.md).
+//! `JITGATE_DNP3_BENCH_ONLY=poll` (or `pair`, `idle`, comma-separated) runs only those
+//! parts and `JITGATE_DNP3_BENCH_MASTERS=1` (or `32`) only that load, e.g. under a
+//! profiler (with `JITGATE_DNP3_BENCH_ROUNDS=10` for ten times the rounds);
+//! `JITGATE_BENCH_SERVER_APART=1` puts the server on a CPU of its own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -201,7 +205,26 @@ async fn main() {
     let (_socat, tunnel) = support::socat_tunnel(tmp.path(), rtu_addr).await;
     // Memory per idle session first, on a gateway that has carried no load: afterwards the
     // allocator keeps the load's freed heap, and new sessions would fill it unseen.
-    support::idle_sessions(&jit, Some(jitgate_core::scope::Protocol::Dnp3), 1000).await;
+    let only = std::env::var("JITGATE_DNP3_BENCH_ONLY").ok();
+    let run = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
+    let masters = std::env::var("JITGATE_DNP3_BENCH_MASTERS").ok();
+    // JITGATE_DNP3_BENCH_ROUNDS=10: ten times the rounds (a longer run for a profiler).
+    let scale: usize = std::env::var("JITGATE_DNP3_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let loads = |all: [(usize, usize); 2]| -> Vec<(usize, usize)> {
+        all.into_iter()
+            .filter(|(n, _)| masters.as_deref().is_none_or(|m| m == n.to_string()))
+            .map(|(n, rounds)| (n, rounds * scale))
+            .collect()
+    };
+    if run("idle") {
+        support::idle_sessions(&jit, Some(jitgate_core::scope::Protocol::Dnp3), 1000).await;
+    }
 
     let routes = [
         Route::plain("direct to the outstation", rtu_addr),
@@ -212,22 +235,29 @@ async fn main() {
             "masters + outstation (this process)",
         ),
     ];
-    let mut rows = support::run_paths(
-        "DNP3 class 0 poll",
-        &routes,
-        &[(1, 4000), (32, 1000)],
-        |c| Master::new(Work::Class0, c),
-    )
-    .await;
-    rows.extend(
-        support::run_paths(
-            "DNP3 SELECT + OPERATE pair",
-            &routes,
-            &[(1, 2000), (32, 500)],
-            |c| Master::new(Work::SelectOperate, c),
-        )
-        .await,
-    );
+    let mut rows = Vec::new();
+    if run("poll") {
+        rows.extend(
+            support::run_paths(
+                "DNP3 class 0 poll",
+                &routes,
+                &loads([(1, 4000), (32, 1000)]),
+                |c| Master::new(Work::Class0, c),
+            )
+            .await,
+        );
+    }
+    if run("pair") {
+        rows.extend(
+            support::run_paths(
+                "DNP3 SELECT + OPERATE pair",
+                &routes,
+                &loads([(1, 2000), (32, 500)]),
+                |c| Master::new(Work::SelectOperate, c),
+            )
+            .await,
+        );
+    }
     println!();
     support::verdicts(&rows, routes[1].name, &[routes[2].name]);
 

@@ -356,3 +356,113 @@ async fn a_device_that_speaks_unasked_is_relayed_and_a_confirm_waits_for_nothing
         "the idle frames, the one after an answer and the bad one, not the one in between"
     );
 }
+
+/// The client's side of the relay, counting the writes made to it.
+struct CountedWrites {
+    inner: DuplexStream,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AsyncRead for CountedWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn frames_from_one_read_of_the_device_reach_the_client_in_one_write() {
+    use std::sync::atomic::Ordering;
+    let (events, _drain) = crate::spool::in_memory();
+    let registry = Arc::new(LiveSessions::new(events));
+    let (mut client, gw_client) = tokio::io::duplex(1024);
+    let (mut gw_device, mut device) = tokio::io::duplex(1024);
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut gw_client = CountedWrites {
+        inner: gw_client,
+        writes: writes.clone(),
+    };
+    let handle = registry.join(info(), Duration::from_secs(3600), Duration::from_secs(3600));
+    let session = tokio::spawn(async move {
+        let mut state = 0;
+        let mut stats = SessionStats::default();
+        let reason = relay::<Lines, _, _>(
+            &handle,
+            &mut gw_client,
+            &mut gw_device,
+            &(),
+            &mut state,
+            Duration::from_secs(5),
+            &mut stats,
+        )
+        .await;
+        (reason, stats)
+    });
+    let mut got = [0u8; 12];
+    // An answer of three frames (two unsolicited in between) in one read: one write.
+    client.write_all(b"ask\n").await.unwrap();
+    let mut ask = [0u8; 4];
+    device.read_exact(&mut ask).await.unwrap();
+    device.write_all(b"uns\nuns\nans\n").await.unwrap();
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"uns\nuns\nans\n");
+    assert_eq!(
+        writes.load(Ordering::Relaxed),
+        1,
+        "one write for the answer"
+    );
+    // Idle, three unsolicited frames in one read: one write.
+    device.write_all(b"uns\nuns\nuns\n").await.unwrap();
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"uns\nuns\nuns\n");
+    assert_eq!(writes.load(Ordering::Relaxed), 2, "one write for the three");
+    // An answer in two reads: what came first is relayed before the device is read again
+    // (the client is not kept waiting for the rest).
+    client.write_all(b"ask\n").await.unwrap();
+    device.read_exact(&mut ask).await.unwrap();
+    device.write_all(b"uns\n").await.unwrap();
+    let mut first = [0u8; 4];
+    client.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"uns\n");
+    device.write_all(b"ans\n").await.unwrap();
+    client.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"ans\n");
+    assert_eq!(writes.load(Ordering::Relaxed), 4);
+    // A good frame then a bad one in one read: the good one (checked and recorded) still
+    // reaches the client, then the session ends.
+    client.write_all(b"ask\n").await.unwrap();
+    device.read_exact(&mut ask).await.unwrap();
+    device.write_all(b"uns\nbad\n").await.unwrap();
+    let (reason, stats) = session.await.unwrap();
+    assert_eq!(reason, "bad_device_response: not an answer");
+    client.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"uns\n");
+    assert_eq!(stats.bytes_out, 12 + 12 + 8 + 4);
+}
