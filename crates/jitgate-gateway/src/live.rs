@@ -16,6 +16,7 @@
 //! 5. [`SessionHandle::end`]: `session.ended` with the reason, and the closed-session record
 //!    that revocation acknowledgements (the teardown's proof that sessions closed) report.
 
+use crate::protocol::OperationRecord;
 use crate::spool::{EventLog, Unrecorded};
 use crate::wire::SessionClosed;
 use jitgate_core::server_payload::{SessionEndedDetail, SessionStartedDetail};
@@ -195,6 +196,19 @@ impl LiveSessions {
     }
 }
 
+/// An operation's details as the event file takes them: the protocol's record, then what
+/// only the relay knows (a failure code, the device's latency) — serialised once, straight
+/// into the event's line.
+#[derive(serde::Serialize)]
+struct OperationData<'a, O: OperationRecord> {
+    #[serde(flatten)]
+    op: &'a O,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_latency_us: Option<u64>,
+}
+
 /// A running session's side of the registry. Dropping it without [`SessionHandle::end`]
 /// removes the session from the registry; if it had started, `session.ended` is recorded
 /// with reason `internal: session dropped`, so the evidence never shows a session that
@@ -254,27 +268,26 @@ impl SessionHandle {
     /// Record one operation: the protocol's own record, plus what only the gateway knows
     /// (a failure code when the device failed it, the device's latency). `Ok` once it is
     /// in the event file: only then may its answer be relayed.
-    pub fn operation<O: serde::Serialize>(
+    pub fn operation<O: OperationRecord>(
         &self,
         at: Timestamp,
         op: &O,
         failure: Option<&str>,
         latency: Option<Duration>,
     ) -> Result<(), Unrecorded> {
-        let mut data = serde_json::to_value(op).unwrap_or(serde_json::Value::Null);
-        self.count_operation(data.get("allowed").and_then(|a| a.as_bool()));
-        if let Some(obj) = data.as_object_mut() {
-            if let Some(f) = failure {
-                obj.insert("failure".into(), serde_json::json!(f));
-            }
-            if let Some(l) = latency {
-                obj.insert(
-                    "device_latency_us".into(),
-                    serde_json::json!(l.as_micros() as u64),
-                );
-            }
-        }
-        self.record("operation", at, data)
+        self.count_operation(op.allowed());
+        let data = OperationData {
+            op,
+            failure,
+            device_latency_us: latency.map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX)),
+        };
+        self.registry.events.record_data(
+            "operation",
+            at,
+            Some(&self.info.grant_id),
+            Some(&self.info.session_id),
+            &data,
+        )
     }
 
     /// Traffic seen now: restarts the idle timeout.

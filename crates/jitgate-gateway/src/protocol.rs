@@ -34,6 +34,13 @@ impl Fault {
     }
 }
 
+/// A protocol's record of one operation, as the evidence log takes it: a struct whose
+/// fields become the event's details (the relay adds `failure` and `device_latency_us`).
+pub trait OperationRecord: serde::Serialize + Send {
+    /// Whether it was allowed, for the gateway's metrics; `None` if the record does not say.
+    fn allowed(&self) -> Option<bool>;
+}
+
 /// What to do with one complete request frame.
 pub enum Decision<P: FrameProtocol + ?Sized> {
     /// Forward the frame to the device unchanged; `pending` checks the answer.
@@ -91,7 +98,7 @@ pub trait FrameProtocol {
     /// What an allowed request leaves behind to check the device's answer against.
     type Pending: Send;
     /// The operation record sent to the evidence log, one per request.
-    type Operation: serde::Serialize + Send;
+    type Operation: OperationRecord;
 
     /// Compile the grant's scope for `asset` (items for other assets or protocols are
     /// ignored), with what the inventory says of the asset's endpoint (DNP3 link

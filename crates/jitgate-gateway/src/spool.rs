@@ -98,8 +98,21 @@ impl EventLog {
         session: Option<&str>,
         data: serde_json::Value,
     ) -> Result<(), Unrecorded> {
+        self.record_data(kind, at, grant, session, &data)
+    }
+
+    /// [`EventLog::record`] with details of any serialisable shape, written as they
+    /// serialise (an operation record straight from its struct).
+    pub fn record_data<D: serde::Serialize + ?Sized>(
+        &self,
+        kind: &str,
+        at: Timestamp,
+        grant: Option<&str>,
+        session: Option<&str>,
+        data: &D,
+    ) -> Result<(), Unrecorded> {
         let shared = &self.handle.0;
-        match shared.wal.append(kind, at, grant, session, &data) {
+        match shared.wal.append(kind, at, grant, session, data) {
             Ok((_, waiting)) => {
                 self.stats.waiting.store(waiting, Ordering::Relaxed);
                 // The delivery task wants to know when there is work, and when a batch is

@@ -165,6 +165,12 @@ impl CommandRecord {
     }
 }
 
+impl crate::protocol::OperationRecord for Operation {
+    fn allowed(&self) -> Option<bool> {
+        Some(self.allowed)
+    }
+}
+
 impl Operation {
     fn empty(direction: &str) -> Operation {
         Operation {

@@ -52,6 +52,12 @@ pub struct Operation {
     pub malformed: Option<String>,
 }
 
+impl crate::protocol::OperationRecord for Operation {
+    fn allowed(&self) -> Option<bool> {
+        Some(self.allowed)
+    }
+}
+
 impl Operation {
     /// The record for a decoded request and the verdict given to it.
     pub fn new(unit: u8, req: &Request<'_>, verdict: &Verdict) -> Operation {

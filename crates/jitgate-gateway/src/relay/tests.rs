@@ -245,6 +245,18 @@ async fn a_dropped_handle_leaves_the_registry_and_ends_a_started_session() {
     assert_eq!(registry.count(), 0);
 }
 
+/// What the toy protocol below records of a request: the line.
+#[derive(serde::Serialize)]
+struct LineOp {
+    line: String,
+}
+
+impl crate::protocol::OperationRecord for LineOp {
+    fn allowed(&self) -> Option<bool> {
+        None
+    }
+}
+
 /// A toy protocol whose device speaks unasked: newline-ended frames; `ask` is answered by
 /// `ans`, `ack` is taken without an answer, `uns` comes from the device unasked, `bad` from
 /// the device ends the session.
@@ -257,7 +269,7 @@ impl FrameProtocol for Lines {
     type Allow = ();
     type State = u32;
     type Pending = bool;
-    type Operation = String;
+    type Operation = LineOp;
 
     fn compile(_: &jitgate_core::Asset, _: &[ScopeItem]) {}
     fn new_state(_: &()) -> u32 {
@@ -275,7 +287,9 @@ impl FrameProtocol for Lines {
     fn decide(_: &(), _: &mut u32, frame: &[u8]) -> Decision<Self> {
         Decision::Allow {
             pending: frame == b"ask\n",
-            operation: String::from_utf8_lossy(frame).into_owned(),
+            operation: LineOp {
+                line: String::from_utf8_lossy(frame).into_owned(),
+            },
         }
     }
     fn answer(_: &mut u32, _: &bool, frame: &[u8]) -> Answer {
@@ -465,4 +479,56 @@ async fn frames_from_one_read_of_the_device_reach_the_client_in_one_write() {
     client.read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"uns\n");
     assert_eq!(stats.bytes_out, 12 + 12 + 8 + 4);
+}
+
+#[test]
+fn an_operation_is_recorded_with_what_only_the_relay_knows() {
+    let (events, mut drain) = crate::spool::in_memory();
+    let stats = Arc::clone(&events.stats);
+    let registry = Arc::new(LiveSessions::new(events));
+    let handle = registry.join(info(), HOUR, MINUTE);
+    let op = LineOp {
+        line: "ask\n".into(),
+    };
+    handle.operation(now_millis(), &op, None, None).unwrap();
+    handle
+        .operation(
+            now_millis(),
+            &op,
+            Some("device_timeout"),
+            Some(Duration::from_micros(1500)),
+        )
+        .unwrap();
+    // A Modbus record: its own fields, then the relay's, and it counts as allowed.
+    let modbus = crate::modbus::op::Operation::new(
+        1,
+        &crate::modbus::request::Request::ReadHoldingRegisters {
+            address: 0,
+            quantity: 10,
+        },
+        &crate::modbus::allow::Verdict::Allow,
+    );
+    handle
+        .operation(now_millis(), &modbus, None, Some(Duration::from_micros(42)))
+        .unwrap();
+    let recorded = drain();
+    let data: Vec<_> = recorded.iter().map(|e| e.3.clone()).collect();
+    assert_eq!(data[0], serde_json::json!({"line": "ask\n"}));
+    assert_eq!(
+        data[1],
+        serde_json::json!({"line": "ask\n", "failure": "device_timeout", "device_latency_us": 1500})
+    );
+    let mut expected = serde_json::to_value(&modbus).unwrap();
+    expected["device_latency_us"] = serde_json::json!(42);
+    assert_eq!(data[2], expected);
+    assert!(recorded.iter().all(|e| e.0 == "operation"
+        && e.1.as_deref() == Some("grant-1")
+        && e.2.as_deref() == Some("sess-1")));
+    assert_eq!(
+        stats
+            .operations_allowed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the Modbus read; the toy records do not say"
+    );
 }

@@ -86,12 +86,12 @@ pub struct Recovered {
 
 /// An event as written, without its gseq (the line is `{"gseq":N,` + the rest of this).
 #[derive(serde::Serialize)]
-struct Body<'a> {
+struct Body<'a, D: serde::Serialize + ?Sized> {
     kind: &'a str,
     at: Timestamp,
     grant_id: Option<&'a str>,
     session_id: Option<&'a str>,
-    data: &'a serde_json::Value,
+    data: &'a D,
 }
 
 impl Wal {
@@ -164,13 +164,16 @@ impl Wal {
     /// Write one event; its gseq once `write(2)` returned (with [`SyncPolicy::EveryEvent`],
     /// once it is on the disk). On an error nothing of it stays in the file and the gseq
     /// is not used.
-    pub fn append(
+    ///
+    /// `data` is written as it serialises (a protocol's operation record straight from its
+    /// struct, with no `serde_json::Value` in between: this runs once per relayed request).
+    pub fn append<D: serde::Serialize + ?Sized>(
         &self,
         kind: &str,
         at: Timestamp,
         grant_id: Option<&str>,
         session_id: Option<&str>,
-        data: &serde_json::Value,
+        data: &D,
     ) -> std::io::Result<(i64, usize)> {
         let body = serde_json::to_string(&Body {
             kind,
