@@ -100,7 +100,7 @@ pub fn request_len(buf: &[u8]) -> Result<Option<usize>, Fault> {
 }
 
 /// The length of the first link frame at the start of `buf` (the outstation's frames are
-/// relayed one by one), `None` while incomplete.
+/// checked one by one), `None` while incomplete.
 pub fn frame_at_start(buf: &[u8]) -> Result<Option<usize>, Fault> {
     match frame_len(buf) {
         Ok(Some(n)) if buf.len() >= n => Ok(Some(n)),
