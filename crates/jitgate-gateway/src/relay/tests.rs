@@ -312,13 +312,17 @@ impl FrameProtocol for Lines {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_device_that_speaks_unasked_is_relayed_and_a_confirm_waits_for_nothing() {
+/// A [`Lines`] session relayed from `gw_client` (the gateway's side of the client) to a
+/// device whose far end is returned; the task ends with the reason, the unsolicited frames
+/// seen and the session's counts.
+fn relay_lines<C>(mut gw_client: C) -> (JoinHandle<(String, u32, SessionStats)>, DuplexStream)
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (events, _drain) = crate::spool::in_memory();
     let registry = Arc::new(LiveSessions::new(events));
-    let (mut client, mut gw_client) = tokio::io::duplex(1024);
-    let (mut gw_device, mut device) = tokio::io::duplex(1024);
-    let handle = registry.join(info(), Duration::from_secs(3600), Duration::from_secs(3600));
+    let (mut gw_device, device) = tokio::io::duplex(1024);
+    let handle = registry.join(info(), HOUR, HOUR);
     let session = tokio::spawn(async move {
         let mut state = 0;
         let mut stats = SessionStats::default();
@@ -332,8 +336,15 @@ async fn a_device_that_speaks_unasked_is_relayed_and_a_confirm_waits_for_nothing
             &mut stats,
         )
         .await;
-        (reason, state)
+        (reason, state, stats)
     });
+    (session, device)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_device_that_speaks_unasked_is_relayed_and_a_confirm_waits_for_nothing() {
+    let (mut client, gw_client) = tokio::io::duplex(1024);
+    let (session, mut device) = relay_lines(gw_client);
     let mut buf = [0u8; 4];
     // Idle: the device speaks first, two frames in one write; the client gets both.
     device.write_all(b"uns\nuns\n").await.unwrap();
@@ -363,7 +374,7 @@ async fn a_device_that_speaks_unasked_is_relayed_and_a_confirm_waits_for_nothing
     assert_eq!(&got, b"ans\nuns\n");
     // Garbage from the device while idle ends the session.
     device.write_all(b"bad\n").await.unwrap();
-    let (reason, unsolicited) = session.await.unwrap();
+    let (reason, unsolicited, _) = session.await.unwrap();
     assert_eq!(reason, "bad_device_response: not unsolicited");
     assert_eq!(
         unsolicited, 4,
@@ -414,31 +425,13 @@ impl AsyncWrite for CountedWrites {
 #[tokio::test(start_paused = true)]
 async fn frames_from_one_read_of_the_device_reach_the_client_in_one_write() {
     use std::sync::atomic::Ordering;
-    let (events, _drain) = crate::spool::in_memory();
-    let registry = Arc::new(LiveSessions::new(events));
     let (mut client, gw_client) = tokio::io::duplex(1024);
-    let (mut gw_device, mut device) = tokio::io::duplex(1024);
     let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut gw_client = CountedWrites {
+    let gw_client = CountedWrites {
         inner: gw_client,
         writes: writes.clone(),
     };
-    let handle = registry.join(info(), Duration::from_secs(3600), Duration::from_secs(3600));
-    let session = tokio::spawn(async move {
-        let mut state = 0;
-        let mut stats = SessionStats::default();
-        let reason = relay::<Lines, _, _>(
-            &handle,
-            &mut gw_client,
-            &mut gw_device,
-            &(),
-            &mut state,
-            Duration::from_secs(5),
-            &mut stats,
-        )
-        .await;
-        (reason, stats)
-    });
+    let (session, mut device) = relay_lines(gw_client);
     let mut got = [0u8; 12];
     // An answer of three frames (two unsolicited in between) in one read: one write.
     client.write_all(b"ask\n").await.unwrap();
@@ -474,7 +467,7 @@ async fn frames_from_one_read_of_the_device_reach_the_client_in_one_write() {
     client.write_all(b"ask\n").await.unwrap();
     device.read_exact(&mut ask).await.unwrap();
     device.write_all(b"uns\nbad\n").await.unwrap();
-    let (reason, stats) = session.await.unwrap();
+    let (reason, _, stats) = session.await.unwrap();
     assert_eq!(reason, "bad_device_response: not an answer");
     client.read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"uns\n");
