@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds, apiClient, watchCsp,
+  BIN, CHROMIUM, SHOTS, stopAll, apiClient, startUp, signInPage,
 } from './support.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-campaigns-e2e-'));
@@ -30,17 +30,7 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-async function personPage(who) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ignoreHTTPSErrors: true });
-  await watchCsp(context, who, errors);
-  const page = await context.newPage();
-  await page.goto(`${base}/console/`);
-  await page.getByLabel('Identity').fill(who);
-  await page.getByLabel('Password').fill(creds.passwords[who]);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  return page;
-}
+const personPage = (who) => signInPage(browser, base, creds, who, errors, { width: 1280 });
 
 /** Break glass as oscar on plc-3: active at once. */
 async function breakGlass(token, reference) {
@@ -56,16 +46,9 @@ before(async () => {
   for (const [what, file] of [['jitgate', BIN], ['chromium', CHROMIUM]]) {
     assert.ok(fs.existsSync(file), `${what} not found at ${file}; see support.mjs`);
   }
-  const port = await freePort();
-  base = `https://127.0.0.1:${port}`;
-  const data = path.join(tmp, 'data');
-  const up = start('jitgate up', BIN, ['up', '--tls', '--data-dir', data, '--listen', `127.0.0.1:${port}`],
-    { env: { ...process.env, JITGATE_LOG: 'warn' } });
-  await waitPort(port, up);
-  apiAs = apiClient(base, fs.readFileSync(path.join(data, 'tls', 'ca-cert.pem')));
-  const credsFile = path.join(data, 'bootstrap-credentials.toml');
-  await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
-  creds = readCreds(credsFile);
+  let ca;
+  ({ base, creds, ca } = await startUp(tmp, { tls: true }));
+  apiAs = apiClient(base, ca);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
 

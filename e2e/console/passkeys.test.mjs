@@ -16,10 +16,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds, watchCsp, signedInApi } from './support.mjs';
+import { BIN, CHROMIUM, SHOTS, stopAll, waitFor, startUp, signInPage, signedInApi } from './support.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-passkeys-e2e-'));
-let base, browser, creds, context, page, cdp, authenticatorId;
+let base, browser, creds, page, cdp, authenticatorId;
 const errors = [];
 const shared = {};
 
@@ -48,24 +48,14 @@ before(async () => {
   for (const [what, file] of [['jitgate', BIN], ['chromium', CHROMIUM]]) {
     assert.ok(fs.existsSync(file), `${what} not found at ${file}; see the comment at the top of this file`);
   }
-  const port = await freePort();
-  base = `http://localhost:${port}`;
-  const data = path.join(tmp, 'data');
-  const up = start('jitgate up', BIN, ['up', '--data-dir', data, '--listen', `127.0.0.1:${port}`],
-    { env: { ...process.env, JITGATE_LOG: 'warn' } });
-  await waitPort(port, up);
-  const credsFile = path.join(data, 'bootstrap-credentials.toml');
-  await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
-  creds = readCreds(credsFile);
+  ({ base, creds } = await startUp(tmp));
   api = signedInApi(base, creds);
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  await watchCsp(context, 'bob', errors);
-  page = await context.newPage();
+  page = await signInPage(browser, base, creds, 'bob', errors, { width: 1280 });
   // The virtual authenticator: a platform authenticator (internal transport) with CTAP2,
   // resident keys and user verification, which verifies the user at every ceremony.
-  cdp = await context.newCDPSession(page);
+  cdp = await page.context().newCDPSession(page);
   await cdp.send('WebAuthn.enable');
   ({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
     options: {
@@ -73,12 +63,6 @@ before(async () => {
       hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
     },
   }));
-
-  await page.goto(`${base}/console/`);
-  await page.getByLabel('Identity').fill('bob');
-  await page.getByLabel('Password').fill(creds.passwords.bob);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
 });
 
 after(async () => {

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, readCreds, apiClient, watchCsp,
+  BIN, CHROMIUM, SHOTS, freePort, start, stopAll, waitFor, waitPort, apiClient, startUp, signInPage,
 } from './support.mjs';
 
 const SSHD = '/usr/sbin/sshd';
@@ -54,17 +54,7 @@ function jitgate(who, args, input) {
     { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-async function person(name, who) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ignoreHTTPSErrors: true });
-  await watchCsp(context, name, problems);
-  const page = await context.newPage();
-  await page.goto(`${base}/console/`);
-  await page.getByLabel('Identity').fill(who);
-  await page.getByLabel('Password').fill(creds.passwords[who]);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  return page;
-}
+const person = (name, who) => signInPage(browser, base, creds, who, problems, { name, width: 1280 });
 
 async function shot(page, name) {
   fs.mkdirSync(SHOTS, { recursive: true });
@@ -92,20 +82,12 @@ before(async () => {
   for (const [what, file] of [['jitgate', BIN], ['chromium', CHROMIUM]]) {
     assert.ok(fs.existsSync(file), `${what} not found at ${file}; see support.mjs`);
   }
-  const port = await freePort();
-  base = `https://127.0.0.1:${port}`;
-  const data = path.join(tmp, 'data');
-  const up = start('jitgate up', BIN, ['up', '--tls', '--data-dir', data, '--listen', `127.0.0.1:${port}`],
-    // Pages of 2: the recordings and sessions lists the console follows span several pages.
-    { env: { ...process.env, JITGATE_LOG: 'warn', JITGATE_LIMITS_DEFAULT_PAGE_SIZE: '2' } });
-  await waitPort(port, up);
-  const ca = fs.readFileSync(path.join(data, 'tls', 'ca-cert.pem'));
-  apiAs = apiClient(base, ca);
-  const cert = new crypto.X509Certificate(fs.readFileSync(path.join(data, 'tls', 'server-cert.pem')));
+  // Pages of 2: the recordings and sessions lists the console follows span several pages.
+  const up = await startUp(tmp, { tls: true, env: { JITGATE_LIMITS_DEFAULT_PAGE_SIZE: '2' } });
+  ({ base, creds } = up);
+  apiAs = apiClient(base, up.ca);
+  const cert = new crypto.X509Certificate(fs.readFileSync(path.join(up.data, 'tls', 'server-cert.pem')));
   cli = { fingerprint: 'sha256:' + cert.fingerprint256.replaceAll(':', '').toLowerCase() };
-  const credsFile = path.join(data, 'bootstrap-credentials.toml');
-  await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
-  creds = readCreds(credsFile);
   jitgate('alice', ['login', '--identity', 'alice', '--password-stdin'], `${creds.passwords.alice}\n`);
 
   // sshd on a loopback port: it lets jitgate's host-access CA log in as whoever runs this.

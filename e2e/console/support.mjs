@@ -124,27 +124,38 @@ export function apiClient(base, ca) {
 }
 
 /**
- * A `jitgate up` on a free port with its data in `dir/data`, plain HTTP on loopback: its base
- * URL (`http://localhost:PORT`) and its bootstrap credentials, once both are there.
+ * A `jitgate up` on a free port with its data in `dir/data`: its base URL, its bootstrap
+ * credentials and its data directory, once all are there. Plain HTTP on loopback
+ * (`http://localhost:PORT`), or with `tls` its own certificate (`https://127.0.0.1:PORT`,
+ * and `ca`: the PEM of the CA that signed it). `env`: more environment for the server.
  */
-export async function startUp(dir) {
+export async function startUp(dir, { tls = false, env = {} } = {}) {
   const port = await freePort();
   const data = path.join(dir, 'data');
-  const up = start('jitgate up', BIN, ['up', '--data-dir', data, '--listen', `127.0.0.1:${port}`],
-    { env: { ...process.env, JITGATE_LOG: 'warn' } });
+  const args = ['up', ...(tls ? ['--tls'] : []), '--data-dir', data, '--listen', `127.0.0.1:${port}`];
+  const up = start('jitgate up', BIN, args, { env: { ...process.env, JITGATE_LOG: 'warn', ...env } });
   await waitPort(port, up);
   const credsFile = path.join(data, 'bootstrap-credentials.toml');
   await waitFor('bootstrap credentials', () => fs.existsSync(credsFile));
-  return { base: `http://localhost:${port}`, creds: readCreds(credsFile) };
+  return {
+    base: tls ? `https://127.0.0.1:${port}` : `http://localhost:${port}`,
+    creds: readCreds(credsFile),
+    data,
+    ca: tls ? fs.readFileSync(path.join(data, 'tls', 'ca-cert.pem')) : undefined,
+  };
 }
 
 /**
  * A page of a new browser context signed in to the console as `who` with the password of
- * `creds`; the context's CSP violations and script errors go to `errors` (see watchCsp).
+ * `creds`; the context's CSP violations and script errors go to `errors` (see watchCsp),
+ * named `name` (default: `who`). A server on `https:` is one `startUp` gave its own
+ * certificate, which the browser is told to accept.
  */
-export async function signInPage(browser, base, creds, who, errors) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-  await watchCsp(context, who, errors);
+export async function signInPage(browser, base, creds, who, errors, { name = who, width = 1400 } = {}) {
+  const context = await browser.newContext({
+    viewport: { width, height: 900 }, ignoreHTTPSErrors: base.startsWith('https:'),
+  });
+  await watchCsp(context, name, errors);
   const page = await context.newPage();
   await page.goto(`${base}/console/`);
   await page.getByLabel('Identity').fill(who);
