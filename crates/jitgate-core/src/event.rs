@@ -301,14 +301,39 @@ impl Event {
     /// their UTF-8 bytes and no whitespace. Empty for an unknown version, which therefore
     /// never verifies.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let Ok(v) = serde_json::to_value(self) else {
-            return Vec::new();
-        };
         match self.canonical_version {
-            None => canonical_json(&v).into_bytes(),
+            None => {
+                let Ok(v) = serde_json::to_value(self) else {
+                    return Vec::new();
+                };
+                canonical_json(&v).into_bytes()
+            }
             Some(CANONICAL_JCS) => {
+                // Every field but `data` as serde writes it, and `data` written from where it
+                // is: the same text as encoding the whole event, without copying `data` (an
+                // operation's detail) into a second `Value` — the server does this for every
+                // event it records.
+                let head = Event {
+                    kind: self.kind,
+                    actor: self.actor.clone(),
+                    at: self.at,
+                    request_id: self.request_id.clone(),
+                    approval_id: self.approval_id.clone(),
+                    grant_id: self.grant_id.clone(),
+                    state_before: self.state_before.clone(),
+                    state_after: self.state_after.clone(),
+                    data: serde_json::Value::Null,
+                    canonical_version: self.canonical_version,
+                };
+                let Ok(serde_json::Value::Object(head)) = serde_json::to_value(&head) else {
+                    return Vec::new();
+                };
+                let entries = head
+                    .iter()
+                    .map(|(k, v)| (k, if k == "data" { &self.data } else { v }))
+                    .collect();
                 let mut out = Vec::with_capacity(256);
-                write_jcs(&v, &mut out);
+                write_object(entries, &mut out, true);
                 out
             }
             Some(_) => Vec::new(),
@@ -379,24 +404,7 @@ pub fn write_jcs(v: &serde_json::Value, out: &mut Vec<u8>) {
 fn write_sorted(v: &serde_json::Value, out: &mut Vec<u8>, jcs: bool) {
     use serde_json::Value;
     match v {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            if !jcs || entries.iter().all(|(k, _)| k.is_ascii()) {
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-            } else {
-                entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            }
-            out.push(b'{');
-            for (i, (k, child)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_scalar(k.as_str(), out);
-                out.push(b':');
-                write_sorted(child, out, jcs);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(map.iter().collect(), out, jcs),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -410,6 +418,25 @@ fn write_sorted(v: &serde_json::Value, out: &mut Vec<u8>, jcs: bool) {
         Value::Number(n) if jcs => write_jcs_number(n, out),
         scalar => write_scalar(scalar, out),
     }
+}
+
+/// An object's entries, sorted as [`write_sorted`] sorts them, each value written sorted.
+fn write_object(mut entries: Vec<(&String, &serde_json::Value)>, out: &mut Vec<u8>, jcs: bool) {
+    if !jcs || entries.iter().all(|(k, _)| k.is_ascii()) {
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+    } else {
+        entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    }
+    out.push(b'{');
+    for (i, (k, child)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_scalar(k.as_str(), out);
+        out.push(b':');
+        write_sorted(child, out, jcs);
+    }
+    out.push(b'}');
 }
 
 /// Integers of at most 2^53 in magnitude are exact IEEE doubles and ECMAScript writes them as

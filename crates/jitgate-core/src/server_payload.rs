@@ -544,16 +544,35 @@ impl GatewayReport {
         actor: crate::event::Actor,
         at: Timestamp,
     ) -> Result<crate::event::Event, crate::CoreError> {
+        self.clone().into_event(kind, actor, at)
+    }
+
+    /// [`GatewayReport::event`], taking the report: its detail moves into the event's data
+    /// as it is, not copied (the server records every operation this way). The data is
+    /// exactly what serialising the report gives (a test compares them).
+    pub fn into_event(
+        self,
+        kind: EventKind,
+        actor: crate::event::Actor,
+        at: Timestamp,
+    ) -> Result<crate::event::Event, crate::CoreError> {
         if !Self::KINDS.contains(&kind) {
             return Err(crate::CoreError::InvalidRequest(format!(
                 "{} is not an event a gateway reports",
                 kind.as_str()
             )));
         }
-        let data = serde_json::to_value(self).map_err(|e| {
-            crate::CoreError::InvalidRequest(format!("gateway report {}: {e}", kind.as_str()))
-        })?;
-        Ok(crate::event::Event::new(kind, actor, at).data(data))
+        let mut data = serde_json::Map::new();
+        data.insert("gseq".into(), self.gseq.into());
+        data.insert(
+            "session_id".into(),
+            self.session_id.map_or(Value::Null, Value::String),
+        );
+        data.insert("detail".into(), self.detail);
+        if let Some(claimed) = self.claimed_grant_id {
+            data.insert("claimed_grant_id".into(), Value::String(claimed));
+        }
+        Ok(crate::event::Event::new(kind, actor, at).data(Value::Object(data)))
     }
 
     /// The report an event of one of [`GatewayReport::KINDS`] carries.
@@ -724,6 +743,33 @@ mod tests {
             Event::new(EventKind::GrantEnded, Actor::scheduler(), t()).data(json!({"a": 1}));
         tally.add_to(&mut other).unwrap();
         assert_eq!(other.data, json!({"a": 1}));
+    }
+
+    #[test]
+    fn a_gateway_report_taken_into_an_event_has_the_data_serialising_it_gives() {
+        for (session_id, claimed_grant_id) in [
+            (None, None),
+            (Some("s-1"), None),
+            (None, Some("g-forged")),
+            (Some("s-2"), Some("g-9")),
+        ] {
+            let report = GatewayReport {
+                gseq: 9_007_199_254_740_993,
+                session_id: session_id.map(String::from),
+                detail: json!({"allowed": true, "objects": [{"group": 60, "variation": 1}], "z": null}),
+                claimed_grant_id: claimed_grant_id.map(String::from),
+            };
+            let expected = serde_json::to_value(&report).unwrap();
+            let e = report
+                .clone()
+                .into_event(EventKind::Operation, Actor::identity("gw-north"), t())
+                .unwrap();
+            assert_eq!(e.data, expected);
+            let by_ref = report
+                .event(EventKind::Operation, Actor::identity("gw-north"), t())
+                .unwrap();
+            assert_eq!(by_ref.canonical_bytes(), e.canonical_bytes());
+        }
     }
 
     #[test]

@@ -81,6 +81,23 @@ proptest! {
     fn random_values_match_the_reference(v in arb_json()) {
         prop_assert_eq!(ours(&v), reference(&v));
     }
+
+    /// An event's canonical bytes (written without copying its data) are the reference's
+    /// JCS of the whole event as serde writes it, whatever the data and the optional ids.
+    #[test]
+    fn an_events_canonical_bytes_are_the_jcs_of_the_whole_event(
+        data in arb_json(),
+        grant in proptest::option::of("[a-z0-9-]{1,12}"),
+        state in proptest::option::of("[a-z_]{1,10}"),
+    ) {
+        use jitgate_core::event::{Actor, Event, EventKind};
+        let mut e = Event::new(EventKind::Operation, Actor::identity("gw-north"), chrono::Utc::now())
+            .data(data);
+        e.grant_id = grant;
+        e.state_after = state;
+        let whole = serde_json::to_value(&e).unwrap();
+        prop_assert_eq!(String::from_utf8(e.canonical_bytes()).unwrap(), reference(&whole));
+    }
 }
 
 /// The bundle schema lists every event kind (an independent verifier refuses the others), and

@@ -211,12 +211,7 @@ pub(crate) async fn gateway_events(
                 ),
             });
         }
-        let mut report = GatewayReport {
-            gseq: e.gseq,
-            session_id: e.session_id.clone(),
-            detail: e.data.clone(),
-            claimed_grant_id: None,
-        };
+        let mut claimed_grant_id = None;
         let mut link = None;
         if let Some(gid) = &e.grant_id {
             match grants.get(gid).cloned().flatten() {
@@ -239,9 +234,7 @@ pub(crate) async fn gateway_events(
                 // A refused session may name a grant that does not exist (a forged token) or
                 // one for an asset this gateway does not front (a token brought to the wrong
                 // gateway): recorded, but not linked to that grant's evidence.
-                _ if kind == EventKind::SessionRefused => {
-                    report.claimed_grant_id = Some(gid.clone())
-                }
+                _ if kind == EventKind::SessionRefused => claimed_grant_id = Some(gid.clone()),
                 _ => {
                     return Err(ServerError::GatewayTrust {
                         code: GatewayTrustCode::GrantNotFronted,
@@ -268,7 +261,14 @@ pub(crate) async fn gateway_events(
             .await?;
             chunk_rows.push((events.len(), row));
         }
-        let mut event = report.event(kind, actor.clone(), e.at)?;
+        // The detail moves into the event as the gateway sent it (no copy).
+        let report = GatewayReport {
+            gseq: e.gseq,
+            session_id: e.session_id,
+            detail: e.data,
+            claimed_grant_id,
+        };
+        let mut event = report.into_event(kind, actor.clone(), e.at)?;
         if let Some((gid, rid)) = link {
             event = event.grant(&gid).request(&rid);
         }
