@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import {
-  BIN, CHROMIUM, SHOTS, stopAll, apiClient, startUp, signInPage,
+  BIN, CHROMIUM, SHOTS, stopAll, waitFor, apiClient, startUp, signInPage,
 } from './support.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jitgate-campaigns-e2e-'));
