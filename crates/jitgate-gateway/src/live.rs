@@ -256,7 +256,18 @@ impl SessionHandle {
         at: Timestamp,
         data: serde_json::Value,
     ) -> Result<(), Unrecorded> {
-        self.registry.events.record(
+        self.record_data(kind, at, &data)
+    }
+
+    /// [`SessionHandle::record`] with details of any serialisable shape, written as they
+    /// serialise.
+    fn record_data<D: serde::Serialize + ?Sized>(
+        &self,
+        kind: &str,
+        at: Timestamp,
+        data: &D,
+    ) -> Result<(), Unrecorded> {
+        self.registry.events.record_data(
             kind,
             at,
             Some(&self.info.grant_id),
@@ -281,13 +292,7 @@ impl SessionHandle {
             failure,
             device_latency_us: latency.map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX)),
         };
-        self.registry.events.record_data(
-            "operation",
-            at,
-            Some(&self.info.grant_id),
-            Some(&self.info.session_id),
-            &data,
-        )
+        self.record_data("operation", at, &data)
     }
 
     /// Traffic seen now: restarts the idle timeout.

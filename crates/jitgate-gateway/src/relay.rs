@@ -331,18 +331,27 @@ where
         checked: &mut usize,
         stats: &mut SessionStats,
     ) -> Result<(), String> {
-        if *checked == 0 {
-            return Ok(());
-        }
-        let frames = self.devbuf.get(..*checked).unwrap_or_default();
-        if let Err(e) = self.client.write_all(frames).await {
-            return Err(format!("client_error: {e}"));
-        }
-        stats.bytes_out += *checked as u64;
-        self.devbuf.drain(..*checked);
-        *checked = 0;
-        Ok(())
+        relay_front(self.client, self.devbuf, std::mem::take(checked), stats).await
     }
+}
+
+/// Write the first `n` bytes of `devbuf` (device frames checked and recorded) to the client
+/// in one write, and drop them from the buffer.
+async fn relay_front<C: AsyncWrite + Unpin>(
+    client: &mut C,
+    devbuf: &mut Vec<u8>,
+    n: usize,
+    stats: &mut SessionStats,
+) -> Result<(), String> {
+    if n == 0 {
+        return Ok(());
+    }
+    if let Err(e) = client.write_all(devbuf.get(..n).unwrap_or_default()).await {
+        return Err(format!("client_error: {e}"));
+    }
+    stats.bytes_out += n as u64;
+    devbuf.drain(..n);
+    Ok(())
 }
 
 /// Relay every complete unsolicited frame in `devbuf` to the client (or end the session),
@@ -385,16 +394,7 @@ where
         checked += len;
     };
     // What was checked (and recorded) is relayed, even when a later frame ends the session.
-    if checked > 0 {
-        if let Err(e) = client
-            .write_all(devbuf.get(..checked).unwrap_or_default())
-            .await
-        {
-            return Err(format!("client_error: {e}"));
-        }
-        stats.bytes_out += checked as u64;
-        devbuf.drain(..checked);
-    }
+    relay_front(client, devbuf, checked, stats).await?;
     end.map_or(Ok(()), Err)
 }
 
