@@ -28,7 +28,9 @@
 //! - The seam for framed protocols: [`protocol`] (the [`protocol::FrameProtocol`] trait:
 //!   compile an allow-list once per session, delimit frames, decide, check answers; pure),
 //!   [`relay`] (the generic relay loop doing the I/O and the evidence), [`session`] (one
-//!   tunnel connection front to back: admission, TLS, handshake, then the relay).
+//!   tunnel connection front to back: admission, TLS, handshake, then the relay),
+//!   [`lanes`] (the threads sessions run on: one current-thread runtime per CPU, a session
+//!   on one of them from accept to end).
 //! - Protocols: [`modbus`] — Modbus/TCP, pure and synchronous (no I/O): MBAP framing,
 //!   request decoding with the protocol's length and quantity rules, the allow-list
 //!   compiled from a grant's scope, exception responses, the operation record sent to the
@@ -63,6 +65,7 @@ pub mod control;
 pub mod dnp3;
 pub mod enrolment;
 pub mod handshake;
+pub mod lanes;
 pub mod live;
 pub mod live_journal;
 pub mod metrics;

@@ -8,6 +8,7 @@
 
 use crate::admission::Admission;
 use crate::config::GatewayConfig;
+use crate::lanes::Lanes;
 use crate::live::{LiveSessions, SessionHandle, SessionInfo};
 use crate::refusals::PreAuthRefusals;
 use crate::revocations::RevocationList;
@@ -245,6 +246,9 @@ pub struct RunningGateway {
     pub gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The threads tunnel sessions run on; kept until [`RunningGateway::stop`] has let the
+    /// sessions record their end (stopping the lanes would drop them unrecorded).
+    lanes: Arc<Lanes>,
 }
 
 impl RunningGateway {
@@ -282,6 +286,8 @@ impl RunningGateway {
         {
             tracing::error!("could not confirm that every recording chunk reached the spool");
         }
+        // Only now: what still ran on a lane would be dropped with it.
+        drop(self.lanes);
     }
 }
 
@@ -457,13 +463,19 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
     tracing::info!(gateway = %gateway.id, %addr, assets = setup.assets.len(), "gateway listening");
     let (stop, stop_rx) = watch::channel(false);
 
+    let lanes = Arc::new(
+        Lanes::per_cpu()
+            .map_err(|e| GatewayError::Other(format!("cannot start the relay threads: {e}")))?,
+    );
+    tracing::debug!(lanes = lanes.len(), "relay lanes started");
+    let accept_lanes = Arc::clone(&lanes);
     let accept_gw = gateway.clone();
     let mut accept_stop = stop_rx.clone();
     let accept = tokio::spawn(async move {
         loop {
             tokio::select! {
                 conn = listener.accept() => match conn {
-                    Ok((tcp, peer)) => { tokio::spawn(crate::session::serve(accept_gw.clone(), tcp, peer)); }
+                    Ok((tcp, peer)) => accept_lanes.serve(accept_gw.clone(), tcp, peer),
                     Err(e) => { tracing::warn!(error = %e, "accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; }
                 },
                 _ = accept_stop.changed() => return,
@@ -559,5 +571,6 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, GatewayError
         gateway,
         stop,
         tasks,
+        lanes,
     })
 }

@@ -164,13 +164,17 @@ pub async fn deploy(tmp: &Path, grant: &Grant, tls: bool) -> Jitgate {
     if tls {
         args.push("--tls".into());
     }
-    let mut up = if server_apart() {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1", BIN]);
-        c
-    } else {
-        Command::new(BIN)
-    };
+    // JITGATE_BENCH_SERVER_WRAPPER="chrt --idle 0": start the server through a command — a
+    // diagnostic of how the server's scheduling shapes the data path (docs/BENCHMARKS.md,
+    // "Layout"), never a figure of the product.
+    let wrapper = std::env::var("JITGATE_BENCH_SERVER_WRAPPER").unwrap_or_default();
+    let mut words: Vec<&str> = wrapper.split_whitespace().collect();
+    if server_apart() {
+        words.splice(0..0, ["taskset", "-c", "1"]);
+    }
+    words.push(BIN);
+    let mut up = Command::new(words[0]);
+    up.args(&words[1..]);
     let up = Proc(
         up.args(&args)
             .stdout(Stdio::null())
