@@ -17,7 +17,9 @@
 //! `JITGATE_DNP3_BENCH_ONLY=poll` (or `pair`, `idle`, comma-separated) runs only those
 //! parts and `JITGATE_DNP3_BENCH_MASTERS=1` (or `32`) only that load, e.g. under a
 //! profiler (with `JITGATE_DNP3_BENCH_ROUNDS=10` for ten times the rounds);
-//! `JITGATE_BENCH_SERVER_APART=1` puts the server on a CPU of its own.
+//! `JITGATE_BENCH_SERVER_APART=1` puts the server on a CPU of its own;
+//! `JITGATE_BENCH_SERVER_WRAPPER="chrt --idle 0"` starts the server through that command (a
+//! diagnostic of how its scheduling shapes the data path; docs/BENCHMARKS.md, DNP3).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -227,8 +227,16 @@ fn connect_sessions_end_as_client_closed_and_a_retired_key_cuts_its_sessions() {
         retired["gateways_notified"],
         serde_json::json!(["gw-north"])
     );
-    // The live session is cut without restarting anything.
-    assert_eq!(read_register(&mut live, 7), None, "the session was not cut");
+    // The live session is cut without restarting anything — within a second: the
+    // retirement reaches the gateway on the control channel while the CLI returns, so a
+    // read sent at once may still be answered.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while read_register(&mut live, 7).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the session was not cut within 1 s"
+        );
+    }
     // A new local connection presents the same (old-key) token: refused at the gateway.
     let mut again = local_client(local);
     assert_eq!(read_register(&mut again, 7), None);
