@@ -194,11 +194,14 @@ fn main() {
     rt.block_on(async {
         let data = tempfile::tempdir().unwrap();
         let store = jitgate_store::Store::open_data_dir(data.path()).await.unwrap();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data.path().to_path_buf(),
             ..ServerConfig::default()
         };
+        // Alice holds the 100 live grants (and the expiring ones) at once: the per-requester
+        // cap on open requests (an abuse limit, 20 by default) would refuse the load measured.
+        config.limits.max_open_requests = 100_000;
         let server = jitgate_server::start_with_store(config, Arc::new(SystemClock), store)
             .await
             .unwrap();
