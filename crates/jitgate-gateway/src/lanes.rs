@@ -104,9 +104,10 @@ impl Lanes {
         });
     }
 
-    /// Run a future on the next lane (what [`Lanes::serve`] does with a session); for tests
-    /// of the lanes themselves.
-    pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    /// Run a future on the next lane (what [`Lanes::serve`] does with a session), for the
+    /// tests of the lanes themselves.
+    #[cfg(test)]
+    fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
