@@ -243,7 +243,7 @@ async fn main() {
             support::run_paths(
                 "DNP3 class 0 poll",
                 &routes,
-                &loads([(1, 4000), (32, 1000)]),
+                &loads([(1, 16000), (32, 1000)]),
                 |c| Master::new(Work::Class0, c),
             )
             .await,
@@ -254,7 +254,7 @@ async fn main() {
             support::run_paths(
                 "DNP3 SELECT + OPERATE pair",
                 &routes,
-                &loads([(1, 2000), (32, 500)]),
+                &loads([(1, 8000), (32, 500)]),
                 |c| Master::new(Work::SelectOperate, c),
             )
             .await,

@@ -80,7 +80,7 @@ async fn main() {
     let rows = support::run_paths(
         "Modbus FC3 read of 10 registers",
         &routes,
-        &[(1, 4000), (32, 1000)],
+        &[(1, 16000), (32, 1000)],
         |c| ModbusClient(c as u16),
     )
     .await;

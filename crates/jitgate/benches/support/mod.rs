@@ -460,15 +460,41 @@ pub struct Row {
     pub rps: f64,
 }
 
+/// How many slices each load is cut into (`JITGATE_BENCH_SLICES`, default 5): the paths
+/// take turns slice by slice, so a change in the machine's speed during the run (a busy
+/// neighbour, a frequency step — the socat tunnel's own p50 moved by 40% between runs a
+/// minute apart) falls on the baseline and on jitgate alike instead of on whichever path
+/// happened to run then.
+fn slices() -> usize {
+    std::env::var("JITGATE_BENCH_SLICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or(5)
+}
+
+/// What one path gathered over the slices of one load.
+#[derive(Default)]
+struct Pooled {
+    lat: Vec<Duration>,
+    wall: Duration,
+    machine: Duration,
+    processes: Vec<Duration>,
+}
+
 /// Run `workload` through every path at each `(clients, rounds per client)`, printing one
-/// table row per run and then the CPU per round by process for the jitgate paths.
+/// table row per path and load and then the CPU per round by process for the jitgate paths.
+/// Each load runs in [`slices`] turns; in each turn every path runs a slice of the rounds
+/// (on fresh connections, warmed up), starting with a different path each turn.
 pub async fn run_paths<C: Client>(
     workload: &'static str,
     routes: &[Route],
     loads: &[(usize, usize)],
     make: impl Fn(usize) -> C + Copy,
 ) -> Vec<Row> {
+    let turns = slices();
     println!("\n### {workload}\n");
+    println!("({turns} turns, the paths taking turns; connection set-up excluded)\n");
     println!(
         "| path | clients | rounds | p50 µs | p99 µs | p99.9 µs | mean µs | rounds/s | machine CPU µs per round |"
     );
@@ -476,19 +502,36 @@ pub async fn run_paths<C: Client>(
     let mut rows = Vec::new();
     let mut split = Vec::new();
     for &(clients, per_client) in loads {
-        for path in routes {
-            let before = path.cpu();
-            let m = load(path.addr, clients, 50, per_client, make).await;
-            let after = path.cpu();
-            let n = m.lat.len() as f64;
-            let (p50, p99, p999) = (pct(&m.lat, 0.50), pct(&m.lat, 0.99), pct(&m.lat, 0.999));
-            let mean = m.lat.iter().sum::<Duration>().as_secs_f64() * 1e6 / n;
-            let rps = n / m.wall.as_secs_f64();
-            let cpu_per = m.machine.as_secs_f64() * 1e6 / n;
+        let mut pooled: Vec<Pooled> = routes.iter().map(|_| Pooled::default()).collect();
+        let slice = per_client.div_ceil(turns);
+        for turn in 0..turns {
+            for k in 0..routes.len() {
+                let at = (turn + k) % routes.len();
+                let path = &routes[at];
+                let before = path.cpu();
+                let m = load(path.addr, clients, 50, slice, make).await;
+                let after = path.cpu();
+                let p = &mut pooled[at];
+                p.lat.extend(m.lat);
+                p.wall += m.wall;
+                p.machine += m.machine;
+                p.processes.resize(after.len(), Duration::ZERO);
+                for (sum, (b, a)) in p.processes.iter_mut().zip(before.iter().zip(&after)) {
+                    *sum += a.saturating_sub(*b);
+                }
+            }
+        }
+        for (path, mut p) in routes.iter().zip(pooled) {
+            p.lat.sort();
+            let n = p.lat.len() as f64;
+            let (p50, p99, p999) = (pct(&p.lat, 0.50), pct(&p.lat, 0.99), pct(&p.lat, 0.999));
+            let mean = p.lat.iter().sum::<Duration>().as_secs_f64() * 1e6 / n;
+            let rps = n / p.wall.as_secs_f64();
+            let cpu_per = p.machine.as_secs_f64() * 1e6 / n;
             println!(
                 "| {} | {clients} | {} | {p50:.0} | {p99:.0} | {p999:.0} | {mean:.0} | {rps:.0} | {cpu_per:.0} |",
                 path.name,
-                m.lat.len()
+                p.lat.len()
             );
             rows.push(Row {
                 workload,
@@ -499,10 +542,10 @@ pub async fn run_paths<C: Client>(
                 rps,
             });
             if let Some(procs) = &path.processes {
-                let per: Vec<f64> = before
+                let per: Vec<f64> = p
+                    .processes
                     .iter()
-                    .zip(&after)
-                    .map(|(b, a)| a.saturating_sub(*b).as_secs_f64() * 1e6 / n)
+                    .map(|d| d.as_secs_f64() * 1e6 / n)
                     .collect();
                 split.push((clients, path.name, procs.map(|p| p.0), per));
             }
