@@ -10,6 +10,10 @@ use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod jcs_text;
+
+pub use jcs_text::write_jcs_text;
+
 /// Who caused a transition: an identity, or the system itself (scheduler, startup).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
@@ -309,35 +313,58 @@ impl Event {
                 canonical_json(&v).into_bytes()
             }
             Some(CANONICAL_JCS) => {
-                // Every field but `data` as serde writes it, and `data` written from where it
-                // is: the same text as encoding the whole event, without copying `data` (an
-                // operation's detail) into a second `Value` — the server does this for every
-                // event it records.
-                let head = Event {
-                    kind: self.kind,
-                    actor: self.actor.clone(),
-                    at: self.at,
-                    request_id: self.request_id.clone(),
-                    approval_id: self.approval_id.clone(),
-                    grant_id: self.grant_id.clone(),
-                    state_before: self.state_before.clone(),
-                    state_after: self.state_after.clone(),
-                    data: serde_json::Value::Null,
-                    canonical_version: self.canonical_version,
-                };
-                let Ok(serde_json::Value::Object(head)) = serde_json::to_value(&head) else {
-                    return Vec::new();
-                };
-                let entries = head
-                    .iter()
-                    .map(|(k, v)| (k, if k == "data" { &self.data } else { v }))
-                    .collect();
-                let mut out = Vec::with_capacity(256);
-                write_object(entries, &mut out, true);
-                out
+                let mut data = Vec::with_capacity(128);
+                write_jcs(&self.data, &mut data);
+                self.canonical_bytes_with_data(&data)
             }
             Some(_) => Vec::new(),
         }
+    }
+
+    /// The JCS canonical bytes of this event with `data_jcs` (JCS text) as its `data`, the
+    /// event's own `data` ignored: every field but `data` as serde writes it, sorted, and
+    /// `data` as given — what [`Event::canonical_bytes`] gives for a version-2 event whose
+    /// data has that text. The server records a gateway's operations this way, their
+    /// detail canonicalised from the text it arrived in ([`write_jcs_text`]) rather than
+    /// through a `Value`. Empty for events of version 1.
+    pub fn canonical_bytes_with_data(&self, data_jcs: &[u8]) -> Vec<u8> {
+        if self.canonical_version != Some(CANONICAL_JCS) {
+            return Vec::new();
+        }
+        let head = Event {
+            kind: self.kind,
+            actor: self.actor.clone(),
+            at: self.at,
+            request_id: self.request_id.clone(),
+            approval_id: self.approval_id.clone(),
+            grant_id: self.grant_id.clone(),
+            state_before: self.state_before.clone(),
+            state_after: self.state_after.clone(),
+            data: serde_json::Value::Null,
+            canonical_version: self.canonical_version,
+        };
+        let Ok(serde_json::Value::Object(head)) = serde_json::to_value(&head) else {
+            return Vec::new();
+        };
+        // The top-level keys are ASCII: byte order is JCS's order.
+        let mut entries: Vec<(&String, &serde_json::Value)> = head.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::with_capacity(160 + data_jcs.len());
+        out.push(b'{');
+        for (i, (k, v)) in entries.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_scalar(k.as_str(), &mut out);
+            out.push(b':');
+            if k == "data" {
+                out.extend_from_slice(data_jcs);
+            } else {
+                write_sorted(v, &mut out, true);
+            }
+        }
+        out.push(b'}');
+        out
     }
 }
 
@@ -441,7 +468,7 @@ fn write_object(mut entries: Vec<(&String, &serde_json::Value)>, out: &mut Vec<u
 
 /// Integers of at most 2^53 in magnitude are exact IEEE doubles and ECMAScript writes them as
 /// plain digits; every other number is written as the double it denotes.
-fn write_jcs_number(n: &serde_json::Number, out: &mut Vec<u8>) {
+pub(crate) fn write_jcs_number(n: &serde_json::Number, out: &mut Vec<u8>) {
     const EXACT: u64 = 1 << 53;
     if let Some(i) = n.as_u64().filter(|i| *i <= EXACT) {
         out.extend_from_slice(i.to_string().as_bytes());
@@ -455,7 +482,7 @@ fn write_jcs_number(n: &serde_json::Number, out: &mut Vec<u8>) {
     }
 }
 
-fn write_scalar<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+pub(crate) fn write_scalar<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
     // Writing a string, number, bool or null into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, v);
 }

@@ -575,6 +575,37 @@ impl GatewayReport {
         Ok(crate::event::Event::new(kind, actor, at).data(Value::Object(data)))
     }
 
+    /// The JCS text of the data [`GatewayReport::into_event`] gives a report whose detail
+    /// has the JCS text `detail_jcs`: `{"claimed_grant_id"?, "detail", "gseq",
+    /// "session_id"}` in that (sorted) order. With [`crate::event::Event::canonical_bytes_with_data`]
+    /// the server writes a reported event's canonical bytes from the text it received.
+    pub fn data_jcs(
+        gseq: i64,
+        session_id: Option<&str>,
+        detail_jcs: &[u8],
+        claimed_grant_id: Option<&str>,
+    ) -> Vec<u8> {
+        use crate::event::{write_jcs_number, write_scalar};
+        let mut out = Vec::with_capacity(detail_jcs.len() + 96);
+        out.push(b'{');
+        if let Some(claimed) = claimed_grant_id {
+            out.extend_from_slice(b"\"claimed_grant_id\":");
+            write_scalar(claimed, &mut out);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"detail\":");
+        out.extend_from_slice(detail_jcs);
+        out.extend_from_slice(b",\"gseq\":");
+        write_jcs_number(&gseq.into(), &mut out);
+        out.extend_from_slice(b",\"session_id\":");
+        match session_id {
+            Some(id) => write_scalar(id, &mut out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        out
+    }
+
     /// The report an event of one of [`GatewayReport::KINDS`] carries.
     pub fn of(e: &crate::event::Event) -> Option<GatewayReport> {
         if !Self::KINDS.contains(&e.kind) {
@@ -613,6 +644,42 @@ mod tests {
 
     fn t() -> Timestamp {
         chrono::Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_report_written_from_its_text_has_the_canonical_bytes_of_its_event() {
+        let details = [
+            r#"{"function":"operate","allowed":false,"reason":"binary-output 3 is not granted","objects":[{"group":12,"variation":1,"range":[3,3]}]}"#,
+            r#"{"subject":"ana","asset":"rtu-12","expires_at":"2026-11-01T09:00:00.000Z","peer":null}"#,
+            r#"{"é":"é","z":1.5e300,"a":-9007199254740993}"#,
+            "null",
+        ];
+        for detail in details {
+            for (session, claimed, gseq) in [
+                (Some("s-1"), None, 1),
+                (None, Some("g-forged\"\n"), 9_007_199_254_740_993),
+            ] {
+                let report = GatewayReport {
+                    gseq,
+                    session_id: session.map(str::to_string),
+                    detail: serde_json::from_str(detail).unwrap(),
+                    claimed_grant_id: claimed.map(str::to_string),
+                };
+                let event = report
+                    .into_event(EventKind::Operation, Actor::identity("gw-1"), t())
+                    .unwrap()
+                    .grant("g-1")
+                    .request("r-1");
+                let mut detail_jcs = Vec::new();
+                crate::event::write_jcs_text(detail, &mut detail_jcs).unwrap();
+                let data = GatewayReport::data_jcs(gseq, session, &detail_jcs, claimed);
+                assert_eq!(
+                    String::from_utf8(event.canonical_bytes_with_data(&data)).unwrap(),
+                    String::from_utf8(event.canonical_bytes()).unwrap(),
+                    "detail {detail}"
+                );
+            }
+        }
     }
 
     #[test]

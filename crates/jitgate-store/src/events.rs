@@ -107,6 +107,27 @@ impl Tx {
 
     /// Append events in order; returns their sequence numbers (consecutive, gapless).
     pub async fn append_events(&mut self, events: &[Event]) -> Result<Vec<i64>> {
+        let encoded = events
+            .iter()
+            .map(|event| {
+                let canonical = String::from_utf8(event.canonical_bytes()).map_err(|e| {
+                    StoreError::Encode(format!("event {}: {e}", event.kind.as_str()))
+                })?;
+                Ok((event, canonical))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.append_encoded(&encoded).await
+    }
+
+    /// [`Tx::append_events`] for events whose canonical text the caller has written
+    /// already (the server writes a gateway's operations from the text they arrived in,
+    /// `Event::canonical_bytes_with_data`). Each text must be the event's canonical bytes:
+    /// the event's columns (kind, actor, time, ids) come from `Event`, the hash and what
+    /// verifiers read from the text.
+    pub async fn append_encoded<E: std::borrow::Borrow<Event> + Sync>(
+        &mut self,
+        events: &[(E, String)],
+    ) -> Result<Vec<i64>> {
         self.need_write("append_events")?;
         if events.is_empty() {
             return Ok(Vec::new());
@@ -118,16 +139,15 @@ impl Tx {
         if events.len() > MAX_ROWS {
             let mut seqs = Vec::with_capacity(events.len());
             for chunk in events.chunks(MAX_ROWS) {
-                seqs.extend(Box::pin(self.append_events(chunk)).await?);
+                seqs.extend(Box::pin(self.append_encoded(chunk)).await?);
             }
             return Ok(seqs);
         }
         let (mut seq, mut prev) = self.chain_head().await?;
         let mut seqs = Vec::with_capacity(events.len());
         let mut rows = Vec::with_capacity(events.len());
-        for event in events {
-            let canonical = String::from_utf8(event.canonical_bytes())
-                .map_err(|e| StoreError::Encode(format!("event {}: {e}", event.kind.as_str())))?;
+        for (event, canonical) in events {
+            let event: &Event = event.borrow();
             if canonical.is_empty() {
                 return Err(StoreError::Encode(format!(
                     "event {}: no canonical form",
@@ -206,7 +226,7 @@ impl Tx {
                 .bind(event.request_id.clone())
                 .bind(event.approval_id.clone())
                 .bind(event.grant_id.clone())
-                .bind(canonical);
+                .bind(canonical.as_str());
         }
         query
             .bind(seq)

@@ -13,6 +13,58 @@ use axum::http::request::Parts;
 #[from_request(via(axum::Json), rejection(ServerError))]
 pub struct ApiJson<T>(pub T);
 
+/// A JSON body kept as its bytes, for an endpoint that parses it itself, borrowing from
+/// it (the gateway's event deliveries: most of what the server did per recorded operation
+/// was parsing into owned values). Same content-type rule, size limit and errors as
+/// [`ApiJson`]: see [`JsonBytes::parse`].
+pub struct JsonBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ServerError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ServerError> {
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| {
+                m.type_() == "application"
+                    && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+            });
+        if !json {
+            return Err(JsonRejection::from(
+                axum::extract::rejection::MissingJsonContentType::default(),
+            )
+            .into());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(JsonRejection::from)?;
+        Ok(JsonBytes(bytes))
+    }
+}
+
+impl JsonBytes {
+    /// The body as `Fast` (which may borrow from it). When it is not one, the error is
+    /// the one [`ApiJson`]`<Typed>` gives for it (with the path to what is wrong), `Typed`
+    /// being the owned shape the API documents: parsing is only tracked when it failed.
+    pub fn parse<'a, Fast, Typed>(&'a self) -> Result<Fast, ServerError>
+    where
+        Fast: serde::Deserialize<'a>,
+        Typed: serde::de::DeserializeOwned,
+    {
+        serde_json::from_slice(&self.0).map_err(|fast| {
+            match axum::Json::<Typed>::from_bytes(&self.0) {
+                Err(rejection) => rejection.into(),
+                Ok(_) => ServerError::InvalidBody(format!(
+                    "request body has the wrong shape: {fast}; /openapi.json describes every body"
+                )),
+            }
+        })
+    }
+}
+
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ServerError))]
 pub struct ApiQuery<T>(pub T);

@@ -1,7 +1,7 @@
 //! Endpoints for gateways (`/gateway/...`, callers are workloads with the `gateway` role)
 //! and for subjects obtaining a grant token (`/grants/{id}/token`), plus key rotation.
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, JsonBytes};
 use super::types::*;
 use crate::auth::Caller;
 use crate::error::{ApiResult, GatewayTrustCode, ServerError};
@@ -126,9 +126,10 @@ pub(crate) async fn grant_status(
 pub(crate) async fn gateway_events(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<GatewayEventBatch>,
+    raw: JsonBytes,
 ) -> ApiResult<Json<GatewayEventAck>> {
     caller.require_gateway()?;
+    let body: DeliveredBatch<'_> = raw.parse::<_, GatewayEventBatch>()?;
     if body.events.len() > 10_000 {
         return Err(ServerError::BadRequest(
             "at most 10000 events per batch".into(),
@@ -187,7 +188,7 @@ pub(crate) async fn gateway_events(
                 ),
             });
         }
-        let kind = match e.kind.as_str() {
+        let kind = match e.kind.as_ref() {
             "session.started" => EventKind::SessionStarted,
             "session.refused" => EventKind::SessionRefused,
             "session.ended" => EventKind::SessionEnded,
@@ -247,7 +248,10 @@ pub(crate) async fn gateway_events(
                 }
             }
         }
+        let detail = e.data.map_or("null", |d| d.get());
         if kind == EventKind::RecordingChunk {
+            let data: serde_json::Value = serde_json::from_str(detail)
+                .map_err(|err| ServerError::InvalidBody(format!("event gseq {}: {err}", e.gseq)))?;
             let row = crate::recordings::accept_chunk_event(
                 &mut tx,
                 &mut chains,
@@ -255,28 +259,35 @@ pub(crate) async fn gateway_events(
                 e.gseq,
                 e.session_id.as_deref(),
                 link.as_ref().map(|(gid, _)| gid.as_str()),
-                &e.data,
+                &data,
                 e.at,
             )
             .await?;
             chunk_rows.push((events.len(), row));
         }
-        // The detail moves into the event as the gateway sent it (no copy).
-        let report = GatewayReport {
-            gseq: e.gseq,
-            session_id: e.session_id,
-            detail: e.data,
-            claimed_grant_id,
-        };
-        let mut event = report.into_event(kind, actor.clone(), e.at)?;
+        // The event's canonical text is written from the detail's text as it arrived: the
+        // bytes `GatewayReport::into_event` would give, without building a `Value` of it
+        // (jitgate_core::event::write_jcs_text; a core test compares the two).
+        let mut detail_jcs = Vec::with_capacity(detail.len());
+        jitgate_core::event::write_jcs_text(detail, &mut detail_jcs)
+            .map_err(|err| ServerError::InvalidBody(format!("event gseq {}: {err}", e.gseq)))?;
+        let data = GatewayReport::data_jcs(
+            e.gseq,
+            e.session_id.as_deref(),
+            &detail_jcs,
+            claimed_grant_id.as_deref(),
+        );
+        let mut event = Event::new(kind, actor.clone(), e.at);
         if let Some((gid, rid)) = link {
             event = event.grant(&gid).request(&rid);
         }
+        let canonical = String::from_utf8(event.canonical_bytes_with_data(&data))
+            .map_err(|err| ServerError::Internal(format!("event gseq {}: {err}", e.gseq)))?;
         delivered = e.gseq;
-        events.push(event);
+        events.push((event, canonical));
     }
     let recorded = events.len();
-    let seqs = tx.append_events(&events).await?;
+    let seqs = tx.append_encoded(&events).await?;
     for (i, mut row) in chunk_rows {
         row.event_seq = seqs.get(i).copied().unwrap_or_default();
         tx.insert_recording_chunk(&row).await?;
@@ -506,4 +517,30 @@ pub(crate) async fn retire_key(
         current_kid: info.current_kid,
         keys: info.keys,
     }))
+}
+
+/// A gateway's delivery as parsed from the body: strings borrowed where they can be, each
+/// event's `data` kept as the text it arrived in (written canonically from it). The
+/// documented shape, and the errors for a body that does not fit, are
+/// [`GatewayEventBatch`]'s.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveredBatch<'a> {
+    #[serde(borrow)]
+    events: Vec<DeliveredEvent<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveredEvent<'a> {
+    gseq: i64,
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    at: jitgate_core::Timestamp,
+    #[serde(default)]
+    grant_id: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default, borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
 }
