@@ -81,6 +81,19 @@ pub fn chain_hash(prev_hash: &str, canonical: &[u8]) -> Option<String> {
     Some(hex::encode(h.finalize()))
 }
 
+/// [`chain_hash`] for a chain being appended: `prev` (bytes) becomes the new hash, which is
+/// returned as hex — the same rule without decoding the previous hash from hex each time.
+fn next_hash(prev: &mut [u8; 32], canonical: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(*prev);
+    h.update(canonical);
+    prev.copy_from_slice(&h.finalize());
+    let mut text = [0u8; 64];
+    // 32 bytes always fit 64 hex digits, which are ASCII.
+    let _ = hex::encode_to_slice(*prev, &mut text);
+    text.iter().map(|&b| char::from(b)).collect()
+}
+
 fn stored_from_row(row: &AnyRow) -> Result<StoredEvent> {
     let seq: i64 = row.try_get("seq")?;
     let canonical: String = row.try_get("canonical")?;
@@ -144,6 +157,13 @@ impl Tx {
             return Ok(seqs);
         }
         let (mut seq, mut prev) = self.chain_head().await?;
+        // The previous hash as bytes, decoded once per append (not once per event).
+        let mut prev_bytes: [u8; 32] = hex::decode(&prev)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("chain_head: hash {prev:?} is not 64 hex digits"))
+            })?;
         let mut seqs = Vec::with_capacity(events.len());
         let mut rows = Vec::with_capacity(events.len());
         for (event, canonical) in events {
@@ -154,9 +174,7 @@ impl Tx {
                     event.kind.as_str()
                 )));
             }
-            let hash = chain_hash(&prev, canonical.as_bytes()).ok_or_else(|| {
-                StoreError::Corrupt(format!("chain_head: hash {prev:?} is not 64 hex digits"))
-            })?;
+            let hash = next_hash(&mut prev_bytes, canonical.as_bytes());
             seq += 1;
             seqs.push(seq);
             rows.push((
@@ -389,5 +407,23 @@ impl Tx {
             None
         };
         Ok(report(first_bad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_appending_hash_step_is_the_chain_rule() {
+        let mut prev_hex = GENESIS_HASH.to_string();
+        let mut prev = [0u8; 32];
+        for canonical in ["{\"a\":1}", "", "{\"kind\":\"operation\",\"é\":\"\\n\"}"] {
+            let expected = chain_hash(&prev_hex, canonical.as_bytes()).unwrap();
+            let got = next_hash(&mut prev, canonical.as_bytes());
+            assert_eq!(got, expected);
+            assert_eq!(hex::encode(prev), expected);
+            prev_hex = got;
+        }
     }
 }

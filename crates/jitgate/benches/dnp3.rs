@@ -19,7 +19,10 @@
 //! profiler (with `JITGATE_DNP3_BENCH_ROUNDS=10` for ten times the rounds);
 //! `JITGATE_BENCH_SERVER_APART=1` puts the server on a CPU of its own;
 //! `JITGATE_BENCH_SERVER_WRAPPER="chrt --idle 0"` starts the server through that command (a
-//! diagnostic of how its scheduling shapes the data path; docs/BENCHMARKS.md, DNP3).
+//! diagnostic of how its scheduling shapes the data path; docs/BENCHMARKS.md, DNP3);
+//! `JITGATE_BENCH_PAUSE_SERVER=1` stops the server during the timed part of every jitgate
+//! slice (a diagnostic: the data path with the evidence recorder taking no CPU);
+//! `JITGATE_BENCH_SLICES=N` sets how many turns the paths take (default 5).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

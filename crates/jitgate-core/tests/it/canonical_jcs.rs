@@ -1,7 +1,7 @@
 //! The event encoder's RFC 8785 output against `serde_json_canonicalizer`, a general JCS
 //! implementation: the same bytes for every value, random ones included.
 
-use jitgate_core::event::write_jcs;
+use jitgate_core::event::{write_jcs, write_jcs_text};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -82,18 +82,44 @@ proptest! {
         prop_assert_eq!(ours(&v), reference(&v));
     }
 
+    /// The writer the server uses on a gateway's detail as it arrived (text, not a
+    /// `Value`) gives the reference's bytes too, whether the text is compact or pretty.
+    #[test]
+    fn random_texts_match_the_reference(v in arb_json()) {
+        for text in [v.to_string(), serde_json::to_string_pretty(&v).unwrap()] {
+            let mut out = Vec::new();
+            write_jcs_text(&text, &mut out).unwrap();
+            prop_assert_eq!(String::from_utf8(out).unwrap(), reference(&v));
+        }
+    }
+
     /// An event's canonical bytes (written without copying its data) are the reference's
-    /// JCS of the whole event as serde writes it, whatever the data and the optional ids.
+    /// JCS of the whole event as serde writes it, whatever the data, the optional ids and
+    /// the actor.
     #[test]
     fn an_events_canonical_bytes_are_the_jcs_of_the_whole_event(
         data in arb_json(),
         grant in proptest::option::of("[a-z0-9-]{1,12}"),
+        request in proptest::option::of(".{0,8}"),
+        approval in proptest::option::of("[a-z0-9-]{1,12}"),
+        before in proptest::option::of("[a-z_]{1,10}"),
         state in proptest::option::of("[a-z_]{1,10}"),
+        actor in ".{0,12}",
+        kind in 0usize..5,
     ) {
         use jitgate_core::event::{Actor, Event, EventKind};
-        let mut e = Event::new(EventKind::Operation, Actor::identity("gw-north"), chrono::Utc::now())
-            .data(data);
+        let kind = [
+            EventKind::Operation,
+            EventKind::SessionStarted,
+            EventKind::RequestSubmitted,
+            EventKind::GrantIssued,
+            EventKind::RecordingChunk,
+        ][kind];
+        let mut e = Event::new(kind, Actor(actor), chrono::Utc::now()).data(data);
         e.grant_id = grant;
+        e.request_id = request;
+        e.approval_id = approval;
+        e.state_before = before;
         e.state_after = state;
         let whole = serde_json::to_value(&e).unwrap();
         prop_assert_eq!(String::from_utf8(e.canonical_bytes()).unwrap(), reference(&whole));

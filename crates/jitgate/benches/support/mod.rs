@@ -371,6 +371,7 @@ pub async fn load<C: Client>(
     warm: usize,
     per_client: usize,
     make: impl Fn(usize) -> C,
+    pause: Option<u32>,
 ) -> Measured {
     let ready = std::sync::Arc::new(tokio::sync::Barrier::new(clients + 1));
     let go = std::sync::Arc::new(tokio::sync::Barrier::new(clients + 1));
@@ -397,6 +398,9 @@ pub async fn load<C: Client>(
         }));
     }
     ready.wait().await;
+    if let Some(pid) = pause {
+        signal(pid, "-STOP");
+    }
     let cpu = machine_cpu();
     let start = Instant::now();
     go.wait().await;
@@ -405,6 +409,9 @@ pub async fn load<C: Client>(
         lat.extend(t.await.unwrap());
     }
     let wall = start.elapsed();
+    if let Some(pid) = pause {
+        signal(pid, "-CONT");
+    }
     lat.sort();
     Measured {
         lat,
@@ -460,6 +467,25 @@ pub struct Row {
     pub rps: f64,
 }
 
+/// Send `sig` (`-STOP`, `-CONT`) to process `pid` with kill(1).
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid} failed");
+}
+
+/// `JITGATE_BENCH_PAUSE_SERVER=1`, a diagnostic: the server is stopped (SIGSTOP) during the
+/// timed part of every jitgate slice and continued after it — sessions are open and warm,
+/// the gateway keeps writing every operation to its write-ahead file and retries the
+/// delivery afterwards. It shows what the data path does when the evidence recorder takes
+/// no CPU; not a figure of the product.
+fn pause_server() -> bool {
+    std::env::var("JITGATE_BENCH_PAUSE_SERVER").is_ok_and(|v| v == "1")
+}
+
 /// How many slices each load is cut into (`JITGATE_BENCH_SLICES`, default 5): the paths
 /// take turns slice by slice, so a change in the machine's speed during the run (a busy
 /// neighbour, a frequency step — the socat tunnel's own p50 moved by 40% between runs a
@@ -494,6 +520,9 @@ pub async fn run_paths<C: Client>(
 ) -> Vec<Row> {
     let turns = slices();
     println!("\n### {workload}\n");
+    if pause_server() {
+        println!("(diagnostic: the server stopped during the timed part of every jitgate slice)\n");
+    }
     println!("({turns} turns, the paths taking turns; connection set-up excluded)\n");
     println!(
         "| path | clients | rounds | p50 µs | p99 µs | p99.9 µs | mean µs | rounds/s | machine CPU µs per round |"
@@ -509,7 +538,12 @@ pub async fn run_paths<C: Client>(
                 let at = (turn + k) % routes.len();
                 let path = &routes[at];
                 let before = path.cpu();
-                let m = load(path.addr, clients, 50, slice, make).await;
+                // The server is the first of a jitgate path's processes.
+                let pause = path
+                    .processes
+                    .filter(|_| pause_server())
+                    .map(|procs| procs[0].1);
+                let m = load(path.addr, clients, 50, slice, make, pause).await;
                 let after = path.cpu();
                 let p = &mut pooled[at];
                 p.lat.extend(m.lat);
