@@ -1,6 +1,7 @@
 //! Each kind of bad input gets its own error code, and leaves state and events unchanged.
 
 use super::*;
+use jitgate_core::Clock;
 use jitgate_testkit::each_backend;
 
 async fn expect_error(
@@ -451,4 +452,131 @@ async fn inventory_changes_through_the_api_are_checked() {
     let (s, v) = h.call("sam", "PUT", "/api/v1/orgs/newco", Some(org)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     h.stop().await;
+}
+
+/// A gateway's delivery is parsed by its own fast path (borrowing from the body); a body
+/// that does not fit gets the same errors as every other JSON body, and records nothing.
+/// One that fits is recorded with the detail as sent (duplicate keys: the last one), its
+/// canonical text the event's own.
+#[tokio::test]
+async fn a_gateway_delivery_that_does_not_fit_is_refused_and_one_that_fits_is_recorded_as_sent() {
+    each_backend(|store| async move {
+        let mut h = Harness::start(store).await;
+        let (_, key) = h
+            .call(
+                "sam",
+                "POST",
+                "/api/v1/api-keys",
+                Some(json!({"identity": "gw-north", "name": "bad-input"})),
+            )
+            .await;
+        let key = key["key"].as_str().unwrap().to_string();
+        let url = format!("{}/api/v1/gateway/events", h.base);
+        let at = jitgate_core::event::rfc3339(h.clock.now());
+        let event = |gseq: i64, extra: &str| {
+            format!(
+                r#"{{"gseq":{gseq},"kind":"session.refused","at":"{at}","session_id":"s-1"{extra}}}"#
+            )
+        };
+        let cases: [(Option<&str>, String, StatusCode, &str, &str); 5] = [
+            (
+                None,
+                format!(r#"{{"events":[{}]}}"#, event(1, "")),
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "Content-Type",
+            ),
+            (
+                Some("application/json"),
+                r#"{"events":[{"gseq":1,"#.to_string(),
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "not valid JSON",
+            ),
+            (
+                Some("application/json"),
+                r#"{"events":[{"gseq":"one","kind":"operation","at":"2026-01-01T00:00:00Z"}]}"#
+                    .to_string(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "events[0].gseq",
+            ),
+            (
+                Some("application/json"),
+                format!(r#"{{"events":[{}]}}"#, event(1, r#","colour":"blue""#)),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "colour",
+            ),
+            (
+                Some("application/json"),
+                format!(r#"{{"events":[{}],"extra":1}}"#, event(1, "")),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "extra",
+            ),
+        ];
+        for (content_type, body, status, code, says) in cases {
+            let before = h.event_count().await;
+            let mut req = h.http.post(&url).bearer_auth(&key).body(body.clone());
+            if let Some(ct) = content_type {
+                req = req.header("content-type", ct);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), status, "{body}");
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(v["code"], code, "{body}: {v}");
+            let message = v["message"].as_str().unwrap();
+            assert!(message.contains(says), "{body}: {message}");
+            assert_eq!(h.event_count().await, before, "{body}: nothing recorded");
+        }
+
+        // A detail with escapes, non-ASCII keys, a duplicate key and large numbers, sent
+        // pretty-printed: recorded as a `Value` of it reads, in canonical text.
+        let detail = "{ \"z\": 1, \"é\": \"line\\nbreak\", \"dup\": 1, \"a\": [1e21, -0.0, 9007199254740993],\n \"dup\": \"last\" }";
+        let body = format!(
+            r#"{{"events":[{}]}}"#,
+            event(1, &format!(r#","data":{detail}"#))
+        );
+        let resp = h
+            .http
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut tx = h.state().store.read().await.unwrap();
+        let last = tx.verify_chain().await.unwrap().events;
+        let stored = tx
+            .list_events(&jitgate_store::EventFilter {
+                after_seq: Some(last - 1),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        drop(tx);
+        assert_eq!(stored.event.kind, jitgate_core::EventKind::SessionRefused);
+        // As sent, with its numbers as JCS writes them (the double they denote: -0 is 0, an
+        // integer above 2^53 the nearest double) — what recording through a `Value` stored.
+        let sent: Value = serde_json::from_str(detail).unwrap();
+        let mut jcs = Vec::new();
+        jitgate_core::event::write_jcs(&sent, &mut jcs);
+        let expected: Value = serde_json::from_slice(&jcs).unwrap();
+        assert_eq!(stored.event.data["detail"], expected);
+        assert_eq!(stored.event.data["detail"]["a"][2], 9007199254740992u64);
+        assert_eq!(stored.event.data["detail"]["dup"], "last");
+        assert_eq!(stored.event.data["gseq"], 1);
+        assert_eq!(
+            String::from_utf8(stored.event.canonical_bytes()).unwrap(),
+            stored.canonical,
+            "the stored text is the event's canonical text"
+        );
+        h.stop().await;
+    })
+    .await;
 }
