@@ -462,15 +462,7 @@ async fn inventory_changes_through_the_api_are_checked() {
 async fn a_gateway_delivery_that_does_not_fit_is_refused_and_one_that_fits_is_recorded_as_sent() {
     each_backend(|store| async move {
         let mut h = Harness::start(store).await;
-        let (_, key) = h
-            .call(
-                "sam",
-                "POST",
-                "/api/v1/api-keys",
-                Some(json!({"identity": "gw-north", "name": "bad-input"})),
-            )
-            .await;
-        let key = key["key"].as_str().unwrap().to_string();
+        let key = h.api_key("gw-north", "bad-input").await;
         let url = format!("{}/api/v1/gateway/events", h.base);
         let at = jitgate_core::event::rfc3339(h.clock.now());
         let event = |gseq: i64, extra: &str| {

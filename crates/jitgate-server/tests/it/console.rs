@@ -574,16 +574,8 @@ async fn the_stream_tells_an_open_console_about_new_events_it_may_see() {
 async fn live_sessions_come_from_gateway_events_and_terminate_revokes() {
     each_backend(|store| async move {
         let mut h = Harness::start(store).await;
-        let (s, key) = h
-            .call(
-                "sam",
-                "POST",
-                "/api/v1/api-keys",
-                Some(json!({"identity": "gw-north", "name": "test"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{key}");
-        h.set_token("gw-north", key["key"].as_str().unwrap());
+        let key = h.api_key("gw-north", "test").await;
+        h.set_token("gw-north", &key);
         let req = h.request("alice", read_plc7()).await;
         let (s, approved) = h.approve("bob", &req, None).await;
         assert_eq!(s, StatusCode::OK, "{approved}");

@@ -64,15 +64,7 @@ pub(super) async fn grant_with_operations(h: &mut Harness, ops: usize) -> (Strin
     let (status, v) = h.approve("bob", &req, None).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let grant = v["grant"]["id"].as_str().unwrap().to_string();
-    let (_, key) = h
-        .call(
-            "sam",
-            "POST",
-            "/api/v1/api-keys",
-            Some(json!({"identity": "gw-north", "name": "evidence-test"})),
-        )
-        .await;
-    let key = key["key"].as_str().unwrap().to_string();
+    let key = h.api_key("gw-north", "evidence-test").await;
     let base: i64 = {
         let (_, v) = h
             .raw(

@@ -45,20 +45,13 @@ pub(crate) async fn rig_at(store: Store, start: jitgate_core::Timestamp) -> Rig 
         tx.upsert_asset(&asset).await.unwrap();
         tx.commit().await.unwrap();
     }
-    let (_, key) = h
-        .call(
-            "sam",
-            "POST",
-            "/api/v1/api-keys",
-            Some(json!({"identity": "gw-north", "name": "test"})),
-        )
-        .await;
+    let key = h.api_key("gw-north", "test").await;
     let state = tempfile::tempdir().unwrap();
     let config = GatewayConfig {
         server: h.base.clone(),
         server_fingerprint: None,
         server_ca_file: None,
-        api_key: Some(key["key"].as_str().unwrap().to_string()),
+        api_key: Some(key),
         api_key_file: None,
         listen: "127.0.0.1:0".parse().unwrap(),
         advertise: None,

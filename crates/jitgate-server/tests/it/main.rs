@@ -172,6 +172,21 @@ impl Harness {
         self.tokens.insert(who.to_string(), token.to_string());
     }
 
+    /// A new API key for `identity` (a workload such as the gateway `gw-north`), minted by
+    /// the administrator sam; `name` labels it.
+    pub async fn api_key(&mut self, identity: &str, name: &str) -> String {
+        let (s, v) = self
+            .call(
+                "sam",
+                "POST",
+                "/api/v1/api-keys",
+                Some(json!({"identity": identity, "name": name})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "API key for {identity}: {v}");
+        v["key"].as_str().unwrap().to_string()
+    }
+
     pub async fn raw(
         &self,
         method: &str,

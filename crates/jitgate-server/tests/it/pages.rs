@@ -152,16 +152,8 @@ async fn every_list_pages_whole_across_inserts_and_refuses_bad_cursors() {
                 .await;
             assert_eq!(s, StatusCode::OK, "{v}");
         }
-        let (s, key) = h
-            .call(
-                "sam",
-                "POST",
-                "/api/v1/api-keys",
-                Some(json!({"identity": "gw-north", "name": "test"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{key}");
-        h.set_token("gw-north", key["key"].as_str().unwrap());
+        let key = h.api_key("gw-north", "test").await;
+        h.set_token("gw-north", &key);
         let (_, grants) = h
             .call("sam", "GET", "/api/v1/grants?state=active", None)
             .await;

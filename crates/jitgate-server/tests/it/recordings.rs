@@ -110,16 +110,7 @@ async fn get_cast_from(
 }
 
 async fn gateway_key(h: &mut Harness, workload: &str) -> String {
-    let (s, v) = h
-        .call(
-            "sam",
-            "POST",
-            "/api/v1/api-keys",
-            Some(json!({"identity": workload, "name": "rec"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    v["key"].as_str().unwrap().to_string()
+    h.api_key(workload, "rec").await
 }
 
 async fn events(h: &Harness, key: &str, events: Vec<Value>) -> (StatusCode, Value) {

@@ -226,15 +226,7 @@ async fn refusals_say_why() {
             "{v}"
         );
         // A gateway identity never holds access.
-        let (_, gw) = h
-            .call(
-                "sam",
-                "POST",
-                "/api/v1/api-keys",
-                Some(json!({"identity": "gw-north", "name": "test"})),
-            )
-            .await;
-        let gw_key = gw["key"].as_str().unwrap().to_string();
+        let gw_key = h.api_key("gw-north", "test").await;
         let (s, _) = h
             .raw(
                 "POST",
